@@ -1,0 +1,42 @@
+# All pip commands use -c constraints.txt so pip never resolves an unpinned
+# (CUDA) torch build.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PIP := $(PY) -m pip
+CONSTRAINTS := -c constraints.txt
+STAMP := .venv/.stamp
+
+export TF_CPP_MIN_LOG_LEVEL=2
+export CUDA_VISIBLE_DEVICES=-1
+
+.PHONY: env test test-slow demo bench clean
+
+env: $(STAMP)
+
+$(PY):
+	python3 -m venv .venv
+
+# torch2keras/__init__.py is listed so the editable install is redone once the
+# package exists (setuptools maps only packages found at install time).
+# torchvision goes in last with --no-deps: its declared deps would re-resolve torch.
+$(STAMP): setup.cfg constraints.txt requirements-dev.txt $(wildcard torch2keras/__init__.py) | $(PY)
+	$(PIP) install $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install $(CONSTRAINTS) -e . -r requirements-dev.txt
+	$(PIP) install $(CONSTRAINTS) --no-deps torchvision==0.28.0
+	touch $(STAMP)
+
+test: env
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+test-slow: env
+	$(PY) -m pytest -m slow -q
+
+demo: env
+	$(PY) benchmarks/demo.py
+
+bench: env
+	$(PY) benchmarks/layout.py
+
+clean:
+	rm -rf out/ build/ dist/ *.egg-info torch2keras.egg-info .pytest_cache
+	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +

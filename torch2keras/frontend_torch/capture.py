@@ -1,0 +1,207 @@
+"""Capture a PyTorch model as an ATen-level FX graph.
+
+First choice: ``torch.export`` (non-strict), then ``run_decompositions`` with a table that
+keeps the high-level ops whole (``KEEP_WHOLE``). If export refuses the model (data-dependent
+Python control flow and the like), fall back to tracing with the example's concrete values
+(``make_fx`` over a functionalized call), which specialises such code to those values; a
+warning names the spot export stopped at.
+
+Both paths return a ``Captured``: the graph, the arrays behind parameter/buffer/constant
+placeholders, and the names of user inputs and flattened outputs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+from typing import Any, Optional, Sequence
+
+import attrs
+import torch
+import torch.utils._pytree as pytree
+
+__all__ = ["Captured", "KEEP_WHOLE", "capture", "flat_output_names"]
+
+log = logging.getLogger(__name__)
+aten = torch.ops.aten
+
+# High-level ops that map onto better Keras layers than their decompositions do.
+KEEP_WHOLE = [
+    aten.linear.default, aten.conv1d.default, aten.conv2d.default, aten.conv3d.default,
+    aten.conv_transpose1d.default, aten.conv_transpose2d.input, aten.conv_transpose3d.input,
+    aten.layer_norm.default, aten.group_norm.default,
+    aten.hardswish.default, aten.hardsigmoid.default, aten.gelu.default, aten.silu.default, aten.mish.default,
+    aten.scaled_dot_product_attention.default, aten.embedding.default,
+    aten.adaptive_avg_pool1d.default, aten.adaptive_avg_pool2d.default,
+    aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec,
+    aten.pixel_shuffle.default, aten.pixel_unshuffle.default,
+    aten.softmax.int, aten.log_softmax.int,
+]
+
+
+@attrs.define
+class Captured:
+    graph: torch.fx.Graph
+    constants: dict[str, torch.Tensor]  # placeholder name -> tensor (parameters, buffers, constants)
+    user_inputs: list[str]  # placeholder names of user inputs, in forward-signature order
+    input_names: list[str]  # public names of those inputs
+    user_outputs: list[torch.fx.Node | Any]  # fx nodes (or python constants) of the flattened outputs
+    output_names: list[str]
+    method: str  # "export" | "trace"
+    warnings: list[str] = attrs.field(factory=list)
+
+
+def _decomposition_table() -> dict:
+    table = torch.export.default_decompositions()
+    for op in KEEP_WHOLE:
+        table.pop(op, None)
+    return table
+
+
+def _path_name(path) -> str:
+    parts = []
+    for key in path:
+        if isinstance(key, pytree.SequenceKey):
+            parts.append(str(key.idx))
+        elif isinstance(key, pytree.MappingKey):
+            parts.append(str(key.key))
+        elif isinstance(key, pytree.GetAttrKey):
+            parts.append(str(key.name))
+        else:
+            parts.append(str(key))
+    return "_".join(parts)
+
+
+def flat_output_names(example_output: Any) -> list[str]:
+    """Stable names of the flattened outputs: ``output`` for one tensor, else ``output_0``,
+    ``output_1``, ... for sequences and the keys for dicts (nested levels joined by ``_``)."""
+    leaves = pytree.tree_flatten_with_path(example_output)[0]
+    if len(leaves) == 1 and not leaves[0][0]:
+        return ["output"]
+    names = []
+    for path, _ in leaves:
+        first = path[0] if path else None
+        name = _path_name(path)
+        if isinstance(first, pytree.SequenceKey) or not path:
+            name = f"output_{name}" if name else "output"
+        names.append(name)
+    return names
+
+
+def _input_names(model: torch.nn.Module, args: Sequence, kwargs: dict) -> list[str]:
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for i, a in enumerate(args):
+        base = positional[i].name if i < len(positional) else f"input_{i}"
+        leaves = pytree.tree_flatten_with_path(a)[0]
+        for path, _ in leaves:
+            names.append(base + ("_" + _path_name(path) if path else ""))
+    for key, a in kwargs.items():
+        for path, _ in pytree.tree_flatten_with_path(a)[0]:
+            names.append(key + ("_" + _path_name(path) if path else ""))
+    return names
+
+
+def capture(model: torch.nn.Module, args: Sequence, kwargs: Optional[dict] = None, *,
+            fallback: bool = True) -> Captured:
+    kwargs = dict(kwargs or {})
+    args = tuple(args)
+    try:
+        return _capture_export(model, args, kwargs)
+    except Exception as err:  # noqa: BLE001 - any refusal sends us to the fallback
+        if not fallback:
+            raise
+        reason = _first_line(err)
+        message = (f"torch.export could not capture the model ({type(err).__name__}: {reason}). "
+                   "Falling back to tracing with the example inputs' concrete values: Python control "
+                   "flow and data-dependent values at that spot are specialised to this example.")
+        warnings.warn(message, stacklevel=3)
+        captured = _capture_trace(model, args, kwargs)
+        captured.warnings.append(message)
+        return captured
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    lines = [t for t in text if t.strip()]
+    head = lines[0] if lines else ""
+    user = [t.strip() for t in lines if t.strip().startswith("File ") or "line " in t][:2]
+    return head + (" [" + "; ".join(user) + "]" if user else "")
+
+
+def _capture_export(model, args, kwargs) -> Captured:
+    ep = torch.export.export(model, args, kwargs, strict=False)
+    ep = ep.run_decompositions(_decomposition_table())
+    sig = ep.graph_signature
+    from torch.export.graph_signature import InputKind, OutputKind
+
+    constants: dict[str, torch.Tensor] = {}
+    user_inputs = []
+    for spec in sig.input_specs:
+        name = spec.arg.name
+        if spec.kind == InputKind.USER_INPUT:
+            if isinstance(spec.arg, torch.export.graph_signature.TensorArgument):
+                user_inputs.append(name)
+        elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
+            tensor = ep.state_dict.get(spec.target)
+            if tensor is None:
+                tensor = ep.constants[spec.target]
+            constants[name] = tensor
+        elif spec.kind == InputKind.CONSTANT_TENSOR:
+            constants[name] = ep.constants[spec.target]
+        else:
+            raise NotImplementedError(f"unsupported export input kind {spec.kind}")
+    out_node = next(n for n in ep.graph.nodes if n.op == "output")
+    outs = list(out_node.args[0])
+    user_outputs = [o for o, spec in zip(outs, sig.output_specs) if spec.kind == OutputKind.USER_OUTPUT]
+    with torch.no_grad():
+        example = ep.module()(*args, **kwargs)
+    return Captured(
+        graph=ep.graph, constants=constants, user_inputs=user_inputs,
+        input_names=_input_names(model, args, kwargs)[: len(user_inputs)],
+        user_outputs=user_outputs, output_names=flat_output_names(example), method="export")
+
+
+def _capture_trace(model, args, kwargs) -> Captured:
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    named = dict(model.named_parameters(remove_duplicate=False))
+    named.update(dict(model.named_buffers(remove_duplicate=False)))
+    flat_inputs, in_spec = pytree.tree_flatten((args, kwargs))
+    tensor_pos = [i for i, a in enumerate(flat_inputs) if isinstance(a, torch.Tensor)]
+    keys = list(named)
+    out_spec_box: list = []
+
+    def fn(*tensors):
+        params = dict(zip(keys, tensors[: len(keys)]))
+        flat = list(flat_inputs)
+        for pos, t in zip(tensor_pos, tensors[len(keys):]):
+            flat[pos] = t
+        a, kw = pytree.tree_unflatten(flat, in_spec)
+        out = torch.func.functional_call(model, params, a, kw)
+        leaves, spec = pytree.tree_flatten(out)
+        out_spec_box.append(out)
+        return tuple(leaves)
+
+    functional = torch.func.functionalize(fn, remove="mutations_and_views")
+    real_inputs = [named[k].detach() for k in keys] + [flat_inputs[i].clone() for i in tensor_pos]
+    with torch.no_grad():
+        gm = make_fx(functional, decomposition_table=_decomposition_table(), tracing_mode="real",
+                     record_module_stack=True, record_stack_traces=True)(*real_inputs)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    constants = {p.name: named[k].detach() for p, k in zip(placeholders, keys)}
+    for n in gm.graph.nodes:  # tensors closed over by the model become get_attr nodes
+        if n.op == "get_attr":
+            constants[n.name] = getattr(gm, n.target)
+    user_inputs = [p.name for p in placeholders[len(keys):]]
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    return Captured(
+        graph=gm.graph, constants=constants, user_inputs=user_inputs,
+        input_names=_input_names(model, args, kwargs)[: len(user_inputs)],
+        user_outputs=list(out_node.args[0]), output_names=flat_output_names(out_spec_box[-1]),
+        method="trace")

@@ -1,0 +1,120 @@
+"""Lower a captured FX graph into an IR graph, one registered lowering per call."""
+
+from __future__ import annotations
+
+import logging
+import operator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.utils._pytree as pytree
+
+from ..ir import Graph, LoweringError, SourceLoc, Torch2KerasError, UnsupportedOpError, Value
+from .capture import Captured
+from .registry import LOWERINGS, LoweringContext, tensor_type, torch_dtype
+from .source import source_loc
+from . import ops  # noqa: F401  (registers the lowerings)
+
+__all__ = ["lower", "find_unsupported", "to_numpy"]
+
+log = logging.getLogger(__name__)
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """The tensor's data as numpy, sharing memory where the layout allows."""
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        t = t.float()
+    if not t.is_contiguous():
+        t = t.contiguous()
+    return t.cpu().numpy()
+
+
+def _op_name(target: Any) -> str:
+    return str(target)
+
+
+def find_unsupported(fx_graph: torch.fx.Graph) -> list[tuple[str, SourceLoc]]:
+    missing = []
+    for node in fx_graph.nodes:
+        if node.op == "call_function" and node.target is not operator.getitem and node.target not in LOWERINGS:
+            missing.append((_op_name(node.target), source_loc(node)))
+    return missing
+
+
+def unsupported_message(missing: list[tuple[str, SourceLoc]]) -> str:
+    ops = sorted({op for op, _ in missing})
+    lines = [f"{len(missing)} call(s) of {len(ops)} op(s) have no lowering: {', '.join(ops)}"]
+    for op, loc in missing:
+        lines.append(f"  - {op} at {loc}")
+    lines.append("Register a lowering with @torch2keras.frontend_torch.lowering(<op>) to convert them.")
+    return "\n".join(lines)
+
+
+def lower(captured: Captured, name: str = "model") -> Graph:
+    missing = find_unsupported(captured.graph)
+    if missing:
+        raise UnsupportedOpError(unsupported_message(missing), missing)
+
+    graph = Graph(name)
+    ctx = LoweringContext(graph)
+    env: dict[torch.fx.Node, Any] = {}
+    public = dict(zip(captured.user_inputs, captured.input_names))
+
+    def arg(a):
+        return env[a] if isinstance(a, torch.fx.Node) else a
+
+    for node in captured.graph.nodes:
+        if node.op == "placeholder":
+            if node.name in public:
+                env[node] = graph.add_input(public[node.name], tensor_type(node.meta["val"]))
+            elif node.name in captured.constants:
+                env[node] = graph.add_constant(to_numpy(captured.constants[node.name]), name=node.name)
+            else:
+                env[node] = None  # a non-tensor user input (specialised by capture)
+        elif node.op == "get_attr":
+            env[node] = graph.add_constant(to_numpy(captured.constants[node.name]), name=node.name)
+        elif node.op == "call_function":
+            if node.target is operator.getitem:
+                env[node] = env[node.args[0]][node.args[1]]
+                continue
+            ctx.loc = source_loc(node)
+            ctx.name = node.name
+            ctx.meta_val = node.meta.get("val")
+            args = pytree.tree_map(arg, node.args)
+            kwargs = pytree.tree_map(arg, node.kwargs)
+            try:
+                result = LOWERINGS[node.target](ctx, *args, **kwargs)
+            except Torch2KerasError:
+                raise
+            except Exception as e:  # noqa: BLE001 - reported with the call's location
+                raise LoweringError(f"lowering {node.target} failed: {type(e).__name__}: {e}\n  at {ctx.loc}") from e
+            _check_result(node, result, ctx.loc)
+            env[node] = result
+        elif node.op == "output":
+            outs = []
+            for o in captured.user_outputs:
+                v = env[o] if isinstance(o, torch.fx.Node) else o
+                if not isinstance(v, Value):
+                    v = graph.add_constant(np.asarray(v), name="output_const")
+                outs.append(v)
+            graph.set_outputs(captured.output_names, outs)
+    graph.meta["capture_method"] = captured.method
+    return graph
+
+
+def _check_result(node: torch.fx.Node, result: Any, loc: SourceLoc) -> None:
+    """The lowering must produce what torch said the call produces (shape and dtype)."""
+    val = node.meta.get("val")
+    pairs = []
+    if isinstance(val, torch.Tensor):
+        pairs = [(result, val)]
+    elif isinstance(val, (tuple, list)) and isinstance(result, (tuple, list)):
+        pairs = [(r, v) for r, v in zip(result, val) if isinstance(v, torch.Tensor) and r is not None]
+    for r, v in pairs:
+        if not isinstance(r, Value):
+            raise LoweringError(f"lowering of {node.target} returned {type(r).__name__}, not an IR value\n  at {loc}")
+        want = tensor_type(v)
+        if tuple(r.type.shape) != tuple(want.shape) or r.type.dtype != want.dtype:
+            raise LoweringError(f"lowering of {node.target} produced {r.type}, torch produces {want}\n  at {loc}")

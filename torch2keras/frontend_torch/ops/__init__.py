@@ -1,0 +1,3 @@
+"""Lowerings, one module per op family; importing this package registers them all."""
+
+from . import creation, elementwise, nn, reduction, shape  # noqa: F401

@@ -1,0 +1,32 @@
+"""Small helpers shared by the lowering modules."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+aten = torch.ops.aten
+
+
+def overloads(name: str, *overload_names: str) -> list:
+    """``aten.<name>.<overload>`` and, where it exists, the functional ``<name>_copy`` twin
+    (what functionalization emits for views)."""
+    found = []
+    for base in (name, f"{name}_copy"):
+        packet = getattr(aten, base, None)
+        if packet is None:
+            continue
+        for ov in overload_names:
+            op = getattr(packet, ov, None)
+            if op is not None:
+                found.append(op)
+    return found
+
+
+def norm_axis(axis: int, rank: int) -> int:
+    return axis % rank if rank else 0
+
+
+def norm_axes(axes: Iterable[int], rank: int) -> list[int]:
+    return sorted({norm_axis(a, rank) for a in axes})

@@ -1,0 +1,252 @@
+"""Shape and indexing ops: views, permutes, slicing, concatenation, padding, scatter/gather."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import Value
+from ..registry import LoweringContext, lowering
+from ._util import aten, norm_axes, norm_axis, overloads
+
+_BIG = 2**62
+
+
+@lowering(*overloads("view", "default"), *overloads("_unsafe_view", "default"), aten.reshape.default)
+def lower_view(ctx: LoweringContext, x: Value, shape):
+    return ctx.reshape(x, ctx.out_type.shape)
+
+
+@lowering(*overloads("flatten", "using_ints"), *overloads("unflatten", "int"))
+def lower_flatten(ctx, x, *args):
+    return ctx.reshape(x, ctx.out_type.shape)
+
+
+@lowering(*overloads("unsqueeze", "default"), *overloads("squeeze", "default", "dim", "dims"))
+def lower_squeeze(ctx, x, *args):
+    return ctx.reshape(x, ctx.out_type.shape)
+
+
+def permute(ctx, x: Value, perm) -> Value:
+    perm = [norm_axis(p, x.type.rank) for p in perm]
+    if perm == list(range(x.type.rank)):
+        return x
+    return ctx.emit("permute", [x], perm=perm)
+
+
+@lowering(*overloads("permute", "default"))
+def lower_permute(ctx, x, dims):
+    return permute(ctx, x, dims)
+
+
+@lowering(*overloads("transpose", "int"))
+def lower_transpose(ctx, x, dim0, dim1):
+    perm = list(range(x.type.rank))
+    a, b = norm_axis(dim0, x.type.rank), norm_axis(dim1, x.type.rank)
+    perm[a], perm[b] = perm[b], perm[a]
+    return permute(ctx, x, perm)
+
+
+@lowering(*overloads("t", "default"), aten.numpy_T.default)
+def lower_t(ctx, x):
+    return permute(ctx, x, list(reversed(range(x.type.rank))))
+
+
+@lowering(*overloads("expand", "default"), aten.expand_as.default, aten.broadcast_to.default)
+def lower_expand(ctx, x, shape, *args, **kwargs):
+    out = list(ctx.out_type.shape)
+    if tuple(out) == tuple(x.type.shape):
+        return x
+    return ctx.emit("expand", [x], shape=out)
+
+
+@lowering(aten.repeat.default)
+def lower_repeat(ctx, x, repeats):
+    return ctx.emit("tile", [x], reps=list(repeats))
+
+
+@lowering(aten.cat.default, aten.concat.default)
+def lower_cat(ctx, tensors, dim=0):
+    dtype = ctx.out_dtype
+    rank = ctx.out_type.rank
+    tensors = [ctx.cast(t, dtype) for t in tensors if not (t.type.rank == 1 and t.type.shape[0] == 0)]
+    if len(tensors) == 1:
+        return tensors[0]
+    return ctx.emit("concat", tensors, axis=norm_axis(dim, rank))
+
+
+@lowering(aten.stack.default)
+def lower_stack(ctx, tensors, dim=0):
+    rank = tensors[0].type.rank + 1
+    axis = norm_axis(dim, rank)
+    parts = []
+    for t in tensors:
+        shape = list(t.type.shape)
+        shape.insert(axis, 1)
+        parts.append(ctx.reshape(ctx.cast(t, ctx.out_dtype), shape))
+    return parts[0] if len(parts) == 1 else ctx.emit("concat", parts, axis=axis)
+
+
+def slice_(ctx, x: Value, axis: int, start, end, step=1) -> Value:
+    axis = norm_axis(axis, x.type.rank)
+    size = x.type.shape[axis]
+    start, end, step = slice(start, end, step).indices(size)
+    if (start, end, step) == (0, size, 1):
+        return x
+    return ctx.emit("slice", [x], axis=axis, start=start, end=end, step=step)
+
+
+@lowering(*overloads("slice", "Tensor"))
+def lower_slice(ctx, x, dim=0, start=None, end=None, step=1):
+    return slice_(ctx, x, dim, start, end, step)
+
+
+@lowering(aten.narrow.default)
+def lower_narrow(ctx, x, dim, start, length):
+    return slice_(ctx, x, dim, start, start + length)
+
+
+@lowering(*overloads("select", "int"))
+def lower_select(ctx, x, dim, index):
+    axis = norm_axis(dim, x.type.rank)
+    index = index % x.type.shape[axis]
+    return ctx.reshape(slice_(ctx, x, axis, index, index + 1), ctx.out_type.shape)
+
+
+def _split(ctx, x, sizes, dim):
+    axis = norm_axis(dim, x.type.rank)
+    outs, start = [], 0
+    for s in sizes:
+        outs.append(slice_(ctx, x, axis, start, start + s))
+        start += s
+    return tuple(outs)
+
+
+@lowering(*overloads("split_with_sizes", "default"))
+def lower_split_with_sizes(ctx, x, split_sizes, dim=0):
+    return _split(ctx, x, split_sizes, dim)
+
+
+@lowering(*overloads("split", "Tensor"))
+def lower_split(ctx, x, split_size, dim=0):
+    size = x.type.shape[norm_axis(dim, x.type.rank)]
+    sizes = [min(split_size, size - i) for i in range(0, size, split_size)]
+    return _split(ctx, x, sizes, dim)
+
+
+@lowering(*overloads("unbind", "int"))
+def lower_unbind(ctx, x, dim=0):
+    axis = norm_axis(dim, x.type.rank)
+    shape = [d for i, d in enumerate(x.type.shape) if i != axis]
+    return tuple(ctx.reshape(s, shape) for s in _split(ctx, x, [1] * x.type.shape[axis], axis))
+
+
+@lowering(aten.chunk.default)
+def lower_chunk(ctx, x, chunks, dim=0):
+    size = x.type.shape[norm_axis(dim, x.type.rank)]
+    step = -(-size // chunks)
+    return lower_split(ctx, x, step, dim)
+
+
+@lowering(*overloads("slice_scatter", "default"))
+def lower_slice_scatter(ctx, x, src, dim=0, start=None, end=None, step=1):
+    axis = norm_axis(dim, x.type.rank)
+    start, end, step = slice(start, end, step).indices(x.type.shape[axis])
+    if (start, end, step) == (0, x.type.shape[axis], 1):
+        return ctx.cast(src, x.type.dtype)
+    return ctx.emit("slice_scatter", [x, ctx.cast(src, x.type.dtype)], axis=axis, start=start, end=end, step=step)
+
+
+@lowering(*overloads("select_scatter", "default"))
+def lower_select_scatter(ctx, x, src, dim, index):
+    axis = norm_axis(dim, x.type.rank)
+    index = index % x.type.shape[axis]
+    shape = list(x.type.shape)
+    shape[axis] = 1
+    src = ctx.reshape(ctx.cast(src, x.type.dtype), shape)
+    return ctx.emit("slice_scatter", [x, src], axis=axis, start=index, end=index + 1, step=1)
+
+
+@lowering(aten.constant_pad_nd.default, aten.pad.default)
+def lower_pad(ctx, x, pad, mode="constant", value=None):
+    rank = x.type.rank
+    pads = [0] * (2 * rank)
+    for i in range(len(pad) // 2):  # torch lists pads from the last axis backwards
+        axis = rank - 1 - i
+        pads[2 * axis], pads[2 * axis + 1] = pad[2 * i], pad[2 * i + 1]
+    if not any(pads):
+        return x
+    if any(p < 0 for p in pads):
+        for axis in range(rank):
+            lo, hi = pads[2 * axis], pads[2 * axis + 1]
+            if lo < 0 or hi < 0:
+                x = slice_(ctx, x, axis, max(-lo, 0), x.type.shape[axis] - max(-hi, 0))
+                pads[2 * axis], pads[2 * axis + 1] = max(lo, 0), max(hi, 0)
+        if not any(pads):
+            return x
+    return ctx.emit("pad", [x], pads=pads, mode=mode, value=float(value or 0.0))
+
+
+@lowering(aten.reflection_pad1d.default, aten.reflection_pad2d.default, aten.reflection_pad3d.default,
+          aten.replication_pad1d.default, aten.replication_pad2d.default, aten.replication_pad3d.default)
+def lower_mode_pad(ctx, x, padding):
+    mode = "reflect" if "reflection" in ctx.loc.op else "replicate"
+    return lower_pad(ctx, x, padding, mode=mode)
+
+
+@lowering(aten.flip.default)
+def lower_flip(ctx, x, dims):
+    return ctx.emit("flip", [x], axes=norm_axes(dims, x.type.rank))
+
+
+@lowering(aten.roll.default)
+def lower_roll(ctx, x, shifts, dims=()):
+    shifts = [shifts] if isinstance(shifts, int) else list(shifts)
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    if not dims:
+        flat = ctx.reshape(x, [x.type.numel])
+        return ctx.reshape(lower_roll(ctx, flat, shifts, [0]), x.type.shape)
+    for shift, dim in zip(shifts, dims):
+        axis = norm_axis(dim, x.type.rank)
+        size = x.type.shape[axis]
+        shift %= size
+        if shift:
+            x = ctx.emit("concat", [slice_(ctx, x, axis, size - shift, size), slice_(ctx, x, axis, 0, size - shift)],
+                         axis=axis)
+    return x
+
+
+@lowering(aten.index_select.default)
+def lower_index_select(ctx, x, dim, index):
+    return ctx.emit("index_select", [x, index], axis=norm_axis(dim, x.type.rank))
+
+
+@lowering(aten.gather.default)
+def lower_gather(ctx, x, dim, index, sparse_grad=False):
+    return ctx.emit("gather", [x, index], axis=norm_axis(dim, x.type.rank))
+
+
+@lowering(aten.index.Tensor)
+def lower_index(ctx, x, indices):
+    """x[idx] with one index tensor (the others None), or several that broadcast together."""
+    present = [(i, t) for i, t in enumerate(indices) if t is not None]
+    if len(present) == 1:
+        axis, index = present[0]
+        if index.type.dtype == "bool":
+            raise ctx.fail("boolean-mask indexing gives a data-dependent shape")
+        return ctx.emit("index_select", [x, index], axis=axis)
+    raise ctx.fail("advanced indexing with several index tensors is not supported yet")
+
+
+@lowering(aten.embedding.default)
+def lower_embedding(ctx, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    return ctx.emit("embedding", [weight, indices])
+
+
+@lowering(aten.pixel_shuffle.default)
+def lower_pixel_shuffle(ctx, x, factor):
+    return ctx.emit("pixel_shuffle", [x], factor=factor)
+
+
+@lowering(aten.pixel_unshuffle.default)
+def lower_pixel_unshuffle(ctx, x, factor):
+    return ctx.emit("pixel_unshuffle", [x], factor=factor)

@@ -1,0 +1,33 @@
+"""Error classes shared by every layer of the compiler."""
+
+from __future__ import annotations
+
+__all__ = ["Torch2KerasError", "VerificationError", "UnsupportedOpError", "LoweringError", "PassError", "EmissionError"]
+
+
+class Torch2KerasError(Exception):
+    """Base class of every error the compiler raises on purpose."""
+
+
+class VerificationError(Torch2KerasError):
+    """The IR broke an invariant (the message carries the dump with the node marked)."""
+
+
+class UnsupportedOpError(Torch2KerasError):
+    """Ops with no lowering; ``ops`` lists (op name, source location) for each occurrence."""
+
+    def __init__(self, message: str, ops=()):
+        super().__init__(message)
+        self.ops = list(ops)
+
+
+class LoweringError(Torch2KerasError):
+    """A lowering failed on a particular call of an op."""
+
+
+class PassError(Torch2KerasError):
+    """A pass failed; the message names it and the passes run before it."""
+
+
+class EmissionError(Torch2KerasError):
+    """The Keras backend could not emit a node."""

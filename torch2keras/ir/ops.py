@@ -1,0 +1,433 @@
+"""The IR's op set, declared once: attributes, arity, type inference and layout class.
+
+The verifier, the printer, the passes and the backend all read this table. Every op computes
+the PyTorch-logical function of its inputs; how values are physically stored is the business
+of their ``TensorType.layout`` (see ``passes/layout.py``).
+
+Layout classes:
+  source   -- produces a value from nothing (``input``, ``constant``)
+  agnostic -- elementwise: runs in any layout, all tensor inputs broadcast to the output layout
+  axis     -- has axis attributes that the backend maps through the input layout; the output
+              layout follows the first input (``out_layout`` says how, when ranks differ)
+  channel  -- channel-aware (conv, norms over channels, pooling, resize): runs channels-last
+  fixed    -- needs every input in PyTorch's own order (identity layout)
+  relayout -- logical identity, physical transpose (``relayout``)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional, Sequence
+
+import attrs
+import numpy as np
+
+from .types import TensorType, is_float
+
+__all__ = ["AttrSpec", "OpSchema", "SCHEMAS", "schema", "broadcast_shapes", "REQUIRED"]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+InferFn = Callable[[Sequence[TensorType], dict], list[TensorType]]
+
+
+@attrs.frozen
+class AttrSpec:
+    kind: str  # int | float | bool | str | ints | floats | dtype | array | any
+    default: Any = REQUIRED
+
+
+@attrs.frozen
+class OpSchema:
+    name: str
+    inputs: tuple[str, ...]  # names; a trailing '?' marks optional, a leading '*' variadic
+    attrs: dict[str, AttrSpec]
+    infer: Optional[InferFn]
+    layout: str
+    num_outputs: int = 1
+    doc: str = ""
+
+    @property
+    def min_inputs(self) -> int:
+        return sum(1 for n in self.inputs if not n.endswith("?") and not n.startswith("*"))
+
+    @property
+    def max_inputs(self) -> float:
+        return math.inf if any(n.startswith("*") for n in self.inputs) else len(self.inputs)
+
+    def with_defaults(self, given: dict) -> dict:
+        unknown = set(given) - set(self.attrs)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown attribute(s) {sorted(unknown)}")
+        out = {}
+        for key, spec in self.attrs.items():
+            if key in given:
+                out[key] = given[key]
+            elif spec.default is REQUIRED:
+                raise ValueError(f"{self.name}: missing attribute {key!r}")
+            else:
+                out[key] = spec.default
+        return out
+
+
+SCHEMAS: dict[str, OpSchema] = {}
+
+
+def schema(op: str) -> OpSchema:
+    try:
+        return SCHEMAS[op]
+    except KeyError:
+        raise KeyError(f"unknown IR op {op!r}") from None
+
+
+def _define(name, inputs, infer, layout, attrs_=None, num_outputs=1, doc=""):
+    SCHEMAS[name] = OpSchema(
+        name=name,
+        inputs=tuple(inputs),
+        attrs={k: (v if isinstance(v, AttrSpec) else AttrSpec(*v)) for k, v in (attrs_ or {}).items()},
+        infer=infer,
+        layout=layout,
+        num_outputs=num_outputs,
+        doc=doc,
+    )
+
+
+# ----------------------------------------------------------------------------- shape helpers
+
+
+def broadcast_shapes(*shapes: Sequence) -> tuple:
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(rank):
+        dims = {s[len(s) - rank + i] for s in shapes if len(s) - rank + i >= 0}
+        dims.discard(1)
+        if len(dims) > 1:
+            raise ValueError(f"shapes {list(shapes)} do not broadcast")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def _norm_axis(axis: int, rank: int) -> int:
+    if not -max(rank, 1) <= axis < max(rank, 1):
+        raise ValueError(f"axis {axis} out of range for rank {rank}")
+    return axis % max(rank, 1)
+
+
+def _same(types, a):
+    return [types[0].replace(layout=None)]
+
+
+def _with_dtype(dtype):
+    def infer(types, a):
+        return [TensorType(types[0].shape, dtype)]
+
+    return infer
+
+
+def _broadcast(types, a):
+    return [TensorType(broadcast_shapes(*(t.shape for t in types)), types[0].dtype)]
+
+
+def _compare(types, a):
+    return [TensorType(broadcast_shapes(*(t.shape for t in types)), "bool")]
+
+
+def _where(types, a):
+    return [TensorType(broadcast_shapes(*(t.shape for t in types)), types[1].dtype)]
+
+
+def _reduce(types, a):
+    t = types[0]
+    axes = {_norm_axis(x, t.rank) for x in (a["axes"] if a["axes"] is not None else range(t.rank))}
+    shape = [1 if i in axes else d for i, d in enumerate(t.shape) if a["keepdim"] or i not in axes]
+    dtype = "bool" if a.get("kind") in ("any", "all") else t.dtype
+    if a.get("kind") in ("argmax", "argmin"):
+        dtype = "i64"
+    return [TensorType(shape, dtype)]
+
+
+def _reshape(types, a):
+    t = types[0]
+    shape = list(a["shape"])
+    if t.is_static and -1 in shape:
+        known = int(np.prod([d for d in shape if d != -1]))
+        shape[shape.index(-1)] = t.numel // max(known, 1)
+    if t.is_static and int(np.prod(shape)) != t.numel:
+        raise ValueError(f"reshape {t.shape} -> {tuple(shape)} changes the element count")
+    return [TensorType(shape, t.dtype)]
+
+
+def _permute(types, a):
+    t = types[0]
+    return [TensorType([t.shape[p] for p in a["perm"]], t.dtype)]
+
+
+def _expand(types, a):
+    t = types[0]
+    shape = list(a["shape"])
+    off = len(shape) - t.rank
+    for i, d in enumerate(t.shape):
+        if shape[off + i] == -1:
+            shape[off + i] = d
+    return [TensorType(shape, t.dtype)]
+
+
+def _tile(types, a):
+    t = types[0]
+    reps = list(a["reps"])
+    shape = [1] * (len(reps) - t.rank) + list(t.shape)
+    reps = [1] * (len(shape) - len(reps)) + reps
+    return [TensorType([d * r for d, r in zip(shape, reps)], t.dtype)]
+
+
+def _slice_len(dim, start, end, step):
+    return len(range(*slice(start, end, step).indices(dim)))
+
+
+def _slice(types, a):
+    t = types[0]
+    ax = _norm_axis(a["axis"], t.rank)
+    shape = list(t.shape)
+    shape[ax] = _slice_len(shape[ax], a["start"], a["end"], a["step"])
+    return [TensorType(shape, t.dtype)]
+
+
+def _concat(types, a):
+    ax = _norm_axis(a["axis"], types[0].rank)
+    shape = list(types[0].shape)
+    shape[ax] = sum(t.shape[ax] for t in types)
+    return [TensorType(shape, types[0].dtype)]
+
+
+def _pad(types, a):
+    t = types[0]
+    pads = list(a["pads"])  # per logical axis: (before, after) pairs, axis order
+    shape = [d + pads[2 * i] + pads[2 * i + 1] for i, d in enumerate(t.shape)]
+    return [TensorType(shape, t.dtype)]
+
+
+def _matmul(types, a):
+    x, y = types
+    xs, ys = list(x.shape), list(y.shape)
+    if len(xs) == 1:
+        xs = [1] + xs
+    if len(ys) == 1:
+        ys = ys + [1]
+    if xs[-1] != ys[-2]:
+        raise ValueError(f"matmul {x.shape} @ {y.shape}: inner dims differ")
+    batch = broadcast_shapes(xs[:-2], ys[:-2])
+    shape = list(batch) + [xs[-2], ys[-1]]
+    if len(x.shape) == 1:
+        shape.pop(-2)
+    if len(y.shape) == 1:
+        shape.pop(-1)
+    return [TensorType(shape, x.dtype)]
+
+
+def _linear(types, a):
+    x, w = types[0], types[1]
+    return [TensorType(list(x.shape[:-1]) + [w.shape[0]], x.dtype)]
+
+
+def _conv_out(size, k, s, p_lo, p_hi, d):
+    return (size + p_lo + p_hi - d * (k - 1) - 1) // s + 1
+
+
+def _conv(types, a):
+    x, w = types[0], types[1]
+    n = x.rank - 2
+    pads = a["padding"]
+    spatial = []
+    for i in range(n):
+        k = w.shape[2 + i]
+        if a["transposed"]:
+            size = (x.shape[2 + i] - 1) * a["stride"][i] - pads[2 * i] - pads[2 * i + 1] \
+                + a["dilation"][i] * (k - 1) + a["output_padding"][i] + 1
+        else:
+            size = _conv_out(x.shape[2 + i], k, a["stride"][i], pads[2 * i], pads[2 * i + 1], a["dilation"][i])
+        spatial.append(size)
+    out_ch = w.shape[1] * a["groups"] if a["transposed"] else w.shape[0]
+    return [TensorType([x.shape[0], out_ch, *spatial], x.dtype)]
+
+
+def _pool_out(size, k, s, p, d, ceil_mode):
+    eff = d * (k - 1) + 1
+    if ceil_mode:
+        out = -(-(size + 2 * p - eff) // s) + 1
+        if (out - 1) * s >= size + p:
+            out -= 1
+        return out
+    return (size + 2 * p - eff) // s + 1
+
+
+def _pool(types, a):
+    x = types[0]
+    n = len(a["kernel"])
+    dil = a.get("dilation") or [1] * n
+    spatial = [
+        _pool_out(x.shape[x.rank - n + i], a["kernel"][i], a["stride"][i], a["padding"][i], dil[i], a["ceil_mode"])
+        for i in range(n)
+    ]
+    return [TensorType([*x.shape[: x.rank - n], *spatial], x.dtype)]
+
+
+def _adaptive(types, a):
+    x = types[0]
+    n = len(a["output_size"])
+    return [TensorType([*x.shape[: x.rank - n], *a["output_size"]], x.dtype)]
+
+
+def _upsample(types, a):
+    x = types[0]
+    n = len(a["size"])
+    return [TensorType([*x.shape[: x.rank - n], *a["size"]], x.dtype)]
+
+
+def _pixel_shuffle(types, a):
+    n, c, h, w = types[0].shape
+    r = a["factor"]
+    return [TensorType([n, c // (r * r), h * r, w * r], types[0].dtype)]
+
+
+def _pixel_unshuffle(types, a):
+    n, c, h, w = types[0].shape
+    r = a["factor"]
+    return [TensorType([n, c * r * r, h // r, w // r], types[0].dtype)]
+
+
+def _sdpa(types, a):
+    q, v = types[0], types[2]
+    return [TensorType([*q.shape[:-1], v.shape[-1]], q.dtype)]
+
+
+def _gather(types, a):
+    x, idx = types
+    return [TensorType(idx.shape, x.dtype)]
+
+
+def _index_select(types, a):
+    x, idx = types
+    ax = _norm_axis(a["axis"], x.rank)
+    shape = list(x.shape[:ax]) + list(idx.shape) + list(x.shape[ax + 1:])
+    return [TensorType(shape, x.dtype)]
+
+
+def _embedding(types, a):
+    w, idx = types
+    return [TensorType([*idx.shape, w.shape[1]], w.dtype)]
+
+
+def _topk(types, a):
+    x = types[0]
+    ax = _norm_axis(a["axis"], x.rank)
+    shape = list(x.shape)
+    shape[ax] = a["k"]
+    return [TensorType(shape, x.dtype), TensorType(shape, "i64")]
+
+
+def _constant(types, a):
+    v = np.asarray(a["value"])
+    from .types import dtype_from_numpy
+
+    return [TensorType(v.shape, a.get("dtype") or dtype_from_numpy(v.dtype))]
+
+
+# ----------------------------------------------------------------------------- the table
+
+_define("input", [], None, "source", {"name": ("str",)}, doc="A graph input.")
+_define("constant", [], _constant, "source", {"value": ("array",), "dtype": ("dtype", None)},
+        doc="A constant tensor (weights live here, sharing memory with the torch parameter).")
+_define("relayout", ["x"], _same, "relayout", {"perm": ("ints",)},
+        doc="Physical transpose by `perm` (numpy semantics on the stored array); logically the identity.")
+
+UNARY = [
+    "neg", "abs", "exp", "expm1", "log", "log1p", "log2", "sqrt", "rsqrt", "sin", "cos", "tan",
+    "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid", "relu",
+    "silu", "hardswish", "hardsigmoid", "erf", "floor", "ceil", "round", "trunc", "reciprocal",
+    "sign", "bitwise_not", "mish", "square", "identity",
+]
+for _op in UNARY:
+    _define(_op, ["x"], _same, "agnostic")
+_define("logical_not", ["x"], _with_dtype("bool"), "agnostic")
+_define("isnan", ["x"], _with_dtype("bool"), "agnostic")
+_define("isinf", ["x"], _with_dtype("bool"), "agnostic")
+_define("gelu", ["x"], _same, "agnostic", {"approximate": ("str", "none")})
+_define("clamp", ["x"], _same, "agnostic", {"min": ("float", None), "max": ("float", None)})
+_define("leaky_relu", ["x"], _same, "agnostic", {"slope": ("float", 0.01)})
+_define("elu", ["x"], _same, "agnostic", {"alpha": ("float", 1.0), "scale": ("float", 1.0), "input_scale": ("float", 1.0)})
+_define("softplus", ["x"], _same, "agnostic", {"beta": ("float", 1.0), "threshold": ("float", 20.0)})
+_define("cast", ["x"], lambda t, a: [TensorType(t[0].shape, a["dtype"])], "agnostic", {"dtype": ("dtype",)})
+
+BINARY = ["add", "sub", "mul", "div", "floor_divide", "remainder", "fmod", "pow", "maximum",
+          "minimum", "atan2", "bitwise_and", "bitwise_or", "bitwise_xor"]
+COMPARE = ["eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor"]
+for _op in BINARY:
+    _define(_op, ["x", "y"], _broadcast, "agnostic")
+for _op in COMPARE:
+    _define(_op, ["x", "y"], _compare, "agnostic")
+_define("where", ["cond", "x", "y"], _where, "agnostic")
+
+_define("softmax", ["x"], _same, "axis", {"axis": ("int",)})
+_define("log_softmax", ["x"], _same, "axis", {"axis": ("int",)})
+_define("cumsum", ["x"], _same, "axis", {"axis": ("int",)})
+_define("flip", ["x"], _same, "axis", {"axes": ("ints",)})
+_define("reduce", ["x"], _reduce, "axis",
+        {"kind": ("str",), "axes": ("ints", None), "keepdim": ("bool", False)},
+        doc="kind: sum | mean | max | min | prod | any | all")
+_define("argreduce", ["x"], _reduce, "axis",
+        {"kind": ("str",), "axes": ("ints",), "keepdim": ("bool", False)}, doc="kind: argmax | argmin")
+_define("var", ["x"], _reduce, "axis",
+        {"axes": ("ints", None), "correction": ("float", 1.0), "keepdim": ("bool", False)})
+_define("slice", ["x"], _slice, "axis", {"axis": ("int",), "start": ("int",), "end": ("int",), "step": ("int", 1)})
+_define("concat", ["*xs"], _concat, "axis", {"axis": ("int",)})
+_define("pad", ["x"], _pad, "axis", {"pads": ("ints",), "mode": ("str", "constant"), "value": ("float", 0.0)},
+        doc="pads: (before, after) per logical axis, in axis order; mode constant | reflect | replicate")
+_define("slice_scatter", ["x", "src"], lambda t, a: [t[0].replace(layout=None)], "axis",
+        {"axis": ("int",), "start": ("int",), "end": ("int",), "step": ("int", 1)},
+        doc="x with x[axis-slice] replaced by src")
+
+_define("reshape", ["x"], _reshape, "fixed", {"shape": ("ints",)})
+_define("permute", ["x"], _permute, "fixed", {"perm": ("ints",)})
+_define("expand", ["x"], _expand, "fixed", {"shape": ("ints",)})
+_define("tile", ["x"], _tile, "fixed", {"reps": ("ints",)})
+_define("matmul", ["x", "y"], _matmul, "fixed")
+_define("linear", ["x", "w", "b?"], _linear, "fixed", doc="x @ w.T + b, weight in torch's [out, in] form")
+_define("gather", ["x", "index"], _gather, "fixed", {"axis": ("int",)})
+_define("index_select", ["x", "index"], _index_select, "fixed", {"axis": ("int",)},
+        doc="x[..., index, ...] along `axis` (index may have any rank)")
+_define("embedding", ["w", "index"], _embedding, "fixed")
+_define("layer_norm", ["x", "w?", "b?"], _same, "fixed", {"num_axes": ("int",), "eps": ("float", 1e-5)},
+        doc="normalizes over the last `num_axes` axes")
+_define("sdpa", ["q", "k", "v", "mask?"], _sdpa, "fixed", {"scale": ("float", None), "is_causal": ("bool", False)},
+        doc="softmax(q @ k^T * scale + mask) @ v over the last two axes")
+_define("topk", ["x"], _topk, "fixed", {"k": ("int",), "axis": ("int", -1), "largest": ("bool", True)}, num_outputs=2)
+
+_CONV_ATTRS = {
+    "stride": ("ints",), "padding": ("ints",), "dilation": ("ints",), "groups": ("int", 1),
+    "transposed": ("bool", False), "output_padding": ("ints", None),
+}
+_define("conv", ["x", "w", "b?"], _conv, "channel", _CONV_ATTRS,
+        doc="N-d convolution; w in torch's layout; padding: (before, after) per spatial axis")
+_define("batch_norm", ["x", "mean", "var", "w?", "b?"], _same, "channel", {"eps": ("float", 1e-5)})
+_define("group_norm", ["x", "w?", "b?"], _same, "channel", {"groups": ("int",), "eps": ("float", 1e-5)})
+_POOL = {"kernel": ("ints",), "stride": ("ints",), "padding": ("ints",), "ceil_mode": ("bool", False)}
+_define("max_pool", ["x"], _pool, "channel", {**_POOL, "dilation": ("ints", None)})
+_define("avg_pool", ["x"], _pool, "channel",
+        {**_POOL, "count_include_pad": ("bool", True), "divisor_override": ("int", None)})
+_define("adaptive_avg_pool", ["x"], _adaptive, "channel", {"output_size": ("ints",)})
+_define("adaptive_max_pool", ["x"], _adaptive, "channel", {"output_size": ("ints",)})
+_define("upsample", ["x"], _upsample, "channel",
+        {"size": ("ints",), "mode": ("str", "nearest"), "align_corners": ("bool", False)},
+        doc="mode: nearest | bilinear | bicubic; size: the output's spatial size")
+_define("pixel_shuffle", ["x"], _pixel_shuffle, "channel", {"factor": ("int",)})
+_define("pixel_unshuffle", ["x"], _pixel_unshuffle, "channel", {"factor": ("int",)})
+
+
+def is_float_type(t: TensorType) -> bool:
+    return is_float(t.dtype)

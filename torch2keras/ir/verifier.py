@@ -1,0 +1,64 @@
+"""Structural and type checks of a graph, run after every pass.
+
+Checks: acyclic; every input is defined in the graph; arity and attribute names match the op's
+schema; result types agree with the schema's inference rule (shape and dtype); layouts are
+permutations of the value's rank; graph outputs are defined.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from .errors import VerificationError
+from .graph import Graph, Node
+from .ops import schema
+
+__all__ = ["verify"]
+
+
+def _fail(graph: Graph, node: Node | None, message: str) -> None:
+    from .printer import print_graph
+
+    marker = (lambda n: "<<< here" if n is node else "") if node is not None else None
+    try:
+        dump = print_graph(graph, annotate=marker)
+    except Exception:  # the dump itself may be what is broken
+        dump = "<graph could not be printed>"
+    where = f" at {node.op}#{node.id}" + (f" ({node.loc})" if node is not None and node.loc else "") if node else ""
+    raise VerificationError(f"IR verification failed{where}: {message}\n{dump}")
+
+
+def verify(graph: Graph) -> None:
+    if not nx.is_directed_acyclic_graph(graph._nx):
+        _fail(graph, None, "the graph has a cycle")
+    for node in graph.topo_order():
+        sch = schema(node.op)
+        if not sch.min_inputs <= len(node.inputs) <= sch.max_inputs:
+            _fail(graph, node, f"{len(node.inputs)} inputs, schema wants {sch.min_inputs}..{sch.max_inputs}")
+        if set(node.attrs) != set(sch.attrs):
+            _fail(graph, node, f"attributes {sorted(node.attrs)} differ from schema {sorted(sch.attrs)}")
+        for v in node.inputs:
+            if v.producer not in graph or v.index >= len(v.producer.outputs) or v.producer.outputs[v.index] is not v:
+                _fail(graph, node, f"input {v} is not defined in the graph")
+        if len(node.outputs) != sch.num_outputs:
+            _fail(graph, node, f"{len(node.outputs)} results, schema wants {sch.num_outputs}")
+        if sch.infer is not None and node.op != "input":
+            try:
+                expected = sch.infer([v.type for v in node.inputs], node.attrs)
+            except Exception as e:  # noqa: BLE001 - reported with the node
+                _fail(graph, node, f"type inference failed: {e}")
+            for got, want in zip(node.outputs, expected):
+                if tuple(got.type.shape) != tuple(want.shape) or got.type.dtype != want.dtype:
+                    _fail(graph, node, f"result type {got.type} disagrees with inferred {want}")
+        if node.op == "relayout":
+            perm = node.attrs["perm"]
+            src, dst = node.inputs[0].type, node.output.type
+            if sorted(perm) != list(range(src.rank)):
+                _fail(graph, node, f"relayout perm {perm} is not a permutation")
+            if tuple(src.perm[p] for p in perm) != dst.perm:
+                _fail(graph, node, f"relayout {perm} maps layout {src.perm} to {dst.perm}, not {tuple(src.perm[p] for p in perm)}")
+    for v in graph.outputs:
+        if v.producer not in graph:
+            _fail(graph, None, f"graph output {v} is not defined")
+    if len(graph.outputs) != len(graph.output_names):
+        _fail(graph, None, "output names and outputs differ in number")

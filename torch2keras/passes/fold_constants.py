@@ -1,0 +1,50 @@
+"""Constant folding."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..ir import Graph
+from ..ir.evaluate import evaluate
+from ..ir.types import dtype_to_numpy
+from .manager import Pass, register_pass
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class FoldConstants(Pass):
+    """Replaces a node whose inputs are all constants by constants holding its results.
+
+    Results keep their types (layouts included): a folded ``relayout`` is the same logical
+    array with a new physical layout, which the backend applies when it stores the constant.
+    Skips ops the numpy evaluator does not cover, and results larger than ``max_elements``
+    (folding an ``expand`` must not blow up the model size).
+    """
+
+    name = "fold_constants"
+    max_elements: int = 1 << 22
+
+    def run(self, graph: Graph) -> bool:
+        changed = False
+        for node in graph.topo_order():
+            if node.op in ("input", "constant") or not node.inputs:
+                continue
+            if not all(v.producer.op == "constant" for v in node.inputs):
+                continue
+            if any(not v.type.is_static or v.type.numel > self.max_elements for v in node.outputs):
+                continue
+            try:
+                with np.errstate(all="ignore"):
+                    results = evaluate(node.op, [v.producer.value for v in node.inputs], node.attrs)
+            except NotImplementedError:
+                continue
+            for v, array in zip(node.outputs, results):
+                array = np.ascontiguousarray(array, dtype=dtype_to_numpy(v.type.dtype)).reshape(v.type.shape)
+                const = graph.add_node("constant", attrs={"value": array, "dtype": v.type.dtype},
+                                       types=[v.type], loc=node.loc, name=v.name_hint).output
+                graph.replace_all_uses(v, const)
+            graph.erase(node)
+            changed = True
+        return changed

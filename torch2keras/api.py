@@ -1,0 +1,220 @@
+"""``torch2keras.compile``: capture -> lower -> passes -> emit -> validate, and the result object."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.utils._pytree as pytree
+
+from .backend_keras import emit_model
+from .backend_keras import export as exporters
+from .frontend_torch import capture, lower
+from .ir import Graph
+from .ir.types import invert
+from .passes import Pass, PassManager, default_pipeline, get_pass
+from .report import OutputCheck, Report
+
+__all__ = ["CompileResult", "compile", "count_transposes"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+def count_transposes(graph: Graph) -> int:
+    """Physical transposes the graph performs: relayouts and permutes that move a non-1 axis."""
+    count = 0
+    for node in graph.topo_order():
+        if node.op == "relayout":
+            perm, shape = node.attrs["perm"], node.inputs[0].type.physical_shape
+        elif node.op == "permute":
+            src, dst = node.inputs[0].type, node.output.type
+            logical = node.attrs["perm"]
+            # physical effect: out physical k holds logical dst.perm[k] = src logical logical[dst.perm[k]]
+            perm = [src.perm.index(logical[a]) for a in dst.perm]
+            shape = src.physical_shape
+        else:
+            continue
+        kept = [p for p in perm if shape[p] != 1]
+        if kept != sorted(kept):
+            count += 1
+    return count
+
+
+class CompileResult:
+    """What ``compile`` returns: the Keras model, the IR, the report and the exporters."""
+
+    def __init__(self, keras_model, ir: Graph, report: Report, input_names: list[str], output_names: list[str],
+                 example_inputs: list[np.ndarray], reference_outputs: Optional[list[np.ndarray]]):
+        self.keras_model = keras_model
+        self.ir = ir
+        self.report = report
+        self.input_names = input_names
+        self.output_names = output_names
+        self._example_inputs = example_inputs  # PyTorch layout
+        self._reference = reference_outputs
+
+    # -- layouts at the model boundary
+    def keras_inputs(self, torch_inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Arrays in PyTorch layout -> the Keras/TFLite model's inputs (in their stored layout)."""
+        out = {}
+        for name, v, x in zip(self.input_names, self.ir.inputs, torch_inputs):
+            x = np.asarray(x)
+            out[name] = np.transpose(x, v.type.layout) if v.type.layout else x
+        return out
+
+    def torch_outputs(self, outputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The Keras/TFLite model's outputs -> arrays in PyTorch layout."""
+        res = []
+        for v, y in zip(self.ir.outputs, outputs):
+            y = np.asarray(y)
+            res.append(np.transpose(y, invert(v.type.layout)) if v.type.layout else y)
+        return res
+
+    def run_keras(self, torch_inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        outs = self.keras_model(self.keras_inputs(torch_inputs), training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return self.torch_outputs([np.asarray(o) for o in outs])
+
+    def run_tflite(self, path: str, torch_inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        outs = exporters.run_tflite(path, self.keras_inputs(torch_inputs))
+        return self.torch_outputs([outs[n] for n in self.output_names])
+
+    # -- exporters
+    def save(self, path: str) -> str:
+        """Write a ``.keras`` file (loads with ``safe_mode=True`` after ``import torch2keras``)."""
+        return exporters.save_keras(self.keras_model, path)
+
+    def export_saved_model(self, directory: str) -> str:
+        return exporters.export_saved_model(self.keras_model, directory, self.input_names, self.output_names)
+
+    def export_tflite(self, path: str, validate: bool = True) -> str:
+        """Write a ``.tflite`` file; record its op counts (and its error vs PyTorch) in the report."""
+        start = time.perf_counter()
+        exporters.export_tflite(self.keras_model, path, self.input_names, self.output_names)
+        counts = exporters.tflite_op_counts(path)
+        info = {"path": str(path), "ops": sum(counts.values()), "transposes": counts.get("TRANSPOSE", 0),
+                "op_counts": counts, "max_abs_error": None}
+        if validate and self._reference is not None:
+            outs = self.run_tflite(path, self._example_inputs)
+            info["max_abs_error"] = max(float(np.max(np.abs(o.astype(np.float64) - r))) if o.size else 0.0
+                                        for o, r in zip(outs, self._reference))
+        self.report.tflite = info
+        self.report.timings["export_tflite"] = time.perf_counter() - start
+        return str(path)
+
+    def __repr__(self) -> str:
+        return f"<CompileResult {self.report.model}: {len(self.keras_model.layers)} layers, max |err| " \
+               f"{self.report.max_abs_error}>"
+
+
+def _flatten(x: Any) -> list:
+    return [v for v in pytree.tree_flatten(x)[0]]
+
+
+def _clone(x: Any) -> Any:
+    return pytree.tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, x)
+
+
+def compile(  # noqa: A001 - the public verb
+    model: torch.nn.Module,
+    inputs: Any,
+    *,
+    kwargs: Optional[dict] = None,
+    input_layouts: Any = None,
+    output_layouts: Any = None,
+    dump_ir: Optional[str] = None,
+    validate: bool = True,
+    atol: float = 1e-4,
+    rtol: float = 1e-4,
+    passes: Optional[Sequence["str | Pass"]] = None,
+    extra_passes: Sequence["str | Pass"] = (),
+    name: Optional[str] = None,
+    progress: Optional[Progress] = None,
+    verify: bool = True,
+) -> CompileResult:
+    """Convert ``model`` called on ``inputs`` (a tensor or a tuple of them) to Keras.
+
+    input_layouts / output_layouts: ``None`` keeps PyTorch's layout; ``"channels_last"`` (for all,
+    or per name in a dict, or per position in a list) stores that input/output channels-last.
+    dump_ir: a directory; the IR text is written there after lowering and after every pass.
+    passes: the pass pipeline (names or Pass objects); default ``passes.default_pipeline()``.
+    extra_passes: passes run right after the default pipeline's batch-norm folding.
+    """
+    say = progress or (lambda msg: None)
+    name = name or type(model).__name__
+    args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    kwargs = dict(kwargs or {})
+    model = model.eval()
+    timings: dict[str, float] = {}
+
+    def timed(stage, fn, *a, **kw):
+        say(f"{stage}...")
+        start = time.perf_counter()
+        out = fn(*a, **kw)
+        timings[stage] = time.perf_counter() - start
+        return out
+
+    # reference run first: capture may not mutate, but the model's own in-place ops may
+    reference = None
+    if validate:
+        with torch.no_grad():
+            reference = [t.detach().cpu().numpy() for t in _flatten(model(*_clone(args), **_clone(kwargs)))
+                         if isinstance(t, torch.Tensor)]
+    captured = timed("capture", capture, model, _clone(args), _clone(kwargs))
+    graph = timed("lower", lower, captured, name)
+    if dump_ir:
+        os.makedirs(dump_ir, exist_ok=True)
+        _write(dump_ir, "00_lowered", graph)
+
+    pipeline = list(passes) if passes is not None else _with_extra(default_pipeline(input_layouts, output_layouts),
+                                                                    extra_passes)
+    if passes is not None and (input_layouts or output_layouts):
+        pipeline = [get_pass(p) for p in pipeline]
+
+    def hook(index, p, g):
+        if dump_ir:
+            _write(dump_ir, f"{index:02d}_{p.name}", g)
+
+    manager = PassManager(pipeline, verify=verify, hook=hook)
+    timed("passes", manager.run, graph)
+    keras_model, _ = timed("emit", emit_model, graph, name)
+
+    report = Report(model=name, capture_method=captured.method, ir_op_counts=graph.op_counts(),
+                    transposes=count_transposes(graph), keras_layers=len(keras_model.layers),
+                    timings=timings, warnings=list(captured.warnings))
+    example = [t.detach().cpu().numpy() for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
+    result = CompileResult(keras_model, graph, report, graph.input_names, graph.output_names, example, reference)
+    if validate:
+        say("validate...")
+        start = time.perf_counter()
+        outs = result.run_keras(example)
+        for out_name, o, r in zip(graph.output_names, outs, reference):
+            ref_max = float(np.max(np.abs(r))) if r.size else 0.0
+            err = float(np.max(np.abs(o.astype(np.float64) - r))) if r.size else 0.0
+            if r.dtype == np.bool_:
+                err = float(np.sum(o != r))
+            report.outputs.append(OutputCheck(out_name, tuple(r.shape), err, ref_max, atol + rtol * ref_max))
+        timings["validate"] = time.perf_counter() - start
+        if not report.ok:
+            bad = [o.name for o in report.outputs if not o.ok]
+            warnings.warn(f"converted model differs from PyTorch on {bad}:\n{report.summary()}", stacklevel=2)
+    return result
+
+
+def _with_extra(pipeline: list[Pass], extra: Sequence["str | Pass"]) -> list[Pass]:
+    if not extra:
+        return pipeline
+    at = next(i for i, p in enumerate(pipeline) if p.name == "fold_batchnorm") + 1
+    return pipeline[:at] + [get_pass(p) for p in extra] + pipeline[at:]
+
+
+def _write(directory: str, stem: str, graph: Graph) -> None:
+    with open(os.path.join(directory, f"{stem}.txt"), "w") as f:
+        f.write(str(graph))

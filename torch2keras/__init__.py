@@ -3,16 +3,41 @@
     import torch2keras
     result = torch2keras.compile(model, example_input, input_layouts="channels_last")
     result.save("model.keras"); result.export_tflite("model.tflite"); print(result.report)
+
+The package imports torch lazily: loading a saved model needs only
+``torch2keras.load_model(path)`` (or ``import torch2keras.backend_keras.layers`` and then
+``keras.models.load_model(path)``), with no torch installed.
 """
 
-from .api import CompileResult, compile, count_transposes
-from .backend_keras import layers as _layers  # noqa: F401  (registers the serializable layers)
-from .frontend_torch import lowering
-from .ir import Graph, Torch2KerasError, UnsupportedOpError
-from .passes import Pass, PassManager, register_pass
-from .report import Report
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["CompileResult", "Graph", "Pass", "PassManager", "Report", "Torch2KerasError", "UnsupportedOpError",
-           "compile", "count_transposes", "lowering", "register_pass", "__version__"]
+_LAZY = {
+    "compile": "torch2keras.api", "CompileResult": "torch2keras.api", "count_transposes": "torch2keras.api",
+    "lowering": "torch2keras.frontend_torch", "Graph": "torch2keras.ir", "Torch2KerasError": "torch2keras.ir",
+    "UnsupportedOpError": "torch2keras.ir", "Pass": "torch2keras.passes", "PassManager": "torch2keras.passes",
+    "register_pass": "torch2keras.passes", "Report": "torch2keras.report",
+}
+
+__all__ = sorted([*_LAZY, "load_model", "__version__"])
+
+
+def load_model(path: str, **kwargs):
+    """Load a ``.keras`` file written by torch2keras (safe mode on; torch is not imported)."""
+    import keras
+
+    from .backend_keras import layers  # noqa: F401  (registers the serializable layers)
+
+    kwargs.setdefault("safe_mode", True)
+    return keras.models.load_model(path, **kwargs)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'torch2keras' has no attribute {name!r}")

@@ -192,7 +192,12 @@ def _capture_trace(model, args, kwargs) -> Captured:
     real_inputs = [named[k].detach() for k in keys] + [flat_inputs[i].clone() for i in tensor_pos]
     with torch.no_grad():
         gm = make_fx(functional, decomposition_table=_decomposition_table(), tracing_mode="real",
-                     record_module_stack=True, record_stack_traces=True)(*real_inputs)
+                     record_module_stack=True, record_stack_traces=True,
+                     _error_on_data_dependent_ops=False)(*real_inputs)
+    for node in list(gm.graph.nodes):  # values read out for Python control flow: specialised away
+        if node.target is torch.ops.aten._local_scalar_dense.default and not node.users:
+            gm.graph.erase_node(node)
+    gm.graph.eliminate_dead_code()
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     constants = {p.name: named[k].detach() for p, k in zip(placeholders, keys)}
     for n in gm.graph.nodes:  # tensors closed over by the model become get_attr nodes

@@ -122,7 +122,9 @@ class AssignLayout(Pass):
                 layout = v.type.layout
                 break
         for i, v in enumerate(node.inputs):
-            if layout is not None and v.type.rank < rank and not (v.type.is_static and v.type.numel == 1):
+            if layout is not None and v.type.rank < rank:
+                if v.type.is_static and v.type.numel == 1:
+                    continue  # a single element broadcasts the same in every layout
                 padded = (1,) * (rank - v.type.rank) + tuple(v.type.shape)
                 v = convert_layout(graph, v, None, cache, loc=node.loc)
                 v = graph.add_node("reshape", [v], {"shape": list(padded)}, loc=node.loc,

@@ -1,0 +1,164 @@
+"""End to end: real models convert, and Keras and TFLite outputs match PyTorch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import torch2keras
+from compat import import_torchvision, seeded_model
+from models import ConvSliceReLU, NobucoEssentials, SliceReLU, TwoOutputs, transformer_encoder
+
+ATOL = 1e-4
+
+
+def _reference(model, inputs):
+    with torch.no_grad():
+        out = model(*[t.clone() for t in inputs])
+    return [o.numpy() for o in torch.utils._pytree.tree_flatten(out)[0]]
+
+
+def _max_err(a, b):
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+def _check(result, model, inputs, tmp_path, name, tol=ATOL):
+    ref = _reference(model, inputs)
+    keras_out = result.run_keras([t.numpy() for t in inputs])
+    for k, r in zip(keras_out, ref):
+        assert k.shape == r.shape
+        assert _max_err(k, r) < tol, f"{name}: Keras differs from PyTorch by {_max_err(k, r)}"
+    assert result.report.ok
+    path = result.export_tflite(str(tmp_path / f"{name}.tflite"))
+    tfl_out = result.run_tflite(path, [t.numpy() for t in inputs])
+    for t, r in zip(tfl_out, ref):
+        assert _max_err(t, r) < tol, f"{name}: TFLite differs from PyTorch by {_max_err(t, r)}"
+    assert result.report.tflite["max_abs_error"] < tol
+    return ref
+
+
+def _reload_in_fresh_process(result, tmp_path, name, inputs, ref):
+    """Save .keras, load it with safe_mode=True in a new process without torch, compare."""
+    keras_path = result.save(str(tmp_path / f"{name}.keras"))
+    feed = result.keras_inputs([t.numpy() for t in inputs])
+    np.savez(tmp_path / "inputs.npz", **feed)
+    script = f"""
+import sys, json, numpy as np, keras
+import torch2keras
+m = torch2keras.load_model({keras_path!r})
+assert "torch" not in sys.modules, "loading a model imported torch"
+feed = dict(np.load({str(tmp_path / 'inputs.npz')!r}))
+out = m(feed, training=False)
+out = out if isinstance(out, (list, tuple)) else [out]
+np.savez({str(tmp_path / 'outputs.npz')!r}, *[np.asarray(o) for o in out])
+"""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = np.load(tmp_path / "outputs.npz")
+    outs = result.torch_outputs([loaded[f"arr_{i}"] for i in range(len(ref))])
+    for o, r in zip(outs, ref):
+        assert _max_err(o, r) < ATOL
+
+
+@pytest.mark.parametrize("layouts", [None, "channels_last"])
+def test_nobuco_essentials(tmp_path, layouts):
+    torch.manual_seed(0)
+    model = NobucoEssentials().eval()
+    x = torch.rand(1, 3, 256, 256)
+    result = torch2keras.compile(model, x, input_layouts=layouts, output_layouts=layouts)
+    ref = _check(result, model, (x,), tmp_path, "essentials")
+    _reload_in_fresh_process(result, tmp_path, "essentials", (x,), ref)
+    if layouts == "channels_last":
+        assert result.report.tflite["transposes"] == 0
+
+
+def test_transformer_encoder(tmp_path):
+    torch.manual_seed(0)
+    model = transformer_encoder().eval()
+    x = torch.randn(2, 10, 32)
+    result = torch2keras.compile(model, x)
+    ref = _check(result, model, (x,), tmp_path, "encoder")
+    _reload_in_fresh_process(result, tmp_path, "encoder", (x,), ref)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_large", "vit_b_16"])
+def test_torchvision(tmp_path, name):
+    tv = import_torchvision()
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 224, 224)
+    model = seeded_model(getattr(tv.models, name), x)
+    result = torch2keras.compile(model, x, name=name)
+    ref = _check(result, model, (x,), tmp_path, name)
+    assert np.abs(ref[0]).max() > 1e-3  # the comparison means something
+    _reload_in_fresh_process(result, tmp_path, name, (x,), ref)
+
+
+def test_inplace_relu_on_view_writes_through(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 32, 32)
+    for model in (SliceReLU().eval(), ConvSliceReLU().eval()):
+        ref = _reference(model, (x,))
+        assert not np.allclose(ref[0], (model.conv(x) if hasattr(model, "conv") else x).detach().numpy())
+        result = torch2keras.compile(model, x)
+        _check(result, model, (x,), tmp_path, type(model).__name__)
+
+
+def test_export_fallback_traces_concrete_values(tmp_path):
+    torch.manual_seed(0)
+    model = DataDependentIfModel = __import__("models").DataDependentIf().eval()
+    x = torch.randn(1, 3, 16, 16)
+    with pytest.warns(UserWarning, match="torch.export could not capture"):
+        result = torch2keras.compile(model, x)
+    assert result.report.capture_method == "trace"
+    assert "specialised" in result.report.warnings[0]
+    ref = _reference(DataDependentIfModel, (x,))
+    assert _max_err(result.run_keras([x.numpy()])[0], ref[0]) < ATOL
+
+
+def test_names_follow_signature_and_nested_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = TwoOutputs().eval()
+    image, bias = torch.randn(1, 3, 8, 8), torch.randn(1, 4, 1, 1)
+    result = torch2keras.compile(model, (image, bias), input_layouts={"image": "channels_last"},
+                                 output_layouts={"output_0_features": "channels_last"})
+    assert result.input_names == ["image", "bias"]
+    assert result.output_names == ["output_0_features", "output_0_logits", "output_1"]
+    assert [t.name for t in result.keras_model.inputs] == ["image", "bias"]
+    assert tuple(result.keras_model.inputs[0].shape) == (1, 8, 8, 3)  # channels-last input
+    assert tuple(result.keras_model.outputs[0].shape) == (1, 8, 8, 4)
+    _check(result, model, (image, bias), tmp_path, "two_outputs")
+    from ai_edge_litert.interpreter import Interpreter
+
+    sig = Interpreter(result.report.tflite["path"]).get_signature_list()["serving_default"]
+    assert sorted(sig["inputs"]) == ["bias", "image"]
+    assert sorted(sig["outputs"]) == ["output_0_features", "output_0_logits", "output_1"]
+    saved = result.export_saved_model(str(tmp_path / "sm"))
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(saved).signatures["serving_default"]
+    outs = fn(**{k: tf.constant(v) for k, v in result.keras_inputs([image.numpy(), bias.numpy()]).items()})
+    assert sorted(outs) == ["output_0_features", "output_0_logits", "output_1"]
+    ref = _reference(model, (image, bias))
+    assert _max_err(outs["output_0_logits"].numpy(), ref[1]) < ATOL
+    assert json.loads(result.report.to_json())["ok"] is True
+
+
+def test_unsupported_op_names_op_and_source_line():
+    class UsesFFT(torch.nn.Module):
+        def forward(self, x):
+            y = x * 2
+            return torch.fft.rfft(y).abs()  # no lowering for fft
+
+    with pytest.raises(torch2keras.UnsupportedOpError) as info:
+        torch2keras.compile(UsesFFT(), torch.randn(1, 8))
+    text = str(info.value)
+    assert "aten._fft_r2c" in text
+    assert f"{os.path.basename(__file__)}:" in text
+    assert "torch.fft.rfft(y)" in text

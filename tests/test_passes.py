@@ -1,0 +1,612 @@
+"""Unit tests of the passes (on hand-built IR) and of their effect through ``torch2keras.compile``.
+
+``compile`` costs about a second per call (Keras model building), so it is used only where
+the numerics of the emitted model are the point: batch-norm folding, dump_ir and a custom pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import torch2keras  # noqa: E402
+from torch2keras.ir import Graph, PassError, TensorType  # noqa: E402
+from torch2keras.passes import (DEFAULT_PIPELINE, PASSES, AssignLayout, CancelTransposes,  # noqa: E402
+                                DeadCodeElimination, FoldBatchNorm, FoldConstants, Pass, PassManager,
+                                default_pipeline, get_pass, register_pass)
+
+NCHW = (1, 3, 8, 8)
+NHWC = (0, 2, 3, 1)
+
+
+def conv_attrs(padding=0, groups=1):
+    return {"stride": [1, 1], "padding": [padding] * 4, "dilation": [1, 1], "groups": groups}
+
+
+def relayouts(g: Graph):
+    return g.nodes_by_op("relayout")
+
+
+# ----------------------------------------------------------------------------- DCE
+
+
+def test_dce_removes_unused_chain_but_keeps_inputs():
+    g = Graph("t")
+    x = g.add_input("x", TensorType((2, 3)))
+    unused_input = g.add_input("unused", TensorType((4,)))
+    r = g.add_node("relu", [x])
+    e = g.add_node("exp", [x])
+    n = g.add_node("neg", [e.output])  # exp -> neg -> (nothing)
+    c = g.add_constant(np.ones((2, 3), np.float32), "c")
+    d = g.add_node("add", [n.output, c])  # ... -> add -> (nothing)
+    g.set_outputs(["y"], [r.output])
+
+    assert DeadCodeElimination().run(g) is True
+    assert g.op_counts() == {"input": 2, "relu": 1}
+    assert e not in g and n not in g and d not in g and c.producer not in g
+    assert g.input_names == ["x", "unused"] and unused_input.producer in g
+    g.verify()
+    assert DeadCodeElimination().run(g) is False
+    assert g.op_counts() == {"input": 2, "relu": 1}
+
+
+def test_dce_keeps_nodes_reaching_outputs_and_multi_output_nodes_with_one_used_result():
+    g = Graph("t")
+    x = g.add_input("x", TensorType((2, 5)))
+    topk = g.add_node("topk", [x], {"k": 2})  # only the values are used
+    g.set_outputs(["y"], [g.add_node("neg", [topk.outputs[0]]).output])
+    before = str(g)
+    assert DeadCodeElimination().run(g) is False
+    assert str(g) == before
+
+
+# ----------------------------------------------------------------------------- constant folding
+
+
+def test_fold_constants_folds_add_and_reshape_into_one_constant():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    b = np.array([10.0, 20.0, 30.0], np.float32)
+    g = Graph("t")
+    x = g.add_input("x", TensorType((3, 2)))
+    ca, cb = g.add_constant(a, "a"), g.add_constant(b, "b")
+    s = g.add_node("add", [ca, cb]).output
+    r = g.add_node("reshape", [s], {"shape": [3, -1]}).output
+    y = g.add_node("mul", [x, r])
+    g.set_outputs(["y"], [y.output])
+
+    assert FoldConstants().run(g) is True
+    g.verify()
+    assert g.nodes_by_op("add", "reshape") == []
+    folded = y.inputs[1]
+    assert folded.producer.op == "constant"
+    assert folded.type == TensorType((3, 2), "f32")
+    expected = (a + b).reshape(3, 2)
+    np.testing.assert_array_equal(folded.producer.value, expected)
+    assert folded.producer.value.dtype == np.float32
+    # the non-constant node is left alone
+    assert y in g and y.inputs[0] is x
+    assert FoldConstants().run(g) is False
+    DeadCodeElimination().run(g)
+    assert g.op_counts() == {"constant": 1, "input": 1, "mul": 1}
+
+
+def test_fold_constants_keeps_dtype_and_folds_graph_outputs():
+    g = Graph("t")
+    c = g.add_constant(np.array([1, 2, 3], np.int32), "c")
+    m = g.add_node("mul", [c, c]).output
+    cast = g.add_node("cast", [m], {"dtype": "f32"}).output
+    g.set_outputs(["y"], [cast])
+    assert FoldConstants().run(g) is True
+    out = g.outputs[0]
+    assert out.producer.op == "constant"
+    assert out.producer.value.dtype == np.float32
+    np.testing.assert_array_equal(out.producer.value, [1.0, 4.0, 9.0])
+    g.verify()
+
+
+def test_fold_constants_skips_unsupported_ops():
+    g = Graph("t")
+    c = g.add_constant(np.ones((1, 2, 4, 4), np.float32), "c")
+    p = g.add_node("max_pool", [c], {"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0]})
+    g.set_outputs(["y"], [p.output])
+    assert FoldConstants().run(g) is False
+    assert p in g
+
+
+def test_fold_constants_respects_max_elements():
+    def build():
+        g = Graph("t")
+        c = g.add_constant(np.array([1.5], np.float32), "c")
+        e = g.add_node("expand", [c], {"shape": [10, 100]})
+        g.set_outputs(["y"], [e.output])
+        return g, e
+
+    g, e = build()
+    assert FoldConstants(max_elements=999).run(g) is False
+    assert e in g and g.op_counts() == {"constant": 1, "expand": 1}
+
+    g, e = build()
+    assert FoldConstants(max_elements=1000).run(g) is True
+    assert e not in g
+    value = g.outputs[0].producer.value
+    assert value.shape == (10, 100)
+    np.testing.assert_array_equal(value, np.full((10, 100), 1.5, np.float32))
+
+
+# ----------------------------------------------------------------------------- batch-norm folding (IR level)
+
+
+def _bn_constants(g: Graph, rng, c: int):
+    mean = rng.normal(size=c).astype(np.float32)
+    var = rng.uniform(0.3, 3.0, size=c).astype(np.float32)
+    gamma = rng.normal(size=c).astype(np.float32)
+    beta = rng.normal(size=c).astype(np.float32)
+    consts = [g.add_constant(a, n) for a, n in zip((mean, var, gamma, beta), ("mean", "var", "gamma", "beta"))]
+    return (mean, var, gamma, beta), consts
+
+
+def _torch_bn(x, stats, eps=1e-5):
+    mean, var, gamma, beta = (torch.from_numpy(a) for a in stats)
+    return F.batch_norm(x, mean, var, gamma, beta, training=False, eps=eps)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_fold_batchnorm_after_conv_ir(groups):
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 4 // groups, 3, 3)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 4, 6, 6)))
+    conv = g.add_node("conv", [x, g.add_constant(w, "w"), g.add_constant(b, "b")], conv_attrs(1, groups))
+    stats, consts = _bn_constants(g, rng, 4)
+    bn = g.add_node("batch_norm", [conv.output, *consts], {"eps": 1e-3})
+    g.set_outputs(["y"], [bn.output])
+
+    assert FoldBatchNorm().run(g) is True
+    g.verify()
+    assert g.nodes_by_op("batch_norm") == [] and bn not in g and conv not in g
+    (fused,) = g.nodes_by_op("conv")
+    assert g.outputs[0] is fused.output and fused.inputs[0] is x
+    assert fused.attrs == conv.attrs
+    w2, b2 = fused.inputs[1].producer.value, fused.inputs[2].producer.value
+    assert w2.dtype == np.float32 and b2.dtype == np.float32
+
+    xt = torch.from_numpy(rng.normal(size=(1, 4, 6, 6)).astype(np.float32))
+    ref = _torch_bn(F.conv2d(xt, torch.from_numpy(w), torch.from_numpy(b), padding=1, groups=groups), stats, 1e-3)
+    got = F.conv2d(xt, torch.from_numpy(w2), torch.from_numpy(b2), padding=1, groups=groups)
+    assert float((ref - ref.mean()).abs().max()) > 0.5  # the batch norm does something
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-4, rtol=1e-4)
+    assert FoldBatchNorm().run(g) is False
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_fold_batchnorm_before_unpadded_conv_ir(groups):
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(8, 4 // groups, 3, 3)).astype(np.float32)
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 4, 6, 6)))
+    stats, consts = _bn_constants(g, rng, 4)
+    bn = g.add_node("batch_norm", [x, *consts])
+    conv = g.add_node("conv", [bn.output, g.add_constant(w, "w")], conv_attrs(0, groups))  # no bias
+    g.set_outputs(["y"], [conv.output])
+
+    assert FoldBatchNorm().run(g) is True
+    g.verify()
+    assert g.nodes_by_op("batch_norm") == []
+    (fused,) = g.nodes_by_op("conv")
+    assert fused.inputs[0] is x and len(fused.inputs) == 3  # a bias was created
+    w2, b2 = fused.inputs[1].producer.value, fused.inputs[2].producer.value
+
+    xt = torch.from_numpy(rng.normal(size=(1, 4, 6, 6)).astype(np.float32))
+    ref = F.conv2d(_torch_bn(xt, stats), torch.from_numpy(w), groups=groups)
+    got = F.conv2d(xt, torch.from_numpy(w2), torch.from_numpy(b2), groups=groups)
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_fold_batchnorm_refuses_padded_conv_shared_results_and_non_constant_stats():
+    rng = np.random.default_rng(2)
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 4, 6, 6)))
+    w = g.add_constant(rng.normal(size=(4, 4, 3, 3)).astype(np.float32), "w")
+    # bn -> padded conv: not exact, must stay
+    _, consts = _bn_constants(g, rng, 4)
+    bn1 = g.add_node("batch_norm", [x, *consts])
+    c1 = g.add_node("conv", [bn1.output, w], conv_attrs(1))
+    # conv -> bn where the conv's result is also read elsewhere: must stay
+    c2 = g.add_node("conv", [c1.output, w], conv_attrs(1))
+    _, consts = _bn_constants(g, rng, 4)
+    bn2 = g.add_node("batch_norm", [c2.output, *consts])
+    side = g.add_node("relu", [c2.output])
+    # batch norm whose statistics are computed, not constant: must stay
+    mean = g.add_node("reduce", [bn2.output], {"kind": "mean", "axes": [0, 2, 3]}).output
+    bn3 = g.add_node("batch_norm", [c2.output, mean, consts[1]])
+    g.set_outputs(["a", "b", "c"], [bn2.output, side.output, bn3.output])
+    before = str(g)
+
+    assert FoldBatchNorm().run(g) is False
+    assert str(g) == before
+    assert len(g.nodes_by_op("batch_norm")) == 3
+
+
+def test_fold_batchnorm_after_linear_ir():
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(5, 6)).astype(np.float32)
+    b = rng.normal(size=5).astype(np.float32)
+    g = Graph("t")
+    x = g.add_input("x", TensorType((4, 6)))
+    lin = g.add_node("linear", [x, g.add_constant(w, "w"), g.add_constant(b, "b")])
+    stats, consts = _bn_constants(g, rng, 5)
+    g.set_outputs(["y"], [g.add_node("batch_norm", [lin.output, *consts]).output])
+    assert FoldBatchNorm().run(g) is True
+    g.verify()
+    (fused,) = g.nodes_by_op("linear")
+    xn = rng.normal(size=(4, 6)).astype(np.float32)
+    mean, var, gamma, beta = stats
+    ref = ((xn @ w.T + b) - mean) / np.sqrt(var + 1e-5) * gamma + beta
+    got = xn @ fused.inputs[1].producer.value.T + fused.inputs[2].producer.value
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- batch-norm folding (compile)
+
+
+def _randomize_bn(bn: torch.nn.modules.batchnorm._BatchNorm, seed: int) -> torch.nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    c = bn.num_features
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(c, generator=gen))
+        bn.running_var.copy_(torch.rand(c, generator=gen) * 2.5 + 0.3)
+        bn.weight.copy_(torch.randn(c, generator=gen))
+        bn.bias.copy_(torch.randn(c, generator=gen))
+    return bn
+
+
+def _check_numerics(result, model, x, tol):
+    """Report error on the example input, and an independent check on a fresh input."""
+    assert len(result.report.outputs) == 1
+    assert result.report.max_abs_error < tol
+    fresh = torch.randn(x.shape, generator=torch.Generator().manual_seed(123))
+    with torch.no_grad():
+        ref = model(fresh).numpy()
+    (got,) = result.run_keras([fresh.numpy()])
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=tol, rtol=0)
+
+
+def _assert_bn_matters(model, bn, x):
+    """The batch norm is far from the identity, so a fold that dropped it would be caught."""
+    with torch.no_grad():
+        assert float((bn(x) - x).abs().max()) > 0.5
+
+
+@pytest.fixture(scope="module")
+def conv_bn(tmp_path_factory):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), _randomize_bn(torch.nn.BatchNorm2d(4), 1),
+                                torch.nn.ReLU()).eval()
+    x = torch.randn(1, 3, 8, 8)
+    dump = tmp_path_factory.mktemp("dump_ir")
+    result = torch2keras.compile(model, x, dump_ir=str(dump))
+    return model, x, result, dump
+
+
+def test_fold_batchnorm_conv_then_bn(conv_bn):
+    model, x, result, _ = conv_bn
+    with torch.no_grad():
+        _assert_bn_matters(model, model[1], model[0](x))
+    counts = result.report.ir_op_counts
+    assert "batch_norm" not in counts
+    assert counts["conv"] == 1 and counts["relu"] == 1
+    _check_numerics(result, model, x, 1e-4)
+
+
+def _compile_bn_conv(padding, seed):
+    torch.manual_seed(seed)
+    bn = _randomize_bn(torch.nn.BatchNorm2d(3), seed)
+    model = torch.nn.Sequential(bn, torch.nn.Conv2d(3, 5, 3, padding=padding)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    _assert_bn_matters(model, bn, x)
+    return model, x, torch2keras.compile(model, x)
+
+
+def test_fold_batchnorm_bn_then_unpadded_conv():
+    model, x, result = _compile_bn_conv(padding=0, seed=2)
+    assert "batch_norm" not in result.report.ir_op_counts
+    assert result.report.ir_op_counts["conv"] == 1
+    _check_numerics(result, model, x, 1e-4)
+
+
+def test_no_fold_batchnorm_bn_then_padded_conv():
+    model, x, result = _compile_bn_conv(padding=1, seed=3)
+    assert result.report.ir_op_counts.get("batch_norm") == 1
+    (bn,) = result.ir.nodes_by_op("batch_norm")
+    (conv,) = result.ir.users(bn.output)
+    assert conv.op == "conv" and conv.attrs["padding"] == [1, 1, 1, 1]
+    _check_numerics(result, model, x, 1e-4)
+
+
+def test_fold_batchnorm_linear_then_bn1d():
+    torch.manual_seed(4)
+    bn = _randomize_bn(torch.nn.BatchNorm1d(5), 4)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), bn).eval()
+    x = torch.randn(4, 6)
+    with torch.no_grad():
+        _assert_bn_matters(model, bn, model[0](x))
+    result = torch2keras.compile(model, x)
+    counts = result.report.ir_op_counts
+    assert "batch_norm" not in counts
+    assert counts.get("linear") == 1
+    _check_numerics(result, model, x, 1e-4)
+
+
+# ----------------------------------------------------------------------------- layout assignment
+
+
+def conv_relu_conv_graph():
+    rng = np.random.default_rng(0)
+    g = Graph("t")
+    x = g.add_input("x", TensorType(NCHW))
+    w1 = g.add_constant(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = g.add_constant(rng.normal(size=(2, 4, 1, 1)).astype(np.float32), "w2")
+    c1 = g.add_node("conv", [x, w1], conv_attrs(1)).output
+    r = g.add_node("relu", [c1]).output
+    c2 = g.add_node("conv", [r, w2], conv_attrs(0)).output
+    g.set_outputs(["y"], [c2])
+    return g, x, r
+
+
+def test_assign_layout_default_io_layouts_gives_one_transpose_in_one_out():
+    g, x, relu_out = conv_relu_conv_graph()
+    PassManager(default_pipeline()).run(g)
+    rl = relayouts(g)
+    assert len(rl) == 2
+    first, last = rl
+    assert first.inputs[0] is x and first.attrs["perm"] == [0, 2, 3, 1]
+    assert g.outputs[0] is last.output and last.attrs["perm"] == [0, 3, 1, 2]
+    assert relu_out.type.layout == NHWC
+    assert x.type.layout is None and g.outputs[0].type.layout is None
+    assert all(n.output.type.layout == NHWC for n in g.nodes_by_op("conv"))
+    assert torch2keras.count_transposes(g) == 2
+
+
+def test_assign_layout_channels_last_io_has_no_transposes():
+    g, x, relu_out = conv_relu_conv_graph()
+    PassManager(default_pipeline(input_layouts="channels_last", output_layouts="channels_last")).run(g)
+    assert relayouts(g) == []
+    assert x.type.layout == NHWC and g.outputs[0].type.layout == NHWC
+    assert relu_out.type.layout == NHWC
+    assert str(g).splitlines()[1] == "  %x : f32[1,3,8,8]{0,2,3,1} = input() {name='x'}"
+    assert torch2keras.count_transposes(g) == 0
+
+
+def test_assign_layout_fixed_op_gets_torch_order_once():
+    # conv -> (reshape, relu) : the reshape needs torch order; the relayout is shared and made once
+    g = Graph("t")
+    x = g.add_input("x", TensorType(NCHW))
+    c = g.add_node("conv", [x, g.add_constant(np.ones((4, 3, 1, 1), np.float32), "w")], conv_attrs()).output
+    flat1 = g.add_node("reshape", [c], {"shape": [1, -1]}).output
+    flat2 = g.add_node("reshape", [c], {"shape": [4, -1]}).output
+    g.set_outputs(["a", "b"], [flat1, flat2])
+    assert AssignLayout().run(g) is True
+    g.verify()
+    rl = relayouts(g)
+    assert [r.attrs["perm"] for r in rl] == [[0, 2, 3, 1], [0, 3, 1, 2]]
+    back = rl[1].output
+    assert [n.op for n in g.users(back)] == ["reshape", "reshape"]
+    assert flat1.type.layout is None and flat2.type.layout is None
+
+
+def test_assign_layout_rejects_unknown_layout_name():
+    g, _, _ = conv_relu_conv_graph()
+    with pytest.raises(PassError, match=r"pass 'assign_layout' failed .*unknown layout 'nhwc'"):
+        PassManager([AssignLayout(input_layouts="nhwc")]).run(g)
+
+
+# ----------------------------------------------------------------------------- cancel transposes
+
+
+def _relayout(g, v, perm, layout):
+    return g.add_node("relayout", [v], {"perm": list(perm)}, types=[v.type.replace(layout=layout)]).output
+
+
+def test_cancel_transposes_inverse_pair_vanishes():
+    g = Graph("t")
+    x = g.add_input("x", TensorType((2, 3, 4, 5)))
+    a = _relayout(g, x, (0, 2, 3, 1), NHWC)
+    b = _relayout(g, a, (0, 3, 1, 2), None)
+    r = g.add_node("relu", [b])
+    g.set_outputs(["y", "b"], [r.output, b])
+    g.verify()
+    assert CancelTransposes().run(g) is True
+    g.verify()
+    assert r.inputs[0] is x
+    assert g.outputs[1] is x  # the graph output is rewired too
+    DeadCodeElimination().run(g)
+    assert relayouts(g) == []
+    assert CancelTransposes().run(g) is False
+
+
+def test_cancel_transposes_composes_non_inverse_pair():
+    shape = (2, 3, 4, 5)
+    g = Graph("t")
+    x = g.add_input("x", TensorType(shape))
+    a = _relayout(g, x, (0, 2, 3, 1), NHWC)
+    # from layout (0,2,3,1) to layout (3,2,1,0): physical perm p.index(q[k]) = (2,1,3,0)
+    b = _relayout(g, a, (2, 1, 3, 0), (3, 2, 1, 0))
+    g.set_outputs(["y"], [g.add_node("neg", [b]).output])
+    g.verify()
+    assert CancelTransposes().run(g) is True
+    g.verify()
+    DeadCodeElimination().run(g)
+    (only,) = relayouts(g)
+    assert only.inputs[0] is x
+    assert only.attrs["perm"] == [3, 2, 1, 0]
+    assert only.output.type.layout == (3, 2, 1, 0)
+    # the composed perm does what the two did, on real data
+    arr = np.arange(np.prod(shape)).reshape(shape)
+    two = np.transpose(np.transpose(arr, (0, 2, 3, 1)), (2, 1, 3, 0))
+    np.testing.assert_array_equal(np.transpose(arr, only.attrs["perm"]), two)
+
+
+def test_cancel_transposes_keeps_intermediate_with_other_users():
+    g = Graph("t")
+    x = g.add_input("x", TensorType((2, 3, 4, 5)))
+    a = _relayout(g, x, (0, 2, 3, 1), NHWC)
+    b = _relayout(g, a, (0, 3, 1, 2), None)
+    ra = g.add_node("relu", [a])
+    g.set_outputs(["a", "b"], [ra.output, b])
+    CancelTransposes().run(g)
+    DeadCodeElimination().run(g)
+    g.verify()
+    (only,) = relayouts(g)
+    assert only.output is a and ra.inputs[0] is a and g.outputs[1] is x
+
+
+# ----------------------------------------------------------------------------- pass manager and custom passes
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class _Boom(Pass):
+    name = "test_passes_boom"
+
+    def run(self, graph: Graph) -> bool:
+        raise RuntimeError("kaboom")
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class _BreakTypes(Pass):
+    """Leaves the IR broken: the verifier must catch it and blame this pass."""
+
+    name = "test_passes_break_types"
+
+    def run(self, graph: Graph) -> bool:
+        v = graph.nodes_by_op("relu")[0].output
+        graph.set_type(v, TensorType((7,)))
+        return True
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class ReluToClamp(Pass):
+    """Every relu becomes clamp(min=0)."""
+
+    name = "test_passes_relu_to_clamp"
+
+    def run(self, graph: Graph) -> bool:
+        changed = False
+        for node in graph.nodes_by_op("relu"):
+            new = graph.add_node("clamp", [node.inputs[0]], {"min": 0.0}, loc=node.loc,
+                                 name=node.output.name_hint).output
+            graph.replace_all_uses(node.output, new)
+            graph.erase(node)
+            changed = True
+        return changed
+
+
+def _small_graph():
+    g = Graph("t")
+    x = g.add_input("x", TensorType((2, 3)))
+    g.add_node("exp", [x])  # dead
+    g.set_outputs(["y"], [g.add_node("relu", [x]).output])
+    return g
+
+
+def test_registered_passes_are_found_by_name():
+    assert set(DEFAULT_PIPELINE) <= set(PASSES)
+    assert DEFAULT_PIPELINE == ["dce", "fold_constants", "fold_batchnorm", "assign_layout", "fold_constants",
+                                "cancel_transposes", "dce"]
+    assert isinstance(get_pass("test_passes_relu_to_clamp"), ReluToClamp)
+    with pytest.raises(KeyError, match="unknown pass 'no_such_pass'"):
+        get_pass("no_such_pass")
+    with pytest.raises(ValueError, match="already registered"):
+        @register_pass
+        class _Dup(Pass):
+            name = "dce"
+
+
+def test_pass_manager_wraps_failures_with_pass_chain():
+    g = _small_graph()
+    with pytest.raises(PassError) as info:
+        PassManager(["dce", FoldConstants(), "test_passes_boom", "cancel_transposes"]).run(g)
+    msg = str(info.value)
+    assert msg == "pass 'test_passes_boom' failed (after ['dce', 'fold_constants']): RuntimeError: kaboom"
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert g.op_counts() == {"input": 1, "relu": 1}  # dce did run before the failure
+
+    with pytest.raises(PassError, match=r"^pass 'test_passes_boom' failed \(after no passes\)"):
+        PassManager(["test_passes_boom"]).run(_small_graph())
+
+
+def test_pass_manager_verifies_after_each_pass():
+    with pytest.raises(PassError) as info:
+        PassManager(["dce", "test_passes_break_types"]).run(_small_graph())
+    msg = str(info.value)
+    assert msg.startswith("pass 'test_passes_break_types' failed (after ['dce']): IR verification failed at relu#")
+    assert "result type f32[7] disagrees with inferred f32[2,3]" in msg
+    # with verification off, the broken graph goes through
+    PassManager(["test_passes_break_types"], verify=False).run(_small_graph())
+
+
+def test_pass_manager_hook_and_changed_flags():
+    calls = []
+    pm = PassManager(["dce", "test_passes_relu_to_clamp", "cancel_transposes"],
+                     hook=lambda i, p, g: calls.append((i, p.name, sorted(g.op_counts()))))
+    g = pm.run(_small_graph())
+    assert calls == [(1, "dce", ["input", "relu"]), (2, "test_passes_relu_to_clamp", ["clamp", "input"]),
+                     (3, "cancel_transposes", ["clamp", "input"])]
+    assert pm.changed == {"dce": True, "test_passes_relu_to_clamp": True, "cancel_transposes": False}
+    assert set(pm.timings) == {"dce", "test_passes_relu_to_clamp", "cancel_transposes"}
+    assert str(g).splitlines()[2] == "  %relu : f32[2,3] = clamp(%x) {max=none, min=0.0}"
+
+
+def test_dump_ir_writes_a_file_per_pass(conv_bn):
+    _, _, result, dump = conv_bn
+    files = sorted(os.listdir(dump))
+    expected = ["00_lowered.txt"] + [f"{i:02d}_{name}.txt" for i, name in enumerate(DEFAULT_PIPELINE, start=1)]
+    assert files == expected
+    assert "01_dce.txt" in files and "03_fold_batchnorm.txt" in files and "04_assign_layout.txt" in files
+    text = {f: (dump / f).read_text() for f in files}
+    assert all(t.startswith("graph Sequential\n") for t in text.values())
+    assert " = batch_norm(" in text["00_lowered.txt"] and " = batch_norm(" in text["02_fold_constants.txt"]
+    assert " = batch_norm(" not in text["03_fold_batchnorm.txt"]
+    assert " = relayout(" not in text["03_fold_batchnorm.txt"]
+    assert " = relayout(" in text["04_assign_layout.txt"]
+    assert text[files[-1]] == str(result.ir)
+
+
+def test_custom_pass_via_extra_passes():
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1),
+                                torch.nn.ReLU()).eval()
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        pre = model[:3](x)
+    assert float(pre.min()) < -0.1  # the final relu (clamp) actually clips something
+    result = torch2keras.compile(model, x, extra_passes=["test_passes_relu_to_clamp"])
+    counts = result.report.ir_op_counts
+    assert counts.get("clamp") == 2 and "relu" not in counts
+    for node in result.ir.nodes_by_op("clamp"):
+        assert node.attrs == {"min": 0.0, "max": None}
+    _check_numerics(result, model, x, 1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason="compile(passes=[...]) ignores input_layouts/output_layouts: the names "
+                                       "are resolved with get_pass(), which builds AssignLayout() with defaults")
+def test_custom_pipeline_honours_io_layouts():
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    x = torch.randn(1, 3, 8, 8)
+    result = torch2keras.compile(model, x, passes=["dce", "assign_layout", "cancel_transposes", "dce"],
+                                 input_layouts="channels_last", output_layouts="channels_last")
+    assert result.ir.inputs[0].type.layout == NHWC
+    assert result.ir.outputs[0].type.layout == NHWC
+    assert result.report.ir_op_counts.get("relayout", 0) == 0

@@ -1,0 +1,139 @@
+"""The ``torch2keras`` command line: ``convert`` a model, or list what is ``supported``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+__all__ = ["main"]
+
+
+def _load_factory(spec: str):
+    """``package.module:factory`` or ``path/to/file.py:factory`` -> the callable."""
+    if ":" not in spec:
+        raise SystemExit(f"error: expected MODULE:FACTORY, got {spec!r}")
+    module_name, attr = spec.rsplit(":", 1)
+    if module_name.endswith(".py") or os.path.sep in module_name:
+        path = os.path.abspath(module_name)
+        spec_ = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+        if spec_ is None or spec_.loader is None:
+            raise SystemExit(f"error: cannot import {module_name}")
+        module = importlib.util.module_from_spec(spec_)
+        sys.modules[spec_.name] = module
+        spec_.loader.exec_module(module)
+    else:
+        sys.path.insert(0, os.getcwd())
+        module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise SystemExit(f"error: {module_name} has no attribute {attr!r}") from None
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad shape {text!r}: expected e.g. 1,3,224,224") from None
+
+
+class _Progress:
+    """One line per stage with its elapsed time (rewritten in place on a terminal)."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.start = time.perf_counter()
+        self.tty = stream.isatty()
+
+    def __call__(self, message: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        line = f"[{elapsed:6.1f}s] {message}"
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _convert(args: argparse.Namespace) -> int:
+    import torch
+
+    import torch2keras
+
+    factory = _load_factory(args.model)
+    progress = _Progress()
+    progress("building the model")
+    model = factory()
+    if args.weights:
+        state = torch.load(args.weights, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        model.load_state_dict(state)
+    torch.manual_seed(args.seed)
+    inputs = tuple(torch.randn(*shape) for shape in args.input_shape)
+    layout = "channels_last" if args.channels_last else None
+    result = torch2keras.compile(model.eval(), inputs, input_layouts=layout, output_layouts=layout,
+                                 dump_ir=args.dump_ir, progress=progress, atol=args.atol)
+    for out in args.output:
+        progress(f"writing {out}")
+        if out.endswith(".tflite"):
+            result.export_tflite(out)
+        elif out.endswith(".keras"):
+            result.save(out)
+        else:
+            result.export_saved_model(out)
+    progress("done")
+    progress.done()
+    print(result.report.summary())
+    for out in args.output:
+        print(f"wrote {out}")
+    if args.report_json:
+        with open(args.report_json, "w") as f:
+            f.write(result.report.to_json())
+    return 0 if result.report.ok else 1
+
+
+def _supported(args: argparse.Namespace) -> int:
+    from torch2keras.frontend_torch import LOWERINGS
+
+    names = sorted({str(t) for t in LOWERINGS})
+    print(f"{len(names)} torch ops have a lowering:")
+    for n in names:
+        print(f"  {n}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="torch2keras", description="Compile PyTorch models to Keras 3 / TFLite.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    conv = sub.add_parser("convert", help="convert a model built by MODULE:FACTORY")
+    conv.add_argument("model", help="MODULE:FACTORY or path/file.py:FACTORY returning an nn.Module")
+    conv.add_argument("--input-shape", type=_shape, action="append", required=True,
+                      help="shape of one input, e.g. 1,3,224,224 (repeat for several inputs)")
+    conv.add_argument("--weights", help="a state_dict file, loaded with torch.load(weights_only=True)")
+    conv.add_argument("-o", "--output", action="append", required=True,
+                      help="model.keras, model.tflite or a SavedModel directory (repeatable)")
+    conv.add_argument("--channels-last", action="store_true", help="channels-last inputs and outputs")
+    conv.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass to DIR")
+    conv.add_argument("--report-json", metavar="FILE", help="write the report as JSON")
+    conv.add_argument("--atol", type=float, default=1e-4, help="tolerance of the check against PyTorch")
+    conv.add_argument("--seed", type=int, default=0, help="seed of the random example inputs")
+    conv.set_defaults(func=_convert)
+    sup = sub.add_parser("supported", help="list the torch ops that have a lowering")
+    sup.set_defaults(func=_supported)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,10 +45,10 @@ def _shape(text: str) -> tuple[int, ...]:
 class _Progress:
     """One line per stage with its elapsed time (rewritten in place on a terminal)."""
 
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
         self.start = time.perf_counter()
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
 
     def __call__(self, message: str) -> None:
         elapsed = time.perf_counter() - self.start

@@ -599,8 +599,6 @@ def test_custom_pass_via_extra_passes():
     _check_numerics(result, model, x, 1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="compile(passes=[...]) ignores input_layouts/output_layouts: the names "
-                                       "are resolved with get_pass(), which builds AssignLayout() with defaults")
 def test_custom_pipeline_honours_io_layouts():
     torch.manual_seed(6)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()

@@ -17,7 +17,7 @@ from .backend_keras import export as exporters
 from .frontend_torch import capture, lower
 from .ir import Graph
 from .ir.types import invert
-from .passes import Pass, PassManager, default_pipeline, get_pass
+from .passes import AssignLayout, Pass, PassManager, default_pipeline, get_pass
 from .report import OutputCheck, Report
 
 __all__ = ["CompileResult", "compile", "count_transposes"]
@@ -175,8 +175,9 @@ def compile(  # noqa: A001 - the public verb
 
     pipeline = list(passes) if passes is not None else _with_extra(default_pipeline(input_layouts, output_layouts),
                                                                     extra_passes)
-    if passes is not None and (input_layouts or output_layouts):
-        pipeline = [get_pass(p) for p in pipeline]
+    if passes is not None:  # the layout pass of a custom pipeline still gets the requested I/O layouts
+        pipeline = [AssignLayout(input_layouts=input_layouts, output_layouts=output_layouts)
+                    if get_pass(p).name == AssignLayout.name else get_pass(p) for p in pipeline]
 
     def hook(index, p, g):
         if dump_ir:

@@ -136,6 +136,8 @@ class Graph:
             if sch.infer is None:
                 raise ValueError(f"{op}: result types must be given (no inference rule)")
             types = sch.infer([v.type for v in inputs], full_attrs)
+        for v in inputs:
+            self._check_owned(v)
         node = Node(id=next(self._ids), op=op, attrs=full_attrs, inputs=inputs, loc=loc)
         hint = name or op
         for i, t in enumerate(types):
@@ -143,7 +145,6 @@ class Graph:
         self._nodes[node.id] = node
         self._nx.add_node(node.id)
         for idx, v in enumerate(inputs):
-            self._check_owned(v)
             self._nx.add_edge(v.producer.id, node.id, key=idx, out=v.index)
         return node
 

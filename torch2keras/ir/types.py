@@ -102,7 +102,7 @@ def _fmt_dim(d: Dim) -> str:
 class TensorType:
     """Type of an IR value: logical ``shape``, ``dtype`` (a key of DTYPES) and physical ``layout``."""
 
-    shape: tuple[Dim, ...] = attrs.field(converter=lambda s: tuple(s))
+    shape: tuple[Dim, ...] = attrs.field(converter=lambda s: tuple(d if isinstance(d, str) else int(d) for d in s))
     dtype: str = "f32"
     layout: Layout | None = None
 
@@ -139,8 +139,10 @@ class TensorType:
 
     def physical_axis(self, logical_axis: int) -> int:
         """Where logical axis ``logical_axis`` (may be negative) is stored."""
+        if not -max(self.rank, 1) <= logical_axis < max(self.rank, 1):
+            raise ValueError(f"axis {logical_axis} out of range for rank {self.rank}")
         axis = logical_axis % self.rank if self.rank else 0
-        return self.perm.index(axis)
+        return self.perm.index(axis) if self.rank else 0
 
     def replace(self, **changes) -> "TensorType":
         return attrs.evolve(self, **changes)

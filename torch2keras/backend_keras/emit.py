@@ -119,7 +119,7 @@ class EmitContext:
 
 
 def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitContext]:
-    from . import emitters  # noqa: F401  (registers the emitters)
+    from . import emitters, emitters_extra  # noqa: F401  (registers the emitters)
 
     ctx = EmitContext(graph)
     inputs = []

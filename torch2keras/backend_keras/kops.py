@@ -189,3 +189,6 @@ def _flip_many(x, axes):
     for a in axes:
         x = ops.flip(x, axis=a)
     return x
+
+
+from . import kops_extra  # noqa: E402,F401  (registers more entries into KOPS)

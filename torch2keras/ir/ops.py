@@ -431,3 +431,7 @@ _define("pixel_unshuffle", ["x"], _pixel_unshuffle, "channel", {"factor": ("int"
 
 def is_float_type(t: TensorType) -> bool:
     return is_float(t.dtype)
+
+
+# ----------------------------------------------------------------------------- more ops
+# (coverage of the Core ATen opset; new ops are "fixed" unless purely elementwise)

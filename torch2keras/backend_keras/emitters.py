@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from ..ir import EmissionError, Node, Value
+from ..ir.layouts import physical_permute, transpose_is_reshape
 from ..ir.ops import BINARY, COMPARE, UNARY
 from .emit import EmitContext, emitter, keras_dtype
 
@@ -33,12 +34,6 @@ def emit_relu(ctx, node, x):
 # ---------------------------------------------------------------------------- layout and shape
 
 
-def _moves_only_unit_axes(shape, perm) -> bool:
-    """Whether transposing ``shape`` by ``perm`` keeps the order of the non-1 axes (a reshape)."""
-    kept = [p for p in perm if shape[p] != 1]
-    return kept == sorted(kept)
-
-
 def reshape(ctx, node, x, shape, suffix=""):
     t = ctx.tensor(x) if isinstance(x, Value) else x
     shape = tuple(int(d) for d in shape)
@@ -57,7 +52,7 @@ def transpose(ctx, node, x, perm, suffix=""):
     if perm == sorted(perm):
         return t
     shape = tuple(t.shape)
-    if _moves_only_unit_axes(shape, perm):
+    if transpose_is_reshape(shape, perm):
         return reshape(ctx, node, t, [shape[p] for p in perm], suffix)
     if perm[0] == 0:
         return ctx.layer(node, keras.layers.Permute([p for p in perm[1:]], name=ctx.name(node, suffix)), t)
@@ -73,12 +68,17 @@ def emit_relayout(ctx, node, x):
 
 @emitter("reshape")
 def emit_reshape(ctx, node, x):
-    return reshape(ctx, node, x, node.output.type.shape)
+    # the layout pass only leaves reshapes that are plain physical reshapes
+    return reshape(ctx, node, x, node.output.type.physical_shape)
 
 
 @emitter("permute")
 def emit_permute(ctx, node, x):
-    return transpose(ctx, node, x, node.attrs["perm"])
+    perm = physical_permute(x.type.perm, node.attrs["perm"], node.output.type.perm)
+    out = transpose(ctx, node, x, perm)
+    if tuple(out.shape) != tuple(node.output.type.physical_shape):  # a free permute: the same bytes
+        out = reshape(ctx, node, out, node.output.type.physical_shape)
+    return out
 
 
 @emitter("expand")

@@ -11,7 +11,10 @@ Layout classes:
               layout follows the first input (``out_layout`` says how, when ranks differ)
   channel  -- channel-aware (conv, norms over channels, pooling, resize): runs channels-last
   fixed    -- needs every input in PyTorch's own order (identity layout)
+  last_axis -- like axis, where the normalised trailing axes stay physically last (linear, layer_norm)
+  reshape / permute -- free where the layouts make them plain physical reshapes (``ir/layouts.py``)
   relayout -- logical identity, physical transpose (``relayout``)
+  custom   -- a user converter's call: its ``layout`` attribute says channels_last, torch or any
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class OpSchema:
     attrs: dict[str, AttrSpec]
     infer: Optional[InferFn]
     layout: str
-    num_outputs: int = 1
+    num_outputs: Optional[int] = 1  # None: any number (given by the node's types)
     doc: str = ""
 
     @property
@@ -392,17 +395,17 @@ _define("slice_scatter", ["x", "src"], lambda t, a: [t[0].replace(layout=None)],
         {"axis": ("int",), "start": ("int",), "end": ("int",), "step": ("int", 1)},
         doc="x with x[axis-slice] replaced by src")
 
-_define("reshape", ["x"], _reshape, "fixed", {"shape": ("ints",)})
-_define("permute", ["x"], _permute, "fixed", {"perm": ("ints",)})
+_define("reshape", ["x"], _reshape, "reshape", {"shape": ("ints",)})
+_define("permute", ["x"], _permute, "permute", {"perm": ("ints",)})
 _define("expand", ["x"], _expand, "fixed", {"shape": ("ints",)})
 _define("tile", ["x"], _tile, "fixed", {"reps": ("ints",)})
 _define("matmul", ["x", "y"], _matmul, "fixed")
-_define("linear", ["x", "w", "b?"], _linear, "fixed", doc="x @ w.T + b, weight in torch's [out, in] form")
+_define("linear", ["x", "w", "b?"], _linear, "last_axis", doc="x @ w.T + b, weight in torch's [out, in] form")
 _define("gather", ["x", "index"], _gather, "fixed", {"axis": ("int",)})
 _define("index_select", ["x", "index"], _index_select, "fixed", {"axis": ("int",)},
         doc="x[..., index, ...] along `axis` (index may have any rank)")
 _define("embedding", ["w", "index"], _embedding, "fixed")
-_define("layer_norm", ["x", "w?", "b?"], _same, "fixed", {"num_axes": ("int",), "eps": ("float", 1e-5)},
+_define("layer_norm", ["x", "w?", "b?"], _same, "last_axis", {"num_axes": ("int",), "eps": ("float", 1e-5)},
         doc="normalizes over the last `num_axes` axes")
 _define("sdpa", ["q", "k", "v", "mask?"], _sdpa, "fixed", {"scale": ("float", None), "is_causal": ("bool", False)},
         doc="softmax(q @ k^T * scale + mask) @ v over the last two axes")
@@ -435,3 +438,10 @@ def is_float_type(t: TensorType) -> bool:
 
 # ----------------------------------------------------------------------------- more ops
 # (coverage of the Core ATen opset; new ops are "fixed" unless purely elementwise)
+
+# ----------------------------------------------------------------------------- user converters
+# (torch2keras/converters.py) -- result types are given by the lowering; as many results as the
+# converted call returns (num_outputs=None). layout: "channels_last" | "torch" | "any".
+_define("custom", ["*xs"], None, "custom",
+        {"converter": ("str",), "layout": ("str", "torch"), "params": ("any", None)}, num_outputs=None,
+        doc="a call converted by a user converter (torch2keras.converter); params: JSON-able call info")

@@ -1,19 +1,36 @@
-"""Layout assignment: channel-aware ops run channels-last, with the transposes they need.
+"""Layout assignment over the whole graph, optimal for a stated cost model.
 
-Every op keeps its PyTorch-logical meaning; this pass decides the *physical* layout of each
+Every op keeps its PyTorch-logical meaning; this pass chooses the *physical* layout of every
 value (``TensorType.layout``) and inserts ``relayout`` nodes (physical transposes) where a
-consumer needs its input stored differently. Rules, by the op's layout class:
+consumer needs a value stored differently.
 
-  channel   the activation input is converted to channels-last, the result is channels-last
-  agnostic  the result takes the layout of the first full-rank non-constant input; the other
-            inputs are converted to it (lower-rank ones are first reshaped to full rank)
-  axis      the result follows the first input's layout (reduced axes dropped); other tensor
-            inputs are converted to it; the backend maps axis attributes through the layout
-  fixed     every input is converted to PyTorch's order
+Options. Each op offers one or two options, each a (required input layouts, output layouts)
+pair, by its layout class:
 
-Graph inputs and outputs are stored as requested (``"channels_last"`` or PyTorch order).
-Afterwards every value has a layout the backend can emit for its consumers, and each
-(value, layout) pair is converted at most once.
+  channel    one option: the activation input and the results channels-last (conv, pooling, ...)
+  fixed      one option: everything in PyTorch's order (matmul, gather, attention, RNNs, ...)
+  agnostic   elementwise: the results and all full-rank inputs share a layout, one of the two
+             candidates of the reference input (the first non-constant full-rank input); when
+             that input has only one candidate, channels-last or PyTorch order is the other
+  axis       like agnostic, with the reference input first; reductions drop the reduced axes
+             from the layout; the backend maps axis attributes through the layout
+  last_axis  like axis, valid only where the normalised trailing axes stay physically last
+             (linear, layer_norm); an invalid candidate becomes PyTorch order
+  reshape    the candidate layouts' images through the reshape, where the reshape is then a
+             plain physical reshape; otherwise PyTorch order in and out
+  permute    always free: the output layout is the image of the input's (the transpose, if
+             one is needed, moves to whichever consumer needs another layout)
+
+Cost model. A value converted to another layout costs the bytes it holds, once per distinct
+target layout (conversions are shared by all the consumers that need them); constants cost
+nothing (they are stored pre-transposed). Graph inputs and outputs are pinned to the requested
+layouts. The choice of option per op is a binary labelling minimising the total cost, solved
+exactly by one minimum s-t cut where the consumers agree with the labelling of their inputs
+(the submodular case, which covers every layout class above); the rare "crossed" demands are
+approximated (counted in ``self.stats``).
+
+Afterwards every value has a layout each consumer can run on, each (value, layout) pair is
+converted at most once, and reshapes/permutes that the layouts make free cost no data movement.
 """
 
 from __future__ import annotations
@@ -22,10 +39,14 @@ import dataclasses
 from typing import Mapping, Optional
 
 from ..ir import Graph, Node, TensorType, Value
-from ..ir.types import Layout, channels_last, full, invert
+from ..ir.layouts import permute_image, reshape_image
+from ..ir.types import DTYPES, Layout, channels_last, full
 from .manager import Pass, register_pass
+from .mincut import Energy
 
-__all__ = ["AssignLayout", "relayout_perm", "reduced_layout", "convert_layout"]
+__all__ = ["AssignLayout", "relayout_perm", "reduced_layout", "convert_layout", "layout_class"]
+
+import numpy as np
 
 
 def relayout_perm(src: TensorType, dst_layout: Optional[Layout]) -> Layout:
@@ -35,11 +56,11 @@ def relayout_perm(src: TensorType, dst_layout: Optional[Layout]) -> Layout:
     return tuple(p.index(a) for a in q)
 
 
-def reduced_layout(layout: Layout, removed: set[int]) -> Optional[Layout]:
+def reduced_layout(layout: Layout, removed: set[int]) -> Layout:
     """The layout left after dropping logical axes ``removed`` (renumbered)."""
     kept = [a for a in layout if a not in removed]
     order = sorted(kept)
-    return tuple(order.index(a) for a in kept) or None
+    return tuple(order.index(a) for a in kept)
 
 
 def convert_layout(graph: Graph, value: Value, layout: Optional[Layout], cache: dict, loc=None) -> Value:
@@ -56,6 +77,13 @@ def convert_layout(graph: Graph, value: Value, layout: Optional[Layout], cache: 
     return cache[key]
 
 
+def layout_class(node: Node) -> str:
+    kind = node.schema.layout
+    if kind == "custom":
+        return {"channels_last": "channel", "torch": "fixed", "any": "agnostic"}[node.attrs["layout"]]
+    return kind
+
+
 def _resolve(spec, name: str, index: int):
     if spec is None or isinstance(spec, str):
         return spec
@@ -64,85 +92,282 @@ def _resolve(spec, name: str, index: int):
     return spec[index] if index < len(spec) else None
 
 
-def _requested(spec, rank: int) -> Optional[Layout]:
+def _requested(spec, rank: int) -> Layout:
     if spec in (None, "torch", "channels_first"):
-        return None
+        return tuple(range(rank))
     if spec == "channels_last":
-        return channels_last(rank)
+        return full(channels_last(rank), rank)
     raise ValueError(f"unknown layout {spec!r}: use 'channels_last' or None")
+
+
+def _cl(rank: int) -> Layout:
+    return full(channels_last(rank), rank)
+
+
+def _ident(rank: int) -> Layout:
+    return tuple(range(rank))
+
+
+@dataclasses.dataclass
+class _Options:
+    """Per decision d in (0, 1): required layout of each input (None: no requirement),
+    layouts of the results, and the inputs to bring to full rank first."""
+
+    ins: tuple[list, list]
+    outs: tuple[list, list]
+    pad: frozenset = frozenset()
+
+    @property
+    def is_choice(self) -> bool:
+        return self.ins[0] != self.ins[1] or self.outs[0] != self.outs[1]
+
+
+def _single(ins: list, outs: list, pad=frozenset()) -> _Options:
+    return _Options((ins, ins), (outs, outs), pad)
 
 
 @register_pass
 @dataclasses.dataclass(frozen=True)
 class AssignLayout(Pass):
-    """Assigns a physical layout to every value and inserts the ``relayout``s consumers need."""
+    """Assigns every value a physical layout by a global minimum cut (see module docstring).
+
+    With ``optimize=False`` only channel-aware ops run channels-last, everything else in
+    PyTorch's order (transposes around every channel-aware op): the baseline of benchmarks.
+    """
 
     name = "assign_layout"
     input_layouts: object = None  # None | "channels_last" | {name: layout} | [layout, ...]
     output_layouts: object = None
+    optimize: bool = True
 
     def run(self, graph: Graph) -> bool:
+        nodes = graph.topo_order()
+        if any(n.op == "relayout" for n in nodes):
+            raise ValueError("assign_layout expects a graph without relayouts (run it once)")
+        options: dict[int, _Options] = {}
+        for node in nodes:
+            options[node.id] = self._options(graph, node, options)
+        labels = self._solve(graph, nodes, options) if self.optimize else {}
+        self._rewrite(graph, nodes, options, labels)
+        return True
+
+    # ------------------------------------------------------------------ options per op
+
+    def _cands(self, v: Value, options) -> tuple[Layout, Layout]:
+        o = options[v.producer.id]
+        return o.outs[0][v.index], o.outs[1][v.index]
+
+    def _with_alternative(self, cands: tuple[Layout, Layout], rank: int) -> tuple[Layout, Layout]:
+        if cands[0] != cands[1] or not self.optimize:
+            return cands
+        own = cands[0]
+        other = _cl(rank) if own != _cl(rank) and rank >= 3 else _ident(rank)
+        return own, other
+
+    def _options(self, graph: Graph, node: Node, options) -> _Options:
+        kind = layout_class(node)
+        outs_rank = [v.type.rank for v in node.outputs]
+        if node.op == "input":
+            i = graph.inputs.index(node.output)
+            want = _requested(_resolve(self.input_layouts, node.attrs["name"], i), node.output.type.rank)
+            return _single([], [want])
+        if node.op == "constant":
+            return _single([], [_ident(node.output.type.rank)])
+        if kind == "channel":
+            ins = [_cl(node.inputs[0].type.rank)] + [None if v.producer.op == "constant" else _ident(v.type.rank)
+                                                     for v in node.inputs[1:]]
+            return _single(ins, [_cl(r) for r in outs_rank])
+        if kind == "fixed" or (not self.optimize and kind != "agnostic" and kind != "axis"):
+            return _single([_ident(v.type.rank) for v in node.inputs], [_ident(r) for r in outs_rank])
+        if kind == "agnostic":
+            return self._agnostic(node, options)
+        x = node.inputs[0]
+        cands = self._with_alternative(self._cands(x, options), x.type.rank)
+        if kind in ("axis", "last_axis"):
+            ins, outs = [], []
+            for c in cands:
+                if kind == "last_axis" and not self._trailing_ok(node, c):
+                    c = _ident(x.type.rank)
+                ins.append([c] + [self._secondary(kind, v, c, x) for v in node.inputs[1:]])
+                outs.append([self._axis_out(node, c, v) for v in node.outputs])
+            return _Options((ins[0], ins[1]), (outs[0], outs[1]))
+        if kind == "reshape":
+            ins, outs = [], []
+            for c in cands:
+                image = reshape_image(x.type.shape, c, node.output.type.shape)
+                if image is None:
+                    ins.append([_ident(x.type.rank)])
+                    outs.append([_ident(node.output.type.rank)])
+                else:
+                    ins.append([c])
+                    outs.append([image])
+            return _Options((ins[0], ins[1]), (outs[0], outs[1]))
+        if kind == "permute":
+            perm = node.attrs["perm"]
+            return _Options(([cands[0]], [cands[1]]), ([permute_image(cands[0], perm)],
+                                                       [permute_image(cands[1], perm)]))
+        raise ValueError(f"no layout rule for {node.op} (class {kind!r})")
+
+    def _agnostic(self, node: Node, options) -> _Options:
+        rank = node.outputs[0].type.rank
+        full_rank = [v for v in node.inputs if v.type.rank == rank and v.producer.op != "constant"]
+        ref = next((v for v in full_rank if len(set(self._cands(v, options))) == 2), full_rank[0] if full_rank else None)
+        cands = self._cands(ref, options) if ref is not None else (_ident(rank), _ident(rank))
+        if not self.optimize:
+            cands = (_ident(rank), _ident(rank))
+        cands = self._with_alternative(cands, rank) if ref is not None else cands
+        ins, outs, pad = [], [], set()
+        for c in cands:
+            row = []
+            for i, v in enumerate(node.inputs):
+                if v.type.rank == rank:
+                    row.append(c)
+                elif v.type.is_static and v.type.numel == 1:
+                    row.append(None)  # a single element broadcasts the same in every layout
+                else:
+                    row.append(_ident(v.type.rank))
+                    if c != _ident(rank):
+                        pad.add(i)
+            ins.append(row)
+            outs.append([c for _ in node.outputs])
+        return _Options((ins[0], ins[1]), (outs[0], outs[1]), frozenset(pad))
+
+    @staticmethod
+    def _secondary(kind: str, v: Value, layout: Layout, x: Value) -> Optional[Layout]:
+        """What an axis op needs of inputs after the first: the same layout (concat, ...);
+        a last-axis op's weights are parameters in PyTorch's order."""
+        if kind == "axis" and v.type.rank == x.type.rank:
+            return layout
+        return None if v.producer.op == "constant" else _ident(v.type.rank)
+
+    @staticmethod
+    def _trailing_ok(node: Node, layout: Layout) -> bool:
+        k = node.attrs.get("num_axes", 1)
+        r = len(layout)
+        return tuple(layout[r - k:]) == tuple(range(r - k, r))
+
+    @staticmethod
+    def _axis_out(node: Node, layout: Layout, out: Value) -> Layout:
+        x = node.inputs[0]
+        if out.type.rank == x.type.rank:
+            return layout
+        axes = node.attrs.get("axes")
+        removed = set(range(x.type.rank)) if axes is None else {a % x.type.rank for a in axes}
+        return reduced_layout(layout, removed)
+
+    # ------------------------------------------------------------------ the cut
+
+    def _solve(self, graph: Graph, nodes: list[Node], options) -> dict[int, int]:
+        def var(node: Node):
+            return ("node", node.id) if options[node.id].is_choice else 0
+
+        def size(v: Value) -> float:
+            try:
+                return float(v.type.numel * np.dtype(DTYPES[v.type.dtype]).itemsize)
+            except ValueError:
+                return 1.0
+
+        demands: dict[int, list] = {}  # value id -> [(consumer var, layout if 0, layout if 1)]
+        values: dict[int, Value] = {}
+        for node in nodes:
+            opts = options[node.id]
+            for i, v in enumerate(node.inputs):
+                if v.producer.op == "constant" or (opts.ins[0][i] is None and opts.ins[1][i] is None):
+                    continue
+                want = tuple(opts.ins[d][i] if opts.ins[d][i] is not None else self._cands(v, options)[d]
+                             for d in (0, 1))
+                demands.setdefault(v.id, []).append((var(node), want[0], want[1]))
+                values[v.id] = v
+        for i, (name, v) in enumerate(zip(graph.output_names, graph.outputs)):
+            want = _requested(_resolve(self.output_layouts, name, i), v.type.rank)
+            if v.producer.op != "constant":
+                demands.setdefault(v.id, []).append((0, want, want))
+                values[v.id] = v
+        total = sum(size(v) for v in values.values())
+        energy = Energy(infinity=4 * total + 1)
+        inf = energy.infinity
+        for vid, wants in demands.items():
+            v = values[vid]
+            self._value_terms(energy, v, var(v.producer), self._cands(v, options), wants, size(v), inf)
+        _, labels = energy.solve()
+        object.__setattr__(self, "stats", {"approximated": energy.approximated, "variables": len(labels)})
+        return {key[1]: label for key, label in labels.items() if isinstance(key, tuple) and key[0] == "node"}
+
+    @staticmethod
+    def _value_terms(energy: Energy, v: Value, x, cands, wants, cost: float, inf: float) -> None:
+        """Terms for value ``v`` (producer label ``x``, layouts ``cands`` per label) and its
+        consumers' demands ``wants`` = [(consumer label, layout wanted if 0, if 1)]."""
+        c0, c1 = cands
+        aux: dict = {}
+
+        def need(layout, consumer, d):
+            """Charge ``cost`` once if some consumer labelled ``d`` wants ``layout``."""
+            if c0 != c1 and layout in (c0, c1):
+                key = ("p" if layout == c1 else "q", v.id)
+                if key not in aux:
+                    aux[key] = key
+                    if layout == c1:  # p = 1: someone wants c1; charged when x = 0
+                        energy.penalty(x, key, cost)
+                    else:  # q = 0: someone wants c0 (q is "nobody wants c0"); charged when x = 1
+                        energy.penalty(key, x, cost)
+                wants_p = layout == c1
+            else:
+                key = ("a", v.id, layout)
+                if key not in aux:
+                    aux[key] = key
+                    energy.unary(key, 0.0, cost)
+                wants_p = True
+            # consumer labelled d  =>  the aux variable is set (p=1, a=1, or q=0)
+            if Energy._fixed(consumer):
+                if consumer == d:
+                    energy.unary(key, inf, 0.0) if wants_p else energy.unary(key, 0.0, inf)
+                return
+            if wants_p and d == 1:
+                energy.penalty(key, consumer, inf)
+            elif not wants_p and d == 0:
+                energy.penalty(consumer, key, inf)
+            elif layout in (c0, c1) and c0 != c1:  # a crossed demand: charged per edge, approximately
+                e = [[0.0, 0.0], [0.0, 0.0]]
+                for xl in (0, 1):
+                    e[xl][d] = cost if cands[xl] != layout else 0.0
+                energy.pairwise(x, consumer, e[0][0], e[0][1], e[1][0], e[1][1])
+            else:
+                energy.unary(consumer, cost if d == 0 else 0.0, cost if d == 1 else 0.0)
+
+        for consumer, want0, want1 in wants:
+            for d, layout in ((0, want0), (1, want1)):
+                if Energy._fixed(consumer) and consumer != d:
+                    continue
+                if c0 == c1 and layout == c0:
+                    continue  # already stored that way
+                need(layout, consumer, d)
+
+    # ------------------------------------------------------------------ rewrite
+
+    def _rewrite(self, graph: Graph, nodes: list[Node], options, labels: dict[int, int]) -> None:
         cache: dict = {}
-        before = len(graph)
-        for i, v in enumerate(graph.inputs):
-            want = _requested(_resolve(self.input_layouts, v.producer.attrs["name"], i), v.type.rank)
-            graph.set_type(v, v.type.replace(layout=want))
-        for node in graph.topo_order():
-            kind = node.schema.layout
-            if kind in ("source", "relayout"):
+        for node in nodes:
+            opts = options[node.id]
+            d = labels.get(node.id, 0)
+            if node.op == "input":
+                graph.set_type(node.output, node.output.type.replace(layout=opts.outs[d][0]))
                 continue
-            getattr(self, f"_{kind}")(graph, node, cache)
+            for i, v in enumerate(list(node.inputs)):
+                want = opts.ins[d][i]
+                if want is None:
+                    continue
+                if i in opts.pad and opts.outs[d][0] != _ident(node.outputs[0].type.rank):
+                    rank = node.outputs[0].type.rank
+                    padded = (1,) * (rank - v.type.rank) + tuple(v.type.shape)
+                    v = convert_layout(graph, v, None, cache, loc=node.loc)
+                    v = graph.add_node("reshape", [v], {"shape": list(padded)}, loc=node.loc,
+                                       name=f"{v.name_hint}_rank{rank}").output
+                    want = opts.outs[d][0]
+                converted = convert_layout(graph, v, want, cache, loc=node.loc)
+                if converted is not node.inputs[i]:
+                    graph.set_input(node, i, converted)
+            for k, v in enumerate(node.outputs):
+                graph.set_type(v, v.type.replace(layout=opts.outs[d][k]))
         for i, (name, v) in enumerate(zip(graph.output_names, list(graph.outputs))):
             want = _requested(_resolve(self.output_layouts, name, i), v.type.rank)
             graph.outputs[i] = convert_layout(graph, v, want, cache)
-        return len(graph) != before or any(v.type.layout for v in graph.inputs)
-
-    def _set_input(self, graph, node, index, layout, cache):
-        v = node.inputs[index]
-        converted = convert_layout(graph, v, layout, cache, loc=node.loc)
-        if converted is not v:
-            graph.set_input(node, index, converted)
-
-    def _channel(self, graph: Graph, node: Node, cache) -> None:
-        x = node.inputs[0]
-        self._set_input(graph, node, 0, channels_last(x.type.rank), cache)
-        for v in node.outputs:
-            graph.set_type(v, v.type.replace(layout=channels_last(v.type.rank)))
-
-    def _fixed(self, graph: Graph, node: Node, cache) -> None:
-        for i in range(len(node.inputs)):
-            self._set_input(graph, node, i, None, cache)
-
-    def _agnostic(self, graph: Graph, node: Node, cache) -> None:
-        out = node.outputs[0]
-        rank = out.type.rank
-        layout = None
-        for v in node.inputs:
-            if v.type.rank == rank and v.producer.op != "constant" and v.type.layout is not None:
-                layout = v.type.layout
-                break
-        for i, v in enumerate(node.inputs):
-            if layout is not None and v.type.rank < rank:
-                if v.type.is_static and v.type.numel == 1:
-                    continue  # a single element broadcasts the same in every layout
-                padded = (1,) * (rank - v.type.rank) + tuple(v.type.shape)
-                v = convert_layout(graph, v, None, cache, loc=node.loc)
-                v = graph.add_node("reshape", [v], {"shape": list(padded)}, loc=node.loc,
-                                   name=f"{v.name_hint}_rank{rank}").output
-                graph.set_input(node, i, v)
-            self._set_input(graph, node, i, layout, cache)
-        for v in node.outputs:
-            graph.set_type(v, v.type.replace(layout=layout))
-
-    def _axis(self, graph: Graph, node: Node, cache) -> None:
-        x = node.inputs[0]
-        layout = x.type.layout
-        for i in range(1, len(node.inputs)):
-            self._set_input(graph, node, i, layout, cache)
-        out = node.outputs[0]
-        if layout is not None and out.type.rank != x.type.rank:  # a reduction without keepdim
-            axes = node.attrs.get("axes")
-            removed = set(range(x.type.rank)) if axes is None else {a % x.type.rank for a in axes}
-            layout = reduced_layout(layout, removed)
-        for v in node.outputs:
-            graph.set_type(v, v.type.replace(layout=layout))

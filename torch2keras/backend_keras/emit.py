@@ -100,6 +100,13 @@ class EmitContext:
         self.layer_nodes[layer.name] = node
         return out
 
+    def op_on(self, node: Node, fn: str, tensors: list, suffix: str = "", **params):
+        """Apply ``TorchOp(fn)`` to already emitted Keras tensors."""
+        layer = TorchOp(fn, params=params, name=self.name(node, suffix))
+        out = layer(tensors if len(tensors) > 1 else tensors[0])
+        self.layer_nodes[layer.name] = node
+        return out
+
     def _all_constant(self, node, fn, inputs, params):
         from .kops import KOPS
 

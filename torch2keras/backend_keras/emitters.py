@@ -11,6 +11,7 @@ from ..ir import EmissionError, Node, Value
 from ..ir.layouts import physical_permute, transpose_is_reshape
 from ..ir.ops import BINARY, COMPARE, UNARY
 from .emit import EmitContext, emitter, keras_dtype
+from .layers import TorchOp
 
 # ---------------------------------------------------------------------------- elementwise
 
@@ -457,3 +458,58 @@ def emit_upsample(ctx, node, x):
 @emitter("pixel_shuffle", "pixel_unshuffle")
 def emit_pixel_shuffle(ctx, node, x):
     return ctx.op(node, node.op, [x], factor=node.attrs["factor"])
+
+
+# ---------------------------------------------------------------------------- recurrent layers
+
+
+@emitter("gru", "lstm")
+def emit_rnn(ctx, node, x, *rest):
+    """Each layer and direction is one ``recurrent`` TorchOp (a loop without transposes)."""
+    a = node.attrs
+    mode, hidden, dirs = a["mode"], a["hidden_size"], 2 if a["bidirectional"] else 1
+    n_states = 1 if mode == "gru" else 2
+    states, weights = rest[:n_states], rest[n_states:]
+    if not all(ctx.is_const(w) for w in weights):
+        raise EmissionError(f"{mode} with non-constant weights is not supported ({node.loc})")
+    per = 4 if a["has_biases"] else 2
+    arrays = [ctx.const(w) for w in weights]
+    batch = x.type.shape[0]
+    t = ctx.tensor(x)
+    finals: list = []  # per layer and direction: the final states
+    for layer in range(a["num_layers"]):
+        outs = []
+        for d in range(dirs):
+            k = (layer * dirs + d) * per
+            w_ih, w_hh = arrays[k], arrays[k + 1]
+            b_ih, b_hh = (arrays[k + 2], arrays[k + 3]) if a["has_biases"] else \
+                (np.zeros(w_ih.shape[0], w_ih.dtype), np.zeros(w_hh.shape[0], w_hh.dtype))
+            init = [_initial_state(ctx, s, layer * dirs + d, batch, hidden) for s in states]
+            consts = [c for c in init if isinstance(c, np.ndarray)]
+            tensors = [t] + [c for c in init if not isinstance(c, np.ndarray)]
+            positions = [1 + i for i, c in enumerate(init) if isinstance(c, np.ndarray)]
+            values = consts + [w_ih.T, w_hh.T, b_ih, b_hh]
+            positions += list(range(1 + n_states, 5 + n_states))
+            layer_op = TorchOp("recurrent", {"mode": mode, "reverse": d == 1}, num_outputs=1 + n_states,
+                               consts=[[p, list(v.shape), v.dtype.name] for p, v in zip(positions, values)],
+                               name=ctx.name(node, f"_l{layer}_d{d}"))
+            seq, *last = layer_op(tensors if len(tensors) > 1 else tensors[0])
+            layer_op.set_weights([np.ascontiguousarray(v) for v in values])
+            ctx.layer_nodes[layer_op.name] = node
+            outs.append(seq)
+            finals.append(last)
+        t = outs[0] if dirs == 1 else ctx.op_on(node, "concat", outs, f"_cat_l{layer}", axis=-1)
+    results = [t]
+    for i in range(n_states):
+        parts = [ctx.op_on(node, "reshape", [f[i]], f"_s{i}_{j}", shape=[1, *f[i].shape]) for j, f in enumerate(finals)]
+        results.append(parts[0] if len(parts) == 1 else ctx.op_on(node, "concat", parts, f"_s{i}", axis=0))
+    return tuple(results)
+
+
+def _initial_state(ctx, state, index, batch, hidden):
+    """A layer's initial state: an array when constant, else a slice of the state tensor."""
+    if ctx.is_const(state):
+        return np.ascontiguousarray(ctx.const(state)[index])
+    piece = ctx.op_on(state.producer, "slice", [ctx.tensor(state)], f"_s{index}", axis=0, start=index,
+                      end=index + 1, step=1)
+    return ctx.op_on(state.producer, "reshape", [piece], f"_s{index}_2d", shape=[batch, hidden])

@@ -37,6 +37,7 @@ KEEP_WHOLE = [
     aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec,
     aten.pixel_shuffle.default, aten.pixel_unshuffle.default,
     aten.softmax.int, aten.log_softmax.int,
+    aten.gru.input, aten.lstm.input,
 ]
 
 

@@ -411,6 +411,21 @@ _define("sdpa", ["q", "k", "v", "mask?"], _sdpa, "fixed", {"scale": ("float", No
         doc="softmax(q @ k^T * scale + mask) @ v over the last two axes")
 _define("topk", ["x"], _topk, "fixed", {"k": ("int",), "axis": ("int", -1), "largest": ("bool", True)}, num_outputs=2)
 
+def _rnn(types, a):
+    x, h0 = types[0], types[1]
+    dirs = 2 if a["bidirectional"] else 1
+    out = TensorType([x.shape[0], x.shape[1], dirs * a["hidden_size"]], x.dtype)
+    state = TensorType(h0.shape, x.dtype)
+    return [out, state] + ([state] if a["mode"] == "lstm" else [])
+
+
+_RNN = {"mode": ("str",), "hidden_size": ("int",), "num_layers": ("int", 1), "bidirectional": ("bool", False),
+        "has_biases": ("bool", True)}
+_define("gru", ["x", "h0", "*weights"], _rnn, "fixed", _RNN, num_outputs=2,
+        doc="batch-first GRU; weights per layer and direction: w_ih, w_hh[, b_ih, b_hh] (torch's gate order)")
+_define("lstm", ["x", "h0", "c0", "*weights"], _rnn, "fixed", _RNN, num_outputs=3,
+        doc="batch-first LSTM; weights per layer and direction: w_ih, w_hh[, b_ih, b_hh] (torch's gate order)")
+
 _CONV_ATTRS = {
     "stride": ("ints",), "padding": ("ints",), "dilation": ("ints",), "groups": ("int", 1),
     "transposed": ("bool", False), "output_padding": ("ints", None),

@@ -1,3 +1,3 @@
 """Lowerings, one module per op family; importing this package registers them all."""
 
-from . import creation, elementwise, nn, reduction, shape  # noqa: F401
+from . import creation, elementwise, nn, reduction, rnn, shape  # noqa: F401

@@ -522,8 +522,9 @@ def _small_graph():
 
 def test_registered_passes_are_found_by_name():
     assert set(DEFAULT_PIPELINE) <= set(PASSES)
-    assert DEFAULT_PIPELINE == ["dce", "fold_constants", "fold_batchnorm", "assign_layout", "fold_constants",
-                                "cancel_transposes", "dce"]
+    assert DEFAULT_PIPELINE == ["dce", "fold_constants", "fold_batchnorm", "fold_channel_permutation",
+                                "assign_layout", "fold_constants", "cancel_transposes", "dce", "compose_transposes",
+                                "dce"]
     assert isinstance(get_pass("test_passes_relu_to_clamp"), ReluToClamp)
     with pytest.raises(KeyError, match="unknown pass 'no_such_pass'"):
         get_pass("no_such_pass")
@@ -573,13 +574,13 @@ def test_dump_ir_writes_a_file_per_pass(conv_bn):
     files = sorted(os.listdir(dump))
     expected = ["00_lowered.txt"] + [f"{i:02d}_{name}.txt" for i, name in enumerate(DEFAULT_PIPELINE, start=1)]
     assert files == expected
-    assert "01_dce.txt" in files and "03_fold_batchnorm.txt" in files and "04_assign_layout.txt" in files
+    assert "01_dce.txt" in files and "03_fold_batchnorm.txt" in files and "05_assign_layout.txt" in files
     text = {f: (dump / f).read_text() for f in files}
     assert all(t.startswith("graph Sequential\n") for t in text.values())
     assert " = batch_norm(" in text["00_lowered.txt"] and " = batch_norm(" in text["02_fold_constants.txt"]
     assert " = batch_norm(" not in text["03_fold_batchnorm.txt"]
     assert " = relayout(" not in text["03_fold_batchnorm.txt"]
-    assert " = relayout(" in text["04_assign_layout.txt"]
+    assert " = relayout(" in text["05_assign_layout.txt"]
     assert text[files[-1]] == str(result.ir)
 
 

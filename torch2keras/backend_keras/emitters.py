@@ -115,7 +115,7 @@ def emit_gather(ctx, node, x, index):
 
 @emitter("index_select")
 def emit_index_select(ctx, node, x, index):
-    return ctx.op(node, "take", [x, index], axis=node.attrs["axis"])
+    return ctx.op(node, "take", [x, index], axis=_phys(x, node.attrs["axis"]))
 
 
 @emitter("embedding")
@@ -455,9 +455,9 @@ def emit_upsample(ctx, node, x):
     return ctx.op(node, "resize", [x], size=list(size), interpolation=a["mode"])
 
 
-@emitter("pixel_shuffle", "pixel_unshuffle")
-def emit_pixel_shuffle(ctx, node, x):
-    return ctx.op(node, node.op, [x], factor=node.attrs["factor"])
+@emitter("depth_to_space", "space_to_depth")
+def emit_depth_to_space(ctx, node, x):
+    return ctx.op(node, node.op, [x], block=node.attrs["block"])
 
 
 # ---------------------------------------------------------------------------- recurrent layers

@@ -69,20 +69,26 @@ def _sdpa(q, k, v, mask=None, scale=None, is_causal=False):
     return ops.matmul(ops.softmax(scores, axis=-1), v)
 
 
-def _pixel_shuffle(x, factor):
+def _depth_to_space(x, block):
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.nn.depth_to_space(x, block)
     n, h, w, c = x.shape
-    r = factor
-    x = ops.reshape(x, (n, h, w, c // (r * r), r, r))
-    x = ops.transpose(x, (0, 1, 4, 2, 5, 3))
-    return ops.reshape(x, (n, h * r, w * r, c // (r * r)))
+    x = ops.reshape(x, (n, h, w, block, block, c // (block * block)))
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (n, h * block, w * block, c // (block * block)))
 
 
-def _pixel_unshuffle(x, factor):
+def _space_to_depth(x, block):
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.nn.space_to_depth(x, block)
     n, h, w, c = x.shape
-    r = factor
-    x = ops.reshape(x, (n, h // r, r, w // r, r, c))
-    x = ops.transpose(x, (0, 1, 3, 5, 2, 4))
-    return ops.reshape(x, (n, h // r, w // r, c * r * r))
+    x = ops.reshape(x, (n, h // block, block, w // block, block, c))
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (n, h // block, w // block, c * block * block))
 
 
 def _reduce(x, kind, axes, keepdims):
@@ -220,7 +226,7 @@ KOPS = {
     "matmul": ops.matmul,
     "gather": _gather, "take": _take,
     "sdpa": _sdpa, "topk": _topk, "recurrent": _recurrent,
-    "pixel_shuffle": _pixel_shuffle, "pixel_unshuffle": _pixel_unshuffle,
+    "depth_to_space": _depth_to_space, "space_to_depth": _space_to_depth,
     "resize": lambda x, size, interpolation: ops.image.resize(x, size, interpolation=interpolation,
                                                               data_format="channels_last"),
 }

@@ -292,15 +292,15 @@ def _upsample(types, a):
     return [TensorType([*x.shape[: x.rank - n], *a["size"]], x.dtype)]
 
 
-def _pixel_shuffle(types, a):
+def _depth_to_space(types, a):
     n, c, h, w = types[0].shape
-    r = a["factor"]
+    r = a["block"]
     return [TensorType([n, c // (r * r), h * r, w * r], types[0].dtype)]
 
 
-def _pixel_unshuffle(types, a):
+def _space_to_depth(types, a):
     n, c, h, w = types[0].shape
-    r = a["factor"]
+    r = a["block"]
     return [TensorType([n, c * r * r, h // r, w // r], types[0].dtype)]
 
 
@@ -402,8 +402,9 @@ _define("tile", ["x"], _tile, "fixed", {"reps": ("ints",)})
 _define("matmul", ["x", "y"], _matmul, "fixed")
 _define("linear", ["x", "w", "b?"], _linear, "last_axis", doc="x @ w.T + b, weight in torch's [out, in] form")
 _define("gather", ["x", "index"], _gather, "fixed", {"axis": ("int",)})
-_define("index_select", ["x", "index"], _index_select, "fixed", {"axis": ("int",)},
-        doc="x[..., index, ...] along `axis` (index may have any rank)")
+_define("index_select", ["x", "index"], _index_select, "axis", {"axis": ("int",)},
+        doc="x[..., index, ...] along `axis`; keeps the rank for a 1-D index (the layout pass treats other "
+            "index ranks as needing PyTorch order)")
 _define("embedding", ["w", "index"], _embedding, "fixed")
 _define("layer_norm", ["x", "w?", "b?"], _same, "last_axis", {"num_axes": ("int",), "eps": ("float", 1e-5)},
         doc="normalizes over the last `num_axes` axes")
@@ -443,8 +444,11 @@ _define("adaptive_max_pool", ["x"], _adaptive, "channel", {"output_size": ("ints
 _define("upsample", ["x"], _upsample, "channel",
         {"size": ("ints",), "mode": ("str", "nearest"), "align_corners": ("bool", False)},
         doc="mode: nearest | bilinear | bicubic; size: the output's spatial size")
-_define("pixel_shuffle", ["x"], _pixel_shuffle, "channel", {"factor": ("int",)})
-_define("pixel_unshuffle", ["x"], _pixel_unshuffle, "channel", {"factor": ("int",)})
+_define("depth_to_space", ["x"], _depth_to_space, "channel", {"block": ("int",)},
+        doc="TensorFlow's depth_to_space on NCHW-logical x: input channel (i * block + j) * C + c "
+            "moves to output (c, h * block + i, w * block + j); pixel_shuffle is this after a channel permutation")
+_define("space_to_depth", ["x"], _space_to_depth, "channel", {"block": ("int",)},
+        doc="TensorFlow's space_to_depth (the inverse of depth_to_space)")
 
 
 def is_float_type(t: TensorType) -> bool:

@@ -79,6 +79,8 @@ def convert_layout(graph: Graph, value: Value, layout: Optional[Layout], cache: 
 
 def layout_class(node: Node) -> str:
     kind = node.schema.layout
+    if node.op == "index_select" and node.inputs[1].type.rank != 1:
+        return "fixed"  # the index's axes replace the selected one
     if kind == "custom":
         return {"channels_last": "channel", "torch": "fixed", "any": "agnostic"}[node.attrs["layout"]]
     return kind

@@ -242,11 +242,26 @@ def lower_embedding(ctx, weight, indices, padding_idx=-1, scale_grad_by_freq=Fal
     return ctx.emit("embedding", [weight, indices])
 
 
+def _tf_channel_order(channels: int, r: int) -> np.ndarray:
+    """For each channel k = (i * r + j) * C + c of TensorFlow's depth layout, the torch channel
+    c * r * r + i * r + j (pixel shuffle's order)."""
+    c_out = channels // (r * r)
+    k = np.arange(channels)
+    block, c = k // c_out, k % c_out
+    return (c * r * r + block).astype(np.int64)
+
+
 @lowering(aten.pixel_shuffle.default)
 def lower_pixel_shuffle(ctx, x, factor):
-    return ctx.emit("pixel_shuffle", [x], factor=factor)
+    """pixel_shuffle = depth_to_space after a channel permutation (which passes fold into a conv)."""
+    order = _tf_channel_order(x.type.shape[1], factor)
+    x = ctx.emit("index_select", [x, ctx.const(order, "i64", name=f"{ctx.name}_order")], axis=1)
+    return ctx.emit("depth_to_space", [x], block=factor)
 
 
 @lowering(aten.pixel_unshuffle.default)
 def lower_pixel_unshuffle(ctx, x, factor):
-    return ctx.emit("pixel_unshuffle", [x], factor=factor)
+    """pixel_unshuffle = space_to_depth followed by a channel permutation."""
+    y = ctx.emit("space_to_depth", [x], block=factor)
+    order = np.argsort(_tf_channel_order(y.type.shape[1], factor))
+    return ctx.emit("index_select", [y, ctx.const(order, "i64", name=f"{ctx.name}_order")], axis=1)

@@ -68,3 +68,65 @@ class TwoOutputs(nn.Module):
         f = self.conv(image) + bias
         pooled = f.mean(dim=(2, 3))
         return {"features": f, "logits": self.fc(pooled)}, pooled.sum(dim=1)
+
+
+class GRUTwoConvs(nn.Module):
+    """nobuco README: a GRU whose output feeds two Conv1d (the lazy approach transposes twice)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(32, 128, num_layers=1, batch_first=True, bidirectional=False)
+        self.conv1 = nn.Conv1d(12, 40, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(12, 60, kernel_size=1, padding=0)
+
+    def forward(self, x):
+        x, hx = self.gru(x)
+        return self.conv1(x), self.conv2(x)
+
+
+class ReshapeBetweenConvs(nn.Module):
+    """nobuco README: Conv1d -> reshape(-1, 6, 2) -> Conv1d."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv1d(3, 3, kernel_size=1)
+        self.conv2 = nn.Conv1d(6, 6, kernel_size=1)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = x.reshape(-1, 6, 2)
+        return self.conv2(x)
+
+
+class ReshapeBetweenConvsPermuted(ReshapeBetweenConvs):
+    """The same with the permute-reshape-permute trick."""
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = x.permute(0, 2, 1)
+        x = x.reshape(-1, 2, 6)
+        x = x.permute(0, 2, 1)
+        return self.conv2(x)
+
+
+class PixelUnshuffleConvShuffle(nn.Module):
+    """nobuco README: PixelUnshuffle(4) -> Conv2d 1x1 -> PixelShuffle(4)."""
+
+    def __init__(self, factor: int = 4):
+        super().__init__()
+        self.factor = factor
+        self.conv = nn.Conv2d(3 * factor ** 2, 3 * factor ** 2, kernel_size=1)
+
+    def forward(self, x):
+        x = nn.PixelUnshuffle(self.factor)(x)
+        x = self.conv(x)
+        return nn.PixelShuffle(self.factor)(x)
+
+
+class RecurrentStack(nn.Module):
+    def __init__(self, cls, **kwargs):
+        super().__init__()
+        self.rnn = cls(16, 24, **kwargs)
+
+    def forward(self, x):
+        return self.rnn(x)

@@ -136,6 +136,7 @@ def compile(  # noqa: A001 - the public verb
     passes: Optional[Sequence["str | Pass"]] = None,
     extra_passes: Sequence["str | Pass"] = (),
     name: Optional[str] = None,
+    optimize_layout: bool = True,
     progress: Optional[Progress] = None,
     verify: bool = True,
 ) -> CompileResult:
@@ -146,6 +147,7 @@ def compile(  # noqa: A001 - the public verb
     dump_ir: a directory; the IR text is written there after lowering and after every pass.
     passes: the pass pipeline (names or Pass objects); default ``passes.default_pipeline()``.
     extra_passes: passes run right after the default pipeline's batch-norm folding.
+    optimize_layout: False keeps all but channel-aware ops in PyTorch's order (a baseline).
     """
     say = progress or (lambda msg: None)
     name = name or type(model).__name__
@@ -173,7 +175,7 @@ def compile(  # noqa: A001 - the public verb
         os.makedirs(dump_ir, exist_ok=True)
         _write(dump_ir, "00_lowered", graph)
 
-    pipeline = list(passes) if passes is not None else _with_extra(default_pipeline(input_layouts, output_layouts),
+    pipeline = list(passes) if passes is not None else _with_extra(default_pipeline(input_layouts, output_layouts, optimize_layout),
                                                                     extra_passes)
     if passes is not None:  # the layout pass of a custom pipeline still gets the requested I/O layouts
         pipeline = [AssignLayout(input_layouts=input_layouts, output_layouts=output_layouts)

@@ -13,14 +13,19 @@ __all__ = ["AssignLayout", "CancelTransposes", "ComposeTransposes", "DEFAULT_PIP
            "FoldConstants", "PASSES", "Pass", "PassManager", "default_pipeline", "get_pass", "register_pass"]
 
 
-def default_pipeline(input_layouts=None, output_layouts=None) -> list[Pass]:
-    """The passes ``compile`` runs, in order."""
+def default_pipeline(input_layouts=None, output_layouts=None, optimize_layout: bool = True) -> list[Pass]:
+    """The passes ``compile`` runs, in order. ``optimize_layout=False`` keeps every op but the
+    channel-aware ones in PyTorch's order and leaves their transposes in place (a baseline)."""
+    layout = AssignLayout(input_layouts=input_layouts, output_layouts=output_layouts, optimize=optimize_layout)
+    if not optimize_layout:
+        return [DeadCodeElimination(), FoldConstants(), FoldBatchNorm(), layout, FoldConstants(),
+                DeadCodeElimination()]
     return [
         DeadCodeElimination(),
         FoldConstants(),
         FoldBatchNorm(),
         FoldChannelPermutation(),
-        AssignLayout(input_layouts=input_layouts, output_layouts=output_layouts),
+        layout,
         FoldConstants(),
         CancelTransposes(),
         DeadCodeElimination(),

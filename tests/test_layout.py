@@ -1,0 +1,124 @@
+"""Global layout optimisation: TRANSPOSE counts read from the exported .tflite, outputs vs PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import torch2keras
+from compat import import_torchvision, seeded_model
+from models import (GRUTwoConvs, NobucoEssentials, PixelUnshuffleConvShuffle, RecurrentStack, ReshapeBetweenConvs,
+                    ReshapeBetweenConvsPermuted, transformer_encoder)
+
+ATOL = 1e-4
+CL = "channels_last"
+
+
+def _convert(model, inputs, tmp_path, name, **layouts):
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    result = torch2keras.compile(model, inputs, name=name, **layouts)
+    assert result.report.ok, result.report.summary()
+    result.export_tflite(str(tmp_path / f"{name}.tflite"))
+    assert result.report.tflite["max_abs_error"] < ATOL
+    return result
+
+
+def _torch_permutes(model, inputs) -> int:
+    ep = torch.export.export(model, inputs if isinstance(inputs, tuple) else (inputs,), strict=False)
+    return sum(1 for n in ep.graph.nodes if n.op == "call_function" and
+               any(k in str(n.target) for k in ("permute", "transpose", ".t.")))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_large", "convnext_tiny"])
+def test_cnn_zoo_has_no_transposes(tmp_path, name):
+    tv = import_torchvision()
+    x = torch.randn(1, 3, 224, 224)
+    model = seeded_model(getattr(tv.models, name), x)
+    result = _convert(model, x, tmp_path, name, input_layouts=CL, output_layouts=CL)
+    assert result.report.tflite["transposes"] == 0
+    assert result.report.transposes == 0
+    if name == "convnext_tiny":
+        assert _torch_permutes(model, x) > 0  # its own permutes around LayerNorm cost nothing
+
+
+def test_nobuco_first_example_has_no_transposes(tmp_path):
+    torch.manual_seed(0)
+    result = _convert(NobucoEssentials().eval(), torch.rand(1, 3, 64, 64), tmp_path, "essentials",
+                      input_layouts=CL, output_layouts=CL)
+    assert result.report.tflite["transposes"] == 0
+
+
+def test_gru_then_two_convs_needs_exactly_one_transpose(tmp_path):
+    torch.manual_seed(0)
+    result = _convert(GRUTwoConvs().eval(), torch.randn(1, 12, 32), tmp_path, "gru_convs", output_layouts=CL)
+    assert result.report.tflite["transposes"] == 1
+    assert result.report.tflite["op_counts"].get("WHILE") == 1  # the GRU stays a loop, not unrolled
+
+
+def test_reshape_between_convs_uses_the_minimum(tmp_path):
+    """The data must move once: conv1 writes [length, channels]; conv2 reads [2, 6] groups of it."""
+    torch.manual_seed(0)
+    plain = _convert(ReshapeBetweenConvs().eval(), torch.randn(1, 3, 4), tmp_path, "reshape",
+                     input_layouts=CL, output_layouts=CL)
+    assert plain.report.tflite["transposes"] == 1
+    trick = _convert(ReshapeBetweenConvsPermuted().eval(), torch.randn(1, 3, 4), tmp_path, "reshape_trick",
+                     input_layouts=CL, output_layouts=CL)
+    assert trick.report.tflite["transposes"] == 0
+
+
+def test_pixel_unshuffle_conv_pixel_shuffle_is_three_ops(tmp_path):
+    torch.manual_seed(0)
+    result = _convert(PixelUnshuffleConvShuffle().eval(), torch.randn(1, 3, 32, 32), tmp_path, "pixel",
+                      input_layouts=CL, output_layouts=CL)
+    assert result.report.tflite["op_counts"] == {"CONV_2D": 1, "DEPTH_TO_SPACE": 1, "SPACE_TO_DEPTH": 1}
+
+
+def test_pixel_shuffle_alone_is_exact(tmp_path):
+    """Without a conv to absorb it, the channel permutation stays (as a gather) and is right."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.PixelShuffle(2), nn.ReLU(), nn.PixelUnshuffle(2)).eval()
+    result = _convert(model, torch.randn(1, 8, 6, 6), tmp_path, "pixel_alone", input_layouts=CL, output_layouts=CL)
+    assert result.report.tflite["transposes"] == 0
+
+
+@pytest.mark.parametrize("cls,kwargs,shape", [
+    (nn.GRU, dict(num_layers=2, bidirectional=True, batch_first=True), (2, 7, 16)),
+    (nn.LSTM, dict(num_layers=2, batch_first=True), (2, 7, 16)),
+    (nn.LSTM, dict(bidirectional=True), (7, 2, 16)),
+])
+def test_recurrent_layers_match(tmp_path, cls, kwargs, shape):
+    torch.manual_seed(0)
+    result = _convert(RecurrentStack(cls, **kwargs).eval(), torch.randn(*shape), tmp_path, cls.__name__)
+    if kwargs.get("batch_first"):
+        assert result.report.tflite["transposes"] == 0
+
+
+def test_transformer_encoder_transposes_bounded(tmp_path):
+    torch.manual_seed(0)
+    model, x = transformer_encoder().eval(), torch.randn(2, 10, 32)
+    result = _convert(model, x, tmp_path, "encoder")
+    permutes = _torch_permutes(model, x)
+    assert result.report.tflite["transposes"] <= permutes
+    assert result.report.tflite["transposes"] <= 5 * 2  # per layer: q, k, v, heads back, batch-first
+
+
+def test_vit_b_16_transposes_bounded(tmp_path):
+    tv = import_torchvision()
+    x = torch.randn(1, 3, 224, 224)
+    model = seeded_model(tv.models.vit_b_16, x)
+    result = _convert(model, x, tmp_path, "vit_b_16", input_layouts=CL)
+    assert result.report.tflite["transposes"] <= 4 * 12  # per encoder layer: q, k, v and heads back
+    assert result.report.tflite["transposes"] <= _torch_permutes(model, x)
+
+
+def test_layout_optimiser_off_transposes_around_channel_ops(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU()).eval()
+    x = torch.randn(1, 3, 16, 16)
+    on = _convert(model, x, tmp_path, "on", input_layouts=CL, output_layouts=CL)
+    off = torch2keras.compile(model, x, input_layouts=CL, output_layouts=CL, optimize_layout=False)
+    assert on.report.transposes == 0
+    assert off.report.transposes == 4  # in and out of both convs
+    assert off.report.ok

@@ -1,0 +1,183 @@
+"""Layout benchmark: transposes, op counts and TFLite latency, ours vs the layout optimiser off
+vs native Keras models, all measured in one run; plus conversion-time growth with model size.
+
+Writes benchmarks/results/layout.json and prints ratio tables. Latency: LiteRT interpreter,
+2 threads, median of --runs runs after warm-up. Usage:
+
+    python benchmarks/layout.py [--models resnet18,vit_b_16] [--runs 30] [--growth 50,200,800]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+
+import torch2keras  # noqa: E402
+from torch2keras.backend_keras import export as exporters  # noqa: E402
+from zoo import seeded_model, torchvision_model  # noqa: E402
+
+CL = "channels_last"
+MODELS = ["resnet18", "resnet50", "mobilenet_v3_large", "convnext_tiny", "vit_b_16", "transformer_encoder",
+          "nobuco_essentials", "gru_two_convs"]
+NATIVE = {"resnet50": "ResNet50", "mobilenet_v3_large": "MobileNetV3Large"}
+
+
+def build(name: str):
+    """(model, example input, I/O layout) with random, seeded weights."""
+    torch.manual_seed(0)
+    if name == "transformer_encoder":
+        layer = nn.TransformerEncoderLayer(d_model=256, nhead=8, dim_feedforward=1024, batch_first=True)
+        x = torch.randn(1, 64, 256)
+        return seeded_model(lambda: nn.TransformerEncoder(layer, 4, enable_nested_tensor=False), x), x, {}
+    if name == "nobuco_essentials":
+        from models import NobucoEssentials
+
+        return NobucoEssentials().eval(), torch.rand(1, 3, 256, 256), dict(input_layouts=CL, output_layouts=CL)
+    if name == "gru_two_convs":
+        from models import GRUTwoConvs
+
+        return GRUTwoConvs().eval(), torch.randn(1, 12, 32), dict(output_layouts=CL)
+    x = torch.randn(1, 3, 224, 224)
+    layouts = dict(input_layouts=CL, output_layouts=CL) if not name.startswith("vit") else dict(input_layouts=CL)
+    return torchvision_model(name, x), x, layouts
+
+
+def latency_ms(path: str, runs: int) -> float:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=path, num_threads=2)
+    runner = interp.get_signature_runner("serving_default")
+    feed = {k: np.random.rand(*d["shape"]).astype(d["dtype"]) for k, d in runner.get_input_details().items()}
+    for _ in range(5):
+        runner(**feed)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner(**feed)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def tflite_stats(path: str, runs: int) -> dict:
+    counts = exporters.tflite_op_counts(path)
+    return {"transposes": counts.get("TRANSPOSE", 0), "ops": sum(counts.values()), "latency_ms": latency_ms(path, runs),
+            "op_counts": counts}
+
+
+def native_keras(name: str, path: str) -> str:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    cls = getattr(keras.applications, NATIVE[name])
+    kwargs = {"include_preprocessing": False} if "MobileNet" in NATIVE[name] else {}
+    model = cls(weights=None, input_shape=(224, 224, 3), **kwargs)
+    inputs = [keras.Input((224, 224, 3), batch_size=1, name="x")]
+    model = keras.Model(inputs, model(inputs[0]))
+    return exporters.export_tflite(model, path, ["x"], ["output"])
+
+
+def bench_model(name: str, runs: int, tmp: str) -> dict:
+    model, x, layouts = build(name)
+    row: dict = {"model": name}
+    start = time.perf_counter()
+    ours = torch2keras.compile(model, x, name=name, **layouts)
+    row["convert_s"] = time.perf_counter() - start
+    row["max_abs_error"] = ours.report.max_abs_error
+    ours.export_tflite(os.path.join(tmp, f"{name}.tflite"))
+    row["ours"] = tflite_stats(os.path.join(tmp, f"{name}.tflite"), runs)
+    row["ours"]["tflite_max_abs_error"] = ours.report.tflite["max_abs_error"]
+    off = torch2keras.compile(model, x, name=name, optimize_layout=False, validate=False, **layouts)
+    off.export_tflite(os.path.join(tmp, f"{name}_off.tflite"), validate=False)
+    row["layout_off"] = tflite_stats(os.path.join(tmp, f"{name}_off.tflite"), runs)
+    if name in NATIVE:
+        row["native_keras"] = tflite_stats(native_keras(name, os.path.join(tmp, f"{name}_native.tflite")), runs)
+    row["ratio_ours_vs_off"] = row["ours"]["latency_ms"] / row["layout_off"]["latency_ms"]
+    if "native_keras" in row:
+        row["ratio_ours_vs_native"] = row["ours"]["latency_ms"] / row["native_keras"]["latency_ms"]
+    return row
+
+
+class Blocks(nn.Module):
+    """N residual blocks of conv 3x3 -> batch norm -> relu, plus the skip connection."""
+
+    def __init__(self, n: int, channels: int = 8):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(n))
+        self.bns = nn.ModuleList(nn.BatchNorm2d(channels) for _ in range(n))
+
+    def forward(self, x):
+        for conv, bn in zip(self.convs, self.bns):
+            x = x + torch.relu(bn(conv(x)))
+        return x
+
+
+def growth(sizes: list[int]) -> list[dict]:
+    rows = []
+    for n in sizes:
+        torch.manual_seed(0)
+        model, x = Blocks(n).eval(), torch.randn(1, 8, 16, 16)
+        start = time.perf_counter()
+        result = torch2keras.compile(model, x, validate=False, input_layouts=CL, output_layouts=CL)
+        seconds = time.perf_counter() - start
+        nodes = 4 * n  # torch calls: conv, batch norm, relu, add
+        rows.append({"blocks": n, "torch_calls": nodes, "convert_s": seconds, "ms_per_call": 1e3 * seconds / nodes,
+                     "timings": result.report.timings, "transposes": result.report.transposes})
+        print(f"  {n:4d} blocks: {seconds:7.2f} s, {1e3 * seconds / nodes:6.2f} ms per torch call "
+              f"({', '.join(f'{k} {v:.2f}s' for k, v in result.report.timings.items())})", flush=True)
+    for row in rows:
+        row["ms_per_call_ratio_vs_smallest"] = row["ms_per_call"] / rows[0]["ms_per_call"]
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--growth", default="50,200,800")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "layout.json"))
+    args = parser.parse_args(argv)
+    results: dict = {"models": [], "growth": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in [m for m in args.models.split(",") if m]:
+            print(f"{name}...", flush=True)
+            row = bench_model(name, args.runs, tmp)
+            results["models"].append(row)
+            native = row.get("native_keras")
+            print(f"  TRANSPOSE ours {row['ours']['transposes']}, off {row['layout_off']['transposes']}"
+                  + (f", native {native['transposes']}" if native else "")
+                  + f" | ops ours {row['ours']['ops']}, off {row['layout_off']['ops']}"
+                  + (f", native {native['ops']}" if native else "")
+                  + f" | latency ours {row['ours']['latency_ms']:.2f} ms, off {row['layout_off']['latency_ms']:.2f} ms"
+                  + (f", native {native['latency_ms']:.2f} ms" if native else "")
+                  + f" | ours/off {row['ratio_ours_vs_off']:.2f}"
+                  + (f", ours/native {row['ratio_ours_vs_native']:.2f}" if native else "")
+                  + f" | max |err| {row['max_abs_error']:.1e}", flush=True)
+    if args.growth:
+        print("conversion time growth:")
+        results["growth"] = growth([int(n) for n in args.growth.split(",")])
+        last = results["growth"][-1]
+        print(f"  time per torch call, largest vs smallest: {last['ms_per_call_ratio_vs_smallest']:.2f}x")
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2, default=float)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -57,26 +57,35 @@ def build(name: str):
     return torchvision_model(name, x), x, layouts
 
 
-def latency_ms(path: str, runs: int) -> float:
+def _runner(path: str):
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=path, num_threads=2)
     runner = interp.get_signature_runner("serving_default")
-    feed = {k: np.random.rand(*d["shape"]).astype(d["dtype"]) for k, d in runner.get_input_details().items()}
+    rng = np.random.default_rng(0)
+    feed = {k: rng.random(d["shape"]).astype(d["dtype"]) for k, d in runner.get_input_details().items()}
+    return interp, runner, feed
+
+
+def latencies_ms(paths: dict[str, str], runs: int) -> dict[str, float]:
+    """Median latency of each model, measured round-robin (run i of every model, then run
+    i + 1, ...) so that a change of load on the machine hits all of them alike."""
+    runners = {k: _runner(p) for k, p in paths.items()}
     for _ in range(5):
-        runner(**feed)
-    times = []
+        for _, runner, feed in runners.values():
+            runner(**feed)
+    times: dict[str, list[float]] = {k: [] for k in paths}
     for _ in range(runs):
-        start = time.perf_counter()
-        runner(**feed)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        for k, (_, runner, feed) in runners.items():
+            start = time.perf_counter()
+            runner(**feed)
+            times[k].append((time.perf_counter() - start) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
-def tflite_stats(path: str, runs: int) -> dict:
+def tflite_stats(path: str) -> dict:
     counts = exporters.tflite_op_counts(path)
-    return {"transposes": counts.get("TRANSPOSE", 0), "ops": sum(counts.values()), "latency_ms": latency_ms(path, runs),
-            "op_counts": counts}
+    return {"transposes": counts.get("TRANSPOSE", 0), "ops": sum(counts.values()), "op_counts": counts}
 
 
 def native_keras(name: str, path: str) -> str:
@@ -98,14 +107,17 @@ def bench_model(name: str, runs: int, tmp: str) -> dict:
     ours = torch2keras.compile(model, x, name=name, **layouts)
     row["convert_s"] = time.perf_counter() - start
     row["max_abs_error"] = ours.report.max_abs_error
-    ours.export_tflite(os.path.join(tmp, f"{name}.tflite"))
-    row["ours"] = tflite_stats(os.path.join(tmp, f"{name}.tflite"), runs)
-    row["ours"]["tflite_max_abs_error"] = ours.report.tflite["max_abs_error"]
+    paths = {"ours": os.path.join(tmp, f"{name}.tflite"), "layout_off": os.path.join(tmp, f"{name}_off.tflite")}
+    ours.export_tflite(paths["ours"])
     off = torch2keras.compile(model, x, name=name, optimize_layout=False, validate=False, **layouts)
-    off.export_tflite(os.path.join(tmp, f"{name}_off.tflite"), validate=False)
-    row["layout_off"] = tflite_stats(os.path.join(tmp, f"{name}_off.tflite"), runs)
+    off.export_tflite(paths["layout_off"], validate=False)
     if name in NATIVE:
-        row["native_keras"] = tflite_stats(native_keras(name, os.path.join(tmp, f"{name}_native.tflite")), runs)
+        paths["native_keras"] = native_keras(name, os.path.join(tmp, f"{name}_native.tflite"))
+    for key, path in paths.items():
+        row[key] = tflite_stats(path)
+    for key, ms in latencies_ms(paths, runs).items():
+        row[key]["latency_ms"] = ms
+    row["ours"]["tflite_max_abs_error"] = ours.report.tflite["max_abs_error"]
     row["ratio_ours_vs_off"] = row["ours"]["latency_ms"] / row["layout_off"]["latency_ms"]
     if "native_keras" in row:
         row["ratio_ours_vs_native"] = row["ours"]["latency_ms"] / row["native_keras"]["latency_ms"]

@@ -20,6 +20,8 @@ _LAZY = {
     "lowering": "torch2keras.frontend_torch", "Graph": "torch2keras.ir", "Torch2KerasError": "torch2keras.ir",
     "UnsupportedOpError": "torch2keras.ir", "Pass": "torch2keras.passes", "PassManager": "torch2keras.passes",
     "register_pass": "torch2keras.passes", "Report": "torch2keras.report",
+    "converter": "torch2keras.converters", "explain": "torch2keras.explain",
+    "NumericalMismatchError": "torch2keras.ir", "RewritePass": "torch2keras.passes.rewrite",
 }
 
 __all__ = sorted([*_LAZY, "load_model", "__version__"])

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 import torch.utils._pytree as pytree
 
+from . import converters
 from .backend_keras import emit_model
 from .backend_keras import export as exporters
 from .frontend_torch import capture, lower
-from .ir import Graph
+from .ir import Graph, NumericalMismatchError
 from .ir.types import invert
 from .passes import AssignLayout, Pass, PassManager, default_pipeline, get_pass
 from .report import OutputCheck, Report
@@ -109,6 +110,14 @@ class CompileResult:
         self.report.timings["export_tflite"] = time.perf_counter() - start
         return str(path)
 
+    # -- inspection
+    def draw(self, path: str, **options) -> str:
+        """Write the IR as a picture: ``.svg`` or a self-contained ``.html`` page (see ``draw.py``),
+        with layouts, inserted transposes and each value coloured by its error vs PyTorch."""
+        from .draw import draw_graph
+
+        return draw_graph(self.ir, path, checks=self.report.nodes, title=self.report.model, **options)
+
     def __repr__(self) -> str:
         return f"<CompileResult {self.report.model}: {len(self.keras_model.layers)} layers, max |err| " \
                f"{self.report.max_abs_error}>"
@@ -130,7 +139,8 @@ def compile(  # noqa: A001 - the public verb
     input_layouts: Any = None,
     output_layouts: Any = None,
     dump_ir: Optional[str] = None,
-    validate: bool = True,
+    validate: "bool | str" = True,
+    on_mismatch: str = "warn",
     atol: float = 1e-4,
     rtol: float = 1e-4,
     passes: Optional[Sequence["str | Pass"]] = None,
@@ -148,7 +158,15 @@ def compile(  # noqa: A001 - the public verb
     passes: the pass pipeline (names or Pass objects); default ``passes.default_pipeline()``.
     extra_passes: passes run right after the default pipeline's batch-norm folding.
     optimize_layout: False keeps all but channel-aware ops in PyTorch's order (a baseline).
+    validate: True compares the outputs and every converted value that has a torch counterpart
+    with PyTorch (``report.nodes``, ``report.first_mismatch``); "outputs" only the outputs;
+    False nothing. on_mismatch: what an output above tolerance does: "warn", "raise" (a
+    ``NumericalMismatchError`` whose ``.result`` is this result) or "ignore".
+    Registered converters (``torch2keras.converter``) apply to the modules, functions and ops
+    they target.
     """
+    if on_mismatch not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
     say = progress or (lambda msg: None)
     name = name or type(model).__name__
     args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
@@ -169,7 +187,8 @@ def compile(  # noqa: A001 - the public verb
         with torch.no_grad():
             reference = [t.detach().cpu().numpy() for t in _flatten(model(*_clone(args), **_clone(kwargs)))
                          if isinstance(t, torch.Tensor)]
-    captured = timed("capture", capture, model, _clone(args), _clone(kwargs))
+    with converters.intercepted(model) as session:  # noqa: F841 - keeps converted calls alive until the end
+        captured = timed("capture", capture, model, _clone(args), _clone(kwargs))
     graph = timed("lower", lower, captured, name)
     if dump_ir:
         os.makedirs(dump_ir, exist_ok=True)
@@ -187,7 +206,7 @@ def compile(  # noqa: A001 - the public verb
 
     manager = PassManager(pipeline, verify=verify, hook=hook)
     timed("passes", manager.run, graph)
-    keras_model, _ = timed("emit", emit_model, graph, name)
+    keras_model, emit_ctx = timed("emit", emit_model, graph, name)
 
     report = Report(model=name, capture_method=captured.method, ir_op_counts=graph.op_counts(),
                     transposes=count_transposes(graph), keras_layers=len(keras_model.layers),
@@ -204,11 +223,31 @@ def compile(  # noqa: A001 - the public verb
             if r.dtype == np.bool_:
                 err = float(np.sum(o != r))
             report.outputs.append(OutputCheck(out_name, tuple(r.shape), err, ref_max, atol + rtol * ref_max))
+        if validate != "outputs":
+            _validate_values(result, captured, emit_ctx, args, kwargs, atol, rtol)
         timings["validate"] = time.perf_counter() - start
-        if not report.ok:
+        if not report.ok and on_mismatch != "ignore":
             bad = [o.name for o in report.outputs if not o.ok]
-            warnings.warn(f"converted model differs from PyTorch on {bad}:\n{report.summary()}", stacklevel=2)
+            message = f"converted model differs from PyTorch on {bad}:\n{report.summary()}"
+            if on_mismatch == "raise":
+                raise NumericalMismatchError(message, result)
+            warnings.warn(message, stacklevel=2)
     return result
+
+
+def _validate_values(result: CompileResult, captured, emit_ctx, args, kwargs, atol: float, rtol: float) -> None:
+    """Fill ``report.nodes`` / ``report.first_mismatch``; a failure here is a report warning, not
+    a failed conversion (the outputs were checked already)."""
+    from .validate import validate_values
+
+    tensors = [t for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
+    try:
+        result.report.nodes, result.report.first_mismatch = validate_values(
+            result.ir, captured, result.keras_model, emit_ctx, tensors, result.keras_inputs(result._example_inputs),
+            atol, rtol)
+    except Exception as e:  # noqa: BLE001
+        log.warning("comparing intermediate values failed", exc_info=True)
+        result.report.warnings.append(f"intermediate values not compared: {type(e).__name__}: {e}")
 
 
 def _with_extra(pipeline: list[Pass], extra: Sequence["str | Pass"]) -> list[Pass]:

@@ -82,7 +82,7 @@ def _convert(args: argparse.Namespace) -> int:
     inputs = tuple(torch.randn(*shape) for shape in args.input_shape)
     layout = "channels_last" if args.channels_last else None
     result = torch2keras.compile(model.eval(), inputs, input_layouts=layout, output_layouts=layout,
-                                 dump_ir=args.dump_ir, progress=progress, atol=args.atol)
+                                 dump_ir=args.dump_ir, progress=progress, atol=args.atol, on_mismatch="ignore")
     for out in args.output:
         progress(f"writing {out}")
         if out.endswith(".tflite"):
@@ -91,10 +91,13 @@ def _convert(args: argparse.Namespace) -> int:
             result.save(out)
         else:
             result.export_saved_model(out)
+    if args.draw:
+        progress(f"drawing {args.draw}")
+        result.draw(args.draw)
     progress("done")
     progress.done()
-    print(result.report.summary())
-    for out in args.output:
+    result.report.print()  # coloured on a terminal
+    for out in [*args.output, *([args.draw] if args.draw else [])]:
         print(f"wrote {out}")
     if args.report_json:
         with open(args.report_json, "w") as f:
@@ -125,6 +128,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     conv.add_argument("--channels-last", action="store_true", help="channels-last inputs and outputs")
     conv.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass to DIR")
     conv.add_argument("--report-json", metavar="FILE", help="write the report as JSON")
+    conv.add_argument("--draw", metavar="FILE", help="draw the final IR: FILE.svg or a self-contained FILE.html, "
+                      "with layouts, transposes and per-value errors vs PyTorch")
     conv.add_argument("--atol", type=float, default=1e-4, help="tolerance of the check against PyTorch")
     conv.add_argument("--seed", type=int, default=0, help="seed of the random example inputs")
     conv.set_defaults(func=_convert)

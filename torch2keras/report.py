@@ -1,14 +1,17 @@
-"""The conversion report: errors vs PyTorch per output, op and transpose counts, timings."""
+"""The conversion report: errors vs PyTorch per output and per converted value, op and
+transpose counts, timings; the first value whose error jumps above the tolerance, located in
+the user's source. ``summary()`` is a plain-text table (``print()`` colours it on a terminal)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Optional
 
 import attrs
 
-__all__ = ["OutputCheck", "Report"]
+__all__ = ["NodeCheck", "OutputCheck", "Report"]
 
 
 @attrs.define
@@ -25,6 +28,63 @@ class OutputCheck:
 
 
 @attrs.define
+class NodeCheck:
+    """One converted value compared with its torch counterpart (logical layout, float64).
+
+    status: "ok"; "first" (above tolerance while every compared value it depends on is within
+    it: where the error starts); "mismatch" (above tolerance, inherited from upstream)."""
+
+    value: str  # the value's name in the IR dump
+    value_id: int
+    op: str  # IR op
+    torch_op: str  # the op it was lowered from, e.g. aten.conv2d.default
+    module_path: str
+    module_type: str
+    file: str
+    line: int
+    code: str
+    input_shapes: list
+    shape: tuple
+    max_abs_error: float
+    max_rel_error: float
+    max_abs_reference: float
+    tolerance: float
+    status: str = "ok"
+    dtype: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_error <= self.tolerance
+
+    @property
+    def location(self) -> str:
+        where = f"module '{self.module_path or '<top>'}'" + (f" ({self.module_type})" if self.module_type else "")
+        return where + (f", {os.path.basename(self.file)}:{self.line}" if self.file else "")
+
+    def describe(self) -> str:
+        """Several lines: the value, its op, where it comes from, shapes and errors."""
+        lines = [f"%{self.value} = {self.op} (from {self.torch_op}) in {self.location}"]
+        if self.file:
+            lines.append(f"    {self.file}:{self.line}" + (f": {self.code.strip()}" if self.code else ""))
+        ins = ", ".join(self.input_shapes) or "-"
+        lines.append(f"    inputs {ins} -> {self.dtype}{_shape(self.shape)}")
+        lines.append(f"    max |err| {self.max_abs_error:.3e}, max rel err {self.max_rel_error:.3e}, "
+                     f"max |ref| {self.max_abs_reference:.3e}, tolerance {self.tolerance:.1e}")
+        return "\n".join(lines)
+
+
+def _shape(shape) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+_COLOURS = {"ok": "\033[32m", "first": "\033[1;31m", "mismatch": "\033[31m", "end": "\033[0m"}
+
+
+def _paint(text: str, status: str, color: bool) -> str:
+    return f"{_COLOURS[status]}{text}{_COLOURS['end']}" if color else text
+
+
+@attrs.define
 class Report:
     model: str = "model"
     capture_method: str = ""
@@ -35,6 +95,8 @@ class Report:
     timings: dict[str, float] = attrs.field(factory=dict)
     warnings: list[str] = attrs.field(factory=list)
     tflite: dict = attrs.field(factory=dict)
+    nodes: list[NodeCheck] = attrs.field(factory=list)  # every compared value, in graph order
+    first_mismatch: Optional[NodeCheck] = None
 
     @property
     def max_abs_error(self) -> Optional[float]:
@@ -53,14 +115,39 @@ class Report:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str)
 
-    def summary(self) -> str:
+    def node_table(self, rows: Optional[list[NodeCheck]] = None, color: bool = False) -> str:
+        """The per-value table (all compared values unless ``rows`` is given)."""
+        rows = self.nodes if rows is None else rows
+        lines = [f"  {'value':<24} {'op':<14} {'module':<20} {'source':<22} {'shape':<18} "
+                 f"{'max |err|':>10} {'rel err':>9}  status"]
+        for c in rows:
+            source = f"{os.path.basename(c.file)}:{c.line}" if c.file else ""
+            status = {"ok": "ok", "first": "FIRST MISMATCH", "mismatch": "mismatch"}[c.status]
+            line = (f"  {_cut('%' + c.value, 24):<24} {_cut(c.op, 14):<14} {_cut(c.module_path or '<top>', 20):<20} "
+                    f"{_cut(source, 22):<22} {_cut(_shape(c.shape), 18):<18} {c.max_abs_error:>10.2e} "
+                    f"{c.max_rel_error:>9.1e}  {status}")
+            lines.append(_paint(line, c.status, color))
+        return "\n".join(lines)
+
+    def summary(self, color: bool = False) -> str:
         lines = [f"torch2keras report for {self.model} (captured with {self.capture_method})"]
         if self.outputs:
             lines.append(f"  {'output':<20} {'shape':<22} {'max |err|':>11} {'max |ref|':>11}  status")
             for o in self.outputs:
                 status = "ok" if o.ok else f"MISMATCH (tol {o.tolerance:.1e})"
-                lines.append(f"  {o.name:<20} {str(list(o.shape)):<22} {o.max_abs_error:>11.3e} "
-                             f"{o.max_abs_reference:>11.3e}  {status}")
+                lines.append(_paint(f"  {o.name:<20} {str(list(o.shape)):<22} {o.max_abs_error:>11.3e} "
+                                    f"{o.max_abs_reference:>11.3e}  {status}", "ok" if o.ok else "first", color))
+        if self.nodes:
+            bad = [c for c in self.nodes if not c.ok]
+            lines.append(f"  values compared with PyTorch: {len(self.nodes)}, above tolerance: {len(bad)}")
+            if self.first_mismatch is not None:
+                lines.append(_paint("  first mismatch: " + self.first_mismatch.describe().replace("\n", "\n  "),
+                                    "first", color))
+                at = next(i for i, c in enumerate(self.nodes) if c is self.first_mismatch)
+                shown = self.nodes[max(0, at - 3):at] + bad[bad.index(self.first_mismatch):][:12]
+                lines.append(self.node_table(shown, color))
+                if len(self.nodes) > len(shown):
+                    lines.append(f"  ({len(self.nodes) - len(shown)} more values: report.node_table())")
         ops = sum(n for op, n in self.ir_op_counts.items() if op not in ("input", "constant"))
         lines.append(f"  IR: {ops} ops, {self.transposes} transposes; Keras: {self.keras_layers} layers")
         if self.tflite:
@@ -77,5 +164,13 @@ class Report:
     def __str__(self) -> str:
         return self.summary()
 
-    def print(self, file=None) -> None:
-        print(self.summary(), file=file or sys.stdout)
+    def print(self, file=None, color: Optional[bool] = None) -> None:
+        """Print the summary; coloured when ``file`` is a terminal (unless ``color`` says)."""
+        file = file or sys.stdout
+        if color is None:
+            color = bool(getattr(file, "isatty", lambda: False)())
+        print(self.summary(color=color), file=file)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

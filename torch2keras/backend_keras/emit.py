@@ -65,7 +65,7 @@ class EmitContext:
         value = np.asarray(v.producer.value, dtype=DTYPES[v.type.dtype])
         if v.type.layout is not None:
             value = np.transpose(value, v.type.layout)
-        return np.ascontiguousarray(value)
+        return np.ascontiguousarray(value).reshape(value.shape)  # (ascontiguousarray makes 0-d arrays 1-d)
 
     def tensor(self, v: Value):
         if v.id in self.tensors:
@@ -126,7 +126,7 @@ class EmitContext:
 
 
 def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitContext]:
-    from . import emitters, emitters_extra  # noqa: F401  (registers the emitters)
+    from . import emit_custom, emitters, emitters_extra  # noqa: F401  (registers the emitters)
 
     ctx = EmitContext(graph)
     inputs = []

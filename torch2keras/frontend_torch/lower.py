@@ -55,7 +55,9 @@ def unsupported_message(missing: list[tuple[str, SourceLoc]]) -> str:
 def lower(captured: Captured, name: str = "model") -> Graph:
     missing = find_unsupported(captured.graph)
     if missing:
-        raise UnsupportedOpError(unsupported_message(missing), missing)
+        from .stubs import unsupported_stubs
+
+        raise UnsupportedOpError(unsupported_message(missing) + unsupported_stubs(captured.graph, LOWERINGS), missing)
 
     graph = Graph(name)
     ctx = LoweringContext(graph)
@@ -91,6 +93,7 @@ def lower(captured: Captured, name: str = "model") -> Graph:
             except Exception as e:  # noqa: BLE001 - reported with the call's location
                 raise LoweringError(f"lowering {node.target} failed: {type(e).__name__}: {e}\n  at {ctx.loc}") from e
             _check_result(node, result, ctx.loc)
+            _record_torch_node(node, result)
             env[node] = result
         elif node.op == "output":
             outs = []
@@ -102,6 +105,20 @@ def lower(captured: Captured, name: str = "model") -> Graph:
             graph.set_outputs(captured.output_names, outs)
     graph.meta["capture_method"] = captured.method
     return graph
+
+
+def _record_torch_node(node: torch.fx.Node, result: Any) -> None:
+    """Tag each IR value a lowering returns with the fx node (and result index) it stands for:
+    ``value.meta["torch_node"]``, ``value.meta["torch_index"]`` (None for a single result).
+    Validation compares such values with torch's. A value returned again by a later call
+    (an alias) keeps its first tag."""
+    if isinstance(result, Value):
+        result.meta.setdefault("torch_node", node.name)
+        result.meta.setdefault("torch_index", None)
+    elif isinstance(result, (tuple, list)):
+        for i, r in enumerate(result):
+            if isinstance(r, Value) and "torch_node" not in r.meta:
+                r.meta["torch_node"], r.meta["torch_index"] = node.name, i
 
 
 def _check_result(node: torch.fx.Node, result: Any, loc: SourceLoc) -> None:

@@ -1,7 +1,7 @@
 """Framework-free IR: typed values, op schemas, graphs, printer and verifier (numpy, networkx, attrs only)."""
 
-from .errors import (EmissionError, LoweringError, PassError, Torch2KerasError, UnsupportedOpError,
-                     VerificationError)
+from .errors import (EmissionError, LoweringError, NumericalMismatchError, PassError, Torch2KerasError,
+                     UnsupportedOpError, VerificationError)
 from .graph import Graph, Node, SourceLoc, Value
 from .ops import SCHEMAS, OpSchema, schema
 from .printer import graph_to_json, print_graph
@@ -9,7 +9,8 @@ from .types import TensorType, channels_last, compose, invert
 from .verifier import verify
 
 __all__ = [
-    "EmissionError", "Graph", "LoweringError", "Node", "OpSchema", "PassError", "SCHEMAS", "SourceLoc",
+    "EmissionError", "Graph", "LoweringError", "Node", "NumericalMismatchError", "OpSchema", "PassError",
+    "SCHEMAS", "SourceLoc",
     "TensorType", "Torch2KerasError", "UnsupportedOpError", "Value", "VerificationError", "channels_last",
     "compose", "graph_to_json", "invert", "print_graph", "schema", "verify",
 ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["Torch2KerasError", "VerificationError", "UnsupportedOpError", "LoweringError", "PassError", "EmissionError"]
+__all__ = ["Torch2KerasError", "VerificationError", "UnsupportedOpError", "LoweringError", "PassError", "EmissionError",
+           "NumericalMismatchError"]
 
 
 class Torch2KerasError(Exception):
@@ -31,3 +32,15 @@ class PassError(Torch2KerasError):
 
 class EmissionError(Torch2KerasError):
     """The Keras backend could not emit a node."""
+
+
+class NumericalMismatchError(Torch2KerasError):
+    """The converted model differs from PyTorch beyond the tolerance (``compile(on_mismatch="raise")``).
+
+    ``result`` is the ``CompileResult`` all the same, for inspection; its report locates the
+    first value whose error jumps above the tolerance.
+    """
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result

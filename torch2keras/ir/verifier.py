@@ -11,6 +11,7 @@ import networkx as nx
 
 from .errors import VerificationError
 from .graph import Graph, Node
+from .layout_check import check_layout
 from .ops import schema
 
 __all__ = ["verify"]
@@ -40,7 +41,7 @@ def verify(graph: Graph) -> None:
         for v in node.inputs:
             if v.producer not in graph or v.index >= len(v.producer.outputs) or v.producer.outputs[v.index] is not v:
                 _fail(graph, node, f"input {v} is not defined in the graph")
-        if len(node.outputs) != sch.num_outputs:
+        if sch.num_outputs is not None and len(node.outputs) != sch.num_outputs:  # None: any number
             _fail(graph, node, f"{len(node.outputs)} results, schema wants {sch.num_outputs}")
         if sch.infer is not None and node.op != "input":
             try:
@@ -57,6 +58,8 @@ def verify(graph: Graph) -> None:
                 _fail(graph, node, f"relayout perm {perm} is not a permutation")
             if tuple(src.perm[p] for p in perm) != dst.perm:
                 _fail(graph, node, f"relayout {perm} maps layout {src.perm} to {dst.perm}, not {tuple(src.perm[p] for p in perm)}")
+        if graph.meta.get("layouts_assigned"):
+            check_layout(node, lambda message, node=node: _fail(graph, node, message))
     for v in graph.outputs:
         if v.producer not in graph:
             _fail(graph, None, f"graph output {v} is not defined")

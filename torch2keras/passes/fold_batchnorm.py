@@ -20,6 +20,7 @@ import numpy as np
 
 from ..ir import Graph, Node, Value
 from .manager import Pass, register_pass
+from .rewrite import replace_value
 
 
 def _const(graph: Graph, v: Optional[Value]) -> Optional[np.ndarray]:
@@ -51,7 +52,7 @@ def _replace(graph: Graph, node: Node, w: np.ndarray, b: np.ndarray, x: Value, o
     bv = graph.add_constant(b, name=f"{node.outputs[0].name_hint}_bias", dtype=dtype)
     fused = graph.add_node(node.op, [x, wv, bv], dict(node.attrs), types=[out_of.type], loc=node.loc,
                            name=node.outputs[0].name_hint).output
-    graph.replace_all_uses(out_of, fused)
+    replace_value(graph, out_of, fused)  # the fused value still stands for torch's (validation compares it)
 
 
 def _foldable_layer(node: Node) -> bool:

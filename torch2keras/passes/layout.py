@@ -39,6 +39,7 @@ import dataclasses
 from typing import Mapping, Optional
 
 from ..ir import Graph, Node, TensorType, Value
+from ..ir.layout_check import layout_class
 from ..ir.layouts import permute_image, reshape_image
 from ..ir.types import DTYPES, Layout, channels_last, full
 from .manager import Pass, register_pass
@@ -75,15 +76,6 @@ def convert_layout(graph: Graph, value: Value, layout: Optional[Layout], cache: 
                               loc=loc or value.producer.loc, name=f"{value.name_hint}_relayout")
         cache[key] = node.output
     return cache[key]
-
-
-def layout_class(node: Node) -> str:
-    kind = node.schema.layout
-    if node.op == "index_select" and node.inputs[1].type.rank != 1:
-        return "fixed"  # the index's axes replace the selected one
-    if kind == "custom":
-        return {"channels_last": "channel", "torch": "fixed", "any": "agnostic"}[node.attrs["layout"]]
-    return kind
 
 
 def _resolve(spec, name: str, index: int):
@@ -151,6 +143,7 @@ class AssignLayout(Pass):
             options[node.id] = self._options(graph, node, options)
         labels = self._solve(graph, nodes, options) if self.optimize else {}
         self._rewrite(graph, nodes, options, labels)
+        graph.meta["layouts_assigned"] = True
         return True
 
     # ------------------------------------------------------------------ options per op

@@ -1,0 +1,224 @@
+"""Looking inside: unsupported-op errors with stubs, drawings of the IR, the CLI's --draw, explain()."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import io
+import os
+import re
+import xml.etree.ElementTree as ET
+
+import attrs
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import torch2keras  # noqa: E402
+from torch2keras import converters  # noqa: E402
+from torch2keras.cli import main  # noqa: E402
+from torch2keras.draw import draw_graph  # noqa: E402
+from torch2keras.frontend_torch import LOWERINGS  # noqa: E402
+from torch2keras.ir.printer import Namer  # noqa: E402
+
+MODEL_FILE = os.path.join(os.path.dirname(__file__), "models.py")
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _line_of(marker: str) -> int:
+    with open(__file__) as f:
+        lines = [i for i, text in enumerate(f, start=1) if marker in text and "_line_of" not in text]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- unsupported ops
+
+
+class TwoUnsupported(nn.Module):
+    def forward(self, x):
+        spectrum = torch.fft.rfft(x).abs()  # MARK-fft
+        det = torch.linalg.det(x[:, :4].reshape(1, 2, 2))  # MARK-det
+        return spectrum.sum() + det.sum()
+
+
+def test_two_unsupported_ops_listed_with_lines_and_stubs():
+    for op in (torch.ops.aten._fft_r2c.default, torch.ops.aten._linalg_det.default):
+        assert op not in LOWERINGS  # the premise: pick others if these get lowerings
+    with pytest.raises(torch2keras.UnsupportedOpError) as info:
+        torch2keras.compile(TwoUnsupported(), torch.randn(1, 8))
+    err = info.value
+    assert sorted(op for op, _ in err.ops) == ["aten._fft_r2c.default", "aten._linalg_det.default"]
+    lines = {op: loc.line for op, loc in err.ops}
+    assert lines == {"aten._fft_r2c.default": _line_of("MARK-fft"), "aten._linalg_det.default": _line_of("MARK-det")}
+    text = str(err)
+    assert f"test_inspect.py:{_line_of('MARK-fft')}" in text and f"test_inspect.py:{_line_of('MARK-det')}" in text
+    assert "torch.fft.rfft(x)" in text and "torch.linalg.det(" in text
+    # a stub per op: the decorator, the signature from the op's schema, the layout to declare
+    assert "@torch2keras.lowering(torch.ops.aten._fft_r2c.default)\ndef lower__fft_r2c(ctx, self, dim, " \
+           "normalization, onesided):" in text
+    assert "@torch2keras.lowering(torch.ops.aten._linalg_det.default)\ndef lower__linalg_det(ctx, A):" in text
+    assert '@torch2keras.converter(torch.ops.aten._linalg_det.default, layout="torch")' in text
+    assert "first call: _fft_r2c(f32[1,8], [1], 0, True) -> complex64[1,5]" in text
+    stubs = text.split("Stubs to fill (one per op):", 1)[1]
+    ast.parse(stubs)  # pasteable: valid Python as printed
+
+
+def test_stub_registers_and_runs_once_filled():
+    """A filled-in converter stub converts the op (the stubs' contract, end to end)."""
+
+    class UsesErfinv(nn.Module):
+        def forward(self, x):
+            return torch.special.erfinv(x * 0.5)
+
+    target = torch.ops.aten.erfinv.default
+    if target in LOWERINGS:
+        pytest.skip("erfinv got a built-in lowering")
+    with pytest.raises(torch2keras.UnsupportedOpError) as info:
+        torch2keras.compile(UsesErfinv(), torch.rand(2, 3))
+    assert '@torch2keras.converter(torch.ops.aten.erfinv.default, layout="torch")\ndef convert_erfinv(self):' \
+        in str(info.value)
+
+    @torch2keras.converter(target, layout="any")
+    def convert_erfinv(self):  # the stub, filled in
+        return keras.ops.erfinv(self)
+
+    try:
+        x = torch.rand(2, 3)
+        result = torch2keras.compile(UsesErfinv(), x, on_mismatch="raise")
+        assert result.ir.op_counts()["custom"] == 1
+    finally:
+        converters.unregister(target)
+    assert target not in LOWERINGS
+
+
+# ----------------------------------------------------------------------------- drawing
+
+
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = F.hardsigmoid(self.conv(x))
+        return self.fc(y.mean(dim=(2, 3))), y.flatten(1)
+
+
+@pytest.fixture(scope="module")
+def small_result():
+    torch.manual_seed(0)
+    return torch2keras.compile(Small().eval(), torch.randn(1, 3, 8, 8), on_mismatch="raise")
+
+
+def _dump_names(graph, constants=False) -> dict[str, str]:
+    namer = Namer()
+    names = {}
+    for n in graph.topo_order():
+        for v in n.outputs:
+            namer(v)
+        if constants or n.op != "constant":
+            names[namer(n.outputs[0])] = n.op
+    return names
+
+
+def test_draw_svg_has_every_node_layouts_and_error_colours(small_result, tmp_path):
+    path = small_result.draw(str(tmp_path / "graph.svg"))
+    root = ET.parse(path).getroot()
+    groups = {g.get("id")[len("node-"):]: g for g in root.iter(f"{SVG}g") if (g.get("id") or "").startswith("node-")}
+    names = _dump_names(small_result.ir)
+    expected = set(names) | {f"output-{n}" for n in small_result.ir.output_names}
+    assert set(groups) == expected
+    for name, op in names.items():
+        g = groups[name]
+        assert f"op-{op}" in g.get("class").split()
+        texts = [t.text for t in g.iter(f"{SVG}text")]
+        assert texts[0] == f"%{name} = {op}"
+    assert any("NHWC" in (t.text or "") for t in root.iter(f"{SVG}text"))  # the conv's stored layout
+    relayouts = [g for g in groups.values() if "op-relayout" in g.get("class")]
+    assert relayouts and all("status-relayout" in g.get("class") for g in relayouts)
+    checked = {c.value for c in small_result.report.nodes}
+    assert checked and all("status-ok" in groups[n].get("class") for n in checked if n in groups)
+    edges = [p for p in root.iter(f"{SVG}path") if p.get("class") == "edge"]
+    conv = next(n for n, op in names.items() if op == "conv")
+    assert any(e.get("data-from") == conv for e in edges)
+
+
+def test_draw_html_is_self_contained_and_colours_the_first_mismatch(small_result, tmp_path):
+    first = next(c for c in small_result.report.nodes if c.op == "hardsigmoid")
+    planted = [attrs.evolve(c, status="first") if c is first else c for c in small_result.report.nodes]
+    page = draw_graph(small_result.ir, str(tmp_path / "g.html"), planted, title="Small")
+    text = open(page).read()
+    assert text.startswith("<!doctype html>") and "<svg" in text and "</html>" in text
+    assert not re.search(r"""(src|href)=["']https?:""", text)  # nothing fetched from elsewhere
+    assert f'id="node-{first.value}" class="node op-hardsigmoid status-first"' in text
+    assert "#d9383a" in text  # the first-mismatch colour
+    for name in _dump_names(small_result.ir):
+        assert f'id="node-{name}"' in text
+
+
+def test_cli_convert_draws_and_dumps(tmp_path, capsys):
+    html_path = tmp_path / "graph.html"
+    code = main(["convert", f"{MODEL_FILE}:NobucoEssentials", "--input-shape", "1,3,16,16", "-o",
+                 str(tmp_path / "m.keras"), "--dump-ir", str(tmp_path / "ir"), "--draw", str(html_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"wrote {html_path}" in out and "values compared with PyTorch" in out
+    text = html_path.read_text()
+    assert "op-conv" in text and "op-hardsigmoid" in text and "status-ok" in text
+    assert any(p.endswith("_assign_layout.txt") for p in os.listdir(tmp_path / "ir"))
+
+
+# ----------------------------------------------------------------------------- explain
+
+
+def _where(fn) -> str:
+    return f"{inspect.getsourcefile(fn)}:{inspect.getsourcelines(fn)[1]}"
+
+
+def test_explain_aten_op_shows_lowering_location_and_source():
+    op = torch.ops.aten.conv2d.default
+    text = torch2keras.explain(op, file=io.StringIO())
+    fn = LOWERINGS[op]
+    assert f"lowering: {fn.__module__}.{fn.__qualname__}" in text
+    assert f"source:   {_where(fn)}" in text
+    assert inspect.getsource(fn).strip().splitlines()[-1].strip() in text  # the source itself
+    assert "emits IR op 'conv' (layout class channel)" in text and "emit_conv" in text
+
+
+@pytest.mark.parametrize("target, aten_name", [(torch.relu, "aten.relu.default"),
+                                               (F.hardsigmoid, "aten.hardsigmoid.default"),
+                                               (nn.Conv2d, "aten.conv2d.default"),
+                                               (nn.BatchNorm2d, "aten._native_batch_norm_legit_no_training.default"),
+                                               (nn.LayerNorm, "aten.layer_norm.default"),
+                                               ("aten.gelu.default", "aten.gelu.default")])
+def test_explain_functions_and_modules(target, aten_name):
+    out = io.StringIO()
+    text = torch2keras.explain(target, file=out)
+    assert out.getvalue() == text
+    assert aten_name in text and "lowering: torch2keras.frontend_torch.ops." in text and "def " in text
+
+
+def test_explain_unsupported_and_user_converters():
+    text = torch2keras.explain(torch.ops.aten._fft_r2c.default, file=io.StringIO())
+    assert "no lowering" in text and "def lower__fft_r2c(ctx, self, dim, normalization, onesided):" in text
+
+    class Mine(nn.Module):
+        def forward(self, x):
+            return x
+
+    def convert_mine(module, x):  # MARK-explain
+        return x
+
+    torch2keras.converter(Mine, layout="channels_last")(convert_mine)
+    try:
+        text = torch2keras.explain(Mine, file=io.StringIO())
+    finally:
+        converters.unregister(Mine)
+    assert "user converter" in text and "layout 'channels_last'" in text
+    assert f"test_inspect.py:{_line_of('MARK-explain')}" in text and "def convert_mine(module, x):" in text

@@ -1,0 +1,188 @@
+"""Compare every converted value with its PyTorch counterpart and locate where the error starts.
+
+Torch side: the captured fx graph is run once on the example inputs (``run_fx``), keeping the
+result of each call that some IR value stands for. Keras side: one extra Keras model whose
+outputs are the tensors of those IR values (``ctx.tensors[value.id]``, stored in the value's
+physical layout, transposed back to the logical one before comparing).
+
+Which values: those the lowering tagged with their fx node (``value.meta["torch_node"]``, see
+``frontend_torch/lower.py``) that passes kept (folding or fusing may replace them) and whose
+logical shape still equals torch's. Tolerance per value: ``atol + rtol * max|ref|`` (as for the
+outputs). The first mismatch is, in topological order, the first value above its tolerance
+whose nearest compared ancestors are all within theirs: where the error *starts*, not where it
+is largest.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.utils._pytree as pytree
+
+from .frontend_torch.capture import Captured
+from .ir import Graph, Value
+from .ir.printer import Namer
+from .ir.types import invert
+from .report import NodeCheck
+
+__all__ = ["run_fx", "keras_values", "compare", "locate", "validate_values"]
+
+log = logging.getLogger(__name__)
+
+
+def run_fx(captured: Captured, user_inputs: Sequence[torch.Tensor], keep: set[str]) -> dict[str, Any]:
+    """Run the captured graph on ``user_inputs`` (in ``captured.user_inputs`` order); return the
+    results of the call nodes named in ``keep``. Intermediates are freed after their last use."""
+    graph = captured.graph
+    feed = dict(zip(captured.user_inputs, user_inputs))
+    remaining = {n: len(n.users) for n in graph.nodes}
+    env: dict[torch.fx.Node, Any] = {}
+    kept: dict[str, Any] = {}
+
+    def arg(a):
+        return env[a] if isinstance(a, torch.fx.Node) else a
+
+    with torch.no_grad():
+        for node in graph.nodes:
+            if node.op == "placeholder":
+                env[node] = feed[node.name].clone() if node.name in feed else captured.constants.get(node.name)
+            elif node.op == "get_attr":
+                env[node] = captured.constants[node.name]
+            elif node.op == "call_function":
+                env[node] = node.target(*pytree.tree_map(arg, node.args), **pytree.tree_map(arg, node.kwargs))
+                if node.name in keep:
+                    kept[node.name] = env[node]
+            elif node.op == "output":
+                break
+            for src in node.all_input_nodes:
+                remaining[src] -= 1
+                if remaining[src] == 0:
+                    env.pop(src, None)
+    return kept
+
+
+def _tagged(graph: Graph) -> list[Value]:
+    return [v for n in graph.topo_order() if n.op not in ("input", "constant") for v in n.outputs
+            if "torch_node" in v.meta]
+
+
+def keras_values(keras_model, emit_ctx, values: Sequence[Value], feed: dict) -> dict[int, np.ndarray]:
+    """The Keras model's result for each of ``values`` (by value id), in logical layout."""
+    import keras
+
+    inputs = list(keras_model.inputs)
+    tensors, index, direct = [], {}, {}
+    for v in values:
+        t = emit_ctx.tensors.get(v.id)
+        if t is None:
+            continue
+        fed = next((name for name, i in zip(emit_ctx.graph.input_names, inputs) if t is i), None)
+        if fed is not None:  # emitted as the model input itself (a physically free op)
+            direct[v.id] = np.asarray(feed[fed])
+            continue
+        pos = next((k for k, u in enumerate(tensors) if u is t), None)
+        if pos is None:
+            pos = len(tensors)
+            tensors.append(t)
+        index[v.id] = pos
+    arrays = []
+    if tensors:
+        probe = keras.Model(inputs=inputs, outputs=tensors, name=f"{keras_model.name}_probe")
+        outs = probe(feed, training=False)
+        arrays = [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
+    result = {}
+    for v in values:
+        a = arrays[index[v.id]] if v.id in index else direct.get(v.id)
+        if a is not None:
+            result[v.id] = np.transpose(a, invert(v.type.layout)) if v.type.layout else a
+    return result
+
+
+def _errors(out: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
+    """(max abs error, max relative error, max |ref|) in float64; NaNs agree with NaNs."""
+    if ref.size == 0:
+        return 0.0, 0.0, 0.0
+    if ref.dtype == np.bool_ or out.dtype == np.bool_:
+        wrong = float(np.sum(out.astype(bool) != ref.astype(bool)))
+        return wrong, wrong / ref.size, 1.0
+    o, r = out.astype(np.float64), ref.astype(np.float64)
+    diff = np.abs(o - r)
+    both_nan = np.isnan(o) & np.isnan(r)
+    same_inf = np.isinf(o) & (o == r)
+    diff = np.where(both_nan | same_inf, 0.0, diff)
+    err = float(np.max(diff)) if not np.isnan(diff).any() else float("inf")
+    finite = r[np.isfinite(r)]
+    ref_max = float(np.max(np.abs(finite))) if finite.size else 0.0
+    return err, err / max(ref_max, 1e-30), ref_max
+
+
+def compare(graph: Graph, torch_results: dict[str, Any], keras_results: dict[int, np.ndarray],
+            atol: float, rtol: float) -> list[NodeCheck]:
+    """A NodeCheck per tagged value that both sides produced with the same logical shape."""
+    namer = Namer()
+    checks = []
+    for node in graph.topo_order():
+        names = [namer(v) for v in node.outputs]  # same names as the IR dump
+        for v, name in zip(node.outputs, names):
+            if node.op in ("input", "constant") or "torch_node" not in v.meta or v.id not in keras_results:
+                continue
+            ref = torch_results.get(v.meta["torch_node"])
+            if v.meta.get("torch_index") is not None and isinstance(ref, (tuple, list)):
+                ref = ref[v.meta["torch_index"]]
+            if not isinstance(ref, torch.Tensor):
+                continue
+            ref = ref.detach().cpu()
+            ref = (ref.float() if ref.dtype == torch.bfloat16 else ref).numpy()
+            out = keras_results[v.id]
+            if tuple(ref.shape) != tuple(v.type.shape) or tuple(out.shape) != tuple(ref.shape):
+                continue
+            err, rel, ref_max = _errors(out, ref)
+            loc = node.loc
+            source_op = node.attrs["converter"] if node.op == "custom" else (loc.op if loc else "")
+            checks.append(NodeCheck(
+                value=name, value_id=v.id, op=node.op, torch_op=source_op,
+                module_path=loc.module_path if loc else "", module_type=loc.module_type if loc else "",
+                file=loc.file if loc else "", line=loc.line if loc else 0, code=loc.code if loc else "",
+                input_shapes=[_type_text(u) for u in node.inputs], shape=tuple(v.type.shape), dtype=v.type.dtype,
+                max_abs_error=err, max_rel_error=rel, max_abs_reference=ref_max,
+                tolerance=atol + rtol * ref_max))
+    return checks
+
+
+def _type_text(v: Value) -> str:
+    return f"{v.type.dtype}[{','.join(str(d) for d in v.type.shape)}]"
+
+
+def locate(graph: Graph, checks: list[NodeCheck]) -> Optional[NodeCheck]:
+    """Set each check's status and return the first mismatch (see the module docstring)."""
+    by_value = {c.value_id: c for c in checks}
+    nearest: dict[int, frozenset[int]] = {}  # value id -> ids of the nearest compared values at or above it
+    for node in graph.topo_order():
+        upstream = frozenset().union(*(nearest.get(u.id, frozenset()) for u in node.inputs))
+        for v in node.outputs:
+            check = by_value.get(v.id)
+            if check is not None:
+                if check.ok:
+                    check.status = "ok"
+                else:
+                    check.status = "first" if all(by_value[u].ok for u in upstream) else "mismatch"
+                nearest[v.id] = frozenset([v.id])
+            else:
+                nearest[v.id] = upstream
+    first = next((c for c in checks if c.status == "first"), None)
+    return first or next((c for c in checks if not c.ok), None)
+
+
+def validate_values(graph: Graph, captured: Captured, keras_model, emit_ctx, torch_inputs: Sequence[torch.Tensor],
+                    feed: dict, atol: float, rtol: float) -> tuple[list[NodeCheck], Optional[NodeCheck]]:
+    """Compare every tagged value of ``graph`` with torch: (checks in graph order, first mismatch)."""
+    values = _tagged(graph)
+    torch_results = run_fx(captured, torch_inputs, {v.meta["torch_node"] for v in values})
+    keras_results = keras_values(keras_model, emit_ctx, values, feed)
+    checks = compare(graph, torch_results, keras_results, atol, rtol)
+    first = locate(graph, checks)
+    log.debug("compared %d values, first mismatch %s", len(checks), first and first.value)
+    return checks, first

@@ -110,7 +110,7 @@ def emit_matmul(ctx, node, x, y):
 
 @emitter("gather")
 def emit_gather(ctx, node, x, index):
-    return ctx.op(node, "gather", [x, index], axis=node.attrs["axis"])
+    return ctx.op(node, "gather", [x, index], axis=_phys(x, node.attrs["axis"]))
 
 
 @emitter("index_select")

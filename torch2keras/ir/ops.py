@@ -401,7 +401,8 @@ _define("expand", ["x"], _expand, "fixed", {"shape": ("ints",)})
 _define("tile", ["x"], _tile, "fixed", {"reps": ("ints",)})
 _define("matmul", ["x", "y"], _matmul, "fixed")
 _define("linear", ["x", "w", "b?"], _linear, "last_axis", doc="x @ w.T + b, weight in torch's [out, in] form")
-_define("gather", ["x", "index"], _gather, "fixed", {"axis": ("int",)})
+_define("gather", ["x", "index"], _gather, "axis", {"axis": ("int",)},
+        doc="torch.gather: out[i][j] = x[index[i][j]][j] along `axis` (index has x's rank)")
 _define("index_select", ["x", "index"], _index_select, "axis", {"axis": ("int",)},
         doc="x[..., index, ...] along `axis`; keeps the rank for a 1-D index (the layout pass treats other "
             "index ranks as needing PyTorch order)")

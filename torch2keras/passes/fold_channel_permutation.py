@@ -1,11 +1,12 @@
-"""Fold channel permutations into the convolutions next to them.
+"""Fold channel permutations into the convolutions and linear layers next to them.
 
-A channel permutation is ``index_select(x, axis=1, idx)`` with a constant 1-D ``idx`` that
-permutes ``range(C)`` (pixel shuffle lowers to one before ``depth_to_space``, pixel unshuffle to
-one after ``space_to_depth``).
+A channel permutation is ``index_select(x, axis, idx)`` with a constant 1-D ``idx`` that
+permutes ``range(C)``, along the channel axis of a conv (1) or the feature axis of a linear
+layer (the last). Pixel shuffle lowers to one before ``depth_to_space``, pixel unshuffle to one
+after ``space_to_depth``.
 
-conv -> permutation:  y[:, idx] = conv(x; W[idx], b[idx])
-permutation -> conv:  conv(x[:, idx]; W) = conv(x; W') with W'[:, idx] = W
+layer -> permutation:  y[:, idx] = conv(x; W[idx], b[idx])       (linear: the same on rows of W)
+permutation -> layer:  conv(x[:, idx]; W) = conv(x; W') with W'[:, idx] = W
 
 A permutation also moves through unary elementwise ops between it and the conv, since those
 commute with any channel permutation.
@@ -26,32 +27,39 @@ _UNARY = {name for name, s in SCHEMAS.items() if s.layout == "agnostic" and len(
 
 
 def _permutation(graph: Graph, node: Node) -> Optional[np.ndarray]:
-    if node.op != "index_select" or node.attrs["axis"] != 1 or node.inputs[0].type.rank < 3:
+    if node.op != "index_select" or node.inputs[0].type.rank < 2:
+        return None
+    x = node.inputs[0].type
+    axis = node.attrs["axis"] % x.rank
+    if axis not in (1, x.rank - 1):
         return None
     idx = graph.constant_value(node.inputs[1])
-    if idx is None or idx.ndim != 1 or not np.array_equal(np.sort(idx), np.arange(node.inputs[0].type.shape[1])):
+    if idx is None or idx.ndim != 1 or not np.array_equal(np.sort(idx), np.arange(x.shape[axis])):
         return None
     return idx
 
 
-def _plain_conv(node: Node) -> bool:
-    return node.op == "conv" and not node.attrs["transposed"] and node.attrs["groups"] == 1
+def _plain_layer(node: Node, axis: int, rank: int) -> bool:
+    """A conv (groups=1, not transposed) over channel axis 1, or a linear over the last axis."""
+    if node.op == "conv":
+        return axis == 1 and not node.attrs["transposed"] and node.attrs["groups"] == 1
+    return node.op == "linear" and axis == rank - 1
 
 
-def _rebuild(graph: Graph, conv: Node, x: Value, w: np.ndarray, b: Optional[np.ndarray], out: Value) -> Value:
-    dtype = conv.inputs[1].type.dtype
-    inputs = [x, graph.add_constant(np.ascontiguousarray(w), name=conv.inputs[1].name_hint, dtype=dtype)]
+def _rebuild(graph: Graph, layer: Node, x: Value, w: np.ndarray, b: Optional[np.ndarray], out: Value) -> Value:
+    dtype = layer.inputs[1].type.dtype
+    inputs = [x, graph.add_constant(np.ascontiguousarray(w), name=layer.inputs[1].name_hint, dtype=dtype)]
     if b is not None:
         inputs.append(graph.add_constant(np.ascontiguousarray(b), name=f"{out.name_hint}_bias", dtype=dtype))
-    new = graph.add_node("conv", inputs, dict(conv.attrs), types=[out.type], loc=conv.loc, name=out.name_hint)
+    new = graph.add_node(layer.op, inputs, dict(layer.attrs), types=[out.type], loc=layer.loc, name=out.name_hint)
     return new.output
 
 
 @register_pass
 @dataclasses.dataclass(frozen=True)
 class FoldChannelPermutation(Pass):
-    """Removes channel permutations adjacent to a plain (groups=1, not transposed) conv with
-    constant weights, permuting the conv's output or input channels instead.
+    """Removes channel permutations adjacent to a plain (groups=1, not transposed) conv or a
+    linear layer with constant weights, permuting its output or input channels instead.
 
     Fires when the conv's result is read only by the permutation (output side), or the
     permutation's result only by the conv (input side); a permutation first moves across
@@ -79,7 +87,8 @@ class FoldChannelPermutation(Pass):
             chain.append(x.producer)
             x = x.producer.inputs[0]
         conv = x.producer
-        if not _plain_conv(conv) or graph.num_uses(x) != 1:
+        axis = perm.attrs["axis"] % x.type.rank
+        if not _plain_layer(conv, axis, x.type.rank) or graph.num_uses(x) != 1:
             return False
         w = graph.constant_value(conv.inputs[1])
         b = graph.constant_value(conv.inputs[2]) if len(conv.inputs) > 2 else None
@@ -99,7 +108,8 @@ class FoldChannelPermutation(Pass):
             chain.append(graph.users(y)[0])
             y = chain[-1].output
         users = graph.uses(y)
-        if len(users) != 1 or graph.is_output(y) or users[0][1] != 0 or not _plain_conv(users[0][0]):
+        axis = perm.attrs["axis"] % y.type.rank
+        if len(users) != 1 or graph.is_output(y) or users[0][1] != 0 or not _plain_layer(users[0][0], axis, y.type.rank):
             return False
         conv = users[0][0]
         w = graph.constant_value(conv.inputs[1])

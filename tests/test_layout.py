@@ -122,3 +122,41 @@ def test_layout_optimiser_off_transposes_around_channel_ops(tmp_path):
     assert on.report.transposes == 0
     assert off.report.transposes == 4  # in and out of both convs
     assert off.report.ok
+
+
+class _PermutedFeatures(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 6), nn.Linear(6, 4)
+        self.register_buffer("order", torch.tensor([3, 1, 0, 5, 2, 4]))
+
+    def forward(self, x):
+        y = self.a(x)[..., self.order]  # after a layer: folds into its rows
+        return self.b(torch.relu(y)[..., self.order])  # before one (across the relu): into its columns
+
+
+def test_feature_permutations_fold_into_linear_layers():
+    torch.manual_seed(0)
+    result = torch2keras.compile(_PermutedFeatures().eval(), torch.randn(2, 6))
+    assert "index_select" not in result.report.ir_op_counts
+    assert result.report.ir_op_counts["linear"] == 2
+    assert result.report.max_abs_error < 1e-5
+
+
+class _ConvGather(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x, index):
+        return torch.gather(self.conv(x), 2, index)
+
+
+def test_gather_runs_channels_last():
+    torch.manual_seed(0)
+    x, index = torch.randn(1, 3, 5, 5), torch.randint(0, 5, (1, 4, 3, 5))
+    result = torch2keras.compile(_ConvGather().eval(), (x, index), input_layouts={"x": CL}, output_layouts=CL)
+    assert result.report.max_abs_error == 0.0
+    gather = result.ir.nodes_by_op("gather")[0]
+    assert gather.output.type.layout == (0, 2, 3, 1)
+    assert result.report.transposes == 1  # only the PyTorch-order index is transposed

@@ -18,7 +18,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import torch2keras  # noqa: E402
 from torch2keras.ir import Graph, PassError, TensorType  # noqa: E402
-from torch2keras.passes import (DEFAULT_PIPELINE, PASSES, AssignLayout, CancelTransposes,  # noqa: E402
+from torch2keras.passes import (DEFAULT_PIPELINE, PASSES, AssignLayout, CancelTransposes, CanonicalizeReshapes,  # noqa: E402
                                 DeadCodeElimination, FoldBatchNorm, FoldConstants, Pass, PassManager,
                                 default_pipeline, get_pass, register_pass)
 
@@ -523,7 +523,7 @@ def _small_graph():
 def test_registered_passes_are_found_by_name():
     assert set(DEFAULT_PIPELINE) <= set(PASSES)
     assert DEFAULT_PIPELINE == ["dce", "fold_constants", "fold_batchnorm", "fold_channel_permutation",
-                                "assign_layout", "fold_constants", "cancel_transposes", "dce", "compose_transposes",
+                                "canonicalize_reshapes", "assign_layout", "fold_constants", "cancel_transposes", "dce", "compose_transposes",
                                 "dce"]
     assert isinstance(get_pass("test_passes_relu_to_clamp"), ReluToClamp)
     with pytest.raises(KeyError, match="unknown pass 'no_such_pass'"):
@@ -574,13 +574,13 @@ def test_dump_ir_writes_a_file_per_pass(conv_bn):
     files = sorted(os.listdir(dump))
     expected = ["00_lowered.txt"] + [f"{i:02d}_{name}.txt" for i, name in enumerate(DEFAULT_PIPELINE, start=1)]
     assert files == expected
-    assert "01_dce.txt" in files and "03_fold_batchnorm.txt" in files and "05_assign_layout.txt" in files
+    assert "01_dce.txt" in files and "03_fold_batchnorm.txt" in files and "06_assign_layout.txt" in files
     text = {f: (dump / f).read_text() for f in files}
     assert all(t.startswith("graph Sequential\n") for t in text.values())
     assert " = batch_norm(" in text["00_lowered.txt"] and " = batch_norm(" in text["02_fold_constants.txt"]
     assert " = batch_norm(" not in text["03_fold_batchnorm.txt"]
     assert " = relayout(" not in text["03_fold_batchnorm.txt"]
-    assert " = relayout(" in text["05_assign_layout.txt"]
+    assert " = relayout(" in text["06_assign_layout.txt"]
     assert text[files[-1]] == str(result.ir)
 
 
@@ -609,3 +609,26 @@ def test_custom_pipeline_honours_io_layouts():
     assert result.ir.inputs[0].type.layout == NHWC
     assert result.ir.outputs[0].type.layout == NHWC
     assert result.report.ir_op_counts.get("relayout", 0) == 0
+
+
+def test_canonicalize_reshapes_moves_row_merges_past_linear():
+    """linear(view(x, [L*B, E])) -> view(linear(x)): the rows' order is left to the layout pass."""
+    g = Graph("t")
+    x = g.add_input("x", TensorType((10, 2, 4, 8)))
+    merged = g.add_node("reshape", [x], {"shape": [20, 32]}).output
+    w = g.add_constant(np.random.default_rng(0).standard_normal((16, 32)).astype(np.float32), "w")
+    y = g.add_node("linear", [merged, w]).output
+    back = g.add_node("reshape", [y], {"shape": [10, 2, 16]}).output
+    g.set_outputs(["y"], [back])
+    assert CanonicalizeReshapes().run(g) is True
+    DeadCodeElimination().run(g)
+    g.verify()
+    lin = g.nodes_by_op("linear")[0]
+    assert tuple(lin.inputs[0].type.shape) == (10, 2, 32)
+    assert tuple(lin.output.type.shape) == (10, 2, 16)
+    assert g.outputs[0] is lin.output  # the merge and the split cancelled
+    assert CanonicalizeReshapes().run(g) is False
+    xv = np.random.default_rng(1).standard_normal((10, 2, 4, 8)).astype(np.float32)
+    want = (xv.reshape(20, 32) @ w.producer.value.T).reshape(10, 2, 16)
+    got = xv.reshape(10, 2, 32) @ lin.inputs[1].producer.value.T
+    assert np.allclose(got, want, atol=1e-5)

@@ -1,6 +1,7 @@
 """Graph -> Graph rewrites and the pass manager that runs them."""
 
 from .cancel_transposes import CancelTransposes
+from .canonicalize_reshapes import CanonicalizeReshapes
 from .compose_transposes import ComposeTransposes
 from .dce import DeadCodeElimination
 from .fold_batchnorm import FoldBatchNorm
@@ -9,7 +10,7 @@ from .fold_constants import FoldConstants
 from .layout import AssignLayout
 from .manager import PASSES, Pass, PassManager, get_pass, register_pass
 
-__all__ = ["AssignLayout", "CancelTransposes", "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "FoldBatchNorm", "FoldChannelPermutation",
+__all__ = ["AssignLayout", "CancelTransposes", "CanonicalizeReshapes", "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "FoldBatchNorm", "FoldChannelPermutation",
            "FoldConstants", "PASSES", "Pass", "PassManager", "default_pipeline", "get_pass", "register_pass"]
 
 
@@ -25,6 +26,7 @@ def default_pipeline(input_layouts=None, output_layouts=None, optimize_layout: b
         FoldConstants(),
         FoldBatchNorm(),
         FoldChannelPermutation(),
+        CanonicalizeReshapes(),
         layout,
         FoldConstants(),
         CancelTransposes(),

@@ -101,7 +101,8 @@ def test_transformer_encoder_transposes_bounded(tmp_path):
     result = _convert(model, x, tmp_path, "encoder")
     permutes = _torch_permutes(model, x)
     assert result.report.tflite["transposes"] <= permutes
-    assert result.report.tflite["transposes"] <= 5 * 2  # per layer: q, k, v, heads back, batch-first
+    # per layer: q, k and v together, the heads merged back, and (batch 2) one batch-first turn
+    assert result.report.tflite["transposes"] <= 3 * 2
 
 
 def test_vit_b_16_transposes_bounded(tmp_path):
@@ -109,7 +110,8 @@ def test_vit_b_16_transposes_bounded(tmp_path):
     x = torch.randn(1, 3, 224, 224)
     model = seeded_model(tv.models.vit_b_16, x)
     result = _convert(model, x, tmp_path, "vit_b_16", input_layouts=CL)
-    assert result.report.tflite["transposes"] <= 4 * 12  # per encoder layer: q, k, v and heads back
+    # per encoder layer: q, k and v split into heads in one move, and the heads merged back
+    assert result.report.tflite["transposes"] <= 2 * 12
     assert result.report.tflite["transposes"] <= _torch_permutes(model, x)
 
 

@@ -524,7 +524,7 @@ def test_registered_passes_are_found_by_name():
     assert set(DEFAULT_PIPELINE) <= set(PASSES)
     assert DEFAULT_PIPELINE == ["dce", "fold_constants", "fold_batchnorm", "fold_channel_permutation",
                                 "canonicalize_reshapes", "assign_layout", "fold_constants", "cancel_transposes", "dce", "compose_transposes",
-                                "dce"]
+                                "cse", "dce"]
     assert isinstance(get_pass("test_passes_relu_to_clamp"), ReluToClamp)
     with pytest.raises(KeyError, match="unknown pass 'no_such_pass'"):
         get_pass("no_such_pass")
@@ -632,3 +632,42 @@ def test_canonicalize_reshapes_moves_row_merges_past_linear():
     want = (xv.reshape(20, 32) @ w.producer.value.T).reshape(10, 2, 16)
     got = xv.reshape(10, 2, 32) @ lin.inputs[1].producer.value.T
     assert np.allclose(got, want, atol=1e-5)
+
+
+def test_cse_merges_equal_nodes_and_keeps_different_ones():
+    g = Graph("t")
+    x = g.add_input("x", TensorType((2, 3)))
+    a = g.add_node("relu", [x]).output
+    b = g.add_node("relu", [x]).output  # same as a
+    c = g.add_node("clamp", [x], {"min": 0.0}).output
+    d = g.add_node("clamp", [x], {"min": 1.0}).output  # differs from c by an attribute
+    g.set_outputs(["a", "b", "c", "d"], [a, b, c, d])
+    from torch2keras.passes import CommonSubexpressionElimination
+
+    assert CommonSubexpressionElimination().run(g) is True
+    g.verify()
+    assert g.outputs[0] is g.outputs[1] is a
+    assert g.outputs[2] is c and g.outputs[3] is d
+    assert g.op_counts() == {"clamp": 2, "input": 1, "relu": 1}
+    assert CommonSubexpressionElimination().run(g) is False
+
+
+def test_compose_transposes_shares_one_move_between_slices():
+    """Three slices of one tensor, each moved the same way (attention's q, k, v): one transpose."""
+    g = Graph("t")
+    x = g.add_input("x", TensorType((3, 10, 4, 8)))  # [qkv, length, heads, head_dim]
+    outs = []
+    for i in range(3):
+        s = g.add_node("slice", [x], {"axis": 0, "start": i, "end": i + 1}).output
+        r = g.add_node("reshape", [s], {"shape": [10, 4, 8]}).output
+        outs.append(g.add_node("permute", [r], {"perm": [1, 0, 2]}).output)  # heads first
+    g.set_outputs(["q", "k", "v"], outs)
+    PassManager(default_pipeline()).run(g)
+    assert torch2keras.count_transposes(g) == 1
+    xv = np.random.default_rng(0).standard_normal((3, 10, 4, 8)).astype(np.float32)
+    from torch2keras.backend_keras import emit_model
+
+    model, _ = emit_model(g)
+    got = model(xv)
+    for i, y in enumerate(got):
+        assert np.array_equal(np.asarray(y), xv[i].transpose(1, 0, 2))

@@ -38,6 +38,7 @@ KEEP_WHOLE = [
     aten.pixel_shuffle.default, aten.pixel_unshuffle.default,
     aten.softmax.int, aten.log_softmax.int,
     aten.gru.input, aten.lstm.input,
+    aten.max_pool1d.default, aten.max_pool2d.default, aten.max_pool3d.default,
 ]
 
 

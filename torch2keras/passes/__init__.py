@@ -3,6 +3,7 @@
 from .cancel_transposes import CancelTransposes
 from .canonicalize_reshapes import CanonicalizeReshapes
 from .compose_transposes import ComposeTransposes
+from .cse import CommonSubexpressionElimination
 from .dce import DeadCodeElimination
 from .fold_batchnorm import FoldBatchNorm
 from .fold_channel_permutation import FoldChannelPermutation
@@ -10,7 +11,7 @@ from .fold_constants import FoldConstants
 from .layout import AssignLayout
 from .manager import PASSES, Pass, PassManager, get_pass, register_pass
 
-__all__ = ["AssignLayout", "CancelTransposes", "CanonicalizeReshapes", "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "FoldBatchNorm", "FoldChannelPermutation",
+__all__ = ["AssignLayout", "CancelTransposes", "CanonicalizeReshapes", "CommonSubexpressionElimination", "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "FoldBatchNorm", "FoldChannelPermutation",
            "FoldConstants", "PASSES", "Pass", "PassManager", "default_pipeline", "get_pass", "register_pass"]
 
 
@@ -32,6 +33,7 @@ def default_pipeline(input_layouts=None, output_layouts=None, optimize_layout: b
         CancelTransposes(),
         DeadCodeElimination(),
         ComposeTransposes(),
+        CommonSubexpressionElimination(),
         DeadCodeElimination(),
     ]
 

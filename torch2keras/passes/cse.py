@@ -1,0 +1,56 @@
+"""Common subexpression elimination."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..ir import Graph, Node
+from .manager import Pass, register_pass
+
+
+def _freeze(value):
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    return value
+
+
+def _key(node: Node):
+    return (node.op, tuple(v.id for v in node.inputs), _freeze(node.attrs),
+            tuple((tuple(v.type.shape), v.type.dtype, v.type.layout) for v in node.outputs))
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class CommonSubexpressionElimination(Pass):
+    """Merges nodes computing the same op on the same inputs with the same attributes and result
+    types; the earliest one stays. Constants are merged only when small (``max_constant``
+    elements), to keep this cheap; inputs never.
+    """
+
+    name = "cse"
+    max_constant: int = 64
+
+    def run(self, graph: Graph) -> bool:
+        seen: dict = {}
+        changed = False
+        for node in graph.topo_order():
+            if node.op == "input" or node.op == "custom":
+                continue
+            if node.op == "constant" and node.attrs["value"].size > self.max_constant:
+                continue
+            key = _key(node)
+            first = seen.get(key)
+            if first is None:
+                seen[key] = node
+                continue
+            for old, new in zip(node.outputs, first.outputs):
+                graph.replace_all_uses(old, new)
+            graph.erase(node)
+            changed = True
+        return changed

@@ -169,8 +169,9 @@ class AssignLayout(Pass):
         if node.op == "constant":
             return _single([], [_ident(node.output.type.rank)])
         if kind == "channel":
-            ins = [_cl(node.inputs[0].type.rank)] + [None if v.producer.op == "constant" else _ident(v.type.rank)
-                                                     for v in node.inputs[1:]]
+            ins = [_cl(node.inputs[0].type.rank)] + [None if v.producer.op == "constant" else
+                                                     _cl(v.type.rank) if node.op == "custom" else _ident(v.type.rank)
+                                                     for v in node.inputs[1:]]  # a converter's tensors: all channels-last
             return _single(ins, [_cl(r) for r in outs_rank])
         if kind == "fixed" or (not self.optimize and kind != "agnostic" and kind != "axis"):
             return _single([_ident(v.type.rank) for v in node.inputs], [_ident(r) for r in outs_rank])

@@ -162,3 +162,26 @@ def test_gather_runs_channels_last():
     gather = result.ir.nodes_by_op("gather")[0]
     assert gather.output.type.layout == (0, 2, 3, 1)
     assert result.report.transposes == 1  # only the PyTorch-order index is transposed
+
+
+class _PermuteSandwich(nn.Module):
+    def forward(self, x):
+        y = torch.relu(x.permute(0, 2, 3, 1)) * 2  # elementwise ops between inverse permutes
+        return y.permute(0, 3, 1, 2)
+
+
+class _TwoPermutes(nn.Module):
+    def forward(self, x):
+        return x.permute(0, 2, 1, 3).permute(3, 0, 2, 1) + 1
+
+
+def test_inverse_permutes_vanish_across_elementwise_ops():
+    result = torch2keras.compile(_PermuteSandwich(), torch.randn(1, 3, 4, 5))
+    assert result.report.transposes == 0
+    assert result.report.max_abs_error == 0.0
+
+
+def test_adjacent_permutes_fuse_into_one():
+    result = torch2keras.compile(_TwoPermutes(), torch.randn(2, 3, 4, 5))
+    assert result.report.transposes == 1
+    assert result.report.max_abs_error == 0.0

@@ -18,7 +18,11 @@ __all__ = ["KOPS"]
 
 
 def _hardsigmoid(x):
-    return ops.clip(x / 6.0 + 0.5, 0.0, 1.0)
+    return ops.relu6(x + 3.0) / 6.0
+
+
+def _hardswish(x):
+    return x * ops.relu6(x + 3.0) / 6.0  # the form TFLite's converter fuses into HARD_SWISH
 
 
 def _slice(x, axis, start, end, step):
@@ -107,6 +111,21 @@ def _topk(x, k, largest):
     return (values if largest else -values), ops.cast(indices, "int64")
 
 
+def _add(x, y):
+    """``x + y``. keras.ops.add (TensorFlow backend) turns an add whose second operand has one
+    non-1 axis matching x's second or last axis into ``bias_add`` over the axis it guesses, which
+    is wrong when the operand's axis is another one (e.g. [5, 5, 5] + [1, 5, 1]): then subtract
+    the negation, which is exact."""
+    y_shape, x_rank = tuple(y.shape), len(x.shape)
+    big = [i for i, d in enumerate(y_shape) if d != 1]
+    if len(big) == 1 and x_rank > 1:
+        axis = big[0] + x_rank - len(y_shape)
+        guessed = x_rank - 1 if x.shape[-1] == y_shape[big[0]] else 1
+        if axis != guessed:
+            return ops.subtract(x, ops.negative(y))
+    return ops.add(x, y)
+
+
 def _floor_divide(x, y):
     return ops.floor_divide(x, y)
 
@@ -193,7 +212,7 @@ KOPS = {
     "ceil": ops.ceil, "round": ops.round, "trunc": ops.trunc, "reciprocal": lambda x: 1.0 / x,
     "sign": ops.sign, "bitwise_not": ops.bitwise_invert, "logical_not": ops.logical_not,
     "isnan": ops.isnan, "isinf": ops.isinf, "square": ops.square,
-    "hardsigmoid": _hardsigmoid, "hardswish": lambda x: x * _hardsigmoid(x),
+    "hardsigmoid": _hardsigmoid, "hardswish": _hardswish,
     "mish": lambda x: x * ops.tanh(ops.softplus(x)),
     "gelu": lambda x, approximate: ops.gelu(x, approximate=approximate == "tanh"),
     "clamp": lambda x, min, max: ops.clip(x, -np.inf if min is None else min, np.inf if max is None else max)
@@ -202,7 +221,7 @@ KOPS = {
     "elu": _elu, "softplus": _softplus,
     "cast": lambda x, dtype: ops.cast(x, dtype),
     # binary
-    "add": ops.add, "sub": ops.subtract, "mul": ops.multiply, "div": ops.divide, "pow": ops.power,
+    "add": _add, "sub": ops.subtract, "mul": ops.multiply, "div": ops.divide, "pow": ops.power,
     "maximum": ops.maximum, "minimum": ops.minimum, "atan2": ops.arctan2,
     "floor_divide": _floor_divide, "remainder": _remainder, "fmod": _fmod,
     "bitwise_and": ops.bitwise_and, "bitwise_or": ops.bitwise_or, "bitwise_xor": ops.bitwise_xor,

@@ -20,6 +20,9 @@ def layout_class(node: Node) -> str:
     kind = node.schema.layout
     if node.op == "index_select" and node.inputs[1].type.rank != 1:
         return "fixed"  # the index's axes replace the selected one
+    if kind == "axis" and node.op not in ("reduce", "argreduce", "var") and node.inputs and node.outputs \
+            and node.outputs[0].type.rank != node.inputs[0].type.rank:
+        return "fixed"  # only reductions drop axes from a layout
     if kind == "custom":
         return {"channels_last": "channel", "torch": "fixed", "any": "agnostic"}[node.attrs["layout"]]
     return kind

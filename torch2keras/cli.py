@@ -108,6 +108,14 @@ def _convert(args: argparse.Namespace) -> int:
 def _supported(args: argparse.Namespace) -> int:
     from torch2keras.frontend_torch import LOWERINGS
 
+    if getattr(args, "unsupported", False):
+        from torch2keras.frontend_torch.unsupported import UNSUPPORTED
+
+        print(f"{len(UNSUPPORTED)} Core ATen ops are deliberately not lowered:")
+        for op, reason in sorted(UNSUPPORTED.items(), key=lambda item: str(item[0])):
+            print(f"  {op}: {reason}")
+        return 0
+
     names = sorted({str(t) for t in LOWERINGS})
     print(f"{len(names)} torch ops have a lowering:")
     for n in names:
@@ -134,6 +142,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     conv.add_argument("--seed", type=int, default=0, help="seed of the random example inputs")
     conv.set_defaults(func=_convert)
     sup = sub.add_parser("supported", help="list the torch ops that have a lowering")
+    sup.add_argument("--unsupported", action="store_true",
+                     help="list instead the Core ATen ops that are deliberately not lowered, with the reason")
     sup.set_defaults(func=_supported)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

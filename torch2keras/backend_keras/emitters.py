@@ -268,8 +268,11 @@ def _pad_layer(ctx, node, t, pads, n, value=0.0):
 def emit_conv(ctx, node, x, w, b=None):
     a = node.attrs
     n = _spatial(node)
-    if not ctx.is_const(w) or (b is not None and not ctx.is_const(b)):
-        raise EmissionError(f"convolution with non-constant weights is not supported yet ({node.loc})")
+    if not ctx.is_const(w) or (b is not None and not ctx.is_const(b)) or x.type.dtype not in ("f16", "f32", "f64") \
+            or (max(a["stride"]) > 1 and max(a["dilation"]) > 1):
+        from .emitters_extra import emit_conv_dynamic  # weights computed by the model (or integers): keras.ops
+
+        return emit_conv_dynamic(ctx, node, x, w, b)
     weight = ctx.const(w)
     bias = [ctx.const(b)] if b is not None else []
     if a["transposed"]:
@@ -298,7 +301,9 @@ def emit_conv(ctx, node, x, w, b=None):
 def _conv_transpose(ctx, node, x, weight, bias, n):
     a = node.attrs
     if a["groups"] != 1:
-        raise EmissionError(f"grouped transposed convolution is not supported yet ({node.loc})")
+        from .emitters_extra import emit_conv_dynamic  # no Keras layer: keras.ops.conv per group
+
+        return emit_conv_dynamic(ctx, node, x, *node.inputs[1:])
     cls = {1: keras.layers.Conv1DTranspose, 2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}[n]
     kern = weight.transpose(*range(2, 2 + n), 1, 0)  # torch [I, O, *k] -> keras [*k, O, I]
     layer = cls(filters=weight.shape[1], kernel_size=tuple(weight.shape[2:]), strides=tuple(a["stride"]),

@@ -236,7 +236,7 @@ KOPS = {
     "reduce": _reduce, "argreduce": _argreduce, "var": _var,
     "slice": _slice, "slice_scatter": _slice_scatter,
     "concat": lambda *xs, axis: ops.concatenate(list(xs), axis=axis),
-    "pad": lambda x, pads, mode, value: ops.pad(x, pads, mode=mode, constant_values=value)
+    "pad": lambda x, pads, mode, value: ops.pad(x, pads, mode=mode, constant_values=ops.cast(value, x.dtype))
     if mode == "constant" else ops.pad(x, pads, mode=mode),
     "reshape": lambda x, shape: ops.reshape(x, shape),
     "transpose": lambda x, perm: ops.transpose(x, perm),

@@ -459,6 +459,51 @@ def is_float_type(t: TensorType) -> bool:
 # ----------------------------------------------------------------------------- more ops
 # (coverage of the Core ATen opset; new ops are "fixed" unless purely elementwise)
 
+MORE_UNARY = ["erfc", "erfinv", "exp2", "log10", "lgamma", "digamma", "i0"]
+MORE_BINARY = ["copysign", "fmax", "fmin", "hypot", "nextafter", "igamma", "igammac", "gcd", "lcm",
+               "bitwise_left_shift", "bitwise_right_shift"]
+for _op in MORE_UNARY:
+    _define(_op, ["x"], _same, "agnostic")
+for _op in MORE_BINARY:
+    _define(_op, ["x", "y"], _broadcast, "agnostic")
+_define("signbit", ["x"], _with_dtype("bool"), "agnostic", doc="the sign bit (True for -0.0)")
+_define("polygamma", ["x"], _same, "agnostic", {"n": ("int",)}, doc="the n-th derivative of digamma")
+
+
+def _sort(types, a):
+    x = types[0]
+    _norm_axis(a["axis"], x.rank)
+    return [x.replace(layout=None), TensorType(x.shape, "i64")]
+
+
+def _cumulative_extreme(types, a):
+    x = types[0]
+    _norm_axis(a["axis"], x.rank)
+    return [x.replace(layout=None), TensorType(x.shape, "i64")]
+
+
+_define("sort", ["x"], _sort, "axis", {"axis": ("int",), "descending": ("bool", False)}, num_outputs=2,
+        doc="sorted values and their indices along `axis` (ties keep their order)")
+_define("cumulative", ["x"], _same, "axis", {"axis": ("int",), "kind": ("str",)},
+        doc="inclusive scan along `axis`; kind: prod | logsumexp")
+_define("cumulative_extreme", ["x"], _cumulative_extreme, "axis", {"axis": ("int",), "kind": ("str",)}, num_outputs=2,
+        doc="running max/min along `axis` and the index where it was (the last one on ties, as torch)")
+_define("scatter_flat", ["x", "index", "src"], lambda t, a: [t[0].replace(layout=None)], "fixed",
+        {"reduce": ("str", "none"), "include_self": ("bool", True)},
+        doc="x flattened, with element index[i] combined with src[i] (index and src of one shape; index "
+            "counts in x's row-major order); reduce: none (the last write wins) | sum | prod | amax | amin | "
+            "mean; include_self: whether x's own value takes part in the reduction")
+
+
+def _grid_sample(types, a):
+    x, grid = types
+    return [TensorType([x.shape[0], x.shape[1], *grid.shape[1:-1]], x.dtype)]
+
+
+_define("grid_sample", ["x", "grid"], _grid_sample, "fixed",
+        {"mode": ("str", "bilinear"), "padding_mode": ("str", "zeros"), "align_corners": ("bool", False)},
+        doc="torch's grid_sample on NC[D]HW x with an N[D]HW2/3 grid of (x, y[, z]) in [-1, 1]")
+
 # ----------------------------------------------------------------------------- user converters
 # (torch2keras/converters.py) -- result types are given by the lowering; as many results as the
 # converted call returns (num_outputs=None). layout: "channels_last" | "torch" | "any".

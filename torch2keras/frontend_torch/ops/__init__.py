@@ -1,3 +1,4 @@
 """Lowerings, one module per op family; importing this package registers them all."""
 
 from . import creation, elementwise, nn, reduction, rnn, shape  # noqa: F401
+from . import indexing, math_extra, nn_extra, scans  # noqa: F401  (the rest of the Core ATen opset)

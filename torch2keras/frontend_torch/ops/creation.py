@@ -16,7 +16,8 @@ def _fill(ctx: LoweringContext, value) -> object:
 
 
 @lowering(aten.zeros.default, aten.zeros_like.default, aten.new_zeros.default, aten.empty.memory_format,
-          aten.empty_like.default, aten.new_empty.default, aten.empty_permuted.default, aten.empty_strided.default)
+          aten.empty_like.default, aten.new_empty.default, aten.empty_permuted.default, aten.empty_strided.default,
+          aten.new_empty_strided.default)
 def lower_zeros(ctx, *args, **kwargs):
     return _fill(ctx, 0)
 

@@ -37,6 +37,11 @@ COMPARE = ["eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "log
 
 def _unary(op: str):
     def lower_unary(ctx: LoweringContext, x: Value) -> Value:
+        if op == "bitwise_not" and x.type.dtype == "bool":
+            return ctx.emit("logical_not", [x])
+        if op in ("floor", "ceil", "round", "trunc", "sign") and not is_float(ctx.out_dtype) \
+                and ctx.out_dtype == x.type.dtype and (op != "sign" or x.type.dtype == "bool"):
+            return x  # integral already (and a bool is its own sign)
         return ctx.emit(op, [ctx.cast(x, ctx.out_dtype) if op not in ("logical_not", "isnan", "isinf") else x])
 
     lower_unary.__name__ = f"lower_{op}"
@@ -69,8 +74,19 @@ _TORCH = {v: k for k, v in {
 _TORCH["bf16"] = torch.bfloat16
 
 
+# on bools, arithmetic is logic (TF has no bool kernels for mul, add, maximum, ...)
+_BOOL_BINARY = {"mul": "logical_and", "add": "logical_or", "maximum": "logical_or", "minimum": "logical_and",
+                "bitwise_and": "logical_and", "bitwise_or": "logical_or", "bitwise_xor": "logical_xor",
+                "fmax": "logical_or", "fmin": "logical_and"}
+_ORDERED = ("lt", "le", "gt", "ge")  # no bool kernels either: compared as integers
+
+
 def binary(ctx: LoweringContext, op: str, a, b, dtype: str) -> Value:
     """``op(a, b)`` with both operands brought to ``dtype`` (scalars become constants)."""
+    if dtype == "bool":
+        op = _BOOL_BINARY.get(op, op)
+        if op in _ORDERED:
+            dtype = "i32"
     return ctx.emit(op, [ctx.as_value(a, dtype), ctx.as_value(b, dtype)])
 
 
@@ -136,7 +152,21 @@ def lower_pow(ctx, a, b):
             return ctx.emit("sqrt", [ctx.cast(a, dtype)])
         if b == 1:
             return ctx.cast(a, dtype)
+    if not is_float(dtype) and (isinstance(b, Value) or b < 0):
+        return _int_pow(ctx, a, b, dtype)
     return binary(ctx, "pow", a, b, dtype)
+
+
+def _int_pow(ctx, a, b, dtype):
+    """Integer powers as torch's: a negative exponent gives 1 for a base of 1, +-1 for -1, else 0."""
+    a, b = ctx.as_value(a, dtype), ctx.as_value(b, dtype)
+    negative = binary(ctx, "lt", b, 0, dtype)
+    power = ctx.emit("pow", [a, binary(ctx, "maximum", b, 0, dtype)])
+    odd = binary(ctx, "ne", binary(ctx, "remainder", b, 2, dtype), 0, dtype)
+    minus_one = ctx.emit("where", [odd, ctx.const(-1, dtype), ctx.const(1, dtype)])
+    small = ctx.emit("where", [binary(ctx, "eq", a, 1, dtype), ctx.const(1, dtype),
+                               ctx.emit("where", [binary(ctx, "eq", a, -1, dtype), minus_one, ctx.const(0, dtype)])])
+    return ctx.emit("where", [negative, small, power])
 
 
 def _compare_lowering(op: str):
@@ -165,7 +195,10 @@ def lower_clamp(ctx, x, min=None, max=None):
         min, max = None, min
     dtype = ctx.out_dtype
     x = ctx.cast(x, dtype)
-    if isinstance(min, Value) or isinstance(max, Value):
+    if isinstance(min, Value) or isinstance(max, Value) or not is_float(dtype):  # (clamp's bounds are floats)
+        if "hardtanh" in target:
+            min = -1 if min is None else min
+            max = 1 if max is None else max
         if min is not None:
             x = binary(ctx, "maximum", x, min, dtype)
         if max is not None:
@@ -179,6 +212,8 @@ def lower_clamp(ctx, x, min=None, max=None):
 
 @lowering(aten.relu6.default)
 def lower_relu6(ctx, x):
+    if not is_float(x.type.dtype):
+        return binary(ctx, "minimum", binary(ctx, "maximum", x, 0, x.type.dtype), 6, x.type.dtype)
     return ctx.emit("clamp", [x], min=0.0, max=6.0)
 
 

@@ -23,7 +23,11 @@ def _pairs(padding, n):
 
 
 def conv(ctx, x, w, b, stride, padding, dilation, groups, transposed=False, output_padding=0):
-    n = x.type.rank - 2
+    n = w.type.rank - 2
+    if x.type.rank == n + 1:  # an unbatched input: a batch of one
+        out = conv(ctx, ctx.reshape(x, [1] + list(x.type.shape)), w, b, stride, padding, dilation, groups,
+                   transposed, output_padding)
+        return ctx.reshape(out, list(out.type.shape[1:]))
     dilation = _tuple(dilation, n)
     if isinstance(padding, str):
         if padding == "valid":
@@ -94,6 +98,12 @@ def lower_matmul(ctx, a, b):
 
 
 def batch_norm(ctx, x, w, b, mean, var, eps):
+    if any(v is not None and v.producer.op != "constant" for v in (mean, var, w, b)):  # computed statistics
+        shape = [1, x.type.shape[1]] + [1] * (x.type.rank - 2)
+        rstd = ctx.emit("rsqrt", [ctx.emit("add", [ctx.reshape(var, shape), ctx.const(float(eps), x.type.dtype)])])
+        y = ctx.emit("mul", [ctx.emit("sub", [x, ctx.reshape(mean, shape)]), rstd])
+        y = y if w is None else ctx.emit("mul", [y, ctx.reshape(w, shape)])
+        return y if b is None else ctx.emit("add", [y, ctx.reshape(b, shape)])
     inputs = [x, mean, var] + ([w] if w is not None else [])
     if b is not None:
         if w is None:
@@ -109,15 +119,19 @@ def lower_bn_no_training(ctx, x, w, b, mean, var, momentum, eps):
 
 @lowering(aten.batch_norm.default)
 def lower_batch_norm(ctx, x, w, b, mean, var, training, momentum, eps, cudnn_enabled=True):
-    if training or mean is None:
-        raise ctx.fail("batch norm in training mode (batch statistics): call model.eval() first")
+    if training or mean is None:  # normalised by the batch's own statistics (as torch computes it)
+        from .nn_extra import batch_norm_batch_stats
+
+        return batch_norm_batch_stats(ctx, x, w, b, eps)[0]
     return batch_norm(ctx, x, w, b, mean, var, eps)
 
 
 @lowering(aten.native_batch_norm.default, aten._native_batch_norm_legit.default)
 def lower_native_batch_norm(ctx, x, w, b, mean, var, training, momentum, eps):
-    if training:
-        raise ctx.fail("batch norm in training mode (batch statistics): call model.eval() first")
+    if training or mean is None:  # normalised by the batch's own statistics (as torch computes it)
+        from .nn_extra import batch_norm_batch_stats
+
+        return batch_norm_batch_stats(ctx, x, w, b, eps)[:3]
     return batch_norm(ctx, x, w, b, mean, var, eps), None, None
 
 
@@ -132,23 +146,37 @@ def _affine_inputs(ctx, x, w, b, shape):
 
 @lowering(aten.layer_norm.default)
 def lower_layer_norm(ctx, x, normalized_shape, w=None, b=None, eps=1e-5, cudnn_enable=True):
+    if any(v is not None and v.producer.op != "constant" for v in (w, b)):  # weights computed by the model
+        y = ctx.emit("layer_norm", [x], num_axes=len(normalized_shape), eps=float(eps))
+        y = y if w is None else ctx.emit("mul", [y, w])
+        return y if b is None else ctx.emit("add", [y, b])
     return ctx.emit("layer_norm", _affine_inputs(ctx, x, w, b, normalized_shape),
                     num_axes=len(normalized_shape), eps=float(eps))
 
 
 @lowering(aten.native_layer_norm.default)
 def lower_native_layer_norm(ctx, x, normalized_shape, w, b, eps):
-    return lower_layer_norm(ctx, x, normalized_shape, w, b, eps), None, None
+    from .nn_extra import layer_norm_stats
+
+    return (lower_layer_norm(ctx, x, normalized_shape, w, b, eps),
+            *layer_norm_stats(ctx, x, len(normalized_shape), eps))
 
 
 @lowering(aten.group_norm.default)
 def lower_group_norm(ctx, x, groups, w=None, b=None, eps=1e-5, cudnn_enabled=True):
+    if any(v is not None and v.producer.op != "constant" for v in (w, b)):  # weights computed by the model
+        y = ctx.emit("group_norm", [x], groups=groups, eps=float(eps))
+        shape = [1, x.type.shape[1]] + [1] * (x.type.rank - 2)
+        y = y if w is None else ctx.emit("mul", [y, ctx.reshape(w, shape)])
+        return y if b is None else ctx.emit("add", [y, ctx.reshape(b, shape)])
     return ctx.emit("group_norm", _affine_inputs(ctx, x, w, b, [x.type.shape[1]]), groups=groups, eps=float(eps))
 
 
 @lowering(aten.native_group_norm.default)
 def lower_native_group_norm(ctx, x, w, b, n, c, hw, groups, eps):
-    return lower_group_norm(ctx, x, groups, w, b, eps), None, None
+    from .nn_extra import group_norm_stats
+
+    return (lower_group_norm(ctx, x, groups, w, b, eps), *group_norm_stats(ctx, x, groups, eps))
 
 
 def _pool_args(x, kernel, stride, padding, n):
@@ -162,10 +190,17 @@ def _pool_args(x, kernel, stride, padding, n):
 def lower_max_pool(ctx, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     n = len(_tuple(kernel_size, 1)) if isinstance(kernel_size, (list, tuple)) and len(kernel_size) > 1 \
         else int(ctx.loc.op.split("max_pool")[1][0])
-    kernel, stride, padding = _pool_args(x, kernel_size, stride, padding, n)
-    out = ctx.emit("max_pool", [x], kernel=kernel, stride=stride, padding=padding,
+    from .nn_extra import max_pool  # windows as a gather table: any geometry, and torch's indices
+
+    if any(d != 1 for d in _tuple(dilation, n)) or x.type.dtype not in ("f16", "bf16", "f32", "f64"):
+        out, indices = max_pool(ctx, x, n, kernel_size, stride, padding, dilation, list(ctx.out_type.shape[-n:]))
+        return (out, indices) if "with_indices" in ctx.loc.op else out
+    kernel_, stride_, padding_ = _pool_args(x, kernel_size, stride, padding, n)
+    out = ctx.emit("max_pool", [x], kernel=kernel_, stride=stride_, padding=padding_,
                    dilation=_tuple(dilation, n), ceil_mode=bool(ceil_mode))
-    return (out, None) if "with_indices" in ctx.loc.op else out
+    if "with_indices" in ctx.loc.op:  # (dead code elimination drops the indices where nothing reads them)
+        return out, max_pool(ctx, x, n, kernel_size, stride, padding, dilation, list(ctx.out_type.shape[-n:]))[1]
+    return out
 
 
 @lowering(aten.avg_pool1d.default, aten.avg_pool2d.default, aten.avg_pool3d.default)
@@ -173,6 +208,11 @@ def lower_avg_pool(ctx, x, kernel_size, stride=(), padding=0, ceil_mode=False, c
                    divisor_override=None):
     n = int(ctx.loc.op.split("avg_pool")[1][0])
     kernel, stride, padding = _pool_args(x, kernel_size, stride, padding, n)
+    if x.type.dtype not in ("f16", "bf16", "f32", "f64"):  # integer: exact window sums, truncating division
+        from .nn_extra import integer_avg_pool
+
+        return integer_avg_pool(ctx, x, kernel, stride, padding, bool(count_include_pad), divisor_override,
+                                list(ctx.out_type.shape[-n:]))
     return ctx.emit("avg_pool", [x], kernel=kernel, stride=stride, padding=padding, ceil_mode=bool(ceil_mode),
                     count_include_pad=bool(count_include_pad), divisor_override=divisor_override)
 
@@ -181,38 +221,69 @@ def lower_avg_pool(ctx, x, kernel_size, stride=(), padding=0, ceil_mode=False, c
           aten.adaptive_avg_pool3d.default, aten._adaptive_avg_pool3d.default)
 def lower_adaptive_avg_pool(ctx, x, output_size):
     n = len(output_size)
-    return ctx.emit("adaptive_avg_pool", [x], output_size=list(ctx.out_type.shape[-n:]))
+    out = list(ctx.out_type.shape[-n:])
+    if any(s % o for s, o in zip(x.type.shape[-n:], out)) or x.type.rank == n + 1:  # averaging matrices
+        from .nn_extra import adaptive_avg_pool
+
+        return adaptive_avg_pool(ctx, x, out)
+    return ctx.emit("adaptive_avg_pool", [x], output_size=out)
 
 
 @lowering(aten.adaptive_max_pool1d.default, aten.adaptive_max_pool2d.default)
 def lower_adaptive_max_pool(ctx, x, output_size):
+    from .nn_extra import adaptive_max_pool  # values and torch's indices from a window table
+
     n = len(output_size)
-    out = ctx.emit("adaptive_max_pool", [x], output_size=list(ctx.meta_val[0].shape[-n:]))
-    return out, None
+    out = list(ctx.meta_val[0].shape[-n:])
+    values, indices = adaptive_max_pool(ctx, x, output_size)
+    if x.type.rank == n + 2 and x.type.dtype in ("f16", "f32", "f64") and \
+            not any(s % o for s, o in zip(x.type.shape[-n:], out)):  # a Keras pooling layer
+        values = ctx.emit("adaptive_max_pool", [x], output_size=out)
+    return values, indices
 
 
 @lowering(aten.upsample_nearest1d.vec, aten.upsample_nearest2d.vec, aten.upsample_nearest3d.vec,
           aten.upsample_nearest2d.default, aten._upsample_nearest_exact2d.vec)
 def lower_upsample_nearest(ctx, x, output_size=None, scale_factors=None, *args):
-    if "exact" in ctx.loc.op:
-        raise ctx.fail("nearest-exact resizing is not supported yet")
     n = x.type.rank - 2
-    return ctx.emit("upsample", [x], size=list(ctx.out_type.shape[-n:]), mode="nearest")
+    out = list(ctx.out_type.shape[-n:])
+    scales = _tuple(scale_factors, n) if scale_factors is not None else [None] * n
+    if ctx.loc.op.endswith(".default"):  # (self, output_size, scales_h=None, scales_w=None)
+        scales = ([scale_factors] + list(args) + [None, None])[:2]
+    spatial = x.type.shape[-n:]
+    if "exact" in ctx.loc.op or n != 2 or x.type.rank != 4 or any(
+            o % i or (s is not None and s != o // i) for i, o, s in zip(spatial, out, scales)):
+        from .nn_extra import resize  # one constant index per output position and axis
+
+        return resize(ctx, x, out, "nearest-exact" if "exact" in ctx.loc.op else "nearest", scales=scales)
+    return ctx.emit("upsample", [x], size=out, mode="nearest")
 
 
 @lowering(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default, aten.upsample_bicubic2d.vec)
 def lower_upsample_bilinear(ctx, x, output_size, align_corners, scale_factors=None, *args):
     mode = "bicubic" if "bicubic" in ctx.loc.op else "bilinear"
-    return ctx.emit("upsample", [x], size=list(ctx.out_type.shape[-2:]), mode=mode, align_corners=bool(align_corners))
+    out = list(ctx.out_type.shape[-2:])
+    scales = _tuple(scale_factors, 2) if scale_factors is not None else None
+    if ctx.loc.op.endswith(".default"):  # (self, output_size, align_corners, scales_h=None, scales_w=None)
+        scales = ([scale_factors] + list(args) + [None, None])[:2]
+    from .nn_extra import keras_resize_matches, resize
+
+    if mode == "bicubic" or x.type.rank != 4 or not keras_resize_matches(x.type.shape[-2:], out, scales, align_corners):
+        return resize(ctx, x, out, mode, bool(align_corners), scales)  # torch's coordinates and cubic kernel
+    return ctx.emit("upsample", [x], size=out, mode=mode, align_corners=bool(align_corners))
 
 
 @lowering(aten._softmax.default, aten.softmax.int)
 def lower_softmax(ctx, x, dim, half_to_float=None):
+    if x.type.rank == 0:
+        return ctx.reshape(lower_softmax(ctx, ctx.reshape(x, [1]), 0), [])
     return ctx.emit("softmax", [ctx.cast(x, ctx.out_dtype)], axis=norm_axis(dim, x.type.rank))
 
 
 @lowering(aten._log_softmax.default, aten.log_softmax.int)
 def lower_log_softmax(ctx, x, dim, half_to_float=None):
+    if x.type.rank == 0:
+        return ctx.reshape(lower_log_softmax(ctx, ctx.reshape(x, [1]), 0), [])
     return ctx.emit("log_softmax", [ctx.cast(x, ctx.out_dtype)], axis=norm_axis(dim, x.type.rank))
 
 

@@ -9,6 +9,8 @@ from ._util import aten, norm_axes, norm_axis
 
 def reduce(ctx: LoweringContext, kind: str, x: Value, dim, keepdim: bool, dtype=None) -> Value:
     rank = x.type.rank
+    if rank == 0:  # reducing a single element
+        return ctx.cast(x, ctx.out_dtype)
     axes = None if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0) else \
         norm_axes([dim] if isinstance(dim, int) else dim, rank)
     if kind in ("sum", "mean", "prod"):
@@ -44,6 +46,8 @@ def lower_full_reduction(ctx, x, *, dtype=None):
 @lowering(aten.max.dim, aten.min.dim)
 def lower_max_dim(ctx, x, dim, keepdim=False):
     kind = ctx.loc.op.split(".")[1]
+    if x.type.rank == 0:
+        return x, ctx.const(0, "i64")
     values = reduce(ctx, kind, x, dim, keepdim)
     indices = ctx.emit("argreduce", [x], kind=f"arg{kind}", axes=[norm_axis(dim, x.type.rank)], keepdim=bool(keepdim))
     return values, indices
@@ -52,6 +56,8 @@ def lower_max_dim(ctx, x, dim, keepdim=False):
 @lowering(aten.argmax.default, aten.argmin.default)
 def lower_argmax(ctx, x, dim=None, keepdim=False):
     kind = ctx.loc.op.split(".")[1]
+    if x.type.rank == 0:
+        return ctx.const(0, "i64")
     if dim is None:
         x = ctx.reshape(x, [x.type.numel])
         out = ctx.emit("argreduce", [x], kind=kind, axes=[0], keepdim=False)
@@ -71,9 +77,21 @@ def lower_var(ctx, x, dim=None, unbiased=None, keepdim=False, *, correction=None
 
 @lowering(aten.cumsum.default)
 def lower_cumsum(ctx, x, dim, *, dtype=None):
+    if x.type.rank == 0:
+        return ctx.cast(x, ctx.out_dtype)
     return ctx.emit("cumsum", [ctx.cast(x, ctx.out_dtype)], axis=norm_axis(dim, x.type.rank))
 
 
 @lowering(aten.topk.default)
 def lower_topk(ctx, x, k, dim=-1, largest=True, sorted=True):
-    return ctx.emit("topk", [x], k=k, axis=norm_axis(dim, x.type.rank), largest=bool(largest))
+    if x.type.rank == 0:
+        return x, ctx.const(0, "i64")
+    axis = norm_axis(dim, x.type.rank)
+    if axis == x.type.rank - 1:
+        return ctx.emit("topk", [x], k=k, axis=axis, largest=bool(largest))
+    from .shape import permute  # top-k runs along the last axis: move `axis` there and back
+
+    perm = [a for a in range(x.type.rank) if a != axis] + [axis]
+    back = [perm.index(a) for a in range(x.type.rank)]
+    values, indices = ctx.emit("topk", [permute(ctx, x, perm)], k=k, axis=-1, largest=bool(largest))
+    return permute(ctx, values, back), permute(ctx, indices, back)

@@ -100,7 +100,7 @@ def lower_slice(ctx, x, dim=0, start=None, end=None, step=1):
     return slice_(ctx, x, dim, start, end, step)
 
 
-@lowering(aten.narrow.default)
+@lowering(aten.narrow.default, aten.narrow_copy.default)
 def lower_narrow(ctx, x, dim, start, length):
     return slice_(ctx, x, dim, start, start + length)
 
@@ -166,7 +166,12 @@ def lower_select_scatter(ctx, x, src, dim, index):
     return ctx.emit("slice_scatter", [x, src], axis=axis, start=index, end=index + 1, step=1)
 
 
-@lowering(aten.constant_pad_nd.default, aten.pad.default)
+@lowering(aten.constant_pad_nd.default)
+def lower_constant_pad_nd(ctx, x, pad, value=0):
+    return lower_pad(ctx, x, pad, "constant", value)
+
+
+@lowering(aten.pad.default)
 def lower_pad(ctx, x, pad, mode="constant", value=None):
     rank = x.type.rank
     pads = [0] * (2 * rank)
@@ -183,6 +188,24 @@ def lower_pad(ctx, x, pad, mode="constant", value=None):
                 pads[2 * axis], pads[2 * axis + 1] = max(lo, 0), max(hi, 0)
         if not any(pads):
             return x
+    if mode in ("replicate", "circular"):  # edges repeated / wrapped around: slices and a concat
+        for axis in range(rank):
+            lo, hi = pads[2 * axis], pads[2 * axis + 1]
+            if not lo and not hi:
+                continue
+            size = x.type.shape[axis]
+            if mode == "replicate":
+                def edge(at, count, axis=axis):
+                    shape = list(x.type.shape)
+                    shape[axis] = count
+                    return ctx.emit("expand", [slice_(ctx, x, axis, at, at + 1)], shape=shape)
+
+                parts = ([edge(0, lo)] if lo else []) + [x] + ([edge(size - 1, hi)] if hi else [])
+            else:
+                parts = ([slice_(ctx, x, axis, size - lo, size)] if lo else []) + [x] + \
+                    ([slice_(ctx, x, axis, 0, hi)] if hi else [])
+            x = ctx.emit("concat", parts, axis=axis)
+        return x
     return ctx.emit("pad", [x], pads=pads, mode=mode, value=float(value or 0.0))
 
 
@@ -217,28 +240,31 @@ def lower_roll(ctx, x, shifts, dims=()):
 
 @lowering(aten.index_select.default)
 def lower_index_select(ctx, x, dim, index):
+    if x.type.rank == 0:  # the only index is 0
+        return x
     return ctx.emit("index_select", [x, index], axis=norm_axis(dim, x.type.rank))
 
 
 @lowering(aten.gather.default)
 def lower_gather(ctx, x, dim, index, sparse_grad=False):
+    if x.type.rank == 0:  # gathering from a single element
+        out = ctx.emit("gather", [ctx.reshape(x, [1]), ctx.reshape(index, [max(index.type.numel, 1)])], axis=0)
+        return ctx.reshape(out, ctx.out_type.shape)
     return ctx.emit("gather", [x, index], axis=norm_axis(dim, x.type.rank))
 
 
 @lowering(aten.index.Tensor)
 def lower_index(ctx, x, indices):
     """x[idx] with one index tensor (the others None), or several that broadcast together."""
-    present = [(i, t) for i, t in enumerate(indices) if t is not None]
-    if len(present) == 1:
-        axis, index = present[0]
-        if index.type.dtype == "bool":
-            raise ctx.fail("boolean-mask indexing gives a data-dependent shape")
-        return ctx.emit("index_select", [x, index], axis=axis)
-    raise ctx.fail("advanced indexing with several index tensors is not supported yet")
+    from .indexing import index_tensor
+
+    return index_tensor(ctx, x, indices)
 
 
 @lowering(aten.embedding.default)
 def lower_embedding(ctx, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    if indices.type.rank == 0:
+        return ctx.reshape(ctx.emit("embedding", [weight, ctx.reshape(indices, [1])]), [weight.type.shape[1]])
     return ctx.emit("embedding", [weight, indices])
 
 
@@ -254,6 +280,12 @@ def _tf_channel_order(channels: int, r: int) -> np.ndarray:
 @lowering(aten.pixel_shuffle.default)
 def lower_pixel_shuffle(ctx, x, factor):
     """pixel_shuffle = depth_to_space after a channel permutation (which passes fold into a conv)."""
+    if factor == 1:
+        return x
+    if x.type.rank != 4:  # batch axes merged into one, and split again after
+        lead = list(x.type.shape[:-3])
+        y = lower_pixel_shuffle(ctx, ctx.reshape(x, [int(np.prod(lead))] + list(x.type.shape[-3:])), factor)
+        return ctx.reshape(y, lead + list(y.type.shape[1:]))
     order = _tf_channel_order(x.type.shape[1], factor)
     x = ctx.emit("index_select", [x, ctx.const(order, "i64", name=f"{ctx.name}_order")], axis=1)
     return ctx.emit("depth_to_space", [x], block=factor)
@@ -262,6 +294,12 @@ def lower_pixel_shuffle(ctx, x, factor):
 @lowering(aten.pixel_unshuffle.default)
 def lower_pixel_unshuffle(ctx, x, factor):
     """pixel_unshuffle = space_to_depth followed by a channel permutation."""
+    if factor == 1:
+        return x
+    if x.type.rank != 4:
+        lead = list(x.type.shape[:-3])
+        y = lower_pixel_unshuffle(ctx, ctx.reshape(x, [int(np.prod(lead))] + list(x.type.shape[-3:])), factor)
+        return ctx.reshape(y, lead + list(y.type.shape[1:]))
     y = ctx.emit("space_to_depth", [x], block=factor)
     order = np.argsort(_tf_channel_order(y.type.shape[1], factor))
     return ctx.emit("index_select", [y, ctx.const(order, "i64", name=f"{ctx.name}_order")], axis=1)

@@ -1,0 +1,264 @@
+"""Every Core ATen op (``torch.Tag.core``) is lowered and tested, or listed as unsupported with
+its reason (``torch2keras/frontend_torch/unsupported.py``).
+
+A lowered op is tested either by an OpInfo entry whose default case (``suite.default_case``,
+checked numerically by ``test_first_sample``) contains it -- ``CORE_VIA_OPINFO`` -- or, for ops
+torch.export never produces from OpInfo's samples, by a direct call traced without
+decompositions and compared with PyTorch here -- ``DIRECT``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.utils._pytree as pytree
+
+import harness
+import suite
+import torch2keras
+import torch2keras.api as api
+from expectations import FIRST_SAMPLE
+from torch2keras.frontend_torch import LOWERINGS
+from torch2keras.frontend_torch.capture import Captured, capture
+from torch2keras.frontend_torch.unsupported import UNSUPPORTED, core_aten_ops
+
+aten = torch.ops.aten
+
+CORE_VIA_OPINFO = {
+    '__rdiv__': ['aten.reciprocal.default'],
+    '__rpow__': ['aten.pow.Tensor_Tensor'],
+    '__rxor__': ['aten.bitwise_xor.Tensor'],
+    'acos': ['aten.acos.default'],
+    'acosh': ['aten.acosh.default'],
+    'addmm': ['aten.addmm.default'],
+    'all': ['aten.any.dims'],
+    'amax': ['aten.amax.default'],
+    'any': ['aten.any.default'],
+    'argmax': ['aten.argmax.default'],
+    'argmin': ['aten.argmin.default'],
+    'as_strided': ['aten.as_strided.default'],
+    'asin': ['aten.asin.default'],
+    'asinh': ['aten.asinh.default'],
+    'atan': ['aten.atan.default'],
+    'atan2': ['aten.atan2.default'],
+    'atanh': ['aten.atanh.default'],
+    'bitwise_not': ['aten.bitwise_not.default'],
+    'cdist': ['aten._cdist_forward.default'],
+    'clamp': ['aten.clamp.Tensor'],
+    'corrcoef': ['aten.mm.default'],
+    'cos': ['aten.cos.default'],
+    'cosh': ['aten.cosh.default'],
+    'cross': ['aten.index_select.default', 'aten.remainder.Scalar'],
+    'cumulative_trapezoid': ['aten.cumsum.default', 'aten.div.Scalar'],
+    'diagonal': ['aten.diagonal.default'],
+    'empty_strided': ['aten.empty_strided.default'],
+    'erf': ['aten.erf.default'],
+    'flip': ['aten.flip.default'],
+    'fmod': ['aten.fmod.Tensor'],
+    'frac': ['aten.trunc.default'],
+    'grid_sampler_2d': ['aten.grid_sampler_2d.default'],
+    'gt': ['aten.gt.Tensor'],
+    'heaviside': ['aten.logical_or.default'],
+    'index_fill': ['aten.clone.default', 'aten.expand.default', 'aten.index_put.default'],
+    'isclose': [
+        'aten.add.Scalar', 'aten.bitwise_and.Tensor', 'aten.bitwise_or.Tensor', 'aten.le.Tensor', 'aten.mul.Scalar',
+        'aten.ne.Scalar',
+    ],
+    'isinf': ['aten.isinf.default'],
+    'log10': ['aten.log10.default'],
+    'log2': ['aten.log2.default'],
+    'logaddexp': ['aten.exp.default', 'aten.ge.Tensor', 'aten.logical_and.default'],
+    'logical_xor': ['aten.logical_xor.default'],
+    'logspace': ['aten.pow.Scalar'],
+    'masked_scatter': ['aten.masked_scatter.default'],
+    'max.reduction_with_dim': ['aten.max.dim'],
+    'min.binary': ['aten.minimum.default'],
+    'min.reduction_with_dim': ['aten.min.dim'],
+    'nanmean': ['aten.alias.default', 'aten.ne.Tensor'],
+    'nanquantile': [
+        'aten._to_copy.default', 'aten.abs.default', 'aten.add.Tensor', 'aten.ceil.default', 'aten.gather.default',
+        'aten.ge.Scalar', 'aten.isnan.default', 'aten.logical_not.default', 'aten.lt.Scalar', 'aten.mul.Tensor',
+        'aten.scalar_tensor.default', 'aten.sort.default', 'aten.squeeze.dims', 'aten.sub.Scalar', 'aten.sub.Tensor',
+        'aten.sum.dim_IntList', 'aten.view.default', 'aten.where.self',
+    ],
+    'native_group_norm': ['aten.native_group_norm.default'],
+    'native_layer_norm': ['aten.native_layer_norm.default'],
+    'nn.functional.adaptive_avg_pool1d': ['aten.adaptive_avg_pool1d.default'],
+    'nn.functional.adaptive_avg_pool3d': ['aten._adaptive_avg_pool3d.default'],
+    'nn.functional.avg_pool3d': ['aten.avg_pool3d.default'],
+    'nn.functional.binary_cross_entropy': [
+        'aten.full.default', 'aten.log.default', 'aten.log1p.default', 'aten.maximum.default', 'aten.neg.default',
+    ],
+    'nn.functional.celu': ['aten.expm1.default', 'aten.gt.Scalar'],
+    'nn.functional.conv3d': ['aten.convolution.default'],
+    'nn.functional.cosine_embedding_loss': ['aten.full_like.default', 'aten.sqrt.default'],
+    'nn.functional.elu': ['aten.elu.default'],
+    'nn.functional.embedding': ['aten.embedding.default'],
+    'nn.functional.gelu': ['aten.gelu.default'],
+    'nn.functional.glu': ['aten.sigmoid.default'],
+    'nn.functional.hardshrink': ['aten.le.Scalar'],
+    'nn.functional.hardtanh': ['aten.hardtanh.default'],
+    'nn.functional.interpolate.bicubic': ['aten.floor.default', 'aten.index.Tensor'],
+    'nn.functional.interpolate.bilinear': ['aten.upsample_bilinear2d.vec'],
+    'nn.functional.leaky_relu': ['aten.leaky_relu.default'],
+    'nn.functional.local_response_norm': [
+        'aten.avg_pool2d.default', 'aten.constant_pad_nd.default', 'aten.pow.Tensor_Scalar',
+    ],
+    'nn.functional.max_pool1d': ['aten.max_pool2d_with_indices.default'],
+    'nn.functional.max_pool3d': ['aten.max_pool3d_with_indices.default'],
+    'nn.functional.multi_head_attention_forward': [
+        'aten.bmm.default', 'aten.cat.default', 'aten.mean.dim', 'aten.repeat.default',
+        'aten.split_with_sizes.default',
+    ],
+    'nn.functional.multilabel_margin_loss': [
+        'aten.amin.default', 'aten.any.dim', 'aten.arange.start_step', 'aten.clamp.default', 'aten.div.Tensor',
+        'aten.eq.Scalar', 'aten.eq.Tensor', 'aten.lt.Tensor', 'aten.mean.default', 'aten.permute.default',
+        'aten.unsqueeze.default',
+    ],
+    'nn.functional.pad.circular': [
+        'aten.copy.default', 'aten.empty.memory_format', 'aten.slice.Tensor', 'aten.slice_scatter.default',
+    ],
+    'nn.functional.pdist': ['aten._pdist_forward.default'],
+    'nn.functional.relu': ['aten.relu.default'],
+    'nn.functional.rms_norm': ['aten.rsqrt.default'],
+    'nn.functional.softshrink': ['aten.sign.default'],
+    'nn.functional.tanhshrink': ['aten.tanh.default'],
+    'prod': ['aten.prod.default'],
+    'roll': ['aten.fmod.Scalar'],
+    'round': ['aten.round.default'],
+    'scatter': ['aten.scatter.src'],
+    'scatter_add': ['aten.scatter_add.default'],
+    'scatter_reduce.amax': ['aten.scatter_reduce.two'],
+    'select': ['aten.select.int'],
+    'sin': ['aten.sin.default'],
+    'sinh': ['aten.sinh.default'],
+    'std': ['aten.var.correction'],
+    'tan': ['aten.tan.default'],
+    'topk': ['aten.topk.default'],
+    'unravel_index': ['aten.div.Tensor_mode', 'aten.remainder.Tensor'],
+}
+
+def _x(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g)
+
+
+_INDICES = torch.tensor([0, 2, 4, 5, 4, 3, 2, 9])
+_OFFSETS = torch.tensor([0, 3, 5])
+_SCATTER_INDEX = torch.tensor([[0, 1, 2], [2, 0, 1]])
+
+# op -> (function over the inputs, inputs); tensors closed over by the function are constants
+DIRECT = {
+    "aten._adaptive_avg_pool2d.default": (lambda x: aten._adaptive_avg_pool2d(x, [4, 2]), [_x(1, 3, 8, 6)]),
+    "aten._embedding_bag.default": (
+        lambda w: aten._embedding_bag(w, _INDICES, _OFFSETS, False, 1)[0], [_x(10, 4)]),
+    "aten._log_softmax.default": (lambda x: aten._log_softmax(x, 1, False), [_x(2, 5, 3)]),
+    "aten._softmax.default": (lambda x: aten._softmax(x, 1, False), [_x(2, 5, 3)]),
+    "aten._native_batch_norm_legit.default": (
+        lambda x, w, b: aten._native_batch_norm_legit(x, w, b, torch.zeros(3), torch.ones(3), False, 0.1, 1e-5)[0],
+        [_x(2, 3, 4, 4), _x(3, seed=1), _x(3, seed=2)]),
+    "aten._native_batch_norm_legit.no_stats": (
+        lambda x, w, b: aten._native_batch_norm_legit.no_stats(x, w, b, True, 0.1, 1e-5)[0],
+        [_x(2, 3, 4, 4), _x(3, seed=1), _x(3, seed=2)]),
+    "aten._native_batch_norm_legit_no_training.default": (
+        lambda x, w, b: aten._native_batch_norm_legit_no_training(x, w, b, torch.zeros(3) + 0.5, torch.ones(3) * 2,
+                                                                  0.1, 1e-5)[0],
+        [_x(2, 3, 4, 4), _x(3, seed=1), _x(3, seed=2)]),
+    "aten.avg_pool1d.default": (lambda x: aten.avg_pool1d(x, [3], [2], [1], True, False), [_x(2, 3, 9)]),
+    "aten.bitwise_and.Scalar": (lambda x: aten.bitwise_and.Scalar(x, 6), [torch.arange(-8, 8)]),
+    "aten.bitwise_or.Scalar": (lambda x: aten.bitwise_or.Scalar(x, 6), [torch.arange(-8, 8)]),
+    "aten.bitwise_xor.Scalar": (lambda x: aten.bitwise_xor.Scalar(x, 6), [torch.arange(-8, 8)]),
+    "aten.col2im.default": (lambda x: aten.col2im(x, [5, 6], [2, 3], [1, 1], [1, 0], [1, 2]), [_x(1, 12, 12)]),
+    "aten.div.Scalar_mode": (lambda x: aten.div.Scalar_mode(x, 0.7, rounding_mode="floor"), [_x(3, 4)]),
+    "aten.fill.Scalar": (lambda x: aten.fill.Scalar(x, 2.5) + x, [_x(3, 4)]),
+    "aten.native_dropout.default": (lambda x: aten.native_dropout(x, 0.5, False)[0], [_x(3, 4)]),
+    "aten.prod.dim_int": (lambda x: aten.prod.dim_int(x, 1, True), [_x(3, 4, 2)]),
+    "aten.reflection_pad1d.default": (lambda x: aten.reflection_pad1d(x, [2, 1]), [_x(2, 3, 5)]),
+    "aten.reflection_pad2d.default": (lambda x: aten.reflection_pad2d(x, [2, 1, 0, 3]), [_x(1, 2, 5, 6)]),
+    "aten.reflection_pad3d.default": (lambda x: aten.reflection_pad3d(x, [1, 1, 2, 0, 0, 1]), [_x(1, 2, 3, 4, 5)]),
+    "aten.replication_pad2d.default": (lambda x: aten.replication_pad2d(x, [2, 1, 0, 3]), [_x(1, 2, 5, 6)]),
+    "aten.replication_pad3d.default": (lambda x: aten.replication_pad3d(x, [1, 1, 2, 0, 0, 1]), [_x(1, 2, 3, 4, 5)]),
+    "aten.scatter.value": (lambda x: aten.scatter.value(x, 1, _SCATTER_INDEX, -3.5), [_x(2, 4)]),
+    "aten.select_scatter.default": (lambda x, s: aten.select_scatter(x, s, 1, -2), [_x(2, 4, 3), _x(2, 3, seed=1)]),
+    "aten.squeeze.dim": (lambda x: aten.squeeze.dim(x, 1) * 2, [_x(3, 1, 4)]),
+    "aten.upsample_nearest2d.vec": (lambda x: aten.upsample_nearest2d.vec(x, None, [1.5, 2.0]), [_x(1, 2, 4, 3)]),
+    "aten.var.dim": (lambda x: aten.var.dim(x, [0, 2], False, True), [_x(3, 4, 5)]),
+}
+
+
+def test_every_core_aten_op_is_lowered_or_unsupported():
+    core = core_aten_ops()
+    assert len(core) > 150
+    both = [str(op) for op in core if op in LOWERINGS and op in UNSUPPORTED]
+    neither = [str(op) for op in core if op not in LOWERINGS and op not in UNSUPPORTED]
+    assert not both, f"lowered and listed as unsupported: {both}"
+    assert not neither, f"neither lowered nor listed as unsupported: {neither}"
+    assert all(reason.strip() for reason in UNSUPPORTED.values())
+
+
+def test_every_lowered_core_op_has_a_test():
+    tested = {op for ops in CORE_VIA_OPINFO.values() for op in ops} | set(DIRECT)
+    untested = [str(op) for op in core_aten_ops() if op not in UNSUPPORTED and str(op) not in tested]
+    assert not untested, f"lowered Core ATen ops without a test: {untested}"
+    assert not set(CORE_VIA_OPINFO) & set(FIRST_SAMPLE), "an entry listed as failing cannot vouch for an op"
+
+
+def _ops_of(graph) -> set[str]:
+    return {str(n.target) for n in graph.nodes
+            if n.op == "call_function" and isinstance(n.target, torch._ops.OpOverload)}
+
+
+@pytest.mark.parametrize("entry", sorted(CORE_VIA_OPINFO))
+def test_core_ops_in_opinfo_default_case(entry):
+    """The entry's default case (numerically checked by test_first_sample) contains the ops."""
+    dtype, _, case = suite.default_case(harness.all_entries()[entry])
+    assert dtype is not None, case
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        captured = capture(case.module, tuple(t.clone() for t in case.inputs))
+    missing = set(CORE_VIA_OPINFO[entry]) - _ops_of(captured.graph)
+    assert not missing, f"{entry}'s default case no longer contains {sorted(missing)}"
+
+
+def _trace(fn, inputs) -> Captured:
+    """The ATen ops exactly as called (no decomposition, no functionalization)."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    gm = make_fx(fn, tracing_mode="real", pre_dispatch=True)(*inputs)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    constants = {n.name: getattr(gm, n.target) for n in gm.graph.nodes if n.op == "get_attr"}
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    outs = pytree.tree_flatten(out.args[0])[0]
+    return Captured(graph=gm.graph, constants=constants, user_inputs=[p.name for p in placeholders],
+                    input_names=[f"x{i}" for i in range(len(placeholders))], user_outputs=outs,
+                    output_names=["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))],
+                    method="trace")
+
+
+@pytest.mark.parametrize("op", sorted(DIRECT))
+def test_core_op_direct(op, monkeypatch):
+    fn, inputs = DIRECT[op]
+    captured = _trace(fn, inputs)
+    assert op in _ops_of(captured.graph)
+    monkeypatch.setattr(api, "capture", lambda *args, **kwargs: captured)
+    result = torch2keras.compile(torch.nn.Module(), tuple(inputs), validate=False)
+    got = result.run_keras([t.numpy() for t in inputs])
+    with torch.no_grad():
+        want = pytree.tree_flatten(fn(*[t.clone() for t in inputs]))[0]
+    for g, w in zip(got, want):
+        ok, err, what = harness.compare(g, w)
+        assert ok, f"{op}: {what}"
+
+
+def test_cli_lists_unsupported_ops_with_reasons(capsys):
+    from torch2keras.cli import main
+
+    assert main(["supported", "--unsupported"]) == 0
+    out = capsys.readouterr().out
+    for op, reason in UNSUPPORTED.items():
+        assert f"{op}: {reason}" in out
+    assert main(["supported"]) == 0
+    assert "aten.scatter_reduce.two" in capsys.readouterr().out

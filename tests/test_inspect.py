@@ -76,24 +76,27 @@ def test_stub_registers_and_runs_once_filled():
             return torch.special.erfinv(x * 0.5)
 
     target = torch.ops.aten.erfinv.default
-    if target in LOWERINGS:
-        pytest.skip("erfinv got a built-in lowering")
-    with pytest.raises(torch2keras.UnsupportedOpError) as info:
-        torch2keras.compile(UsesErfinv(), torch.rand(2, 3))
-    assert '@torch2keras.converter(torch.ops.aten.erfinv.default, layout="torch")\ndef convert_erfinv(self):' \
-        in str(info.value)
-
-    @torch2keras.converter(target, layout="any")
-    def convert_erfinv(self):  # the stub, filled in
-        return keras.ops.erfinv(self)
-
+    builtin = LOWERINGS.pop(target, None)  # pretend erfinv has no lowering (it has one today)
     try:
-        x = torch.rand(2, 3)
-        result = torch2keras.compile(UsesErfinv(), x, on_mismatch="raise")
-        assert result.ir.op_counts()["custom"] == 1
+        with pytest.raises(torch2keras.UnsupportedOpError) as info:
+            torch2keras.compile(UsesErfinv(), torch.rand(2, 3))
+        assert '@torch2keras.converter(torch.ops.aten.erfinv.default, layout="torch")\ndef convert_erfinv(self):' \
+            in str(info.value)
+
+        @torch2keras.converter(target, layout="any")
+        def convert_erfinv(self):  # the stub, filled in
+            return keras.ops.erfinv(self)
+
+        try:
+            x = torch.rand(2, 3)
+            result = torch2keras.compile(UsesErfinv(), x, on_mismatch="raise")
+            assert result.ir.op_counts()["custom"] == 1
+        finally:
+            converters.unregister(target)
     finally:
-        converters.unregister(target)
-    assert target not in LOWERINGS
+        if builtin is not None:
+            LOWERINGS[target] = builtin
+    assert LOWERINGS.get(target) is builtin  # unregistering the converter left the lowerings as they were
 
 
 # ----------------------------------------------------------------------------- drawing

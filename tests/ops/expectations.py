@@ -28,17 +28,27 @@ FIRST_SAMPLE: dict[str, str] = {
     "nn.functional.ctc_loss": _CTC,
 }
 
-_NO_BUILTIN = "TFLite has no builtin kernel for {} (the converter needs Select TF ops, which we do not enable)"
+_NO_INT64 = "TFLite has no int64 kernel for {} (the converter needs Select TF ops, which we do not enable)"
 
 # entries of the TFLite subset (suite.tflite_subset) whose default case fails on TFLite
 TFLITE: dict[str, str] = {
-    "asin": _NO_BUILTIN.format("tf.Asin"),
-    "cumprod": _NO_BUILTIN.format("tf.Cumprod"),
-    "nextafter": _NO_BUILTIN.format("tf.NextAfter"),
-    "masked_select": _DATA_DEPENDENT,
-    "nonzero": _DATA_DEPENDENT,
-    "nn.functional.one_hot": _ONE_HOT,
+    "__ror__": _NO_INT64.format("BITWISE_OR"),
+    "bitwise_right_shift": _NO_INT64.format("RIGHT_SHIFT"),
+    "softmax.with_dtype": "the sample asks for a float64 result: TFLite has no float64 SOFTMAX",
 }
 
-# (entry, dtype) of the slow sweep where some samples fail
-SWEEP: dict[tuple[str, str], str] = {}
+_REPEATS_TENSOR = ("repeat_interleave with the repeats given as a tensor: torch.export treats the output size "
+                   "as data-dependent (scalar repeats convert)")
+_ALL = ("float32", "int64", "int32", "bool")
+
+# (entry, dtype) of the slow sweep where some samples fail (benchmarks/op_coverage.py lists which)
+SWEEP: dict[tuple[str, str], str] = {
+    **{(entry, dtype): FIRST_SAMPLE[entry] for entry in ("argwhere", "combinations", "masked_select", "nonzero",
+                                                         "tensor_split", "unique", "unique_consecutive")
+       for dtype in _ALL},
+    ("bincount", "int64"): _DATA_DEPENDENT,
+    ("bincount", "int32"): _DATA_DEPENDENT,
+    ("nn.functional.one_hot", "int64"): _ONE_HOT,
+    ("nn.functional.ctc_loss", "float32"): _CTC,
+    **{("repeat_interleave", dtype): _REPEATS_TENSOR for dtype in _ALL},
+}

@@ -27,7 +27,7 @@ from expectations import FIRST_SAMPLE, SWEEP, TFLITE
 __all__ = ["make_tests", "SHARDS", "TFLITE_EVERY", "default_case", "in_scope_names", "tflite_subset"]
 
 SHARDS = 4
-TFLITE_EVERY = 8
+TFLITE_EVERY = 9
 MAX_SAMPLES = int(os.environ.get("T2K_OPINFO_MAX_SAMPLES", harness.MAX_SAMPLES))
 
 
@@ -44,11 +44,15 @@ def default_case(opinfo):
     is none."""
     reasons = []
     for dtype in harness.sample_dtypes(opinfo):
-        for index, sample in enumerate(harness.samples(opinfo, dtype)):
-            case = harness.build_case(opinfo, sample, dtype)
-            if not case.skip:
-                return dtype, index, case
-            reasons.append(case.skip)
+        samples = harness.samples(opinfo, dtype)
+        try:
+            for index, sample in enumerate(samples):
+                case = harness.build_case(opinfo, sample, dtype)
+                if not case.skip:
+                    return dtype, index, case
+                reasons.append(case.skip)
+        finally:
+            samples.close()  # now, not when garbage collection happens to run inside a trace
         break  # the default dtype only
     return None, None, "; ".join(sorted(set(reasons))) or "the op has no sample input"
 
@@ -102,7 +106,8 @@ def make_tests(shard: int):
     def test_sweep(entry, dtype):
         opinfo = harness.all_entries()[entry]
         failures, ran = [], 0
-        for index, sample in enumerate(harness.samples(opinfo, getattr(torch, dtype))):
+        samples = harness.samples(opinfo, getattr(torch, dtype))
+        for index, sample in enumerate(samples):
             if MAX_SAMPLES and ran >= MAX_SAMPLES:
                 break
             outcome = harness.run_sample(opinfo, sample, getattr(torch, dtype))
@@ -111,6 +116,7 @@ def make_tests(shard: int):
             ran += 1
             if outcome.status != "passed":
                 failures.append(f"sample {index}: {outcome.status}: {outcome.detail}")
+        samples.close()
         assert not failures, f"{len(failures)} of {ran} samples fail:\n" + "\n".join(failures)
 
     return test_first_sample, test_tflite, test_sweep

@@ -102,6 +102,11 @@ def _reduce(x, kind, axes, keepdims):
 
 
 def _argreduce(x, kind, axis, keepdims):
+    if keras.backend.backend() == "tensorflow" and not keepdims:
+        # keras.ops.argmax tells -0.0 from 0.0 with bitwise ops TFLite has no float kernels for
+        import tensorflow as tf
+
+        return ops.cast((tf.math.argmax if kind == "argmax" else tf.math.argmin)(x, axis=axis), "int64")
     fn = ops.argmax if kind == "argmax" else ops.argmin
     return ops.cast(fn(x, axis=axis, keepdims=keepdims), "int64")
 
@@ -114,14 +119,14 @@ def _topk(x, k, largest):
 def _add(x, y):
     """``x + y``. keras.ops.add (TensorFlow backend) turns an add whose second operand has one
     non-1 axis matching x's second or last axis into ``bias_add`` over the axis it guesses, which
-    is wrong when the operand's axis is another one (e.g. [5, 5, 5] + [1, 5, 1]): then subtract
-    the negation, which is exact."""
+    is wrong when the operand's axis is another one (e.g. [5, 5, 5] + [1, 5, 1]), and has no integer
+    TFLite kernel: then subtract the negation, which is exact."""
     y_shape, x_rank = tuple(y.shape), len(x.shape)
     big = [i for i, d in enumerate(y_shape) if d != 1]
     if len(big) == 1 and x_rank > 1:
         axis = big[0] + x_rank - len(y_shape)
         guessed = x_rank - 1 if x.shape[-1] == y_shape[big[0]] else 1
-        if axis != guessed:
+        if axis != guessed or "int" in keras.backend.standardize_dtype(x.dtype):
             return ops.subtract(x, ops.negative(y))
     return ops.add(x, y)
 

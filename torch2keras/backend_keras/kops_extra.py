@@ -73,7 +73,8 @@ def _digamma(x):
     reflect = x < 0.5
     y = ops.where(reflect, 1.0 - x, x)
     psi = _digamma_right(y)
-    cot = math.pi / ops.tan(math.pi * _frac(x))
+    angle = math.pi * _frac(x)
+    cot = math.pi * ops.cos(angle) / ops.sin(angle)  # (TFLite has no TAN)
     out = ops.where(reflect, psi - cot, psi)
     pole = ops.logical_and(x < 0, ops.equal(x, ops.floor(x)))
     out = ops.where(pole, ops.full_like(x, np.nan), out)

@@ -33,6 +33,8 @@ UNSUPPORTED: dict = {
     aten.nonzero.default: _DATA_SHAPE,
     aten._local_scalar_dense.default:
         "reads a tensor value into a Python number (data-dependent control flow): specialised at capture",
+    aten.resize_.default: "resizes a tensor's storage in place: nothing to compute in a functional graph of "
+                          "static shapes",
     aten.sym_size.int: _SYMBOLIC,
     aten.sym_numel.default: _SYMBOLIC,
     aten.sym_stride.int: _SYMBOLIC,

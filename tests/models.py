@@ -130,3 +130,51 @@ class RecurrentStack(nn.Module):
 
     def forward(self, x):
         return self.rnn(x)
+
+
+class ControlIf(nn.Module):
+    """nobuco README's ControlIf: a Python `if` on tensor data (export refuses it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv_pre = nn.Conv2d(3, 16, kernel_size=(1, 1))
+        self.conv_true = nn.Conv2d(16, 32, kernel_size=(1, 1))
+        self.conv_false = nn.Conv2d(16, 32, kernel_size=(1, 1))
+        self.conv_shared = nn.Conv2d(32, 32, kernel_size=(1, 1))
+
+    def forward(self, x):
+        x = self.conv_pre(x)
+        if x.mean() > 0:  # CONTROL_IF_LINE
+            x = self.conv_true(x)
+            x = torch.tanh(x)
+            x = self.conv_shared(x)
+            x = x + 1
+        else:
+            x = self.conv_false(x)
+            x = torch.sigmoid(x)
+            x = self.conv_shared(x)
+            x = x - 1
+        x = self.conv_shared(x)
+        return x
+
+
+class ControlIfCond(ControlIf):
+    """The same model with the `if` written as torch.cond: both branches convert."""
+
+    def _true(self, x):
+        x = self.conv_true(x)
+        x = torch.tanh(x)
+        x = self.conv_shared(x)
+        return x + 1
+
+    def _false(self, x):
+        x = self.conv_false(x)
+        x = torch.sigmoid(x)
+        x = self.conv_shared(x)
+        return x - 1
+
+    def forward(self, x):
+        x = self.conv_pre(x)
+        x = torch.cond(x.mean() > 0, self._true, self._false, (x,))
+        x = self.conv_shared(x)
+        return x

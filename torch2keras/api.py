@@ -29,9 +29,10 @@ Progress = Callable[[str], None]
 
 
 def count_transposes(graph: Graph) -> int:
-    """Physical transposes the graph performs: relayouts and permutes that move a non-1 axis."""
+    """Physical transposes the graph performs: relayouts and permutes that move a non-1 axis
+    (inside control-flow regions too)."""
     count = 0
-    for node in graph.topo_order():
+    for _, node in graph.walk():
         if node.op == "relayout":
             perm, shape = node.attrs["perm"], node.inputs[0].type.physical_shape
         elif node.op == "permute":

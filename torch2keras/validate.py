@@ -23,6 +23,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from .frontend_torch.capture import Captured
+from .frontend_torch.lower import fetch_attr
 from .ir import Graph, Value
 from .ir.printer import Namer
 from .ir.types import invert
@@ -49,8 +50,8 @@ def run_fx(captured: Captured, user_inputs: Sequence[torch.Tensor], keep: set[st
         for node in graph.nodes:
             if node.op == "placeholder":
                 env[node] = feed[node.name].clone() if node.name in feed else captured.constants.get(node.name)
-            elif node.op == "get_attr":
-                env[node] = captured.constants[node.name]
+            elif node.op == "get_attr":  # a constant, or the sub-graph of a control-flow op
+                env[node] = captured.constants[node.name] if node.name in captured.constants else fetch_attr(node)
             elif node.op == "call_function":
                 env[node] = node.target(*pytree.tree_map(arg, node.args), **pytree.tree_map(arg, node.kwargs))
                 if node.name in keep:

@@ -127,14 +127,15 @@ class EmitContext:
 
 
 def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitContext]:
-    from . import emit_custom, emitters, emitters_extra  # noqa: F401  (registers the emitters)
+    from . import emit_control, emit_custom, emitters, emitters_extra  # noqa: F401  (registers the emitters)
 
     ctx = EmitContext(graph)
     inputs = []
     for v in graph.inputs:
         shape = v.type.physical_shape
-        t = keras.Input(shape=tuple(shape[1:]), batch_size=shape[0], dtype=keras_dtype(v.type.dtype),
+        t = keras.Input(batch_shape=tuple(shape), dtype=keras_dtype(v.type.dtype),  # (rank 0 in regions)
                         name=v.producer.attrs["name"])
+        ctx._names.add(v.producer.attrs["name"])
         ctx.tensors[v.id] = t
         inputs.append(t)
     ctx.any_input = inputs[0] if inputs else None

@@ -93,4 +93,7 @@ class ConstantOutput(keras.layers.Layer):
         return config
 
 
-CUSTOM_OBJECTS = {"torch2keras>TorchOp": TorchOp, "torch2keras>ConstantOutput": ConstantOutput}
+from .control_flow import ControlFlow  # noqa: E402  (registered with the others: loading needs it)
+
+CUSTOM_OBJECTS = {"torch2keras>TorchOp": TorchOp, "torch2keras>ConstantOutput": ConstantOutput,
+                  "torch2keras>ControlFlow": ControlFlow}

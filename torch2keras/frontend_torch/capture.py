@@ -21,7 +21,7 @@ import attrs
 import torch
 import torch.utils._pytree as pytree
 
-__all__ = ["Captured", "KEEP_WHOLE", "capture", "flat_output_names"]
+__all__ = ["Captured", "KEEP_WHOLE", "capture", "fallback_message", "flat_output_names", "offending_line"]
 
 log = logging.getLogger(__name__)
 aten = torch.ops.aten
@@ -118,22 +118,55 @@ def capture(model: torch.nn.Module, args: Sequence, kwargs: Optional[dict] = Non
     except Exception as err:  # noqa: BLE001 - any refusal sends us to the fallback
         if not fallback:
             raise
-        reason = _first_line(err)
-        message = (f"torch.export could not capture the model ({type(err).__name__}: {reason}). "
-                   "Falling back to tracing with the example inputs' concrete values: Python control "
-                   "flow and data-dependent values at that spot are specialised to this example.")
+        message = fallback_message(err)
         warnings.warn(message, stacklevel=3)
         captured = _capture_trace(model, args, kwargs)
         captured.warnings.append(message)
         return captured
 
 
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    lines = [t for t in text if t.strip()]
-    head = lines[0] if lines else ""
-    user = [t.strip() for t in lines if t.strip().startswith("File ") or "line " in t][:2]
-    return head + (" [" + "; ".join(user) + "]" if user else "")
+def offending_line(err: Exception) -> tuple[str, int, str]:
+    """The user's (file, line, code) where export stopped: torch's message quotes the call that
+    raised; else the innermost frame of the traceback outside torch and this package."""
+    import traceback
+
+    from .source import user_frame
+
+    file, line, code = user_frame(str(err))
+    if file and not _is_library(file):
+        return file, line, code
+    for frame in reversed(traceback.extract_tb(err.__traceback__)):
+        if not _is_library(frame.filename):
+            return frame.filename, frame.lineno or 0, (frame.line or "").strip()
+    return "", 0, ""
+
+
+def _is_library(file: str) -> bool:
+    import os
+
+    path = os.path.abspath(file)
+    own = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return file.startswith("<") or path.startswith(os.path.dirname(torch.__file__)) or path.startswith(own)
+
+
+def _data_dependent(err: Exception) -> bool:
+    text = f"{type(err).__name__}: {err}"
+    return "GuardOnDataDependent" in text or "data-dependent" in text or "data dependent" in text
+
+
+def fallback_message(err: Exception) -> str:
+    """The warning of the tracing fallback: why export refused, the user's line, and for Python
+    control flow on tensor data, the rewrite that keeps it dynamic."""
+    reason = next((t.strip() for t in str(err).splitlines() if t.strip()), "")
+    file, line, code = offending_line(err)
+    where = f" at {file}:{line}" + (f" ({code})" if code else "") if file else ""
+    message = (f"torch.export could not capture the model{where}: {type(err).__name__}: {reason}. "
+               "Falling back to tracing with the example inputs' concrete values: Python control "
+               "flow and data-dependent values at that spot are specialised to this example.")
+    if _data_dependent(err):
+        message += (" A Python `if` on tensor data keeps only the branch this example takes; to convert both, "
+                    "write it as `x = torch.cond(pred, true_fn, false_fn, (x,))` (see README, 'Control flow').")
+    return message
 
 
 def _capture_export(model, args, kwargs) -> Captured:
@@ -203,7 +236,7 @@ def _capture_trace(model, args, kwargs) -> Captured:
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     constants = {p.name: named[k].detach() for p, k in zip(placeholders, keys)}
     for n in gm.graph.nodes:  # tensors closed over by the model become get_attr nodes
-        if n.op == "get_attr":
+        if n.op == "get_attr" and isinstance(getattr(gm, n.target), torch.Tensor):  # (not control-flow sub-graphs)
             constants[n.name] = getattr(gm, n.target)
     user_inputs = [p.name for p in placeholders[len(keys):]]
     out_node = next(n for n in gm.graph.nodes if n.op == "output")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import operator
-from typing import Any
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -13,10 +13,10 @@ import torch.utils._pytree as pytree
 from ..ir import Graph, LoweringError, SourceLoc, Torch2KerasError, UnsupportedOpError, Value
 from .capture import Captured
 from .registry import LOWERINGS, LoweringContext, tensor_type, torch_dtype
-from .source import source_loc
+from .source import region_loc, source_loc
 from . import ops  # noqa: F401  (registers the lowerings)
 
-__all__ = ["lower", "find_unsupported", "to_numpy"]
+__all__ = ["lower", "find_unsupported", "fetch_attr", "get_attr_value", "iter_calls", "lower_call", "to_numpy"]
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,75 @@ def _op_name(target: Any) -> str:
     return str(target)
 
 
-def find_unsupported(fx_graph: torch.fx.Graph) -> list[tuple[str, SourceLoc]]:
-    missing = []
+def iter_calls(fx_graph: torch.fx.Graph, parent: Optional[SourceLoc] = None) -> Iterator[tuple[torch.fx.Node, SourceLoc]]:
+    """Every ``call_function`` node with its location, in the graph and, after each control-flow
+    call, in its sub-graphs (branches, loop bodies), recursively."""
     for node in fx_graph.nodes:
-        if node.op == "call_function" and node.target is not operator.getitem and node.target not in LOWERINGS:
-            missing.append((_op_name(node.target), source_loc(node)))
-    return missing
+        if node.op != "call_function":
+            continue
+        loc = region_loc(node, parent)
+        yield node, loc
+        for a in node.args:
+            sub = fetch_attr(a) if isinstance(a, torch.fx.Node) and a.op == "get_attr" else None
+            if isinstance(sub, torch.fx.GraphModule):
+                yield from iter_calls(sub.graph, loc)
+
+
+def find_unsupported(fx_graph: torch.fx.Graph) -> list[tuple[str, SourceLoc]]:
+    """Calls without a lowering, in the graph and in the sub-graphs of its control flow."""
+    return [(_op_name(node.target), loc) for node, loc in iter_calls(fx_graph)
+            if node.target is not operator.getitem and node.target not in LOWERINGS]
+
+
+def fetch_attr(node: torch.fx.Node) -> Any:
+    """What a ``get_attr`` node reads from the module owning its graph (None if unreachable):
+    a tensor, or the GraphModule of a control-flow branch or body."""
+    obj = node.graph.owning_module
+    try:
+        for part in str(node.target).split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        return None
+    return obj
+
+
+def get_attr_value(graph: Graph, node: torch.fx.Node, constants: dict) -> Any:
+    """A ``get_attr`` node lowered: a constant for a tensor, the GraphModule itself for a sub-graph
+    (control-flow lowerings take it as an argument)."""
+    if node.name in constants:
+        return graph.add_constant(to_numpy(constants[node.name]), name=node.name)
+    obj = fetch_attr(node)
+    if isinstance(obj, torch.fx.GraphModule):
+        return obj
+    if isinstance(obj, torch.Tensor):
+        return graph.add_constant(to_numpy(obj), name=node.name)
+    raise LoweringError(f"get_attr {node.target!r} reads a {type(obj).__name__}, not a tensor or a sub-graph")
+
+
+def lower_call(node: torch.fx.Node, ctx: LoweringContext, env: dict, loc: SourceLoc, *, record: bool = True) -> Any:
+    """Lower one ``call_function`` node with its registered lowering; its arguments are looked up
+    in ``env``. ``record`` tags the results with the fx node (for validation)."""
+    if node.target is operator.getitem:
+        return env[node.args[0]][node.args[1]]
+
+    def arg(a):
+        return env[a] if isinstance(a, torch.fx.Node) else a
+
+    ctx.loc = loc
+    ctx.name = node.name
+    ctx.meta_val = node.meta.get("val")
+    args = pytree.tree_map(arg, node.args)
+    kwargs = pytree.tree_map(arg, node.kwargs)
+    try:
+        result = LOWERINGS[node.target](ctx, *args, **kwargs)
+    except Torch2KerasError:
+        raise
+    except Exception as e:  # noqa: BLE001 - reported with the call's location
+        raise LoweringError(f"lowering {node.target} failed: {type(e).__name__}: {e}\n  at {ctx.loc}") from e
+    _check_result(node, result, ctx.loc)
+    if record:
+        _record_torch_node(node, result)
+    return result
 
 
 def unsupported_message(missing: list[tuple[str, SourceLoc]]) -> str:
@@ -64,9 +127,6 @@ def lower(captured: Captured, name: str = "model") -> Graph:
     env: dict[torch.fx.Node, Any] = {}
     public = dict(zip(captured.user_inputs, captured.input_names))
 
-    def arg(a):
-        return env[a] if isinstance(a, torch.fx.Node) else a
-
     for node in captured.graph.nodes:
         if node.op == "placeholder":
             if node.name in public:
@@ -76,25 +136,9 @@ def lower(captured: Captured, name: str = "model") -> Graph:
             else:
                 env[node] = None  # a non-tensor user input (specialised by capture)
         elif node.op == "get_attr":
-            env[node] = graph.add_constant(to_numpy(captured.constants[node.name]), name=node.name)
+            env[node] = get_attr_value(graph, node, captured.constants)
         elif node.op == "call_function":
-            if node.target is operator.getitem:
-                env[node] = env[node.args[0]][node.args[1]]
-                continue
-            ctx.loc = source_loc(node)
-            ctx.name = node.name
-            ctx.meta_val = node.meta.get("val")
-            args = pytree.tree_map(arg, node.args)
-            kwargs = pytree.tree_map(arg, node.kwargs)
-            try:
-                result = LOWERINGS[node.target](ctx, *args, **kwargs)
-            except Torch2KerasError:
-                raise
-            except Exception as e:  # noqa: BLE001 - reported with the call's location
-                raise LoweringError(f"lowering {node.target} failed: {type(e).__name__}: {e}\n  at {ctx.loc}") from e
-            _check_result(node, result, ctx.loc)
-            _record_torch_node(node, result)
-            env[node] = result
+            env[node] = lower_call(node, ctx, env, source_loc(node))
         elif node.op == "output":
             outs = []
             for o in captured.user_outputs:

@@ -105,9 +105,11 @@ def converter_stub(op: Any, node: torch.fx.Node | None = None) -> str:
 
 def unsupported_stubs(fx_graph: torch.fx.Graph, lowerings: Mapping) -> str:
     """A stub per distinct op of ``fx_graph`` without a lowering, in order of first call."""
+    from .lower import iter_calls  # (control-flow sub-graphs included)
+
     first: dict[Any, torch.fx.Node] = {}
-    for node in fx_graph.nodes:
-        if node.op == "call_function" and node.target is not operator.getitem and node.target not in lowerings:
+    for node, _ in iter_calls(fx_graph):
+        if node.target is not operator.getitem and node.target not in lowerings:
             first.setdefault(node.target, node)
     if not first:
         return ""

@@ -4,6 +4,11 @@ Every edit goes through a few ``Graph`` methods, which keep the networkx graph (
 *use*: ``x + x`` is two edges) and the nodes' ordered input tuples in step. Node ids come from
 a counter, and iteration is in a topological order that breaks ties by id, so everything
 derived from a graph (dumps, emitted models) is deterministic.
+
+Control-flow nodes own *regions*: graphs held in their attributes of kind ``graph``
+(``Node.regions``), whose inputs stand for the node's operands (``ir/regions.py``). A region is
+self-contained (it reads nothing of the enclosing graph); ``walk`` and ``nested_graphs`` reach
+every nested graph.
 """
 
 from __future__ import annotations
@@ -89,6 +94,11 @@ class Node:
         return self.outputs[0]
 
     @property
+    def regions(self) -> dict[str, "Graph"]:
+        """The sub-graphs this node owns (its attributes of kind ``graph``), in schema order."""
+        return {k: self.attrs[k] for k, spec in self.schema.attrs.items() if spec.kind == "graph"}
+
+    @property
     def is_constant(self) -> bool:
         return self.op == "constant"
 
@@ -148,6 +158,13 @@ class Graph:
             self._nx.add_edge(v.producer.id, node.id, key=idx, out=v.index)
         return node
 
+    def new_region(self, name: str) -> "Graph":
+        """An empty graph meant to become a region of one of this graph's nodes; it draws node
+        and value ids from this graph's counter, so ids stay unique across the nesting."""
+        region = Graph(name)
+        region._ids = self._ids
+        return region
+
     def add_input(self, name: str, type: TensorType) -> Value:
         return self.add_node("input", attrs={"name": name}, types=[type], name=name).output
 
@@ -187,6 +204,24 @@ class Graph:
 
     def topo_order(self) -> list[Node]:
         return [self._nodes[i] for i in nx.lexicographical_topological_sort(self._nx)]
+
+    def nested_graphs(self) -> list["Graph"]:
+        """Every graph nested in this one (regions of its nodes, recursively), innermost first,
+        then this graph itself: the order passes run in."""
+        out: list[Graph] = []
+        for node in list(self._nodes.values()):  # (id order: deterministic, no sort needed)
+            for region in node.regions.values():
+                out.extend(region.nested_graphs())
+        out.append(self)
+        return out
+
+    def walk(self) -> Iterator[tuple["Graph", Node]]:
+        """(graph, node) for every node of this graph and of the regions nested in it, each
+        node before the nodes of its regions."""
+        for node in self.topo_order():
+            yield self, node
+            for region in node.regions.values():
+                yield from region.walk()
 
     def nodes_by_op(self, *ops: str) -> list[Node]:
         return [n for n in self.topo_order() if n.op in ops]

@@ -42,7 +42,7 @@ InferFn = Callable[[Sequence[TensorType], dict], list[TensorType]]
 
 @attrs.frozen
 class AttrSpec:
-    kind: str  # int | float | bool | str | ints | floats | dtype | array | any
+    kind: str  # int | float | bool | str | ints | floats | dtype | array | any | graph (a region)
     default: Any = REQUIRED
 
 
@@ -510,3 +510,34 @@ _define("grid_sample", ["x", "grid"], _grid_sample, "fixed",
 _define("custom", ["*xs"], None, "custom",
         {"converter": ("str",), "layout": ("str", "torch"), "params": ("any", None)}, num_outputs=None,
         doc="a call converted by a user converter (torch2keras.converter); params: JSON-able call info")
+
+# ----------------------------------------------------------------------------- control flow
+# Ops owning regions: attributes of kind "graph" hold sub-graphs whose inputs are (some of) the
+# node's operands; ``ir/regions.py`` states each op's region signatures and result types.
+# Fixed layout: operands, results and the regions' inputs and outputs are in PyTorch's order.
+
+
+def _region_results(op):
+    def infer(types, a):
+        from .regions import result_types
+
+        return result_types(op, types, a)
+
+    return infer
+
+
+_define("cond", ["pred", "*operands"], _region_results("cond"), "fixed",
+        {"then_branch": ("graph",), "else_branch": ("graph",)}, num_outputs=None,
+        doc="then_branch(*operands) if pred (a bool scalar) else else_branch(*operands)")
+_define("while_loop", ["*operands"], _region_results("while_loop"), "fixed",
+        {"cond_fn": ("graph",), "body_fn": ("graph",), "num_carried": ("int",)}, num_outputs=None,
+        doc="carried = body_fn(*carried, *extra) while cond_fn(*carried, *extra); the first num_carried operands "
+            "are carried, the rest passed unchanged to every iteration")
+_define("scan", ["*operands"], _region_results("scan"), "fixed",
+        {"combine_fn": ("graph",), "num_init": ("int",), "num_xs": ("int",)}, num_outputs=None,
+        doc="carry, y[i] = combine_fn(*carry, *(x[i] for x in xs), *extra) over axis 0 of the xs; operands: "
+            "num_init initial carries, num_xs scanned tensors, extra inputs; results: final carries, stacked ys")
+_define("map", ["*operands"], _region_results("map"), "fixed",
+        {"body_fn": ("graph",), "num_xs": ("int",)}, num_outputs=None,
+        doc="y[i] = body_fn(*(x[i] for x in xs), *extra) over axis 0 of the first num_xs operands; results: the "
+            "stacked ys")

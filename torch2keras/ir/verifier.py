@@ -2,7 +2,9 @@
 
 Checks: acyclic; every input is defined in the graph; arity and attribute names match the op's
 schema; result types agree with the schema's inference rule (shape and dtype); layouts are
-permutations of the value's rank; graph outputs are defined.
+permutations of the value's rank; graph outputs are defined. Regions (the sub-graphs of
+control-flow ops) are verified recursively and must match their op's signature
+(``regions.py``): inputs and outputs in number, shape and dtype, stored in PyTorch's order.
 """
 
 from __future__ import annotations
@@ -60,8 +62,40 @@ def verify(graph: Graph) -> None:
                 _fail(graph, node, f"relayout {perm} maps layout {src.perm} to {dst.perm}, not {tuple(src.perm[p] for p in perm)}")
         if graph.meta.get("layouts_assigned"):
             check_layout(node, lambda message, node=node: _fail(graph, node, message))
+        if node.regions:
+            _verify_regions(graph, node)
     for v in graph.outputs:
         if v.producer not in graph:
             _fail(graph, None, f"graph output {v} is not defined")
     if len(graph.outputs) != len(graph.output_names):
         _fail(graph, None, "output names and outputs differ in number")
+
+
+def _types_text(types) -> str:
+    return "(" + ", ".join(str(t) for t in types) + ")"
+
+
+def _verify_regions(graph: Graph, node: Node) -> None:
+    from .regions import region_signature
+
+    try:
+        signature = region_signature(node.op, [v.type for v in node.inputs], node.attrs)
+    except Exception as e:  # noqa: BLE001 - reported with the node
+        _fail(graph, node, f"region signature failed: {e}")
+    for name, region in node.regions.items():
+        if not isinstance(region, Graph):
+            _fail(graph, node, f"region {name!r} is a {type(region).__name__}, not a Graph")
+        want_in, want_out = signature[name]
+        got_in = [v.type for v in region.inputs]
+        if [(tuple(t.shape), t.dtype) for t in got_in] != [(tuple(t.shape), t.dtype) for t in want_in]:
+            _fail(graph, node, f"region {name!r} takes {_types_text(got_in)}, the operands give {_types_text(want_in)}")
+        got_out = [v.type for v in region.outputs]
+        if want_out is not None and \
+                [(tuple(t.shape), t.dtype) for t in got_out] != [(tuple(t.shape), t.dtype) for t in want_out]:
+            _fail(graph, node, f"region {name!r} returns {_types_text(got_out)}, expected {_types_text(want_out)}")
+        if any(t.layout is not None for t in got_in + got_out):
+            _fail(graph, node, f"region {name!r} has inputs or outputs not stored in PyTorch's order")
+        try:
+            verify(region)
+        except VerificationError as e:
+            _fail(graph, node, f"in region {name!r}: {e}")

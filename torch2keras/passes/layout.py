@@ -134,6 +134,11 @@ class AssignLayout(Pass):
     output_layouts: object = None
     optimize: bool = True
 
+    def for_region(self) -> "AssignLayout":
+        """Inside a control-flow region, inputs and outputs stay in PyTorch's order (the
+        control-flow op is ``fixed``); what lies between is optimised as in any graph."""
+        return dataclasses.replace(self, input_layouts=None, output_layouts=None)
+
     def run(self, graph: Graph) -> bool:
         nodes = graph.topo_order()
         if any(n.op == "relayout" for n in nodes):

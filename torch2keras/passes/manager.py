@@ -2,7 +2,9 @@
 
 A pass is a named Graph -> Graph rewrite (in place) that returns whether it changed anything.
 The manager runs passes in order, verifies the IR after each one, wraps failures with the pass
-chain, and calls a hook between passes (``dump_ir`` writes the IR text there).
+chain, and calls a hook between passes (``dump_ir`` writes the IR text there). Every pass also
+runs inside regions (the sub-graphs of control-flow ops): on each nested graph, innermost
+first, then on the enclosing graph; ``Pass.for_region`` gives the variant a region gets.
 """
 
 from __future__ import annotations
@@ -33,6 +35,19 @@ class Pass:
 
     def __call__(self, graph: Graph) -> bool:
         return self.run(graph)
+
+    def for_region(self) -> "Pass":
+        """The pass to run inside a region (a control-flow sub-graph); itself unless options
+        that concern the model's own boundary must not apply there."""
+        return self
+
+    def run_nested(self, graph: Graph) -> bool:
+        """Run on every region nested in ``graph`` (innermost first), then on ``graph``."""
+        changed = False
+        inner = self.for_region()
+        for g in graph.nested_graphs():
+            changed |= bool((self if g is graph else inner).run(g))
+        return changed
 
 
 def register_pass(cls: type[Pass]) -> type[Pass]:
@@ -70,7 +85,7 @@ class PassManager:
         for index, p in enumerate(self.passes, start=1):
             start = time.perf_counter()
             try:
-                changed = bool(p.run(graph))
+                changed = p.run_nested(graph)
                 if self.verify:
                     graph.verify()
             except Torch2KerasError as e:

@@ -420,3 +420,13 @@ def test_unsupported_op_inside_a_branch_is_reported_with_the_cond_line():
     line = inspect.getsourcelines(Det.forward)[1] + 1
     assert f"{os.path.basename(__file__)}:{line}" in text
     assert "@torch2keras.lowering(torch.ops.aten._linalg_det.default)" in text  # the stub, found in the branch
+
+
+def test_explain_names_the_control_flow_lowering_and_emitter():
+    import io
+
+    text = torch2keras.explain(torch_while_loop, file=io.StringIO())
+    assert "captured as torch.ops.higher_order.while_loop" in text
+    assert "lowering: torch2keras.frontend_torch.ops.control_flow.lower_while_loop" in text
+    assert "emits IR op 'while_loop' with regions ['cond_fn', 'body_fn']" in text
+    assert "emit_control.emit_control_flow" in text

@@ -159,10 +159,44 @@ def _explain_overload(op: Any, lines: list[str]) -> None:
     lines.extend("    " + s for s in _source(fn).rstrip().splitlines())
 
 
+def _control_flow_op(op: Any) -> Any:
+    """The higher-order op that ``op`` (``torch.cond``, torch's while_loop/scan/map, or the
+    higher-order op itself) is captured as, else None."""
+    from torch._higher_order_ops.map import map as torch_map
+    from torch._higher_order_ops.scan import scan as torch_scan
+    from torch._higher_order_ops.while_loop import while_loop as torch_while_loop
+
+    hop = torch.ops.higher_order
+    if isinstance(op, torch._ops.HigherOrderOperator):
+        return op
+    table = {torch.cond: hop.cond, torch_while_loop: hop.while_loop, torch_scan: hop.scan, torch_map: hop.map_impl}
+    return next((h for f, h in table.items() if op is f), None)
+
+
+def _explain_control_flow(op: Any, hop: Any, lines: list[str]) -> None:
+    from .backend_keras.emit import EMITTERS
+    from .frontend_torch import LOWERINGS
+    from .ir.ops import SCHEMAS
+
+    label = _qualname(op) if not isinstance(op, torch._ops.HigherOrderOperator) else f"torch.ops.higher_order.{op}"
+    lines.append(f"{label} is captured as torch.ops.higher_order.{hop}: its branches/bodies become IR regions, "
+                 "lowered with the same lowerings")
+    fn = LOWERINGS[hop]
+    lines.append(f"  lowering: {_qualname(fn)}")
+    lines.append(f"  source:   {_where(fn)}")
+    for ir_op in _ir_ops(fn) or [str(hop).replace("map_impl", "map")]:
+        em = EMITTERS.get(ir_op)
+        where = f"{_qualname(em)} ({_where(em)})" if em else "no Keras emitter"
+        regions = [k for k, spec in SCHEMAS[ir_op].attrs.items() if spec.kind == "graph"]
+        lines.append(f"  emits IR op {ir_op!r} with regions {regions} (layout class {SCHEMAS[ir_op].layout}); "
+                     f"Keras emitter: {where}")
+    lines.extend("    " + s for s in _source(fn).rstrip().splitlines())
+
+
 def explain(op: Any, file=None) -> str:
     """Print (to ``file``, default stdout) and return how ``op`` is converted."""
     from . import converters
-    from .backend_keras import emit_custom, emitters, emitters_extra  # noqa: F401  (registers the emitters)
+    from .backend_keras import emit_control, emit_custom, emitters, emitters_extra  # noqa: F401  (registers)
 
     if isinstance(op, str):
         op = _resolve_string(op)
@@ -175,6 +209,8 @@ def explain(op: Any, file=None) -> str:
         lines.extend("    " + s for s in _source(conv.fn).rstrip().splitlines())
     elif isinstance(op, torch._ops.OpOverload):
         _explain_overload(op, lines)
+    elif _control_flow_op(op) is not None:
+        _explain_control_flow(op, _control_flow_op(op), lines)
     else:
         label = _qualname(op) if callable(op) else repr(op)
         packets = aten_candidates(op)

@@ -20,12 +20,12 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from ...ir import Graph, LoweringError, SourceLoc, TensorType, Value
+from ...ir import Graph, SourceLoc, TensorType, Value
 from ...ir.regions import row_type
 from ..registry import LoweringContext, lowering, tensor_type
 from ..source import region_loc
 
-__all__ = ["lower_region", "inline_subgraph"]
+__all__ = ["lower_region"]
 
 HOP = torch.ops.higher_order
 
@@ -99,17 +99,6 @@ def lower_region(ctx: LoweringContext, gm: torch.fx.GraphModule, operands: Seque
     return region
 
 
-def inline_subgraph(ctx: LoweringContext, gm: torch.fx.GraphModule, operands: Sequence[Any]) -> list[Any]:
-    """Lower ``gm`` straight into ``ctx.graph`` with its placeholders bound to ``operands``."""
-    placeholders = _placeholders(gm)
-    env = dict(zip(placeholders, operands))
-    saved = (ctx.loc, ctx.name, ctx.meta_val)
-    try:
-        return _lower_body(ctx, gm, env, ctx.loc, record=False)
-    finally:
-        ctx.loc, ctx.name, ctx.meta_val = saved
-
-
 def _tensor_operands(ctx: LoweringContext, values: Sequence[Any], what: str) -> list[Value]:
     for v in values:
         if not isinstance(v, Value):
@@ -131,8 +120,9 @@ def _emit(ctx: LoweringContext, op: str, operands: Sequence[Any], kept: Sequence
 @lowering(HOP.cond)
 def lower_cond(ctx: LoweringContext, pred, true_gm, false_gm, operands):
     operands = list(operands)
-    if not isinstance(pred, Value):  # decided while capturing: only one branch exists
-        return tuple(inline_subgraph(ctx, true_gm if pred else false_gm, operands))
+    if not isinstance(pred, Value):  # (a Python bool is specialised by torch.cond itself)
+        raise ctx.fail(f"torch.cond's predicate is a {type(pred).__name__}, not a tensor: write the "
+                       "condition on tensor data (e.g. x.sum() > 0)")
     if pred.type.shape != ():
         pred = ctx.reshape(pred, [])
     pred = ctx.cast(pred, "bool")

@@ -93,4 +93,7 @@ class ConstantOutput(keras.layers.Layer):
         return config
 
 
-CUSTOM_OBJECTS = {"torch2keras>TorchOp": TorchOp, "torch2keras>ConstantOutput": ConstantOutput}
+from .state import ModelState  # noqa: E402  (registers the state layer for load_model)
+
+CUSTOM_OBJECTS = {"torch2keras>TorchOp": TorchOp, "torch2keras>ConstantOutput": ConstantOutput,
+                  "torch2keras>ModelState": ModelState}

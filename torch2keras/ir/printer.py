@@ -4,6 +4,7 @@ Grammar (one node per line, attributes sorted by name):
 
     graph NAME
       %v : TYPE[, %w : TYPE] = OP(%a, %b) {key=val, ...}  # MODULE FILE:LINE
+      OP(%a) {key=val, ...}  # an op without results (an effect: state_update)
       return NAME=%v, ...
 
 ``TYPE`` is ``dtype[d0,d1,...]`` followed by ``{p0,p1,...}`` when the value is stored in a
@@ -70,9 +71,9 @@ def print_graph(graph: Graph, annotate=None) -> str:
     for node in graph.topo_order():
         results = ", ".join(f"%{name(v)} : {v.type}" for v in node.outputs)
         args = ", ".join(f"%{name(v)}" for v in node.inputs)
-        shown = {k: v for k, v in node.attrs.items() if not (node.op == "constant" and k == "dtype")}
+        shown = {k: v for k, v in node.attrs.items() if not (node.op in ("constant", "state") and k == "dtype")}
         attrs = ", ".join(f"{k}={format_attr(v)}" for k, v in sorted(shown.items()))
-        line = f"  {results} = {node.op}({args})"
+        line = f"  {results} = {node.op}({args})" if node.outputs else f"  {node.op}({args})"
         if attrs:
             line += " {" + attrs + "}"
         notes = []

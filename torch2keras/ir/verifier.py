@@ -2,7 +2,8 @@
 
 Checks: acyclic; every input is defined in the graph; arity and attribute names match the op's
 schema; result types agree with the schema's inference rule (shape and dtype); layouts are
-permutations of the value's rank; graph outputs are defined.
+permutations of the value's rank; graph outputs are defined; each state is declared once and
+updated at most once, with a value of its type (``ir/state.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from .errors import VerificationError
 from .graph import Graph, Node
 from .layout_check import check_layout
 from .ops import schema
+from .state import check_state
 
 __all__ = ["verify"]
 
@@ -65,3 +67,4 @@ def verify(graph: Graph) -> None:
             _fail(graph, None, f"graph output {v} is not defined")
     if len(graph.outputs) != len(graph.output_names):
         _fail(graph, None, "output names and outputs differ in number")
+    check_state(graph, lambda node, message: _fail(graph, node, message))

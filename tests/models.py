@@ -178,3 +178,52 @@ class ControlIfCond(ControlIf):
         x = torch.cond(x.mean() > 0, self._true, self._false, (x,))
         x = self.conv_shared(x)
         return x
+
+
+# ----------------------------------------------------------------------------- stateful models
+# (buffers forward() mutates: each call starts from what the previous one left)
+
+
+class RunningCounter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("count", torch.zeros(()))
+
+    def forward(self, x):
+        self.count += 1
+        return x * self.count
+
+
+class StreamingConv1d(nn.Module):
+    """A causal Conv1d over a stream: the buffer keeps the last ``kernel - 1`` frames, each call
+    brings ``frames`` new ones (``copy_`` into the buffer, or reassigning it)."""
+
+    def __init__(self, channels: int = 4, out_channels: int = 6, kernel: int = 5, reassign: bool = False):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, out_channels, kernel)
+        self.keep = kernel - 1
+        self.reassign = reassign
+        self.register_buffer("cache", torch.zeros(1, channels, kernel - 1))
+
+    def forward(self, x):
+        window = torch.cat([self.cache, x], dim=2)
+        if self.reassign:
+            self.cache = window[:, :, -self.keep:]
+        else:
+            self.cache.copy_(window[:, :, -self.keep:])
+        return torch.relu(self.conv(window))
+
+
+class MovingAverage(nn.Module):
+    """An exponential moving average of the batch mean and an int64 step counter."""
+
+    def __init__(self, features: int = 6, momentum: float = 0.8):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x):
+        self.mean.mul_(self.momentum).add_(x.mean(0), alpha=1 - self.momentum)
+        self.steps += 1
+        return (x - self.mean) / self.steps

@@ -22,6 +22,7 @@ _LAZY = {
     "register_pass": "torch2keras.passes", "Report": "torch2keras.report",
     "converter": "torch2keras.converters", "explain": "torch2keras.explain",
     "NumericalMismatchError": "torch2keras.ir", "RewritePass": "torch2keras.passes.rewrite",
+    "reset_state": "torch2keras.backend_keras.state",
 }
 
 __all__ = sorted([*_LAZY, "load_model", "__version__"])

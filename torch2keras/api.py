@@ -15,7 +15,9 @@ import torch.utils._pytree as pytree
 from . import converters
 from .backend_keras import emit_model
 from .backend_keras import export as exporters
+from .backend_keras import state as keras_state
 from .frontend_torch import capture, lower
+from .frontend_torch.state import BufferSnapshot
 from .ir import Graph, NumericalMismatchError
 from .ir.types import invert
 from .passes import AssignLayout, Pass, PassManager, default_pipeline, get_pass
@@ -85,21 +87,52 @@ class CompileResult:
         return self.torch_outputs([np.asarray(o) for o in outs])
 
     def run_tflite(self, path: str, torch_inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One call of a new interpreter (a stateful model starts from its initial state)."""
         outs = exporters.run_tflite(path, self.keras_inputs(torch_inputs))
         return self.torch_outputs([outs[n] for n in self.output_names])
 
-    # -- exporters
+    def tflite_session(self, path: str) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
+        """A function running the ``.tflite`` file on arrays in PyTorch layout, with one
+        interpreter for all its calls: a stateful model's state carries over between them."""
+        runner = exporters.tflite_runner(path)
+
+        def run(torch_inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+            outs = runner(**self.keras_inputs(torch_inputs))
+            return self.torch_outputs([np.asarray(outs[n]) for n in self.output_names])
+
+        return run
+
+    # -- state: buffers forward() mutates (README "In-place ops and state")
+    @property
+    def state_names(self) -> list[str]:
+        """Qualified names of the buffers the model updates on every call (empty: stateless)."""
+        return [layer_name for layer in keras_state.state_layers(self.keras_model) for layer_name in layer.names]
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """The Keras model's current state, by buffer name, in PyTorch's layout."""
+        return keras_state.get_state(self.keras_model)
+
+    def reset_state(self) -> None:
+        """Put the Keras model's state back to the buffers' values when ``compile`` was called."""
+        keras_state.reset_state(self.keras_model)
+
+    # -- exporters (a stateful model is written with its initial state, whatever calls came before)
     def save(self, path: str) -> str:
         """Write a ``.keras`` file (loads with ``safe_mode=True`` after ``import torch2keras``)."""
-        return exporters.save_keras(self.keras_model, path)
+        with keras_state.initial_state(self.keras_model):
+            return exporters.save_keras(self.keras_model, path)
 
     def export_saved_model(self, directory: str) -> str:
-        return exporters.export_saved_model(self.keras_model, directory, self.input_names, self.output_names)
+        with keras_state.initial_state(self.keras_model):
+            return exporters.export_saved_model(self.keras_model, directory, self.input_names, self.output_names)
 
     def export_tflite(self, path: str, validate: bool = True) -> str:
         """Write a ``.tflite`` file; record its op counts (and its error vs PyTorch) in the report."""
         start = time.perf_counter()
-        exporters.export_tflite(self.keras_model, path, self.input_names, self.output_names)
+        with keras_state.initial_state(self.keras_model):
+            exporters.export_tflite(self.keras_model, path, self.input_names, self.output_names,
+                                    resource_variables=bool(self.state_names))
         counts = exporters.tflite_op_counts(path)
         info = {"path": str(path), "ops": sum(counts.values()), "transposes": counts.get("TRANSPOSE", 0),
                 "op_counts": counts, "max_abs_error": None}
@@ -182,14 +215,20 @@ def compile(  # noqa: A001 - the public verb
         timings[stage] = time.perf_counter() - start
         return out
 
-    # reference run first: capture may not mutate, but the model's own in-place ops may
+    # reference run first, on clones of the inputs (the model's in-place ops may change them);
+    # buffers forward() changes are put back, so the converted model starts from today's state
     reference = None
-    if validate:
-        with torch.no_grad():
-            reference = [t.detach().cpu().numpy() for t in _flatten(model(*_clone(args), **_clone(kwargs)))
-                         if isinstance(t, torch.Tensor)]
-    with converters.intercepted(model) as session:  # noqa: F841 - keeps converted calls alive until the end
-        captured = timed("capture", capture, model, _clone(args), _clone(kwargs))
+    buffers = BufferSnapshot(model)
+    try:
+        if validate:
+            with torch.no_grad():
+                reference = [t.detach().cpu().numpy() for t in _flatten(model(*_clone(args), **_clone(kwargs)))
+                             if isinstance(t, torch.Tensor)]
+            buffers.restore()
+        with converters.intercepted(model) as session:  # noqa: F841 - keeps converted calls alive until the end
+            captured = timed("capture", capture, model, _clone(args), _clone(kwargs))
+    finally:
+        buffers.restore()
     graph = timed("lower", lower, captured, name)
     if dump_ir:
         os.makedirs(dump_ir, exist_ok=True)
@@ -212,12 +251,13 @@ def compile(  # noqa: A001 - the public verb
     report = Report(model=name, capture_method=captured.method, ir_op_counts=graph.op_counts(),
                     transposes=count_transposes(graph), keras_layers=len(keras_model.layers),
                     timings=timings, warnings=list(captured.warnings))
-    example = [t.detach().cpu().numpy() for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
+    example = [t.detach().cpu().numpy().copy() for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
     result = CompileResult(keras_model, graph, report, graph.input_names, graph.output_names, example, reference)
     if validate:
         say("validate...")
         start = time.perf_counter()
         outs = result.run_keras(example)
+        result.reset_state()  # a stateful model: every validation run is a first call
         for out_name, o, r in zip(graph.output_names, outs, reference):
             ref_max = float(np.max(np.abs(r))) if r.size else 0.0
             err = float(np.max(np.abs(o.astype(np.float64) - r))) if r.size else 0.0
@@ -227,6 +267,7 @@ def compile(  # noqa: A001 - the public verb
         if validate != "outputs":
             _validate_values(result, captured, emit_ctx, args, kwargs, atol, rtol)
         timings["validate"] = time.perf_counter() - start
+        result.reset_state()
         if not report.ok and on_mismatch != "ignore":
             bad = [o.name for o in report.outputs if not o.ok]
             message = f"converted model differs from PyTorch on {bad}:\n{report.summary()}"

@@ -47,6 +47,8 @@ class EmitContext:
         self._names: set[str] = set()
         self.layer_nodes: dict[str, Node] = {}
         self.any_input = None
+        self.state_layer = None  # the model's ModelState layer, if it has state (emit_state.py)
+        self.state_updates: list = []  # (state name, Keras tensor of its new value)
 
     def name(self, node: Node, suffix: str = "") -> str:
         base = re.sub(r"[^A-Za-z0-9_]", "_", node.outputs[0].name_hint if node.outputs else node.op) + suffix
@@ -128,6 +130,7 @@ class EmitContext:
 
 def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitContext]:
     from . import emit_control, emit_custom, emitters, emitters_extra  # noqa: F401  (registers the emitters)
+    from .emit_state import attach_state_updates
 
     ctx = EmitContext(graph)
     inputs = []
@@ -163,6 +166,7 @@ def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitCont
         if any(t is i for i in inputs) or any(t is o for o in outputs):
             t = TorchOp("identity", name=ctx.name(v.producer, "_out"))(t)
         outputs.append(t)
+    outputs = attach_state_updates(ctx, outputs)
     output_spec = {n: t for n, t in zip(graph.output_names, outputs)}
     model = keras.Model(inputs=inputs, outputs=outputs if len(outputs) != 1 else outputs[0], name=_model_name(name))
     model.output_names_ = list(output_spec)

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 import keras
 import numpy as np
 
-__all__ = ["save_keras", "export_saved_model", "export_tflite", "tflite_op_counts", "run_tflite"]
+__all__ = ["save_keras", "export_saved_model", "export_tflite", "tflite_op_counts", "run_tflite", "tflite_runner"]
 
 
 def save_keras(model: keras.Model, path: str) -> str:
@@ -41,13 +41,17 @@ def export_saved_model(model: keras.Model, directory: str, input_names: Sequence
     return str(directory)
 
 
-def export_tflite(model: keras.Model, path: str, input_names: Sequence[str], output_names: Sequence[str]) -> str:
+def export_tflite(model: keras.Model, path: str, input_names: Sequence[str], output_names: Sequence[str],
+                  resource_variables: bool = False) -> str:
+    """``resource_variables``: keep the variables the model assigns (its state) as TFLite resource
+    variables, initialised once per interpreter and kept between invocations."""
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as tmp:
         export_saved_model(model, tmp, input_names, output_names)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter.experimental_enable_resource_variables = resource_variables
         data = converter.convert()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
@@ -72,8 +76,13 @@ def tflite_op_counts(path: str) -> dict[str, int]:
     return dict(sorted(collections.Counter(d["op_name"] for d in interp._get_ops_details()).items()))
 
 
+def tflite_runner(path: str):
+    """The ``serving_default`` signature runner of a new LiteRT interpreter (a stateful model's
+    state lives in the interpreter: it persists across the runner's calls)."""
+    return _interpreter(path).get_signature_runner("serving_default")
+
+
 def run_tflite(path: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run the ``serving_default`` signature with the LiteRT interpreter."""
-    interp = _interpreter(path)
-    runner = interp.get_signature_runner("serving_default")
+    """Run the ``serving_default`` signature with a new LiteRT interpreter (initial state)."""
+    runner = tflite_runner(path)
     return {k: np.asarray(v) for k, v in runner(**inputs).items()}

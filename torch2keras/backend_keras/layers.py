@@ -94,6 +94,7 @@ class ConstantOutput(keras.layers.Layer):
 
 
 from .control_flow import ControlFlow  # noqa: E402  (registered with the others: loading needs it)
+from .state import ModelState  # noqa: E402  (registers the state layer for load_model)
 
 CUSTOM_OBJECTS = {"torch2keras>TorchOp": TorchOp, "torch2keras>ConstantOutput": ConstantOutput,
-                  "torch2keras>ControlFlow": ControlFlow}
+                  "torch2keras>ControlFlow": ControlFlow, "torch2keras>ModelState": ModelState}

@@ -7,7 +7,9 @@ Python control flow and the like), fall back to tracing with the example's concr
 warning names the spot export stopped at.
 
 Both paths return a ``Captured``: the graph, the arrays behind parameter/buffer/constant
-placeholders, and the names of user inputs and flattened outputs.
+placeholders, the names of user inputs and flattened outputs, and the buffers forward()
+mutates (``state.py``). The graph is a pure function: capture changes neither the model
+nor the example inputs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any, Optional, Sequence
 import attrs
 import torch
 import torch.utils._pytree as pytree
+
+from .state import MutatedBuffer, export_mutations, read_back, trace_mutations
 
 __all__ = ["Captured", "KEEP_WHOLE", "capture", "fallback_message", "flat_output_names", "offending_line"]
 
@@ -52,6 +56,7 @@ class Captured:
     output_names: list[str]
     method: str  # "export" | "trace"
     warnings: list[str] = attrs.field(factory=list)
+    mutated_buffers: list[MutatedBuffer] = attrs.field(factory=list)  # the model's state (state.py)
 
 
 def _decomposition_table() -> dict:
@@ -194,12 +199,13 @@ def _capture_export(model, args, kwargs) -> Captured:
     out_node = next(n for n in ep.graph.nodes if n.op == "output")
     outs = list(out_node.args[0])
     user_outputs = [o for o, spec in zip(outs, sig.output_specs) if spec.kind == OutputKind.USER_OUTPUT]
-    with torch.no_grad():
-        example = ep.module()(*args, **kwargs)
+    out_spec = ep.call_spec.out_spec  # the output structure, without running (and mutating) the model
+    example = pytree.tree_unflatten([0] * out_spec.num_leaves, out_spec)
     return Captured(
         graph=ep.graph, constants=constants, user_inputs=user_inputs,
         input_names=_input_names(model, args, kwargs)[: len(user_inputs)],
-        user_outputs=user_outputs, output_names=flat_output_names(example), method="export")
+        user_outputs=user_outputs, output_names=flat_output_names(example), method="export",
+        mutated_buffers=export_mutations(ep, outs))
 
 
 def _capture_trace(model, args, kwargs) -> Captured:
@@ -218,30 +224,36 @@ def _capture_trace(model, args, kwargs) -> Captured:
         for pos, t in zip(tensor_pos, tensors[len(keys):]):
             flat[pos] = t
         a, kw = pytree.tree_unflatten(flat, in_spec)
-        out = torch.func.functional_call(model, params, a, kw)
+        with read_back(model, keys) as after:  # each parameter/buffer at the end of forward()
+            out = torch.func.functional_call(model, params, a, kw)
         leaves, spec = pytree.tree_flatten(out)
         out_spec_box.append(out)
-        return tuple(leaves)
+        return tuple(leaves) + tuple(after)
 
     functional = torch.func.functionalize(fn, remove="mutations_and_views")
-    real_inputs = [named[k].detach() for k in keys] + [flat_inputs[i].clone() for i in tensor_pos]
+    buffers = set(dict(model.named_buffers(remove_duplicate=False)))
+    real_inputs = [named[k].detach().clone() if k in buffers else named[k].detach() for k in keys] + \
+        [flat_inputs[i].clone() for i in tensor_pos]
     with torch.no_grad():
         gm = make_fx(functional, decomposition_table=_decomposition_table(), tracing_mode="real",
                      record_module_stack=True, record_stack_traces=True,
                      _error_on_data_dependent_ops=False)(*real_inputs)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    num_user = len(out_node.args[0]) - len(keys)
+    mutated = trace_mutations(gm.graph, placeholders[: len(keys)], keys, out_node.args[0][num_user:],
+                              set(keys) - buffers)
     for node in list(gm.graph.nodes):  # values read out for Python control flow: specialised away
         if node.target is torch.ops.aten._local_scalar_dense.default and not node.users:
             gm.graph.erase_node(node)
     gm.graph.eliminate_dead_code()
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     constants = {p.name: named[k].detach() for p, k in zip(placeholders, keys)}
     for n in gm.graph.nodes:  # tensors closed over by the model become get_attr nodes
         if n.op == "get_attr" and isinstance(getattr(gm, n.target), torch.Tensor):  # (not control-flow sub-graphs)
             constants[n.name] = getattr(gm, n.target)
     user_inputs = [p.name for p in placeholders[len(keys):]]
-    out_node = next(n for n in gm.graph.nodes if n.op == "output")
     return Captured(
         graph=gm.graph, constants=constants, user_inputs=user_inputs,
         input_names=_input_names(model, args, kwargs)[: len(user_inputs)],
-        user_outputs=list(out_node.args[0]), output_names=flat_output_names(out_spec_box[-1]),
-        method="trace")
+        user_outputs=list(out_node.args[0][:num_user]), output_names=flat_output_names(out_spec_box[-1]),
+        method="trace", mutated_buffers=mutated)

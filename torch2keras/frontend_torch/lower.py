@@ -1,4 +1,7 @@
-"""Lower a captured FX graph into an IR graph, one registered lowering per call."""
+"""Lower a captured FX graph into an IR graph, one registered lowering per call.
+
+Buffers forward() mutates become ``state`` nodes (holding a copy of the initial value) and
+``state_update`` nodes of their final values (``ir/state.py``)."""
 
 from __future__ import annotations
 
@@ -126,11 +129,14 @@ def lower(captured: Captured, name: str = "model") -> Graph:
     ctx = LoweringContext(graph)
     env: dict[torch.fx.Node, Any] = {}
     public = dict(zip(captured.user_inputs, captured.input_names))
+    mutated = {m.placeholder: m for m in captured.mutated_buffers}
 
     for node in captured.graph.nodes:
         if node.op == "placeholder":
             if node.name in public:
                 env[node] = graph.add_input(public[node.name], tensor_type(node.meta["val"]))
+            elif node.name in mutated:
+                env[node] = _state(graph, mutated[node.name].target, captured.constants[node.name])
             elif node.name in captured.constants:
                 env[node] = graph.add_constant(to_numpy(captured.constants[node.name]), name=node.name)
             else:
@@ -147,8 +153,25 @@ def lower(captured: Captured, name: str = "model") -> Graph:
                     v = graph.add_constant(np.asarray(v), name="output_const")
                 outs.append(v)
             graph.set_outputs(captured.output_names, outs)
+            for m in captured.mutated_buffers:
+                _state_update(graph, m.target, env[m.new_value], source_loc(m.new_value))
     graph.meta["capture_method"] = captured.method
     return graph
+
+
+def _state(graph: Graph, target: str, initial: torch.Tensor) -> Value:
+    """The value buffer ``target`` holds when a call starts (initially a copy of ``initial``:
+    the buffer's later changes in PyTorch do not reach the IR)."""
+    value = np.array(to_numpy(initial), copy=True)
+    dtype = torch_dtype(initial.dtype)
+    return graph.add_node("state", attrs={"name": target, "value": value, "dtype": dtype},
+                          types=[tensor_type(initial)], name=target).output
+
+
+def _state_update(graph: Graph, target: str, new: Any, loc: SourceLoc) -> None:
+    if not isinstance(new, Value):
+        raise LoweringError(f"buffer {target!r} is set to {new!r}, not a tensor computed by the model\n  at {loc}")
+    graph.add_node("state_update", [new], {"name": target}, loc=loc, name=f"{target}_update")
 
 
 def _record_torch_node(node: torch.fx.Node, result: Any) -> None:

@@ -15,6 +15,9 @@ Layout classes:
   reshape / permute -- free where the layouts make them plain physical reshapes (``ir/layouts.py``)
   relayout -- logical identity, physical transpose (``relayout``)
   custom   -- a user converter's call: its ``layout`` attribute says channels_last, torch or any
+
+Effects. An op with ``effect=True`` (``state_update``) matters for what it does, not for its
+results: passes never erase, merge or fold it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class OpSchema:
     layout: str
     num_outputs: Optional[int] = 1  # None: any number (given by the node's types)
     doc: str = ""
+    effect: bool = False  # a side effect (a state update): kept even when nothing reads a result
 
     @property
     def min_inputs(self) -> int:
@@ -89,7 +93,7 @@ def schema(op: str) -> OpSchema:
         raise KeyError(f"unknown IR op {op!r}") from None
 
 
-def _define(name, inputs, infer, layout, attrs_=None, num_outputs=1, doc=""):
+def _define(name, inputs, infer, layout, attrs_=None, num_outputs=1, doc="", effect=False):
     SCHEMAS[name] = OpSchema(
         name=name,
         inputs=tuple(inputs),
@@ -98,6 +102,7 @@ def _define(name, inputs, infer, layout, attrs_=None, num_outputs=1, doc=""):
         layout=layout,
         num_outputs=num_outputs,
         doc=doc,
+        effect=effect,
     )
 
 
@@ -541,3 +546,12 @@ _define("map", ["*operands"], _region_results("map"), "fixed",
         {"body_fn": ("graph",), "num_xs": ("int",)}, num_outputs=None,
         doc="y[i] = body_fn(*(x[i] for x in xs), *extra) over axis 0 of the first num_xs operands; results: the "
             "stacked ys")
+
+# ----------------------------------------------------------------------------- state
+# (buffers that forward() mutates; see ir/state.py) -- a call reads every state once, as it was
+# when the call started, and writes its new value for the next call.
+_define("state", [], _constant, "source", {"name": ("str",), "value": ("array",), "dtype": ("dtype", None)},
+        doc="the value a state (a mutated buffer, by qualified name) holds when the call starts; "
+            "`value` is its initial value")
+_define("state_update", ["value"], lambda t, a: [], "fixed", {"name": ("str",)}, num_outputs=0, effect=True,
+        doc="stores `value` (in PyTorch's order) as state `name`'s value for the next call")

@@ -4,6 +4,7 @@ Grammar (one node per line, attributes sorted by name):
 
     graph NAME
       %v : TYPE[, %w : TYPE] = OP(%a, %b) {key=val, ...}  # MODULE FILE:LINE
+      OP(%a) {key=val, ...}  # an op without results (an effect: state_update)
       return NAME=%v, ...
 
 ``TYPE`` is ``dtype[d0,d1,...]`` followed by ``{p0,p1,...}`` when the value is stored in a
@@ -89,9 +90,9 @@ def _print_body(graph: Graph, annotate, name: Namer, indent: str, lines: list[st
         args = ", ".join(f"%{name(v)}" for v in node.inputs)
         regions = node.regions
         shown = {k: v for k, v in node.attrs.items()
-                 if not (node.op == "constant" and k == "dtype") and k not in regions}
+                 if not (node.op in ("constant", "state") and k == "dtype") and k not in regions}
         attrs = ", ".join(f"{k}={format_attr(v)}" for k, v in sorted(shown.items()))
-        line = f"{indent}{results} = {node.op}({args})"
+        line = f"{indent}{results} = {node.op}({args})" if node.outputs else f"{indent}{node.op}({args})"
         if attrs:
             line += " {" + attrs + "}"
         notes = []

@@ -5,6 +5,7 @@ schema; result types agree with the schema's inference rule (shape and dtype); l
 permutations of the value's rank; graph outputs are defined. Regions (the sub-graphs of
 control-flow ops) are verified recursively and must match their op's signature
 (``regions.py``): inputs and outputs in number, shape and dtype, stored in PyTorch's order.
+Each state is declared once and updated at most once, with a value of its type (``state.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .errors import VerificationError
 from .graph import Graph, Node
 from .layout_check import check_layout
 from .ops import schema
+from .state import check_state
 
 __all__ = ["verify"]
 
@@ -69,6 +71,7 @@ def verify(graph: Graph) -> None:
             _fail(graph, None, f"graph output {v} is not defined")
     if len(graph.outputs) != len(graph.output_names):
         _fail(graph, None, "output names and outputs differ in number")
+    check_state(graph, lambda node, message: _fail(graph, node, message))
 
 
 def _types_text(types) -> str:

@@ -30,7 +30,7 @@ def _key(node: Node):
 class CommonSubexpressionElimination(Pass):
     """Merges nodes computing the same op on the same inputs with the same attributes and result
     types; the earliest one stays. Constants are merged only when small (``max_constant``
-    elements), to keep this cheap; inputs never.
+    elements), to keep this cheap; inputs, states and effects never.
     """
 
     name = "cse"
@@ -40,7 +40,7 @@ class CommonSubexpressionElimination(Pass):
         seen: dict = {}
         changed = False
         for node in graph.topo_order():
-            if node.op == "input" or node.op == "custom":
+            if node.op in ("input", "custom", "state") or node.schema.effect:
                 continue
             if node.op == "constant" and node.attrs["value"].size > self.max_constant:
                 continue

@@ -13,8 +13,9 @@ from .manager import Pass, register_pass
 class DeadCodeElimination(Pass):
     """Removes every node none of whose results reaches a graph output.
 
-    Afterwards every node but the graph inputs has a used result. Inputs are never removed:
-    they are the model's signature.
+    Afterwards every node but the graph inputs, states and effects (``state_update``) has a
+    used result. Inputs are never removed: they are the model's signature; nor are states
+    (they declare the state, read or not) and effects, whose inputs they keep alive.
     """
 
     name = "dce"
@@ -22,7 +23,7 @@ class DeadCodeElimination(Pass):
     def run(self, graph: Graph) -> bool:
         changed = False
         for node in reversed(graph.topo_order()):
-            if node.op == "input":
+            if node.op in ("input", "state") or node.schema.effect:
                 continue
             if all(graph.num_uses(v) == 0 for v in node.outputs):
                 graph.erase(node)

@@ -19,8 +19,9 @@ class FoldConstants(Pass):
 
     Results keep their types (layouts included): a folded ``relayout`` is the same logical
     array with a new physical layout, which the backend applies when it stores the constant.
-    Skips ops the numpy evaluator does not cover, and results larger than ``max_elements``
-    (folding an ``expand`` must not blow up the model size).
+    Skips ops the numpy evaluator does not cover, effects (a ``state_update`` of a constant
+    stays), and results larger than ``max_elements`` (folding an ``expand`` must not blow up
+    the model size). A ``state`` is never a constant: its value changes between calls.
     """
 
     name = "fold_constants"
@@ -29,7 +30,7 @@ class FoldConstants(Pass):
     def run(self, graph: Graph) -> bool:
         changed = False
         for node in graph.topo_order():
-            if node.op in ("input", "constant") or not node.inputs:
+            if node.op in ("input", "constant") or not node.inputs or node.schema.effect:
                 continue
             if not all(v.producer.op == "constant" for v in node.inputs):
                 continue

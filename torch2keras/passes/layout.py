@@ -171,7 +171,7 @@ class AssignLayout(Pass):
             i = graph.inputs.index(node.output)
             want = _requested(_resolve(self.input_layouts, node.attrs["name"], i), node.output.type.rank)
             return _single([], [want])
-        if node.op == "constant":
+        if node.op in ("constant", "state"):  # a state is stored in PyTorch's order, read and written
             return _single([], [_ident(node.output.type.rank)])
         if kind == "channel":
             ins = [_cl(node.inputs[0].type.rank)] + [None if v.producer.op == "constant" else

@@ -152,7 +152,7 @@ def erase_dead(graph: Graph, nodes: Sequence[Node]) -> int:
     """Erase those of ``nodes`` whose results nothing reads (users first); returns how many."""
     erased = 0
     for node in sorted(nodes, key=lambda n: -n.id):
-        if node in graph and node.op != "input" and all(graph.num_uses(v) == 0 for v in node.outputs):
+        if node in graph and node.op not in ("input", "state") and not node.schema.effect and all(graph.num_uses(v) == 0 for v in node.outputs):
             graph.erase(node)
             erased += 1
     return erased

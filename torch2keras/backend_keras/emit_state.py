@@ -1,0 +1,64 @@
+"""Emitters of ``state`` and ``state_update``: reads and writes of the model's ``ModelState`` layer.
+
+Every ``state`` node reads its variable; every ``state_update`` only records its new value;
+``attach_state_updates`` then routes the model outputs through one write call that assigns
+them all (see ``state.py`` for why that orders reads before writes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..ir import EmissionError, Node, Value
+from ..ir.state import state_nodes
+from .emit import EmitContext, emitter, keras_dtype
+from .state import ModelState
+
+__all__ = ["attach_state_updates"]
+
+
+def _state_layer(ctx: EmitContext) -> ModelState:
+    if ctx.state_layer is None:
+        states = list(state_nodes(ctx.graph).values())
+        for node in states:
+            if node.output.type.layout is not None:
+                raise EmissionError(f"state {node.attrs['name']!r} is stored in layout {node.output.type.layout}, "
+                                    "not PyTorch's order")
+        layer = ModelState([[n.attrs["name"], list(n.output.type.shape), keras_dtype(n.output.type.dtype)]
+                            for n in states], name=_unique(ctx, "model_state"))
+        layer.initialize({n.attrs["name"]: n.attrs["value"] for n in states})
+        ctx.state_layer = layer
+    return ctx.state_layer
+
+
+def _unique(ctx: EmitContext, base: str) -> str:
+    name, k = base, 1
+    while name in ctx._names:
+        name = f"{base}_{k}"
+        k += 1
+    ctx._names.add(name)
+    return name
+
+
+@emitter("state")
+def emit_state(ctx: EmitContext, node: Node):
+    if ctx.any_input is None:
+        raise EmissionError(f"state {node.attrs['name']!r}: a model without inputs cannot carry state")
+    return _state_layer(ctx)(ctx.any_input, read=node.attrs["name"])
+
+
+@emitter("state_update")
+def emit_state_update(ctx: EmitContext, node: Node, value: Value):
+    if value.type.layout is not None:
+        raise EmissionError(f"update of state {node.attrs['name']!r} is stored in layout {value.type.layout}")
+    ctx.state_updates.append((node.attrs["name"], ctx.tensor(value)))
+    return ()
+
+
+def attach_state_updates(ctx: EmitContext, outputs: list) -> list:
+    """``outputs`` passed through the state's write call (unchanged when there is no state)."""
+    if not ctx.state_updates:
+        return outputs
+    names = [name for name, _ in ctx.state_updates]
+    result: Any = _state_layer(ctx)([*(t for _, t in ctx.state_updates), *outputs], write=names)
+    return list(result) if isinstance(result, (list, tuple)) else [result]

@@ -136,6 +136,7 @@ def compile(  # noqa: A001 - the public verb
     inputs: Any,
     *,
     kwargs: Optional[dict] = None,
+    dynamic_shapes: Any = None,
     input_layouts: Any = None,
     output_layouts: Any = None,
     dump_ir: Optional[str] = None,
@@ -152,6 +153,10 @@ def compile(  # noqa: A001 - the public verb
 ) -> CompileResult:
     """Convert ``model`` called on ``inputs`` (a tensor or a tuple of them) to Keras.
 
+    dynamic_shapes: which input dims may change size: per input name (or a list in input order)
+    ``{axis: "name"}`` (or ``None`` for an unnamed dim), a shape tuple with ``None`` at the
+    dynamic axes, or torch.export's ``Dim`` specs (see ``frontend_torch/dynamic.py``). The
+    converted model then takes other sizes there; ``None`` (default) keeps every size static.
     input_layouts / output_layouts: ``None`` keeps PyTorch's layout; ``"channels_last"`` (for all,
     or per name in a dict, or per position in a list) stores that input/output channels-last.
     dump_ir: a directory; the IR text is written there after lowering and after every pass.
@@ -188,7 +193,7 @@ def compile(  # noqa: A001 - the public verb
             reference = [t.detach().cpu().numpy() for t in _flatten(model(*_clone(args), **_clone(kwargs)))
                          if isinstance(t, torch.Tensor)]
     with converters.intercepted(model) as session:  # noqa: F841 - keeps converted calls alive until the end
-        captured = timed("capture", capture, model, _clone(args), _clone(kwargs))
+        captured = timed("capture", capture, model, _clone(args), _clone(kwargs), dynamic_shapes=dynamic_shapes)
     graph = timed("lower", lower, captured, name)
     if dump_ir:
         os.makedirs(dump_ir, exist_ok=True)

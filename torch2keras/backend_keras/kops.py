@@ -263,3 +263,4 @@ def _flip_many(x, axes):
 
 
 from . import kops_extra  # noqa: E402,F401  (registers more entries into KOPS)
+from . import kops_dynamic  # noqa: E402,F401  (ops on sizes known at run time)

@@ -11,6 +11,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from ..ir import Graph, LoweringError, SourceLoc, Torch2KerasError, UnsupportedOpError, Value
+from ..ir.symbolic import shapes_agree
 from .capture import Captured
 from .registry import LOWERINGS, LoweringContext, tensor_type, torch_dtype
 from .source import source_loc
@@ -71,6 +72,7 @@ def lower(captured: Captured, name: str = "model") -> Graph:
         if node.op == "placeholder":
             if node.name in public:
                 env[node] = graph.add_input(public[node.name], tensor_type(node.meta["val"]))
+                ctx.sizes.register_input(env[node], node.meta["val"])
             elif node.name in captured.constants:
                 env[node] = graph.add_constant(to_numpy(captured.constants[node.name]), name=node.name)
             else:
@@ -92,7 +94,7 @@ def lower(captured: Captured, name: str = "model") -> Graph:
                 raise
             except Exception as e:  # noqa: BLE001 - reported with the call's location
                 raise LoweringError(f"lowering {node.target} failed: {type(e).__name__}: {e}\n  at {ctx.loc}") from e
-            _check_result(node, result, ctx.loc)
+            _check_result(graph, node, result, ctx.loc)
             _record_torch_node(node, result)
             env[node] = result
         elif node.op == "output":
@@ -104,6 +106,11 @@ def lower(captured: Captured, name: str = "model") -> Graph:
                 outs.append(v)
             graph.set_outputs(captured.output_names, outs)
     graph.meta["capture_method"] = captured.method
+    dim_names = getattr(captured, "dim_names", None) or {}
+    if dim_names:
+        from ..ir.symbolic import rename_dims
+
+        rename_dims(graph, dim_names)
     return graph
 
 
@@ -121,8 +128,11 @@ def _record_torch_node(node: torch.fx.Node, result: Any) -> None:
                 r.meta["torch_node"], r.meta["torch_index"] = node.name, i
 
 
-def _check_result(node: torch.fx.Node, result: Any, loc: SourceLoc) -> None:
-    """The lowering must produce what torch said the call produces (shape and dtype)."""
+def _check_result(graph: Graph, node: torch.fx.Node, result: Any, loc: SourceLoc) -> None:
+    """The lowering must produce what torch said the call produces (shape and dtype). Symbolic
+    dims cannot be compared by value: where they are spelled differently, the result takes
+    torch's spelling (so that every value standing for a torch call names its sizes as torch
+    does)."""
     val = node.meta.get("val")
     pairs = []
     if isinstance(val, torch.Tensor):
@@ -133,5 +143,7 @@ def _check_result(node: torch.fx.Node, result: Any, loc: SourceLoc) -> None:
         if not isinstance(r, Value):
             raise LoweringError(f"lowering of {node.target} returned {type(r).__name__}, not an IR value\n  at {loc}")
         want = tensor_type(v)
-        if tuple(r.type.shape) != tuple(want.shape) or r.type.dtype != want.dtype:
+        if not shapes_agree(r.type.shape, want.shape) or r.type.dtype != want.dtype:
             raise LoweringError(f"lowering of {node.target} produced {r.type}, torch produces {want}\n  at {loc}")
+        if tuple(r.type.shape) != tuple(want.shape):
+            graph.set_type(r, r.type.replace(shape=want.shape))

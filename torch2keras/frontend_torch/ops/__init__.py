@@ -2,3 +2,4 @@
 
 from . import creation, elementwise, nn, reduction, rnn, shape  # noqa: F401
 from . import indexing, math_extra, nn_extra, scans  # noqa: F401  (the rest of the Core ATen opset)
+from . import symbolic  # noqa: F401  (size arithmetic of dynamic shapes)

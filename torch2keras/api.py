@@ -101,7 +101,8 @@ class CompileResult:
         exporters.export_tflite(self.keras_model, path, self.input_names, self.output_names)
         counts = exporters.tflite_op_counts(path)
         info = {"path": str(path), "ops": sum(counts.values()), "transposes": counts.get("TRANSPOSE", 0),
-                "op_counts": counts, "max_abs_error": None}
+                "op_counts": counts, "max_abs_error": None,
+                "signature": exporters.tflite_signature_shapes(path)}  # -1: a run-time size
         if validate and self._reference is not None:
             outs = self.run_tflite(path, self._example_inputs)
             info["max_abs_error"] = max(float(np.max(np.abs(o.astype(np.float64) - r))) if o.size else 0.0

@@ -10,7 +10,8 @@ from typing import Optional, Sequence
 import keras
 import numpy as np
 
-__all__ = ["save_keras", "export_saved_model", "export_tflite", "tflite_op_counts", "run_tflite"]
+__all__ = ["save_keras", "export_saved_model", "export_tflite", "tflite_op_counts", "tflite_signature_shapes",
+           "run_tflite"]
 
 
 def save_keras(model: keras.Model, path: str) -> str:
@@ -72,8 +73,17 @@ def tflite_op_counts(path: str) -> dict[str, int]:
     return dict(sorted(collections.Counter(d["op_name"] for d in interp._get_ops_details()).items()))
 
 
+def tflite_signature_shapes(path: str) -> dict[str, list[int]]:
+    """The shape signature of every input and output of ``serving_default`` by name (-1 marks a
+    run-time size; a model of static shapes has none)."""
+    runner = _interpreter(path, delegates=False).get_signature_runner("serving_default")
+    details = {**runner.get_input_details(), **runner.get_output_details()}
+    return {name: [int(d) for d in info["shape_signature"]] for name, info in details.items()}
+
+
 def run_tflite(path: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run the ``serving_default`` signature with the LiteRT interpreter."""
+    """Run the ``serving_default`` signature with the LiteRT interpreter (inputs of other sizes
+    than the exported ones are resized to: dims that are -1 in the signature take any size)."""
     interp = _interpreter(path)
     runner = interp.get_signature_runner("serving_default")
     return {k: np.asarray(v) for k, v in runner(**inputs).items()}

@@ -81,6 +81,15 @@ def _arange(start, end, step, dtype):
     return ops.cast(ops.arange(start, end, step), dtype)
 
 
+def causal_mask(q, k):
+    """0 where key j <= query i, -inf above the diagonal, for run-time lengths of q and k."""
+    tf = _tf()
+    arange = tf.range if tf is not None else ops.arange
+    rows = ops.expand_dims(arange(ops.shape(q)[-2]), -1)
+    cols = ops.expand_dims(arange(ops.shape(k)[-2]), 0)
+    return ops.where(cols > rows, float("-inf"), 0.0)
+
+
 KOPS.update({
     "dim": _dim,
     "reshape_dims": _reshape_dims,

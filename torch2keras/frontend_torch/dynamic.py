@@ -173,7 +173,7 @@ def name_symbols(spec: DynamicSpec, input_vals: dict[str, Any]) -> tuple[dict[st
             continue
         size = fake.shape[d.axis]
         label = f"{d.input}.shape[{d.axis}]" + (f" ('{d.name}')" if d.name else "")
-        if not isinstance(size, torch.SymInt):
+        if not isinstance(size, torch.SymInt) or size.node.expr.is_number:
             warnings.append(f"dynamic dim {label} was specialised by torch.export to {int(size)}: the model's code "
                             "fixes its size (e.g. a reshape or a comparison with a constant), so the converted "
                             "model accepts only that size there")

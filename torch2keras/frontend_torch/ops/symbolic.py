@@ -20,8 +20,11 @@ from ._util import aten
 _SIZE_OPS = [
     aten.sym_size.int, aten.sym_numel.default,
     operator.add, operator.sub, operator.mul, operator.floordiv, operator.mod, operator.neg, operator.pow,
-    torch.sym_max, torch.sym_min, torch.sym_int,
+    operator.truediv, torch.sym_max, torch.sym_min, torch.sym_int, torch.sym_float, torch.sym_sqrt,
 ]
+# float results (``1.0 / h``, ``math.sqrt(d)``): computed from the arguments in f32
+_FLOAT_OPS = {operator.add: "add", operator.sub: "sub", operator.mul: "mul", operator.truediv: "div",
+              operator.pow: "pow", torch.sym_max: "maximum", torch.sym_min: "minimum"}
 _COMPARISONS = {operator.eq: "eq", operator.ne: "ne", operator.lt: "lt", operator.le: "le", operator.gt: "gt",
                 operator.ge: "ge"}
 
@@ -29,9 +32,28 @@ _COMPARISONS = {operator.eq: "eq", operator.ne: "ne", operator.lt: "lt", operato
 @lowering(*_SIZE_OPS)
 def lower_size(ctx: LoweringContext, *args, **kwargs):
     val = ctx.meta_val
+    if isinstance(val, (float, torch.SymFloat)):
+        return _float_result(ctx, val, args)
     if isinstance(val, bool) or not (isinstance(val, int) or is_symint(val)):
-        raise ctx.fail(f"a size computation with a {type(val).__name__} result (only integer sizes are supported)")
+        raise ctx.fail(f"a size computation with a {type(val).__name__} result is not supported")
     return ctx.sizes.value(val)
+
+
+def _float_result(ctx: LoweringContext, val, args):
+    if isinstance(val, float):  # static
+        return val
+    target = next((fn for fn in _SIZE_OPS if str(fn) == ctx.loc.op), None)
+    xs = [ctx.as_value(a, "f32") if not isinstance(a, torch.SymInt) else ctx.cast(ctx.sizes.scalar(a), "f32")
+          for a in args]
+    if target in (torch.sym_float,):
+        return xs[0]
+    if target is operator.neg:
+        return ctx.emit("neg", xs)
+    if target is torch.sym_sqrt:
+        return ctx.emit("sqrt", xs)
+    if target in _FLOAT_OPS:
+        return ctx.emit(_FLOAT_OPS[target], xs)
+    raise ctx.fail(f"a float size computation ({ctx.loc.op}) is not supported")
 
 
 @lowering(*_COMPARISONS)

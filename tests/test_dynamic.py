@@ -163,6 +163,12 @@ def test_nobuco_dynamic_shape_without_nobuco_shape(tmp_path):
     assert result.report.tflite["transposes"] == 0
     assert result.report.tflite["signature"]["x"] == [1, -1, -1, 3]
     assert _check(result, model, [(1, 3, 128, 128), (1, 3, 64, 96), (1, 3, 31, 17)], path) < ATOL
+    loaded = torch2keras.load_model(result.save(str(tmp_path / "dynamic_shape.keras")))  # safe_mode, no torch
+    x = torch.randn(1, 3, 50, 70)
+    out = np.asarray(loaded(result.keras_inputs([x.numpy()])["x"]))
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.abs(result.torch_outputs([out])[0] - ref).max() < ATOL
 
 
 def test_size_taking_ops(tmp_path):
@@ -242,3 +248,52 @@ def test_cli_dynamic_option(tmp_path, capsys):
     from torch2keras.backend_keras.export import tflite_signature_shapes
 
     assert tflite_signature_shapes(str(out))["input"] == [-1, -1, -1, 3]
+
+
+def test_shared_and_independent_dim_names():
+    class Add(nn.Module):
+        def forward(self, x, y):
+            return x + y  # torch finds the two batch dims equal
+
+    class Cat(nn.Module):
+        def forward(self, x, y):
+            return torch.cat([x, y], dim=0)  # independent lengths
+
+    x, y = torch.randn(2, 4), torch.randn(3, 4)
+    spec = {"x": {0: "batch"}, "y": {0: "batch"}}
+    result = torch2keras.compile(Add(), (x, x.clone()), dynamic_shapes=spec, validate="outputs")
+    assert [v.type.shape for v in result.ir.inputs] == [("batch", 4), ("batch", 4)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = torch2keras.compile(Cat(), (x, y), dynamic_shapes=spec, validate="outputs")
+    assert [v.type.shape for v in result.ir.inputs] == [("batch", 4), ("batch_2", 4)]
+    assert any("is named 'batch_2'" in str(w.message) for w in caught)
+    assert result.ir.outputs[0].type.shape in [("batch + batch_2", 4), ("batch_2 + batch", 4)]  # (torch's order)
+    out = result.run_keras([np.ones((5, 4), np.float32), np.zeros((1, 4), np.float32)])[0]
+    assert out.shape == (6, 4) and out[:5].min() == 1 and out[5:].max() == 0
+
+
+def test_reshape_groups_pair_symbolic_dims_by_name():
+    from torch2keras.ir.layouts import reshape_groups, reshape_image
+
+    assert reshape_groups(("b", 16, 8, 8), ("b", 1024)) == [([0], [0]), ([1, 2, 3], [1])]
+    assert reshape_groups(("L", "b", 48), ("L", "b", 3, 16)) == [([0], [0]), ([1], [1]), ([2], [2, 3])]
+    assert reshape_groups(("L", 2, 16), ("2*L", 16)) is None  # a product of a symbol: no known factors
+    # a channels-last [b, C, 1, 1] flattens to [b, C] for free
+    assert reshape_image(("b", 8, 1, 1), (0, 2, 3, 1), ("b", 8)) == (0, 1)
+
+
+def test_verifier_accepts_symbolic_spellings_not_wrong_sizes():
+    from torch2keras.ir import Graph, TensorType, VerificationError
+
+    g = Graph("g")
+    x = g.add_input("x", TensorType(("b", 3, "h", "w")))
+    w = g.add_constant(np.zeros((4, 3, 3, 3), np.float32), "w")
+    conv = dict(stride=[2, 2], padding=[1, 1, 1, 1], dilation=[1, 1])
+    y = g.add_node("conv", [x, w], conv, types=[TensorType(("b", 4, "((h - 1)//2) + 1", "((w - 1)//2) + 1"))]).output
+    g.set_outputs(["y"], [y])
+    g.verify()  # torch's spelling of the spatial sizes differs from the inferred one: fine
+    bad = g.add_node("conv", [x, w], conv, types=[TensorType(("b", 5, "h2", "w2"))]).output
+    g.set_outputs(["y"], [bad])
+    with pytest.raises(VerificationError, match="disagrees with inferred"):
+        g.verify()

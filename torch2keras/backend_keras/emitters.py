@@ -54,8 +54,9 @@ def reshape(ctx, node, x, shape, suffix=""):
 
 def _reshape_dims(ctx, node, t, dims, suffix=""):
     """Reshape to ``dims`` (ints, ``-1``, ``["in", k]`` read off ``t``'s run-time shape)."""
-    if all(isinstance(d, list) and d[1] == k for k, d in enumerate(dims)) and len(dims) == len(t.shape):
-        return t
+    if len(dims) == len(t.shape) and all(d == ["in", k] or (isinstance(d, int) and d >= 0 and d == t.shape[k])
+                                         for k, d in enumerate(dims)):
+        return t  # the same shape
     if dims[:1] == [["in", 0]] and all(isinstance(d, int) for d in dims[1:]):
         return ctx.layer(node, keras.layers.Reshape(tuple(dims[1:]), name=ctx.name(node, suffix)), t)
     from .layers import TorchOp

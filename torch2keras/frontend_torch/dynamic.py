@@ -15,7 +15,8 @@ the relations between dims (``h // 3``, two inputs of equal length) instead of r
 model for them, and a dim the model's code fixes to one value is *specialised*, which is
 reported with a warning naming the input and axis. torch.export also specialises dims whose
 example size is 0 or 1; capture runs with ``backed_size_oblivious`` so that an example batch
-of 1 still gives a dynamic batch.
+of 1 still gives a dynamic batch (code comparing such a size with 0 or 1 is then captured for the
+larger sizes; validation at the example size shows where that matters).
 """
 
 from __future__ import annotations

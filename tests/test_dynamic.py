@@ -165,7 +165,7 @@ def test_nobuco_dynamic_shape_without_nobuco_shape(tmp_path):
     assert _check(result, model, [(1, 3, 128, 128), (1, 3, 64, 96), (1, 3, 31, 17)], path) < ATOL
     loaded = torch2keras.load_model(result.save(str(tmp_path / "dynamic_shape.keras")))  # safe_mode, no torch
     x = torch.randn(1, 3, 50, 70)
-    out = np.asarray(loaded(result.keras_inputs([x.numpy()])["x"]))
+    out = np.asarray(loaded(result.keras_inputs([x.numpy()])))
     with torch.no_grad():
         ref = model(x).numpy()
     assert np.abs(result.torch_outputs([out])[0] - ref).max() < ATOL

@@ -184,6 +184,21 @@ def test_size_taking_ops(tmp_path):
     assert _check(result, model, [(2, 8, 4, 6), (1, 8, 6, 2), (3, 8, 2, 8)], path) < ATOL
 
 
+def test_size_queries_are_captured_and_lowered():
+    """``x.shape`` / ``size()`` of a dynamic dim stay in the captured graph as ``aten.sym_size``
+    (with Python operators on the result) and lower to ``dim`` and integer ops on it."""
+    from torch2keras.frontend_torch import capture, lower
+
+    model = _seeded(DynamicShape)
+    captured = capture(model, (torch.randn(1, 3, 12, 12),), dynamic_shapes={"x": {2: "h", 3: "w"}})
+    targets = [str(n.target) for n in captured.graph.nodes if n.op == "call_function"]
+    assert targets.count("aten.sym_size.int") == 2 and "<built-in function floordiv>" in targets
+    graph = lower(captured)
+    dims = graph.nodes_by_op("dim")
+    assert sorted(n.attrs["axis"] for n in dims) == [2, 3] and all(n.inputs[0] is graph.inputs[0] for n in dims)
+    assert len(graph.nodes_by_op("floor_divide")) == 2 and len(graph.nodes_by_op("dynamic_slice")) == 2
+
+
 def test_static_model_stays_static(tmp_path):
     """Without dynamic_shapes nothing about sizes is computed at run time, and the TFLite
     file has fixed shapes everywhere (so that XNNPACK applies)."""

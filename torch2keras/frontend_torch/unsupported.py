@@ -37,6 +37,8 @@ UNSUPPORTED: dict = {
         "reads a tensor value into a Python number (data-dependent control flow): specialised at capture",
     aten.resize_.default: "resizes a tensor's storage in place: nothing to compute in a functional graph of "
                           "static shapes",
+    aten.sym_numel.default: "a symbolic size query that torch.export writes as the product of sym_size calls "
+                            "(lowered): it never stays in a captured graph",
     aten.sym_stride.int: _SYMBOLIC,
     aten.sym_storage_offset.default: _SYMBOLIC,
     aten._fft_r2c.default: "Fourier transform with a complex result: no complex dtype in Keras/TFLite",

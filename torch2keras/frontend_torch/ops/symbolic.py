@@ -1,5 +1,5 @@
-"""Size arithmetic of dynamic shapes: ``x.shape[i]``, ``x.size()``, ``numel`` and the Python
-operators torch.export records on them (``h // 2``, ``b * c``, ...).
+"""Size arithmetic of dynamic shapes: ``x.shape[i]``, ``x.size()`` and the Python operators
+torch.export records on them (``h // 2``, ``b * c``, ``1.0 / h``, ...).
 
 Each such call has a SymInt result whose expression over the inputs' size symbols torch knows;
 it lowers to that size: a Python int where it is static, else an i32 scalar computed at run
@@ -18,7 +18,7 @@ from ..symbolic import is_symint
 from ._util import aten
 
 _SIZE_OPS = [
-    aten.sym_size.int, aten.sym_numel.default,
+    aten.sym_size.int,
     operator.add, operator.sub, operator.mul, operator.floordiv, operator.mod, operator.neg, operator.pow,
     operator.truediv, torch.sym_max, torch.sym_min, torch.sym_int, torch.sym_float, torch.sym_sqrt,
 ]

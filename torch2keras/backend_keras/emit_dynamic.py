@@ -8,14 +8,14 @@ is left to the reshape (``-1``). Everything static stays a Python int.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import keras
 
 from ..ir import EmissionError, Node, Value
 from .emit import EmitContext, emitter, keras_dtype
 
-__all__ = ["resolve_dims", "is_dynamic_target", "static_hint"]
+__all__ = ["resolve_dims", "static_hint"]
 
 
 def resolve_dims(target: Sequence, source: Sequence, *, allow_rest: bool = True, where: Any = "") -> list:
@@ -39,10 +39,6 @@ def resolve_dims(target: Sequence, source: Sequence, *, allow_rest: bool = True,
         raise EmissionError(f"cannot compute the target shape {list(target)} from the input's shape {list(source)} "
                             f"at run time{f' ({where})' if where else ''}")
     return dims
-
-
-def is_dynamic_target(dims: Sequence) -> bool:
-    return any(not isinstance(d, int) or d == -1 for d in dims)
 
 
 def static_hint(shape: Sequence) -> list:
@@ -82,8 +78,3 @@ def emit_resize_scale(ctx: EmitContext, node: Node, x: Value):
         raise EmissionError(f"resize_scale over {len(a['scale'])} axes is not supported ({node.loc})")
     layer = keras.layers.UpSampling2D(tuple(a["scale"]), interpolation=a["mode"], name=ctx.name(node))
     return ctx.layer(node, layer, ctx.tensor(x))
-
-
-def reshape_target(node: Optional[Node], x: Value, shape: Sequence) -> list:
-    """The physical target ``shape`` of a reshape of ``x`` resolved against x's stored dims."""
-    return resolve_dims(shape, x.type.physical_shape, where=node.loc if node is not None else "")

@@ -135,7 +135,8 @@ class CompileResult:
                                     resource_variables=bool(self.state_names))
         counts = exporters.tflite_op_counts(path)
         info = {"path": str(path), "ops": sum(counts.values()), "transposes": counts.get("TRANSPOSE", 0),
-                "op_counts": counts, "max_abs_error": None}
+                "op_counts": counts, "max_abs_error": None,
+                "signature": exporters.tflite_signature_shapes(path)}  # -1: a run-time size
         if validate and self._reference is not None:
             outs = self.run_tflite(path, self._example_inputs)
             info["max_abs_error"] = max(float(np.max(np.abs(o.astype(np.float64) - r))) if o.size else 0.0
@@ -170,6 +171,7 @@ def compile(  # noqa: A001 - the public verb
     inputs: Any,
     *,
     kwargs: Optional[dict] = None,
+    dynamic_shapes: Any = None,
     input_layouts: Any = None,
     output_layouts: Any = None,
     dump_ir: Optional[str] = None,
@@ -186,6 +188,10 @@ def compile(  # noqa: A001 - the public verb
 ) -> CompileResult:
     """Convert ``model`` called on ``inputs`` (a tensor or a tuple of them) to Keras.
 
+    dynamic_shapes: which input dims may change size: per input name (or a list in input order)
+    ``{axis: "name"}`` (or ``None`` for an unnamed dim), a shape tuple with ``None`` at the
+    dynamic axes, or torch.export's ``Dim`` specs (see ``frontend_torch/dynamic.py``). The
+    converted model then takes other sizes there; ``None`` (default) keeps every size static.
     input_layouts / output_layouts: ``None`` keeps PyTorch's layout; ``"channels_last"`` (for all,
     or per name in a dict, or per position in a list) stores that input/output channels-last.
     dump_ir: a directory; the IR text is written there after lowering and after every pass.
@@ -226,7 +232,8 @@ def compile(  # noqa: A001 - the public verb
                              if isinstance(t, torch.Tensor)]
             buffers.restore()
         with converters.intercepted(model) as session:  # noqa: F841 - keeps converted calls alive until the end
-            captured = timed("capture", capture, model, _clone(args), _clone(kwargs))
+            captured = timed("capture", capture, model, _clone(args), _clone(kwargs),
+                             dynamic_shapes=dynamic_shapes)
     finally:
         buffers.restore()
     graph = timed("lower", lower, captured, name)

@@ -42,6 +42,32 @@ def _shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"bad shape {text!r}: expected e.g. 1,3,224,224") from None
 
 
+def _dynamic(text: str) -> tuple[Optional[str], dict[int, Optional[str]]]:
+    """``[INPUT:]AXIS[=NAME],...`` -> (input name or None for the first input, {axis: dim name})."""
+    name, _, axes = text.rpartition(":")
+    dims: dict[int, Optional[str]] = {}
+    try:
+        for part in axes.split(","):
+            axis, _, dim = part.partition("=")
+            dims[int(axis)] = dim.strip() or None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad dynamic dims {text!r}: expected e.g. x:0=batch,2=height,3=width") \
+            from None
+    return name or None, dims
+
+
+def _dynamic_shapes(specs) -> object:
+    """The ``--dynamic`` options as ``compile``'s ``dynamic_shapes``."""
+    if not specs:
+        return None
+    named = {name: dims for name, dims in specs if name is not None}
+    unnamed = [dims for name, dims in specs if name is None]
+    if unnamed and (named or len(unnamed) > 1):
+        raise SystemExit("error: --dynamic without an input name (AXIS=NAME,...) applies to the first input; "
+                         "name the inputs (INPUT:AXIS=NAME,...) to give several")
+    return [unnamed[0]] if unnamed else named
+
+
 class _Progress:
     """One line per stage with its elapsed time (rewritten in place on a terminal)."""
 
@@ -81,7 +107,8 @@ def _convert(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     inputs = tuple(torch.randn(*shape) for shape in args.input_shape)
     layout = "channels_last" if args.channels_last else None
-    result = torch2keras.compile(model.eval(), inputs, input_layouts=layout, output_layouts=layout,
+    result = torch2keras.compile(model.eval(), inputs, dynamic_shapes=_dynamic_shapes(args.dynamic),
+                                 input_layouts=layout, output_layouts=layout,
                                  dump_ir=args.dump_ir, progress=progress, atol=args.atol, on_mismatch="ignore")
     for out in args.output:
         progress(f"writing {out}")
@@ -130,6 +157,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     conv.add_argument("model", help="MODULE:FACTORY or path/file.py:FACTORY returning an nn.Module")
     conv.add_argument("--input-shape", type=_shape, action="append", required=True,
                       help="shape of one input, e.g. 1,3,224,224 (repeat for several inputs)")
+    conv.add_argument("--dynamic", type=_dynamic, action="append", metavar="[INPUT:]AXIS[=NAME],...",
+                      help="dynamic dims of an input, e.g. x:0=batch,2=height,3=width (an axis without a name is "
+                      "dynamic and unnamed; without INPUT: the first input; repeat for several inputs)")
     conv.add_argument("--weights", help="a state_dict file, loaded with torch.load(weights_only=True)")
     conv.add_argument("-o", "--output", action="append", required=True,
                       help="model.keras, model.tflite or a SavedModel directory (repeatable)")

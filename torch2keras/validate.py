@@ -7,10 +7,10 @@ physical layout, transposed back to the logical one before comparing).
 
 Which values: those the lowering tagged with their fx node (``value.meta["torch_node"]``, see
 ``frontend_torch/lower.py``) that passes kept (folding or fusing may replace them) and whose
-logical shape still equals torch's. Tolerance per value: ``atol + rtol * max|ref|`` (as for the
-outputs). The first mismatch is, in topological order, the first value above its tolerance
-whose nearest compared ancestors are all within theirs: where the error *starts*, not where it
-is largest.
+logical shape still equals torch's (symbolic dims match the example's sizes). Tolerance per
+value: ``atol + rtol * max|ref|`` (as for the outputs). The first mismatch is, in topological
+order, the first value above its tolerance whose nearest compared ancestors are all within
+theirs: where the error *starts*, not where it is largest.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def compare(graph: Graph, torch_results: dict[str, Any], keras_results: dict[int
             ref = ref.detach().cpu()
             ref = (ref.float() if ref.dtype == torch.bfloat16 else ref).numpy()
             out = keras_results[v.id]
-            if tuple(ref.shape) != tuple(v.type.shape) or tuple(out.shape) != tuple(ref.shape):
+            if not _fits(ref.shape, v.type.shape) or tuple(out.shape) != tuple(ref.shape):
                 continue
             err, rel, ref_max = _errors(out, ref)
             loc = node.loc
@@ -151,6 +151,11 @@ def compare(graph: Graph, torch_results: dict[str, Any], keras_results: dict[int
                 max_abs_error=err, max_rel_error=rel, max_abs_reference=ref_max,
                 tolerance=atol + rtol * ref_max))
     return checks
+
+
+def _fits(shape: tuple, dims: tuple) -> bool:
+    """Whether a concrete shape is one of the IR shape's (a symbolic dim takes any size)."""
+    return len(shape) == len(dims) and all(isinstance(d, str) or d == s for s, d in zip(shape, dims))
 
 
 def _type_text(v: Value) -> str:

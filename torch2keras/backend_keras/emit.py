@@ -129,13 +129,13 @@ class EmitContext:
 
 
 def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitContext]:
-    from . import emit_control, emit_custom, emitters, emitters_extra  # noqa: F401  (registers the emitters)
+    from . import emit_control, emit_custom, emit_dynamic, emitters, emitters_extra  # noqa: F401  (registers the emitters)
     from .emit_state import attach_state_updates
 
     ctx = EmitContext(graph)
     inputs = []
     for v in graph.inputs:
-        shape = v.type.physical_shape
+        shape = [None if isinstance(d, str) else d for d in v.type.physical_shape]  # None: a run-time size
         t = keras.Input(batch_shape=tuple(shape), dtype=keras_dtype(v.type.dtype),  # (rank 0 in regions)
                         name=v.producer.attrs["name"])
         ctx._names.add(v.producer.attrs["name"])
@@ -157,7 +157,7 @@ def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitCont
         results = result if isinstance(result, (tuple, list)) else (result,)
         for v, t in zip(node.outputs, results):
             want = tuple(v.type.physical_shape)
-            if tuple(t.shape) != want:
+            if not _shape_matches(tuple(t.shape), want):
                 raise EmissionError(f"emitting {node.op} gave shape {tuple(t.shape)}, expected {want} at {node.loc}")
             ctx.tensors[v.id] = t
     outputs = []
@@ -171,6 +171,12 @@ def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitCont
     model = keras.Model(inputs=inputs, outputs=outputs if len(outputs) != 1 else outputs[0], name=_model_name(name))
     model.output_names_ = list(output_spec)
     return model, ctx
+
+
+def _shape_matches(got: tuple, want: tuple) -> bool:
+    """A Keras shape against the IR's: equal ints; ``None`` (not known when the graph is built)
+    and symbolic dims match anything."""
+    return len(got) == len(want) and all(g is None or isinstance(w, str) or g == w for g, w in zip(got, want))
 
 
 def _model_name(name: str) -> str:

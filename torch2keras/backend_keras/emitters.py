@@ -37,6 +37,11 @@ def emit_relu(ctx, node, x):
 
 def reshape(ctx, node, x, shape, suffix=""):
     t = ctx.tensor(x) if isinstance(x, Value) else x
+    if any(isinstance(d, str) for d in shape):  # symbolic dims: read off the input at run time
+        from .emit_dynamic import resolve_dims
+
+        source = x.type.physical_shape if isinstance(x, Value) else tuple(t.shape)
+        return _reshape_dims(ctx, node, t, resolve_dims(shape, source, where=node.loc), suffix)
     shape = tuple(int(d) for d in shape)
     if tuple(t.shape) == shape:
         return t
@@ -47,6 +52,18 @@ def reshape(ctx, node, x, shape, suffix=""):
     return ctx.layer(node, TorchOp("reshape", {"shape": list(shape)}, name=ctx.name(node, suffix)), t)
 
 
+def _reshape_dims(ctx, node, t, dims, suffix=""):
+    """Reshape to ``dims`` (ints, ``-1``, ``["in", k]`` read off ``t``'s run-time shape)."""
+    if len(dims) == len(t.shape) and all(d == ["in", k] or (isinstance(d, int) and d >= 0 and d == t.shape[k])
+                                         for k, d in enumerate(dims)):
+        return t  # the same shape
+    if dims[:1] == [["in", 0]] and all(isinstance(d, int) for d in dims[1:]):
+        return ctx.layer(node, keras.layers.Reshape(tuple(dims[1:]), name=ctx.name(node, suffix)), t)
+    from .layers import TorchOp
+
+    return ctx.layer(node, TorchOp("reshape_dims", {"dims": dims}, name=ctx.name(node, suffix)), t)
+
+
 def transpose(ctx, node, x, perm, suffix=""):
     t = ctx.tensor(x) if isinstance(x, Value) else x
     perm = [int(p) for p in perm]
@@ -54,6 +71,9 @@ def transpose(ctx, node, x, perm, suffix=""):
         return t
     shape = tuple(t.shape)
     if transpose_is_reshape(shape, perm):
+        if any(d is None for d in shape):  # run-time sizes: each target axis is an input axis
+            return _reshape_dims(ctx, node, t, [shape[p] if shape[p] is not None else ["in", p] for p in perm],
+                                 suffix)
         return reshape(ctx, node, t, [shape[p] for p in perm], suffix)
     if perm[0] == 0:
         return ctx.layer(node, keras.layers.Permute([p for p in perm[1:]], name=ctx.name(node, suffix)), t)
@@ -77,20 +97,39 @@ def emit_reshape(ctx, node, x):
 def emit_permute(ctx, node, x):
     perm = physical_permute(x.type.perm, node.attrs["perm"], node.output.type.perm)
     out = transpose(ctx, node, x, perm)
-    if tuple(out.shape) != tuple(node.output.type.physical_shape):  # a free permute: the same bytes
-        out = reshape(ctx, node, out, node.output.type.physical_shape)
+    want = node.output.type.physical_shape
+    if x.type.is_static:
+        if tuple(out.shape) != tuple(want):  # a free permute: the same bytes
+            out = reshape(ctx, node, out, want)
+        return out
+    moved = [x.type.physical_shape[p] for p in perm]  # out's dims, by their IR names
+    if tuple(moved) != tuple(want):
+        from .emit_dynamic import resolve_dims
+
+        out = _reshape_dims(ctx, node, out, resolve_dims(want, moved, where=node.loc))
     return out
 
 
 @emitter("expand")
 def emit_expand(ctx, node, x):
-    return ctx.op(node, "expand", [x], shape=list(node.output.type.physical_shape))
+    shape = list(node.output.type.physical_shape)
+    if not node.output.type.is_static:  # the symbolic sizes are x's own (see ops/symbolic_shape.py)
+        from .emit_dynamic import resolve_dims
+
+        source = [None] * (len(shape) - x.type.rank) + list(x.type.physical_shape)
+        dims = resolve_dims(shape, source, allow_rest=False, where=node.loc)
+        dims = [["in", d[1] - (len(shape) - x.type.rank)] if isinstance(d, list) else d for d in dims]
+        return ctx.op(node, "broadcast_dims", [x], dims=dims)
+    return ctx.op(node, "expand", [x], shape=shape)
 
 
 @emitter("tile")
 def emit_tile(ctx, node, x):
     out = node.output.type
-    reps = [o // i for o, i in zip(out.shape, (1,) * (out.rank - x.type.rank) + tuple(x.type.shape))]
+    if out.is_static:
+        reps = [o // i for o, i in zip(out.shape, (1,) * (out.rank - x.type.rank) + tuple(x.type.shape))]
+    else:
+        reps = [1] * (out.rank - len(node.attrs["reps"])) + list(node.attrs["reps"])
     if x.type.rank < out.rank:
         x_t = reshape(ctx, node, x, (1,) * (out.rank - x.type.rank) + tuple(x.type.shape), "_rank")
         return ctx.layer(node, _torch_op("tile", {"reps": reps}, ctx.name(node)), x_t)
@@ -354,7 +393,10 @@ def _pool_pads(node):
     pads = []
     for i in range(n):
         p = a["padding"][i]
-        extra = _ceil_extra(x.shape[2 + i], a["kernel"][i], a["stride"][i], p, dil[i], out.shape[2 + i])
+        extra = _ceil_extra(x.shape[2 + i], a["kernel"][i], a["stride"][i], p, dil[i], out.shape[2 + i]) \
+            if a["ceil_mode"] else 0  # (without ceil_mode every window fits: no extra padding)
+        if isinstance(extra, str) or isinstance(x.shape[2 + i], str) and a["ceil_mode"]:
+            raise EmissionError(f"ceil_mode pooling of a run-time size is not supported yet ({node.loc})")
         pads += [p, p + extra]
     return pads
 
@@ -383,6 +425,8 @@ def emit_avg_pool(ctx, node, x):
     # Keras divides by the full window; torch by the window's overlap with the input (and with
     # the symmetric padding when count_include_pad), or by divisor_override
     spatial = x.type.shape[2:]
+    if any(isinstance(d, str) for d in spatial):
+        return _avg_pool_divisor_dynamic(ctx, node, out, pads)
     real = np.ones(spatial, np.float32)
     inside = np.pad(real, [(pads[2 * i], pads[2 * i + 1]) for i in range(n)])
     with_pad = np.pad(np.pad(real, [(p, p) for p in a["padding"]], constant_values=1),
@@ -397,6 +441,23 @@ def emit_avg_pool(ctx, node, x):
     from .layers import TorchOp
 
     layer = TorchOp("mul", consts=[[1, list(factor.shape), "float32"]], name=ctx.name(node, "_divisor"))
+    y = layer(out)
+    layer.set_weights([factor])
+    return y
+
+
+def _avg_pool_divisor_dynamic(ctx, node, out, pads):
+    """The divisor fix of an average pool over a run-time size: none where every window counts
+    its whole kernel (no padding, or padding counted, and no ceil_mode), a constant factor for
+    divisor_override; windows of varying overlap need static sizes."""
+    a = node.attrs
+    if any(pads) and not a["count_include_pad"]:
+        raise EmissionError(f"average pooling of a run-time size with count_include_pad=False and padding is not "
+                            f"supported yet ({node.loc})")
+    if not a["divisor_override"]:
+        return out
+    factor = np.float32(float(np.prod(a["kernel"])) / a["divisor_override"])
+    layer = TorchOp("mul", consts=[[1, [], "float32"]], name=ctx.name(node, "_divisor"))
     y = layer(out)
     layer.set_weights([factor])
     return y

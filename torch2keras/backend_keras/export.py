@@ -10,7 +10,8 @@ from typing import Optional, Sequence
 import keras
 import numpy as np
 
-__all__ = ["save_keras", "export_saved_model", "export_tflite", "tflite_op_counts", "run_tflite", "tflite_runner"]
+__all__ = ["save_keras", "export_saved_model", "export_tflite", "tflite_op_counts", "tflite_signature_shapes",
+           "run_tflite", "tflite_runner"]
 
 
 def save_keras(model: keras.Model, path: str) -> str:
@@ -76,6 +77,14 @@ def tflite_op_counts(path: str) -> dict[str, int]:
     return dict(sorted(collections.Counter(d["op_name"] for d in interp._get_ops_details()).items()))
 
 
+def tflite_signature_shapes(path: str) -> dict[str, list[int]]:
+    """The shape signature of every input and output of ``serving_default`` by name (-1 marks a
+    run-time size; a model of static shapes has none)."""
+    runner = _interpreter(path, delegates=False).get_signature_runner("serving_default")
+    details = {**runner.get_input_details(), **runner.get_output_details()}
+    return {name: [int(d) for d in info["shape_signature"]] for name, info in details.items()}
+
+
 def tflite_runner(path: str):
     """The ``serving_default`` signature runner of a new LiteRT interpreter (a stateful model's
     state lives in the interpreter: it persists across the runner's calls)."""
@@ -83,6 +92,7 @@ def tflite_runner(path: str):
 
 
 def run_tflite(path: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run the ``serving_default`` signature with a new LiteRT interpreter (initial state)."""
+    """Run the ``serving_default`` signature with a new LiteRT interpreter (initial state; inputs
+    of other sizes than the exported ones are resized to: dims -1 in the signature take any size)."""
     runner = tflite_runner(path)
     return {k: np.asarray(v) for k, v in runner(**inputs).items()}

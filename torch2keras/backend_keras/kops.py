@@ -56,7 +56,7 @@ def _slice_scatter(x, src, axis, start, end, step):
 def _var(x, axes, correction, keepdims):
     n = 1
     for a in axes:
-        n *= x.shape[a]
+        n *= x.shape[a] if x.shape[a] is not None else ops.cast(ops.shape(x)[a], x.dtype)  # (a run-time size)
     v = ops.var(x, axis=axes, keepdims=keepdims)
     return v * (n / max(n - correction, 1e-12)) if correction else v
 
@@ -66,7 +66,12 @@ def _sdpa(q, k, v, mask=None, scale=None, is_causal=False):
     scores = ops.matmul(q, ops.swapaxes(k, -1, -2)) * scale
     if is_causal:
         lq, lk = q.shape[-2], k.shape[-2]
-        causal = np.triu(np.full((lq, lk), -np.inf, np.float32), 1)
+        if lq is None or lk is None:  # run-time lengths
+            from .kops_dynamic import causal_mask
+
+            causal = causal_mask(q, k)
+        else:
+            causal = np.triu(np.full((lq, lk), -np.inf, np.float32), 1)
         scores = scores + causal
     if mask is not None:
         scores = scores + mask
@@ -263,3 +268,4 @@ def _flip_many(x, axes):
 
 
 from . import kops_extra  # noqa: E402,F401  (registers more entries into KOPS)
+from . import kops_dynamic  # noqa: E402,F401  (ops on sizes known at run time)

@@ -57,6 +57,7 @@ class Captured:
     method: str  # "export" | "trace"
     warnings: list[str] = attrs.field(factory=list)
     mutated_buffers: list[MutatedBuffer] = attrs.field(factory=list)  # the model's state (state.py)
+    dim_names: dict[str, str] = attrs.field(factory=dict)  # torch size symbol -> the user's dim name
 
 
 def _decomposition_table() -> dict:
@@ -115,9 +116,17 @@ def _input_names(model: torch.nn.Module, args: Sequence, kwargs: dict) -> list[s
 
 
 def capture(model: torch.nn.Module, args: Sequence, kwargs: Optional[dict] = None, *,
-            fallback: bool = True) -> Captured:
+            fallback: bool = True, dynamic_shapes: Any = None) -> Captured:
+    """Capture ``model(*args, **kwargs)``; ``dynamic_shapes`` (see ``dynamic.py``) makes the
+    named dims symbolic (export only: tracing would fix every size)."""
     kwargs = dict(kwargs or {})
     args = tuple(args)
+    if dynamic_shapes is not None:
+        from .dynamic import parse_dynamic_shapes
+
+        spec = parse_dynamic_shapes(dynamic_shapes, model, args, kwargs)
+        if spec.is_dynamic:
+            return _capture_dynamic(model, args, kwargs, spec)
     try:
         return _capture_export(model, args, kwargs)
     except Exception as err:  # noqa: BLE001 - any refusal sends us to the fallback
@@ -174,8 +183,31 @@ def fallback_message(err: Exception) -> str:
     return message
 
 
-def _capture_export(model, args, kwargs) -> Captured:
-    ep = torch.export.export(model, args, kwargs, strict=False)
+def _capture_dynamic(model, args, kwargs, spec) -> Captured:
+    from torch.fx.experimental import _config as shape_config
+
+    from ..ir import Torch2KerasError
+    from .dynamic import name_symbols
+
+    try:
+        with shape_config.patch(backed_size_oblivious=True):  # no 0/1 specialisation of example sizes
+            captured = _capture_export(model, args, kwargs, dynamic_shapes=spec.torch_spec)
+    except Exception as err:  # noqa: BLE001 - reported with torch's reason
+        raise Torch2KerasError(
+            f"torch.export could not capture the model with dynamic shapes ({type(err).__name__}: "
+            f"{_first_line(err)}). Dynamic shapes need torch.export: the tracing fallback fixes every size."
+        ) from err
+    placeholders = {n.name: n for n in captured.graph.nodes if n.op == "placeholder"}
+    fakes = {public: placeholders[p].meta.get("val") for p, public in zip(captured.user_inputs, captured.input_names)}
+    captured.dim_names, notes = name_symbols(spec, fakes)
+    for note in notes:
+        warnings.warn(note, stacklevel=4)
+    captured.warnings.extend(notes)
+    return captured
+
+
+def _capture_export(model, args, kwargs, dynamic_shapes=None) -> Captured:
+    ep = torch.export.export(model, args, kwargs, strict=False, dynamic_shapes=dynamic_shapes)
     ep = ep.run_decompositions(_decomposition_table())
     sig = ep.graph_signature
     from torch.export.graph_signature import InputKind, OutputKind

@@ -14,6 +14,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from ..ir import Graph, LoweringError, SourceLoc, Torch2KerasError, UnsupportedOpError, Value
+from ..ir.symbolic import shapes_agree
 from .capture import Captured
 from .registry import LOWERINGS, LoweringContext, tensor_type, torch_dtype
 from .source import region_loc, source_loc
@@ -103,7 +104,7 @@ def lower_call(node: torch.fx.Node, ctx: LoweringContext, env: dict, loc: Source
         raise
     except Exception as e:  # noqa: BLE001 - reported with the call's location
         raise LoweringError(f"lowering {node.target} failed: {type(e).__name__}: {e}\n  at {ctx.loc}") from e
-    _check_result(node, result, ctx.loc)
+    _check_result(ctx.graph, node, result, ctx.loc)
     if record:
         _record_torch_node(node, result)
     return result
@@ -135,6 +136,7 @@ def lower(captured: Captured, name: str = "model") -> Graph:
         if node.op == "placeholder":
             if node.name in public:
                 env[node] = graph.add_input(public[node.name], tensor_type(node.meta["val"]))
+                ctx.sizes.register_input(env[node], node.meta["val"])
             elif node.name in mutated:
                 env[node] = _state(graph, mutated[node.name].target, captured.constants[node.name])
             elif node.name in captured.constants:
@@ -156,6 +158,11 @@ def lower(captured: Captured, name: str = "model") -> Graph:
             for m in captured.mutated_buffers:
                 _state_update(graph, m.target, env[m.new_value], source_loc(m.new_value))
     graph.meta["capture_method"] = captured.method
+    dim_names = getattr(captured, "dim_names", None) or {}
+    if dim_names:
+        from ..ir.symbolic import rename_dims
+
+        rename_dims(graph, dim_names)
     return graph
 
 
@@ -188,8 +195,11 @@ def _record_torch_node(node: torch.fx.Node, result: Any) -> None:
                 r.meta["torch_node"], r.meta["torch_index"] = node.name, i
 
 
-def _check_result(node: torch.fx.Node, result: Any, loc: SourceLoc) -> None:
-    """The lowering must produce what torch said the call produces (shape and dtype)."""
+def _check_result(graph: Graph, node: torch.fx.Node, result: Any, loc: SourceLoc) -> None:
+    """The lowering must produce what torch said the call produces (shape and dtype). Symbolic
+    dims cannot be compared by value: where they are spelled differently, the result takes
+    torch's spelling (so that every value standing for a torch call names its sizes as torch
+    does)."""
     val = node.meta.get("val")
     pairs = []
     if isinstance(val, torch.Tensor):
@@ -200,5 +210,7 @@ def _check_result(node: torch.fx.Node, result: Any, loc: SourceLoc) -> None:
         if not isinstance(r, Value):
             raise LoweringError(f"lowering of {node.target} returned {type(r).__name__}, not an IR value\n  at {loc}")
         want = tensor_type(v)
-        if tuple(r.type.shape) != tuple(want.shape) or r.type.dtype != want.dtype:
+        if not shapes_agree(r.type.shape, want.shape) or r.type.dtype != want.dtype:
             raise LoweringError(f"lowering of {node.target} produced {r.type}, torch produces {want}\n  at {loc}")
+        if tuple(r.type.shape) != tuple(want.shape):
+            graph.set_type(r, r.type.replace(shape=want.shape))

@@ -33,7 +33,11 @@ def torch_dtype(dtype: torch.dtype) -> str:
 
 
 def tensor_type(t: torch.Tensor) -> TensorType:
-    shape = [d if isinstance(d, int) else str(d) for d in t.shape]
+    """The IR type of a (fake) tensor; a symbolic dim becomes its expression's text (see
+    ``symbolic.dim_name``)."""
+    from .symbolic import dim_name
+
+    shape = [d if isinstance(d, int) else dim_name(d) for d in t.shape]
     return TensorType(shape, torch_dtype(t.dtype))
 
 
@@ -58,6 +62,9 @@ class LoweringContext:
         self.loc: Optional[SourceLoc] = None
         self.name = "v"
         self.meta_val: Any = None  # the fx node's example result (FakeTensor or tuple)
+        from .symbolic import SymbolicSizes
+
+        self.sizes = SymbolicSizes(self)  # run-time values of symbolic sizes
 
     # -- what the call returns, per torch's own tracing
     @property
@@ -96,9 +103,16 @@ class LoweringContext:
             return self.const(v.producer.value.astype(dtype_to_numpy(dtype)), dtype)
         return self.emit("cast", [v], dtype=dtype)
 
-    def reshape(self, v: Value, shape: Sequence[int]) -> Value:
+    def reshape(self, v: Value, shape: Sequence) -> Value:
+        """``v`` reshaped to ``shape`` (ints and symbolic dims). A ``reshape`` whose symbolic
+        dims the backend can read off the input (all but at most one); else a
+        ``dynamic_reshape`` fed with the sizes computed at run time."""
         if tuple(v.type.shape) == tuple(shape):
             return v
+        from ..ir.symbolic import unresolved_dims
+
+        if len(unresolved_dims(v.type.shape, shape)) > 1:
+            return self.emit("dynamic_reshape", [v, self.sizes.vector(shape)], shape=list(shape))
         return self.emit("reshape", [v], shape=list(shape))
 
     def fail(self, message: str) -> LoweringError:

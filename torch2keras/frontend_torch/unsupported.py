@@ -2,8 +2,9 @@
 
 Everything ``torch.export`` captures decomposes into the closed Core ATen opset (the ATen
 overloads tagged ``torch.Tag.core``). Every op of that set is either lowered (see
-``frontend_torch/ops/``) or listed here: ops that have no meaning in an inference model of
-static shapes in TF/Keras/TFLite. ``torch2keras supported --unsupported`` prints this list.
+``frontend_torch/ops/``) or listed here: ops that have no meaning in an inference model in
+TF/Keras/TFLite (size queries of dynamic shapes are lowered: ``ops/symbolic.py``).
+``torch2keras supported --unsupported`` prints this list.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ aten = torch.ops.aten
 
 _TRAINING = "a backward (gradient) kernel: training only, never part of an inference graph"
 _RANDOM = "random sampling: an inference model must be a deterministic function of its inputs"
-_SYMBOLIC = "a symbolic shape/stride query: only dynamic or data-dependent shapes leave one in the graph"
+_SYMBOLIC = ("a symbolic stride/layout query: only dynamic or data-dependent shapes leave one in the graph, and "
+             "Keras/TFLite tensors have no strides")
 _DATA_SHAPE = "its output shape depends on the input values; Keras/TFLite models here have static shapes"
 
 UNSUPPORTED: dict = {
@@ -35,8 +37,8 @@ UNSUPPORTED: dict = {
         "reads a tensor value into a Python number (data-dependent control flow): specialised at capture",
     aten.resize_.default: "resizes a tensor's storage in place: nothing to compute in a functional graph of "
                           "static shapes",
-    aten.sym_size.int: _SYMBOLIC,
-    aten.sym_numel.default: _SYMBOLIC,
+    aten.sym_numel.default: "a symbolic size query that torch.export writes as the product of sym_size calls "
+                            "(lowered): it never stays in a captured graph",
     aten.sym_stride.int: _SYMBOLIC,
     aten.sym_storage_offset.default: _SYMBOLIC,
     aten._fft_r2c.default: "Fourier transform with a complex result: no complex dtype in Keras/TFLite",

@@ -4,6 +4,7 @@ from .errors import (EmissionError, LoweringError, NumericalMismatchError, PassE
                      UnsupportedOpError, VerificationError)
 from .graph import Graph, Node, SourceLoc, Value
 from .ops import SCHEMAS, OpSchema, schema
+from . import ops_dynamic  # noqa: F401  (registers the dynamic-shape ops)
 from .printer import graph_to_json, print_graph
 from .types import TensorType, channels_last, compose, invert
 from .verifier import verify

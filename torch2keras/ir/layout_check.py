@@ -34,7 +34,7 @@ def _ident(rank: int) -> tuple:
 
 def check_layout(node: Node, fail: Callable[[str], None]) -> None:
     kind = layout_class(node)
-    if kind in ("source", "relayout", "permute"):
+    if kind in ("source", "relayout", "permute", "shape"):
         return
     outs = [v.type.perm for v in node.outputs]
     if kind == "channel":

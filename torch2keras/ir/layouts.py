@@ -35,18 +35,28 @@ def transpose_is_reshape(shape: Sequence[int], perm: Sequence[int]) -> bool:
 def reshape_groups(in_shape: Sequence, out_shape: Sequence) -> Optional[list[tuple[list[int], list[int]]]]:
     """Pair the non-1 axes of both shapes into consecutive groups of equal size.
 
-    Returns ``[(in_axes, out_axes), ...]`` in logical order, or None for symbolic shapes.
+    Returns ``[(in_axes, out_axes), ...]`` in logical order, or None where they do not pair up.
+    A symbolic dim forms a group of its own with the same symbolic dim on the other side (its
+    size is unknown, so nothing else is known to match it).
     """
-    if not all(isinstance(d, int) for d in (*in_shape, *out_shape)):
-        return None
     ins = [a for a, d in enumerate(in_shape) if d != 1]
     outs = [a for a, d in enumerate(out_shape) if d != 1]
     groups, i, j = [], 0, 0
     while i < len(ins) or j < len(outs):
+        if i >= len(ins) or j >= len(outs):
+            return None
         gi, gj = [ins[i]], [outs[j]]
         pi, pj = in_shape[ins[i]], out_shape[outs[j]]
         i, j = i + 1, j + 1
+        if isinstance(pi, str) or isinstance(pj, str):
+            if pi != pj:
+                return None
+            groups.append((gi, gj))
+            continue
         while pi != pj:
+            if (pi < pj and (i >= len(ins) or isinstance(in_shape[ins[i]], str))) or \
+                    (pi > pj and (j >= len(outs) or isinstance(out_shape[outs[j]], str))):
+                return None
             if pi < pj:
                 gi.append(ins[i])
                 pi *= in_shape[ins[i]]

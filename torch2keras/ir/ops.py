@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional, Sequence
 import attrs
 import numpy as np
 
+from .symbolic import dim_add, dim_floordiv, dim_mul, dim_sub, is_symbolic
 from .types import TensorType, is_float
 
 __all__ = ["AttrSpec", "OpSchema", "SCHEMAS", "schema", "broadcast_shapes", "REQUIRED"]
@@ -113,11 +114,13 @@ def broadcast_shapes(*shapes: Sequence) -> tuple:
     rank = max((len(s) for s in shapes), default=0)
     out = []
     for i in range(rank):
-        dims = {s[len(s) - rank + i] for s in shapes if len(s) - rank + i >= 0}
-        dims.discard(1)
-        if len(dims) > 1:
+        dims = [s[len(s) - rank + i] for s in shapes if len(s) - rank + i >= 0]
+        dims = list(dict.fromkeys(d for d in dims if d != 1))
+        static = [d for d in dims if not is_symbolic(d)]
+        if len(static) > 1:
             raise ValueError(f"shapes {list(shapes)} do not broadcast")
-        out.append(dims.pop() if dims else 1)
+        # a symbolic dim broadcast against another is assumed equal to it (torch checked that)
+        out.append(static[0] if static else dims[0] if dims else 1)
     return tuple(out)
 
 
@@ -164,8 +167,21 @@ def _reshape(types, a):
     t = types[0]
     shape = list(a["shape"])
     if t.is_static and -1 in shape:
-        known = int(np.prod([d for d in shape if d != -1]))
+        known = int(np.prod([d for d in shape if d != -1 and not is_symbolic(d)]))
+        if any(is_symbolic(d) for d in shape):
+            raise ValueError(f"reshape {t.shape} -> {tuple(shape)}: -1 next to a symbolic dim")
         shape[shape.index(-1)] = t.numel // max(known, 1)
+    elif -1 in shape:  # the input's symbolic dims not named in the result, times the static ratio
+        rest = [d for d in t.shape if is_symbolic(d)]
+        for d in shape:
+            if is_symbolic(d) and d in rest:
+                rest.remove(d)
+        known = int(np.prod([d for d in shape if d != -1 and not is_symbolic(d)]))
+        size = int(np.prod([d for d in t.shape if not is_symbolic(d)]))
+        dim = size // max(known, 1)
+        for d in rest:
+            dim = dim_mul(dim, d)
+        shape[shape.index(-1)] = dim
     if t.is_static and int(np.prod(shape)) != t.numel:
         raise ValueError(f"reshape {t.shape} -> {tuple(shape)} changes the element count")
     return [TensorType(shape, t.dtype)]
@@ -191,10 +207,12 @@ def _tile(types, a):
     reps = list(a["reps"])
     shape = [1] * (len(reps) - t.rank) + list(t.shape)
     reps = [1] * (len(shape) - len(reps)) + reps
-    return [TensorType([d * r for d, r in zip(shape, reps)], t.dtype)]
+    return [TensorType([dim_mul(d, r) for d, r in zip(shape, reps)], t.dtype)]
 
 
 def _slice_len(dim, start, end, step):
+    if is_symbolic(dim):  # static bounds on a run-time size (torch names the result; this is a stand-in)
+        return f"len({dim}[{start}:{end}:{step}])"
     return len(range(*slice(start, end, step).indices(dim)))
 
 
@@ -209,14 +227,17 @@ def _slice(types, a):
 def _concat(types, a):
     ax = _norm_axis(a["axis"], types[0].rank)
     shape = list(types[0].shape)
-    shape[ax] = sum(t.shape[ax] for t in types)
+    total = 0
+    for t in types:
+        total = dim_add(total, t.shape[ax])
+    shape[ax] = total
     return [TensorType(shape, types[0].dtype)]
 
 
 def _pad(types, a):
     t = types[0]
     pads = list(a["pads"])  # per logical axis: (before, after) pairs, axis order
-    shape = [d + pads[2 * i] + pads[2 * i + 1] for i, d in enumerate(t.shape)]
+    shape = [dim_add(d, pads[2 * i] + pads[2 * i + 1]) for i, d in enumerate(t.shape)]
     return [TensorType(shape, t.dtype)]
 
 
@@ -227,7 +248,7 @@ def _matmul(types, a):
         xs = [1] + xs
     if len(ys) == 1:
         ys = ys + [1]
-    if xs[-1] != ys[-2]:
+    if xs[-1] != ys[-2] and not (is_symbolic(xs[-1]) or is_symbolic(ys[-2])):
         raise ValueError(f"matmul {x.shape} @ {y.shape}: inner dims differ")
     batch = broadcast_shapes(xs[:-2], ys[:-2])
     shape = list(batch) + [xs[-2], ys[-1]]
@@ -244,7 +265,7 @@ def _linear(types, a):
 
 
 def _conv_out(size, k, s, p_lo, p_hi, d):
-    return (size + p_lo + p_hi - d * (k - 1) - 1) // s + 1
+    return dim_add(dim_floordiv(dim_add(size, p_lo + p_hi - d * (k - 1) - 1), s), 1)
 
 
 def _conv(types, a):
@@ -255,8 +276,8 @@ def _conv(types, a):
     for i in range(n):
         k = w.shape[2 + i]
         if a["transposed"]:
-            size = (x.shape[2 + i] - 1) * a["stride"][i] - pads[2 * i] - pads[2 * i + 1] \
-                + a["dilation"][i] * (k - 1) + a["output_padding"][i] + 1
+            size = dim_add(dim_mul(dim_sub(x.shape[2 + i], 1), a["stride"][i]),
+                           - pads[2 * i] - pads[2 * i + 1] + a["dilation"][i] * (k - 1) + a["output_padding"][i] + 1)
         else:
             size = _conv_out(x.shape[2 + i], k, a["stride"][i], pads[2 * i], pads[2 * i + 1], a["dilation"][i])
         spatial.append(size)
@@ -266,6 +287,10 @@ def _conv(types, a):
 
 def _pool_out(size, k, s, p, d, ceil_mode):
     eff = d * (k - 1) + 1
+    if is_symbolic(size):
+        if ceil_mode:
+            return f"pool_ceil({size}, {k}, {s}, {p}, {d})"  # a stand-in: torch names the result
+        return dim_add(dim_floordiv(dim_add(size, 2 * p - eff), s), 1)
     if ceil_mode:
         out = -(-(size + 2 * p - eff) // s) + 1
         if (out - 1) * s >= size + p:
@@ -300,13 +325,13 @@ def _upsample(types, a):
 def _depth_to_space(types, a):
     n, c, h, w = types[0].shape
     r = a["block"]
-    return [TensorType([n, c // (r * r), h * r, w * r], types[0].dtype)]
+    return [TensorType([n, dim_floordiv(c, r * r), dim_mul(h, r), dim_mul(w, r)], types[0].dtype)]
 
 
 def _space_to_depth(types, a):
     n, c, h, w = types[0].shape
     r = a["block"]
-    return [TensorType([n, c * r * r, h // r, w // r], types[0].dtype)]
+    return [TensorType([n, dim_mul(c, r * r), dim_floordiv(h, r), dim_floordiv(w, r)], types[0].dtype)]
 
 
 def _sdpa(types, a):

@@ -1,11 +1,12 @@
 """Structural and type checks of a graph, run after every pass.
 
 Checks: acyclic; every input is defined in the graph; arity and attribute names match the op's
-schema; result types agree with the schema's inference rule (shape and dtype); layouts are
-permutations of the value's rank; graph outputs are defined. Regions (the sub-graphs of
-control-flow ops) are verified recursively and must match their op's signature
-(``regions.py``): inputs and outputs in number, shape and dtype, stored in PyTorch's order.
-Each state is declared once and updated at most once, with a value of its type (``state.py``).
+schema; result types agree with the schema's inference rule (shape and dtype; a symbolic dim
+agrees with any dim, its spelling being torch's); layouts are permutations of the value's rank;
+graph outputs are defined. Regions (the sub-graphs of control-flow ops) are verified recursively
+and must match their op's signature (``regions.py``): inputs and outputs in number, shape and
+dtype, stored in PyTorch's order. Each state is declared once and updated at most once, with a
+value of its type (``state.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .graph import Graph, Node
 from .layout_check import check_layout
 from .ops import schema
 from .state import check_state
+from .symbolic import shapes_agree
 
 __all__ = ["verify"]
 
@@ -53,7 +55,7 @@ def verify(graph: Graph) -> None:
             except Exception as e:  # noqa: BLE001 - reported with the node
                 _fail(graph, node, f"type inference failed: {e}")
             for got, want in zip(node.outputs, expected):
-                if tuple(got.type.shape) != tuple(want.shape) or got.type.dtype != want.dtype:
+                if not shapes_agree(got.type.shape, want.shape) or got.type.dtype != want.dtype:
                     _fail(graph, node, f"result type {got.type} disagrees with inferred {want}")
         if node.op == "relayout":
             perm = node.attrs["perm"]

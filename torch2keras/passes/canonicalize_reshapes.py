@@ -1,7 +1,8 @@
 """Canonicalize reshapes so that the layout pass sees through them.
 
 Rules (logical, run before layout assignment):
-  reshape(reshape(a))  ->  reshape(a)              (one reshape per chain)
+  reshape(reshape(a))  ->  reshape(a)              (one reshape per chain; with symbolic dims, where
+                                                   the backend can still read them off a)
   reshape(a) to a's own shape  ->  a
   linear(reshape(y))   ->  reshape(linear(y'))     where the reshape only merges or splits the
                                                    leading (row) axes, y' = y with its trailing
@@ -20,6 +21,7 @@ import math
 from typing import Optional
 
 from ..ir import Graph, Node, Value
+from ..ir.symbolic import unresolved_dims
 from .manager import Pass, register_pass
 
 
@@ -67,7 +69,8 @@ class CanonicalizeReshapes(Pass):
             graph.replace_all_uses(node.output, x)
             graph.erase(node)
             return True
-        if x.producer.op == "reshape":
+        if x.producer.op == "reshape" and len(unresolved_dims(x.producer.inputs[0].type.shape,
+                                                              node.output.type.shape)) <= 1:
             graph.set_input(node, 0, x.producer.inputs[0])
             if graph.num_uses(x) == 0 and not graph.is_output(x):
                 graph.erase(x.producer)

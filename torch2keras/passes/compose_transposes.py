@@ -12,7 +12,8 @@ the atoms does not change. E.g. conv1d -> reshape(-1, 6, 2) -> conv1d needs two 
 done naively (to PyTorch order and back) and one this way.
 
 Fires only when the rewrite has fewer physical transposes than the chain; reshapes whose sizes
-do not factor into each other stop a chain.
+do not factor into each other stop a chain. A symbolic dim is an atom of its own that only the
+same symbolic dim matches.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Optional
 
 from ..ir import Graph, Node, TensorType, Value
 from ..ir.layouts import physical_permute, transpose_is_reshape
+from ..ir.symbolic import dim_mul
 from .manager import Pass, register_pass
 
 _MOVES = ("relayout", "permute", "reshape")
@@ -73,8 +75,14 @@ class _Atoms:
         out, k = [], 0
         for dim in shape:
             group, product = [], 1
+            if isinstance(dim, str):  # a symbolic dim is one atom of the same name
+                if k >= len(seq) or self.size[seq[k]] != dim:
+                    return None
+                out.append([seq[k]])
+                k += 1
+                continue
             while product < dim:
-                if k >= len(seq):
+                if k >= len(seq) or isinstance(self.size[seq[k]], str):
                     return None
                 a = seq[k]
                 need = dim // product
@@ -185,11 +193,12 @@ def _plan(a: Value, chain: list[Node]) -> Optional[_Plan]:
         alone = frozenset([whole])
     if not a_log or sorted(a_log) != sorted(b_log):
         return None
+    alone = alone | {x for x in a_log if isinstance(atoms.size[x], str)}  # symbolic atoms are not merged
     runs = _merge_runs([a_log, a_phys, b_log, b_phys], alone)
     run_of = {x: i for i, run in enumerate(runs) for x in run}
-    sizes = [1] * len(runs)
+    sizes: list = [1] * len(runs)
     for x, i in run_of.items():
-        sizes[i] *= atoms.size[x]
+        sizes[i] = dim_mul(sizes[i], atoms.size[x])
 
     def order(seq):
         out = []

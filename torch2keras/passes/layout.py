@@ -20,14 +20,15 @@ pair, by its layout class:
              plain physical reshape; otherwise PyTorch order in and out
   permute    always free: the output layout is the image of the input's (the transpose, if
              one is needed, moves to whichever consumer needs another layout)
+  shape      reads only its input's sizes (``dim``): no requirement on the input's layout
 
 Cost model. A value converted to another layout costs the bytes it holds, once per distinct
 target layout (conversions are shared by all the consumers that need them); constants cost
-nothing (they are stored pre-transposed). Graph inputs and outputs are pinned to the requested
-layouts. The choice of option per op is a binary labelling minimising the total cost, solved
-exactly by one minimum s-t cut where the consumers agree with the labelling of their inputs
-(the submodular case, which covers every layout class above); the rare "crossed" demands are
-approximated (counted in ``self.stats``).
+nothing (they are stored pre-transposed); a symbolic dim counts as ``NOMINAL_SIZE`` elements.
+Graph inputs and outputs are pinned to the requested layouts. The choice of option per op is
+a binary labelling minimising the total cost, solved exactly by one minimum s-t cut where the
+consumers agree with the labelling of their inputs (the submodular case, which covers every
+layout class above); the rare "crossed" demands are approximated (counted in ``self.stats``).
 
 Afterwards every value has a layout each consumer can run on, each (value, layout) pair is
 converted at most once, and reshapes/permutes that the layouts make free cost no data movement.
@@ -41,6 +42,7 @@ from typing import Mapping, Optional
 from ..ir import Graph, Node, TensorType, Value
 from ..ir.layout_check import layout_class
 from ..ir.layouts import permute_image, reshape_image
+from ..ir.symbolic import nominal_numel
 from ..ir.types import DTYPES, Layout, channels_last, full
 from .manager import Pass, register_pass
 from .mincut import Energy
@@ -178,6 +180,8 @@ class AssignLayout(Pass):
                                                      _cl(v.type.rank) if node.op == "custom" else _ident(v.type.rank)
                                                      for v in node.inputs[1:]]  # a converter's tensors: all channels-last
             return _single(ins, [_cl(r) for r in outs_rank])
+        if kind == "shape":  # reads only the input's sizes: any layout will do
+            return _single([None] * len(node.inputs), [_ident(r) for r in outs_rank])
         if kind == "fixed" or (not self.optimize and kind != "agnostic" and kind != "axis"):
             return _single([_ident(v.type.rank) for v in node.inputs], [_ident(r) for r in outs_rank])
         if kind == "agnostic":
@@ -263,10 +267,7 @@ class AssignLayout(Pass):
             return ("node", node.id) if options[node.id].is_choice else 0
 
         def size(v: Value) -> float:
-            try:
-                return float(v.type.numel * np.dtype(DTYPES[v.type.dtype]).itemsize)
-            except ValueError:
-                return 1.0
+            return float(nominal_numel(v.type) * np.dtype(DTYPES[v.type.dtype]).itemsize)
 
         demands: dict[int, list] = {}  # value id -> [(consumer var, layout if 0, layout if 1)]
         values: dict[int, Value] = {}

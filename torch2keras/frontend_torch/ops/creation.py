@@ -1,10 +1,12 @@
-"""Tensor factories: with static shapes they all become constants."""
+"""Tensor factories: with static shapes they all become constants (with shapes known only at run
+time, a value broadcast to them)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ...ir import Value
 from ...ir.types import dtype_to_numpy
 from ..registry import LoweringContext, lowering
 from ._util import aten
@@ -12,6 +14,10 @@ from ._util import aten
 
 def _fill(ctx: LoweringContext, value) -> object:
     t = ctx.out_type
+    if not t.is_static:  # a shape known at run time: the value broadcast to it
+        from .symbolic_shape import dynamic_fill
+
+        return dynamic_fill(ctx, value)
     return ctx.const(np.full(t.shape, value, dtype=dtype_to_numpy(t.dtype)), t.dtype)
 
 
@@ -51,5 +57,11 @@ def lower_arange(ctx, *args, **kwargs):
     kwargs.pop("device", None)
     kwargs.pop("pin_memory", None)
     kwargs.pop("layout", None)
+    if not t.is_static or any(isinstance(a, Value) for a in args):
+        from .symbolic_shape import dynamic_arange
+
+        bounds = list(args) + [None] * (3 - len(args))
+        start, end, step = (0, bounds[0], 1) if len(args) == 1 else (bounds[0], bounds[1], bounds[2] or 1)
+        return dynamic_arange(ctx, start, end, step)
     values = torch.arange(*args, **kwargs).numpy().astype(dtype_to_numpy(t.dtype))
     return ctx.const(values, t.dtype)

@@ -222,11 +222,23 @@ def lower_avg_pool(ctx, x, kernel_size, stride=(), padding=0, ceil_mode=False, c
 def lower_adaptive_avg_pool(ctx, x, output_size):
     n = len(output_size)
     out = list(ctx.out_type.shape[-n:])
+    if _dynamic_spatial(ctx, x, n, out, "adaptive average pooling"):
+        return ctx.emit("adaptive_avg_pool", [x], output_size=out)
     if any(s % o for s, o in zip(x.type.shape[-n:], out)) or x.type.rank == n + 1:  # averaging matrices
         from .nn_extra import adaptive_avg_pool
 
         return adaptive_avg_pool(ctx, x, out)
     return ctx.emit("adaptive_avg_pool", [x], output_size=out)
+
+
+def _dynamic_spatial(ctx, x, n: int, out, what: str) -> bool:
+    """Whether x's pooled axes have a run-time size; only global pooling (to 1) is supported then."""
+    if all(isinstance(d, int) for d in x.type.shape[-n:]):
+        return False
+    if x.type.rank != n + 2 or any(o != 1 for o in out):
+        raise ctx.fail(f"{what} of a run-time size {list(x.type.shape[-n:])} to {out} is not supported yet "
+                       "(only to size 1)")
+    return True
 
 
 @lowering(aten.adaptive_max_pool1d.default, aten.adaptive_max_pool2d.default)
@@ -235,6 +247,8 @@ def lower_adaptive_max_pool(ctx, x, output_size):
 
     n = len(output_size)
     out = list(ctx.meta_val[0].shape[-n:])
+    if _dynamic_spatial(ctx, x, n, out, "adaptive max pooling"):
+        return ctx.emit("adaptive_max_pool", [x], output_size=out), None  # (no indices of a run-time size)
     values, indices = adaptive_max_pool(ctx, x, output_size)
     if x.type.rank == n + 2 and x.type.dtype in ("f16", "f32", "f64") and \
             not any(s % o for s, o in zip(x.type.shape[-n:], out)):  # a Keras pooling layer
@@ -251,6 +265,8 @@ def lower_upsample_nearest(ctx, x, output_size=None, scale_factors=None, *args):
     if ctx.loc.op.endswith(".default"):  # (self, output_size, scales_h=None, scales_w=None)
         scales = ([scale_factors] + list(args) + [None, None])[:2]
     spatial = x.type.shape[-n:]
+    if any(isinstance(d, str) for d in spatial):
+        return _resize_scale(ctx, x, out, "nearest", "exact" in ctx.loc.op)
     if "exact" in ctx.loc.op or n != 2 or x.type.rank != 4 or any(
             o % i or (s is not None and s != o // i) for i, o, s in zip(spatial, out, scales)):
         from .nn_extra import resize  # one constant index per output position and axis
@@ -268,9 +284,23 @@ def lower_upsample_bilinear(ctx, x, output_size, align_corners, scale_factors=No
         scales = ([scale_factors] + list(args) + [None, None])[:2]
     from .nn_extra import keras_resize_matches, resize
 
+    if any(isinstance(d, str) for d in x.type.shape[-2:]):
+        return _resize_scale(ctx, x, out, mode, bool(align_corners))
     if mode == "bicubic" or x.type.rank != 4 or not keras_resize_matches(x.type.shape[-2:], out, scales, align_corners):
         return resize(ctx, x, out, mode, bool(align_corners), scales)  # torch's coordinates and cubic kernel
     return ctx.emit("upsample", [x], size=out, mode=mode, align_corners=bool(align_corners))
+
+
+def _resize_scale(ctx, x, out, mode: str, unsupported_flag: bool):
+    """Upsampling of a run-time spatial size: integer factors only (``resize_scale``)."""
+    from .symbolic_shape import integer_ratio
+
+    n = len(out)
+    scale = [integer_ratio(o, i) for o, i in zip(out, x.type.shape[-n:])]
+    if None in scale or unsupported_flag or mode == "bicubic" or x.type.rank != n + 2 or n != 2:
+        raise ctx.fail(f"{mode} resizing of a run-time size {list(x.type.shape[-n:])} to {out} is supported for "
+                       "2-d nearest and bilinear (align_corners=False) upsampling by integer factors only")
+    return ctx.emit("resize_scale", [x], scale=scale, mode=mode)
 
 
 @lowering(aten._softmax.default, aten.softmax.int)

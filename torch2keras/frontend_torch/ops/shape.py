@@ -56,7 +56,9 @@ def lower_expand(ctx, x, shape, *args, **kwargs):
     out = list(ctx.out_type.shape)
     if tuple(out) == tuple(x.type.shape):
         return x
-    return ctx.emit("expand", [x], shape=out)
+    from .symbolic_shape import expand
+
+    return expand(ctx, x, out)
 
 
 @lowering(aten.repeat.default)
@@ -86,9 +88,15 @@ def lower_stack(ctx, tensors, dim=0):
     return parts[0] if len(parts) == 1 else ctx.emit("concat", parts, axis=axis)
 
 
-def slice_(ctx, x: Value, axis: int, start, end, step=1) -> Value:
+def slice_(ctx, x: Value, axis: int, start, end, step=1, length=None) -> Value:
+    """x[start:end:step] along ``axis``; bounds or a size known only at run time give a
+    ``dynamic_slice`` (``length``: the result's size along ``axis``, torch's where known)."""
     axis = norm_axis(axis, x.type.rank)
     size = x.type.shape[axis]
+    if isinstance(size, str) or isinstance(start, Value) or isinstance(end, Value):
+        from .symbolic_shape import dynamic_slice
+
+        return dynamic_slice(ctx, x, axis, start, end, step, length)
     start, end, step = slice(start, end, step).indices(size)
     if (start, end, step) == (0, size, 1):
         return x
@@ -97,23 +105,32 @@ def slice_(ctx, x: Value, axis: int, start, end, step=1) -> Value:
 
 @lowering(*overloads("slice", "Tensor"))
 def lower_slice(ctx, x, dim=0, start=None, end=None, step=1):
-    return slice_(ctx, x, dim, start, end, step)
+    return slice_(ctx, x, dim, start, end, step, length=ctx.out_type.shape[norm_axis(dim, x.type.rank)])
 
 
 @lowering(aten.narrow.default, aten.narrow_copy.default)
 def lower_narrow(ctx, x, dim, start, length):
+    if isinstance(start, Value) or isinstance(length, Value):
+        end = ctx.emit("add", [ctx.sizes.scalar(start), ctx.sizes.scalar(length)])
+        return slice_(ctx, x, dim, start, end, length=ctx.out_type.shape[norm_axis(dim, x.type.rank)])
     return slice_(ctx, x, dim, start, start + length)
 
 
 @lowering(*overloads("select", "int"))
 def lower_select(ctx, x, dim, index):
     axis = norm_axis(dim, x.type.rank)
+    if isinstance(x.type.shape[axis], str) or isinstance(index, Value):
+        from .symbolic_shape import dynamic_select
+
+        return ctx.reshape(dynamic_select(ctx, x, axis, index), ctx.out_type.shape)
     index = index % x.type.shape[axis]
     return ctx.reshape(slice_(ctx, x, axis, index, index + 1), ctx.out_type.shape)
 
 
 def _split(ctx, x, sizes, dim):
     axis = norm_axis(dim, x.type.rank)
+    if isinstance(x.type.shape[axis], str) or any(not isinstance(s, int) for s in sizes):
+        raise ctx.fail(f"splitting along an axis of run-time size ({x.type.shape[axis]}) is not supported yet")
     outs, start = [], 0
     for s in sizes:
         outs.append(slice_(ctx, x, axis, start, start + s))
@@ -129,6 +146,8 @@ def lower_split_with_sizes(ctx, x, split_sizes, dim=0):
 @lowering(*overloads("split", "Tensor"))
 def lower_split(ctx, x, split_size, dim=0):
     size = x.type.shape[norm_axis(dim, x.type.rank)]
+    if isinstance(size, str) or not isinstance(split_size, int):
+        raise ctx.fail(f"splitting along an axis of run-time size ({size}) is not supported yet")
     sizes = [min(split_size, size - i) for i in range(0, size, split_size)]
     return _split(ctx, x, sizes, dim)
 
@@ -136,6 +155,8 @@ def lower_split(ctx, x, split_size, dim=0):
 @lowering(*overloads("unbind", "int"))
 def lower_unbind(ctx, x, dim=0):
     axis = norm_axis(dim, x.type.rank)
+    if isinstance(x.type.shape[axis], str):
+        raise ctx.fail(f"unbinding an axis of run-time size ({x.type.shape[axis]}) is not supported yet")
     shape = [d for i, d in enumerate(x.type.shape) if i != axis]
     return tuple(ctx.reshape(s, shape) for s in _split(ctx, x, [1] * x.type.shape[axis], axis))
 
@@ -143,6 +164,8 @@ def lower_unbind(ctx, x, dim=0):
 @lowering(aten.chunk.default)
 def lower_chunk(ctx, x, chunks, dim=0):
     size = x.type.shape[norm_axis(dim, x.type.rank)]
+    if isinstance(size, str):
+        raise ctx.fail(f"chunking an axis of run-time size ({size}) is not supported yet")
     step = -(-size // chunks)
     return lower_split(ctx, x, step, dim)
 
@@ -150,6 +173,7 @@ def lower_chunk(ctx, x, chunks, dim=0):
 @lowering(*overloads("slice_scatter", "default"))
 def lower_slice_scatter(ctx, x, src, dim=0, start=None, end=None, step=1):
     axis = norm_axis(dim, x.type.rank)
+    _static_axis(ctx, x, axis, "writing into a slice")
     start, end, step = slice(start, end, step).indices(x.type.shape[axis])
     if (start, end, step) == (0, x.type.shape[axis], 1):
         return ctx.cast(src, x.type.dtype)
@@ -159,11 +183,17 @@ def lower_slice_scatter(ctx, x, src, dim=0, start=None, end=None, step=1):
 @lowering(*overloads("select_scatter", "default"))
 def lower_select_scatter(ctx, x, src, dim, index):
     axis = norm_axis(dim, x.type.rank)
+    _static_axis(ctx, x, axis, "writing into a slice")
     index = index % x.type.shape[axis]
     shape = list(x.type.shape)
     shape[axis] = 1
     src = ctx.reshape(ctx.cast(src, x.type.dtype), shape)
     return ctx.emit("slice_scatter", [x, src], axis=axis, start=index, end=index + 1, step=1)
+
+
+def _static_axis(ctx, x: Value, axis: int, what: str) -> None:
+    if isinstance(x.type.shape[axis], str):
+        raise ctx.fail(f"{what} along an axis of run-time size ({x.type.shape[axis]}) is not supported yet")
 
 
 @lowering(aten.constant_pad_nd.default)
@@ -180,6 +210,10 @@ def lower_pad(ctx, x, pad, mode="constant", value=None):
         pads[2 * axis], pads[2 * axis + 1] = pad[2 * i], pad[2 * i + 1]
     if not any(pads):
         return x
+    if any(p < 0 for p in pads) or mode in ("replicate", "circular"):
+        for axis in range(rank):
+            if pads[2 * axis] or pads[2 * axis + 1]:
+                _static_axis(ctx, x, axis, f"{mode} padding (or cropping)")
     if any(p < 0 for p in pads):
         for axis in range(rank):
             lo, hi = pads[2 * axis], pads[2 * axis + 1]
@@ -230,6 +264,7 @@ def lower_roll(ctx, x, shifts, dims=()):
         return ctx.reshape(lower_roll(ctx, flat, shifts, [0]), x.type.shape)
     for shift, dim in zip(shifts, dims):
         axis = norm_axis(dim, x.type.rank)
+        _static_axis(ctx, x, axis, "rolling")
         size = x.type.shape[axis]
         shift %= size
         if shift:

@@ -127,7 +127,7 @@ class EmitContext:
 
 
 def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitContext]:
-    from . import emit_custom, emitters, emitters_extra  # noqa: F401  (registers the emitters)
+    from . import emit_custom, emit_rnn, emitters, emitters_extra  # noqa: F401  (registers the emitters)
 
     ctx = EmitContext(graph)
     inputs = []

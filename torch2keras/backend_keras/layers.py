@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from .kops import KOPS
+from .rnn_layers import RECURRENT_LAYERS
 
 __all__ = ["TorchOp", "ConstantOutput", "CUSTOM_OBJECTS"]
 
@@ -93,4 +94,5 @@ class ConstantOutput(keras.layers.Layer):
         return config
 
 
-CUSTOM_OBJECTS = {"torch2keras>TorchOp": TorchOp, "torch2keras>ConstantOutput": ConstantOutput}
+CUSTOM_OBJECTS = {"torch2keras>TorchOp": TorchOp, "torch2keras>ConstantOutput": ConstantOutput,
+                  **RECURRENT_LAYERS}

@@ -52,7 +52,7 @@ def _layer(mode: str, hidden: int, nonlinearity: str, **common):
     return TorchSimpleRNN(hidden, activation=nonlinearity, **common)
 
 
-def _initial_states(ctx: EmitContext, node: Node, states: list[Value], index: int, batch: int, hidden: int):
+def _initial_states(ctx: EmitContext, node: Node, states: list[Value], index: int, hidden: int):
     """The initial states of layer-direction ``index`` as Keras tensors, or None when all are zero."""
     if all(ctx.is_const(s) and not np.any(ctx.const(s)[index]) for s in states):
         return None
@@ -66,7 +66,7 @@ def _initial_states(ctx: EmitContext, node: Node, states: list[Value], index: in
         else:
             piece = ctx.op_on(node, "slice", [ctx.tensor(s)], f"_init{k}_{index}", axis=0, start=index,
                               end=index + 1, step=1)
-            out.append(ctx.op_on(node, "reshape", [piece], f"_init{k}_{index}_2d", shape=[batch, hidden]))
+            out.append(ctx.op_on(node, "reshape", [piece], f"_init{k}_{index}_2d", shape=[-1, hidden]))
     return out
 
 
@@ -80,7 +80,6 @@ def emit_recurrent(ctx: EmitContext, node: Node, x: Value, *rest: Value):
         raise EmissionError(f"{mode} with weights computed at run time is not supported ({node.loc})")
     arrays = [ctx.const(w) for w in weights]
     per = 4 if a["has_biases"] else 2
-    batch = x.type.shape[0 if a["batch_first"] else 1]
     sequence = ctx.tensor(x)
     finals: list[list] = []  # per layer and direction: its final states
     for layer_index in range(a["num_layers"]):
@@ -92,7 +91,7 @@ def emit_recurrent(ctx: EmitContext, node: Node, x: Value, *rest: Value):
             layer = _layer(mode, hidden, a.get("nonlinearity", "tanh"), return_sequences=True, return_state=True,
                            time_major=not a["batch_first"], reverse=d == 1, use_bias=a["has_biases"],
                            name=ctx.name(node, f"_l{layer_index}" + ("_reverse" if d else "")))
-            init = _initial_states(ctx, node, states, index, batch, hidden)
+            init = _initial_states(ctx, node, states, index, hidden)
             seq, *last = layer(sequence, initial_state=init) if init is not None else layer(sequence)
             layer.set_weights(keras_recurrent_weights(mode, w[0], w[1], *biases))
             ctx.layer_nodes[layer.name] = node
@@ -102,6 +101,6 @@ def emit_recurrent(ctx: EmitContext, node: Node, x: Value, *rest: Value):
     results = [sequence]
     for k in range(n_states):
         parts = [f[k] for f in finals]
-        results.append(ctx.op_on(node, "reshape", parts, f"_state{k}", shape=[1, batch, hidden]) if len(parts) == 1
+        results.append(ctx.op_on(node, "reshape", parts, f"_state{k}", shape=[1, -1, hidden]) if len(parts) == 1
                        else ctx.op_on(node, "stack", parts, f"_state{k}", axis=0))
     return tuple(results)

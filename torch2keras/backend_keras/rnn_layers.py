@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+import zlib
 from typing import Any, Callable, Optional, Sequence
 
 import keras
@@ -137,8 +138,7 @@ def _scan(projected, states: list, step: Callable, units: int, time_major: bool,
     updates the output buffer in place: no stacking, no transposes.
     """
     axis = _time_axis(time_major)
-    steps = projected.shape[axis]
-    batch = projected.shape[1 - axis]
+    steps, batch = _dim(projected, axis), _dim(projected, 1 - axis)
     out_shape = (steps, batch, units) if time_major else (batch, steps, units)
     out = ops.zeros(out_shape, projected.dtype)
 
@@ -146,7 +146,7 @@ def _scan(projected, states: list, step: Callable, units: int, time_major: bool,
         *state, out = carry
         t = steps - 1 - i if backwards else i
         h, state = step(_step_input(projected, t, time_major), *state)
-        piece = ops.reshape(h, (1, batch, units) if time_major else (batch, 1, units))
+        piece = ops.expand_dims(h, axis)
         out = ops.slice_update(out, [t, 0, 0] if time_major else [0, t, 0], piece)
         return (*state, out)
 
@@ -158,27 +158,33 @@ def _last_step(outputs, time_major: bool):
     return outputs[-1] if time_major else outputs[:, -1]
 
 
+def _dim(x, axis: int):
+    """x's size along ``axis``: static when known, else a tensor."""
+    return x.shape[axis] if x.shape[axis] is not None else ops.shape(x)[axis]
+
+
 def _zeros_state(x, units: int, time_major: bool):
-    batch = x.shape[1] if time_major else x.shape[0]
-    return ops.zeros((batch, units), x.dtype)
+    return ops.zeros((_dim(x, 1 if time_major else 0), units), x.dtype)
 
 
 # ---------------------------------------------------------------------------------------------- LSTM
 
 
-def _fresh_lstm_states(x, states: Optional[list], units: int, time_major: bool):
+def _fresh_lstm_states(x, states: Optional[list], units: int, time_major: bool, salt: float):
     """Two new [batch, units] tensors holding the initial h and c, computed from ``x`` at run time.
 
     The fused TFLite op overwrites its state inputs with the final state: a constant there (what
     the converter makes of zeros) would carry one invocation's state into the next, and a tensor
-    some other op reads would be clobbered. ``min(|x[first step, :, :1]|, 0)`` is zero for every
-    input but NaN, and no rewrite of the converter's can prove it (``x * 0`` it folds to a
-    constant); the split gives each state its own buffer.
+    some other op reads would be clobbered. ``min(relu(x[first step, :, :1] * salt), 0)`` is zero
+    for every input but NaN, and no rewrite of the converter's proves it (``x * 0`` it folds to a
+    constant); ``salt`` (a number of the layer's own) keeps two layers reading one input from
+    sharing the result, and the split gives each state its own buffer. Four ops (the multiply
+    and the relu fuse).
     """
     import tensorflow as tf
 
     seed = x[0, :, :1] if time_major else x[:, 0, :1]
-    fresh = tf.minimum(tf.abs(seed), tf.zeros((1, 2 * units), x.dtype))
+    fresh = tf.minimum(tf.nn.relu(seed * salt), tf.zeros((1, 2 * units), x.dtype))
     if states is not None:
         fresh = fresh + tf.concat(list(states), axis=1)
     return tf.split(fresh, 2, axis=1)
@@ -235,7 +241,7 @@ def _lstm_final_cell(x, outputs, h0, c0, kernel, recurrent_kernel, bias, time_ma
     axis = _time_axis(time_major)
     units = recurrent_kernel.shape[0]
     if h0 is None:
-        h0 = tf.zeros([outputs.shape[1 - axis], units], outputs.dtype)
+        h0 = tf.zeros([_dim(outputs, 1 - axis), units], outputs.dtype)
     earlier = outputs[:-1] if time_major else outputs[:, :-1]
     previous = tf.concat([tf.expand_dims(h0, axis), earlier], axis=axis)  # h_{t-1} for every t
     gates = ops.matmul(x, kernel[:, :3 * units]) + ops.matmul(previous, recurrent_kernel[:, :3 * units]) \
@@ -277,7 +283,8 @@ class TorchLSTM(_TorchRecurrent, keras.layers.LSTM):
         axis = _time_axis(self.time_major)
         if self.reverse:
             x = tf.reverse(x, [axis])
-        h_in, c_in = _fresh_lstm_states(x, initial_state, units, self.time_major)
+        salt = 1.0 + (zlib.crc32(self.name.encode()) & 0xFFFFFF) / float(1 << 24)
+        h_in, c_in = _fresh_lstm_states(x, initial_state, units, self.time_major, salt)
         last, outputs, _, _, _ = self._fused()(x, h_in, c_in, kernel, recurrent_kernel, bias)
         h0, c0 = initial_state if initial_state is not None else (None, None)
         c = _lstm_final_cell(x, outputs, h0, c0, kernel, recurrent_kernel, bias, self.time_major)

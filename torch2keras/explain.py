@@ -50,6 +50,9 @@ _TABLE: dict[str, list[str]] = {
     "flatten": ["view", "reshape"], "unflatten": ["view"],
     "dropout": [], "dropout1d": [], "dropout2d": [], "identity": [],
     "prelu": ["prelu", "_prelu_kernel"],
+    "rnn": ["rnn_tanh", "rnn_relu"],  # the cells decompose into linear layers and elementwise ops
+    "lstmcell": ["linear", "sigmoid", "tanh"], "grucell": ["linear", "sigmoid", "tanh"],
+    "rnncell": ["linear", "tanh", "relu"],
 }
 
 

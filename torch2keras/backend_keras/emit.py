@@ -129,7 +129,7 @@ class EmitContext:
 
 
 def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitContext]:
-    from . import emit_control, emit_custom, emit_dynamic, emitters, emitters_extra  # noqa: F401  (registers the emitters)
+    from . import emit_control, emit_custom, emit_dynamic, emit_rnn, emitters, emitters_extra  # noqa: F401  (registers the emitters)
     from .emit_state import attach_state_updates
 
     ctx = EmitContext(graph)

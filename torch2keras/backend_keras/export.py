@@ -10,6 +10,8 @@ from typing import Optional, Sequence
 import keras
 import numpy as np
 
+from .rnn_layers import unclip_lstm_cells
+
 __all__ = ["save_keras", "export_saved_model", "export_tflite", "tflite_op_counts", "tflite_signature_shapes",
            "run_tflite", "tflite_runner"]
 
@@ -54,6 +56,7 @@ def export_tflite(model: keras.Model, path: str, input_names: Sequence[str], out
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         converter.experimental_enable_resource_variables = resource_variables
         data = converter.convert()
+    data = unclip_lstm_cells(data)  # fused LSTMs: torch never clips the cell state
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)

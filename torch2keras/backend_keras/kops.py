@@ -170,47 +170,6 @@ def _max_pool_pad(x, pads, value):
     return ops.pad(x, pads, constant_values=value)
 
 
-def _recurrent(x, *states_and_weights, mode, reverse):
-    """One direction of one GRU/LSTM layer over a batch-major sequence, without transposes.
-
-    Weights are torch's, transposed to [in, gates * H] (gate order GRU r, z, n; LSTM i, f, g, o).
-    The input projection of every step is one matmul before the loop; the loop reads and writes
-    step ``t`` in place, so nothing is converted to time-major.
-    """
-    n_states = 1 if mode == "gru" else 2
-    states, (w_ih, w_hh, b_ih, b_hh) = list(states_and_weights[:n_states]), states_and_weights[n_states:]
-    batch, steps = x.shape[0], x.shape[1]
-    hidden = w_hh.shape[0]
-    gates = w_ih.shape[1]
-    projected = ops.matmul(x, w_ih) + b_ih
-    out = ops.zeros((batch, steps, hidden), x.dtype)
-
-    def step(i, carry):
-        *state, out = carry
-        t = steps - 1 - i if reverse else i
-        g = ops.reshape(ops.slice(projected, [0, t, 0], [batch, 1, gates]), (batch, gates))
-        gh = ops.matmul(state[0], w_hh) + b_hh
-        if mode == "gru":
-            r = ops.sigmoid(g[:, :hidden] + gh[:, :hidden])
-            z = ops.sigmoid(g[:, hidden:2 * hidden] + gh[:, hidden:2 * hidden])
-            n = ops.tanh(g[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
-            h = (1.0 - z) * n + z * state[0]
-            new = [h]
-        else:
-            a = g + gh
-            i_, f = ops.sigmoid(a[:, :hidden]), ops.sigmoid(a[:, hidden:2 * hidden])
-            c_ = ops.tanh(a[:, 2 * hidden:3 * hidden])
-            o = ops.sigmoid(a[:, 3 * hidden:])
-            c = f * state[1] + i_ * c_
-            h = o * ops.tanh(c)
-            new = [h, c]
-        out = ops.slice_update(out, [0, t, 0], ops.reshape(h, (batch, 1, hidden)))
-        return (*new, out)
-
-    *final, out = ops.fori_loop(0, steps, step, (*states, out))
-    return (out, *final)
-
-
 KOPS = {
     # unary
     "identity": lambda x: x,
@@ -246,6 +205,7 @@ KOPS = {
     "reduce": _reduce, "argreduce": _argreduce, "var": _var,
     "slice": _slice, "slice_scatter": _slice_scatter,
     "concat": lambda *xs, axis: ops.concatenate(list(xs), axis=axis),
+    "stack": lambda *xs, axis: ops.stack(list(xs), axis=axis),
     "pad": lambda x, pads, mode, value: ops.pad(x, pads, mode=mode, constant_values=ops.cast(value, x.dtype))
     if mode == "constant" else ops.pad(x, pads, mode=mode),
     "reshape": lambda x, shape: ops.reshape(x, shape),
@@ -254,7 +214,7 @@ KOPS = {
     "tile": lambda x, reps: ops.tile(x, reps),
     "matmul": ops.matmul,
     "gather": _gather, "take": _take,
-    "sdpa": _sdpa, "topk": _topk, "recurrent": _recurrent,
+    "sdpa": _sdpa, "topk": _topk,
     "depth_to_space": _depth_to_space, "space_to_depth": _space_to_depth,
     "resize": lambda x, size, interpolation: ops.image.resize(x, size, interpolation=interpolation,
                                                               data_format="channels_last"),

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from .kops import KOPS
+from .rnn_layers import RECURRENT_LAYERS
 
 __all__ = ["TorchOp", "ConstantOutput", "CUSTOM_OBJECTS"]
 
@@ -97,4 +98,5 @@ from .control_flow import ControlFlow  # noqa: E402  (registered with the others
 from .state import ModelState  # noqa: E402  (registers the state layer for load_model)
 
 CUSTOM_OBJECTS = {"torch2keras>TorchOp": TorchOp, "torch2keras>ConstantOutput": ConstantOutput,
-                  "torch2keras>ControlFlow": ControlFlow, "torch2keras>ModelState": ModelState}
+                  "torch2keras>ControlFlow": ControlFlow, "torch2keras>ModelState": ModelState,
+                  **RECURRENT_LAYERS}

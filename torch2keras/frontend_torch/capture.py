@@ -41,7 +41,7 @@ KEEP_WHOLE = [
     aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec,
     aten.pixel_shuffle.default, aten.pixel_unshuffle.default,
     aten.softmax.int, aten.log_softmax.int,
-    aten.gru.input, aten.lstm.input,
+    aten.gru.input, aten.lstm.input, aten.rnn_tanh.input, aten.rnn_relu.input,
     aten.max_pool1d.default, aten.max_pool2d.default, aten.max_pool3d.default,
 ]
 

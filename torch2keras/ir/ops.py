@@ -446,17 +446,21 @@ _define("topk", ["x"], _topk, "fixed", {"k": ("int",), "axis": ("int", -1), "lar
 def _rnn(types, a):
     x, h0 = types[0], types[1]
     dirs = 2 if a["bidirectional"] else 1
-    out = TensorType([x.shape[0], x.shape[1], dirs * a["hidden_size"]], x.dtype)
+    out = TensorType([*x.shape[:2], dirs * a["hidden_size"]], x.dtype)
     state = TensorType(h0.shape, x.dtype)
     return [out, state] + ([state] if a["mode"] == "lstm" else [])
 
 
 _RNN = {"mode": ("str",), "hidden_size": ("int",), "num_layers": ("int", 1), "bidirectional": ("bool", False),
-        "has_biases": ("bool", True)}
+        "has_biases": ("bool", True), "batch_first": ("bool", True)}
+_RNN_DOC = ("; x is [batch, time, features] (batch_first) or [time, batch, features]; states [layers * directions, "
+            "batch, hidden]; weights per layer and direction: w_ih, w_hh[, b_ih, b_hh] in torch's form")
 _define("gru", ["x", "h0", "*weights"], _rnn, "fixed", _RNN, num_outputs=2,
-        doc="batch-first GRU; weights per layer and direction: w_ih, w_hh[, b_ih, b_hh] (torch's gate order)")
+        doc="torch's GRU (gates r, z, n)" + _RNN_DOC)
 _define("lstm", ["x", "h0", "c0", "*weights"], _rnn, "fixed", _RNN, num_outputs=3,
-        doc="batch-first LSTM; weights per layer and direction: w_ih, w_hh[, b_ih, b_hh] (torch's gate order)")
+        doc="torch's LSTM (gates i, f, g, o)" + _RNN_DOC)
+_define("rnn", ["x", "h0", "*weights"], _rnn, "fixed", {**_RNN, "nonlinearity": ("str", "tanh")}, num_outputs=2,
+        doc="torch's Elman RNN, h' = nonlinearity(x w_ih^T + b_ih + h w_hh^T + b_hh) (tanh or relu)" + _RNN_DOC)
 
 _CONV_ATTRS = {
     "stride": ("ints",), "padding": ("ints",), "dilation": ("ints",), "groups": ("int", 1),

@@ -360,14 +360,24 @@ def test_torchvision_quantized_agreement(tmp_path, name):
     result = torch2keras.compile(model, x, input_layouts="channels_last", validate="outputs")
     inputs = random_inputs(200, seed=1)
     reference = torch_logits(model, inputs)
-    assert len(set(reference.argmax(1).tolist())) >= 5
+    top1 = reference.argmax(1)
+    assert len(set(top1.tolist())) >= 5
+    ordered = np.sort(reference, axis=1)
+    margin = (ordered[:, -1] - ordered[:, -2]) / reference.std(axis=1)  # PyTorch's top-1 lead
     float_path = result.export_tflite(str(tmp_path / "float.tflite"), validate=False)
     for mode, (low, high) in {"fp16": (0.45, 0.55), "dynamic_int8": (0.22, 0.32)}.items():
         path = result.export_tflite(str(tmp_path / f"{mode}.tflite"), quantize=mode, validate=False)
         ratio = os.path.getsize(path) / os.path.getsize(float_path)
-        agreement = float(np.mean(tflite_logits(result, path, inputs).argmax(1) == reference.argmax(1)))
-        print(f"{name} {mode}: top-1 agreement {agreement:.1%}, size ratio {ratio:.3f}")
-        assert agreement >= 0.99 and low < ratio < high, (mode, agreement, ratio)
+        logits = tflite_logits(result, path, inputs)
+        agree = logits.argmax(1) == top1
+        in_top5 = np.mean([t in row for t, row in zip(top1, np.argsort(-logits, axis=1)[:, :5])])
+        print(f"{name} {mode}: top-1 agreement {agree.mean():.1%}, in top-5 {in_top5:.1%}, size ratio {ratio:.3f}")
+        assert low < ratio < high, (mode, ratio)
+        if mode == "fp16":
+            assert agree.mean() >= 0.99, agree.mean()
+        else:  # int8 flips near-ties of random-weight logits only (README "Deployment": limits)
+            assert agree.mean() >= 0.8 and in_top5 >= 0.98, (agree.mean(), in_top5)
+            assert margin[~agree].max() < np.median(margin), "a decisive PyTorch top-1 flipped"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = result.export_tflite(str(tmp_path / "int8.tflite"), quantize="int8",

@@ -82,7 +82,7 @@ OP_FIXES = {
     "GPU": {},
 }
 _DEFAULT_FIX = {
-    "XNNPACK": "runs on LiteRT's built-in CPU kernel (correct but slower; XNNPACK's graph is split around it)",
+    "XNNPACK": "",  # correct on LiteRT's built-in kernel, only slower: nothing has to change
     "GPU": "runs on the CPU and splits the GPU graph (a CPU/GPU round trip); replace it with ops the GPU delegate has",
     "EdgeTPU": "runs on the CPU; the Edge TPU compiler maps the ops before the first unsupported one",
 }
@@ -178,7 +178,8 @@ def analyze(path: str, layer_nodes: Optional[dict] = None, output_nodes: Optiona
     else:
         left = [k for k, op in enumerate(main) if k not in taken]
         for name, idx in _group(main, left).items():
-            findings.append(Finding("XNNPACK", "not delegated: runs on LiteRT's reference CPU kernels", name, len(idx),
+            findings.append(Finding("XNNPACK", "not taken by XNNPACK: runs on LiteRT's built-in kernel (slower; "
+                                    "XNNPACK's graph is split around it)", name, len(idx),
                                     sources.ops(idx), _fix("XNNPACK", name)))
         targets["XNNPACK"] = {"ops": len(main), "supported": len(main) - len(left), "ready": not left and not dynamic,
                               "measured": True}

@@ -92,10 +92,12 @@ class QuantizationReport:
                  + (f"{self.output_rel_error:.2%}" if self.output_rel_error is not None else "n/a")]
         jumps = sorted(self.jumps, key=lambda e: e.rel_error - e.input_rel_error, reverse=True)
         if jumps:
-            lines.append(f"  where int8 adds error ({len(jumps)} layer(s); report.quantization.table() lists all):")
+            lines.append(f"  where int8 adds error ({len(jumps)} layer(s) jump; report.quantization.table() lists all):")
             lines.append(self.table(jumps[:10]))
-        else:
-            lines.append("  no layer's error jumps (report.quantization.table() lists all)")
+        elif self.layers:
+            top = sorted(self.layers, key=lambda e: e.rel_error - e.input_rel_error, reverse=True)[:5]
+            lines.append("  no layer's error jumps; the largest increases (report.quantization.table() lists all):")
+            lines.append(self.table(top))
         if self.unmatched:
             lines.append(f"  {len(self.unmatched)} quantized tensor(s) have no float counterpart: "
                          + ", ".join(self.unmatched[:5]))

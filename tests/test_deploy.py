@@ -183,6 +183,9 @@ def test_calibration_forms_and_errors(cnn, tmp_path):
     path = result.export_tflite(str(tmp_path / "d.tflite"), quantize="int8", validate=False, delegates=False,
                                 calibration=lambda: ({"x": x.numpy()} for x in nhwc * 4))
     assert read_tflite(path).tensor(0).dtype == "int8"
+    check = result.check_quantization(path, holdout=_inputs(2, 9))  # the per-layer check on a written file
+    assert check.samples == 2 and check.io_dtype == "int8" and len(check.layers) >= 7 and not check.unmatched
+    assert result.report.quantization is check
     np.savez(tmp_path / "cal.npz", x=np.stack([x.numpy() for x in _inputs(3, 0)]))
     assert [s[0].shape for s in load_npz(str(tmp_path / "cal.npz"), ["x"], [(1, 3, 32, 32)])] == [(1, 3, 32, 32)] * 3
     np.savez(tmp_path / "stacked.npz", np.concatenate([x.numpy() for x in _inputs(3, 0)]))  # arr_0, batch-stacked

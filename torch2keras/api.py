@@ -224,8 +224,9 @@ class CompileResult:
         torch_shapes = [tuple(x.shape) for x in self._example_inputs]
         model_shapes = [tuple(t.shape) for t in self.keras_model.inputs]
         samples = holdout if holdout is not None else [tuple(self._example_inputs)]
-        inputs = [t for t in read_tflite(path).tensors[0] if t.name.startswith("serving_default_")]
-        io = inputs[0].dtype if inputs else "float32"
+        info = read_tflite(path)
+        inputs = list(info.signatures.get("serving_default", {}).get("inputs", {}).values())
+        io = info.tensor(inputs[0]).dtype if inputs else "float32"
         with tempfile.TemporaryDirectory() as tmp:
             float_path = exporters.export_tflite(self.keras_model, os.path.join(tmp, "float.tflite"), self.input_names,
                                                  self.output_names)

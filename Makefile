@@ -9,7 +9,7 @@ STAMP := .venv/.stamp
 export TF_CPP_MIN_LOG_LEVEL=2
 export CUDA_VISIBLE_DEVICES=-1
 
-.PHONY: env test test-slow demo bench clean
+.PHONY: env test test-slow demo bench bench-quant clean
 
 env: $(STAMP)
 
@@ -36,6 +36,9 @@ demo: env
 
 bench: env
 	$(PY) benchmarks/layout.py
+
+bench-quant: env
+	$(PY) benchmarks/quantization.py
 
 clean:
 	rm -rf out/ build/ dist/ *.egg-info torch2keras.egg-info .pytest_cache

@@ -71,3 +71,32 @@ def test_bad_factory_is_a_clear_error():
         assert "has no attribute 'NoSuchThing'" in str(e)
     else:
         raise AssertionError("expected SystemExit")
+
+
+def test_convert_quantized_with_calibration_file(tmp_path, capsys):
+    """--quantize int8 --calibration FILE.npz: an int8 file, the per-layer check and the
+    readiness report in the output."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "cal.npz", x=rng.standard_normal((16, 1, 3, 32, 32)).astype(np.float32))
+    out = tmp_path / "q.tflite"
+    code = main(["convert", f"{MODEL_FILE}:NobucoEssentials", "--input-shape", "1,3,32,32", "-o", str(out),
+                 "--channels-last", "--quantize", "int8", "--calibration", str(tmp_path / "cal.npz"),
+                 "--io-dtype", "float32", "--report-json", str(tmp_path / "r.json")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "TFLite: int8, float32 I/O" in printed and "int8 per-layer check" in printed
+    assert "delegate readiness" in printed and "GPU:" in printed and "EdgeTPU:" in printed
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["tflite"]["quantize"] == "int8" and len(data["quantization"]["layers"]) >= 3
+    assert all(layer["rel_error"] < 0.2 for layer in data["quantization"]["layers"])
+    assert data["delegates"]["static_shapes"] is True
+
+
+def test_quantize_int8_needs_calibration(tmp_path):
+    try:
+        main(["convert", f"{MODEL_FILE}:NobucoEssentials", "--input-shape", "1,3,8,8", "-o", str(tmp_path / "q.tflite"),
+              "--quantize", "int8"])
+    except SystemExit as e:
+        assert "--calibration FILE.npz" in str(e)
+    else:
+        raise AssertionError("expected SystemExit")

@@ -21,8 +21,8 @@ _LAZY = {
     "UnsupportedOpError": "torch2keras.ir", "Pass": "torch2keras.passes", "PassManager": "torch2keras.passes",
     "register_pass": "torch2keras.passes", "Report": "torch2keras.report",
     "converter": "torch2keras.converters", "explain": "torch2keras.explain",
-    "NumericalMismatchError": "torch2keras.ir", "RewritePass": "torch2keras.passes.rewrite",
-    "reset_state": "torch2keras.backend_keras.state",
+    "NumericalMismatchError": "torch2keras.ir", "ExportError": "torch2keras.ir",
+    "RewritePass": "torch2keras.passes.rewrite", "reset_state": "torch2keras.backend_keras.state",
 }
 
 __all__ = sorted([*_LAZY, "load_model", "__version__"])
@@ -34,6 +34,9 @@ def load_model(path: str, **kwargs):
 
     from .backend_keras import layers  # noqa: F401  (registers the serializable layers)
 
+    if str(path).endswith(".h5"):  # legacy HDF5: no safe mode there; the layers come by name
+        kwargs.setdefault("custom_objects", layers.CUSTOM_OBJECTS)
+        return keras.models.load_model(path, **kwargs)
     kwargs.setdefault("safe_mode", True)
     return keras.models.load_model(path, **kwargs)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
+import tempfile
 import time
 import warnings
 from typing import Any, Callable, Optional, Sequence
@@ -18,7 +20,7 @@ from .backend_keras import export as exporters
 from .backend_keras import state as keras_state
 from .frontend_torch import capture, lower
 from .frontend_torch.state import BufferSnapshot
-from .ir import Graph, NumericalMismatchError
+from .ir import ExportError, Graph, NumericalMismatchError
 from .ir.types import invert
 from .passes import AssignLayout, Pass, PassManager, default_pipeline, get_pass
 from .report import OutputCheck, Report
@@ -55,7 +57,8 @@ class CompileResult:
     """What ``compile`` returns: the Keras model, the IR, the report and the exporters."""
 
     def __init__(self, keras_model, ir: Graph, report: Report, input_names: list[str], output_names: list[str],
-                 example_inputs: list[np.ndarray], reference_outputs: Optional[list[np.ndarray]]):
+                 example_inputs: list[np.ndarray], reference_outputs: Optional[list[np.ndarray]],
+                 layer_nodes: Optional[dict] = None):
         self.keras_model = keras_model
         self.ir = ir
         self.report = report
@@ -63,6 +66,7 @@ class CompileResult:
         self.output_names = output_names
         self._example_inputs = example_inputs  # PyTorch layout
         self._reference = reference_outputs
+        self.layer_nodes = dict(layer_nodes or {})  # Keras layer name -> the IR node it was emitted for
 
     # -- layouts at the model boundary
     def keras_inputs(self, torch_inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
@@ -86,9 +90,11 @@ class CompileResult:
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         return self.torch_outputs([np.asarray(o) for o in outs])
 
-    def run_tflite(self, path: str, torch_inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One call of a new interpreter (a stateful model starts from its initial state)."""
-        outs = exporters.run_tflite(path, self.keras_inputs(torch_inputs))
+    def run_tflite(self, path: str, torch_inputs: Sequence[np.ndarray], delegates: bool = True) -> list[np.ndarray]:
+        """Run a ``.tflite`` file written by ``export_tflite`` on inputs in PyTorch's layout;
+        outputs in PyTorch's layout (quantized I/O is (de)quantized on the way). One call of a new
+        interpreter: a stateful model starts from its initial state."""
+        outs = exporters.run_tflite(path, self.keras_inputs(torch_inputs), delegates=delegates)
         return self.torch_outputs([outs[n] for n in self.output_names])
 
     def tflite_session(self, path: str) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
@@ -119,7 +125,8 @@ class CompileResult:
 
     # -- exporters (a stateful model is written with its initial state, whatever calls came before)
     def save(self, path: str) -> str:
-        """Write a ``.keras`` file (loads with ``safe_mode=True`` after ``import torch2keras``)."""
+        """Write a ``.keras`` file (or legacy HDF5 ``.h5``); ``torch2keras.load_model`` loads either,
+        without torch (``.keras`` with ``safe_mode=True``)."""
         with keras_state.initial_state(self.keras_model):
             return exporters.save_keras(self.keras_model, path)
 
@@ -127,23 +134,141 @@ class CompileResult:
         with keras_state.initial_state(self.keras_model):
             return exporters.export_saved_model(self.keras_model, directory, self.input_names, self.output_names)
 
-    def export_tflite(self, path: str, validate: bool = True) -> str:
-        """Write a ``.tflite`` file; record its op counts (and its error vs PyTorch) in the report."""
+    def export_tflite(self, path: str, validate: bool = True, quantize: Optional[str] = None,
+                      calibration: Any = None, io_dtype: str = "int8", holdout: Any = None,
+                      allow_flex: bool = False, int8_fallback: bool = False, delegates: bool = True) -> str:
+        """Write a ``.tflite`` file through the TensorFlow converter, builtin ops only (unless
+        ``allow_flex``); record in the report its size, op counts, error vs PyTorch
+        (``validate``) and the delegate-readiness analysis (``report.delegates``).
+
+        quantize: None (float32), ``"fp16"`` (float16 weights), ``"dynamic_int8"`` (int8
+        weights, dynamic-range kernels) or ``"int8"`` (full integer, needs ``calibration``).
+        calibration: representative inputs for ``"int8"`` -- an iterable (or a callable returning
+        one) of samples, each a tuple of arrays in PyTorch's layout or a dict {input name: array}
+        in the exported layout (``torch2keras.quantize``); ~100 samples is typical.
+        io_dtype: the int8 file's input/output type, ``"int8"``, ``"uint8"`` or ``"float32"``.
+        holdout: held-out inputs (same forms) for the per-layer int8 check
+        (``report.quantization``); default: the example inputs given to ``compile``.
+        allow_flex: keep TensorFlow ops without a TFLite builtin as Flex ops (with a warning
+        naming them); otherwise such ops are an ``ExportError`` naming them and their source.
+        int8_fallback: let ops without an int8 kernel stay float in an ``"int8"`` file.
+        """
+        from . import quantize as quant
+        from .backend_keras.tflite_convert import NonBuiltinOps, check_options, warn_flex
+        from .backend_keras.tflite_file import read_tflite
+
         start = time.perf_counter()
-        with keras_state.initial_state(self.keras_model):
-            exporters.export_tflite(self.keras_model, path, self.input_names, self.output_names,
-                                    resource_variables=bool(self.state_names))
-        counts = exporters.tflite_op_counts(path)
-        info = {"path": str(path), "ops": sum(counts.values()), "transposes": counts.get("TRANSPOSE", 0),
-                "op_counts": counts, "max_abs_error": None,
-                "signature": exporters.tflite_signature_shapes(path)}  # -1: a run-time size
-        if validate and self._reference is not None:
-            outs = self.run_tflite(path, self._example_inputs)
-            info["max_abs_error"] = max(float(np.max(np.abs(o.astype(np.float64) - r))) if o.size else 0.0
-                                        for o, r in zip(outs, self._reference))
-        self.report.tflite = info
+        check_options(quantize, io_dtype, calibration is not None)
+        if calibration is not None and quantize != "int8":
+            raise ValueError(f'calibration data is used by quantize="int8" only (got quantize={quantize!r})')
+        torch_shapes = [tuple(x.shape) for x in self._example_inputs]
+        model_shapes = [tuple(t.shape) for t in self.keras_model.inputs]
+
+        def feeds(samples):
+            return quant.calibration_feeds(samples, self.input_names, torch_shapes, self.keras_inputs, model_shapes)
+
+        check = quantize == "int8" and validate
+        with tempfile.TemporaryDirectory() as tmp:
+            float_path = os.path.join(tmp, "float.tflite") if check else None
+            try:
+                with keras_state.initial_state(self.keras_model):
+                    exporters.export_tflite(self.keras_model, path, self.input_names, self.output_names,
+                                            quantize=quantize,
+                                            representative=feeds(calibration) if calibration is not None else None,
+                                            io_dtype=io_dtype, allow_flex=allow_flex, int8_fallback=int8_fallback,
+                                            float_path=float_path, resource_variables=bool(self.state_names))
+            except NonBuiltinOps as e:
+                raise self._export_error(e) from None
+            info = read_tflite(path)
+            if info.flex_ops:
+                warn_flex(info.flex_ops, self._where_ops(info, set(info.flex_ops), flex=True))
+            counts = info.op_counts()
+            main = collections.Counter(op.name for op in info.main_ops())
+            record = {"path": str(path), "bytes": info.size, "quantize": quantize,
+                      "io_dtype": io_dtype if quantize == "int8" else "float32", "ops": sum(main.values()),
+                      "transposes": main.get("TRANSPOSE", 0), "op_counts": dict(sorted(main.items())),
+                      "all_op_counts": counts, "flex_ops": info.flex_ops, "max_abs_error": None,
+                      "signature": exporters.tflite_signature_shapes(path)}  # -1: a run-time size
+            if validate and self._reference is not None and not info.flex_ops:
+                try:
+                    outs = self.run_tflite(path, self._example_inputs)
+                except RuntimeError as e:  # a delegate that fails to prepare: check the plain kernels
+                    self.report.warnings.append(f"LiteRT's default delegate failed on {path}: "
+                                                f"{str(e).strip().splitlines()[0]}; checked without delegates")
+                    outs = self.run_tflite(path, self._example_inputs, delegates=False)
+                record["max_abs_error"] = max(float(np.max(np.abs(o.astype(np.float64) - r))) if o.size else 0.0
+                                              for o, r in zip(outs, self._reference))
+            if check:
+                samples = holdout if holdout is not None else [tuple(self._example_inputs)]
+                record["float_bytes"] = os.path.getsize(float_path)
+                self.report.quantization = quant.layer_errors(float_path, path, feeds(samples)(), self.layer_nodes,
+                                                              self.output_nodes, io_dtype=io_dtype)
+        if delegates:
+            from .delegates import analyze
+
+            self.report.delegates = analyze(path, self.layer_nodes, self.output_nodes)
+        self.report.tflite = record
         self.report.timings["export_tflite"] = time.perf_counter() - start
         return str(path)
+
+    @property
+    def output_nodes(self) -> dict:
+        """Output name -> the IR node computing it."""
+        return {n: v.producer for n, v in zip(self.output_names, self.ir.outputs)}
+
+    def _export_error(self, e) -> ExportError:
+        from .tflite_sources import locate
+
+        lines, ops = [], []
+        for op, scopes in e.ops.items():
+            where = {locate(scope, self.layer_nodes)[2] for scope in scopes} - {""}
+            where = where or self._keras_op_sources(op)
+            where = sorted(where) or sorted(scopes) or ["(location unknown)"]
+            ops.append((op, where))
+            lines.append(f"  - {op}: " + "; ".join(where))
+        replace = "replace them in the model (e.g. a converter with keras.ops that TFLite has kernels for)"
+        hint = {"no int8 kernel": "pass int8_fallback=True to keep them in float, or quantize with \"dynamic_int8\"",
+                "no TFLite builtin kernel": "pass allow_flex=True to keep them as Flex ops (the app then links the "
+                                            "Flex delegate), or " + replace}.get(e.reason, replace)
+        return ExportError(f"TFLite export: {len(ops)} TensorFlow op(s) have {e.reason}:\n" + "\n".join(lines)
+                           + f"\n{hint}", ops)
+
+    def _keras_op_sources(self, tf_op: str) -> set[str]:
+        """Sources of the Keras ops of class ``tf_op`` (keras.ops.erf is class Erf, TF op Erf):
+        how ops a converter called are found, their TF names carrying no layer name."""
+        return {self.layer_nodes[k.name].loc.short() for k in self.keras_model.operations
+                if type(k).__name__.lower() == tf_op.lower() and k.name in self.layer_nodes
+                and self.layer_nodes[k.name].loc is not None}
+
+    def _where_ops(self, info, names: set, flex: bool = False) -> str:
+        from .tflite_sources import SourceMap
+
+        chosen = [k for k, op in enumerate(info.main_ops())
+                  if (op.name[len("Flex"):] if flex and op.name.startswith("Flex") else op.name) in names]
+        where = SourceMap(info, self.layer_nodes, self.output_nodes).ops(chosen)
+        if not where:
+            where = sorted(set().union(*[self._keras_op_sources(n) for n in names]))
+        return f" (at {'; '.join(where)})" if where else ""
+
+    def check_quantization(self, path: str, holdout: Any = None) -> "Any":
+        """The per-layer check of an int8 ``.tflite`` file written by ``export_tflite``, on
+        ``holdout`` inputs (default: the example inputs); also stored in ``report.quantization``."""
+        from . import quantize as quant
+        from .backend_keras.tflite_file import read_tflite
+
+        torch_shapes = [tuple(x.shape) for x in self._example_inputs]
+        model_shapes = [tuple(t.shape) for t in self.keras_model.inputs]
+        samples = holdout if holdout is not None else [tuple(self._example_inputs)]
+        info = read_tflite(path)
+        inputs = list(info.signatures.get("serving_default", {}).get("inputs", {}).values())
+        io = info.tensor(inputs[0]).dtype if inputs else "float32"
+        with tempfile.TemporaryDirectory() as tmp:
+            float_path = exporters.export_tflite(self.keras_model, os.path.join(tmp, "float.tflite"), self.input_names,
+                                                 self.output_names)
+            feeds = quant.calibration_feeds(samples, self.input_names, torch_shapes, self.keras_inputs, model_shapes)
+            self.report.quantization = quant.layer_errors(float_path, path, feeds(), self.layer_nodes,
+                                                          self.output_nodes, io_dtype=io)
+        return self.report.quantization
 
     # -- inspection
     def draw(self, path: str, **options) -> str:
@@ -259,7 +384,8 @@ def compile(  # noqa: A001 - the public verb
                     transposes=count_transposes(graph), keras_layers=len(keras_model.layers),
                     timings=timings, warnings=list(captured.warnings))
     example = [t.detach().cpu().numpy().copy() for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
-    result = CompileResult(keras_model, graph, report, graph.input_names, graph.output_names, example, reference)
+    result = CompileResult(keras_model, graph, report, graph.input_names, graph.output_names, example, reference,
+                           emit_ctx.layer_nodes)
     if validate:
         say("validate...")
         start = time.perf_counter()

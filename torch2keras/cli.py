@@ -95,6 +95,10 @@ def _convert(args: argparse.Namespace) -> int:
 
     import torch2keras
 
+    if args.quantize == "int8" and not args.calibration:
+        raise SystemExit("error: --quantize int8 needs --calibration FILE.npz (representative inputs)")
+    if args.calibration and args.quantize != "int8":
+        raise SystemExit("error: --calibration is used by --quantize int8 only")
     factory = _load_factory(args.model)
     progress = _Progress()
     progress("building the model")
@@ -110,10 +114,11 @@ def _convert(args: argparse.Namespace) -> int:
     result = torch2keras.compile(model.eval(), inputs, dynamic_shapes=_dynamic_shapes(args.dynamic),
                                  input_layouts=layout, output_layouts=layout,
                                  dump_ir=args.dump_ir, progress=progress, atol=args.atol, on_mismatch="ignore")
+    tflite_options = _tflite_options(args, result)
     for out in args.output:
         progress(f"writing {out}")
         if out.endswith(".tflite"):
-            result.export_tflite(out)
+            result.export_tflite(out, **tflite_options)
         elif out.endswith(".keras"):
             result.save(out)
         else:
@@ -130,6 +135,23 @@ def _convert(args: argparse.Namespace) -> int:
         with open(args.report_json, "w") as f:
             f.write(result.report.to_json())
     return 0 if result.report.ok else 1
+
+
+def _tflite_options(args: argparse.Namespace, result) -> dict:
+    """export_tflite's keyword arguments from --quantize / --calibration / --holdout / --io-dtype."""
+    from torch2keras.quantize import load_npz
+
+    shapes = [tuple(x.shape) for x in result._example_inputs]
+    options: dict = {"quantize": args.quantize, "allow_flex": args.allow_flex}
+    try:
+        if args.calibration:
+            options["calibration"] = load_npz(args.calibration, result.input_names, shapes)
+            options["io_dtype"] = args.io_dtype
+        if args.holdout:
+            options["holdout"] = load_npz(args.holdout, result.input_names, shapes)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    return options
 
 
 def _supported(args: argparse.Namespace) -> int:
@@ -168,6 +190,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     conv.add_argument("--report-json", metavar="FILE", help="write the report as JSON")
     conv.add_argument("--draw", metavar="FILE", help="draw the final IR: FILE.svg or a self-contained FILE.html, "
                       "with layouts, transposes and per-value errors vs PyTorch")
+    conv.add_argument("--quantize", choices=["fp16", "dynamic_int8", "int8"],
+                      help="quantize .tflite outputs: float16 weights, int8 weights (dynamic range), or full "
+                           "integer int8 (needs --calibration)")
+    conv.add_argument("--calibration", metavar="FILE.npz",
+                      help="representative inputs for --quantize int8: one array per input name (or arr_0, arr_1, "
+                           "...) of shape [samples, *input shape], in PyTorch's layout")
+    conv.add_argument("--holdout", metavar="FILE.npz",
+                      help="held-out inputs (same layout) for the int8 per-layer check (default: the example input)")
+    conv.add_argument("--io-dtype", choices=["int8", "uint8", "float32"], default="int8",
+                      help="input/output type of an int8 .tflite (default int8)")
+    conv.add_argument("--allow-flex", action="store_true",
+                      help="keep TensorFlow ops without a TFLite builtin as Flex ops (needs the Flex delegate)")
     conv.add_argument("--atol", type=float, default=1e-4, help="tolerance of the check against PyTorch")
     conv.add_argument("--seed", type=int, default=0, help="seed of the random example inputs")
     conv.set_defaults(func=_convert)

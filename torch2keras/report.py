@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import attrs
 
@@ -97,6 +97,8 @@ class Report:
     tflite: dict = attrs.field(factory=dict)
     nodes: list[NodeCheck] = attrs.field(factory=list)  # every compared value, in graph order
     first_mismatch: Optional[NodeCheck] = None
+    quantization: Any = None  # quantize.QuantizationReport of the last int8 TFLite export
+    delegates: Any = None  # delegates.DelegateReport of the last TFLite export
 
     @property
     def max_abs_error(self) -> Optional[float]:
@@ -152,9 +154,17 @@ class Report:
         lines.append(f"  IR: {ops} ops, {self.transposes} transposes; Keras: {self.keras_layers} layers")
         if self.tflite:
             t = self.tflite
-            lines.append(f"  TFLite: {t.get('ops')} ops, {t.get('transposes')} TRANSPOSE"
+            kind = t.get("quantize") or "float32"
+            if t.get("quantize") == "int8":
+                kind += f", {t.get('io_dtype')} I/O"
+            size = f", {t['bytes'] / 1e6:.2f} MB" if t.get("bytes") else ""
+            lines.append(f"  TFLite: {kind}{size}, {t.get('ops')} ops, {t.get('transposes')} TRANSPOSE"
                          + (f", max |err| {t['max_abs_error']:.3e}" if t.get("max_abs_error") is not None else "")
                          + (f" -> {t['path']}" if t.get("path") else ""))
+        if self.quantization is not None:
+            lines.append(self.quantization.summary())
+        if self.delegates is not None:
+            lines.append(self.delegates.summary())
         if self.timings:
             lines.append("  time: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items()))
         for w in self.warnings:

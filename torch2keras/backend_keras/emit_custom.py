@@ -66,6 +66,7 @@ def _adopt(ctx: EmitContext, node: Node, inputs: list, outputs: list) -> None:
             name, k = f"{base}_{k}", k + 1
         ctx._names.add(name)
         operation.name = name
+        ctx.layer_nodes[name] = node
         inbound = operation._inbound_nodes[node_index]
         stack.extend(x for x in keras.tree.flatten(inbound.input_tensors) if hasattr(x, "_keras_history"))
 

@@ -401,13 +401,30 @@ def _pool_pads(node):
     return pads
 
 
+_NON_NEGATIVE = {"relu": 0.0, "sigmoid": 0.0, "hardsigmoid": 0.0, "softmax": 0.0, "exp": 0.0, "abs": 0.0}
+
+
+def _lower_bound(v) -> float:
+    """A lower bound of every element of ``v`` known from the op computing it (-inf if none)."""
+    node = v.producer
+    if node.op in _NON_NEGATIVE:
+        return _NON_NEGATIVE[node.op]
+    if node.op == "clamp" and node.attrs.get("min") is not None:
+        return float(node.attrs["min"])
+    if node.op in ("max_pool", "relayout", "permute", "reshape") and node.inputs:
+        return _lower_bound(node.inputs[0])
+    return -np.inf
+
+
 @emitter("max_pool")
 def emit_max_pool(ctx, node, x):
     a = node.attrs
     n = len(a["kernel"])
     if a.get("dilation") and any(d != 1 for d in a["dilation"]):
         raise EmissionError(f"dilated max pooling is not supported yet ({node.loc})")
-    t = _pad_layer(ctx, node, ctx.tensor(x), _pool_pads(node), n, value=-np.inf)
+    # pad with a bound of the input (0 after a ReLU): as exact as -inf (every window holds an
+    # element of the input) and it keeps int8 calibration ranges finite
+    t = _pad_layer(ctx, node, ctx.tensor(x), _pool_pads(node), n, value=_lower_bound(x))
     cls = {1: keras.layers.MaxPooling1D, 2: keras.layers.MaxPooling2D, 3: keras.layers.MaxPooling3D}[n]
     return ctx.layer(node, cls(pool_size=tuple(a["kernel"]), strides=tuple(a["stride"]), padding="valid",
                                name=ctx.name(node)), t)

@@ -112,6 +112,24 @@ def _tf():
     return tf
 
 
+def _gammainc(a, x, upper: bool):
+    """Regularized incomplete gamma P(a, x) (Q with ``upper``): the backend's own kernel (Keras
+    has no op; TFLite has no builtin, so TFLite files keep it as a Flex op)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        tf = _tf()
+        return (tf.math.igammac if upper else tf.math.igamma)(a, x)
+    if backend == "jax":
+        import jax.scipy.special as special
+
+        return (special.gammaincc if upper else special.gammainc)(a, x)
+    if backend == "torch":
+        import torch
+
+        return (torch.special.gammaincc if upper else torch.special.gammainc)(a, x)
+    raise NotImplementedError(f"the incomplete gamma function has no kernel on the {backend} backend")
+
+
 def _copysign(x, y):
     negative = ops.logical_or(y < 0, ops.logical_and(ops.equal(y, 0), 1.0 / y < 0))
     return ops.where(negative, -ops.abs(x), ops.abs(x))
@@ -433,7 +451,7 @@ KOPS.update({
     "lgamma": _lgamma, "digamma": _digamma, "polygamma": _polygamma, "signbit": ops.signbit,
     "copysign": _copysign, "fmax": _nan_extreme(ops.maximum), "fmin": _nan_extreme(ops.minimum),
     "hypot": ops.hypot, "nextafter": ops.nextafter, "gcd": ops.gcd, "lcm": ops.lcm,
-    "igamma": lambda x, y: _tf().math.igamma(x, y), "igammac": lambda x, y: _tf().math.igammac(x, y),
+    "igamma": lambda x, y: _gammainc(x, y, upper=False), "igammac": lambda x, y: _gammainc(x, y, upper=True),
     "bitwise_left_shift": ops.left_shift, "bitwise_right_shift": ops.right_shift,
     "sort": _sort, "cumulative": _cumulative, "cumulative_extreme": _cumulative_extreme,
     "scatter_flat": _scatter_flat, "grid_sample": _grid_sample, "conv_dynamic": _conv_dynamic,

@@ -37,6 +37,8 @@ class TorchOp(keras.layers.Layer):
                  num_outputs: int = 1, **kwargs: Any) -> None:
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
+        if callable(fn):  # the legacy .h5 loader turns a name like "add" into Keras's function of that name
+            fn = getattr(fn, "__name__", fn)
         if fn not in KOPS:
             raise ValueError(f"unknown op {fn!r}")
         self.fn = fn

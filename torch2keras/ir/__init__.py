@@ -1,6 +1,6 @@
 """Framework-free IR: typed values, op schemas, graphs, printer and verifier (numpy, networkx, attrs only)."""
 
-from .errors import (EmissionError, LoweringError, NumericalMismatchError, PassError, Torch2KerasError,
+from .errors import (EmissionError, ExportError, LoweringError, NumericalMismatchError, PassError, Torch2KerasError,
                      UnsupportedOpError, VerificationError)
 from .graph import Graph, Node, SourceLoc, Value
 from .ops import SCHEMAS, OpSchema, schema
@@ -10,7 +10,7 @@ from .types import TensorType, channels_last, compose, invert
 from .verifier import verify
 
 __all__ = [
-    "EmissionError", "Graph", "LoweringError", "Node", "NumericalMismatchError", "OpSchema", "PassError",
+    "EmissionError", "ExportError", "Graph", "LoweringError", "Node", "NumericalMismatchError", "OpSchema", "PassError",
     "SCHEMAS", "SourceLoc",
     "TensorType", "Torch2KerasError", "UnsupportedOpError", "Value", "VerificationError", "channels_last",
     "compose", "graph_to_json", "invert", "print_graph", "schema", "verify",

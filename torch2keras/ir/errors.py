@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["Torch2KerasError", "VerificationError", "UnsupportedOpError", "LoweringError", "PassError", "EmissionError",
-           "NumericalMismatchError"]
+           "ExportError", "NumericalMismatchError"]
 
 
 class Torch2KerasError(Exception):
@@ -32,6 +32,15 @@ class PassError(Torch2KerasError):
 
 class EmissionError(Torch2KerasError):
     """The Keras backend could not emit a node."""
+
+
+class ExportError(Torch2KerasError):
+    """An exporter could not write the requested file (TensorFlow ops without a TFLite builtin
+    kernel, ops without an int8 kernel, ...); the message names the ops and their source lines."""
+
+    def __init__(self, message: str, ops=()):
+        super().__init__(message)
+        self.ops = list(ops)
 
 
 class NumericalMismatchError(Torch2KerasError):

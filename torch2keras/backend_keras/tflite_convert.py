@@ -1,0 +1,131 @@
+"""The TensorFlow Lite converter, set up per quantization mode, with clear errors for ops that
+have no TFLite builtin (or no int8) kernel.
+
+Modes (``quantize``):
+
+* ``None``: float32 weights and activations.
+* ``"fp16"``: float16 weights (half the file), dequantized to float32 when the model loads; the
+  GPU delegate runs them in float16.
+* ``"dynamic_int8"``: int8 weights (a quarter of the file); conv/matmul kernels quantize their
+  activations on the fly (dynamic range), everything else runs in float.
+* ``"int8"``: full integer: weights and activations int8, activation ranges from a
+  representative dataset; inputs/outputs ``int8``, ``uint8`` or ``float32`` (``io_dtype``).
+
+Only builtin TFLite ops are allowed unless ``allow_flex``: then TensorFlow ops without a
+builtin become Flex ops (the app must link the Flex delegate) and a warning names them.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Callable, Iterable, Optional
+
+__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "NonBuiltinOps", "convert_saved_model", "check_options"]
+
+QUANTIZE_MODES = (None, "fp16", "dynamic_int8", "int8")
+IO_DTYPES = ("int8", "uint8", "float32")
+
+
+class NonBuiltinOps(Exception):
+    """The converter refused TensorFlow ops; ``ops`` maps each op to the TF scopes it came from
+    (``Model_1/layer_1/Op``), ``reason`` says which kernels are missing."""
+
+    def __init__(self, reason: str, ops: dict[str, list[str]], detail: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.ops = ops
+        self.detail = detail
+
+
+def check_options(quantize: Optional[str], io_dtype: str, calibrated: bool) -> None:
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
+    if io_dtype not in IO_DTYPES:
+        raise ValueError(f"io_dtype must be one of {IO_DTYPES}, got {io_dtype!r}")
+    if quantize == "int8" and not calibrated:
+        raise ValueError('quantize="int8" needs calibration data (representative inputs): pass calibration=...')
+
+
+def convert_saved_model(saved_model_dir: str, quantize: Optional[str] = None,
+                        representative: Optional[Callable[[], Iterable[dict]]] = None, io_dtype: str = "int8",
+                        allow_flex: bool = False, int8_fallback: bool = False,
+                        resource_variables: bool = False) -> bytes:
+    """Convert the SavedModel's ``serving_default`` signature to a TFLite flatbuffer.
+
+    representative: a callable returning an iterable of ``{input name: array}`` samples (the
+    exported model's layout), for ``quantize="int8"``. int8_fallback: let ops without an int8
+    kernel stay float (with quantize/dequantize around them) instead of failing.
+    resource_variables: keep the variables the model assigns (its state) as resource variables.
+    Fused LSTMs get their cell clipping removed (torch never clips the cell state).
+    Raises ``NonBuiltinOps`` when the converter refuses ops.
+    """
+    import tensorflow as tf
+
+    check_options(quantize, io_dtype, representative is not None)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + ([tf.lite.OpsSet.TFLITE_BUILTINS] if int8_fallback else [])
+        io = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io_dtype]
+        converter.inference_input_type = io
+        converter.inference_output_type = io
+    if allow_flex:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = ops
+    converter.experimental_enable_resource_variables = resource_variables
+    try:
+        with warnings.catch_warnings():  # calibration runs TF's own (deprecated) interpreter
+            warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+            data = converter.convert()
+    except Exception as e:  # noqa: BLE001 - tf.lite's ConverterError (and friends): re-raised with the ops named
+        refused = _refused_ops(str(e))
+        if not refused:
+            raise
+        if quantize == "int8" and "int8" in str(e).lower() and not int8_fallback:
+            reason = "no int8 kernel"
+        elif allow_flex:
+            reason = "neither a TFLite builtin nor a Flex (TensorFlow) kernel"
+        else:
+            reason = "no TFLite builtin kernel"
+        raise NonBuiltinOps(reason, refused, str(e)) from None
+    from .rnn_layers import unclip_lstm_cells
+
+    return unclip_lstm_cells(data)
+
+
+_REFUSED = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
+_NOT_INT8 = re.compile(r"'tfl\.(\w+)' op (?:is not supported|.*quantiz)", re.IGNORECASE)
+_LOC = re.compile(r'fused\["(\w+):", "([^"@]+)')
+
+
+def _refused_ops(message: str) -> dict[str, list[str]]:
+    """Op name -> TF scopes, from the converter's error text."""
+    found: dict[str, list[str]] = {}
+    for line in message.splitlines():
+        m = _REFUSED.search(line) or _NOT_INT8.search(line)
+        if not m:
+            continue
+        scopes = found.setdefault(m.group(1), [])
+        for op, scope in _LOC.findall(line):
+            if op.lower() == m.group(1).lower() and scope not in scopes:
+                scopes.append(scope)
+    custom = re.search(r"(?:Custom|Flex) ops: ([\w, ]+)", message)
+    if custom:
+        for op in custom.group(1).split(","):
+            found.setdefault(op.strip(), [])
+    return found
+
+
+def warn_flex(flex_ops: list[str], where: str = "") -> None:
+    if flex_ops:
+        warnings.warn(f"the TFLite file holds Flex (TensorFlow) ops {', '.join(flex_ops)}{where}: the app must "
+                      f"link the Flex delegate (tensorflow-lite-select-tf-ops, several MB), and no GPU/NPU "
+                      f"delegate runs them", stacklevel=3)

@@ -207,7 +207,11 @@ def _capture_dynamic(model, args, kwargs, spec) -> Captured:
 
 
 def _capture_export(model, args, kwargs, dynamic_shapes=None) -> Captured:
-    ep = torch.export.export(model, args, kwargs, strict=False, dynamic_shapes=dynamic_shapes)
+    with warnings.catch_warnings():
+        # nn.RNN/LSTM/GRU re-assign their flat weight list in forward(): harmless for us (the
+        # weights are parameters), but torch.export warns about it on every capture
+        warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* were assigned during export")
+        ep = torch.export.export(model, args, kwargs, strict=False, dynamic_shapes=dynamic_shapes)
     ep = ep.run_decompositions(_decomposition_table())
     sig = ep.graph_signature
     from torch.export.graph_signature import InputKind, OutputKind

@@ -336,23 +336,115 @@ graph t
     assert [n.op for n in g.nodes_by_op("cond")[0].regions["else_branch"]].count("add") == 0  # folded there too
 
 
-def test_layout_pass_keeps_branch_convs_channels_last(control_if_cond):
+def _transposes_per_subgraph(path: str) -> list[int]:
+    return [collections.Counter(ops)["TRANSPOSE"] for ops in _tflite_ops(path)]
+
+
+def test_channels_last_cond_has_no_transposes(control_if_cond, tmp_path):
+    """nobuco's ControlIf as torch.cond with NHWC I/O: the cond's operand and result, and every
+    branch's input and output, are NHWC -- no transpose anywhere (there were 6)."""
     model, _, x_pos, x_neg = control_if_cond
-    result = torch2keras.compile(model, x_pos, input_layouts="channels_last", output_layouts="channels_last")
+    result = torch2keras.compile(model, x_pos, input_layouts="channels_last", output_layouts="channels_last",
+                                 on_mismatch="raise")
     (cond,) = result.ir.nodes_by_op("cond")
-    assert [v.type.layout for v in cond.inputs] == [None, None]  # PyTorch order at the boundary
+    assert [v.type.layout for v in cond.inputs] == [None, NHWC] and cond.output.type.layout == NHWC
     for name, region in cond.regions.items():
+        assert region.inputs[0].type.layout == NHWC and region.outputs[0].type.layout == NHWC, name
         convs = region.nodes_by_op("conv")
-        assert len(convs) == 2
-        assert all(c.inputs[0].type.layout == NHWC and c.output.type.layout == NHWC for c in convs), name
-        relayouts = region.nodes_by_op("relayout")
-        assert len(relayouts) == 2, name  # one in, one out: nothing between the convs
-        assert relayouts[0].inputs[0].producer.op == "input" and region.outputs[0].producer is relayouts[1]
-    outer = [n for n in result.ir.nodes_by_op("relayout")]
-    assert len(outer) == 2  # into and out of the cond; the outer convs need none
-    assert torch2keras.count_transposes(result.ir) == 6
-    for x in (x_pos, x_neg):
-        assert _err(result.run_keras([x.numpy()])[0], _torch(model, x)[0]) < ATOL
+        assert len(convs) == 2 and all(c.inputs[0].type.layout == NHWC for c in convs), name
+    assert not any(node.op == "relayout" for _, node in result.ir.walk())
+    assert torch2keras.count_transposes(result.ir) == 0
+    path = _check_runs(result, model, [(x_pos,), (x_neg,)], tmp_path, "control_if_nhwc")  # both branches
+    assert _transposes_per_subgraph(path) == [0, 0, 0]  # main graph and both branches
+    # PyTorch-order I/O: one transpose in and one out, none around or inside the cond (there were 8)
+    plain = torch2keras.compile(model, x_pos)
+    assert torch2keras.count_transposes(plain.ir) == 2
+    assert all(n.op != "relayout" for region in plain.ir.nodes_by_op("cond")[0].regions.values() for n in region)
+
+
+class ConvLoop(nn.Module):
+    """A while_loop refining a conv feature map (carried NHWC) until it is small or 6 steps passed."""
+
+    def __init__(self):
+        super().__init__()
+        self.pre = nn.Conv2d(3, 8, 1)
+        self.step = nn.Conv2d(8, 8, 3, padding=1)
+        self.post = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        def cond_fn(i, f):
+            return (i < 6) & (f.abs().mean() > 0.05)
+
+        def body_fn(i, f):
+            return i + 1, torch.tanh(self.step(f)) * 0.5
+
+        i, f = torch_while_loop(cond_fn, body_fn, (torch.zeros((), dtype=torch.int64), self.pre(x)))
+        return self.post(f), i
+
+
+class ConvMap(nn.Module):
+    """map of two convs over a sequence of images [T, N, C, H, W]."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 4, 1)
+
+    def forward(self, xs):
+        return torch_map(lambda img: self.c2(torch.relu(self.c1(img))), xs)
+
+
+class ConvScan(nn.Module):
+    """A convolutional recurrence over frames: h = tanh(cx(x_t) + ch(h)); ys = 2 h."""
+
+    def __init__(self):
+        super().__init__()
+        self.cx = nn.Conv2d(3, 8, 3, padding=1)
+        self.ch = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, xs):
+        def combine(h, x):
+            h = torch.tanh(self.cx(x) + self.ch(h))
+            return h, h * 2
+
+        return torch_scan(combine, torch.zeros(1, 8, 6, 6), xs)
+
+
+def test_while_loop_carries_an_nhwc_feature_map_without_transposes(tmp_path):
+    torch.manual_seed(0)
+    model = ConvLoop().eval()
+    torch.manual_seed(1)
+    x_few, x_more = torch.randn(1, 3, 8, 8) * 0.1, torch.randn(1, 3, 8, 8) * 10
+    trips = [int(_torch(model, x)[1]) for x in (x_few, x_more)]
+    assert trips[0] < trips[1]  # the trip count follows the data
+    result = torch2keras.compile(model, x_few, input_layouts="channels_last", output_layouts="channels_last",
+                                 on_mismatch="raise")
+    (loop,) = result.ir.nodes_by_op("while_loop")
+    assert [v.type.layout for v in loop.inputs] == [None, NHWC] and loop.outputs[1].type.layout == NHWC
+    body = loop.regions["body_fn"]
+    assert body.inputs[1].type.layout == NHWC and body.outputs[1].type.layout == NHWC
+    assert not any(node.op == "relayout" for _, node in result.ir.walk())
+    path = _check_runs(result, model, [(x_few,), (x_more,)], tmp_path, "conv_loop")
+    assert _transposes_per_subgraph(path) == [0, 0, 0]  # main, cond_fn, body_fn
+    assert [int(result.run_keras([x.numpy()])[1]) for x in (x_few, x_more)] == trips
+
+
+@pytest.mark.parametrize("cls, outside", [(ConvMap, 2), (ConvScan, 3)])
+def test_map_and_scan_of_convs_transpose_outside_the_loop(tmp_path, cls, outside):
+    """Scanned inputs and stacked results are stored [T, N, H, W, C] (axis 0 first, rows NHWC):
+    the transposes run once, outside the loop, instead of in and out of every iteration."""
+    torch.manual_seed(0)
+    model = cls().eval()
+    xs = torch.randn(5, 1, 3, 6, 6)
+    result = torch2keras.compile(model, xs, on_mismatch="raise")
+    (node,) = [n for n in result.ir.topo_order() if n.regions]
+    stacked = (0, 1, 3, 4, 2)
+    assert node.inputs[-1].type.layout == stacked and node.outputs[-1].type.layout == stacked
+    (region,) = node.regions.values()
+    assert all(v.type.layout == NHWC for v in region.inputs) and not region.nodes_by_op("relayout")
+    path = _check_runs(result, model, [(xs,), (xs * 3,)], tmp_path, cls.__name__)
+    counts = _transposes_per_subgraph(path)
+    assert counts[0] == outside and sum(counts[1:]) == 0, counts
 
 
 def test_verifier_checks_regions_against_operands():
@@ -369,6 +461,39 @@ def test_verifier_checks_regions_against_operands():
     cond.attrs["else_branch"] = inner
     with pytest.raises(VerificationError, match="in region 'else_branch'"):
         g.verify()
+
+
+def test_verifier_checks_region_layouts_against_operands():
+    from torch2keras.passes import AssignLayout
+
+    g = _cond_graph()
+    PassManager([AssignLayout(input_layouts="channels_last", output_layouts="channels_last")]).run(g)
+    cond = g.nodes_by_op("cond")[0]
+    assert cond.inputs[1].type.layout == NHWC
+    then_branch = cond.regions["then_branch"]
+    assert then_branch.inputs[0].type.layout == NHWC and then_branch.outputs[0].type.layout == NHWC
+    assert not any(n.op == "relayout" for _, n in g.walk())
+    g.verify()
+    a = then_branch.inputs[0]
+    a.type = a.type.replace(layout=None)
+    with pytest.raises(VerificationError, match=r"region 'then_branch' takes inputs stored \(torch\), "
+                                                r"the operands give \(\{0,2,3,1\}\)"):
+        g.verify()
+    a.type = a.type.replace(layout=NHWC)
+    out = cond.regions["else_branch"].outputs[0]
+    out.type = out.type.replace(layout=None)
+    with pytest.raises(VerificationError, match=r"region 'else_branch' returns outputs stored \(torch\)"):
+        g.verify()
+
+    m = Graph("rows")  # map slices along axis 0: a scanned input must store it first
+    xs = m.add_input("xs", TensorType((5, 2, 4), layout=(1, 0, 2)))
+    body = m.new_region("body")
+    row = body.add_input("row", TensorType((2, 4)))
+    body.set_outputs(["output_0"], [body.add_node("relu", [row]).output])
+    m.set_outputs(["y"], [m.add_node("map", [xs], {"body_fn": body, "num_xs": 1},
+                                     types=[TensorType((5, 2, 4))]).output])
+    with pytest.raises(VerificationError, match="does not store axis 0 first"):
+        m.verify()
 
 
 def test_walk_and_nested_graphs_reach_every_region():

@@ -671,3 +671,45 @@ def test_compose_transposes_shares_one_move_between_slices():
     got = model(xv)
     for i, y in enumerate(got):
         assert np.array_equal(np.asarray(y), xv[i].transpose(1, 0, 2))
+
+
+# ----------------------------------------------------------------------------- control-flow regions
+
+
+def _branch(g: Graph, name: str, op: str) -> Graph:
+    """A region taking f32[1,4,8,8]: ``tile`` (needs PyTorch order) or conv -> relu (channels-last)."""
+    r = g.new_region(name)
+    a = r.add_input("a", TensorType((1, 4, 8, 8)))
+    if op == "tile":
+        out = r.add_node("tile", [a], {"reps": [1, 1, 1, 2]}).output
+    else:
+        w = r.add_constant(np.full((4, 4, 1, 1), 0.25 if name.endswith("t") else -0.25, np.float32), "w")
+        out = r.add_node("relu", [r.add_node("conv", [a, w], conv_attrs()).output]).output
+    r.set_outputs(["output_0"], [out])
+    return r
+
+
+def test_layout_pipeline_around_regions():
+    """Each cond's boundary follows what its branches need (PyTorch order for a ``tile``, NHWC for
+    convs), the regions are pinned to it, and cancel/compose/cse keep the two conds apart."""
+    g = Graph("two_conds")
+    x = g.add_input("x", TensorType(NCHW))
+    c = g.add_node("conv", [x, g.add_constant(np.ones((4, 3, 1, 1), np.float32), "w")], conv_attrs()).output
+    mean = g.add_node("reduce", [c], {"kind": "mean"}).output
+    pred = g.add_node("gt", [mean, g.add_constant(np.float32(0), "zero")]).output
+    tiled = g.add_node("cond", [pred, c], {"then_branch": _branch(g, "tile_t", "tile"),
+                                           "else_branch": _branch(g, "tile_e", "tile")}, name="tiled")
+    convs = g.add_node("cond", [pred, c], {"then_branch": _branch(g, "conv_t", "conv"),
+                                           "else_branch": _branch(g, "conv_e", "conv")}, name="convs")
+    y = g.add_node("conv", [convs.output, g.add_constant(np.ones((2, 4, 1, 1), np.float32), "w2")], conv_attrs()).output
+    g.set_outputs(["tiled", "y"], [tiled.output, y])
+    PassManager(default_pipeline()).run(g)  # verifies after every pass
+    assert sorted(n.output.name_hint for n in g.nodes_by_op("cond")) == ["convs", "tiled"]
+    assert tiled.inputs[1].type.layout is None and tiled.output.type.layout is None
+    assert convs.inputs[1].type.layout == NHWC and convs.output.type.layout == NHWC
+    for node, layout in ((tiled, None), (convs, NHWC)):
+        for region in node.regions.values():
+            assert region.inputs[0].type.layout == layout and region.outputs[0].type.layout == layout
+            assert relayouts(region) == []
+    # x in, c to PyTorch order for the tile branches, y out
+    assert torch2keras.count_transposes(g) == 3

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import torch2keras
+from torch2keras.backend_keras import state as keras_state
 from models import MovingAverage, RunningCounter, StreamingConv1d
 from torch2keras.ir import Graph, LoweringError, TensorType, VerificationError
 from torch2keras.passes import CommonSubexpressionElimination, DeadCodeElimination, FoldConstants
@@ -87,7 +88,9 @@ def test_ir_shows_state_and_updates():
     assert "= state() {name='cache', value=<float32[1,4,4]>}" in text
     assert "  state_update(%" in text and "{name='cache'}" in text
     update = next(n for n in result.ir.topo_order() if n.op == "state_update")
-    assert update.inputs[0].type.layout is None  # written in PyTorch's order
+    state = result.ir.nodes_by_op("state")[0]
+    # stored as the conv reads it ([batch, time, channels]) and written in the same layout
+    assert state.output.type.layout == (0, 2, 1) and update.inputs[0].type.layout == (0, 2, 1)
     ops = [n["op"] for n in result.ir.to_json()["nodes"]]
     assert ops.count("state") == 1 and ops.count("state_update") == 1
     assert result.state_names == ["cache"]
@@ -195,28 +198,82 @@ def test_tracing_fallback_keeps_state(reassign):
         _assert_follows(_keras_calls(result, inputs), _torch_calls(model, inputs), "Keras (traced)")
 
 
-def test_channels_last_stream_writes_state_in_pytorch_order(tmp_path):
+class Stream2d(nn.Module):
+    """A 2-D cache of past rows, convolved channels-last."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 3, padding=(0, 1))
+        self.register_buffer("rows", torch.randn(1, 3, 2, 8))
+
+    def forward(self, x):
+        window = torch.cat([self.rows, x], dim=2)
+        self.rows.copy_(window[:, :, -2:] * 0.5)
+        return self.conv(window)
+
+
+def test_channels_last_stream_keeps_its_state_channels_last(tmp_path):
+    """The buffer is logically NCHW; the convs read it NHWC: the state is stored NHWC, read and
+    written without a transpose (there were 2 per call), and still shown in PyTorch's order."""
     torch.manual_seed(0)
-
-    class Stream2d(nn.Module):  # a 2-D cache of past rows, convolved channels-last
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(3, 5, 3, padding=(0, 1))
-            self.register_buffer("rows", torch.randn(1, 3, 2, 8))
-
-        def forward(self, x):
-            window = torch.cat([self.rows, x], dim=2)
-            self.rows.copy_(window[:, :, -2:] * 0.5)
-            return self.conv(window)
-
     model = Stream2d().eval()
     inputs = [torch.randn(1, 3, 1, 8) for _ in range(CALLS)]
     result = torch2keras.compile(model, inputs[0], input_layouts="channels_last", output_layouts="channels_last")
-    assert result.ir.nodes_by_op("state")[0].output.type.layout is None
+    state = result.ir.nodes_by_op("state")[0]
+    update = result.ir.nodes_by_op("state_update")[0]
+    assert state.output.type.layout == (0, 2, 3, 1) and update.inputs[0].type.layout == (0, 2, 3, 1)
+    assert torch2keras.count_transposes(result.ir) == 0
+    assert result.state["rows"].shape == (1, 3, 2, 8)  # PyTorch's order, as the buffer
+    np.testing.assert_array_equal(result.state["rows"], model.rows.numpy())
     refs = _torch_calls(model, inputs)
     _assert_follows(_keras_calls(result, inputs), refs, "Keras")
-    session = result.tflite_session(result.export_tflite(str(tmp_path / "stream2d.tflite")))
+    after = copy.deepcopy(model)
+    with torch.no_grad():
+        for x in inputs:
+            after(x)
+    assert _err(result.state["rows"], after.rows.numpy()) < 1e-6  # the state after 5 calls, PyTorch's order
+
+    path = result.export_tflite(str(tmp_path / "stream2d.tflite"))  # written with the initial state
+    assert result.report.tflite["all_op_counts"].get("TRANSPOSE", 0) == 0
+    session = result.tflite_session(path)
     _assert_follows([session([x.numpy()])[0] for x in inputs], refs, "TFLite")
+
+    saved = result.save(str(tmp_path / "stream2d.keras"))
+    result.reset_state()
+    np.testing.assert_array_equal(result.state["rows"], model.rows.numpy())
+    loaded = torch2keras.load_model(saved)
+    np.testing.assert_array_equal(keras_state.get_state(loaded)["rows"], model.rows.numpy())
+    outs = [result.torch_outputs([np.asarray(loaded(result.keras_inputs([x.numpy()]), training=False))])[0]
+            for x in inputs]
+    _assert_follows(outs, refs, "reloaded .keras")
+    keras_state.set_state(loaded, {"rows": model.rows.numpy()})  # set in PyTorch's order, as read
+    first = result.torch_outputs([np.asarray(loaded(result.keras_inputs([inputs[0].numpy()]), training=False))])[0]
+    assert _err(first, refs[0]) < ATOL
+
+
+def test_channels_last_streaming_conv1d_has_no_transposes(tmp_path):
+    model, inputs = _streams()["stream_copy"]
+    result = torch2keras.compile(model, inputs[0], input_layouts="channels_last", output_layouts="channels_last")
+    assert result.ir.nodes_by_op("state")[0].output.type.layout == (0, 2, 1)
+    assert torch2keras.count_transposes(result.ir) == 0
+    refs = _torch_calls(model, inputs)
+    _assert_follows(_keras_calls(result, inputs), refs, "Keras")
+    session = result.tflite_session(result.export_tflite(str(tmp_path / "stream1d.tflite")))
+    assert result.report.tflite["all_op_counts"].get("TRANSPOSE", 0) == 0
+    _assert_follows([session([x.numpy()])[0] for x in inputs], refs, "TFLite")
+
+
+def test_model_state_layer_reads_configs_without_a_layout():
+    layer = keras_state.ModelState([["buf", [1, 2, 3], "float32"], ["nhwc", [1, 2, 3, 4], "float32", [0, 2, 3, 1]]])
+    value = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
+    layer.initialize({"buf": value[0, :, :, 0][None], "nhwc": value})
+    assert layer.states[0][3] == [0, 1, 2]
+    assert tuple(layer._current["nhwc"].shape) == (1, 3, 4, 2)  # the variable holds the stored form
+    np.testing.assert_array_equal(np.asarray(layer._current["nhwc"]), value.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(layer.values()["nhwc"], value)
+    np.testing.assert_array_equal(layer.values()["buf"], value[0, :, :, 0][None])
+    with pytest.raises(ValueError, match="not a permutation"):
+        keras_state.ModelState([["bad", [1, 2], "float32", [0, 0]]])
 
 
 def test_state_read_as_an_output_and_write_only_state(tmp_path):
@@ -303,6 +360,23 @@ def test_passes_keep_state_reads_and_updates():
     assert len(g.nodes_by_op("state_update")) == 1
     g.verify()
     assert "  state_update(%new) {name='count'}" in str(g)
+
+
+def test_verifier_rejects_a_state_and_update_stored_differently():
+    g = Graph("g")
+    x = g.add_input("x", TensorType([1, 3, 2, 2], "f32"))
+    buf = g.add_node("state", attrs={"name": "buf", "value": np.zeros((1, 3, 2, 2), np.float32), "dtype": "f32"},
+                     types=[TensorType([1, 3, 2, 2], "f32", (0, 2, 3, 1))], name="buf").output
+    new = g.add_node("relayout", [x], {"perm": [0, 2, 3, 1]}, types=[TensorType([1, 3, 2, 2], "f32", (0, 2, 3, 1))]).output
+    g.add_node("state_update", [x], {"name": "buf"})
+    g.set_outputs(["output"], [x])
+    with pytest.raises(VerificationError, match=r"state 'buf' is stored as f32\[1,3,2,2\]\{0,2,3,1\}, its update as "
+                                                r"f32\[1,3,2,2\]\n"):  # (the IR dump follows)
+        g.verify()
+    g.erase(g.nodes_by_op("state_update")[0])
+    g.add_node("state_update", [new], {"name": "buf"})
+    g.verify()
+    assert buf.producer in g
 
 
 def test_verifier_rejects_bad_state():

@@ -7,6 +7,9 @@ like the enclosing model: built-in layers, ``TorchOp``s); the layer calls them t
 write each step's rows in place into preallocated outputs (``slice_update``), no TensorArrays.
 The sub-models are saved in the layer's config and their weights with the layer, so a ``.keras``
 file loads with ``safe_mode=True`` and without torch. No torch import here.
+
+Tensors are in their stored (physical) layout, as everywhere in the emitted model; rows are taken
+and stacked along stored axis 0, which the layout pass keeps logical axis 0.
 """
 
 from __future__ import annotations

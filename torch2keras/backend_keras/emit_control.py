@@ -2,8 +2,11 @@
 
 Each region becomes a functional Keras sub-model built by ``emit_model`` (so every emitter works
 inside regions), and the node one ``ControlFlow`` layer holding them (``control_flow.py``).
-Region inputs and outputs are in PyTorch's order (the layout pass pins them), as are the node's
-operands and results (the op is ``fixed``), so nothing is transposed here.
+Every tensor is in its stored layout: a region's inputs and outputs are stored exactly as the node's
+operands and results they stand for (the verifier checks it), so each sub-model is built on the
+same physical shapes its node passes, and nothing is transposed here. ``scan`` and ``map`` keep
+axis 0 of their scanned inputs and stacked results physically first, so the layer's row slicing
+and stacking along stored axis 0 is along logical axis 0.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Every ``state`` node reads its variable; every ``state_update`` only records its new value;
 ``attach_state_updates`` then routes the model outputs through one write call that assigns
-them all (see ``state.py`` for why that orders reads before writes).
+them all (see ``state.py`` for why that orders reads before writes). A state stored in another
+layout than PyTorch's (channels-last, chosen by the layout pass) is held that way in its
+variable: reads and writes move no data; only the initial value is transposed, once.
 """
 
 from __future__ import annotations
@@ -20,12 +22,8 @@ __all__ = ["attach_state_updates"]
 def _state_layer(ctx: EmitContext) -> ModelState:
     if ctx.state_layer is None:
         states = list(state_nodes(ctx.graph).values())
-        for node in states:
-            if node.output.type.layout is not None:
-                raise EmissionError(f"state {node.attrs['name']!r} is stored in layout {node.output.type.layout}, "
-                                    "not PyTorch's order")
-        layer = ModelState([[n.attrs["name"], list(n.output.type.shape), keras_dtype(n.output.type.dtype)]
-                            for n in states], name=_unique(ctx, "model_state"))
+        layer = ModelState([[n.attrs["name"], list(n.output.type.shape), keras_dtype(n.output.type.dtype),
+                             list(n.output.type.perm)] for n in states], name=_unique(ctx, "model_state"))
         layer.initialize({n.attrs["name"]: n.attrs["value"] for n in states})
         ctx.state_layer = layer
     return ctx.state_layer
@@ -49,8 +47,10 @@ def emit_state(ctx: EmitContext, node: Node):
 
 @emitter("state_update")
 def emit_state_update(ctx: EmitContext, node: Node, value: Value):
-    if value.type.layout is not None:
-        raise EmissionError(f"update of state {node.attrs['name']!r} is stored in layout {value.type.layout}")
+    state = state_nodes(ctx.graph)[node.attrs["name"]]
+    if value.type.layout != state.output.type.layout:
+        raise EmissionError(f"update of state {node.attrs['name']!r} is stored as {value.type}, the state as "
+                            f"{state.output.type}")
     ctx.state_updates.append((node.attrs["name"], ctx.tensor(value)))
     return ()
 

@@ -11,6 +11,12 @@ eagerly, under ``tf.function``, in a SavedModel and in TFLite (resource variable
 
 The layer also stores each state's initial value, so ``reset_state(model)`` works on a model
 loaded from a ``.keras`` file too.
+
+A state may be *stored* in another order than PyTorch's (a frame buffer read by channels-last
+convs is kept channels-last: its ``layout`` lists the logical axes in stored order, as IR
+layouts do). The variables then hold the stored form; every value this module takes or returns
+(``initialize``, ``values``, ``get_state``, ``set_state``) is in PyTorch's order and converted
+on the way.
 """
 
 from __future__ import annotations
@@ -31,13 +37,21 @@ def _weight_name(name: str) -> str:
 
 @keras.saving.register_keras_serializable(package="torch2keras")
 class ModelState(keras.layers.Layer):
-    """States ``[[name, shape, dtype], ...]``: their current values and their initial values."""
+    """States ``[[name, shape, dtype, layout], ...]`` (``shape`` in PyTorch's order, ``layout``
+    the stored order of its axes, omitted or ``None`` for PyTorch's own): their current values and
+    their initial values, held in stored order."""
 
     def __init__(self, states: Sequence[Sequence[Any]], **kwargs: Any) -> None:
         kwargs.setdefault("autocast", False)
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
-        self.states = [[str(n), [int(d) for d in shape], str(dtype)] for n, shape, dtype in states]
+        self.states = []
+        for name, shape, dtype, *rest in states:
+            shape = [int(d) for d in shape]
+            layout = [int(a) for a in rest[0]] if rest and rest[0] is not None else list(range(len(shape)))
+            if sorted(layout) != list(range(len(shape))):
+                raise ValueError(f"state {name!r}: layout {layout} is not a permutation of {len(shape)} axes")
+            self.states.append([str(name), shape, str(dtype), layout])
         self._current: dict[str, Any] = {}
         self._initial: dict[str, Any] = {}
 
@@ -45,14 +59,31 @@ class ModelState(keras.layers.Layer):
     def names(self) -> list[str]:
         return [s[0] for s in self.states]
 
+    def _spec(self, name: str) -> list:
+        return next(s for s in self.states if s[0] == name)
+
+    def stored_shape(self, name: str) -> tuple[int, ...]:
+        _, shape, _, layout = self._spec(name)
+        return tuple(shape[a] for a in layout)
+
+    def to_stored(self, name: str, value) -> np.ndarray:
+        """A value in PyTorch's order -> the stored order."""
+        _, shape, dtype, layout = self._spec(name)
+        return np.transpose(np.asarray(value, dtype=dtype).reshape(shape), layout)
+
+    def from_stored(self, name: str, value) -> np.ndarray:
+        """A stored value -> PyTorch's order."""
+        layout = self._spec(name)[3]
+        return np.transpose(np.asarray(value), np.argsort(layout))
+
     def build(self, input_shape=None) -> None:
         if self.built:
             return
-        for name, shape, dtype in self.states:
-            key = _weight_name(name)
-            self._current[name] = self.add_weight(name=key, shape=tuple(shape), dtype=dtype, trainable=False,
+        for name, _, dtype, _ in self.states:
+            key, shape = _weight_name(name), self.stored_shape(name)
+            self._current[name] = self.add_weight(name=key, shape=shape, dtype=dtype, trainable=False,
                                                   initializer="zeros")
-            self._initial[name] = self.add_weight(name=f"{key}_initial", shape=tuple(shape), dtype=dtype,
+            self._initial[name] = self.add_weight(name=f"{key}_initial", shape=shape, dtype=dtype,
                                                   trainable=False, initializer="zeros")
         self.built = True
 
@@ -67,27 +98,37 @@ class ModelState(keras.layers.Layer):
 
     def compute_output_spec(self, inputs, read: Optional[str] = None, write: Optional[Sequence[str]] = None):
         if read is not None:
-            _, shape, dtype = next(s for s in self.states if s[0] == read)
-            return keras.KerasTensor(tuple(shape), dtype=dtype)
+            return keras.KerasTensor(self.stored_shape(read), dtype=self._spec(read)[2])
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         outputs = [keras.KerasTensor(t.shape, dtype=t.dtype) for t in inputs[len(write):]]
         return tuple(outputs) if len(outputs) != 1 else outputs[0]
 
     # -- values
     def initialize(self, values: dict[str, np.ndarray]) -> None:
-        """Set the initial (and current) value of each state."""
+        """Set the initial (and current) value of each state (values in PyTorch's order)."""
         self.build()
         for name, value in values.items():
-            self._initial[name].assign(np.asarray(value))
-            self._current[name].assign(np.asarray(value))
+            stored = self.to_stored(name, value)
+            self._initial[name].assign(stored)
+            self._current[name].assign(stored)
 
     def reset(self) -> None:
         """Every state back to its initial value."""
         for name in self.names:
             self._current[name].assign(self._initial[name])
 
-    def values(self) -> dict[str, np.ndarray]:
+    def stored_values(self) -> dict[str, np.ndarray]:
+        """The current value of each state as its variable holds it (stored order)."""
         return {name: keras.ops.convert_to_numpy(self._current[name]) for name in self.names}
+
+    def values(self) -> dict[str, np.ndarray]:
+        """The current value of each state in PyTorch's order."""
+        return {name: self.from_stored(name, value) for name, value in self.stored_values().items()}
+
+    def set_values(self, values: dict[str, np.ndarray]) -> None:
+        """Set the current value of the named states (values in PyTorch's order)."""
+        for name, value in values.items():
+            self._current[name].assign(self.to_stored(name, value))
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -114,7 +155,8 @@ def reset_state(model: keras.Model) -> None:
 
 
 def get_state(model: keras.Model) -> dict[str, np.ndarray]:
-    """The current value of each state, by the buffer's qualified name (PyTorch's layout)."""
+    """The current value of each state, by the buffer's qualified name, in PyTorch's layout
+    (whatever layout the variable stores it in)."""
     values: dict[str, np.ndarray] = {}
     for layer in state_layers(model):
         values.update(layer.values())
@@ -122,12 +164,13 @@ def get_state(model: keras.Model) -> dict[str, np.ndarray]:
 
 
 def set_state(model: keras.Model, values: dict[str, np.ndarray]) -> None:
-    """Set the current value of the named states (unknown names raise ``KeyError``)."""
+    """Set the current value of the named states, given in PyTorch's layout (unknown names raise
+    ``KeyError``)."""
     layers = {name: layer for layer in state_layers(model) for name in layer.names}
     for name, value in values.items():
         if name not in layers:
             raise KeyError(f"the model has no state {name!r} (states: {sorted(layers)})")
-        layers[name]._current[name].assign(np.asarray(value))
+        layers[name].set_values({name: value})
 
 
 @contextlib.contextmanager
@@ -135,7 +178,7 @@ def initial_state(model: keras.Model) -> Iterator[None]:
     """Inside the block the model holds its initial state; afterwards its current state again
     (exporters write a stateful model as it starts, whatever calls came before)."""
     layers = state_layers(model)
-    saved = [layer.values() for layer in layers]
+    saved = [layer.stored_values() for layer in layers]
     for layer in layers:
         layer.reset()
     try:

@@ -15,6 +15,10 @@ Layout classes:
   reshape / permute -- free where the layouts make them plain physical reshapes (``ir/layouts.py``)
   relayout -- logical identity, physical transpose (``relayout``)
   custom   -- a user converter's call: its ``layout`` attribute says channels_last, torch or any
+  region   -- control flow: operands and results stored in the layouts the layout pass picks, each
+              region's inputs and outputs exactly as the operands and results they stand for
+              (``regions.boundary_layouts``; scanned/stacked values keep axis 0 first)
+  state    -- ``state_update``: its value is stored like the state it updates (``state.py``)
 
 Effects. An op with ``effect=True`` (``state_update``) matters for what it does, not for its
 results: passes never erase, merge or fold it.
@@ -548,7 +552,8 @@ _define("custom", ["*xs"], None, "custom",
 # ----------------------------------------------------------------------------- control flow
 # Ops owning regions: attributes of kind "graph" hold sub-graphs whose inputs are (some of) the
 # node's operands; ``ir/regions.py`` states each op's region signatures and result types.
-# Fixed layout: operands, results and the regions' inputs and outputs are in PyTorch's order.
+# Layout class "region": the layout pass stores operands and results as it sees fit (channels-last
+# around branches of convs, say) and pins each region's inputs and outputs to the same layouts.
 
 
 def _region_results(op):
@@ -560,18 +565,18 @@ def _region_results(op):
     return infer
 
 
-_define("cond", ["pred", "*operands"], _region_results("cond"), "fixed",
+_define("cond", ["pred", "*operands"], _region_results("cond"), "region",
         {"then_branch": ("graph",), "else_branch": ("graph",)}, num_outputs=None,
         doc="then_branch(*operands) if pred (a bool scalar) else else_branch(*operands)")
-_define("while_loop", ["*operands"], _region_results("while_loop"), "fixed",
+_define("while_loop", ["*operands"], _region_results("while_loop"), "region",
         {"cond_fn": ("graph",), "body_fn": ("graph",), "num_carried": ("int",)}, num_outputs=None,
         doc="carried = body_fn(*carried, *extra) while cond_fn(*carried, *extra); the first num_carried operands "
             "are carried, the rest passed unchanged to every iteration")
-_define("scan", ["*operands"], _region_results("scan"), "fixed",
+_define("scan", ["*operands"], _region_results("scan"), "region",
         {"combine_fn": ("graph",), "num_init": ("int",), "num_xs": ("int",)}, num_outputs=None,
         doc="carry, y[i] = combine_fn(*carry, *(x[i] for x in xs), *extra) over axis 0 of the xs; operands: "
             "num_init initial carries, num_xs scanned tensors, extra inputs; results: final carries, stacked ys")
-_define("map", ["*operands"], _region_results("map"), "fixed",
+_define("map", ["*operands"], _region_results("map"), "region",
         {"body_fn": ("graph",), "num_xs": ("int",)}, num_outputs=None,
         doc="y[i] = body_fn(*(x[i] for x in xs), *extra) over axis 0 of the first num_xs operands; results: the "
             "stacked ys")
@@ -582,5 +587,5 @@ _define("map", ["*operands"], _region_results("map"), "fixed",
 _define("state", [], _constant, "source", {"name": ("str",), "value": ("array",), "dtype": ("dtype", None)},
         doc="the value a state (a mutated buffer, by qualified name) holds when the call starts; "
             "`value` is its initial value")
-_define("state_update", ["value"], lambda t, a: [], "fixed", {"name": ("str",)}, num_outputs=0, effect=True,
-        doc="stores `value` (in PyTorch's order) as state `name`'s value for the next call")
+_define("state_update", ["value"], lambda t, a: [], "state", {"name": ("str",)}, num_outputs=0, effect=True,
+        doc="stores `value` (stored in the state's own layout) as state `name`'s value for the next call")

@@ -8,6 +8,10 @@ ops in between, and a graph without state nodes is a pure function of its inputs
 
 Passes treat ``state`` like an input (never folded into a constant: its value changes between
 calls) and ``state_update`` like a graph output (never erased, merged or folded).
+
+A state and its update are one stored variable: the layout pass stores both in one layout (the
+one its readers and writer prefer, e.g. channels-last for a conv's frame buffer), and the
+verifier checks they agree. The ``value`` attribute stays in PyTorch's order.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ def has_state(graph: Graph) -> bool:
 
 
 def check_state(graph: Graph, fail: Callable[[Optional[Node], str], None]) -> None:
-    """Each state is declared once and updated at most once, with a value of its own type."""
+    """Each state is declared once and updated at most once, with a value of its own type and layout."""
     declared: dict[str, Node] = {}
     for node in graph.nodes_by_op("state"):
         name = node.attrs["name"]
@@ -54,3 +58,5 @@ def check_state(graph: Graph, fail: Callable[[Optional[Node], str], None]) -> No
         new, old = node.inputs[0].type, state.output.type
         if tuple(new.shape) != tuple(old.shape) or new.dtype != old.dtype:
             fail(node, f"state {name!r} is {old}, its update is {new}")
+        elif new.layout != old.layout:  # one variable: read and written in one layout
+            fail(node, f"state {name!r} is stored as {old}, its update as {new}")

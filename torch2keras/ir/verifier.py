@@ -5,8 +5,8 @@ schema; result types agree with the schema's inference rule (shape and dtype; a 
 agrees with any dim, its spelling being torch's); layouts are permutations of the value's rank;
 graph outputs are defined. Regions (the sub-graphs of control-flow ops) are verified recursively
 and must match their op's signature (``regions.py``): inputs and outputs in number, shape and
-dtype, stored in PyTorch's order. Each state is declared once and updated at most once, with a
-value of its type (``state.py``).
+dtype, each stored as the operand or result it stands for (``boundary_layouts``). Each state is
+declared once and updated at most once, with a value of its type and layout (``state.py``).
 """
 
 from __future__ import annotations
@@ -80,11 +80,18 @@ def _types_text(types) -> str:
     return "(" + ", ".join(str(t) for t in types) + ")"
 
 
+def _layouts_text(layouts) -> str:
+    return "(" + ", ".join("{" + ",".join(map(str, x)) + "}" if tuple(x) != tuple(range(len(x))) else "torch"
+                           for x in layouts) + ")"
+
+
 def _verify_regions(graph: Graph, node: Node) -> None:
-    from .regions import region_signature
+    from .regions import boundary_layouts, region_signature
 
     try:
         signature = region_signature(node.op, [v.type for v in node.inputs], node.attrs)
+        boundary = boundary_layouts(node.op, [v.type.perm for v in node.inputs], [v.type.perm for v in node.outputs],
+                                    node.attrs)
     except Exception as e:  # noqa: BLE001 - reported with the node
         _fail(graph, node, f"region signature failed: {e}")
     for name, region in node.regions.items():
@@ -98,8 +105,15 @@ def _verify_regions(graph: Graph, node: Node) -> None:
         if want_out is not None and \
                 [(tuple(t.shape), t.dtype) for t in got_out] != [(tuple(t.shape), t.dtype) for t in want_out]:
             _fail(graph, node, f"region {name!r} returns {_types_text(got_out)}, expected {_types_text(want_out)}")
-        if any(t.layout is not None for t in got_in + got_out):
-            _fail(graph, node, f"region {name!r} has inputs or outputs not stored in PyTorch's order")
+        lay_in, lay_out = boundary[name]
+        if [t.perm for t in got_in] != lay_in:
+            _fail(graph, node, f"region {name!r} takes inputs stored {_layouts_text(t.perm for t in got_in)}, "
+                               f"the operands give {_layouts_text(lay_in)}")
+        if len(got_out) != len(lay_out):
+            _fail(graph, node, f"region {name!r} returns {len(got_out)} values for {len(lay_out)}")
+        if [t.perm for t in got_out] != lay_out:
+            _fail(graph, node, f"region {name!r} returns outputs stored {_layouts_text(t.perm for t in got_out)}, "
+                               f"the results need {_layouts_text(lay_out)}")
         try:
             verify(region)
         except VerificationError as e:

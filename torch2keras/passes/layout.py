@@ -21,9 +21,24 @@ pair, by its layout class:
   permute    always free: the output layout is the image of the input's (the transpose, if
              one is needed, moves to whichever consumer needs another layout)
   shape      reads only its input's sizes (``dim``): no requirement on the input's layout
+  region     control flow (cond, while_loop, scan, map): like agnostic, per rank -- all data
+             operands and results of rank >= 3 channels-last, or all in PyTorch order (scanned
+             inputs and stacked results: rows channels-last, axis 0 kept first); the cost of each
+             option includes the best cost of the regions given that boundary (see below)
+  state      a ``state`` and its ``state_update`` are one variable of the cut (one stored
+             variable: read and written in one layout), PyTorch order or channels-last
 
-Cost model. A value converted to another layout costs the bytes it holds, once per distinct
-target layout (conversions are shared by all the consumers that need them); constants cost
+Regions. The enclosing graph is decided first: each region's inputs and outputs are then pinned
+to exactly the layouts chosen for the node's operands and results (``regions.boundary_layouts``)
+and the region is assigned like a graph of its own, recursively. The choice at the boundary is
+exact for the cost model: the regions' own optimal cost under each of the node's two options
+(computed by solving them with that boundary), times how often they run (``region_runs``: a
+loop body once per iteration, so a conversion hoisted out of a loop wins), is a unary term of
+the node's variable.
+
+Cost model. A value converted to another layout costs the bytes it holds plus
+``CONVERSION_OVERHEAD`` (running one more op), once per distinct target layout (conversions are
+shared by all the consumers that need them); constants cost
 nothing (they are stored pre-transposed); a symbolic dim counts as ``NOMINAL_SIZE`` elements.
 Graph inputs and outputs are pinned to the requested layouts. The choice of option per op is
 a binary labelling minimising the total cost, solved exactly by one minimum s-t cut where the
@@ -31,7 +46,9 @@ consumers agree with the labelling of their inputs (the submodular case, which c
 layout class above); the rare "crossed" demands are approximated (counted in ``self.stats``).
 
 Afterwards every value has a layout each consumer can run on, each (value, layout) pair is
-converted at most once, and reshapes/permutes that the layouts make free cost no data movement.
+converted at most once, reshapes/permutes that the layouts make free cost no data movement,
+every region's boundary is stored as its node's operands and results, and each state is read
+and updated in one layout.
 """
 
 from __future__ import annotations
@@ -42,12 +59,14 @@ from typing import Mapping, Optional
 from ..ir import Graph, Node, TensorType, Value
 from ..ir.layout_check import layout_class
 from ..ir.layouts import permute_image, reshape_image
-from ..ir.symbolic import nominal_numel
+from ..ir.regions import boundary_layouts, stacked_layout
+from ..ir.symbolic import NOMINAL_SIZE, nominal_numel
 from ..ir.types import DTYPES, Layout, channels_last, full
 from .manager import Pass, register_pass
 from .mincut import Energy
 
-__all__ = ["AssignLayout", "relayout_perm", "reduced_layout", "convert_layout", "layout_class"]
+__all__ = ["AssignLayout", "CONVERSION_OVERHEAD", "NOMINAL_TRIPS", "convert_layout", "layout_class", "reduced_layout",
+           "region_runs", "relayout_perm"]
 
 import numpy as np
 
@@ -80,6 +99,24 @@ def convert_layout(graph: Graph, value: Value, layout: Optional[Layout], cache: 
     return cache[key]
 
 
+NOMINAL_TRIPS = 8  # the cost model's trip count of a while_loop (unknown until run time)
+CONVERSION_OVERHEAD = 64.0  # bytes: what one conversion costs beyond its data (an op to run)
+
+
+def region_runs(node: Node) -> float:
+    """How many times the cost model counts each region of ``node`` as running per call: a
+    branch of ``cond`` half the time (either is as likely), a ``while_loop``'s regions
+    ``NOMINAL_TRIPS`` times, a ``scan``/``map`` body once per row (a symbolic length counts as
+    ``NOMINAL_SIZE``)."""
+    if node.op == "cond":
+        return 0.5
+    if node.op == "while_loop":
+        return float(NOMINAL_TRIPS)
+    xs = node.inputs[node.attrs["num_init"]] if node.op == "scan" else node.inputs[0]
+    length = xs.type.shape[0]
+    return float(NOMINAL_SIZE if isinstance(length, str) else max(length, 1))
+
+
 def _resolve(spec, name: str, index: int):
     if spec is None or isinstance(spec, str):
         return spec
@@ -89,6 +126,10 @@ def _resolve(spec, name: str, index: int):
 
 
 def _requested(spec, rank: int) -> Layout:
+    if isinstance(spec, (tuple, list)):  # an explicit layout (a region's boundary)
+        if sorted(spec) != list(range(rank)):
+            raise ValueError(f"layout {tuple(spec)} is not a permutation of {rank} axes")
+        return tuple(int(a) for a in spec)
     if spec in (None, "torch", "channels_first"):
         return tuple(range(rank))
     if spec == "channels_last":
@@ -136,22 +177,59 @@ class AssignLayout(Pass):
     output_layouts: object = None
     optimize: bool = True
 
-    def for_region(self) -> "AssignLayout":
-        """Inside a control-flow region, inputs and outputs stay in PyTorch's order (the
-        control-flow op is ``fixed``); what lies between is optimised as in any graph."""
-        return dataclasses.replace(self, input_layouts=None, output_layouts=None)
+    def run_nested(self, graph: Graph) -> bool:
+        """The enclosing graph first, then each region with its boundary pinned (``run``)."""
+        return self.run(graph)
 
     def run(self, graph: Graph) -> bool:
-        nodes = graph.topo_order()
-        if any(n.op == "relayout" for n in nodes):
+        """Assign ``graph``, then the regions nested in it (each pinned to its node's choice)."""
+        if any(n.op == "relayout" for _, n in graph.walk()):
             raise ValueError("assign_layout expects a graph without relayouts (run it once)")
+        nodes = graph.topo_order()
+        options, alias = self._all_options(graph, nodes)
+        labels = self._solve(graph, nodes, options, alias)[1] if self.optimize else {}
+        self._rewrite(graph, nodes, options, {nid: labels.get(alias.get(nid, nid), 0) for nid in options})
+        graph.meta["layouts_assigned"] = True
+        for node in nodes:
+            if node.regions:
+                boundary = boundary_layouts(node.op, [v.type.perm for v in node.inputs],
+                                            [v.type.perm for v in node.outputs], node.attrs)
+                for name, region in node.regions.items():
+                    self._inside(*boundary[name]).run(region)
+        return True
+
+    def _inside(self, ins: list, outs: list) -> "AssignLayout":
+        """The pass for a region whose inputs and outputs are pinned to ``ins`` and ``outs``."""
+        return dataclasses.replace(self, input_layouts=list(ins), output_layouts=list(outs))
+
+    def _all_options(self, graph: Graph, nodes: list[Node]) -> tuple[dict[int, "_Options"], dict[int, int]]:
+        """Options per node id, and the node ids that share another node's variable (a state
+        update shares its state's)."""
         options: dict[int, _Options] = {}
         for node in nodes:
-            options[node.id] = self._options(graph, node, options)
-        labels = self._solve(graph, nodes, options) if self.optimize else {}
-        self._rewrite(graph, nodes, options, labels)
-        graph.meta["layouts_assigned"] = True
-        return True
+            if node.op != "state_update":
+                options[node.id] = self._options(graph, node, options)
+        states = {n.attrs["name"]: n for n in nodes if n.op == "state"}
+        alias: dict[int, int] = {}
+        for node in nodes:
+            if node.op == "state_update":
+                state = states[node.attrs["name"]]
+                o = options[state.id]
+                options[node.id] = _Options(([o.outs[0][0]], [o.outs[1][0]]), ([], []))
+                alias[node.id] = state.id
+        return options, alias
+
+    def _min_cost(self, graph: Graph) -> float:
+        """The least transpose cost of ``graph`` under this pass's pinned boundary (no rewrite)."""
+        nodes = graph.topo_order()
+        options, alias = self._all_options(graph, nodes)
+        return self._solve(graph, nodes, options, alias)[0]
+
+    def _regions_cost(self, node: Node, opts: "_Options", d: int) -> float:
+        """The regions' least cost under option ``d``, each weighted by how often it runs."""
+        boundary = boundary_layouts(node.op, opts.ins[d], opts.outs[d], node.attrs)
+        runs = region_runs(node)
+        return sum(runs * self._inside(*boundary[name])._min_cost(region) for name, region in node.regions.items())
 
     # ------------------------------------------------------------------ options per op
 
@@ -173,8 +251,16 @@ class AssignLayout(Pass):
             i = graph.inputs.index(node.output)
             want = _requested(_resolve(self.input_layouts, node.attrs["name"], i), node.output.type.rank)
             return _single([], [want])
-        if node.op in ("constant", "state"):  # a state is stored in PyTorch's order, read and written
+        if node.op == "constant":
             return _single([], [_ident(node.output.type.rank)])
+        if node.op == "state":  # PyTorch order or channels-last; its update follows (_all_options)
+            rank = node.output.type.rank
+            if not self.optimize or rank < 3:
+                return _single([], [_ident(rank)])
+            return _Options(([], []), ([_ident(rank)], [_cl(rank)]))
+        if kind == "region":
+            return self._region(node, options) if self.optimize else \
+                _single([_ident(v.type.rank) for v in node.inputs], [_ident(r) for r in outs_rank])
         if kind == "channel":
             ins = [_cl(node.inputs[0].type.rank)] + [None if v.producer.op == "constant" else
                                                      _cl(v.type.rank) if node.op == "custom" else _ident(v.type.rank)
@@ -237,6 +323,44 @@ class AssignLayout(Pass):
             outs.append([c for _ in node.outputs])
         return _Options((ins[0], ins[1]), (outs[0], outs[1]), frozenset(pad))
 
+    def _region(self, node: Node, options) -> _Options:
+        """A control-flow node: per rank, every operand and result channels-last or every one in
+        PyTorch order; label 0 is the option its first data operand with a choice is stored in."""
+        by_flag = {f: self._region_layouts(node, f) for f in (False, True)}
+        flags = (False, True)
+        for i, v in enumerate(node.inputs):
+            if v.producer.op != "constant" and by_flag[False][0][i] != by_flag[True][0][i]:
+                if self._cands(v, options)[0] == by_flag[True][0][i]:
+                    flags = (True, False)
+                break
+        (ins0, outs0), (ins1, outs1) = by_flag[flags[0]], by_flag[flags[1]]
+        return _Options((ins0, ins1), (outs0, outs1))
+
+    @staticmethod
+    def _region_layouts(node: Node, channels_last_: bool) -> tuple[list, list]:
+        """Operand and result layouts of a control-flow node with its data channels-last or not."""
+        def lay(rank: int) -> Layout:
+            return _cl(rank) if channels_last_ else _ident(rank)
+
+        def stacked(rank: int) -> Layout:  # scanned/stacked along axis 0: rows as lay, axis 0 first
+            return stacked_layout(lay(rank - 1))
+
+        ranks = [v.type.rank for v in node.inputs]
+        out_ranks = [v.type.rank for v in node.outputs]
+        a = node.attrs
+        if node.op == "cond":
+            return [_ident(ranks[0])] + [lay(r) for r in ranks[1:]], [lay(r) for r in out_ranks]
+        if node.op == "while_loop":
+            return [lay(r) for r in ranks], [lay(r) for r in out_ranks]
+        if node.op == "scan":
+            n_init, n_xs = a["num_init"], a["num_xs"]
+            ins = [lay(r) if not n_init <= i < n_init + n_xs else stacked(r) for i, r in enumerate(ranks)]
+            return ins, [lay(r) if k < n_init else stacked(r) for k, r in enumerate(out_ranks)]
+        if node.op == "map":
+            return ([stacked(r) if i < a["num_xs"] else lay(r) for i, r in enumerate(ranks)],
+                    [stacked(r) for r in out_ranks])
+        raise ValueError(f"no layout rule for control-flow op {node.op!r}")
+
     @staticmethod
     def _secondary(kind: str, v: Value, layout: Layout, x: Value) -> Optional[Layout]:
         """What an axis op needs of inputs after the first: the same layout (concat, ...);
@@ -262,12 +386,14 @@ class AssignLayout(Pass):
 
     # ------------------------------------------------------------------ the cut
 
-    def _solve(self, graph: Graph, nodes: list[Node], options) -> dict[int, int]:
+    def _solve(self, graph: Graph, nodes: list[Node], options, alias: dict[int, int]) -> tuple[float, dict[int, int]]:
+        """The least cost and the label of each node (by id) that has a choice."""
         def var(node: Node):
-            return ("node", node.id) if options[node.id].is_choice else 0
+            nid = alias.get(node.id, node.id)
+            return ("node", nid) if options[nid].is_choice else 0
 
         def size(v: Value) -> float:
-            return float(nominal_numel(v.type) * np.dtype(DTYPES[v.type.dtype]).itemsize)
+            return float(nominal_numel(v.type) * np.dtype(DTYPES[v.type.dtype]).itemsize) + CONVERSION_OVERHEAD
 
         demands: dict[int, list] = {}  # value id -> [(consumer var, layout if 0, layout if 1)]
         values: dict[int, Value] = {}
@@ -285,15 +411,19 @@ class AssignLayout(Pass):
             if v.producer.op != "constant":
                 demands.setdefault(v.id, []).append((0, want, want))
                 values[v.id] = v
-        total = sum(size(v) for v in values.values())
+        region_costs = {node.id: [self._regions_cost(node, options[node.id], d) for d in (0, 1)]
+                        for node in nodes if node.regions and options[node.id].is_choice}
+        total = sum(size(v) for v in values.values()) + sum(max(c) for c in region_costs.values())
         energy = Energy(infinity=4 * total + 1)
         inf = energy.infinity
         for vid, wants in demands.items():
             v = values[vid]
             self._value_terms(energy, v, var(v.producer), self._cands(v, options), wants, size(v), inf)
-        _, labels = energy.solve()
+        for nid, (cost0, cost1) in region_costs.items():  # what each option costs inside the regions
+            energy.unary(("node", nid), cost0, cost1)
+        cost, labels = energy.solve()
         object.__setattr__(self, "stats", {"approximated": energy.approximated, "variables": len(labels)})
-        return {key[1]: label for key, label in labels.items() if isinstance(key, tuple) and key[0] == "node"}
+        return cost, {key[1]: label for key, label in labels.items() if isinstance(key, tuple) and key[0] == "node"}
 
     @staticmethod
     def _value_terms(energy: Energy, v: Value, x, cands, wants, cost: float, inf: float) -> None:
@@ -350,7 +480,7 @@ class AssignLayout(Pass):
         cache: dict = {}
         for node in nodes:
             opts = options[node.id]
-            d = labels.get(node.id, 0)
+            d = labels[node.id]
             if node.op == "input":
                 graph.set_type(node.output, node.output.type.replace(layout=opts.outs[d][0]))
                 continue

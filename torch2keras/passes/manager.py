@@ -4,7 +4,9 @@ A pass is a named Graph -> Graph rewrite (in place) that returns whether it chan
 The manager runs passes in order, verifies the IR after each one, wraps failures with the pass
 chain, and calls a hook between passes (``dump_ir`` writes the IR text there). Every pass also
 runs inside regions (the sub-graphs of control-flow ops): on each nested graph, innermost
-first, then on the enclosing graph; ``Pass.for_region`` gives the variant a region gets.
+first, then on the enclosing graph; ``Pass.for_region`` gives the variant a region gets. A pass
+that must decide the enclosing graph first overrides ``run_nested`` (the layout pass does: a
+region's boundary layouts are its node's, chosen outside).
 """
 
 from __future__ import annotations

@@ -132,8 +132,8 @@ def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitCont
     ctx = EmitContext(graph)
     inputs = []
     for v in graph.inputs:
-        shape = v.type.physical_shape
-        t = keras.Input(shape=tuple(shape[1:]), batch_size=shape[0], dtype=keras_dtype(v.type.dtype),
+        # the full static shape, 0-d (a scalar input) included: keras.Input(shape=...) would add a batch axis
+        t = keras.Input(batch_shape=tuple(v.type.physical_shape), dtype=keras_dtype(v.type.dtype),
                         name=v.producer.attrs["name"])
         ctx.tensors[v.id] = t
         inputs.append(t)

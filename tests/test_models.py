@@ -166,7 +166,8 @@ def test_scalar_inputs_and_outputs(tmp_path, layouts):
 
     details = {d["name"]: tuple(d["shape"]) for d in Interpreter(result.report.tflite["path"]).get_input_details()}
     assert sorted(shape for name, shape in details.items() if "image" not in name) == [(), ()]
-    _reload_in_fresh_process(result, tmp_path, "scalar_inputs", inputs, ref)
+    if layouts is None:
+        _reload_in_fresh_process(result, tmp_path, "scalar_inputs", inputs, ref)
 
 
 def test_only_input_is_scalar(tmp_path):

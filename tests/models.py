@@ -227,3 +227,27 @@ class MovingAverage(nn.Module):
         self.mean.mul_(self.momentum).add_(x.mean(0), alpha=1 - self.momentum)
         self.steps += 1
         return (x - self.mean) / self.steps
+
+
+class ScalarInputs(nn.Module):
+    """0-d inputs: a scale and an offset applied around a conv, and a 0-d output."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, image, scale, offset):
+        y = torch.relu(self.conv(image) * scale) + offset.exp()
+        return y, torch.tanh(scale * offset) + y.mean()
+
+
+class OnlyScalarInput(nn.Module):
+    """The model's single input is 0-d (a time step, a temperature, ...)."""
+
+    def __init__(self):
+        super().__init__()
+        self.freqs = nn.Parameter(torch.linspace(0.5, 4.0, 8))
+
+    def forward(self, t):
+        angles = t * self.freqs
+        return torch.cat([angles.sin(), angles.cos()]), t * t

@@ -13,7 +13,8 @@ import torch
 
 import torch2keras
 from compat import import_torchvision, seeded_model
-from models import ConvSliceReLU, NobucoEssentials, SliceReLU, TwoOutputs, transformer_encoder
+from models import (ConvSliceReLU, NobucoEssentials, OnlyScalarInput, ScalarInputs, SliceReLU, TwoOutputs,
+                    transformer_encoder)
 
 ATOL = 1e-4
 
@@ -148,6 +149,40 @@ def test_names_follow_signature_and_nested_outputs(tmp_path):
     ref = _reference(model, (image, bias))
     assert _max_err(outs["output_0_logits"].numpy(), ref[1]) < ATOL
     assert json.loads(result.report.to_json())["ok"] is True
+
+
+@pytest.mark.parametrize("layouts", [None, "channels_last"])
+def test_scalar_inputs_and_outputs(tmp_path, layouts):
+    """0-d tensors are model inputs and outputs of shape () in Keras, the SavedModel and TFLite."""
+    torch.manual_seed(0)
+    model = ScalarInputs().eval()
+    inputs = (torch.randn(1, 3, 8, 8), torch.tensor(1.7), torch.tensor(-0.3))
+    result = torch2keras.compile(model, inputs, input_layouts={"image": layouts} if layouts else None)
+    assert [tuple(t.shape) for t in result.keras_model.inputs][1:] == [(), ()]
+    assert tuple(result.keras_model.outputs[1].shape) == ()
+    ref = _check(result, model, inputs, tmp_path, f"scalar_inputs_{layouts}")
+    assert ref[1].shape == () and abs(float(ref[1])) > 1e-3
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = {d["name"]: tuple(d["shape"]) for d in Interpreter(result.report.tflite["path"]).get_input_details()}
+    assert sorted(shape for name, shape in details.items() if "image" not in name) == [(), ()]
+    if layouts is None:
+        _reload_in_fresh_process(result, tmp_path, "scalar_inputs", inputs, ref)
+
+
+def test_only_input_is_scalar(tmp_path):
+    torch.manual_seed(0)
+    model = OnlyScalarInput().eval()
+    t = torch.tensor(0.8)
+    result = torch2keras.compile(model, t)
+    assert tuple(result.keras_model.inputs[0].shape) == ()
+    ref = _check(result, model, (t,), tmp_path, "only_scalar")
+    assert [r.shape for r in ref] == [(16,), ()]
+    saved = result.export_saved_model(str(tmp_path / "sm"))
+    import tensorflow as tf
+
+    outs = tf.saved_model.load(saved).signatures["serving_default"](t=tf.constant(0.8))
+    assert _max_err(outs["output_0"].numpy(), ref[0]) < ATOL and outs["output_1"].shape == ()
 
 
 def test_unsupported_op_names_op_and_source_line():

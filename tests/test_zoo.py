@@ -51,6 +51,9 @@ ZOO = {
 }
 FAST = ["squeezenet1_1", "mobilenet_v3_small"]
 OUTPUT_NAMES = {"deeplabv3_mobilenet_v3_large": ["out", "aux"], "lraspp_mobilenet_v3_large": ["out"]}
+# models whose BatchNorm statistics need a batch of more than one image: DeepLab's ASPP pooling branch
+# normalises a 1x1 map, one value per channel with batch 1, which training-mode BatchNorm refuses
+CALIBRATION_BATCH = {"deeplabv3_mobilenet_v3_large": 2}
 
 
 def _error(got, ref) -> float:
@@ -63,7 +66,8 @@ def _error(got, ref) -> float:
 def test_zoo_model(name, tmp_path):
     torch.manual_seed(0)
     x = torch.randn(1, 3, 224, 224)
-    model = seeded_model(ZOO[name], x)
+    calibration = torch.cat([x] + [torch.randn_like(x) for _ in range(CALIBRATION_BATCH.get(name, 1) - 1)])
+    model = seeded_model(ZOO[name], calibration)
     with torch.no_grad():
         out = model(x.clone())
     ref = [t.numpy() for t in torch.utils._pytree.tree_flatten(out)[0]]
@@ -74,11 +78,12 @@ def test_zoo_model(name, tmp_path):
         assert result.output_names == OUTPUT_NAMES[name]
     keras_out = result.run_keras([x.numpy()])
     assert len(keras_out) == len(ref)
-    for k, r in zip(keras_out, ref):
-        assert k.shape == r.shape
-        assert _error(k, r) < TOL, f"{name}: Keras differs from PyTorch by {_error(k, r):.3g} (scaled)"
-
     path = result.export_tflite(str(tmp_path / f"{name}.tflite"), validate=False)
     lite_out = result.run_tflite(path, [x.numpy()])
-    for t, r in zip(lite_out, ref):
-        assert _error(t, r) < TOL, f"{name}: TFLite differs from PyTorch by {_error(t, r):.3g} (scaled)"
+    keras_err = [_error(k, r) for k, r in zip(keras_out, ref)]
+    lite_err = [_error(t, r) for t, r in zip(lite_out, ref)]
+    print(f"{name}: Keras error {max(keras_err):.3g}, TFLite error {max(lite_err):.3g} (scaled)")
+    for k, r in zip(keras_out, ref):
+        assert k.shape == r.shape
+    assert max(keras_err) < TOL, f"{name}: Keras differs from PyTorch by {max(keras_err):.3g} (scaled)"
+    assert max(lite_err) < TOL, f"{name}: TFLite differs from PyTorch by {max(lite_err):.3g} (scaled)"

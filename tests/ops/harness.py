@@ -188,13 +188,12 @@ UNDEFINED_VALUES = ("empty", "empty_like", "empty_permuted", "empty_strided", "n
 class OpCall(torch.nn.Module):
     """``op(*args, **kwargs)`` with the tensors of the call as inputs (or buffers)."""
 
-    def __init__(self, op, spec, leaves: list, kinds: list, scalar_inputs: set):
+    def __init__(self, op, spec, leaves: list, kinds: list):
         super().__init__()
         self.op = op
         self.spec = spec
         self.leaves = leaves  # python values, None where a tensor goes
         self.kinds = kinds  # per leaf: ("input", k) | ("buffer", name) | None
-        self.scalar_inputs = scalar_inputs
 
     def forward(self, *xs):
         flat = list(self.leaves)
@@ -202,8 +201,7 @@ class OpCall(torch.nn.Module):
             if kind is None:
                 continue
             if kind[0] == "input":
-                x = xs[kind[1]]
-                flat[i] = x.reshape(()) if kind[1] in self.scalar_inputs else x
+                flat[i] = xs[kind[1]]
             else:
                 flat[i] = getattr(self, kind[1])
         args, kwargs = pytree.tree_unflatten(flat, self.spec)
@@ -218,9 +216,8 @@ def build_case(opinfo, sample, dtype: torch.dtype = torch.float32) -> Case:
     """The module calling ``opinfo.op`` on ``sample``, its inputs and PyTorch's result.
 
     Floating tensors and tensors of the swept dtype become model inputs; other tensors (index
-    tensors and masks of a float sample) become constants of the model. Keras inputs carry a
-    batch axis, so a 0-d input is fed as shape [1] and reshaped to 0-d inside the module. A
-    call without such tensors (a factory: arange, full, ...) gets one unused input.
+    tensors and masks of a float sample) become constants of the model; a 0-d tensor is a 0-d
+    model input. A call without such tensors (a factory: arange, full, ...) gets one unused input.
     """
     call_args = ((sample.input, *sample.args), dict(sample.kwargs))
     leaves, spec = pytree.tree_flatten(call_args)
@@ -228,7 +225,7 @@ def build_case(opinfo, sample, dtype: torch.dtype = torch.float32) -> Case:
         return Case(skip="zero-size tensor among the arguments (Keras/TFLite tensors are not empty)")
     if any(_is_tensor(x) and (x.is_complex() or x.layout != torch.strided) for x in leaves):
         return Case(skip="complex or sparse tensor argument")
-    kinds, inputs, scalars, buffers = [], [], set(), {}
+    kinds, inputs, buffers = [], [], {}
     plain = []
     for i, x in enumerate(leaves):
         if not _is_tensor(x):
@@ -237,19 +234,14 @@ def build_case(opinfo, sample, dtype: torch.dtype = torch.float32) -> Case:
             continue
         x = x.detach().clone()
         if x.is_floating_point() or x.dtype == dtype:
-            k = len(inputs)
-            if x.dim() == 0:
-                scalars.add(k)
-                inputs.append(x.reshape(1))
-            else:
-                inputs.append(x.contiguous())
-            kinds.append(("input", k))
+            kinds.append(("input", len(inputs)))
+            inputs.append(x.contiguous())
         else:
             name = f"const_{i}"
             buffers[name] = x
             kinds.append(("buffer", name))
         plain.append(None)
-    module = OpCall(opinfo.op, spec, plain, kinds, scalars)
+    module = OpCall(opinfo.op, spec, plain, kinds)
     for name, t in buffers.items():
         module.register_buffer(name, t)
     if not inputs:  # a factory (arange, full, ...): the model gets an unused input to exist at all

@@ -4,7 +4,8 @@ its reason (``torch2keras/frontend_torch/unsupported.py``).
 A lowered op is tested either by an OpInfo entry whose default case (``suite.default_case``,
 checked numerically by ``test_first_sample``) contains it -- ``CORE_VIA_OPINFO`` -- or, for ops
 torch.export never produces from OpInfo's samples, by a direct call traced without
-decompositions and compared with PyTorch here -- ``DIRECT``.
+decompositions and compared with PyTorch here, through Keras and TFLite -- ``DIRECT`` (the ops
+TFLite has no builtin kernel for are in ``DIRECT_NO_TFLITE`` with the reason).
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ DIRECT = {
     "aten.avg_pool1d.default": (lambda x: aten.avg_pool1d(x, [3], [2], [1], True, False), [_x(2, 3, 9)]),
     "aten.bitwise_and.Scalar": (lambda x: aten.bitwise_and.Scalar(x, 6), [torch.arange(-8, 8)]),
     "aten.bitwise_or.Scalar": (lambda x: aten.bitwise_or.Scalar(x, 6), [torch.arange(-8, 8)]),
-    "aten.bitwise_xor.Scalar": (lambda x: aten.bitwise_xor.Scalar(x, 6), [torch.arange(-8, 8)]),
+    "aten.bitwise_xor.Scalar": (lambda x: aten.bitwise_xor.Scalar(x, 6), [torch.arange(-8, 8, dtype=torch.int32)]),
     "aten.col2im.default": (lambda x: aten.col2im(x, [5, 6], [2, 3], [1, 1], [1, 0], [1, 2]), [_x(1, 12, 12)]),
     "aten.div.Scalar_mode": (lambda x: aten.div.Scalar_mode(x, 0.7, rounding_mode="floor"), [_x(3, 4)]),
     "aten.fill.Scalar": (lambda x: aten.fill.Scalar(x, 2.5) + x, [_x(3, 4)]),
@@ -188,26 +189,44 @@ DIRECT = {
     "aten.var.dim": (lambda x: aten.var.dim(x, [0, 2], False, True), [_x(3, 4, 5)]),
 }
 
-
-def test_every_core_aten_op_is_lowered_or_unsupported():
-    core = core_aten_ops()
-    assert len(core) > 150
-    both = [str(op) for op in core if op in LOWERINGS and op in UNSUPPORTED]
-    neither = [str(op) for op in core if op not in LOWERINGS and op not in UNSUPPORTED]
-    assert not both, f"lowered and listed as unsupported: {both}"
-    assert not neither, f"neither lowered nor listed as unsupported: {neither}"
-    assert all(reason.strip() for reason in UNSUPPORTED.values())
-
+# ops of DIRECT whose TFLite form is not checked, with the reason
+_NO_BITWISE = "TFLite has no {} builtin (only BITWISE_XOR and RIGHT_SHIFT; TF Select, which we do not enable)"
+DIRECT_NO_TFLITE: dict[str, str] = {
+    "aten.bitwise_and.Scalar": _NO_BITWISE.format("BITWISE_AND"),
+    "aten.bitwise_or.Scalar": _NO_BITWISE.format("BITWISE_OR"),
+}
 
 # size queries appear only in graphs of dynamic shapes: tests/test_dynamic.py converts them
 DYNAMIC_SHAPES = {"aten.sym_size.int"}
 
 
-def test_every_lowered_core_op_has_a_test():
+def test_every_core_aten_op_is_lowered_and_tested_or_unsupported():
+    """Each Core ATen op: lowered and tested (CORE_VIA_OPINFO or DIRECT), or unsupported with a reason."""
+    core = core_aten_ops()
+    assert len(core) > 150
     tested = {op for ops in CORE_VIA_OPINFO.values() for op in ops} | set(DIRECT) | DYNAMIC_SHAPES
-    untested = [str(op) for op in core_aten_ops() if op not in UNSUPPORTED and str(op) not in tested]
-    assert not untested, f"lowered Core ATen ops without a test: {untested}"
+    problems = []
+    for op in core:
+        name = str(op)
+        if op in UNSUPPORTED:
+            if op in LOWERINGS:
+                problems.append(f"{name}: lowered and listed as unsupported")
+            elif not UNSUPPORTED[op].strip():
+                problems.append(f"{name}: listed as unsupported without a reason")
+        elif op not in LOWERINGS:
+            problems.append(f"{name}: neither lowered nor listed as unsupported")
+        elif name not in tested:
+            problems.append(f"{name}: lowered, but no test (add it to DIRECT or CORE_VIA_OPINFO)")
+    assert not problems, "\n".join(problems)
+
+
+def test_core_op_tests_are_real():
+    """What vouches for an op runs: OpInfo entries are in scope and expected to pass, DIRECT ops are lowered."""
+    assert set(CORE_VIA_OPINFO) <= set(suite.in_scope_names()), "an out-of-scope entry vouches for an op"
     assert not set(CORE_VIA_OPINFO) & set(FIRST_SAMPLE), "an entry listed as failing cannot vouch for an op"
+    lowered = {str(op) for op in core_aten_ops() if op in LOWERINGS and op not in UNSUPPORTED}
+    assert set(DIRECT) <= lowered, f"DIRECT tests ops that are not lowered Core ATen ops: {set(DIRECT) - lowered}"
+    assert set(DIRECT_NO_TFLITE) <= set(DIRECT)
 
 
 def _ops_of(graph) -> set[str]:
@@ -243,18 +262,26 @@ def _trace(fn, inputs) -> Captured:
 
 
 @pytest.mark.parametrize("op", sorted(DIRECT))
-def test_core_op_direct(op, monkeypatch):
+def test_core_op_direct(op, monkeypatch, tmp_path):
+    """The op alone, through Keras and TFLite, against PyTorch."""
     fn, inputs = DIRECT[op]
     captured = _trace(fn, inputs)
     assert op in _ops_of(captured.graph)
     monkeypatch.setattr(api, "capture", lambda *args, **kwargs: captured)
     result = torch2keras.compile(torch.nn.Module(), tuple(inputs), validate=False)
-    got = result.run_keras([t.numpy() for t in inputs])
+    feed = [t.numpy() for t in inputs]
     with torch.no_grad():
         want = pytree.tree_flatten(fn(*[t.clone() for t in inputs]))[0]
-    for g, w in zip(got, want):
-        ok, err, what = harness.compare(g, w)
-        assert ok, f"{op}: {what}"
+    assert all(w.abs().max() > 1e-3 for w in want if w.dtype.is_floating_point), "degenerate reference"
+    runs = {"Keras": result.run_keras(feed)}
+    if op not in DIRECT_NO_TFLITE:
+        path = result.export_tflite(str(tmp_path / "op.tflite"), validate=False)
+        runs["TFLite"] = result.run_tflite(path, feed)
+    for backend, got in runs.items():
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            ok, err, what = harness.compare(g, w)
+            assert ok, f"{op} ({backend}): {what}"
 
 
 def test_cli_lists_unsupported_ops_with_reasons(capsys):

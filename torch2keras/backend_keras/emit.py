@@ -135,8 +135,10 @@ def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitCont
     ctx = EmitContext(graph)
     inputs = []
     for v in graph.inputs:
-        shape = [None if isinstance(d, str) else d for d in v.type.physical_shape]  # None: a run-time size
-        t = keras.Input(batch_shape=tuple(shape), dtype=keras_dtype(v.type.dtype),  # (rank 0 in regions)
+        # the full static shape, 0-d (a scalar input) included: keras.Input(shape=...) would add a
+        # batch axis; None marks a run-time size
+        shape = [None if isinstance(d, str) else d for d in v.type.physical_shape]
+        t = keras.Input(batch_shape=tuple(shape), dtype=keras_dtype(v.type.dtype),
                         name=v.producer.attrs["name"])
         ctx._names.add(v.producer.attrs["name"])
         ctx.tensors[v.id] = t

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import collections
 import inspect
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -24,6 +21,7 @@ from torch._higher_order_ops.scan import scan as torch_scan
 from torch._higher_order_ops.while_loop import while_loop as torch_while_loop
 
 import torch2keras
+from fresh_process import run_saved
 from models import ControlIf, ControlIfCond
 from torch2keras.ir import Graph, TensorType, VerificationError
 from torch2keras.ir.types import channels_last
@@ -241,29 +239,12 @@ def test_keras_files_reload_with_safe_mode_without_torch(control_if_cond, tmp_pa
     loop_result = torch2keras.compile(loop, torch.randn(2, 4))
     cases = {"cond_pos": (result, x_pos, model), "cond_neg": (result, x_neg, model),
              "while": (loop_result, x_long, loop)}
-    spec = {}
+    jobs = {name: (res.save(str(tmp_path / f"{name}.keras")), [res.keras_inputs([x.numpy()])])
+            for name, (res, x, m) in cases.items()}
+    reloaded = run_saved(jobs, tmp_path)
     for name, (res, x, m) in cases.items():
-        path = res.save(str(tmp_path / f"{name}.keras"))
-        np.savez(tmp_path / f"{name}_in.npz", **res.keras_inputs([x.numpy()]))
-        spec[name] = path
-    script = f"""
-import json, sys, numpy as np
-import torch2keras
-spec = json.loads({json.dumps(json.dumps(spec))})
-for name, path in spec.items():
-    m = torch2keras.load_model(path)  # safe_mode=True
-    out = m(dict(np.load(path[:-6] + "_in.npz")), training=False)
-    out = out if isinstance(out, (list, tuple)) else [out]
-    np.savez(path[:-6] + "_out.npz", *[np.asarray(o) for o in out])
-assert "torch" not in sys.modules, "loading imported torch"
-"""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for name, (res, x, m) in cases.items():
-        saved = np.load(tmp_path / f"{name}_out.npz")
-        outs = res.torch_outputs([saved[f"arr_{i}"] for i in range(len(saved.files))])
-        for got, want in zip(outs, _torch(m, x)):
+        [outs] = reloaded[name]
+        for got, want in zip(res.torch_outputs(outs), _torch(m, x), strict=True):
             assert _err(got, want) < ATOL, name
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import torch2keras
+from fresh_process import run_saved
 from compat import import_torchvision, seeded_model
 from models import (ConvSliceReLU, NobucoEssentials, OnlyScalarInput, ScalarInputs, SliceReLU, TwoOutputs,
                     transformer_encoder)
@@ -48,23 +47,8 @@ def _reload_in_fresh_process(result, tmp_path, name, inputs, ref):
     """Save .keras, load it with safe_mode=True in a new process without torch, compare."""
     keras_path = result.save(str(tmp_path / f"{name}.keras"))
     feed = result.keras_inputs([t.numpy() for t in inputs])
-    np.savez(tmp_path / "inputs.npz", **feed)
-    script = f"""
-import sys, json, numpy as np, keras
-import torch2keras
-m = torch2keras.load_model({keras_path!r})
-assert "torch" not in sys.modules, "loading a model imported torch"
-feed = dict(np.load({str(tmp_path / 'inputs.npz')!r}))
-out = m(feed, training=False)
-out = out if isinstance(out, (list, tuple)) else [out]
-np.savez({str(tmp_path / 'outputs.npz')!r}, *[np.asarray(o) for o in out])
-"""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    loaded = np.load(tmp_path / "outputs.npz")
-    outs = result.torch_outputs([loaded[f"arr_{i}"] for i in range(len(ref))])
-    for o, r in zip(outs, ref):
+    [outs] = run_saved({name: (keras_path, [feed])}, tmp_path)[name]
+    for o, r in zip(result.torch_outputs(outs), ref, strict=True):
         assert _max_err(o, r) < ATOL
 
 

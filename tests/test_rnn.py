@@ -8,9 +8,6 @@ LSTMs must become fused UNIDIRECTIONAL_SEQUENCE_LSTM ops, with no loop left.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,6 +15,7 @@ import torch
 from torch import nn
 
 import torch2keras
+from fresh_process import run_saved
 
 ATOL = 1e-4
 FEATURES, HIDDEN, STEPS, BATCH = 6, 8, 5, 2
@@ -242,20 +240,8 @@ def test_saved_lstm_reloads_without_torch(tmp_path):
     result = torch2keras.compile(model, (x,), validate="outputs")
     ref = _flat(model(x))
     keras_path = result.save(str(tmp_path / "lstm.keras"))
-    np.save(tmp_path / "x.npy", result.keras_inputs([x.numpy()])["x"])
-    script = f"""
-import sys, numpy as np, torch2keras
-m = torch2keras.load_model({keras_path!r})
-assert "torch" not in sys.modules, "loading a model imported torch"
-out = m(np.load({str(tmp_path / 'x.npy')!r}), training=False)
-np.savez({str(tmp_path / 'out.npz')!r}, *[np.asarray(o) for o in out])
-"""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    loaded = np.load(tmp_path / "out.npz")
-    outs = result.torch_outputs([loaded[f"arr_{i}"] for i in range(len(ref))])
-    for o, r in zip(outs, ref):
+    [outs] = run_saved({"lstm": (keras_path, [result.keras_inputs([x.numpy()])])}, tmp_path)["lstm"]
+    for o, r in zip(result.torch_outputs(outs), ref, strict=True):
         assert _max_err(o, r) < ATOL
 
 
@@ -269,20 +255,9 @@ def test_layers_give_the_same_numbers_on_jax(tmp_path):
     result = torch2keras.compile(model, inputs, validate="outputs")
     ref = _flat(model(*inputs))
     keras_path = result.save(str(tmp_path / "model.keras"))
-    np.savez(tmp_path / "inputs.npz", **result.keras_inputs([t.numpy() for t in inputs]))
-    script = f"""
-import numpy as np, keras, torch2keras
-assert keras.backend.backend() == "jax"
-m = torch2keras.load_model({keras_path!r})
-out = m(dict(np.load({str(tmp_path / 'inputs.npz')!r})), training=False)
-np.savez({str(tmp_path / 'out.npz')!r}, *[np.asarray(o) for o in out])
-"""
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    loaded = np.load(tmp_path / "out.npz")
-    outs = result.torch_outputs([loaded[f"arr_{i}"] for i in range(len(ref))])
-    for o, r in zip(outs, ref):
+    feed = result.keras_inputs([t.numpy() for t in inputs])
+    [outs] = run_saved({"model": (keras_path, [feed])}, tmp_path, backend="jax", forbid_torch=False)["model"]
+    for o, r in zip(result.torch_outputs(outs), ref, strict=True):
         assert _max_err(o, r) < ATOL
 
 

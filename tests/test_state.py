@@ -4,9 +4,6 @@ calling the Keras (or TFLite) model repeatedly follows PyTorch called repeatedly
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -15,6 +12,7 @@ import torch
 from torch import nn
 
 import torch2keras
+from fresh_process import run_saved
 from torch2keras.backend_keras import state as keras_state
 from models import MovingAverage, RunningCounter, StreamingConv1d
 from torch2keras.ir import Graph, LoweringError, TensorType, VerificationError
@@ -153,21 +151,9 @@ def test_reloaded_in_a_fresh_process_without_torch(tmp_path):
     result = torch2keras.compile(model, inputs[0])
     refs = _torch_calls(model, inputs)
     path = result.save(str(tmp_path / "stream.keras"))
-    np.savez(tmp_path / "inputs.npz", *[result.keras_inputs([x.numpy()])["x"] for x in inputs])
-    script = f"""
-import sys, numpy as np
-import torch2keras
-m = torch2keras.load_model({path!r})
-assert "torch" not in sys.modules, "loading a model imported torch"
-feeds = np.load({str(tmp_path / 'inputs.npz')!r})
-outs = [np.asarray(m({{"x": feeds[f"arr_{{i}}"]}}, training=False)) for i in range({CALLS})]
-np.savez({str(tmp_path / 'outputs.npz')!r}, *outs)
-"""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    loaded = np.load(tmp_path / "outputs.npz")
-    _assert_follows([loaded[f"arr_{i}"] for i in range(CALLS)], refs, "reloaded in a fresh process")
+    feeds = [result.keras_inputs([x.numpy()]) for x in inputs]
+    calls = run_saved({"stream": (path, feeds)}, tmp_path)["stream"]
+    _assert_follows([outs[0] for outs in calls], refs, "reloaded in a fresh process")
 
 
 class _DataDependentCounter(RunningCounter):

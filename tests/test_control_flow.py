@@ -159,6 +159,9 @@ def test_control_if_with_torch_cond_takes_both_branches(control_if_cond, tmp_pat
     assert _err(refs[0], refs[1]) > 0.1  # the two branches really differ
     assert min(float(np.abs(r).max()) for r in refs) > 0.1
     assert result.ir.op_counts()["cond"] == 1
+    # conv_pre and conv_shared outside, two convs in each branch
+    assert result.ir.op_counts(nested=False)["conv"] == 2
+    assert result.ir.op_counts()["conv"] == result.report.ir_op_counts["conv"] == 6
     path = _check_runs(result, model, [(x_pos,), (x_neg,)], tmp_path, "control_if")
     ops = _tflite_ops(path)
     assert "IF" in ops[0]

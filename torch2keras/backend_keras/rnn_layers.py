@@ -112,8 +112,8 @@ class _TorchRecurrent:
         """(last output, outputs aligned with ``x``, final states) on TensorFlow; each layer has its own."""
         raise NotImplementedError
 
-    def _torch_config(self) -> dict:
-        return {"time_major": self.time_major, "reverse": self.reverse}
+    def get_config(self) -> dict:  # the Keras layer's config plus the torch options
+        return {**super().get_config(), "time_major": self.time_major, "reverse": self.reverse}
 
 
 # ---------------------------------------------------------------------------------------------- the loop
@@ -292,9 +292,6 @@ class TorchLSTM(_TorchRecurrent, keras.layers.LSTM):
             outputs = tf.reverse(outputs, [axis])
         return last, outputs, [last, c]
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), **self._torch_config()}
-
 
 # ---------------------------------------------------------------------------------------------- GRU, RNN
 
@@ -329,9 +326,6 @@ class TorchGRU(_TorchRecurrent, keras.layers.GRU):
         outputs, (h,) = _scan(projected, [h0], step, units, self.time_major, self.reverse)
         return h, outputs, [h]
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), **self._torch_config()}
-
 
 @keras.saving.register_keras_serializable(package="torch2keras")
 class TorchSimpleRNN(_TorchRecurrent, keras.layers.SimpleRNN):
@@ -354,9 +348,6 @@ class TorchSimpleRNN(_TorchRecurrent, keras.layers.SimpleRNN):
         h0 = initial_state[0] if initial_state is not None else _zeros_state(x, units, self.time_major)
         outputs, (h,) = _scan(projected, [h0], step, units, self.time_major, self.reverse)
         return h, outputs, [h]
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), **self._torch_config()}
 
 
 RECURRENT_LAYERS = {"torch2keras>TorchLSTM": TorchLSTM, "torch2keras>TorchGRU": TorchGRU,

@@ -250,9 +250,11 @@ class Graph:
         """The array behind ``value`` if it is produced by a constant node, else None."""
         return value.producer.attrs["value"] if value.producer.op == "constant" else None
 
-    def op_counts(self) -> dict[str, int]:
+    def op_counts(self, nested: bool = True) -> dict[str, int]:
+        """Nodes per op, the nodes of control-flow regions included unless ``nested=False``."""
         counts: dict[str, int] = {}
-        for n in self._nodes.values():
+        nodes = (n for _, n in self.walk()) if nested else self._nodes.values()
+        for n in nodes:
             counts[n.op] = counts.get(n.op, 0) + 1
         return dict(sorted(counts.items()))
 

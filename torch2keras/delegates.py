@@ -168,6 +168,11 @@ def analyze(path: str, layer_nodes: Optional[dict] = None, output_nodes: Optiona
     findings: list[Finding] = []
     targets: dict = {}
 
+    def flag(target: str, indices, why: str, fix) -> None:
+        """One finding per op name among ``main[indices]``: how many, where, and ``fix(name)``."""
+        for name, idx in _group(main, indices).items():
+            findings.append(Finding(target, why, name, len(idx), sources.ops(idx), fix(name)))
+
     # XNNPACK: measured
     taken, why = xnnpack_delegated_ops(path)
     if taken is None:
@@ -177,10 +182,8 @@ def analyze(path: str, layer_nodes: Optional[dict] = None, output_nodes: Optiona
                                 "run without delegates (slow), and report the failing op"))
     else:
         left = [k for k, op in enumerate(main) if k not in taken]
-        for name, idx in _group(main, left).items():
-            findings.append(Finding("XNNPACK", "not taken by XNNPACK: runs on LiteRT's built-in kernel (slower; "
-                                    "XNNPACK's graph is split around it)", name, len(idx),
-                                    sources.ops(idx), _fix("XNNPACK", name)))
+        flag("XNNPACK", left, "not taken by XNNPACK: runs on LiteRT's built-in kernel (slower; XNNPACK's graph "
+             "is split around it)", lambda name: _fix("XNNPACK", name))
         targets["XNNPACK"] = {"ops": len(main), "supported": len(main) - len(left), "ready": not left and not dynamic,
                               "measured": True}
 
@@ -188,16 +191,12 @@ def analyze(path: str, layer_nodes: Optional[dict] = None, output_nodes: Optiona
     allowed_types = {"float32", "float16"} | ({"int8", "uint8"} if quantized else set())
     gpu_bad: set[int] = set()
     outside = [k for k, op in enumerate(main) if op.custom or op.name not in GPU_OPS]
-    for name, idx in _group(main, outside).items():
-        findings.append(Finding("GPU", "outside the GPU delegate's op list", name, len(idx),
-                                sources.ops(idx), _fix("GPU", name)))
+    flag("GPU", outside, "outside the GPU delegate's op list", lambda name: _fix("GPU", name))
     gpu_bad.update(outside)
     rank5 = [k for k, op in enumerate(main) if k not in gpu_bad
              and any(len(info.tensor(t).shape) >= 5 for t in (*op.inputs, *op.outputs) if t >= 0)]
-    for name, idx in _group(main, rank5).items():
-        findings.append(Finding("GPU", "has a tensor of rank >= 5 (the GPU delegate takes up to 4-D)", name, len(idx),
-                                sources.ops(idx),
-                                "keep activations 4-D or less (merge axes with reshapes)"))
+    flag("GPU", rank5, "has a tensor of rank >= 5 (the GPU delegate takes up to 4-D)",
+         lambda name: "keep activations 4-D or less (merge axes with reshapes)")
     gpu_bad.update(rank5)
     typed = [k for k, op in enumerate(main) if k not in gpu_bad and op.name not in ("CAST", "QUANTIZE", "DEQUANTIZE")
              and any(not info.tensor(t).constant and info.tensor(t).dtype not in allowed_types
@@ -223,17 +222,13 @@ def analyze(path: str, layer_nodes: Optional[dict] = None, output_nodes: Optiona
                                 "int8-quantized models", "", len(float_ops), [],
                                 "export_tflite(..., quantize='int8', calibration=...)"))
     outside = [k for k, op in enumerate(main) if op.custom or op.name not in EDGETPU_OPS]
-    for name, idx in _group(main, outside).items():
-        findings.append(Finding("EdgeTPU", "outside the Edge TPU's op list", name, len(idx),
-                                sources.ops(idx), _fix("EdgeTPU", name)))
+    flag("EdgeTPU", outside, "outside the Edge TPU's op list", lambda name: _fix("EdgeTPU", name))
     tpu_bad.update(outside)
     wide = [k for k, op in enumerate(main) if k not in tpu_bad
             and any(len(info.tensor(t).shape) > 3 and any(d > 1 for d in info.tensor(t).shape[:-3])
                     for t in op.outputs if t >= 0)]
-    for name, idx in _group(main, wide).items():
-        findings.append(Finding("EdgeTPU", "has an output with more than 3 dimensions larger than 1", name, len(idx),
-                                sources.ops(idx),
-                                "batch 1 and at most 3 non-1 dimensions (innermost)"))
+    flag("EdgeTPU", wide, "has an output with more than 3 dimensions larger than 1",
+         lambda name: "batch 1 and at most 3 non-1 dimensions (innermost)")
     tpu_bad.update(wide)
     if info.num_subgraphs > 1:
         findings.append(Finding("EdgeTPU", f"{info.num_subgraphs} subgraphs (loops / conditionals): the Edge TPU "

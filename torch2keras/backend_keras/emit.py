@@ -53,6 +53,10 @@ class EmitContext:
     def name(self, node: Node, suffix: str = "") -> str:
         base = re.sub(r"[^A-Za-z0-9_]", "_", node.outputs[0].name_hint if node.outputs else node.op) + suffix
         base = base.lstrip("_") or "v"  # TF scope names cannot start with "_" (export graphs have _to_copy, ...)
+        return self.unique_name(base)
+
+    def unique_name(self, base: str) -> str:
+        """``base``, or ``base_1``, ``base_2``, ... : a layer name not yet taken in this model."""
         name, k = base, 1
         while name in self._names:
             name = f"{base}_{k}"

@@ -23,19 +23,10 @@ def _state_layer(ctx: EmitContext) -> ModelState:
     if ctx.state_layer is None:
         states = list(state_nodes(ctx.graph).values())
         layer = ModelState([[n.attrs["name"], list(n.output.type.shape), keras_dtype(n.output.type.dtype),
-                             list(n.output.type.perm)] for n in states], name=_unique(ctx, "model_state"))
+                             list(n.output.type.perm)] for n in states], name=ctx.unique_name("model_state"))
         layer.initialize({n.attrs["name"]: n.attrs["value"] for n in states})
         ctx.state_layer = layer
     return ctx.state_layer
-
-
-def _unique(ctx: EmitContext, base: str) -> str:
-    name, k = base, 1
-    while name in ctx._names:
-        name = f"{base}_{k}"
-        k += 1
-    ctx._names.add(name)
-    return name
 
 
 @emitter("state")

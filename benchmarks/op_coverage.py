@@ -92,7 +92,12 @@ def core_aten_table(exercised: set[str]) -> list[dict]:
     import harness  # noqa: F401  (torch imported)
     from torch2keras.frontend_torch import LOWERINGS
     from torch2keras.frontend_torch.unsupported import UNSUPPORTED, core_aten_ops
-    from test_core_aten import DIRECT
+    from test_core_aten import DIRECT, DYNAMIC_SHAPES
+
+    def tested_in(name: str):
+        if name in DIRECT:
+            return "tests/ops/test_core_aten.py"
+        return "tests/test_dynamic.py" if name in DYNAMIC_SHAPES else None
 
     rows = []
     for op in core_aten_ops():
@@ -101,7 +106,7 @@ def core_aten_table(exercised: set[str]) -> list[dict]:
             rows.append({"op": name, "status": "unsupported", "reason": UNSUPPORTED[op]})
         elif op in LOWERINGS:
             rows.append({"op": name, "status": "lowered", "exercised_by_opinfo": name in exercised,
-                         "tested_directly": name in DIRECT})
+                         "tested_in": tested_in(name)})
         else:
             rows.append({"op": name, "status": "missing"})
     return rows
@@ -125,7 +130,7 @@ def write_markdown(path: str, data: dict) -> None:
         f"- samples run: {t['samples_run']} (skipped: {t['samples_skipped']})",
         f"- out of scope: {t['out_of_scope']}",
         f"- Core ATen ops: {t['core_ops']} -- lowered {t['core_lowered']} (exercised by passing OpInfo samples: "
-        f"{t['core_exercised']}; the others tested directly in tests/ops/test_core_aten.py: "
+        f"{t['core_exercised']}; the others tested directly in tests/ops/test_core_aten.py or tests/test_dynamic.py: "
         f"{t['core_lowered'] - t['core_exercised'] - t['core_untested']}; untested: {t['core_untested']}), "
         f"unsupported with a reason {t['core_unsupported']}, missing {t['core_missing']}",
         "",
@@ -151,7 +156,7 @@ def write_markdown(path: str, data: dict) -> None:
     for r in data["core_aten"]:
         note = r.get("reason", "") if r["status"] != "lowered" else \
             "; ".join(["exercised by OpInfo"] * r["exercised_by_opinfo"]
-                      + ["tested in tests/ops/test_core_aten.py"] * r["tested_directly"]) or "NOT TESTED"
+                      + [f"tested in {r['tested_in']}"] * bool(r["tested_in"])) or "NOT TESTED"
         lines.append(f"| {r['op']} | {r['status']} | {note} |")
     lines += ["", "## Out of scope", "", "| entry | reason |", "|---|---|"]
     for name, reason in sorted(data["out_of_scope"].items()):
@@ -210,7 +215,7 @@ def main(argv=None) -> int:
         samples_skipped=sum(r["samples"]["skipped"] for r in rows),
         core_ops=len(core), core_lowered=sum(r["status"] == "lowered" for r in core),
         core_exercised=sum(bool(r.get("exercised_by_opinfo")) for r in core),
-        core_untested=sum(r["status"] == "lowered" and not (r["exercised_by_opinfo"] or r["tested_directly"])
+        core_untested=sum(r["status"] == "lowered" and not (r["exercised_by_opinfo"] or r["tested_in"])
                           for r in core),
         core_unsupported=sum(r["status"] == "unsupported" for r in core),
         core_missing=sum(r["status"] == "missing" for r in core),

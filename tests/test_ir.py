@@ -361,7 +361,13 @@ def _marked_line(message: str) -> str:
 
 
 def test_verify_accepts_a_well_formed_graph():
-    conv_relu_relu_graph().verify()
+    g = conv_relu_relu_graph()
+    g.verify()  # raises VerificationError on any problem
+    # the same graph with one wrong result type is refused: the acceptance above means something
+    [conv] = g.nodes_by_op("conv")
+    g.set_type(conv.output, TensorType((1, 4, 8, 9)))
+    with pytest.raises(VerificationError, match="disagrees"):
+        g.verify()
 
 
 def test_verifier_catches_wrong_result_type():

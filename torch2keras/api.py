@@ -161,20 +161,15 @@ class CompileResult:
         check_options(quantize, io_dtype, calibration is not None)
         if calibration is not None and quantize != "int8":
             raise ValueError(f'calibration data is used by quantize="int8" only (got quantize={quantize!r})')
-        torch_shapes = [tuple(x.shape) for x in self._example_inputs]
-        model_shapes = [tuple(t.shape) for t in self.keras_model.inputs]
-
-        def feeds(samples):
-            return quant.calibration_feeds(samples, self.input_names, torch_shapes, self.keras_inputs, model_shapes)
-
         check = quantize == "int8" and validate
+        representative = self._feeds(calibration) if calibration is not None else None
         with tempfile.TemporaryDirectory() as tmp:
             float_path = os.path.join(tmp, "float.tflite") if check else None
             try:
                 with keras_state.initial_state(self.keras_model):
                     exporters.export_tflite(self.keras_model, path, self.input_names, self.output_names,
                                             quantize=quantize,
-                                            representative=feeds(calibration) if calibration is not None else None,
+                                            representative=representative,
                                             io_dtype=io_dtype, allow_flex=allow_flex, int8_fallback=int8_fallback,
                                             float_path=float_path, resource_variables=bool(self.state_names))
             except NonBuiltinOps as e:
@@ -199,10 +194,9 @@ class CompileResult:
                 record["max_abs_error"] = max(float(np.max(np.abs(o.astype(np.float64) - r))) if o.size else 0.0
                                               for o, r in zip(outs, self._reference))
             if check:
-                samples = holdout if holdout is not None else [tuple(self._example_inputs)]
                 record["float_bytes"] = os.path.getsize(float_path)
-                self.report.quantization = quant.layer_errors(float_path, path, feeds(samples)(), self.layer_nodes,
-                                                              self.output_nodes, io_dtype=io_dtype)
+                self.report.quantization = quant.layer_errors(float_path, path, self._feeds(holdout)(),
+                                                              self.layer_nodes, self.output_nodes, io_dtype=io_dtype)
         if delegates:
             from .delegates import analyze
 
@@ -256,19 +250,25 @@ class CompileResult:
         from . import quantize as quant
         from .backend_keras.tflite_file import read_tflite
 
-        torch_shapes = [tuple(x.shape) for x in self._example_inputs]
-        model_shapes = [tuple(t.shape) for t in self.keras_model.inputs]
-        samples = holdout if holdout is not None else [tuple(self._example_inputs)]
         info = read_tflite(path)
         inputs = list(info.signatures.get("serving_default", {}).get("inputs", {}).values())
         io = info.tensor(inputs[0]).dtype if inputs else "float32"
         with tempfile.TemporaryDirectory() as tmp:
             float_path = exporters.export_tflite(self.keras_model, os.path.join(tmp, "float.tflite"), self.input_names,
                                                  self.output_names)
-            feeds = quant.calibration_feeds(samples, self.input_names, torch_shapes, self.keras_inputs, model_shapes)
-            self.report.quantization = quant.layer_errors(float_path, path, feeds(), self.layer_nodes,
+            self.report.quantization = quant.layer_errors(float_path, path, self._feeds(holdout)(), self.layer_nodes,
                                                           self.output_nodes, io_dtype=io)
         return self.report.quantization
+
+    def _feeds(self, samples: Any) -> Callable:
+        """Calibration or held-out samples (``torch2keras.quantize``'s forms) as a callable giving
+        the exported model's feeds; ``None``: the example inputs given to ``compile``."""
+        from . import quantize as quant
+
+        if samples is None:
+            samples = [tuple(self._example_inputs)]
+        return quant.calibration_feeds(samples, self.input_names, [tuple(x.shape) for x in self._example_inputs],
+                                       self.keras_inputs, [tuple(t.shape) for t in self.keras_model.inputs])
 
     # -- inspection
     def draw(self, path: str, **options) -> str:

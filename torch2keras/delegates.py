@@ -117,9 +117,6 @@ class DelegateReport:
     targets: dict = attrs.field(factory=dict)  # name -> {"ops": n, "supported": k, "ready": bool, "measured": bool}
     findings: list[Finding] = attrs.field(factory=list)
 
-    def for_target(self, target: str) -> list[Finding]:
-        return [f for f in self.findings if f.target in (target, "all")]
-
     def unsupported_ops(self, target: str) -> set[str]:
         return {f.op for f in self.findings if f.target == target and f.problem.startswith("outside")}
 

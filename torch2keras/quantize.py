@@ -189,21 +189,18 @@ def load_npz(path: str, input_names: Sequence[str], torch_shapes: Sequence[tuple
 
 
 def _interpreter(path: str):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from .backend_keras.export import interpreter
 
-    interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp = interpreter(path, delegates=False, preserve_all_tensors=True)
     interp.allocate_tensors()
     return interp
 
 
 def _run_all(interp, feed: dict[str, np.ndarray]) -> None:
-    from .backend_keras.export import quantize_array
+    from .backend_keras.export import quantized_feed
 
     runner = interp.get_signature_runner("serving_default")
-    details = runner.get_input_details()
-    runner(**{n: quantize_array(x, details[n]) if np.dtype(details[n]["dtype"]).kind in "iu" and x.dtype.kind == "f"
-              and details[n]["quantization"][0] else x for n, x in feed.items()})
+    runner(**quantized_feed(runner.get_input_details(), feed))
 
 
 class _Stats:

@@ -11,7 +11,8 @@ import keras
 import numpy as np
 
 __all__ = ["save_keras", "export_saved_model", "export_tflite", "tflite_op_counts", "tflite_signature_shapes",
-           "run_tflite", "tflite_runner", "quantize_array", "dequantize_array"]
+           "run_tflite", "tflite_runner", "interpreter", "quantized_feed", "quantize_array",
+           "dequantize_array"]
 
 
 def save_keras(model: keras.Model, path: str) -> str:
@@ -76,10 +77,13 @@ def _write(path: str, data: bytes) -> None:
         f.write(data)
 
 
-def _interpreter(path: str, delegates: bool = True, num_threads: Optional[int] = None):
+def interpreter(path: str, delegates: bool = True, num_threads: Optional[int] = None,
+                preserve_all_tensors: bool = False):
+    """A LiteRT interpreter of ``path`` (with LiteRT's default XNNPACK delegate unless
+    ``delegates=False``; ``preserve_all_tensors`` keeps every intermediate tensor readable)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    kwargs = {}
+    kwargs = {"experimental_preserve_all_tensors": True} if preserve_all_tensors else {}
     if not delegates:
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     if num_threads:
@@ -97,7 +101,7 @@ def tflite_op_counts(path: str) -> dict[str, int]:
 def tflite_signature_shapes(path: str) -> dict[str, list[int]]:
     """The shape signature of every input and output of ``serving_default`` by name (-1 marks a
     run-time size; a model of static shapes has none)."""
-    runner = _interpreter(path, delegates=False).get_signature_runner("serving_default")
+    runner = interpreter(path, delegates=False).get_signature_runner("serving_default")
     details = {**runner.get_input_details(), **runner.get_output_details()}
     return {name: [int(d) for d in info["shape_signature"]] for name, info in details.items()}
 
@@ -105,7 +109,7 @@ def tflite_signature_shapes(path: str) -> dict[str, list[int]]:
 def tflite_runner(path: str, delegates: bool = True, num_threads: Optional[int] = None):
     """The ``serving_default`` signature runner of a new LiteRT interpreter (a stateful model's
     state lives in the interpreter: it persists across the runner's calls)."""
-    return _interpreter(path, delegates=delegates, num_threads=num_threads).get_signature_runner("serving_default")
+    return interpreter(path, delegates=delegates, num_threads=num_threads).get_signature_runner("serving_default")
 
 
 def run_tflite(path: str, inputs: dict[str, np.ndarray], num_threads: Optional[int] = None,
@@ -116,15 +120,20 @@ def run_tflite(path: str, inputs: dict[str, np.ndarray], num_threads: Optional[i
     (int8/uint8) inputs are quantized with the input's scale and zero point, and quantized outputs
     come back dequantized to float32."""
     runner = tflite_runner(path, delegates=delegates, num_threads=num_threads)
-    details_in = runner.get_input_details()
-    feed = {}
-    for name, x in inputs.items():
-        d = details_in[name]
-        feed[name] = quantize_array(np.asarray(x), d) if np.dtype(d["dtype"]).kind in "iu" and \
-            np.asarray(x).dtype.kind == "f" and d["quantization"][0] else np.asarray(x)
-    outs = runner(**feed)
+    outs = runner(**quantized_feed(runner.get_input_details(), inputs))
     details_out = runner.get_output_details()
     return {k: dequantize_array(np.asarray(v), details_out[k]) for k, v in outs.items()}
+
+
+def quantized_feed(input_details: dict, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``inputs`` for a signature runner: float arrays fed to a quantized (int8/uint8) input are
+    quantized with its scale and zero point; the rest pass as they are."""
+    feed = {}
+    for name, x in inputs.items():
+        x, d = np.asarray(x), input_details[name]
+        quantized = np.dtype(d["dtype"]).kind in "iu" and x.dtype.kind == "f" and d["quantization"][0]
+        feed[name] = quantize_array(x, d) if quantized else x
+    return feed
 
 
 def quantize_array(x: np.ndarray, detail: dict) -> np.ndarray:

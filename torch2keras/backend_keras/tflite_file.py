@@ -184,10 +184,10 @@ def xnnpack_delegated_ops(path: str) -> tuple[Optional[set[int]], str]:
     measured by building an interpreter with default delegates -- or (None, why) when the
     file does not load here (Flex ops, a delegate that fails to prepare). An op belongs to a
     delegate partition when it lies between the DELEGATE node's input and output tensors."""
-    from ai_edge_litert.interpreter import Interpreter
+    from .export import interpreter
 
     try:
-        interp = Interpreter(model_path=str(path))
+        interp = interpreter(path)
         interp.allocate_tensors()
     except (RuntimeError, ValueError) as e:
         return None, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -15,7 +15,7 @@ import networkx as nx
 
 from .errors import VerificationError
 from .graph import Graph, Node
-from .layout_check import check_layout
+from .layout_rules import rule_for
 from .ops import schema
 from .state import check_state
 from .symbolic import shapes_agree
@@ -65,7 +65,7 @@ def verify(graph: Graph) -> None:
             if tuple(src.perm[p] for p in perm) != dst.perm:
                 _fail(graph, node, f"relayout {perm} maps layout {src.perm} to {dst.perm}, not {tuple(src.perm[p] for p in perm)}")
         if graph.meta.get("layouts_assigned"):
-            check_layout(node, lambda message, node=node: _fail(graph, node, message))
+            rule_for(node).check(node, lambda message, node=node: _fail(graph, node, message))
         if node.regions:
             _verify_regions(graph, node)
     for v in graph.outputs:

@@ -139,9 +139,9 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _tflite_options(args: argparse.Namespace, result) -> dict:
     """export_tflite's keyword arguments from --quantize / --calibration / --holdout / --io-dtype."""
-    from torch2keras.quantize import load_npz
+    from torch2keras.tflite.quantize import load_npz
 
-    shapes = [tuple(x.shape) for x in result._example_inputs]
+    shapes = [tuple(x.shape) for x in result.example_inputs]
     options: dict = {"quantize": args.quantize, "allow_flex": args.allow_flex}
     try:
         if args.calibration:

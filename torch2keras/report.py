@@ -99,6 +99,7 @@ class Report:
     first_mismatch: Optional[NodeCheck] = None
     quantization: Any = None  # quantize.QuantizationReport of the last int8 TFLite export
     delegates: Any = None  # delegates.DelegateReport of the last TFLite export
+    layout: Optional[dict] = None  # the layout pass's solve: method, variables, approximated, seconds
 
     @property
     def max_abs_error(self) -> Optional[float]:
@@ -152,6 +153,10 @@ class Report:
                     lines.append(f"  ({len(self.nodes) - len(shown)} more values: report.node_table())")
         ops = sum(n for op, n in self.ir_op_counts.items() if op not in ("input", "constant"))
         lines.append(f"  IR: {ops} ops, {self.transposes} transposes; Keras: {self.keras_layers} layers")
+        if self.layout:
+            lay = self.layout
+            lines.append(f"  layout: {lay['method']} over {lay['variables']} choices, {lay['approximated']} approximated, "
+                         f"{lay['seconds']:.3f}s")
         if self.tflite:
             t = self.tflite
             kind = t.get("quantize") or "float32"

@@ -110,9 +110,12 @@ def _polygamma_infer(types, a):
     return [types[0].replace(layout=None)]
 
 
+_NOTES = {"hardswish": {"EdgeTPU": {"HARD_SWISH": "use ReLU / ReLU6 activations (hardswish has no Edge TPU kernel)"}}}
+
+
 def _define_tables() -> None:
     for op, (fn, tfl) in UNARY.items():
-        define(op, FAMILY, ["x"], same, "agnostic", reference=fn, tflite=tfl)
+        define(op, FAMILY, ["x"], same, "agnostic", reference=fn, tflite=tfl, delegate_notes=_NOTES.get(op))
     for op in UNARY_WITHOUT_REFERENCE:
         define(op, FAMILY, ["x"], same, "agnostic", no_reference=_SPECIAL)
     for op, (fn, tfl) in BINARY.items():

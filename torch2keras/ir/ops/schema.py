@@ -67,7 +67,7 @@ class OpSchema:
     no_reference: str = ""  # why there is no reference (required when reference is None)
     dim_attrs: tuple[str, ...] = ()
     tflite: tuple[str, ...] = ()
-    delegate_notes: Mapping[str, str] = attrs.field(factory=dict)
+    delegate_notes: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)  # target -> {TFLite op: note}
 
     @property
     def min_inputs(self) -> int:
@@ -106,7 +106,7 @@ def define(name: str, family: str, inputs: Sequence[str], infer: Optional[InferF
            attrs_: Optional[Mapping[str, Any]] = None, *, num_outputs: Optional[int] = 1, doc: str = "",
            effect: bool = False, reference: Optional[Callable[..., Any]] = None, no_reference: str = "",
            dim_attrs: Sequence[str] = (), tflite: Sequence[str] = (),
-           delegate_notes: Optional[Mapping[str, str]] = None) -> OpSchema:
+           delegate_notes: Optional[Mapping[str, Mapping[str, str]]] = None) -> OpSchema:
     """Declare IR op ``name`` with all its facets (see the module docstring); returns its schema."""
     if name in SCHEMAS:
         raise ValueError(f"IR op {name!r} is already defined (family {SCHEMAS[name].family!r})")

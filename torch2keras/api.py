@@ -20,7 +20,7 @@ from .backend_keras import export as exporters
 from .backend_keras import state as keras_state
 from .frontend_torch import capture, lower
 from .frontend_torch.state import BufferSnapshot
-from .ir import ExportError, Graph, NumericalMismatchError
+from .ir import ExportError, Graph, NumericalMismatchError, UnsupportedOpError
 from .ir.types import invert
 from .passes import AssignLayout, Pass, PassManager, default_pipeline, get_pass
 from .report import OutputCheck, Report
@@ -278,6 +278,13 @@ class CompileResult:
 
         return draw_graph(self.ir, path, checks=self.report.nodes, title=self.report.model, **options)
 
+    def _repr_html_(self) -> str:
+        """The report and the graph's interactive view, errors vs PyTorch coloured (notebooks)."""
+        from .draw import to_view
+        from .view.page import view_iframe
+
+        return self.report._repr_html_() + view_iframe(to_view(self.ir, self.report.nodes, title=self.report.model))
+
     def __repr__(self) -> str:
         return f"<CompileResult {self.report.model}: {len(self.keras_model.layers)} layers, max |err| " \
                f"{self.report.max_abs_error}>"
@@ -310,6 +317,7 @@ def compile(  # noqa: A001 - the public verb
     optimize_layout: bool = True,
     progress: Optional[Progress] = None,
     verify: bool = True,
+    draw: Optional[str] = None,
 ) -> CompileResult:
     """Convert ``model`` called on ``inputs`` (a tensor or a tuple of them) to Keras.
 
@@ -329,6 +337,9 @@ def compile(  # noqa: A001 - the public verb
     ``NumericalMismatchError`` whose ``.result`` is this result) or "ignore".
     Registered converters (``torch2keras.converter``) apply to the modules, functions and ops
     they target.
+    draw: a ``.html`` or ``.svg`` path: the picture of the converted graph (``CompileResult.draw``)
+    is written there, before a mismatch is raised; if ops have no lowering, the captured graph with
+    those calls in red is, before the ``UnsupportedOpError`` propagates.
     """
     if on_mismatch not in ("warn", "raise", "ignore"):
         raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
@@ -361,7 +372,14 @@ def compile(  # noqa: A001 - the public verb
                              dynamic_shapes=dynamic_shapes)
     finally:
         buffers.restore()
-    graph = timed("lower", lower, captured, name)
+    try:
+        graph = timed("lower", lower, captured, name)
+    except UnsupportedOpError as err:
+        if draw and err.view is not None:
+            from .draw import draw_graph
+
+            draw_graph(err.view, draw)
+        raise
     if dump_ir:
         os.makedirs(dump_ir, exist_ok=True)
         _write(dump_ir, "00_lowered", graph)
@@ -401,6 +419,10 @@ def compile(  # noqa: A001 - the public verb
             _validate_values(result, captured, emit_ctx, args, kwargs, atol, rtol)
         timings["validate"] = time.perf_counter() - start
         result.reset_state()
+    if draw:
+        say(f"drawing {draw}...")
+        result.draw(draw)
+    if validate:
         if not report.ok and on_mismatch != "ignore":
             bad = [o.name for o in report.outputs if not o.ok]
             message = f"converted model differs from PyTorch on {bad}:\n{report.summary()}"

@@ -308,6 +308,13 @@ class Graph:
 
         return print_graph(self)
 
+    def _repr_html_(self) -> str:
+        """The interactive HTML view in an iframe (how notebooks show a graph)."""
+        from ..view.from_ir import ir_view  # (lazy: the pictures are no part of the IR)
+        from ..view.page import view_iframe
+
+        return view_iframe(ir_view(self))
+
     def to_json(self) -> dict:
         from .printer import graph_to_json
 

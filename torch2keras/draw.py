@@ -40,9 +40,10 @@ def to_view(graph: Drawable, checks: Sequence = (), *, title: Optional[str] = No
 
 
 def graph_svg(graph: Drawable, checks: Sequence = (), *, constants: bool = False, max_boxes: int = 60,
-              max_height: float = 1600.0) -> str:
+              max_height: float = 1600.0, max_width: float = 1600.0) -> str:
     """The static SVG text (see ``view/svg.py``)."""
-    return view_svg(to_view(graph, checks, constants=constants), max_boxes=max_boxes, max_height=max_height)
+    return view_svg(to_view(graph, checks, constants=constants), max_boxes=max_boxes, max_height=max_height,
+                    max_width=max_width)
 
 
 def graph_html(graph: Drawable, checks: Sequence = (), *, title: Optional[str] = None,

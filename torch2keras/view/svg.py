@@ -3,7 +3,8 @@
 Modules are collapsed at the deepest module depth that leaves at most ``max_boxes`` boxes (a
 module holding one node shows as that node, as in the HTML view); each box goes in the layer of
 its longest path from a source, ordered within the layer by barycentre sweeps, long edges in
-lanes of their own. A layout taller than ``max_height`` is wrapped into side-by-side columns.
+lanes of their own. A layout taller than ``max_height`` is wrapped into side-by-side columns
+(fewer, taller ones where they would be wider than ``max_width``).
 
 Every node box is ``<g id="node-NAME" class="node op-OP status-STATUS">`` (an output
 ``node-output-NAME``), every collapsed module ``<g id="module-PATH" class="module ...">``,
@@ -86,7 +87,8 @@ def _choose(view: ViewGraph, scopes: dict, max_boxes: int) -> dict[int, Unit]:
     return _units(view, scopes, 1)
 
 
-def view_svg(view: ViewGraph, *, max_boxes: int = 60, max_height: float = 1600.0) -> str:
+def view_svg(view: ViewGraph, *, max_boxes: int = 60, max_height: float = 1600.0,
+             max_width: float = 1600.0) -> str:
     """The SVG text of ``view`` (see the module docstring)."""
     unit_of = _choose(view, _grouping(view), max_boxes)
     boxes: dict[int, dict] = {}  # id(unit) -> box
@@ -106,6 +108,9 @@ def view_svg(view: ViewGraph, *, max_boxes: int = 60, max_height: float = 1600.0
     routes = _route(boxes, preds, layer)
     rows = _order(boxes, layer, routes)
     width, height = _place(boxes, rows, max_height)
+    while width > max_width and height < sum(b["h"] + _VGAP for b in boxes.values()):  # fewer, taller columns
+        max_height *= 1.25
+        width, height = _place(boxes, rows, max_height)
     return _render(view, boxes, routes, width, height)
 
 

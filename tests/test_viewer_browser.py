@@ -95,7 +95,7 @@ def _open(browser, path):
 
 
 def _boxes_outside_screen(page) -> list:
-    return page.evaluate("""() => [...document.querySelectorAll('#t2k-viewport [data-node], #t2k-viewport [data-group]')]
+    return page.evaluate("""() => [...document.querySelectorAll('#t2k-viewport [data-node],#t2k-viewport [data-group]')]
         .map(e => [e.getAttribute('data-node') || e.getAttribute('data-group'), e.getBoundingClientRect()])
         .filter(([, r]) => r.left < 0 || r.top < 0 || r.right > innerWidth || r.bottom > innerHeight)
         .map(([name]) => name)""")

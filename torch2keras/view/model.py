@@ -47,7 +47,7 @@ class ViewNode:
 
     @property
     def label(self) -> str:
-        return f"%{self.name} = {self.op}" if self.op not in ("output",) else f"return {self.name}"
+        return f"return {self.name}" if self.op == "output" else f"%{self.name} = {self.op}"
 
     @property
     def module_path(self) -> str:

@@ -255,7 +255,8 @@ def _box_svg(b: dict) -> list[str]:
         if u.file:
             tip += f"\n{u.where}"
     else:
-        head = f'<g id="module-{html.escape(b["name"])}" class="module' + (f' status-{status}"' if status else '"') + ">"
+        cls = f"module status-{status}" if status else "module"
+        head = f'<g id="module-{html.escape(b["name"])}" class="{cls}">'
         fill, tip = _MODULE_FILL, b["name"]
         stroke, width = (STATUS_FILL[status], 3.0) if status else ("#4b5d7a", 1.2)
     text_fill = "#ffffff" if status in ("first", "unsupported") and b["kind"] == "node" else "#111111"

@@ -8,7 +8,8 @@ from typing import Any, Optional, Sequence
 import torch
 
 from .frontend_torch import lower
-from .ir import NumericalMismatchError
+from .draw import draw_graph
+from .ir import NumericalMismatchError, UnsupportedOpError
 from .ir.layouts import count_transposes
 from .passes import Pass
 from .result import CompileResult
@@ -38,6 +39,7 @@ def compile(  # noqa: A001 - the public verb
     optimize_layout: bool = True,
     progress: Optional[Progress] = None,
     verify: bool = True,
+    draw: Optional[str] = None,
 ) -> CompileResult:
     """Convert ``model`` called on ``inputs`` (a tensor or a tuple of them) to Keras.
 
@@ -57,6 +59,9 @@ def compile(  # noqa: A001 - the public verb
     ``NumericalMismatchError`` whose ``.result`` is this result) or "ignore".
     Registered converters (``torch2keras.converter``) apply to the modules, functions and ops
     they target.
+    draw: a ``.html`` or ``.svg`` path: the picture of the converted graph (``CompileResult.draw``)
+    is written there, before a mismatch is raised; if ops have no lowering, the captured graph with
+    those calls in red is, before the ``UnsupportedOpError`` propagates.
     """
     if on_mismatch not in ("warn", "raise", "ignore"):
         raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
@@ -67,7 +72,7 @@ def compile(  # noqa: A001 - the public verb
     run = Stages(progress)
     reference = reference_outputs(model, args, kwargs) if validate else None
     captured = run("capture", capture_model, model, args, kwargs, dynamic_shapes)
-    graph = run("lower", lower, captured, name)
+    graph = run("lower", _lower, captured, name, draw)
     if dump_ir:
         write_ir(dump_ir, "00_lowered", graph)
     pipeline = build_pipeline(passes, extra_passes, input_layouts, output_layouts, optimize_layout)
@@ -77,8 +82,21 @@ def compile(  # noqa: A001 - the public verb
     result = make_result(graph, keras_model, emit_ctx, captured, name, run.timings, example, reference)
     if validate:
         run("validate", _validate, result, captured, emit_ctx, args, kwargs, validate, atol, rtol)
+    if draw:
+        run(f"drawing {draw}", result.draw, draw)
+    if validate:
         _on_mismatch(result, on_mismatch)
     return result
+
+
+def _lower(captured, name: str, draw: Optional[str]):
+    """Lower the capture; when ops have no lowering, draw the captured graph first (``draw``)."""
+    try:
+        return lower(captured, name)
+    except UnsupportedOpError as err:
+        if draw and err.view is not None:
+            draw_graph(err.view, draw)
+        raise
 
 
 def _validate(result: CompileResult, captured, emit_ctx, args: tuple, kwargs: dict, validate: "bool | str",

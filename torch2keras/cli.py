@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -90,6 +91,20 @@ class _Progress:
             self.stream.write("\n")
 
 
+def _factory_site(factory):
+    """Calls of library code only (an nn.Sequential, a torchvision model) are located at the
+    model factory: the user's code."""
+    import inspect
+
+    from torch2keras.frontend_torch.source import call_site
+
+    try:
+        file, (lines, line) = inspect.getsourcefile(factory), inspect.getsourcelines(factory)
+    except (OSError, TypeError):
+        return contextlib.nullcontext()
+    return call_site(file, line, lines[0].strip()) if file else contextlib.nullcontext()
+
+
 def _convert(args: argparse.Namespace) -> int:
     import torch
 
@@ -111,9 +126,17 @@ def _convert(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     inputs = tuple(torch.randn(*shape) for shape in args.input_shape)
     layout = "channels_last" if args.channels_last else None
-    result = torch2keras.compile(model.eval(), inputs, dynamic_shapes=_dynamic_shapes(args.dynamic),
-                                 input_layouts=layout, output_layouts=layout,
-                                 dump_ir=args.dump_ir, progress=progress, atol=args.atol, on_mismatch="ignore")
+    try:
+        with _factory_site(factory):
+            result = torch2keras.compile(model.eval(), inputs, dynamic_shapes=_dynamic_shapes(args.dynamic),
+                                         input_layouts=layout, output_layouts=layout, dump_ir=args.dump_ir,
+                                         progress=progress, atol=args.atol, on_mismatch="ignore", draw=args.draw)
+    except torch2keras.UnsupportedOpError as err:
+        progress.done()
+        print(err, file=sys.stderr)
+        if args.draw:
+            print(f"wrote {args.draw} (the captured graph, calls without a lowering in red)")
+        return 2
     tflite_options = _tflite_options(args, result)
     for out in args.output:
         progress(f"writing {out}")
@@ -123,9 +146,6 @@ def _convert(args: argparse.Namespace) -> int:
             result.save(out)
         else:
             result.export_saved_model(out)
-    if args.draw:
-        progress(f"drawing {args.draw}")
-        result.draw(args.draw)
     progress("done")
     progress.done()
     result.report.print()  # coloured on a terminal
@@ -188,8 +208,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     conv.add_argument("--channels-last", action="store_true", help="channels-last inputs and outputs")
     conv.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass to DIR")
     conv.add_argument("--report-json", metavar="FILE", help="write the report as JSON")
-    conv.add_argument("--draw", metavar="FILE", help="draw the final IR: FILE.svg or a self-contained FILE.html, "
-                      "with layouts, transposes and per-value errors vs PyTorch")
+    conv.add_argument("--draw", metavar="FILE", help="draw the final IR: FILE.svg or a self-contained, "
+                      "interactive FILE.html, with layouts, transposes and per-value errors vs PyTorch (if ops have no "
+                      "lowering: the captured graph, those calls in red)")
     conv.add_argument("--quantize", choices=["fp16", "dynamic_int8", "int8"],
                       help="quantize .tflite outputs: float16 weights, int8 weights (dynamic range), or full "
                            "integer int8 (needs --calibration)")

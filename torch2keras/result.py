@@ -8,7 +8,7 @@ import numpy as np
 
 from .backend_keras import export as keras_export
 from .backend_keras import state as keras_state
-from .draw import draw_graph
+from .draw import draw_graph, to_view
 from .ir import Graph
 from .ir.types import invert
 from .report import Report
@@ -151,6 +151,12 @@ class CompileResult:
         """Write the IR as a picture: ``.svg`` or a self-contained ``.html`` page (see ``draw.py``),
         with layouts, inserted transposes and each value coloured by its error vs PyTorch."""
         return draw_graph(self.ir, path, checks=self.report.nodes, title=self.report.model, **options)
+
+    def _repr_html_(self) -> str:
+        """The report and the graph's interactive view, errors vs PyTorch coloured (notebooks)."""
+        from .view.page import view_iframe
+
+        return self.report._repr_html_() + view_iframe(to_view(self.ir, self.report.nodes, title=self.report.model))
 
     def __repr__(self) -> str:
         return f"<CompileResult {self.report.model}: {len(self.keras_model.layers)} layers, max |err| " \

@@ -71,7 +71,7 @@ def compile(  # noqa: A001 - the public verb
     model = model.eval()
     run = Stages(progress)
     reference = reference_outputs(model, args, kwargs) if validate else None
-    captured = run("capture", capture_model, model, args, kwargs, dynamic_shapes)
+    captured, session = run("capture", capture_model, model, args, kwargs, dynamic_shapes)
     graph = run("lower", _lower, captured, name, draw)
     if dump_ir:
         write_ir(dump_ir, "00_lowered", graph)
@@ -86,6 +86,7 @@ def compile(  # noqa: A001 - the public verb
         run(f"drawing {draw}", result.draw, draw)
     if validate:
         _on_mismatch(result, on_mismatch)
+    del session  # converted calls stay alive until here: lowering and validation run them
     return result
 
 

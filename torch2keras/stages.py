@@ -75,12 +75,14 @@ def reference_outputs(model: torch.nn.Module, args: tuple, kwargs: dict) -> list
         buffers.restore()
 
 
-def capture_model(model: torch.nn.Module, args: tuple, kwargs: dict, dynamic_shapes: Any) -> Captured:
-    """The model as a pure ATen-level graph, with registered converters applied."""
+def capture_model(model: torch.nn.Module, args: tuple, kwargs: dict,
+                  dynamic_shapes: Any) -> tuple[Captured, converters.Session]:
+    """The model as a pure ATen-level graph, with registered converters applied; the converter
+    session must be kept alive while the graph is lowered and checked (its calls live there)."""
     buffers = BufferSnapshot(model)
     try:
-        with converters.intercepted(model):  # keeps converted calls alive until capture is done
-            return capture(model, _clone(args), _clone(kwargs), dynamic_shapes=dynamic_shapes)
+        with converters.intercepted(model) as session:
+            return capture(model, _clone(args), _clone(kwargs), dynamic_shapes=dynamic_shapes), session
     finally:
         buffers.restore()
 

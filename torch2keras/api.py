@@ -136,7 +136,8 @@ class CompileResult:
 
     def export_tflite(self, path: str, validate: bool = True, quantize: Optional[str] = None,
                       calibration: Any = None, io_dtype: str = "int8", holdout: Any = None,
-                      allow_flex: bool = False, int8_fallback: bool = False, delegates: bool = True) -> str:
+                      allow_flex: bool = False, int8_fallback: bool = False, delegates: bool = True,
+                      progress: Optional[Progress] = None) -> str:
         """Write a ``.tflite`` file through the TensorFlow converter, builtin ops only (unless
         ``allow_flex``); record in the report its size, op counts, error vs PyTorch
         (``validate``) and the delegate-readiness analysis (``report.delegates``).
@@ -152,11 +153,13 @@ class CompileResult:
         allow_flex: keep TensorFlow ops without a TFLite builtin as Flex ops (with a warning
         naming them); otherwise such ops are an ``ExportError`` naming them and their source.
         int8_fallback: let ops without an int8 kernel stay float in an ``"int8"`` file.
+        progress: called with the name of each stage as it starts (converter, checks).
         """
         from . import quantize as quant
         from .backend_keras.tflite_convert import NonBuiltinOps, check_options, warn_flex
         from .backend_keras.tflite_file import read_tflite
 
+        say = progress or (lambda message: None)
         start = time.perf_counter()
         check_options(quantize, io_dtype, calibration is not None)
         if calibration is not None and quantize != "int8":
@@ -171,7 +174,8 @@ class CompileResult:
                                             quantize=quantize,
                                             representative=representative,
                                             io_dtype=io_dtype, allow_flex=allow_flex, int8_fallback=int8_fallback,
-                                            float_path=float_path, resource_variables=bool(self.state_names))
+                                            float_path=float_path, resource_variables=bool(self.state_names),
+                                            progress=say)
             except NonBuiltinOps as e:
                 raise self._export_error(e) from None
             info = read_tflite(path)
@@ -185,6 +189,7 @@ class CompileResult:
                       "all_op_counts": counts, "flex_ops": info.flex_ops, "max_abs_error": None,
                       "signature": exporters.tflite_signature_shapes(path)}  # -1: a run-time size
             if validate and self._reference is not None and not info.flex_ops:
+                say(f"checking {os.path.basename(str(path))} with LiteRT")
                 try:
                     outs = self.run_tflite(path, self._example_inputs)
                 except RuntimeError as e:  # a delegate that fails to prepare: check the plain kernels
@@ -195,11 +200,13 @@ class CompileResult:
                                               for o, r in zip(outs, self._reference))
             if check:
                 record["float_bytes"] = os.path.getsize(float_path)
+                say("int8 per-layer check")
                 self.report.quantization = quant.layer_errors(float_path, path, self._feeds(holdout)(),
                                                               self.layer_nodes, self.output_nodes, io_dtype=io_dtype)
         if delegates:
             from .delegates import analyze
 
+            say("delegate readiness")
             self.report.delegates = analyze(path, self.layer_nodes, self.output_nodes)
         self.report.tflite = record
         self.report.timings["export_tflite"] = time.perf_counter() - start
@@ -382,7 +389,7 @@ def compile(  # noqa: A001 - the public verb
 
     report = Report(model=name, capture_method=captured.method, ir_op_counts=graph.op_counts(),
                     transposes=count_transposes(graph), keras_layers=len(keras_model.layers),
-                    timings=timings, warnings=list(captured.warnings))
+                    timings=timings, warnings=list(captured.warnings), atol=atol, rtol=rtol)
     example = [t.detach().cpu().numpy().copy() for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
     result = CompileResult(keras_model, graph, report, graph.input_names, graph.output_names, example, reference,
                            emit_ctx.layer_nodes)

@@ -213,6 +213,10 @@ def test_failing_factory_and_unknown_input_name(tmp_path, capsys):
     assert err.startswith(f"torch2keras convert: error: building the model with {tmp_path}/nets.py:broken() failed: "
                           "ValueError: vocabulary file missing (at ")
     assert err.endswith("nets.py:24: raise ValueError('vocabulary file missing'))")
+    assert main(["convert", f"{tmp_path}/nets.py:broken", "--input-shape", "2,7", "-o", str(tmp_path / "m.keras"),
+                 "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and 'nets.py", line 24, in broken' in err
     assert main(["convert", f"{tmp_path}/nets.py:build", "--inputs", str(tmp_path / "bad.npz"), "-o",
                  str(tmp_path / "m.keras")]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == \
@@ -242,6 +246,20 @@ def test_model_needing_missing_compiled_ops_says_so(tmp_path):
     assert err[-1].startswith("torch2keras convert: error: the model calls torchvision.ops.boxes.nms (called at "
                               "boxes.py:8), which needs torchvision's compiled ops; they do not load against torch")
     assert "tensorflow" not in imported
+
+
+def test_failed_conversion_is_one_paragraph_exit_1(tmp_path, capsys):
+    """An op without a lowering: exit 1, the compiler's message (op, user's line, stub), no traceback."""
+    (tmp_path / "spectrum.py").write_text("import torch\n\n\nclass Spectrum(torch.nn.Module):\n"
+                                          "    def forward(self, x):\n        return torch.fft.rfft(x).abs()\n")
+    assert main(["convert", f"{tmp_path}/spectrum.py:Spectrum", "--input-shape", "1,16", "-o",
+                 str(tmp_path / "s.keras")]) == 1
+    err = capsys.readouterr().err
+    message = err[err.index("torch2keras convert: error: "):]
+    assert message.startswith("torch2keras convert: error: lowering to the IR failed: 1 call(s) of 1 op(s) have no "
+                              "lowering: aten._fft_r2c.default")
+    assert "spectrum.py:6" in message and "Traceback" not in err
+    assert not (tmp_path / "s.keras").exists()
 
 
 # ----------------------------------------------------------------------------- conversions
@@ -435,7 +453,11 @@ def test_supported_is_grouped_readable_and_fast(tmp_path):
     text = first[1]
     from torch2keras.frontend_torch import LOWERINGS
 
-    assert text.startswith(f"torch2keras lowers {len(LOWERINGS)} ops, by family.")
+    torch_ops = {supported.op_name(t) for t in LOWERINGS} - {"torch2keras.opaque.default"}  # converter calls
+    assert text.startswith(f"torch2keras lowers {len(torch_ops)} ops, by family.")
+    counts = [int(line.rsplit("(", 1)[1].rstrip(")")) for line in text.splitlines()[3:]
+              if line and not line.startswith("  ")]
+    assert sum(counts) == len(torch_ops) and len(counts) >= 10
     assert "<built-in function" not in text and "<function" not in text and " at 0x" not in text
     assert "\nElementwise ops (" in text and "add.Scalar/Tensor" in text and "operator.add" in text
     assert "higher_order.cond" in text and "torch.sym_max" in text
@@ -454,18 +476,41 @@ def test_supported_listing_follows_the_source(tmp_path, monkeypatch):
     before = supported._key()
     (frontend / "ops" / "nn.py").write_text("# a lowering, changed\n")
     assert supported._key() != before
-    monkeypatch.undo()
-    live = supported.listing()
-    assert sum(len(f["ops"]) for f in live["families"]) == len({supported.op_name(t) for t in
-                                                                  __import__("torch2keras").frontend_torch.LOWERINGS})
+
+
+_NET = """
+import torch
+from torch import nn
+
+
+def build():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1))
+"""
 
 
 @pytest.mark.slow
-def test_readme_first_command(tmp_path):
-    """The README's first command line, as a newcomer types it (torchvision's compiled ops do not
-    load here: the loader still gives resnet18)."""
-    code, out, err, imported, wall, cpu = run_cli(
-        ["convert", "torchvision.models:resnet18", "--input-shape", "1,3,224,224", "-o", "resnet18.tflite", "-o",
-         "resnet18.keras"], cwd=str(tmp_path))
-    assert code == 0, err
-    assert (tmp_path / "resnet18.tflite").is_file() and (tmp_path / "resnet18.keras").is_file()
+def test_readme_command_lines(tmp_path):
+    """Every command of the README's "Command line" block, as a newcomer types it (with a net.py,
+    its weights and a tokens.py/tokens.npz beside it); torchvision's compiled ops do not load
+    here, and the loader still gives resnet18."""
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    block = readme.split("## Command line", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].split() for line in block.splitlines() if line.startswith("torch2keras ")]
+    assert len(commands) == 6
+    (tmp_path / "net.py").write_text(_NET)
+    torch.manual_seed(0)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import net
+    finally:
+        sys.path.remove(str(tmp_path))
+    torch.save(net.build().state_dict(), tmp_path / "net.pt")
+    (tmp_path / "tokens.py").write_text(_TOKENS)
+    np.savez(tmp_path / "tokens.npz", tokens=np.random.default_rng(0).integers(0, 50, (2, 7)))
+    for command in commands:
+        code, out, err, imported, wall, cpu = run_cli(command[1:], cwd=str(tmp_path))
+        assert code == 0, (command, err)
+        outputs = [command[i + 1] for i, a in enumerate(command) if a == "-o"]
+        assert all((tmp_path / o).exists() for o in outputs), command
+        if command[1] == "convert":
+            assert "max |err|" in out and "MISMATCH" not in out, out

@@ -35,10 +35,12 @@ class _Parser(argparse.ArgumentParser):
 class _Version(argparse.Action):
     """--version: torch2keras's version and those of the libraries it runs on."""
 
-    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, default: object = argparse.SUPPRESS,
+                 help: Optional[str] = None) -> None:
         super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: Optional[str] = None) -> None:
         found = []
         for dist in ("torch", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert"):
             try:
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_convert(sub) -> None:
+def _add_convert(sub: "argparse._SubParsersAction") -> None:
     conv = sub.add_parser("convert", help="convert a model built by MODULE:FACTORY", epilog=EXIT_CODES,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     conv.add_argument("model", help="MODULE:FACTORY or path/file.py:FACTORY, a callable returning the nn.Module "
@@ -109,13 +111,13 @@ def _add_convert(sub) -> None:
     check.add_argument("--strict", action="store_true",
                        help="exit 3 when code was specialised to the example (a Python `if` on tensor data)")
     check.add_argument("--seed", type=int, default=0, help="seed of the random example inputs")
-    shown = conv.add_argument_group("output")
+    shown = conv.add_argument_group("messages")
     shown.add_argument("--verbose", action="store_true", help="show the libraries' logs and warnings")
     shown.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     conv.set_defaults(func=_convert)
 
 
-def _add_supported(sub) -> None:
+def _add_supported(sub: "argparse._SubParsersAction") -> None:
     sup = sub.add_parser("supported", help="list the torch ops that have a lowering, by family")
     sup.add_argument("pattern", nargs="?", metavar="NAME", help="look up the ops whose name contains NAME")
     sup.add_argument("--unsupported", action="store_true",

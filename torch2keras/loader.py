@@ -24,7 +24,7 @@ import sys
 import traceback
 import types
 import warnings
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, NoReturn, Optional
 
 import torch
 
@@ -151,7 +151,7 @@ def _declare(namespace: str, op: str) -> None:
 
 
 def _kernel_missing(namespace: str, op: str) -> Callable:
-    def kernel(*args, **kwargs):
+    def kernel(*args: Any, **kwargs: Any) -> NoReturn:
         raise MissingCompiledOpError(f"{namespace}::{op} is one of {namespace}'s compiled ops, which did not load "
                                      f"against torch {torch.__version__}")
 
@@ -200,7 +200,7 @@ def _chain(err: Optional[BaseException]) -> list[BaseException]:
     return seen
 
 
-def _package_of(frames) -> str:
+def _package_of(frames: traceback.StackSummary) -> str:
     """The top-level package of the innermost frame outside torch (e.g. torchvision)."""
     for frame in reversed(frames):
         module = _module_name(frame.filename)
@@ -209,7 +209,7 @@ def _package_of(frames) -> str:
     return "a package"
 
 
-def _entry_frame(frames, package: str) -> tuple[str, str]:
+def _entry_frame(frames: traceback.StackSummary, package: str) -> tuple[str, str]:
     """(the package function the model called, " (called at file:line)") -- the outermost
     frame inside ``package`` and the frame that called it."""
     for k, frame in enumerate(frames):
@@ -264,7 +264,7 @@ def load_weights(model: torch.nn.Module, path: str) -> None:
     model.load_state_dict(state)
 
 
-def _unwrap(state):
+def _unwrap(state: Any) -> Any:
     if isinstance(state, Mapping):
         for key in ("state_dict", "model_state_dict", "model"):
             if isinstance(state.get(key), Mapping):

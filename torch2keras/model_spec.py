@@ -244,7 +244,7 @@ def names_in_file(path: str, package: str = "", search_path: Optional[list[str]]
     return found.names, found.complete
 
 
-def _exported(path: str, package: str, search_path, seen: set[str]) -> tuple[set[str], bool]:
+def _exported(path: str, package: str, search_path: Optional[list[str]], seen: set[str]) -> tuple[set[str], bool]:
     """The names ``from module import *`` brings: its literal ``__all__``, else (also when
     ``__all__`` is computed: a superset) its public names."""
     try:
@@ -274,7 +274,7 @@ def _top_statements(body: list[ast.stmt]) -> Iterable[ast.stmt]:
             yield from _top_statements(case.body)
 
 
-def _bind(stmt: ast.stmt, found: _Names, package: str, search_path, seen: set[str]) -> None:
+def _bind(stmt: ast.stmt, found: _Names, package: str, search_path: Optional[list[str]], seen: set[str]) -> None:
     names = found.names
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         names.add(stmt.name)
@@ -310,7 +310,8 @@ def _bind(stmt: ast.stmt, found: _Names, package: str, search_path, seen: set[st
                 names.add(node.name)
 
 
-def _bind_import_from(stmt: ast.ImportFrom, found: _Names, package: str, search_path, seen: set[str]) -> None:
+def _bind_import_from(stmt: ast.ImportFrom, found: _Names, package: str, search_path: Optional[list[str]],
+                      seen: set[str]) -> None:
     for alias in stmt.names:
         if alias.name != "*":
             found.names.add(alias.asname or alias.name)

@@ -63,7 +63,8 @@ class Quiet:
         self._stack.__exit__(*exc)
         self.stream = sys.stderr
 
-    def _show_warning(self, message, category, filename, lineno, file=None, line=None) -> None:
+    def _show_warning(self, message: "Warning | str", category: type, filename: str, lineno: int,
+                      file: Optional[TextIO] = None, line: Optional[str] = None) -> None:
         ours = os.path.abspath(filename).startswith(_OWN_DIR) or type(message).__module__.startswith("torch2keras")
         if ours or self.verbose:
             self.on_warning(message if isinstance(message, Warning) else category(message), ours)

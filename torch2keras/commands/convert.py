@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
 import torch
@@ -26,6 +26,10 @@ from . import examples
 from .console import Progress, Quiet
 from .exits import OK, OUT_OF_TOLERANCE, ConversionFailed, UsageError
 from .preflight import Plan
+
+if TYPE_CHECKING:
+    from ..api import CompileResult
+    from ..report import Report
 
 __all__ = ["run", "tflite_files"]
 
@@ -53,7 +57,7 @@ def _warn(progress: Progress, message: Warning, ours: bool, shown: list[str]) ->
     progress.note(f"warning: {text}" if ours else f"warning ({type(message).__name__}): {text}")
 
 
-def _convert(args: argparse.Namespace, plan: Plan, progress: Progress) -> tuple[Any, list[dict]]:
+def _convert(args: argparse.Namespace, plan: Plan, progress: Progress) -> tuple["CompileResult", list[dict]]:
     model = _build_model(plan, progress)
     progress("preparing the example inputs")
     example = examples.make_example(model, plan, args.seed)
@@ -118,10 +122,9 @@ def _trial_run(model: torch.nn.Module, example: examples.Example, progress: Prog
     """Run the model once on the example (state put back); its flat output names."""
     progress("running the PyTorch model")
     snapshot = BufferSnapshot(model)
-    clone = lambda x: pytree.tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, x)  # noqa: E731
     try:
         with torch.no_grad():
-            out = model(*clone(example.args), **clone(example.kwargs))
+            out = model(*_clone(example.args), **_clone(example.kwargs))
     except Exception as e:  # noqa: BLE001 - the model rejects the example
         message = loader.missing_kernel_message(e)
         if message:
@@ -131,6 +134,11 @@ def _trial_run(model: torch.nn.Module, example: examples.Example, progress: Prog
     finally:
         snapshot.restore()
     return flat_output_names(out)
+
+
+def _clone(x: Any) -> Any:
+    """A copy of every tensor in ``x`` (the model's in-place ops must not change the example)."""
+    return pytree.tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, x)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -145,8 +153,8 @@ def tflite_files(path: str, variants: list[Optional[str]]) -> list[tuple[str, Op
     return [(path if v is None else f"{stem}_{v}{ext}", v) for v in variants]
 
 
-def _write_outputs(result, plan: Plan, args: argparse.Namespace, calibration, holdout,
-                   progress: Progress) -> list[dict]:
+def _write_outputs(result: "CompileResult", plan: Plan, args: argparse.Namespace, calibration: Optional[list],
+                   holdout: Optional[list], progress: Progress) -> list[dict]:
     written = []
     for out in plan.outputs:
         if out.kind != "tflite":
@@ -171,7 +179,7 @@ def _write_outputs(result, plan: Plan, args: argparse.Namespace, calibration, ho
 # ----------------------------------------------------------------------------- the outcome
 
 
-def _finish(result, written: list[dict], plan: Plan, args: argparse.Namespace, shown: list[str]) -> int:
+def _finish(result: "CompileResult", written: list[dict], plan: Plan, args: argparse.Namespace, shown: list[str]) -> int:
     report = result.report
     attrs.evolve(report, warnings=[w for w in report.warnings if w not in shown]).print()
     if sum(w["kind"] == "tflite" for w in written) > 1:
@@ -189,7 +197,7 @@ def _finish(result, written: list[dict], plan: Plan, args: argparse.Namespace, s
     return OUT_OF_TOLERANCE if problems else OK
 
 
-def _problems(report, written: list[dict], plan: Plan, args: argparse.Namespace) -> list[str]:
+def _problems(report: "Report", written: list[dict], plan: Plan, args: argparse.Namespace) -> list[str]:
     """Why the run ends with exit code 3 (empty: it does not)."""
     problems = [f"output {o.name!r} differs from PyTorch by {o.max_abs_error:.3e}, above the tolerance "
                 f"{o.tolerance:.3e} (atol {plan.atol:g} + rtol {plan.rtol:g} * max |ref| {o.max_abs_reference:.3e})"

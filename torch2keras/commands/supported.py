@@ -92,7 +92,8 @@ def listing() -> dict[str, Any]:
 
     families: dict[str, list[str]] = {}
     for target, fn in LOWERINGS.items():
-        families.setdefault(fn.__module__, []).append(op_name(target))
+        if not op_name(target).startswith("torch2keras."):  # (our own op for converter calls, no torch op)
+            families.setdefault(fn.__module__, []).append(op_name(target))
     ordered = sorted(families.items(), key=lambda item: (-len(item[1]), item[0]))
     return {"torch": torch.__version__,
             "families": [{"title": _title(module), "ops": sorted(set(ops))} for module, ops in ordered],
@@ -160,15 +161,11 @@ def _refresh() -> dict:
     return data
 
 
-def remember(data: Optional[dict] = None) -> None:
-    """Write the listing to the cache (computed now unless given); old listings are removed.
-    Failing to write (a read-only home) is no error."""
+def remember(data: dict) -> None:
+    """Write the listing to the cache; old listings are removed. Failing to write (a read-only
+    home) is no error."""
     path = cache_path()
     try:
-        if data is None:
-            if os.path.exists(path):
-                return
-            data = listing()
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as f:

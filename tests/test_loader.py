@@ -182,3 +182,12 @@ def test_load_factory_names_what_is_missing(tmp_path):
         load_factory(f"{tmp_path}/nets.py:Net.build")
     with pytest.raises(TypeError, match=r"nets.py:value is a int, not a callable that builds the model"):
         load_factory(f"{tmp_path}/nets.py:value")
+
+
+def test_model_file_named_like_a_loaded_module(tmp_path):
+    """A user's copy.py is loaded under another name: the standard library's copy stays."""
+    import copy
+
+    (tmp_path / "copy.py").write_text("import torch\n\ndef build():\n    return torch.nn.Linear(2, 2)\n")
+    model = load_factory(f"{tmp_path}/copy.py:build")()
+    assert isinstance(model, torch.nn.Linear) and sys.modules["copy"] is copy and copy.deepcopy([1]) == [1]

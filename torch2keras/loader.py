@@ -97,6 +97,10 @@ def import_file(path: str) -> types.ModuleType:
     if folder not in sys.path:
         sys.path.insert(0, folder)
 
+    taken = sys.modules.get(stem)
+    if taken is not None and os.path.abspath(getattr(taken, "__file__", "") or "") != path:
+        stem = f"_torch2keras_model_{stem}"  # a file named like a loaded module (copy.py) must not replace it
+
     def run() -> types.ModuleType:
         spec = importlib.util.spec_from_file_location(stem, path)
         if spec is None or spec.loader is None:

@@ -156,6 +156,25 @@ def test_mistake_is_one_line_before_torch(case, workdir):
     print(f"{case}: {wall:.2f}s wall, {cpu:.2f}s CPU")
 
 
+def test_calibration_matched_to_named_inputs(tmp_path):
+    """Named --inputs with positional calibration arrays pass the early check when every array
+    fits one of the inputs (forward's order decides later); an array fitting none is refused."""
+    from torch2keras.cli import build_parser
+    from torch2keras.commands import preflight
+    from torch2keras.commands.exits import UsageError
+
+    np.savez(tmp_path / "x.npz", image=np.zeros((1, 3, 8, 8), np.float32), bias=np.zeros((1, 4, 1, 1), np.float32))
+    np.savez(tmp_path / "cal.npz", np.zeros((5, 1, 3, 8, 8), np.float32), np.zeros((5, 1, 4, 1, 1), np.float32))
+    np.savez(tmp_path / "bad.npz", np.zeros((5, 1, 3, 8, 8), np.float32), np.zeros((5, 1, 4, 2, 2), np.float32))
+    argv = ["convert", ESSENTIALS, "--inputs", str(tmp_path / "x.npz"), "-o", "m.tflite", "--quantize", "int8",
+            "--calibration"]
+    plan = preflight.check(build_parser().parse_args([*argv, str(tmp_path / "cal.npz")]))
+    assert sorted(plan.calibration) == ["arr_0", "arr_1"] and plan.shapes == []
+    with pytest.raises(UsageError, match=r"array 'arr_1' has shape \[5, 1, 4, 2, 2\]; expected \[samples, 1, 3, 8, "
+                                         r"8\] or \[samples, 1, 4, 1, 1\]"):
+        preflight.check(build_parser().parse_args([*argv, str(tmp_path / "bad.npz")]))
+
+
 def test_version_and_module_entry_point():
     proc = subprocess.run([sys.executable, "-m", "torch2keras", "--version"], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, timeout=60)

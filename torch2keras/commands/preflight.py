@@ -282,11 +282,14 @@ def _check_samples(path: str, option: str, known: dict) -> dict[str, np.ndarray]
 
 
 def _shape_for(key: str, known: dict) -> Optional[tuple[int, ...]]:
+    """The input shape array ``key`` must match, None when only forward's names can tell."""
     position = _position(key)
     if position is not None:
-        if position not in known:
-            raise UsageError(f"array {key!r}: the model takes {len(known)} input(s)")
-        return known[position]
+        if position in known:
+            return known[position]
+        if any(isinstance(k, int) for k in known):
+            raise UsageError(f"array {key!r}: the model takes {len(known)} input(s), arr_0..arr_{len(known) - 1}")
+        return None  # named example inputs: their order is forward's, known once the model is built
     if key in known:
         return known[key]
     if len(known) == 1:

@@ -225,11 +225,21 @@ class _Names:
     complete: bool = True
 
 
-def names_in_file(path: str, package: str = "", search_path: Optional[list[str]] = None,
-                  _seen: Optional[set[str]] = None) -> tuple[set[str], bool]:
+def names_in_file(path: str, package: str = "", search_path: Optional[list[str]] = None) -> tuple[set[str], bool]:
     """(names the module in ``path`` binds at its top level, whether that set is complete).
     ``package`` is the module's package, for relative star imports."""
-    seen = _seen if _seen is not None else set()
+    key = (os.path.abspath(path), package, tuple(search_path) if search_path is not None else None)
+    if key not in _NAMES:
+        _NAMES[key] = _names_in_file(path, package, search_path, set())
+    names, complete = _NAMES[key]
+    return set(names), complete
+
+
+_NAMES: dict[tuple, tuple[frozenset[str], bool]] = {}  # (path, package, search path) -> names_in_file's answer
+
+
+def _names_in_file(path: str, package: str, search_path: Optional[list[str]],
+                   seen: set[str]) -> tuple[frozenset[str], bool]:
     seen.add(os.path.abspath(path))
     try:
         tree = _tree(path)
@@ -241,7 +251,7 @@ def names_in_file(path: str, package: str = "", search_path: Optional[list[str]]
     found.complete = found.complete and not _opaque(tree)
     if os.path.basename(path) == "__init__.py":  # submodules become attributes once imported
         found.names |= {m.name for m in pkgutil.iter_modules([os.path.dirname(path)])}
-    return found.names, found.complete
+    return frozenset(found.names), found.complete
 
 
 def _exported(path: str, package: str, search_path: Optional[list[str]], seen: set[str]) -> tuple[set[str], bool]:

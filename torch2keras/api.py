@@ -79,7 +79,7 @@ def compile(  # noqa: A001 - the public verb
     run("passes", run_passes, graph, pipeline, verify, dump_ir)
     keras_model, emit_ctx = run("emit", emit_model, graph, name)
     example = [t.detach().cpu().numpy().copy() for t in flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
-    result = make_result(graph, keras_model, emit_ctx, captured, name, run.timings, example, reference)
+    result = make_result(graph, keras_model, emit_ctx, captured, name, run.timings, example, reference, atol, rtol)
     if validate:
         run("validate", _validate, result, captured, emit_ctx, args, kwargs, validate, atol, rtol)
     if draw:

@@ -101,6 +101,8 @@ class Report:
     quantization: Any = None  # quantize.QuantizationReport of the last int8 TFLite export
     delegates: Any = None  # delegates.DelegateReport of the last TFLite export
     layout: Optional[dict] = None  # the layout pass's solve: method, variables, approximated, seconds
+    atol: Optional[float] = None  # the tolerance of every check: |err| <= atol + rtol * max|ref|
+    rtol: Optional[float] = None
 
     @property
     def max_abs_error(self) -> Optional[float]:
@@ -141,6 +143,8 @@ class Report:
                 status = "ok" if o.ok else f"MISMATCH (tol {o.tolerance:.1e})"
                 lines.append(_paint(f"  {o.name:<20} {str(list(o.shape)):<22} {o.max_abs_error:>11.3e} "
                                     f"{o.max_abs_reference:>11.3e}  {status}", "ok" if o.ok else "first", color))
+            if self.atol is not None and self.rtol is not None:
+                lines.append(f"  tolerance: max |err| <= atol {self.atol:.1e} + rtol {self.rtol:.1e} * max |ref|")
         if self.nodes:
             bad = [c for c in self.nodes if not c.ok]
             lines.append(f"  values compared with PyTorch: {len(self.nodes)}, above tolerance: {len(bad)}")

@@ -107,7 +107,8 @@ class CompileResult:
 
     def export_tflite(self, path: str, validate: bool = True, quantize: Optional[str] = None,
                       calibration: Any = None, io_dtype: str = "int8", holdout: Any = None,
-                      allow_flex: bool = False, int8_fallback: bool = False, delegates: bool = True) -> str:
+                      allow_flex: bool = False, int8_fallback: bool = False, delegates: bool = True,
+                      progress: Optional[Callable[[str], None]] = None) -> str:
         """Write a ``.tflite`` file through the TensorFlow converter, builtin ops only (unless
         ``allow_flex``); record in the report its size, op counts, error vs PyTorch
         (``validate``) and the delegate-readiness analysis (``report.delegates``).
@@ -123,6 +124,7 @@ class CompileResult:
         allow_flex: keep TensorFlow ops without a TFLite builtin as Flex ops (with a warning
         naming them); otherwise such ops are an ``ExportError`` naming them and their source.
         int8_fallback: let ops without an int8 kernel stay float in an ``"int8"`` file.
+        progress: called with the name of each stage as it starts (converter, checks).
         """
         return tflite_export.export_tflite(self, path, validate=validate, quantize=quantize, calibration=calibration,
                              io_dtype=io_dtype, holdout=holdout, allow_flex=allow_flex, int8_fallback=int8_fallback,

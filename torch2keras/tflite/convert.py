@@ -141,7 +141,8 @@ def warn_flex(flex_ops: list[str], where: str = "") -> None:
 def keras_to_tflite(model: keras.Model, path: str, input_names: Sequence[str], output_names: Sequence[str],
                   quantize: Optional[str] = None, representative: Optional[Callable[[], Iterable[dict]]] = None,
                   io_dtype: str = "int8", allow_flex: bool = False, int8_fallback: bool = False,
-                  float_path: Optional[str] = None, resource_variables: bool = False) -> str:
+                  float_path: Optional[str] = None, resource_variables: bool = False,
+                  progress: Optional[Callable[[str], None]] = None) -> str:
     """Write a ``.tflite`` file (see ``tflite_convert`` for the quantization modes).
 
     resource_variables: keep the variables the model assigns (its state) as TFLite resource
@@ -149,14 +150,19 @@ def keras_to_tflite(model: keras.Model, path: str, input_names: Sequence[str], o
 
     float_path: also write the float32 conversion of the same SavedModel there (the per-layer
     quantization check compares the two; tensor names match because both come from one graph).
-    Raises ``tflite_convert.NonBuiltinOps`` when the converter refuses ops.
+    Raises ``NonBuiltinOps`` when the converter refuses ops.
+    progress: called with the name of each stage as it starts.
     """
+    say = progress or (lambda message: None)
     check_options(quantize, io_dtype, representative is not None)
     with tempfile.TemporaryDirectory() as tmp:
+        say("SavedModel for the TFLite converter")
         export_saved_model(model, tmp, input_names, output_names)
+        say(f"TFLite converter ({quantize or 'float32'})")
         data = convert_saved_model(tmp, quantize, representative, io_dtype, allow_flex, int8_fallback,
                                    resource_variables=resource_variables)
         if float_path is not None:
+            say("TFLite converter (float32 file for the int8 check)")
             _write(float_path, convert_saved_model(tmp, None, allow_flex=allow_flex,
                                                    resource_variables=resource_variables))
     _write(path, data)

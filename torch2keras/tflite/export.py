@@ -12,7 +12,7 @@ import collections
 import os
 import tempfile
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
@@ -33,9 +33,11 @@ __all__ = ["check_quantization", "export_tflite"]
 
 def export_tflite(result: "CompileResult", path: str, validate: bool = True, quantize: Optional[str] = None,
                   calibration: Any = None, io_dtype: str = "int8", holdout: Any = None, allow_flex: bool = False,
-                  int8_fallback: bool = False, delegates: bool = True) -> str:
+                  int8_fallback: bool = False, delegates: bool = True,
+                  progress: Optional[Callable[[str], None]] = None) -> str:
     """Write ``path`` through TensorFlow's converter and record it in ``result.report`` (see
     ``CompileResult.export_tflite`` for the options)."""
+    say = progress or (lambda message: None)
     start = time.perf_counter()
     check_options(quantize, io_dtype, calibration is not None)
     if calibration is not None and quantize != "int8":
@@ -45,18 +47,22 @@ def export_tflite(result: "CompileResult", path: str, validate: bool = True, qua
     with tempfile.TemporaryDirectory() as tmp:
         float_path = os.path.join(tmp, "float.tflite") if check_int8 else None
         _convert(result, path, dict(quantize=quantize, representative=representative, io_dtype=io_dtype,
-                                    allow_flex=allow_flex, int8_fallback=int8_fallback, float_path=float_path))
+                                    allow_flex=allow_flex, int8_fallback=int8_fallback, float_path=float_path,
+                                    progress=say))
         info = read_tflite(path)
         if info.flex_ops:
             warn_flex(info.flex_ops, _where_ops(result, info, set(info.flex_ops), flex=True))
         record = _file_record(path, info, quantize, io_dtype)
         if validate and result.reference is not None and not info.flex_ops:
+            say(f"checking {os.path.basename(str(path))} with LiteRT")
             record["max_abs_error"] = _max_error(result, path)
         if check_int8:
             record["float_bytes"] = os.path.getsize(float_path)
+            say("int8 per-layer check")
             result.report.quantization = layer_errors(float_path, path, result.feeds(holdout)(), result.layer_nodes,
                                                       result.output_nodes, io_dtype=io_dtype)
     if delegates:
+        say("delegate readiness")
         result.report.delegates = analyze(path, result.layer_nodes, result.output_nodes)
     result.report.tflite = record
     result.report.timings["export_tflite"] = time.perf_counter() - start

@@ -352,7 +352,7 @@ def test_token_model_with_sample_inputs_end_to_end(tmp_path):
     with torch.no_grad():
         ref = tokens.build()(torch.from_numpy(ids)).numpy()
     import torch2keras
-    from torch2keras.backend_keras.export import run_tflite
+    from torch2keras.tflite.runtime import run_tflite
 
     keras_out = np.asarray(torch2keras.load_model(str(tmp_path / "t.keras"))({"tokens": ids}))
     assert np.abs(keras_out - ref).max() < 1e-5

@@ -127,8 +127,8 @@ class CompileResult:
         progress: called with the name of each stage as it starts (converter, checks).
         """
         return tflite_export.export_tflite(self, path, validate=validate, quantize=quantize, calibration=calibration,
-                             io_dtype=io_dtype, holdout=holdout, allow_flex=allow_flex, int8_fallback=int8_fallback,
-                             delegates=delegates)
+                                           io_dtype=io_dtype, holdout=holdout, allow_flex=allow_flex,
+                                           int8_fallback=int8_fallback, delegates=delegates, progress=progress)
 
     def check_quantization(self, path: str, holdout: Any = None) -> Any:
         """The per-layer check of an int8 ``.tflite`` file written by ``export_tflite``, on

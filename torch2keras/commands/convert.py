@@ -83,7 +83,7 @@ def _convert(args: argparse.Namespace, plan: Plan, progress: Progress) -> tuple[
         written = _write_outputs(result, plan, args, calibration, holdout, progress)
     except UnsupportedOpError as e:
         drawn = f"\nwrote {args.draw} (the captured graph, calls without a lowering in red)" if args.draw else ""
-        raise ConversionFailed(f"{e}{drawn}") from e
+        raise ConversionFailed(f"{progress.stage} failed: {e}{drawn}") from e
     except Torch2KerasError as e:
         raise ConversionFailed(f"{progress.stage} failed: {e}") from e
     return result, written

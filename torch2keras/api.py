@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.utils._pytree as pytree
 
-from . import converters
+from . import checks, converters, io_checks
 from .backend_keras import emit_model
 from .backend_keras import export as exporters
 from .backend_keras import state as keras_state
@@ -85,7 +85,11 @@ class CompileResult:
             res.append(np.transpose(y, invert(v.type.layout)) if v.type.layout else y)
         return res
 
+    def _check_feed(self, torch_inputs: Sequence[np.ndarray], what: str) -> None:
+        io_checks.check_run_inputs(self.input_names, [v.type.shape for v in self.ir.inputs], torch_inputs, what)
+
     def run_keras(self, torch_inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        self._check_feed(torch_inputs, "run_keras")
         outs = self.keras_model(self.keras_inputs(torch_inputs), training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         return self.torch_outputs([np.asarray(o) for o in outs])
@@ -94,16 +98,23 @@ class CompileResult:
         """Run a ``.tflite`` file written by ``export_tflite`` on inputs in PyTorch's layout;
         outputs in PyTorch's layout (quantized I/O is (de)quantized on the way). One call of a new
         interpreter: a stateful model starts from its initial state."""
-        outs = exporters.run_tflite(path, self.keras_inputs(torch_inputs), delegates=delegates)
+        self._check_feed(torch_inputs, "run_tflite")
+        feed = self.keras_inputs(torch_inputs)
+        io_checks.check_tflite_feed(path, exporters.tflite_signature_shapes(path), feed)
+        outs = exporters.run_tflite(path, feed, delegates=delegates)
         return self.torch_outputs([outs[n] for n in self.output_names])
 
     def tflite_session(self, path: str) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
         """A function running the ``.tflite`` file on arrays in PyTorch layout, with one
         interpreter for all its calls: a stateful model's state carries over between them."""
         runner = exporters.tflite_runner(path)
+        signature = exporters.tflite_signature_shapes(path)
 
         def run(torch_inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-            outs = runner(**self.keras_inputs(torch_inputs))
+            self._check_feed(torch_inputs, "tflite_session")
+            feed = self.keras_inputs(torch_inputs)
+            io_checks.check_tflite_feed(path, signature, feed)
+            outs = runner(**feed)
             return self.torch_outputs([np.asarray(outs[n]) for n in self.output_names])
 
         return run
@@ -127,10 +138,13 @@ class CompileResult:
     def save(self, path: str) -> str:
         """Write a ``.keras`` file (or legacy HDF5 ``.h5``); ``torch2keras.load_model`` loads either,
         without torch (``.keras`` with ``safe_mode=True``)."""
+        io_checks.check_suffix(path, (".keras", ".h5"), "save", " (a .tflite file is written by export_tflite)")
+        io_checks.check_writable(path)
         with keras_state.initial_state(self.keras_model):
             return exporters.save_keras(self.keras_model, path)
 
     def export_saved_model(self, directory: str) -> str:
+        io_checks.check_writable(os.path.join(directory, "saved_model.pb"))
         with keras_state.initial_state(self.keras_model):
             return exporters.export_saved_model(self.keras_model, directory, self.input_names, self.output_names)
 
@@ -158,6 +172,8 @@ class CompileResult:
         from .backend_keras.tflite_file import read_tflite
 
         start = time.perf_counter()
+        io_checks.check_suffix(path, (".tflite",), "export_tflite", " (a .keras file is written by CompileResult.save)")
+        io_checks.check_writable(path)
         check_options(quantize, io_dtype, calibration is not None)
         if calibration is not None and quantize != "int8":
             raise ValueError(f'calibration data is used by quantize="int8" only (got quantize={quantize!r})')
@@ -330,12 +346,15 @@ def compile(  # noqa: A001 - the public verb
     Registered converters (``torch2keras.converter``) apply to the modules, functions and ops
     they target.
     """
+    checks.check_model(model)
     if on_mismatch not in ("warn", "raise", "ignore"):
         raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
     say = progress or (lambda msg: None)
     name = name or type(model).__name__
     args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     kwargs = dict(kwargs or {})
+    checks.check_inputs(model, args, kwargs)
+    checks.check_layouts(model, args, kwargs, input_layouts)
     model = model.eval()
     timings: dict[str, float] = {}
 
@@ -351,11 +370,16 @@ def compile(  # noqa: A001 - the public verb
     reference = None
     buffers = BufferSnapshot(model)
     try:
+        with torch.no_grad():  # also checks what forward returns, before any work
+            try:
+                out = model(*_clone(args), **_clone(kwargs))
+            except Exception as e:  # noqa: BLE001 - re-raised naming the inputs
+                raise checks.call_error(model, args, e) from e
+        checks.check_outputs(out)
+        checks.check_output_layouts(out, output_layouts)
         if validate:
-            with torch.no_grad():
-                reference = [t.detach().cpu().numpy() for t in _flatten(model(*_clone(args), **_clone(kwargs)))
-                             if isinstance(t, torch.Tensor)]
-            buffers.restore()
+            reference = [t.detach().cpu().numpy() for t in _flatten(out) if isinstance(t, torch.Tensor)]
+        buffers.restore()
         with converters.intercepted(model) as session:  # noqa: F841 - keeps converted calls alive until the end
             captured = timed("capture", capture, model, _clone(args), _clone(kwargs),
                              dynamic_shapes=dynamic_shapes)

@@ -208,3 +208,57 @@ def test_corrupt_keras_file(conv, tmp_path):
     loaded = torch2keras.load_model(good)
     x = np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)
     assert np.max(np.abs(np.asarray(loaded(x)) - conv.run_keras([x])[0])) < 1e-5
+
+
+# ----------------------------------------------------------------------------- the command line
+def test_cli_refuses_unwritable_outputs_and_non_models(tmp_path):
+    from torch2keras.cli import main
+
+    factories = tmp_path / "factories.py"
+    factories.write_text("import torch\n\ndef not_a_model():\n    return torch.nn.Linear\n")
+    with pytest.raises(SystemExit) as e:
+        main(["convert", f"{factories}:not_a_model", "--input-shape", "1,4", "-o", "/sys/m.tflite"])
+    assert "error: cannot write '/sys/m.tflite'" in str(e.value) and "choose another output path" in str(e.value)
+    with pytest.raises(SystemExit) as e:
+        main(["convert", f"{factories}:not_a_model", "--input-shape", "1,4", "-o", str(tmp_path / "m.keras")])
+    assert "returned no model" in str(e.value) and "the class torch.nn.modules.linear.Linear" in str(e.value)
+    assert not (tmp_path / "m.keras").exists()
+
+
+# ----------------------------------------------------------------------------- TFLite outputs by signature name
+class GruTwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(16, 32, batch_first=True)
+        self.a = nn.Conv1d(32, 40, 3, padding=1)
+        self.b = nn.Conv1d(32, 60, 3, padding=1)
+
+    def forward(self, x):
+        h = self.gru(x)[0].transpose(1, 2)
+        return self.a(h), self.b(h)
+
+
+def test_tflite_outputs_are_matched_by_signature_name(conv, tmp_path):
+    """The converter orders the file's output tensors its own way (here the reverse of the
+    model's); outputs are matched by signature name, in a process that converted other models
+    first (the module's fixtures) as in one that did not."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from torch2keras.backend_keras.tflite_file import read_tflite
+
+    torch.manual_seed(0)
+    model = GruTwoHeads().eval()
+    result = torch2keras.compile(model, torch.randn(1, 128, 16), output_layouts="channels_last")
+    path = result.export_tflite(str(tmp_path / "gru.tflite"))  # its own check compares both outputs
+    signature = read_tflite(path).signatures["serving_default"]["outputs"]
+    raw_order = [d["index"] for d in Interpreter(model_path=path).get_output_details()]
+    assert raw_order != [signature[n] for n in result.output_names]  # tensor order differs from the model's
+    assert result.report.tflite["signature"]["output_0"] == [1, 128, 40]
+    assert result.report.tflite["max_abs_error"] < 1e-4
+    x = np.random.default_rng(3).standard_normal((1, 128, 16)).astype(np.float32)
+    with torch.no_grad():
+        want = [t.numpy() for t in model(torch.from_numpy(x))]
+    got = result.run_tflite(path, [x])
+    assert [g.shape for g in got] == [(1, 40, 128), (1, 60, 128)]
+    for g, w in zip(got, want):
+        assert np.max(np.abs(g - w)) < 1e-4

@@ -99,10 +99,22 @@ def _convert(args: argparse.Namespace) -> int:
         raise SystemExit("error: --quantize int8 needs --calibration FILE.npz (representative inputs)")
     if args.calibration and args.quantize != "int8":
         raise SystemExit("error: --calibration is used by --quantize int8 only")
+    from torch2keras.checks import check_model
+    from torch2keras.io_checks import check_writable
+
+    try:
+        for out in args.output:
+            check_writable(out if out.endswith((".tflite", ".keras", ".h5")) else os.path.join(out, "saved_model.pb"))
+    except PermissionError as e:
+        raise SystemExit(f"error: {e}") from None
     factory = _load_factory(args.model)
     progress = _Progress()
     progress("building the model")
     model = factory()
+    try:
+        check_model(model)
+    except TypeError as e:
+        raise SystemExit(f"error: {args.model} returned no model: {e}") from None
     if args.weights:
         state = torch.load(args.weights, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

@@ -234,13 +234,27 @@ def normalize(text: str) -> str:
     failures of one cause group together."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     errors = [ln for ln in lines if "error:" in ln]
-    line = errors[0].rsplit("error:", 1)[1] if errors else (lines[0] if lines else "")
-    line = re.sub(r"loc\([^)]*\)", "", line)
+    line = errors[0].split("error:", 1)[1] if errors else (lines[0] if lines else "")
+    line = _drop_locations(line).lstrip(": ")
     line = re.sub(r"tensor<[^>]*>", "tensor<..>", line)
     line = re.sub(r"\([\d, ]*\)|\[[\d, ]*\]", "(..)", line)
     line = re.sub(r"%\w+|v\d+\b|fuzz_\d+|x\d+\b", "_", line)
     line = re.sub(r"'[^']*_\d+[^']*'", "'_'", line)
     return _NUMBER.sub("N", line).strip()[:160]
+
+
+def _drop_locations(text: str) -> str:
+    """``text`` without MLIR ``loc(...)`` annotations (nested parentheses included)."""
+    while "loc(" in text:
+        start = text.index("loc(")
+        depth, end = 0, len(text)
+        for k in range(start + 3, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[k], 0)
+            if depth == 0:
+                end = k + 1
+                break
+        text = text[:start] + text[end:]
+    return text
 
 
 def root_cause(outcome: Outcome) -> str:

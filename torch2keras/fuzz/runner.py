@@ -30,6 +30,7 @@ def _serve(conn, log_path: Optional[str]) -> None:
         os.dup2(fd, 2)
     from .checker import check
 
+    conn.send("ready")  # imports done: the per-model timeout starts counting after this
     while True:
         job = conn.recv()
         if job is None:
@@ -40,8 +41,10 @@ def _serve(conn, log_path: Optional[str]) -> None:
 class Worker:
     """One checking process; ``check`` restarts it as needed and never raises for the model's sake."""
 
-    def __init__(self, timeout: float = 300.0, log_path: Optional[str] = None, recycle: int = 150) -> None:
+    def __init__(self, timeout: float = 300.0, log_path: Optional[str] = None, recycle: int = 150,
+                 startup_timeout: float = 900.0) -> None:
         self.timeout = timeout
+        self.startup_timeout = startup_timeout
         self.log_path = log_path
         self.recycle = recycle
         self._proc = None
@@ -55,6 +58,8 @@ class Worker:
         self._proc.start()
         child.close()
         self._served = 0
+        if not (self._conn.poll(self.startup_timeout) and self._conn.recv() == "ready"):
+            raise RuntimeError(f"the checking process did not start within {self.startup_timeout:.0f} s")
 
     def check(self, spec: ModelSpec) -> Outcome:
         if self._proc is None or not self._proc.is_alive() or self._served >= self.recycle:

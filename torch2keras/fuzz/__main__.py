@@ -26,6 +26,7 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per model before it counts as a crash")
     p.add_argument("--max-ops", type=int, default=15)
     p.add_argument("--shrink-budget", type=int, default=30, help="checks per root cause spent shrinking (0: none)")
+    p.add_argument("--shrink-above", type=int, default=2, help="shrink only groups whose smallest model has more ops")
     p.add_argument("--resume", action="store_true", help="keep the outcomes already in OUT/results.jsonl")
     return p.parse_args(argv)
 
@@ -66,7 +67,7 @@ def _shrink_groups(specs: list[ModelSpec], outcomes: list[Outcome], summary: dic
     """Shrink the smallest failing model of each root cause; write its reproducer."""
     by_seed = {s.seed: (s, o) for s, o in zip(specs, outcomes)}
     jobs = [(f"{k:02d}_{g['status']}_{g['stage']}_{g['where'] or g['error_type']}", key, *by_seed[g["smallest_seed"]])
-            for k, (key, g) in enumerate(summary["root_causes"].items(), 1)]
+            for k, (key, g) in enumerate(summary["root_causes"].items(), 1) if g["smallest_ops"] > args.shrink_above]
     repro_dir = os.path.join(args.out, "repros")
 
     def work(worker: Worker, job) -> None:

@@ -35,7 +35,7 @@ from .generator import CHECK_SEED_OFFSET
 from .model import ModelSpec, as_numpy, build_model, make_inputs
 
 __all__ = ["ATOL", "RTOL", "STATUSES", "TARGETS", "Outcome", "check", "classify_exception", "compare", "normalize",
-           "root_cause", "same_failure"]
+           "headline", "root_cause", "same_failure"]
 
 ATOL = 1e-4
 RTOL = 1e-4
@@ -229,13 +229,19 @@ def _targets(result, tmp: str):
 _NUMBER = re.compile(r"\b\d+\b")
 
 
-def normalize(text: str) -> str:
-    """A message's first meaningful line with numbers, shapes and quoted names blurred, so that
-    failures of one cause group together."""
+def headline(text: str) -> str:
+    """A message's first meaningful line: the first ``error:`` line of converter output, without
+    its MLIR locations; else the first line."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     errors = [ln for ln in lines if "error:" in ln]
     line = errors[0].split("error:", 1)[1] if errors else (lines[0] if lines else "")
-    line = _drop_locations(line).lstrip(": ")
+    return _drop_locations(line).lstrip(": ")
+
+
+def normalize(text: str) -> str:
+    """``headline(text)`` with numbers, shapes and generated names blurred, so that failures of
+    one cause group together."""
+    line = headline(text)
     line = re.sub(r"tensor<[^>]*>", "tensor<..>", line)
     line = re.sub(r"\([\d, ]*\)|\[[\d, ]*\]", "(..)", line)
     line = re.sub(r"%\w+|v\d+\b|fuzz_\d+|x\d+\b", "_", line)

@@ -9,7 +9,7 @@ import re
 import statistics
 from typing import Optional
 
-from .checker import STATUSES, Outcome, normalize, root_cause
+from .checker import STATUSES, Outcome, headline, root_cause
 from .generator import CHECK_SEED_OFFSET
 from .model import ModelSpec, model_source
 
@@ -31,7 +31,7 @@ def summarize(specs: list[ModelSpec], outcomes: list[Outcome], seeds: str = "") 
         g["seeds"].append(spec.seed)
         if len(spec.ops) < g["smallest_ops"] or not g["example"]:
             g["smallest_seed"], g["smallest_ops"] = spec.seed, len(spec.ops)
-            g["example"] = _first_line(o.message)
+            g["example"] = headline(o.message)[:300]
     seconds = [o.seconds for o in outcomes if o.status != "crash"]
     passed = sum(o.passed for o in outcomes)
     return {
@@ -47,12 +47,6 @@ def summarize(specs: list[ModelSpec], outcomes: list[Outcome], seeds: str = "") 
     }
 
 
-def _first_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "error:" in ln]
-    return (errors[0] if errors else lines[0] if lines else "")[:300]
-
-
 def table(summary: dict) -> str:
     """A Markdown table: one row per root cause, with its count, status and minimal reproducer."""
     lines = [f"{summary['models']} models (seeds {summary['seeds']}), {summary['passed']} pass end to end "
@@ -66,8 +60,7 @@ def table(summary: dict) -> str:
         shrunk = g.get("shrunk")
         repro = f"{shrunk['ops']} op(s): {', '.join(shrunk['kinds'])} ({shrunk['file']})" if shrunk else \
             f"seed {g['smallest_seed']} ({g['smallest_ops']} ops)"
-        error = f"{g['error_type'].rsplit('.', 1)[-1]}: {normalize(g['example'])}" if g["error_type"] else \
-            normalize(g["example"])
+        error = f"{g['error_type'].rsplit('.', 1)[-1]}: {g['example']}" if g["error_type"] else g["example"]
         lines.append(f"| {k} | {g['count']} | {g['status']} @ {g['stage']} | {_cell(error)} | {_cell(g['where'])} "
                      f"| {_cell(repro)} |")
     return "\n".join(lines) + "\n"
@@ -84,7 +77,7 @@ def slug(key: str) -> str:
 def reproducer_source(spec: ModelSpec, outcome: Outcome) -> str:
     """A standalone script: the model, its inputs, and the calls that fail (compile, then Keras,
     TFLite and the reloaded ``.keras`` file on new inputs, each compared with PyTorch)."""
-    first = _first_line(outcome.message).replace('"""', "'''")
+    first = headline(outcome.message)[:300].replace('"""', "'''")
     dynamic = next((i.shape[0] + 1 for i in spec.inputs if i.dynamic_batch), None)
     header = (f'"""Reproducer of a torch2keras fuzzing failure (seed {spec.seed}, {len(spec.ops)} op(s)).\n\n'
               f'{outcome.status} at {outcome.stage or "-"}: {outcome.error_type}\n{first}\n"""\n')

@@ -9,7 +9,7 @@ STAMP := .venv/.stamp
 export TF_CPP_MIN_LOG_LEVEL=2
 export CUDA_VISIBLE_DEVICES=-1
 
-.PHONY: env test test-slow demo bench bench-quant clean
+.PHONY: env test test-slow demo bench bench-quant fuzz clean
 
 env: $(STAMP)
 
@@ -39,6 +39,12 @@ bench: env
 
 bench-quant: env
 	$(PY) benchmarks/quantization.py
+
+# random-model fuzzing: make fuzz N=500 SEED=0 (results, table and reproducers in fuzz_out/)
+N ?= 200
+SEED ?= 0
+fuzz: env
+	$(PY) -m torch2keras.fuzz --n $(N) --seed $(SEED) --out fuzz_out
 
 clean:
 	rm -rf out/ build/ dist/ *.egg-info torch2keras.egg-info .pytest_cache

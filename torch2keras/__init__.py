@@ -33,6 +33,9 @@ def load_model(path: str, **kwargs):
     import keras
 
     from .backend_keras import layers  # noqa: F401  (registers the serializable layers)
+    from .io_checks import check_keras_file
+
+    check_keras_file(path)
 
     if str(path).endswith(".h5"):  # legacy HDF5: no safe mode there; the layers come by name
         kwargs.setdefault("custom_objects", layers.CUSTOM_OBJECTS)

@@ -13,7 +13,7 @@ from .ir import NumericalMismatchError, UnsupportedOpError
 from .ir.layouts import count_transposes
 from .passes import Pass
 from .result import CompileResult
-from .stages import (Progress, Stages, build_pipeline, capture_model, check_outputs, check_values, flatten, make_result,
+from .stages import (Progress, Stages, build_pipeline, capture_model, check_arguments, check_outputs, check_values, flatten, make_result,
                      reference_outputs, run_passes, write_ir)
 from .backend_keras import emit_model
 
@@ -63,14 +63,14 @@ def compile(  # noqa: A001 - the public verb
     is written there, before a mismatch is raised; if ops have no lowering, the captured graph with
     those calls in red is, before the ``UnsupportedOpError`` propagates.
     """
-    if on_mismatch not in ("warn", "raise", "ignore"):
-        raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
-    name = name or type(model).__name__
     args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     kwargs = dict(kwargs or {})
+    check_arguments(model, args, kwargs, input_layouts, on_mismatch)
+    name = name or type(model).__name__
     model = model.eval()
     run = Stages(progress)
-    reference = reference_outputs(model, args, kwargs) if validate else None
+    reference = reference_outputs(model, args, kwargs, output_layouts)
+    reference = reference if validate else None
     captured, session = run("capture", capture_model, model, args, kwargs, dynamic_shapes)
     graph = run("lower", _lower, captured, name, draw)
     if dump_ir:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from . import io_checks
 from .backend_keras import export as keras_export
 from .backend_keras import state as keras_state
 from .draw import draw_graph, to_view
@@ -14,7 +16,7 @@ from .ir.types import invert
 from .report import Report
 from .tflite import export as tflite_export
 from .tflite.quantize import calibration_feeds
-from .tflite.runtime import run_tflite, tflite_runner
+from .tflite.runtime import run_tflite, tflite_runner, tflite_signature_shapes
 
 __all__ = ["CompileResult"]
 
@@ -56,7 +58,11 @@ class CompileResult:
             res.append(np.transpose(y, invert(v.type.layout)) if v.type.layout else y)
         return res
 
+    def _check_feed(self, torch_inputs: Sequence[np.ndarray], what: str) -> None:
+        io_checks.check_run_inputs(self.input_names, [v.type.shape for v in self.ir.inputs], torch_inputs, what)
+
     def run_keras(self, torch_inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        self._check_feed(torch_inputs, "run_keras")
         outs = self.keras_model(self.keras_inputs(torch_inputs), training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         return self.torch_outputs([np.asarray(o) for o in outs])
@@ -65,16 +71,23 @@ class CompileResult:
         """Run a ``.tflite`` file written by ``export_tflite`` on inputs in PyTorch's layout;
         outputs in PyTorch's layout (quantized I/O is (de)quantized on the way). One call of a new
         interpreter: a stateful model starts from its initial state."""
-        outs = run_tflite(path, self.keras_inputs(torch_inputs), delegates=delegates)
+        self._check_feed(torch_inputs, "run_tflite")
+        feed = self.keras_inputs(torch_inputs)
+        io_checks.check_tflite_feed(path, tflite_signature_shapes(path), feed)
+        outs = run_tflite(path, feed, delegates=delegates)
         return self.torch_outputs([outs[n] for n in self.output_names])
 
     def tflite_session(self, path: str) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
         """A function running the ``.tflite`` file on arrays in PyTorch layout, with one
         interpreter for all its calls: a stateful model's state carries over between them."""
         runner = tflite_runner(path)
+        signature = tflite_signature_shapes(path)
 
         def run(torch_inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-            outs = runner(**self.keras_inputs(torch_inputs))
+            self._check_feed(torch_inputs, "tflite_session")
+            feed = self.keras_inputs(torch_inputs)
+            io_checks.check_tflite_feed(path, signature, feed)
+            outs = runner(**feed)
             return self.torch_outputs([np.asarray(outs[n]) for n in self.output_names])
 
         return run
@@ -98,10 +111,13 @@ class CompileResult:
     def save(self, path: str) -> str:
         """Write a ``.keras`` file (or legacy HDF5 ``.h5``); ``torch2keras.load_model`` loads either,
         without torch (``.keras`` with ``safe_mode=True``)."""
+        io_checks.check_suffix(path, (".keras", ".h5"), "save", " (a .tflite file is written by export_tflite)")
+        io_checks.check_writable(path)
         with keras_state.initial_state(self.keras_model):
             return keras_export.save_keras(self.keras_model, path)
 
     def export_saved_model(self, directory: str) -> str:
+        io_checks.check_writable(os.path.join(directory, "saved_model.pb"))
         with keras_state.initial_state(self.keras_model):
             return keras_export.export_saved_model(self.keras_model, directory, self.input_names, self.output_names)
 
@@ -126,6 +142,8 @@ class CompileResult:
         int8_fallback: let ops without an int8 kernel stay float in an ``"int8"`` file.
         progress: called with the name of each stage as it starts (converter, checks).
         """
+        io_checks.check_suffix(path, (".tflite",), "export_tflite", " (a .keras file is written by CompileResult.save)")
+        io_checks.check_writable(path)
         return tflite_export.export_tflite(self, path, validate=validate, quantize=quantize, calibration=calibration,
                                            io_dtype=io_dtype, holdout=holdout, allow_flex=allow_flex,
                                            int8_fallback=int8_fallback, delegates=delegates, progress=progress)

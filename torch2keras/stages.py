@@ -1,6 +1,7 @@
 """The stages of ``torch2keras.compile``, each a function of what the previous ones made.
 
-    reference_outputs   PyTorch's own outputs on the example (the model left as it was)
+    check_arguments     the model, inputs and layouts are refused before any work if wrong
+    reference_outputs   PyTorch's own outputs on the example (the model left as it was), checked
     capture_model       torch.export (or the tracing fallback) -> ``Captured``
     lower               ``frontend_torch.lower``: Captured -> IR graph
     build_pipeline      the pass list (default, custom, or with extra passes)
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 import torch.utils._pytree as pytree
 
-from . import converters
+from . import checks, converters
 from .frontend_torch import capture
 from .frontend_torch.capture import Captured
 from .frontend_torch.state import BufferSnapshot
@@ -32,7 +33,7 @@ from .report import OutputCheck, Report
 from .result import CompileResult
 from .validate import validate_values
 
-__all__ = ["Stages", "build_pipeline", "capture_model", "check_outputs", "make_result", "reference_outputs",
+__all__ = ["Stages", "build_pipeline", "capture_model", "check_arguments", "check_outputs", "make_result", "reference_outputs",
            "run_passes"]
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,29 @@ def _clone(x: Any) -> Any:
     return pytree.tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, x)
 
 
-def reference_outputs(model: torch.nn.Module, args: tuple, kwargs: dict) -> list[np.ndarray]:
-    """PyTorch's outputs on clones of the inputs (in-place ops may change them); buffers that
+def check_arguments(model: Any, args: tuple, kwargs: dict, input_layouts: Any, on_mismatch: str) -> None:
+    """Refuse what cannot be converted before any work: a non-model, inputs ``forward`` does not
+    take, unknown layouts or layout keys, an unknown mismatch policy."""
+    checks.check_model(model)
+    if on_mismatch not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
+    checks.check_inputs(model, args, kwargs)
+    checks.check_layouts(model, args, kwargs, input_layouts)
+
+
+def reference_outputs(model: torch.nn.Module, args: tuple, kwargs: dict, output_layouts: Any) -> list[np.ndarray]:
+    """PyTorch's outputs on clones of the inputs (in-place ops may change them), after checking
+    that they are tensors the converted model can return, in layouts that fit them; buffers that
     ``forward()`` changes are put back, so the converted model starts from today's state."""
     buffers = BufferSnapshot(model)
     try:
         with torch.no_grad():
-            out = model(*_clone(args), **_clone(kwargs))
+            try:
+                out = model(*_clone(args), **_clone(kwargs))
+            except Exception as e:  # noqa: BLE001 - re-raised naming the inputs
+                raise checks.call_error(model, args, e) from e
+        checks.check_outputs(out)
+        checks.check_output_layouts(out, output_layouts)
         return [t.detach().cpu().numpy() for t in flatten(out) if isinstance(t, torch.Tensor)]
     finally:
         buffers.restore()

@@ -189,6 +189,8 @@ def _check_outputs(paths: Sequence[str]) -> list[Output]:
             parent = os.path.dirname(parent)
         if not os.path.isdir(parent):
             raise UsageError(f"-o {path}: {parent} is a file, not a folder")
+        if not os.access(parent, os.W_OK):
+            raise UsageError(f"-o {path}: the folder {parent} is not writable; choose another output path")
         outputs.append(Output(path, kind))
     normalized = [os.path.abspath(o.path.rstrip("/")) for o in outputs]
     twice = sorted({p for p in normalized if normalized.count(p) > 1})

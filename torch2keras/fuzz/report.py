@@ -1,0 +1,150 @@
+"""Fuzzing results: the JSON summary, the table by root cause, and standalone reproducers."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import statistics
+from typing import Optional
+
+from .checker import STATUSES, Outcome, headline, root_cause
+from .generator import CHECK_SEED_OFFSET
+from .model import ModelSpec, model_source
+
+__all__ = ["summarize", "table", "reproducer_source", "write_json", "slug"]
+
+
+def summarize(specs: list[ModelSpec], outcomes: list[Outcome], seeds: str = "") -> dict:
+    """Counts by status, pass rate, time per model and the failures grouped by root cause
+    (each group: count, seeds, one example message, and the smallest failing model's size)."""
+    statuses = collections.Counter(o.status for o in outcomes)
+    groups: dict[str, dict] = {}
+    for spec, o in zip(specs, outcomes):
+        if o.status == "ok":
+            continue
+        g = groups.setdefault(root_cause(o), {"status": o.status, "stage": o.stage, "error_type": o.error_type,
+                                              "where": o.where, "count": 0, "seeds": [], "example": "",
+                                              "smallest_seed": spec.seed, "smallest_ops": len(spec.ops)})
+        g["count"] += 1
+        g["seeds"].append(spec.seed)
+        if len(spec.ops) < g["smallest_ops"] or not g["example"]:
+            g["smallest_seed"], g["smallest_ops"] = spec.seed, len(spec.ops)
+            g["example"] = headline(o.message)[:300]
+    seconds = [o.seconds for o in outcomes if o.status != "crash"]
+    passed = sum(o.passed for o in outcomes)
+    return {
+        "models": len(outcomes), "seeds": seeds,
+        "passed": passed, "pass_rate": round(passed / len(outcomes), 4) if outcomes else None,
+        "by_status": {s: statuses.get(s, 0) for s in STATUSES},
+        "seconds_per_model": {"mean": round(statistics.mean(seconds), 2) if seconds else None,
+                              "median": round(statistics.median(seconds), 2) if seconds else None,
+                              "max": round(max(seconds), 2) if seconds else None},
+        "ops_per_model": round(statistics.mean(len(s.ops) for s in specs), 2) if specs else None,
+        "root_causes": dict(sorted(groups.items(), key=lambda kv: (STATUSES.index(kv[1]["status"]),
+                                                                   -kv[1]["count"]))),
+    }
+
+
+def table(summary: dict) -> str:
+    """A Markdown table: one row per root cause, with its count, status and minimal reproducer."""
+    lines = [f"{summary['models']} models (seeds {summary['seeds']}), {summary['passed']} pass end to end "
+             f"({100 * (summary['pass_rate'] or 0):.1f}%), "
+             f"{summary['seconds_per_model']['mean']} s per model (median {summary['seconds_per_model']['median']} s)",
+             "", "| status | count |", "| --- | --- |"]
+    lines += [f"| {s} | {n} |" for s, n in summary["by_status"].items() if n]
+    lines += ["", "| # | count | status @ stage | error / first line | where | minimal reproducer |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for k, (key, g) in enumerate(summary["root_causes"].items(), 1):
+        shrunk = g.get("shrunk")
+        repro = f"{shrunk['ops']} op(s): {', '.join(shrunk['kinds'])} ({shrunk['file']})" if shrunk else \
+            f"seed {g['smallest_seed']} ({g['smallest_ops']} ops)"
+        error = f"{g['error_type'].rsplit('.', 1)[-1]}: {g['example']}" if g["error_type"] else g["example"]
+        lines.append(f"| {k} | {g['count']} | {g['status']} @ {g['stage']} | {_cell(error)} | {_cell(g['where'])} "
+                     f"| {_cell(repro)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:200]
+
+
+def slug(key: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")[:80]
+
+
+def reproducer_source(spec: ModelSpec, outcome: Outcome) -> str:
+    """A standalone script: the model, its inputs, and the calls that fail (compile, then Keras,
+    TFLite and the reloaded ``.keras`` file on new inputs, each compared with PyTorch)."""
+    first = headline(outcome.message)[:300].replace('"""', "'''")
+    dynamic = next((i.shape[0] + 1 for i in spec.inputs if i.dynamic_batch), None)
+    header = (f'"""Reproducer of a torch2keras fuzzing failure (seed {spec.seed}, {len(spec.ops)} op(s)).\n\n'
+              f'{outcome.status} at {outcome.stage or "-"}: {outcome.error_type}\n{first}\n"""\n')
+    return header + model_source(spec) + f'''
+
+def check_all():
+    """Compile, then compare Keras, TFLite and the reloaded .keras file with PyTorch on new inputs."""
+    import os
+    import tempfile
+
+    import numpy as np
+
+    import torch2keras
+
+    model = make_model()
+    result = torch2keras.compile(model, make_inputs({spec.seed}), input_layouts={spec.input_layouts()!r},
+                                 output_layouts={spec.output_layout_list()!r}, dynamic_shapes={spec.dynamic_shapes()!r},
+                                 on_mismatch="ignore")
+    assert result.report.ok, result.report.summary()
+    assert result.report.first_mismatch is None, result.report.summary()
+    inputs = make_inputs({spec.seed + CHECK_SEED_OFFSET}, batch={dynamic!r})
+    with torch.no_grad():
+        want = model(*inputs)
+    want = [w.numpy() for w in (want if isinstance(want, tuple) else (want,))]
+    arrays = [t.numpy() for t in inputs]
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {{"keras": lambda: result.run_keras(arrays),
+                "tflite": lambda: result.run_tflite(result.export_tflite(os.path.join(tmp, "m.tflite")), arrays),
+                "reloaded": lambda: reloaded(result, os.path.join(tmp, "m.keras"), arrays)}}
+        for target, run in runs.items():
+            for k, (got, ref) in enumerate(zip(run(), want)):
+                assert got.shape == ref.shape and got.dtype == ref.dtype, (target, k, got.shape, got.dtype, ref.dtype)
+                err = float(np.max(np.abs(got.astype(np.float64) - ref))) if ref.size else 0.0
+                tol = 1e-4 + 1e-4 * (float(np.max(np.abs(ref))) if ref.size else 0.0)
+                assert err <= tol, f"{{target}} output {{k}}: max |err| {{err:.3g}} > {{tol:.3g}}"
+
+
+def reloaded(result, path, arrays):
+    import numpy as np
+
+    import torch2keras
+
+    result.save(path)
+    outs = torch2keras.load_model(path)(result.keras_inputs(arrays), training=False)
+    return result.torch_outputs([np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])])
+
+
+if __name__ == "__main__":
+    check_all()
+'''
+
+
+def write_json(path: str, data: dict) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, default=str)
+        f.write("\n")
+
+
+def write_reproducer(directory: str, name: str, spec: ModelSpec, outcome: Outcome) -> str:
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{name}.py")
+    with open(path, "w") as f:
+        f.write(reproducer_source(spec, outcome))
+    return path
+
+
+def attach_shrunk(summary: dict, key: str, spec: ModelSpec, path: Optional[str], checks: int) -> None:
+    summary["root_causes"][key]["shrunk"] = {"ops": len(spec.ops), "kinds": spec.kinds, "file": path,
+                                             "checks": checks, "spec": spec.to_dict()}

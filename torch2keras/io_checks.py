@@ -49,10 +49,12 @@ def check_suffix(path: str, suffixes: tuple[str, ...], method: str, other: str =
 
 
 def check_writable(path: str) -> None:
-    """The directory ``path`` goes into exists (or can be made) and takes new files."""
+    """New files can be made where ``path`` goes: its folder, or the nearest existing folder
+    above it (the exporters make the missing ones), takes a test file. Nothing is left behind."""
     directory = os.path.dirname(os.path.abspath(str(path)))
+    while not os.path.exists(directory):
+        directory = os.path.dirname(directory)
     try:
-        os.makedirs(directory, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".torch2keras-write-check-"):
             pass
     except OSError as e:

@@ -21,6 +21,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from .. import loader
+from ..checks import check_model
 from ..frontend_torch.capture import SpecializationWarning, flat_output_names, offending_line
 from ..frontend_torch.source import call_site
 from ..frontend_torch.state import BufferSnapshot
@@ -114,8 +115,10 @@ def _build_model(plan: Plan, progress: Progress) -> tuple[torch.nn.Module, Any]:
         message = loader.missing_kernel_message(e)
         raise UsageError(message or f"building the model with {plan.spec.text}() failed: {_one_line(e)}{_where(e)}") \
             from e
-    if not isinstance(model, torch.nn.Module):
-        raise UsageError(f"{plan.spec.text}() returned a {type(model).__name__}, not a torch.nn.Module")
+    try:
+        check_model(model)
+    except TypeError as e:
+        raise UsageError(f"{plan.spec.text}() returned no model: {e}") from None
     if plan.weights:
         progress(f"loading the weights ({plan.weights})")
         try:

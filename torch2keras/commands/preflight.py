@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import attrs
 
 from .. import model_spec
+from ..io_checks import check_writable
 from .exits import UsageError
 
 if TYPE_CHECKING:  # numpy is imported only to read .npz files: the common checks stay fast
@@ -189,8 +190,10 @@ def _check_outputs(paths: Sequence[str]) -> list[Output]:
             parent = os.path.dirname(parent)
         if not os.path.isdir(parent):
             raise UsageError(f"-o {path}: {parent} is a file, not a folder")
-        if not os.access(parent, os.W_OK):
-            raise UsageError(f"-o {path}: the folder {parent} is not writable; choose another output path")
+        try:
+            check_writable(path.rstrip("/"))
+        except PermissionError as e:
+            raise UsageError(f"-o {path}: {e}") from None
         outputs.append(Output(path, kind))
     normalized = [os.path.abspath(o.path.rstrip("/")) for o in outputs]
     twice = sorted({p for p in normalized if normalized.count(p) > 1})

@@ -155,7 +155,7 @@ def _data_dependent(err: Exception) -> bool:
 def fallback_message(err: Exception) -> str:
     """The warning of the tracing fallback: why export refused, the user's line, and for Python
     control flow on tensor data, the rewrite that keeps it dynamic."""
-    reason = next((t.strip() for t in str(err).splitlines() if t.strip()), "")
+    reason = _first_line(err)
     file, line, code = offending_line(err)
     where = f" at {file}:{line}" + (f" ({code})" if code else "") if file else ""
     message = (f"torch.export could not capture the model{where}: {type(err).__name__}: {reason}. "
@@ -165,6 +165,10 @@ def fallback_message(err: Exception) -> str:
         message += (" A Python `if` on tensor data keeps only the branch this example takes; to convert both, "
                     "write it as `x = torch.cond(pred, true_fn, false_fn, (x,))` (see README, 'Control flow').")
     return message
+
+
+def _first_line(err: Exception) -> str:
+    return next((t.strip() for t in str(err).splitlines() if t.strip()), "")
 
 
 def _capture_dynamic(model, args, kwargs, spec) -> Captured:

@@ -494,7 +494,7 @@ def test_get_attr_constants_inside_a_branch():
     """A weight read with get_attr inside the branch (not passed as an operand) becomes a constant there."""
     from torch2keras.backend_keras import emit_model
     from torch2keras.frontend_torch import capture, lower
-    from torch2keras.frontend_torch.lower import fetch_attr
+    from torch2keras.frontend_torch.calls import fetch_attr
     from torch2keras.passes import default_pipeline
 
     torch.manual_seed(0)
@@ -536,6 +536,6 @@ def test_explain_names_the_control_flow_lowering_and_emitter():
 
     text = torch2keras.explain(torch_while_loop, file=io.StringIO())
     assert "captured as torch.ops.higher_order.while_loop" in text
-    assert "lowering: torch2keras.frontend_torch.ops.control_flow.lower_while_loop" in text
+    assert "lowering: torch2keras.frontend_torch.ops.control.lower_while_loop" in text
     assert "emits IR op 'while_loop' with regions ['cond_fn', 'body_fn']" in text
     assert "emit_control.emit_control_flow" in text

@@ -237,6 +237,15 @@ def test_unknown_input_in_dynamic_shapes_is_an_error():
         torch2keras.compile(DynamicShape(), torch.randn(1, 3, 8, 8), dynamic_shapes={"image": {2: "h"}})
 
 
+def test_export_refusal_with_dynamic_shapes_is_an_error():
+    class DataDependent(nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x  # Python control flow on tensor data: no torch.export
+
+    with pytest.raises(torch2keras.Torch2KerasError, match=r"could not capture the model with dynamic shapes \(\w+"):
+        torch2keras.compile(DataDependent(), torch.randn(2, 3), dynamic_shapes={"x": {0: "batch"}})
+
+
 def test_bad_dynamic_specs_are_errors():
     model, x = DynamicShape(), torch.randn(1, 3, 8, 8)
     with pytest.raises(ValueError, match=r"axis 4 is not an axis of the input"):

@@ -42,7 +42,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from .frontend_torch.capture import KEEP_WHOLE
-from .frontend_torch.registry import LOWERINGS, LoweringContext, tensor_type
+from .frontend_torch.registry import LOWERINGS, LoweringContext, lowering, tensor_type
 from .ir import LoweringError, Value
 
 __all__ = ["CONVERTERS", "Call", "Converter", "converter", "find_converter", "intercepted", "unregister"]
@@ -283,7 +283,7 @@ def _lower_opaque(ctx: LoweringContext, xs, key):
     return tuple(_emit_custom(ctx, call, list(xs), vals, name=call.converter.short.lower()))
 
 
-LOWERINGS[OPAQUE] = _lower_opaque
+lowering(OPAQUE, emits=("custom",))(_lower_opaque)
 
 
 def _op_lowering(conv: Converter) -> Callable:
@@ -295,6 +295,7 @@ def _op_lowering(conv: Converter) -> Callable:
             return tuple(_emit_custom(ctx, call, inputs, list(val)))
         return _emit_custom(ctx, call, inputs, [val])[0]
 
+    lower_with_converter.emits = ("custom",)
     lower_with_converter.__name__ = f"lower_with_{conv.fn.__name__}"
     lower_with_converter.__doc__ = f"Lowers {conv.name} to a ``custom`` node converted by {conv.fn.__qualname__}."
     return lower_with_converter

@@ -12,7 +12,7 @@ they are captured as: by name (``F.gelu`` -> ``aten.gelu``, ``nn.Conv2d`` -> ``a
 decomposes differently (inside a particular model) may be lowered through other ops.
 
 For each aten overload it prints the lowering (qualified name, file:line and source), and the
-IR ops its source emits with their Keras emitters; an op with no lowering gets the stub that
+IR ops it declares it may emit with their Keras emitters; an op with no lowering gets the stub that
 ``UnsupportedOpError`` would print.
 """
 
@@ -117,20 +117,8 @@ def _qualname(fn: Callable) -> str:
 
 
 def _ir_ops(fn: Callable) -> list[str]:
-    """IR ops the lowering's own source (or its closure) names in ``emit`` calls."""
-    from .ir.ops import SCHEMAS
-
-    source = _source(fn)
-    names = re.findall(r"emit\(\s*[\"'](\w+)[\"']", source)
-    for called in re.findall(r"\b(\w+)\(ctx\b", source):  # helpers of the same module, one level down
-        helper = getattr(fn, "__globals__", {}).get(called)
-        if inspect.isfunction(helper) and helper is not fn:
-            names += re.findall(r"emit\(\s*[\"'](\w+)[\"']", _source(helper))
-    try:
-        names += [v for v in inspect.getclosurevars(fn).nonlocals.values() if isinstance(v, str)]
-    except (TypeError, ValueError):
-        pass
-    return [n for i, n in enumerate(names) if n in SCHEMAS and n not in names[:i]]
+    """The IR ops the lowering declares it may emit (``@lowering(..., emits=...)``)."""
+    return list(getattr(fn, "emits", None) or ())
 
 
 def _explain_overload(op: Any, lines: list[str]) -> None:

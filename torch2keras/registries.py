@@ -9,7 +9,8 @@ What the project knows about one op lives in one family file per layer: its IR s
   - a family name an IR op uses that is not a module in every layer that has ops of it;
   - a dim attribute, TFLite op name or delegate note that names nothing;
   - a lowering that does not declare the IR ops it may emit, or declares unknown ones, or whose
-    source emits an op it did not declare;
+    source emits an op it did not declare; a module of ``frontend_torch/ops/`` that is neither a
+    family nor the helpers module (``common``);
   - an emitter or kernel reference naming a kernel that ``KOPS`` lacks;
   - two ops giving different delegate notes for the same TFLite op and target.
 
@@ -24,12 +25,6 @@ import textwrap
 from typing import Callable, Iterable, Optional
 
 __all__ = ["problems", "tflite_builtin_names", "lowering_emits_in_source", "kernel_names_in_source"]
-
-# ops every lowering may emit through the context's helpers (ctx.const, ctx.cast, ctx.reshape and
-# the run-time sizes of dynamic shapes) without declaring them
-AMBIENT_OPS = frozenset({"constant", "cast", "reshape", "dynamic_reshape", "dim", "add", "sub", "mul",
-                         "floor_divide", "concat", "maximum", "minimum"})
-
 
 def tflite_builtin_names() -> Optional[set[str]]:
     """Names of TFLite's builtin operators (from the schema ai-edge-litert ships), or None."""
@@ -66,8 +61,8 @@ def _string_args(source: str, method_names: Iterable[str], position: int) -> set
 
 
 def lowering_emits_in_source(fn: Callable) -> set[str]:
-    """IR op names a lowering's own source passes to ``ctx.emit``."""
-    return _string_args(_source(fn), ["emit"], 0)
+    """IR op names a lowering's own source passes to ``ctx.emit`` (or ``ctx.emit_node``)."""
+    return _string_args(_source(fn), ["emit", "emit_node"], 0)
 
 
 def kernel_names_in_source(source: str) -> set[str]:
@@ -129,6 +124,8 @@ def _backend_problems(schemas: dict) -> list[str]:
 
 
 def _frontend_problems(schemas: dict) -> list[str]:
+    """Lowerings against their declared ``emits`` (the ops of the context's helpers,
+    ``AMBIENT_OPS``, need no declaring), and ``frontend_torch/ops/`` against the family names."""
     from .frontend_torch.registry import LOWERINGS
 
     out = []
@@ -140,9 +137,13 @@ def _frontend_problems(schemas: dict) -> list[str]:
         unknown = set(declared) - set(schemas)
         if unknown:
             out.append(f"lowering of {target} declares unknown IR ops {sorted(unknown)}")
-        undeclared = lowering_emits_in_source(fn) - set(declared) - AMBIENT_OPS
+        undeclared = lowering_emits_in_source(fn) - set(declared)
         if undeclared:
             out.append(f"lowering of {target} emits {sorted(undeclared)} without declaring them")
+    families = {s.family for s in schemas.values()}
+    strays = _family_modules("torch2keras.frontend_torch.ops") - families - {"common"}
+    out += [f"frontend_torch/ops/{m}.py is not named after an IR family (nor the helpers module, common)"
+            for m in sorted(strays)]
     return out
 
 

@@ -23,7 +23,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from .frontend_torch.capture import Captured
-from .frontend_torch.lower import fetch_attr
+from .frontend_torch.calls import fetch_attr
 from .ir import Graph, Value
 from .ir.printer import Namer
 from .ir.types import invert

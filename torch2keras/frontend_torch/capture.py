@@ -1,7 +1,8 @@
 """Capture a PyTorch model as an ATen-level FX graph.
 
 First choice: ``torch.export`` (non-strict), then ``run_decompositions`` with a table that
-keeps the high-level ops whole (``KEEP_WHOLE``). If export refuses the model (data-dependent
+keeps the high-level ops whole (``KEEP_WHOLE``: the targets of the lowerings registered with
+``keep_whole=True``). If export refuses the model (data-dependent
 Python control flow and the like), fall back to tracing with the example's concrete values
 (``make_fx`` over a functionalized call), which specialises such code to those values; a
 warning names the spot export stopped at.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import traceback
 import warnings
 from typing import Any, Optional, Sequence
 
@@ -24,28 +26,17 @@ import attrs
 import torch
 import torch.utils._pytree as pytree
 
+from ..ir import Torch2KerasError
+from . import ops  # noqa: F401  (registers the lowerings, and with them KEEP_WHOLE)
+from .dynamic import name_symbols, parse_dynamic_shapes
+from .registry import KEEP_WHOLE
+from .source import user_frame
 from .state import MutatedBuffer, export_mutations, read_back, trace_mutations
 
 __all__ = ["Captured", "KEEP_WHOLE", "SpecializationWarning", "capture", "fallback_message", "flat_output_names",
            "offending_line"]
 
 log = logging.getLogger(__name__)
-aten = torch.ops.aten
-
-# High-level ops that map onto better Keras layers than their decompositions do.
-KEEP_WHOLE = [
-    aten.linear.default, aten.conv1d.default, aten.conv2d.default, aten.conv3d.default,
-    aten.conv_transpose1d.default, aten.conv_transpose2d.input, aten.conv_transpose3d.input,
-    aten.layer_norm.default, aten.group_norm.default,
-    aten.hardswish.default, aten.hardsigmoid.default, aten.gelu.default, aten.silu.default, aten.mish.default,
-    aten.scaled_dot_product_attention.default, aten.embedding.default,
-    aten.adaptive_avg_pool1d.default, aten.adaptive_avg_pool2d.default,
-    aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec,
-    aten.pixel_shuffle.default, aten.pixel_unshuffle.default,
-    aten.softmax.int, aten.log_softmax.int,
-    aten.gru.input, aten.lstm.input, aten.rnn_tanh.input, aten.rnn_relu.input,
-    aten.max_pool1d.default, aten.max_pool2d.default, aten.max_pool3d.default,
-]
 
 
 class SpecializationWarning(UserWarning):
@@ -145,8 +136,6 @@ def capture(model: torch.nn.Module, args: Sequence, kwargs: Optional[dict] = Non
     kwargs = dict(kwargs or {})
     args = tuple(args)
     if dynamic_shapes is not None:
-        from .dynamic import parse_dynamic_shapes
-
         spec = parse_dynamic_shapes(dynamic_shapes, model, args, kwargs)
         if spec.is_dynamic:
             return _capture_dynamic(model, args, kwargs, spec)
@@ -165,10 +154,6 @@ def capture(model: torch.nn.Module, args: Sequence, kwargs: Optional[dict] = Non
 def offending_line(err: Exception) -> tuple[str, int, str]:
     """The user's (file, line, code) where export stopped: torch's message quotes the call that
     raised; else the innermost frame of the traceback outside torch and this package."""
-    import traceback
-
-    from .source import user_frame
-
     file, line, code = user_frame(str(err))
     if file and not _is_library(file):
         return file, line, code
@@ -179,8 +164,6 @@ def offending_line(err: Exception) -> tuple[str, int, str]:
 
 
 def _is_library(file: str) -> bool:
-    import os
-
     path = os.path.abspath(file)
     own = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return file.startswith("<") or path.startswith(os.path.dirname(torch.__file__)) or path.startswith(own)
@@ -202,7 +185,7 @@ def specialization_warning(err: Exception) -> SpecializationWarning:
 def fallback_message(err: Exception) -> str:
     """The warning of the tracing fallback: why export refused, the user's line, and for Python
     control flow on tensor data, the rewrite that keeps it dynamic."""
-    reason = next((t.strip() for t in str(err).splitlines() if t.strip()), "")
+    reason = _first_line(err)
     file, line, code = offending_line(err)
     where = f" at {file}:{line}" + (f" ({code})" if code else "") if file else ""
     message = (f"torch.export could not capture the model{where}: {type(err).__name__}: {reason}. "
@@ -214,11 +197,12 @@ def fallback_message(err: Exception) -> str:
     return message
 
 
+def _first_line(err: Exception) -> str:
+    return next((t.strip() for t in str(err).splitlines() if t.strip()), "")
+
+
 def _capture_dynamic(model, args, kwargs, spec) -> Captured:
     from torch.fx.experimental import _config as shape_config
-
-    from ..ir import Torch2KerasError
-    from .dynamic import name_symbols
 
     try:
         with shape_config.patch(backed_size_oblivious=True):  # no 0/1 specialisation of example sizes

@@ -13,7 +13,7 @@ import torch
 
 from ..view.model import ViewGraph, ViewNode
 from .capture import Captured
-from .lower import iter_calls
+from .calls import iter_calls
 from .stubs import _tensor_text, converter_stub, describe_arg
 
 __all__ = ["captured_view"]

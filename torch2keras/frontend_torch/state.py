@@ -23,6 +23,7 @@ import attrs
 import torch
 
 from ..ir import LoweringError
+from .source import source_loc
 
 __all__ = ["MutatedBuffer", "BufferSnapshot", "export_mutations", "read_back", "trace_mutations"]
 
@@ -98,8 +99,6 @@ def trace_mutations(graph: torch.fx.Graph, placeholders: Sequence[torch.fx.Node]
 def _refuse_attribute_mutations(graph: torch.fx.Graph) -> None:
     """Functionalization leaves in-place ops on tensors the model closes over (plain tensor
     attributes): those would be state nobody restores, so they are refused."""
-    from .source import source_loc
-
     for node in graph.nodes:
         schema = getattr(node.target, "_schema", None)
         if node.op == "call_function" and schema is not None and schema.is_mutable and \

@@ -15,6 +15,9 @@ from typing import Any, Mapping
 
 import torch
 
+from .calls import iter_calls
+from .registry import _DTYPES
+
 __all__ = ["converter_stub", "unsupported_stubs", "describe_arg"]
 
 
@@ -62,8 +65,6 @@ def _example(node: torch.fx.Node | None) -> str:
 
 
 def _tensor_text(t: torch.Tensor) -> str:
-    from .registry import _DTYPES
-
     dtype = _DTYPES.get(t.dtype, str(t.dtype).replace("torch.", ""))
     return f"{dtype}[{','.join(str(d) for d in t.shape)}]"
 
@@ -89,11 +90,11 @@ def converter_stub(op: Any, node: torch.fx.Node | None = None) -> str:
         lines.append(f"    # first call: {packet}{example}")
     lines += [
         "    # tensors arrive as IR values in PyTorch's logical order; each IR op you emit declares",
-        "    # the layout it needs in its schema (torch2keras/ir/ops.py), the layout pass does the rest",
+        "    # the layout it needs in its schema (torch2keras/ir/ops/), the layout pass does the rest",
         f"    # return ctx.emit(\"<ir op>\", [{first}], <attr>=...)  -> {returns}",
         f"    raise NotImplementedError(\"lower {op}\")",
         "",
-        f"# or with Keras ops, on tensors stored in the layout you declare (\"torch\": PyTorch's order;",
+        "# or with Keras ops, on tensors stored in the layout you declare (\"torch\": PyTorch's order;",
         "# \"channels_last\": a per-channel op on NC... data; \"any\": elementwise):",
         f"@torch2keras.converter({target}, layout=\"torch\")",
         f"def convert_{fn}({', '.join(params)}):",
@@ -105,10 +106,8 @@ def converter_stub(op: Any, node: torch.fx.Node | None = None) -> str:
 
 def unsupported_stubs(fx_graph: torch.fx.Graph, lowerings: Mapping) -> str:
     """A stub per distinct op of ``fx_graph`` without a lowering, in order of first call."""
-    from .lower import iter_calls  # (control-flow sub-graphs included)
-
     first: dict[Any, torch.fx.Node] = {}
-    for node, _ in iter_calls(fx_graph):
+    for node, _ in iter_calls(fx_graph):  # (control-flow sub-graphs included)
         if node.target is not operator.getitem and node.target not in lowerings:
             first.setdefault(node.target, node)
     if not first:

@@ -105,7 +105,7 @@ class SymbolicSizes:
             parts.append(ctx.const(np.asarray(static, np.int32), "i32"))
         if len(parts) == 1:
             return parts[0]
-        return ctx.emit("concat", parts, axis=0)
+        return ctx.emit_ambient("concat", parts, axis=0)
 
     # ------------------------------------------------------------------ sympy -> IR
 
@@ -125,7 +125,7 @@ class SymbolicSizes:
     def _binary(self, op: str, args) -> Value:
         out = self._operand(args[0])
         for a in args[1:]:
-            out = self.ctx.emit(op, [out, self._operand(a)])
+            out = self.ctx.emit_ambient(op, [out, self._operand(a)])
         return out
 
     def _build(self, expr: sympy.Expr) -> Value:
@@ -147,12 +147,12 @@ class SymbolicSizes:
             return self._binary("floor_divide", list(expr.args))
         if isinstance(expr, F.CeilDiv):  # -((-a) // b)
             a, b = expr.args
-            return ctx.emit("neg", [self._binary("floor_divide", [-a, b])])
+            return ctx.emit_ambient("neg", [self._binary("floor_divide", [-a, b])])
         if isinstance(expr, (F.PythonMod, F.Mod, sympy.Mod)):
             return self._binary("remainder", list(expr.args))
         if isinstance(expr, F.ModularIndexing):  # (a // b) % c
             a, b, c = expr.args
-            return ctx.emit("remainder", [self._binary("floor_divide", [a, b]), self._operand(c)])
+            return ctx.emit_ambient("remainder", [self._binary("floor_divide", [a, b]), self._operand(c)])
         if isinstance(expr, F.Max) or isinstance(expr, sympy.Max):
             return self._binary("maximum", list(expr.args))
         if isinstance(expr, F.Min) or isinstance(expr, sympy.Min):

@@ -3,7 +3,7 @@
 Everything ``torch.export`` captures decomposes into the closed Core ATen opset (the ATen
 overloads tagged ``torch.Tag.core``). Every op of that set is either lowered (see
 ``frontend_torch/ops/``) or listed here: ops that have no meaning in an inference model in
-TF/Keras/TFLite (size queries of dynamic shapes are lowered: ``ops/symbolic.py``).
+TF/Keras/TFLite (size queries of dynamic shapes are lowered: ``ops/dynamic.py``).
 ``torch2keras supported --unsupported`` prints this list.
 """
 

@@ -1,6 +1,12 @@
-"""Lowerings, one module per op family; importing this package registers them all."""
+"""Lowerings, one module per op family, named as the IR's families (``ir/ops/``); importing this
+package registers them all.
 
-from . import creation, elementwise, nn, reduction, rnn, shape  # noqa: F401
-from . import indexing, math_extra, nn_extra, scans  # noqa: F401  (the rest of the Core ATen opset)
-from . import control_flow  # noqa: F401  (torch.cond, while_loop, scan, map: IR regions)
-from . import symbolic  # noqa: F401  (size arithmetic of dynamic shapes)
+A family module holds the lowerings of the torch ops whose IR ops are mainly of its family
+(convolutions and products in ``nn``, norms in ``norm``, pooling and resizing in ``pool``, ...)
+and the helpers only it uses; ``common.py`` holds the helpers several families share. The IR
+families ``state`` and ``custom`` have no lowerings of torch ops (buffers become state nodes in
+``lower.py``, user converters custom nodes in ``converters.py``).
+"""
+
+from . import creation, elementwise, reduction, scans, shape, indexing, nn, norm, pool  # noqa: F401
+from . import attention, recurrent, control, dynamic  # noqa: F401

@@ -1,5 +1,6 @@
-"""Indexing with tensors: advanced indexing, index_put, the scatter family, masked_scatter, and
-the strided views (diagonal, as_strided, unfold) with their scatter twins.
+"""Indexing with tensors: gathers (index_select, gather, embeddings), advanced indexing,
+index_put, the scatter family, masked_scatter, and the strided views (diagonal, as_strided,
+unfold, fold) with their scatter twins.
 
 Everything reduces to two IR ops over the row-major flattened tensor: ``index_select`` (a
 gather by element ids) and ``scatter_flat`` (a write or reduction at element ids). With static
@@ -9,36 +10,26 @@ arithmetic on the index tensors.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ...ir import Value
 from ..registry import LoweringContext, lowering
-from ._util import aten, norm_axis, overloads
-from .elementwise import binary
-from .shape import permute
+from .common import (aten, axis_values, binary, norm_axis, numel, overloads, permute, slice_, static_value,
+                     vector_norm_last)
 
 __all__ = ["index_tensor", "index_put", "gather_flat", "scatter_flat"]
 
 
-def _const(v: Value) -> Optional[np.ndarray]:
-    from ._util import static_value
-
-    return static_value(v)
-
-
-def _numel(shape: Sequence[int]) -> int:
-    return int(np.prod(shape)) if len(shape) else 1
-
 
 def _strides(shape: Sequence[int]) -> list[int]:
-    return [_numel(shape[i + 1:]) for i in range(len(shape))]
+    return [numel(shape[i + 1:]) for i in range(len(shape))]
 
 
 def normalize_index(ctx: LoweringContext, index: Value, size: int) -> Value:
     """Negative indices count from the end (as torch's)."""
-    value = _const(index)
+    value = static_value(index)
     if value is not None:
         return ctx.const(np.where(value < 0, value + size, value).astype(np.int64), "i64")
     index = ctx.cast(index, "i64")
@@ -90,6 +81,10 @@ def scatter_flat(ctx: LoweringContext, x: Value, ids, src: Value, reduce: str = 
 
 # ----------------------------------------------------------------------------- advanced indexing
 
+# what index_tensor emits: the element ids of several indices (normalized, multiplied by strides
+# and added, broadcast), one gather, and the permutes around it
+_INDEX_OPS = ("index_select", "permute", "where", "lt", "add", "mul", "expand")
+
 
 def _expand_masks(ctx, x: Value, indices) -> list:
     """Boolean masks among the indices become the integer indices of their True elements (the
@@ -99,7 +94,7 @@ def _expand_masks(ctx, x: Value, indices) -> list:
         if t is None or t.type.dtype not in ("bool", "u8"):
             out.append(t)
             continue
-        mask = _const(t)
+        mask = static_value(t)
         if mask is None:
             raise ctx.fail("indexing with a boolean mask computed by the model: the result's shape is "
                            "data-dependent (not supported with static shapes)")
@@ -119,7 +114,7 @@ def _linear_ids(ctx, x: Value, present) -> tuple[Value, list[int], tuple]:
     terms = []
     for (axis, t), stride in zip(present, strides):
         t = normalize_index(ctx, t, x.type.shape[axis])
-        value = _const(t)
+        value = static_value(t)
         terms.append((value if value is not None else t, stride))
     shape = _broadcast([t.type.shape for _, t in present])
     ids = _mul_add(ctx, terms)
@@ -141,7 +136,7 @@ def index_tensor(ctx: LoweringContext, x: Value, indices) -> Value:
     ids, axes, bshape = _linear_ids(ctx, x, present)
     rest = [a for a in range(x.type.rank) if a not in axes]
     moved = permute(ctx, x, axes + rest)
-    merged = ctx.reshape(moved, [_numel([x.type.shape[a] for a in axes])] + [x.type.shape[a] for a in rest])
+    merged = ctx.reshape(moved, [numel([x.type.shape[a] for a in axes])] + [x.type.shape[a] for a in rest])
     out = ctx.emit("index_select", [merged, ids], axis=0)  # shape: bshape + rest
     first = axes[0]
     if axes == list(range(first, axes[-1] + 1)) and first > 0:  # adjacent: the index dims stay in place
@@ -150,7 +145,13 @@ def index_tensor(ctx: LoweringContext, x: Value, indices) -> Value:
     return out
 
 
-@lowering(*overloads("_unsafe_index", "Tensor"))
+@lowering(aten.index.Tensor, emits=_INDEX_OPS)
+def lower_index(ctx, x, indices):
+    """x[idx] with one index tensor (the others None), or several that broadcast together."""
+    return index_tensor(ctx, x, indices)
+
+
+@lowering(*overloads("_unsafe_index", "Tensor"), emits=_INDEX_OPS)
 def lower_unsafe_index(ctx, x, indices):
     return index_tensor(ctx, x, indices)
 
@@ -160,7 +161,7 @@ def index_put(ctx: LoweringContext, x: Value, indices, values: Value, accumulate
     if not isinstance(values, Value):
         values = ctx.const(values, x.type.dtype)
     values = ctx.cast(values, x.type.dtype)
-    dynamic_masks = [t for t in indices if t is not None and t.type.dtype in ("bool", "u8") and _const(t) is None]
+    dynamic_masks = [t for t in indices if t is not None and t.type.dtype in ("bool", "u8") and static_value(t) is None]
     if dynamic_masks:
         return _masked_put(ctx, x, indices, values, accumulate)
     indices = _expand_masks(ctx, x, indices)
@@ -168,7 +169,7 @@ def index_put(ctx: LoweringContext, x: Value, indices, values: Value, accumulate
     ids, axes, bshape = _linear_ids(ctx, x, present)
     rest = [a for a in range(x.type.rank) if a not in axes]
     rest_shape = [x.type.shape[a] for a in rest]
-    r = _numel(rest_shape)
+    r = numel(rest_shape)
     order = axes + rest
     moved = permute(ctx, x, order)
     # element ids in `moved`'s row-major order: ids * r + position within the rest
@@ -216,12 +217,102 @@ def _masked_put(ctx, x, indices, values, accumulate):
     return ctx.emit("where", [mask_b, v_b, x])
 
 
-@lowering(*overloads("index_put", "default"), *overloads("_unsafe_index_put", "default"))
+@lowering(*overloads("index_put", "default"), *overloads("_unsafe_index_put", "default"),
+          emits=("where", "lt", "add", "logical_or", "mul", "expand", "permute", "scatter_flat"))
 def lower_index_put(ctx, x, indices, values, accumulate=False):
     return index_put(ctx, x, indices, values, accumulate)
 
 
+# ----------------------------------------------------------------------------- gathers and embeddings
+
+
+@lowering(aten.index_select.default, emits=("index_select",))
+def lower_index_select(ctx, x, dim, index):
+    if x.type.rank == 0:  # the only index is 0
+        return x
+    return ctx.emit("index_select", [x, index], axis=norm_axis(dim, x.type.rank))
+
+
+@lowering(aten.gather.default, emits=("gather",))
+def lower_gather(ctx, x, dim, index, sparse_grad=False):
+    if x.type.rank == 0:  # gathering from a single element
+        out = ctx.emit("gather", [ctx.reshape(x, [1]), ctx.reshape(index, [max(index.type.numel, 1)])], axis=0)
+        return ctx.reshape(out, ctx.out_type.shape)
+    return ctx.emit("gather", [x, index], axis=norm_axis(dim, x.type.rank))
+
+
+@lowering(aten.embedding.default, keep_whole=True, emits=("embedding",))
+def lower_embedding(ctx, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    if indices.type.rank == 0:
+        return ctx.reshape(ctx.emit("embedding", [weight, ctx.reshape(indices, [1])]), [weight.type.shape[1]])
+    return ctx.emit("embedding", [weight, indices])
+
+
+@lowering(aten._embedding_bag.default, aten._embedding_bag_forward_only.default,
+          emits=("index_select", "mul", "scatter_flat", "matmul"))
+def lower_embedding_bag(ctx, weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False,
+                        per_sample_weights=None, include_last_offset=False, padding_idx=-1):
+    """Bags of embedding rows reduced by sum (0), mean (1) or max (2); offsets must be constants
+    (they fix which bag each index belongs to)."""
+    offs = static_value(offsets)
+    if offs is None:
+        raise ctx.fail("embedding_bag with offsets computed by the model is not supported (data-dependent bags)")
+    offs = offs.astype(np.int64).reshape(-1)
+    idx_const = static_value(indices)
+    n_idx = indices.type.numel
+    bags = len(offs) - 1 if include_last_offset else len(offs)
+    bounds = list(offs[:bags]) + ([int(offs[bags])] if include_last_offset else [n_idx])
+    bag_of = np.full(n_idx, -1, np.int64)
+    for k in range(bags):
+        bag_of[bounds[k]:bounds[k + 1]] = k
+    idx = ctx.reshape(indices, [n_idx])
+    rows = ctx.emit("index_select", [weight, idx], axis=0)  # [n, D]
+    d = weight.type.shape[1]
+    keep = np.ones(n_idx, bool) if padding_idx is None or padding_idx < 0 else None
+    if keep is None:
+        if idx_const is None:
+            raise ctx.fail("embedding_bag with padding_idx and computed indices is not supported")
+        keep = idx_const.reshape(-1) != padding_idx
+    member = np.zeros((bags, n_idx), np.float32)
+    for i, k in enumerate(bag_of):
+        if k >= 0 and keep[i]:
+            member[k, i] = 1.0
+    if per_sample_weights is not None:
+        rows = ctx.emit("mul", [rows, ctx.reshape(per_sample_weights, [n_idx, 1])])
+    if mode == 2:
+        ids = (np.where(bag_of >= 0, bag_of, 0)[:, None] * d + np.arange(d)[None, :]).astype(np.int64)
+        ids = ids[keep & (bag_of >= 0)]
+        picked = ctx.emit("index_select", [rows, ctx.const(np.nonzero(keep & (bag_of >= 0))[0], "i64")], axis=0)
+        out = ctx.emit("scatter_flat", [ctx.const(np.zeros((bags, d), np.float32), weight.type.dtype),
+                                        ctx.const(ids, "i64"), picked], reduce="amax", include_self=False)
+    else:
+        if mode == 1:
+            member = member / np.maximum(member.sum(axis=1, keepdims=True), 1.0)
+        out = ctx.emit("matmul", [ctx.const(member, weight.type.dtype), rows])
+    return out, None, None, None
+
+
+@lowering(aten.embedding_renorm.default, emits=("scatter_flat", "abs", "reduce", "ne", "sqrt", "mul", "pow", "add",
+                                                  "div", "logical_and", "gt", "where"))
+def lower_embedding_renorm(ctx, weight, indices, max_norm, norm_type):
+    """The rows that indices use, scaled down to max_norm where their norm exceeds it (torch
+    renormalises those rows of the weight in place before the lookup)."""
+    used = ctx.emit("scatter_flat", [ctx.const(np.zeros(weight.type.shape[0]), "bool"),
+                                     ctx.reshape(indices, [indices.type.numel]),
+                                     ctx.const(np.ones(indices.type.numel), "bool")], reduce="none", include_self=True)
+    norm = ctx.reshape(vector_norm_last(ctx, weight, float(norm_type)), [weight.type.shape[0], 1])
+    scale = ctx.emit("div", [ctx.const(float(max_norm), weight.type.dtype),
+                             binary(ctx, "add", norm, 1e-7, weight.type.dtype)])
+    shrink = ctx.emit("logical_and", [ctx.reshape(used, [weight.type.shape[0], 1]),
+                                      binary(ctx, "gt", norm, float(max_norm), weight.type.dtype)])
+    return ctx.emit("where", [shrink, ctx.emit("mul", [weight, scale]), weight])
+
+
 # ----------------------------------------------------------------------------- scatter along a dim
+
+# what scatter emits: the element ids (normalized indices times strides), the part of src it reads
+# and the scatter
+_SCATTER_OPS = ("where", "lt", "add", "mul", "slice", "expand", "scatter_flat")
 
 
 def _as_rank1(ctx, *values):
@@ -236,7 +327,7 @@ def _scatter_ids(ctx, x: Value, dim: int, index: Value) -> Value:
     grid = np.indices(ishape, dtype=np.int64)
     base = sum((grid[d] * strides[d] for d in range(len(shape)) if d != dim), np.zeros(ishape, np.int64))
     index = normalize_index(ctx, index, shape[dim])
-    value = _const(index)
+    value = static_value(index)
     if value is not None:
         return ctx.const(base + value * strides[dim], "i64")
     return _mul_add(ctx, [(index, strides[dim]), (base, 1)])
@@ -244,8 +335,6 @@ def _scatter_ids(ctx, x: Value, dim: int, index: Value) -> Value:
 
 def _src_region(ctx, src, ishape):
     """The part of src that scatter reads: src[:i0, :i1, ...] for an index of shape ishape."""
-    from .shape import slice_
-
     for axis, size in enumerate(ishape):
         if src.type.shape[axis] != size:
             src = slice_(ctx, src, axis, 0, size)
@@ -275,27 +364,27 @@ _TORCH_REDUCE = {"add": "sum", "multiply": "prod", "sum": "sum", "prod": "prod",
                  "mean": "mean"}
 
 
-@lowering(aten.scatter.src, aten.scatter.value)
+@lowering(aten.scatter.src, aten.scatter.value, emits=_SCATTER_OPS)
 def lower_scatter(ctx, x, dim, index, src):
     return scatter(ctx, x, dim, index, src)
 
 
-@lowering(aten.scatter.reduce, aten.scatter.value_reduce)
+@lowering(aten.scatter.reduce, aten.scatter.value_reduce, emits=_SCATTER_OPS)
 def lower_scatter_reduce_old(ctx, x, dim, index, src, *, reduce):
     return scatter(ctx, x, dim, index, src, _TORCH_REDUCE[reduce])
 
 
-@lowering(aten.scatter_add.default)
+@lowering(aten.scatter_add.default, emits=_SCATTER_OPS)
 def lower_scatter_add(ctx, x, dim, index, src):
     return scatter(ctx, x, dim, index, src, "sum")
 
 
-@lowering(aten.scatter_reduce.two)
+@lowering(aten.scatter_reduce.two, emits=_SCATTER_OPS)
 def lower_scatter_reduce(ctx, x, dim, index, src, reduce, *, include_self=True):
     return scatter(ctx, x, dim, index, src, _TORCH_REDUCE[reduce], include_self)
 
 
-@lowering(aten.index_reduce.default)
+@lowering(aten.index_reduce.default, emits=_SCATTER_OPS)
 def lower_index_reduce(ctx, x, dim, index, source, reduce, *, include_self=True):
     """x's slices ``index[j]`` along dim reduced with source's slice j."""
     if x.type.rank == 0:
@@ -309,7 +398,7 @@ def lower_index_reduce(ctx, x, dim, index, source, reduce, *, include_self=True)
     return scatter(ctx, x, dim, idx, source, _TORCH_REDUCE[reduce], include_self)
 
 
-@lowering(aten.masked_scatter.default)
+@lowering(aten.masked_scatter.default, emits=("expand", "cumsum", "sub", "maximum", "index_select", "where"))
 def lower_masked_scatter(ctx, x, mask, source):
     """Source elements fill the True positions of the mask in row-major order: the k-th True
     element takes source.flatten()[k], with k a running count of the mask."""
@@ -320,7 +409,7 @@ def lower_masked_scatter(ctx, x, mask, source):
                         shape=shape)
     if tuple(x.type.shape) != tuple(shape):
         x = ctx.emit("expand", [ctx.reshape(x, [1] * (len(shape) - x.type.rank) + list(x.type.shape))], shape=shape)
-    n = _numel(shape)
+    n = numel(shape)
     flat_mask = ctx.reshape(mask, [n])
     k = binary(ctx, "sub", ctx.emit("cumsum", [ctx.cast(flat_mask, "i64")], axis=0), 1, "i64")
     k = binary(ctx, "maximum", k, 0, "i64")  # (before the first True element)
@@ -328,7 +417,7 @@ def lower_masked_scatter(ctx, x, mask, source):
     return ctx.emit("where", [mask, ctx.reshape(picked, shape), x])
 
 
-@lowering(aten.put.default)
+@lowering(aten.put.default, emits=("where", "lt", "add", "expand", "scatter_flat"))
 def lower_put(ctx, x, index, source, accumulate=False):
     ids = normalize_index(ctx, ctx.reshape(index, [index.type.numel]), x.type.numel)
     return scatter_flat(ctx, x, ids, ctx.reshape(source, [source.type.numel]), "sum" if accumulate else "none")
@@ -338,16 +427,16 @@ def lower_put(ctx, x, index, source, accumulate=False):
 
 
 def _element_ids(shape) -> np.ndarray:
-    return np.arange(_numel(shape), dtype=np.int64).reshape(shape)
+    return np.arange(numel(shape), dtype=np.int64).reshape(shape)
 
 
-@lowering(*overloads("diagonal", "default"))
+@lowering(*overloads("diagonal", "default"), emits=("index_select",))
 def lower_diagonal(ctx, x, offset=0, dim1=0, dim2=1):
     ids = np.diagonal(_element_ids(x.type.shape), offset, norm_axis(dim1, x.type.rank), norm_axis(dim2, x.type.rank))
     return gather_flat(ctx, x, np.ascontiguousarray(ids))
 
 
-@lowering(aten.diagonal_scatter.default)
+@lowering(aten.diagonal_scatter.default, emits=("expand", "scatter_flat"))
 def lower_diagonal_scatter(ctx, x, src, offset=0, dim1=0, dim2=1):
     ids = np.diagonal(_element_ids(x.type.shape), offset, norm_axis(dim1, x.type.rank), norm_axis(dim2, x.type.rank))
     return scatter_flat(ctx, x, np.ascontiguousarray(ids), src)
@@ -361,18 +450,18 @@ def _strided_ids(ctx, x, size, stride, storage_offset) -> np.ndarray:
     return ids
 
 
-@lowering(*overloads("as_strided", "default"))
+@lowering(*overloads("as_strided", "default"), emits=("index_select",))
 def lower_as_strided(ctx, x, size, stride, storage_offset=None):
     """Strides over the input's own row-major elements (functional graphs have no other storage)."""
     return gather_flat(ctx, x, _strided_ids(ctx, x, size, stride, storage_offset))
 
 
-@lowering(aten.as_strided_scatter.default)
+@lowering(aten.as_strided_scatter.default, emits=("expand", "scatter_flat"))
 def lower_as_strided_scatter(ctx, x, src, size, stride, storage_offset=None):
     return scatter_flat(ctx, x, _strided_ids(ctx, x, size, stride, storage_offset), src)
 
 
-@lowering(*overloads("unfold", "default"))
+@lowering(*overloads("unfold", "default"), emits=("index_select",))
 def lower_unfold(ctx, x, dimension, size, step):
     """Windows of ``size`` every ``step`` along ``dimension``, as a new last axis."""
     if x.type.rank == 0:
@@ -384,19 +473,41 @@ def lower_unfold(ctx, x, dimension, size, step):
     return gather_flat(ctx, x, np.ascontiguousarray(windows[tuple(index)]))
 
 
-# ----------------------------------------------------------------------------- index factories
+@lowering(aten.col2im.default, emits=("scatter_flat", "slice"))
+def lower_col2im(ctx, x, output_size, kernel_size, dilation, padding, stride):
+    """fold: sums the sliding blocks of [N, C * kh * kw, L] into [N, C, H, W]."""
+    batched = x.type.rank == 3
+    if not batched:
+        x = ctx.reshape(x, [1] + list(x.type.shape))
+    n, ck, length = x.type.shape
+    kh, kw = axis_values(kernel_size, 2)
+    dh, dw = axis_values(dilation, 2)
+    ph, pw = axis_values(padding, 2)
+    sh, sw = axis_values(stride, 2)
+    h, w = axis_values(output_size, 2)
+    c = ck // (kh * kw)
+    hp, wp = h + 2 * ph, w + 2 * pw
+    blocks_w = (wp - (dw * (kw - 1) + 1)) // sw + 1
+    l_idx = np.arange(length)
+    by, bx = l_idx // blocks_w, l_idx % blocks_w
+    ki, kj = np.divmod(np.arange(kh * kw), kw)
+    rows = by[None, :] * sh + ki[:, None] * dh  # [k, L]
+    cols = bx[None, :] * sw + kj[:, None] * dw
+    pos = rows * wp + cols  # [k, L] within one padded channel plane
+    ids = (np.arange(n)[:, None, None, None] * c + np.arange(c)[None, :, None, None]) * (hp * wp) + pos[None, None]
+    zeros = ctx.const(np.zeros((n, c, hp, wp)), x.type.dtype)
+    src = ctx.reshape(x, [n, c, kh * kw, length])
+    out = ctx.emit("scatter_flat", [zeros, ctx.const(ids.astype(np.int64), "i64"), src], reduce="sum",
+                   include_self=True)
+    out = slice_(ctx, slice_(ctx, out, 2, ph, ph + h), 3, pw, pw + w)
+    return out if batched else ctx.reshape(out, [c, h, w])
 
 
-@lowering(aten.tril_indices.default, aten.triu_indices.default)
-def lower_tri_indices(ctx, row, col, offset=0, **kwargs):
-    """Static arguments, static result: a constant."""
-    import torch
-
-    fn = torch.tril_indices if "tril" in ctx.loc.op else torch.triu_indices
-    return ctx.const(fn(row, col, offset).numpy(), ctx.out_dtype)
+# ----------------------------------------------------------------------------- nonzero
 
 
-@lowering(aten.nonzero_static.default)
+@lowering(aten.nonzero_static.default, emits=("ne", "cumsum", "sub", "lt", "logical_and", "where", "expand",
+                                                 "scatter_flat", "slice", "ge", "floor_divide", "remainder", "concat"))
 def lower_nonzero_static(ctx, x, *, size, fill_value=-1):
     """The coordinates of the first ``size`` nonzero elements (row-major), padded with fill_value:
     a running count of the nonzero elements gives each one its output row."""
@@ -408,8 +519,6 @@ def lower_nonzero_static(ctx, x, *, size, fill_value=-1):
     target = ctx.emit("where", [keep, row, ctx.const(np.int64(size), "i64")])  # the rest: a spare slot
     slots = ctx.const(np.full(size + 1, -1, np.int64), "i64")
     element = scatter_flat(ctx, slots, target, ctx.const(np.arange(n, dtype=np.int64), "i64"))
-    from .shape import slice_
-
     element = slice_(ctx, element, 0, 0, size)
     found = binary(ctx, "ge", element, 0, "i64")
     columns = []

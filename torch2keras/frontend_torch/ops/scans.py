@@ -1,5 +1,5 @@
-"""Sorting, order statistics, scans and norms: sort, kthvalue, median, mode, cumprod, cummax,
-logcumsumexp, var_mean, vector norms."""
+"""Sorting, order statistics and scans: sort, top-k, kthvalue, median, mode, cumsum, cumprod,
+cummax/cummin, logcumsumexp."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import numpy as np
 
 from ...ir import Value
 from ..registry import LoweringContext, lowering
-from ._util import aten, norm_axes, norm_axis
-from .elementwise import binary
+from .common import aten, binary, norm_axis, permute, slice_
+
+_PICK_OPS = ("slice", "dynamic_slice")  # _pick (an axis of run-time size slices at run time)
+_MEDIAN_OPS = ("sort", "isnan", "where", "gather", "reduce", "logical_not", "sub", "floor_divide",
+               "maximum") + _PICK_OPS  # _median
 
 
 def reduce(ctx, kind: str, x: Value, axes, keepdim: bool) -> Value:
     """A reduction in x's own dtype (reduction.reduce would cast to the call's result dtype)."""
     return ctx.emit("reduce", [x], kind=kind, axes=list(axes), keepdim=bool(keepdim))
-from .shape import slice_
 
 
 def _rank1(ctx, x: Value) -> tuple[Value, bool]:
@@ -29,14 +31,30 @@ def sort(ctx: LoweringContext, x: Value, dim: int = -1, descending: bool = False
     return values, indices
 
 
-@lowering(aten.sort.default)
+@lowering(aten.sort.default, emits=("sort",))
 def lower_sort(ctx, x, dim=-1, descending=False):
     return sort(ctx, x, dim, descending)
 
 
-@lowering(aten.sort.stable)
+@lowering(aten.sort.stable, emits=("sort",))
 def lower_sort_stable(ctx, x, *, stable=None, dim=-1, descending=False):
     return sort(ctx, x, dim, descending)
+
+
+@lowering(aten.topk.default, emits=("topk", "permute"))
+def lower_topk(ctx, x, k, dim=-1, largest=True, sorted=True):
+    if x.type.rank == 0:
+        return x, ctx.const(0, "i64")
+    axis = norm_axis(dim, x.type.rank)
+    if axis == x.type.rank - 1:
+        return ctx.emit("topk", [x], k=k, axis=axis, largest=bool(largest))
+    perm = [a for a in range(x.type.rank) if a != axis] + [axis]  # top-k runs along the last axis: there and back
+    back = [perm.index(a) for a in range(x.type.rank)]
+    values, indices = ctx.emit("topk", [permute(ctx, x, perm)], k=k, axis=-1, largest=bool(largest))
+    return permute(ctx, values, back), permute(ctx, indices, back)
+
+
+# ----------------------------------------------------------------------------- order statistics
 
 
 def _pick(ctx, values: Value, indices: Value, axis: int, k: int, keepdim: bool) -> tuple[Value, Value]:
@@ -48,7 +66,7 @@ def _pick(ctx, values: Value, indices: Value, axis: int, k: int, keepdim: bool) 
     return v, i
 
 
-@lowering(aten.kthvalue.default)
+@lowering(aten.kthvalue.default, emits=("sort",) + _PICK_OPS)
 def lower_kthvalue(ctx, x, k, dim=-1, keepdim=False):
     if x.type.rank == 0:
         return x, ctx.const(np.int64(0), "i64")
@@ -84,21 +102,21 @@ def _median(ctx, x: Value, axis: int, keepdim: bool, ignore_nan: bool) -> tuple[
     return ctx.emit("where", [any_nan, ctx.const(np.nan, x.type.dtype), v]), i
 
 
-@lowering(aten.median.default, aten.nanmedian.default)
+@lowering(aten.median.default, aten.nanmedian.default, emits=_MEDIAN_OPS)
 def lower_median_all(ctx, x):
     flat = ctx.reshape(x, [max(x.type.numel, 1)])
     v, _ = _median(ctx, flat, 0, False, "nanmedian" in ctx.loc.op)
     return v
 
 
-@lowering(aten.median.dim, aten.nanmedian.dim)
+@lowering(aten.median.dim, aten.nanmedian.dim, emits=_MEDIAN_OPS)
 def lower_median_dim(ctx, x, dim=-1, keepdim=False):
     if x.type.rank == 0:
         return x, ctx.const(np.int64(0), "i64")
     return _median(ctx, x, norm_axis(dim, x.type.rank), keepdim, "nanmedian" in ctx.loc.op)
 
 
-@lowering(aten.mode.default)
+@lowering(aten.mode.default, emits=("sort", "eq", "reduce", "where", "add", "sub", "gather"))
 def lower_mode(ctx, x, dim=-1, keepdim=False):
     """The most frequent value along dim (the smallest on ties) and the index of its last
     occurrence, from pairwise equality counts."""
@@ -128,21 +146,28 @@ def lower_mode(ctx, x, dim=-1, keepdim=False):
 # ----------------------------------------------------------------------------- scans
 
 
-@lowering(aten.cumprod.default)
+@lowering(aten.cumsum.default, emits=("cumsum",))
+def lower_cumsum(ctx, x, dim, *, dtype=None):
+    if x.type.rank == 0:
+        return ctx.cast(x, ctx.out_dtype)
+    return ctx.emit("cumsum", [ctx.cast(x, ctx.out_dtype)], axis=norm_axis(dim, x.type.rank))
+
+
+@lowering(aten.cumprod.default, emits=("cumulative",))
 def lower_cumprod(ctx, x, dim, *, dtype=None):
     x, scalar = _rank1(ctx, ctx.cast(x, ctx.out_dtype))
     out = ctx.emit("cumulative", [x], axis=norm_axis(dim, x.type.rank), kind="prod")
     return ctx.reshape(out, []) if scalar else out
 
 
-@lowering(aten.logcumsumexp.default)
+@lowering(aten.logcumsumexp.default, emits=("cumulative",))
 def lower_logcumsumexp(ctx, x, dim):
     x, scalar = _rank1(ctx, ctx.cast(x, ctx.out_dtype))
     out = ctx.emit("cumulative", [x], axis=norm_axis(dim, x.type.rank), kind="logsumexp")
     return ctx.reshape(out, []) if scalar else out
 
 
-@lowering(aten.cummax.default, aten.cummin.default)
+@lowering(aten.cummax.default, aten.cummin.default, emits=("cumulative_extreme",))
 def lower_cummax(ctx, x, dim):
     kind = "max" if "cummax" in ctx.loc.op else "min"
     x, scalar = _rank1(ctx, x)
@@ -152,47 +177,3 @@ def lower_cummax(ctx, x, dim):
     else:
         v, i = ctx.emit("cumulative_extreme", [x], axis=norm_axis(dim, x.type.rank), kind=kind)
     return (ctx.reshape(v, []), ctx.reshape(i, [])) if scalar else (v, i)
-
-
-# ----------------------------------------------------------------------------- moments and norms
-
-
-@lowering(aten.var_mean.correction, aten.var_mean.dim)
-def lower_var_mean(ctx, x, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    if "correction" not in ctx.loc.op:
-        correction = 1.0 if unbiased in (None, True) else 0.0
-    correction = 1.0 if correction is None else float(correction)
-    axes = None if dim is None or len(dim) == 0 else norm_axes(dim, x.type.rank)
-    var = ctx.emit("var", [x], axes=axes, correction=correction, keepdim=bool(keepdim))
-    mean = ctx.emit("reduce", [x], kind="mean", axes=axes, keepdim=bool(keepdim))
-    return var, mean
-
-
-@lowering(aten.linalg_vector_norm.default)
-def lower_vector_norm(ctx, x, ord=2, dim=None, keepdim=False, *, dtype=None):
-    out_dtype = ctx.out_dtype
-    x = ctx.cast(x, out_dtype)
-    axes = None if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0) else \
-        norm_axes([dim] if isinstance(dim, int) else dim, max(x.type.rank, 1))
-    if x.type.rank == 0:
-        x = ctx.reshape(x, [1])
-        axes = [0] if axes is not None else None
-    mag = ctx.emit("abs", [x])
-    keepdim = bool(keepdim) and ctx.out_type.rank > 0
-
-    def red(kind, v):
-        out = ctx.emit("reduce", [v], kind=kind, axes=axes, keepdim=keepdim)
-        return ctx.reshape(out, ctx.out_type.shape)
-
-    if ord == float("inf"):
-        return red("max", mag)
-    if ord == float("-inf"):
-        return red("min", mag)
-    if ord == 0:
-        return red("sum", ctx.cast(binary(ctx, "ne", x, 0.0, out_dtype), out_dtype))
-    if ord == 1:
-        return red("sum", mag)
-    if ord == 2:
-        return ctx.emit("sqrt", [red("sum", ctx.emit("mul", [mag, mag]))])
-    powered = binary(ctx, "pow", mag, float(ord), out_dtype)
-    return binary(ctx, "pow", red("sum", powered), 1.0 / float(ord), out_dtype)

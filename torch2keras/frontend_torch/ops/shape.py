@@ -1,44 +1,37 @@
-"""Shape and indexing ops: views, permutes, slicing, concatenation, padding, scatter/gather."""
+"""Shape ops: views, permutes, broadcasts, slicing, splitting, concatenation, padding, flips and
+rolls, and writing into slices."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Sequence
 
 from ...ir import Value
 from ..registry import LoweringContext, lowering
-from ._util import aten, norm_axes, norm_axis, overloads
+from ..symbolic import INT32_MAX
+from .common import aten, dynamic_slice, norm_axes, norm_axis, overloads, permute, slice_
 
-_BIG = 2**62
 
-
-@lowering(*overloads("view", "default"), *overloads("_unsafe_view", "default"), aten.reshape.default)
+@lowering(*overloads("view", "default"), *overloads("_unsafe_view", "default"), aten.reshape.default, emits=())
 def lower_view(ctx: LoweringContext, x: Value, shape):
     return ctx.reshape(x, ctx.out_type.shape)
 
 
-@lowering(*overloads("flatten", "using_ints"), *overloads("unflatten", "int"))
+@lowering(*overloads("flatten", "using_ints"), *overloads("unflatten", "int"), emits=())
 def lower_flatten(ctx, x, *args):
     return ctx.reshape(x, ctx.out_type.shape)
 
 
-@lowering(*overloads("unsqueeze", "default"), *overloads("squeeze", "default", "dim", "dims"))
+@lowering(*overloads("unsqueeze", "default"), *overloads("squeeze", "default", "dim", "dims"), emits=())
 def lower_squeeze(ctx, x, *args):
     return ctx.reshape(x, ctx.out_type.shape)
 
 
-def permute(ctx, x: Value, perm) -> Value:
-    perm = [norm_axis(p, x.type.rank) for p in perm]
-    if perm == list(range(x.type.rank)):
-        return x
-    return ctx.emit("permute", [x], perm=perm)
-
-
-@lowering(*overloads("permute", "default"))
+@lowering(*overloads("permute", "default"), emits=("permute",))
 def lower_permute(ctx, x, dims):
     return permute(ctx, x, dims)
 
 
-@lowering(*overloads("transpose", "int"))
+@lowering(*overloads("transpose", "int"), emits=("permute",))
 def lower_transpose(ctx, x, dim0, dim1):
     perm = list(range(x.type.rank))
     a, b = norm_axis(dim0, x.type.rank), norm_axis(dim1, x.type.rank)
@@ -46,27 +39,36 @@ def lower_transpose(ctx, x, dim0, dim1):
     return permute(ctx, x, perm)
 
 
-@lowering(*overloads("t", "default"), aten.numpy_T.default)
+@lowering(*overloads("t", "default"), aten.numpy_T.default, emits=("permute",))
 def lower_t(ctx, x):
     return permute(ctx, x, list(reversed(range(x.type.rank))))
 
 
-@lowering(*overloads("expand", "default"), aten.expand_as.default, aten.broadcast_to.default)
+@lowering(*overloads("expand", "default"), aten.expand_as.default, aten.broadcast_to.default,
+          emits=("expand", "dynamic_expand"))
 def lower_expand(ctx, x, shape, *args, **kwargs):
     out = list(ctx.out_type.shape)
     if tuple(out) == tuple(x.type.shape):
         return x
-    from .symbolic_shape import expand
-
     return expand(ctx, x, out)
 
 
-@lowering(aten.repeat.default)
+def expand(ctx: LoweringContext, x: Value, out: Sequence) -> Value:
+    """``x`` broadcast to ``out``: ``expand`` when every symbolic size of ``out`` is x's own
+    (the backend reads it off x), else ``dynamic_expand`` with the sizes computed at run time."""
+    off = len(out) - x.type.rank
+    needs_sizes = any(isinstance(d, str) and (k < off or x.type.shape[k - off] != d) for k, d in enumerate(out))
+    if needs_sizes:
+        return ctx.emit("dynamic_expand", [x, ctx.sizes.vector(out)], shape=list(out))
+    return ctx.emit("expand", [x], shape=list(out))
+
+
+@lowering(aten.repeat.default, emits=("tile",))
 def lower_repeat(ctx, x, repeats):
     return ctx.emit("tile", [x], reps=list(repeats))
 
 
-@lowering(aten.cat.default, aten.concat.default)
+@lowering(aten.cat.default, aten.concat.default, emits=("concat",))
 def lower_cat(ctx, tensors, dim=0):
     dtype = ctx.out_dtype
     rank = ctx.out_type.rank
@@ -76,7 +78,7 @@ def lower_cat(ctx, tensors, dim=0):
     return ctx.emit("concat", tensors, axis=norm_axis(dim, rank))
 
 
-@lowering(aten.stack.default)
+@lowering(aten.stack.default, emits=("concat",))
 def lower_stack(ctx, tensors, dim=0):
     rank = tensors[0].type.rank + 1
     axis = norm_axis(dim, rank)
@@ -88,27 +90,12 @@ def lower_stack(ctx, tensors, dim=0):
     return parts[0] if len(parts) == 1 else ctx.emit("concat", parts, axis=axis)
 
 
-def slice_(ctx, x: Value, axis: int, start, end, step=1, length=None) -> Value:
-    """x[start:end:step] along ``axis``; bounds or a size known only at run time give a
-    ``dynamic_slice`` (``length``: the result's size along ``axis``, torch's where known)."""
-    axis = norm_axis(axis, x.type.rank)
-    size = x.type.shape[axis]
-    if isinstance(size, str) or isinstance(start, Value) or isinstance(end, Value):
-        from .symbolic_shape import dynamic_slice
-
-        return dynamic_slice(ctx, x, axis, start, end, step, length)
-    start, end, step = slice(start, end, step).indices(size)
-    if (start, end, step) == (0, size, 1):
-        return x
-    return ctx.emit("slice", [x], axis=axis, start=start, end=end, step=step)
-
-
-@lowering(*overloads("slice", "Tensor"))
+@lowering(*overloads("slice", "Tensor"), emits=("slice", "dynamic_slice"))
 def lower_slice(ctx, x, dim=0, start=None, end=None, step=1):
     return slice_(ctx, x, dim, start, end, step, length=ctx.out_type.shape[norm_axis(dim, x.type.rank)])
 
 
-@lowering(aten.narrow.default, aten.narrow_copy.default)
+@lowering(aten.narrow.default, aten.narrow_copy.default, emits=("add", "slice", "dynamic_slice"))
 def lower_narrow(ctx, x, dim, start, length):
     if isinstance(start, Value) or isinstance(length, Value):
         end = ctx.emit("add", [ctx.sizes.scalar(start), ctx.sizes.scalar(length)])
@@ -116,15 +103,22 @@ def lower_narrow(ctx, x, dim, start, length):
     return slice_(ctx, x, dim, start, start + length)
 
 
-@lowering(*overloads("select", "int"))
+@lowering(*overloads("select", "int"), emits=("add", "slice", "dynamic_slice"))
 def lower_select(ctx, x, dim, index):
     axis = norm_axis(dim, x.type.rank)
     if isinstance(x.type.shape[axis], str) or isinstance(index, Value):
-        from .symbolic_shape import dynamic_select
-
-        return ctx.reshape(dynamic_select(ctx, x, axis, index), ctx.out_type.shape)
+        return ctx.reshape(_dynamic_select(ctx, x, axis, index), ctx.out_type.shape)
     index = index % x.type.shape[axis]
     return ctx.reshape(slice_(ctx, x, axis, index, index + 1), ctx.out_type.shape)
+
+
+def _dynamic_select(ctx: LoweringContext, x: Value, axis: int, index) -> Value:
+    """x[index] along ``axis``, keeping the axis (of size 1)."""
+    if isinstance(index, int):
+        end = index + 1 if index != -1 else INT32_MAX
+        return dynamic_slice(ctx, x, axis, index, end, 1, 1)
+    end = ctx.emit("add", [ctx.sizes.scalar(index), ctx.sizes.scalar(1)])
+    return dynamic_slice(ctx, x, axis, index, end, 1, 1)
 
 
 def _split(ctx, x, sizes, dim):
@@ -138,12 +132,12 @@ def _split(ctx, x, sizes, dim):
     return tuple(outs)
 
 
-@lowering(*overloads("split_with_sizes", "default"))
+@lowering(*overloads("split_with_sizes", "default"), emits=("slice",))
 def lower_split_with_sizes(ctx, x, split_sizes, dim=0):
     return _split(ctx, x, split_sizes, dim)
 
 
-@lowering(*overloads("split", "Tensor"))
+@lowering(*overloads("split", "Tensor"), emits=("slice",))
 def lower_split(ctx, x, split_size, dim=0):
     size = x.type.shape[norm_axis(dim, x.type.rank)]
     if isinstance(size, str) or not isinstance(split_size, int):
@@ -152,7 +146,7 @@ def lower_split(ctx, x, split_size, dim=0):
     return _split(ctx, x, sizes, dim)
 
 
-@lowering(*overloads("unbind", "int"))
+@lowering(*overloads("unbind", "int"), emits=("slice",))
 def lower_unbind(ctx, x, dim=0):
     axis = norm_axis(dim, x.type.rank)
     if isinstance(x.type.shape[axis], str):
@@ -161,7 +155,7 @@ def lower_unbind(ctx, x, dim=0):
     return tuple(ctx.reshape(s, shape) for s in _split(ctx, x, [1] * x.type.shape[axis], axis))
 
 
-@lowering(aten.chunk.default)
+@lowering(aten.chunk.default, emits=("slice",))
 def lower_chunk(ctx, x, chunks, dim=0):
     size = x.type.shape[norm_axis(dim, x.type.rank)]
     if isinstance(size, str):
@@ -170,7 +164,7 @@ def lower_chunk(ctx, x, chunks, dim=0):
     return lower_split(ctx, x, step, dim)
 
 
-@lowering(*overloads("slice_scatter", "default"))
+@lowering(*overloads("slice_scatter", "default"), emits=("slice_scatter",))
 def lower_slice_scatter(ctx, x, src, dim=0, start=None, end=None, step=1):
     axis = norm_axis(dim, x.type.rank)
     _static_axis(ctx, x, axis, "writing into a slice")
@@ -180,7 +174,7 @@ def lower_slice_scatter(ctx, x, src, dim=0, start=None, end=None, step=1):
     return ctx.emit("slice_scatter", [x, ctx.cast(src, x.type.dtype)], axis=axis, start=start, end=end, step=step)
 
 
-@lowering(*overloads("select_scatter", "default"))
+@lowering(*overloads("select_scatter", "default"), emits=("slice_scatter",))
 def lower_select_scatter(ctx, x, src, dim, index):
     axis = norm_axis(dim, x.type.rank)
     _static_axis(ctx, x, axis, "writing into a slice")
@@ -196,12 +190,15 @@ def _static_axis(ctx, x: Value, axis: int, what: str) -> None:
         raise ctx.fail(f"{what} along an axis of run-time size ({x.type.shape[axis]}) is not supported yet")
 
 
-@lowering(aten.constant_pad_nd.default)
+_PAD_OPS = ("pad", "slice", "expand", "concat")  # (cropping, replicated and circular edges: slices)
+
+
+@lowering(aten.constant_pad_nd.default, emits=_PAD_OPS)
 def lower_constant_pad_nd(ctx, x, pad, value=0):
     return lower_pad(ctx, x, pad, "constant", value)
 
 
-@lowering(aten.pad.default)
+@lowering(aten.pad.default, emits=_PAD_OPS)
 def lower_pad(ctx, x, pad, mode="constant", value=None):
     rank = x.type.rank
     pads = [0] * (2 * rank)
@@ -244,18 +241,19 @@ def lower_pad(ctx, x, pad, mode="constant", value=None):
 
 
 @lowering(aten.reflection_pad1d.default, aten.reflection_pad2d.default, aten.reflection_pad3d.default,
-          aten.replication_pad1d.default, aten.replication_pad2d.default, aten.replication_pad3d.default)
+          aten.replication_pad1d.default, aten.replication_pad2d.default, aten.replication_pad3d.default,
+          emits=_PAD_OPS)
 def lower_mode_pad(ctx, x, padding):
     mode = "reflect" if "reflection" in ctx.loc.op else "replicate"
     return lower_pad(ctx, x, padding, mode=mode)
 
 
-@lowering(aten.flip.default)
+@lowering(aten.flip.default, emits=("flip",))
 def lower_flip(ctx, x, dims):
     return ctx.emit("flip", [x], axes=norm_axes(dims, x.type.rank))
 
 
-@lowering(aten.roll.default)
+@lowering(aten.roll.default, emits=("slice", "concat"))
 def lower_roll(ctx, x, shifts, dims=()):
     shifts = [shifts] if isinstance(shifts, int) else list(shifts)
     dims = [dims] if isinstance(dims, int) else list(dims)
@@ -271,70 +269,3 @@ def lower_roll(ctx, x, shifts, dims=()):
             x = ctx.emit("concat", [slice_(ctx, x, axis, size - shift, size), slice_(ctx, x, axis, 0, size - shift)],
                          axis=axis)
     return x
-
-
-@lowering(aten.index_select.default)
-def lower_index_select(ctx, x, dim, index):
-    if x.type.rank == 0:  # the only index is 0
-        return x
-    return ctx.emit("index_select", [x, index], axis=norm_axis(dim, x.type.rank))
-
-
-@lowering(aten.gather.default)
-def lower_gather(ctx, x, dim, index, sparse_grad=False):
-    if x.type.rank == 0:  # gathering from a single element
-        out = ctx.emit("gather", [ctx.reshape(x, [1]), ctx.reshape(index, [max(index.type.numel, 1)])], axis=0)
-        return ctx.reshape(out, ctx.out_type.shape)
-    return ctx.emit("gather", [x, index], axis=norm_axis(dim, x.type.rank))
-
-
-@lowering(aten.index.Tensor)
-def lower_index(ctx, x, indices):
-    """x[idx] with one index tensor (the others None), or several that broadcast together."""
-    from .indexing import index_tensor
-
-    return index_tensor(ctx, x, indices)
-
-
-@lowering(aten.embedding.default)
-def lower_embedding(ctx, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
-    if indices.type.rank == 0:
-        return ctx.reshape(ctx.emit("embedding", [weight, ctx.reshape(indices, [1])]), [weight.type.shape[1]])
-    return ctx.emit("embedding", [weight, indices])
-
-
-def _tf_channel_order(channels: int, r: int) -> np.ndarray:
-    """For each channel k = (i * r + j) * C + c of TensorFlow's depth layout, the torch channel
-    c * r * r + i * r + j (pixel shuffle's order)."""
-    c_out = channels // (r * r)
-    k = np.arange(channels)
-    block, c = k // c_out, k % c_out
-    return (c * r * r + block).astype(np.int64)
-
-
-@lowering(aten.pixel_shuffle.default)
-def lower_pixel_shuffle(ctx, x, factor):
-    """pixel_shuffle = depth_to_space after a channel permutation (which passes fold into a conv)."""
-    if factor == 1:
-        return x
-    if x.type.rank != 4:  # batch axes merged into one, and split again after
-        lead = list(x.type.shape[:-3])
-        y = lower_pixel_shuffle(ctx, ctx.reshape(x, [int(np.prod(lead))] + list(x.type.shape[-3:])), factor)
-        return ctx.reshape(y, lead + list(y.type.shape[1:]))
-    order = _tf_channel_order(x.type.shape[1], factor)
-    x = ctx.emit("index_select", [x, ctx.const(order, "i64", name=f"{ctx.name}_order")], axis=1)
-    return ctx.emit("depth_to_space", [x], block=factor)
-
-
-@lowering(aten.pixel_unshuffle.default)
-def lower_pixel_unshuffle(ctx, x, factor):
-    """pixel_unshuffle = space_to_depth followed by a channel permutation."""
-    if factor == 1:
-        return x
-    if x.type.rank != 4:
-        lead = list(x.type.shape[:-3])
-        y = lower_pixel_unshuffle(ctx, ctx.reshape(x, [int(np.prod(lead))] + list(x.type.shape[-3:])), factor)
-        return ctx.reshape(y, lead + list(y.type.shape[1:]))
-    y = ctx.emit("space_to_depth", [x], block=factor)
-    order = np.argsort(_tf_channel_order(y.type.shape[1], factor))
-    return ctx.emit("index_select", [y, ctx.const(order, "i64", name=f"{ctx.name}_order")], axis=1)

@@ -1,10 +1,13 @@
 """Size arithmetic of dynamic shapes: ``x.shape[i]``, ``x.size()`` and the Python operators
-torch.export records on them (``h // 2``, ``b * c``, ``1.0 / h``, ...).
+torch.export records on them (``h // 2``, ``b * c``, ``1.0 / h``, ...), and the asserts it
+leaves next to them.
 
 Each such call has a SymInt result whose expression over the inputs' size symbols torch knows;
 it lowers to that size: a Python int where it is static, else an i32 scalar computed at run
 time from the inputs' shapes (``SymbolicSizes``). Comparisons (only guards and asserts read
-them) become boolean scalars.
+them) become boolean scalars. (The shape-taking ops of dynamic shapes live in their own
+families: ``dynamic_slice`` in ``common.py``, ``dynamic_expand`` in ``shape.py`` and
+``creation.py``, ``arange`` in ``creation.py``, ``resize_scale`` in ``pool.py``.)
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 
 from ..registry import LoweringContext, lowering
 from ..symbolic import is_symint
-from ._util import aten
+from .common import aten, overloads
 
 _SIZE_OPS = [
     aten.sym_size.int,
@@ -29,7 +32,7 @@ _COMPARISONS = {operator.eq: "eq", operator.ne: "ne", operator.lt: "lt", operato
                 operator.ge: "ge"}
 
 
-@lowering(*_SIZE_OPS)
+@lowering(*_SIZE_OPS, emits=(*_FLOAT_OPS.values(), "neg", "sqrt"))
 def lower_size(ctx: LoweringContext, *args, **kwargs):
     val = ctx.meta_val
     if isinstance(val, (float, torch.SymFloat)):
@@ -56,7 +59,7 @@ def _float_result(ctx: LoweringContext, val, args):
     raise ctx.fail(f"a float size computation ({ctx.loc.op}) is not supported")
 
 
-@lowering(*_COMPARISONS)
+@lowering(*_COMPARISONS, emits=tuple(_COMPARISONS.values()))
 def lower_size_comparison(ctx: LoweringContext, a, b):
     val = ctx.meta_val
     if isinstance(val, bool):
@@ -65,9 +68,16 @@ def lower_size_comparison(ctx: LoweringContext, a, b):
     return ctx.emit(op, [ctx.sizes.scalar(a), ctx.sizes.scalar(b)])
 
 
-@lowering(torch.sym_not)
+@lowering(torch.sym_not, emits=("logical_not",))
 def lower_size_not(ctx: LoweringContext, a):
     val = ctx.meta_val
     if isinstance(val, bool):
         return val
     return ctx.emit("logical_not", [a])
+
+
+@lowering(aten._assert_tensor_metadata.default, aten._assert_scalar.default,
+          *overloads("_assert_async", "default", "msg"), emits=())
+def lower_assert(ctx, *args, **kwargs):
+    """Checks torch.export leaves in the graph; static shapes and dtypes already hold them."""
+    return None

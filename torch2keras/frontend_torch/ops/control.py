@@ -22,6 +22,7 @@ import torch
 
 from ...ir import Graph, SourceLoc, TensorType, Value
 from ...ir.regions import row_type
+from ..calls import get_attr_value, lower_call
 from ..registry import LoweringContext, lowering, tensor_type
 from ..source import region_loc
 
@@ -46,8 +47,6 @@ def _flat_outputs(gm: torch.fx.GraphModule) -> list[Any]:
 def _lower_body(ctx: LoweringContext, gm: torch.fx.GraphModule, env: dict, parent: Optional[SourceLoc],
                 *, record: bool) -> list[Any]:
     """Lower ``gm``'s calls into ``ctx.graph`` (placeholders already in ``env``); its outputs."""
-    from ..lower import get_attr_value, lower_call
-
     for node in gm.graph.nodes:
         if node.op == "get_attr":
             env[node] = get_attr_value(ctx.graph, node, {})
@@ -113,11 +112,10 @@ def _kept(operands: Sequence[Any], sinkable: range) -> list[int]:
 
 
 def _emit(ctx: LoweringContext, op: str, operands: Sequence[Any], kept: Sequence[int], attrs: dict) -> tuple:
-    node = ctx.graph.add_node(op, [operands[i] for i in kept], attrs, loc=ctx.loc, name=ctx.name)
-    return tuple(node.outputs)
+    return tuple(ctx.emit_node(op, [operands[i] for i in kept], **attrs).outputs)
 
 
-@lowering(HOP.cond)
+@lowering(HOP.cond, emits=("cond",))
 def lower_cond(ctx: LoweringContext, pred, true_gm, false_gm, operands):
     operands = list(operands)
     if not isinstance(pred, Value):  # (a Python bool is specialised by torch.cond itself)
@@ -131,11 +129,10 @@ def lower_cond(ctx: LoweringContext, pred, true_gm, false_gm, operands):
     types = [v.type.replace(layout=None) if isinstance(v, Value) else None for v in operands]
     regions = {name: lower_region(ctx, gm, operands, kept, types, name)
                for name, gm in (("then_branch", true_gm), ("else_branch", false_gm))}
-    node = ctx.graph.add_node("cond", [pred, *(operands[i] for i in kept)], regions, loc=ctx.loc, name=ctx.name)
-    return tuple(node.outputs)
+    return tuple(ctx.emit_node("cond", [pred, *(operands[i] for i in kept)], **regions).outputs)
 
 
-@lowering(HOP.while_loop)
+@lowering(HOP.while_loop, emits=("while_loop",))
 def lower_while_loop(ctx: LoweringContext, cond_gm, body_gm, carried, additional):
     carried = _tensor_operands(ctx, list(carried), "while_loop's carried values")
     operands = [*carried, *additional]
@@ -147,7 +144,7 @@ def lower_while_loop(ctx: LoweringContext, cond_gm, body_gm, carried, additional
     return _emit(ctx, "while_loop", operands, kept, attrs)
 
 
-@lowering(HOP.scan)
+@lowering(HOP.scan, emits=("scan",))
 def lower_scan(ctx: LoweringContext, combine_gm, init, xs, additional):
     init = _tensor_operands(ctx, list(init), "scan's initial carries")
     xs = _tensor_operands(ctx, list(xs), "scan's inputs")
@@ -161,7 +158,7 @@ def lower_scan(ctx: LoweringContext, combine_gm, init, xs, additional):
     return _emit(ctx, "scan", operands, kept, attrs)
 
 
-@lowering(HOP.map_impl)
+@lowering(HOP.map_impl, emits=("map",))
 def lower_map(ctx: LoweringContext, body_gm, xs, pos_args):
     xs = _tensor_operands(ctx, list(xs), "map's inputs")
     operands = [*xs, *pos_args]

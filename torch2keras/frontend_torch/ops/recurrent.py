@@ -8,7 +8,7 @@ them into two linear layers and a few elementwise ops, which is already what the
 from __future__ import annotations
 
 from ..registry import LoweringContext, lowering
-from ._util import aten
+from .common import aten
 
 
 def _rnn(ctx: LoweringContext, mode: str, x, states, params, has_biases, num_layers, dropout, train, bidirectional,
@@ -28,23 +28,23 @@ def _rnn(ctx: LoweringContext, mode: str, x, states, params, has_biases, num_lay
                     **extra)
 
 
-@lowering(aten.gru.input)
+@lowering(aten.gru.input, keep_whole=True, emits=("gru",))
 def lower_gru(ctx, x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
     return _rnn(ctx, "gru", x, [hx], params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
 
 
-@lowering(aten.lstm.input)
+@lowering(aten.lstm.input, keep_whole=True, emits=("lstm",))
 def lower_lstm(ctx, x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
     return _rnn(ctx, "lstm", x, list(hx), params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
 
 
-@lowering(aten.rnn_tanh.input)
+@lowering(aten.rnn_tanh.input, keep_whole=True, emits=("rnn",))
 def lower_rnn_tanh(ctx, x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
     return _rnn(ctx, "rnn", x, [hx], params, has_biases, num_layers, dropout, train, bidirectional, batch_first,
                 nonlinearity="tanh")
 
 
-@lowering(aten.rnn_relu.input)
+@lowering(aten.rnn_relu.input, keep_whole=True, emits=("rnn",))
 def lower_rnn_relu(ctx, x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
     return _rnn(ctx, "rnn", x, [hx], params, has_biases, num_layers, dropout, train, bidirectional, batch_first,
                 nonlinearity="relu")

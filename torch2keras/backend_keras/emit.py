@@ -186,4 +186,6 @@ def _shape_matches(got: tuple, want: tuple) -> bool:
 
 
 def _model_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "model"
+    """A Keras root scope name: letters, digits, ``._/>-`` and ``_`` after a letter or digit."""
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", name).lstrip("_")
+    return cleaned or "model"

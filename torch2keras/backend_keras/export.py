@@ -10,6 +10,8 @@ from typing import Callable, Iterable, Optional, Sequence
 import keras
 import numpy as np
 
+from .litert import interpreter  # part of this module's API (the runners below use it)
+
 __all__ = ["save_keras", "export_saved_model", "export_tflite", "tflite_op_counts", "tflite_signature_shapes",
            "run_tflite", "tflite_runner", "interpreter", "quantized_feed", "quantize_array",
            "dequantize_array"]
@@ -75,20 +77,6 @@ def _write(path: str, data: bytes) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
-
-
-def interpreter(path: str, delegates: bool = True, num_threads: Optional[int] = None,
-                preserve_all_tensors: bool = False):
-    """A LiteRT interpreter of ``path`` (with LiteRT's default XNNPACK delegate unless
-    ``delegates=False``; ``preserve_all_tensors`` keeps every intermediate tensor readable)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    kwargs = {"experimental_preserve_all_tensors": True} if preserve_all_tensors else {}
-    if not delegates:
-        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    if num_threads:
-        kwargs["num_threads"] = num_threads
-    return Interpreter(model_path=str(path), **kwargs)
 
 
 def tflite_op_counts(path: str) -> dict[str, int]:

@@ -15,6 +15,8 @@ from typing import Iterable, Optional
 import attrs
 import numpy as np
 
+from .litert import interpreter
+
 __all__ = ["TFLiteFile", "TFLiteOp", "TFLiteTensor", "dequantize", "layer_names_in", "read_tflite",
            "xnnpack_delegated_ops"]
 
@@ -184,8 +186,6 @@ def xnnpack_delegated_ops(path: str) -> tuple[Optional[set[int]], str]:
     measured by building an interpreter with default delegates -- or (None, why) when the
     file does not load here (Flex ops, a delegate that fails to prepare). An op belongs to a
     delegate partition when it lies between the DELEGATE node's input and output tensors."""
-    from .export import interpreter
-
     try:
         interp = interpreter(path)
         interp.allocate_tensors()

@@ -5,6 +5,7 @@ emitter names is in ``KOPS``, emitter and kernel modules are named after op fami
 from __future__ import annotations
 
 import attrs
+import pytest
 
 from torch2keras import registries
 from torch2keras.backend_keras.emitters import EMITTERS, EmitContext
@@ -70,3 +71,14 @@ def test_unknown_kernels_are_reported(monkeypatch):
 def test_runs_op_as_kernel_reads_the_emitters_source():
     assert registries.runs_op_as_kernel(EMITTERS["neg"]) and registries.runs_op_as_kernel(EMITTERS["softmax"])
     assert not registries.runs_op_as_kernel(EMITTERS["sdpa"]) and not registries.runs_op_as_kernel(EMITTERS["conv"])
+
+
+def test_a_kernel_name_is_defined_once(monkeypatch):
+    from torch2keras.backend_keras.kops import ALIASES, register
+
+    with pytest.raises(ValueError, match="kernel 'add' is already defined"):
+        register({"add": KOPS["sub"]})
+    monkeypatch.setitem(ALIASES, "plus", "add")
+    with pytest.raises(ValueError, match="kernel 'plus' is already defined .*ALIASES"):
+        register({"plus": KOPS["add"]})
+    assert KOPS["add"] is not KOPS["sub"] and "plus" not in KOPS

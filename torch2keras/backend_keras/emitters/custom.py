@@ -61,11 +61,7 @@ def _adopt(ctx: EmitContext, node: Node, inputs: list, outputs: list) -> None:
         if id(operation) in adopted:
             continue
         adopted.add(id(operation))
-        base = f"{prefix}_{operation.name}"
-        name, k = base, 1
-        while name in ctx._names:
-            name, k = f"{base}_{k}", k + 1
-        ctx._names.add(name)
+        name = ctx.unique_name(f"{prefix}_{operation.name}")
         operation.name = name
         ctx.layer_nodes[name] = node
         inbound = operation._inbound_nodes[node_index]

@@ -538,4 +538,4 @@ def test_explain_names_the_control_flow_lowering_and_emitter():
     assert "captured as torch.ops.higher_order.while_loop" in text
     assert "lowering: torch2keras.frontend_torch.ops.control.lower_while_loop" in text
     assert "emits IR op 'while_loop' with regions ['cond_fn', 'body_fn']" in text
-    assert "emit_control.emit_control_flow" in text
+    assert "backend_keras.emitters.control.emit_control_flow" in text

@@ -122,7 +122,7 @@ def _ir_ops(fn: Callable) -> list[str]:
 
 
 def _explain_overload(op: Any, lines: list[str]) -> None:
-    from .backend_keras.emit import EMITTERS
+    from .backend_keras.emitters import EMITTERS
     from .frontend_torch import LOWERINGS
     from .frontend_torch.stubs import converter_stub
     from .ir.ops import SCHEMAS
@@ -165,7 +165,7 @@ def _control_flow_op(op: Any) -> Any:
 
 
 def _explain_control_flow(op: Any, hop: Any, lines: list[str]) -> None:
-    from .backend_keras.emit import EMITTERS
+    from .backend_keras.emitters import EMITTERS
     from .frontend_torch import LOWERINGS
     from .ir.ops import SCHEMAS
 
@@ -187,7 +187,7 @@ def _explain_control_flow(op: Any, hop: Any, lines: list[str]) -> None:
 def explain(op: Any, file=None) -> str:
     """Print (to ``file``, default stdout) and return how ``op`` is converted."""
     from . import converters
-    from .backend_keras import emit_control, emit_custom, emitters, emitters_extra  # noqa: F401  (registers)
+    from .backend_keras import emitters  # noqa: F401  (registers the emitters)
 
     if isinstance(op, str):
         op = _resolve_string(op)

@@ -12,6 +12,8 @@ What the project knows about one op lives in one family file per layer: its IR s
     source emits an op it did not declare; a module of ``frontend_torch/ops/`` that is neither a
     family nor the helpers module (``common``);
   - an emitter or kernel reference naming a kernel that ``KOPS`` lacks;
+  - a module of ``backend_keras/emitters`` or ``backend_keras/kops`` named after no family (but
+    their registries, ``context.py`` and ``registry.py``);
   - two ops giving different delegate notes for the same TFLite op and target.
 
 ``tests/test_registries.py`` asserts the list is empty (and that a half-defined op shows up).
@@ -24,7 +26,8 @@ import inspect
 import textwrap
 from typing import Callable, Iterable, Optional
 
-__all__ = ["problems", "tflite_builtin_names", "lowering_emits_in_source", "kernel_names_in_source"]
+__all__ = ["problems", "tflite_builtin_names", "lowering_emits_in_source", "kernel_names_in_source",
+           "runs_op_as_kernel"]
 
 def tflite_builtin_names() -> Optional[set[str]]:
     """Names of TFLite's builtin operators (from the schema ai-edge-litert ships), or None."""
@@ -102,24 +105,53 @@ def _family_modules(package: str) -> set[str]:
     return {m.name for m in pkgutil.iter_modules(pkg.__path__)}
 
 
+# the backend's packages of family modules, each with the modules it holds besides the families
+BACKEND_PACKAGES = {"torch2keras.backend_keras.emitters": {"context"}, "torch2keras.backend_keras.kops": {"registry"}}
+
+
+def runs_op_as_kernel(fn: Callable) -> bool:
+    """Whether an emitter's source runs the kernel named like the node's IR op
+    (``ctx.op(node, node.op, ...)``): then every op it emits must be a ``KOPS`` name."""
+    source = _source(fn)
+    if not source:
+        return False
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("op", "op_on") \
+                and len(node.args) > 1 and isinstance(node.args[1], ast.Attribute) and node.args[1].attr == "op":
+            return True
+    return False
+
+
+def _kernel_problems(emitters: dict, kops: dict) -> list[str]:
+    import importlib
+    import sys
+
+    out = []
+    package = "torch2keras.backend_keras.emitters"
+    modules = [f"{package}.{m}" for m in sorted(_family_modules(package))] + ["torch2keras.backend_keras.emit"]
+    modules += sorted({fn.__module__ for fn in emitters.values()} - set(modules))  # (emitters registered elsewhere)
+    for module in modules:
+        source = inspect.getsource(sys.modules.get(module) or importlib.import_module(module))
+        for kernel in sorted(kernel_names_in_source(source) - set(kops)):
+            out.append(f"{module} uses kernel {kernel!r}, which KOPS lacks")
+    for op, fn in sorted(emitters.items()):
+        if op not in kops and runs_op_as_kernel(fn):
+            out.append(f"{fn.__module__}.{fn.__name__} runs IR op {op!r} as the kernel of that name, which KOPS lacks")
+    return out
+
+
 def _backend_problems(schemas: dict) -> list[str]:
     from .backend_keras.emitters import EMITTERS
     from .backend_keras.kops import KOPS
 
-    out = []
-    for name in schemas:
-        if name not in ("input", "constant") and name not in EMITTERS:
-            out.append(f"IR op {name!r} has no Keras emitter")
-    modules = {fn.__module__ for fn in EMITTERS.values()}
-    for module in sorted(modules):
-        import sys
-
-        source = inspect.getsource(sys.modules[module])
-        for kernel in sorted(kernel_names_in_source(source) - set(KOPS)):
-            out.append(f"{module} uses kernel {kernel!r}, which KOPS lacks")
+    out = [f"IR op {name!r} has no Keras emitter" for name in schemas if name not in EMITTERS]
+    out += _kernel_problems(EMITTERS, KOPS)
     families = {s.family for s in schemas.values()}
-    missing = families - _family_modules("torch2keras.backend_keras.emitters") - {"creation"}
+    missing = families - _family_modules("torch2keras.backend_keras.emitters")
     out += [f"backend_keras/emitters has no module for family {f!r}" for f in sorted(missing)]
+    for package, support in BACKEND_PACKAGES.items():
+        for module in sorted(_family_modules(package) - families - support):
+            out.append(f"{package}.{module} is named after no op family (families: {', '.join(sorted(families))})")
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
-from .kops import KOPS
+from .kops import FORMAT_VERSION, KOPS, resolve
 from .rnn_layers import RECURRENT_LAYERS
 
 __all__ = ["TorchOp", "ConstantOutput", "CUSTOM_OBJECTS"]
@@ -30,18 +30,18 @@ class TorchOp(keras.layers.Layer):
     """``KOPS[fn](*operands, **params)`` where operands interleave inputs and stored constants.
 
     ``consts`` lists ``[position, shape, dtype]`` for every constant operand; the remaining
-    positions are filled, in order, by the layer's tensor inputs.
+    positions are filled, in order, by the layer's tensor inputs. ``version`` is the format of the
+    config the layer is built from (``kops.FORMAT_VERSION``; older names and parameters are
+    translated); the layer always saves the current format.
     """
 
     def __init__(self, fn: str, params: Optional[dict] = None, consts: Optional[list] = None,
-                 num_outputs: int = 1, **kwargs: Any) -> None:
+                 num_outputs: int = 1, version: int = FORMAT_VERSION, **kwargs: Any) -> None:
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         if callable(fn):  # the legacy .h5 loader turns a name like "add" into Keras's function of that name
             fn = getattr(fn, "__name__", fn)
-        if fn not in KOPS:
-            raise ValueError(f"unknown op {fn!r}")
-        self.fn = fn
+        self.fn = resolve(fn, version)  # the kernel's current name (a config may hold a former one)
         self.params = dict(params or {})
         self.consts = [list(c) for c in (consts or [])]
         self.num_outputs = num_outputs
@@ -66,8 +66,15 @@ class TorchOp(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(fn=self.fn, params=self.params, consts=self.consts, num_outputs=self.num_outputs)
+        config.update(fn=self.fn, params=self.params, consts=self.consts, num_outputs=self.num_outputs,
+                      version=FORMAT_VERSION)
         return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TorchOp":
+        """A layer from a saved config; a config without ``version`` was written before the format
+        had a number: format 1 (``docs/keras_format.md``)."""
+        return super().from_config({"version": 1, **config})
 
 
 @keras.saving.register_keras_serializable(package="torch2keras")

@@ -1,4 +1,5 @@
-"""The emitter of ``custom`` nodes: calls a user converter (``torch2keras.converter``) on Keras tensors.
+"""Emitters of the custom family: a ``custom`` node calls a user converter (``torch2keras.converter``)
+on Keras tensors.
 
 The converter sees its tensors in the layout it declared (``node.attrs["layout"]``) and returns
 its results in that layout; this emitter transposes whatever the layout pass stored differently,
@@ -13,10 +14,10 @@ from typing import Optional
 
 import keras
 
-from ..ir import EmissionError, Node, Value
-from ..ir.types import Layout, channels_last, full
-from .emit import EmitContext, emitter
-from .layers import TorchOp
+from ...ir import EmissionError, Node, Value
+from ...ir.types import Layout, channels_last, full
+from ..layers import TorchOp
+from .context import EmitContext, emitter
 
 __all__ = ["emit_custom", "declared_layout"]
 
@@ -60,11 +61,7 @@ def _adopt(ctx: EmitContext, node: Node, inputs: list, outputs: list) -> None:
         if id(operation) in adopted:
             continue
         adopted.add(id(operation))
-        base = f"{prefix}_{operation.name}"
-        name, k = base, 1
-        while name in ctx._names:
-            name, k = f"{base}_{k}", k + 1
-        ctx._names.add(name)
+        name = ctx.unique_name(f"{prefix}_{operation.name}")
         operation.name = name
         ctx.layer_nodes[name] = node
         inbound = operation._inbound_nodes[node_index]

@@ -1,8 +1,7 @@
-"""Physical-tensor ops for sizes known only at run time (registered into ``kops.KOPS``).
+"""Kernels of the dynamic family: ops on sizes known only at run time.
 
 Sizes are lists whose entries are ints, ``-1`` (one entry: whatever is left) or ``["in", k]``
-(the run-time size of axis ``k`` of the op's first input). Like ``kops``, this module imports
-neither torch nor anything of the compiler.
+(the run-time size of axis ``k`` of the op's first input).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import Sequence
 import keras
 from keras import ops
 
-from .kops import KOPS
+from .registry import register
 
 __all__: list[str] = []
 
@@ -81,16 +80,7 @@ def _arange(start, end, step, dtype):
     return ops.cast(ops.arange(start, end, step), dtype)
 
 
-def causal_mask(q, k):
-    """0 where key j <= query i, -inf above the diagonal, for run-time lengths of q and k."""
-    tf = _tf()
-    arange = tf.range if tf is not None else ops.arange
-    rows = ops.expand_dims(arange(ops.shape(q)[-2]), -1)
-    cols = ops.expand_dims(arange(ops.shape(k)[-2]), 0)
-    return ops.where(cols > rows, float("-inf"), 0.0)
-
-
-KOPS.update({
+register({
     "dim": _dim,
     "reshape_dims": _reshape_dims,
     "broadcast_dims": _broadcast_dims,

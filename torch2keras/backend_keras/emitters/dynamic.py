@@ -1,5 +1,5 @@
-"""Emitters for sizes known only at run time: the ``dynamic_*`` IR ops, ``dim``, ``arange``,
-``resize_scale``, and the resolution of symbolic dims in reshape/broadcast targets.
+"""Emitters of the dynamic family (sizes known only at run time): the ``dynamic_*`` IR ops, ``dim``,
+``arange``, ``resize_scale``, and the resolution of symbolic dims in reshape/broadcast targets.
 
 A symbolic dim of a target shape that the input also has (same name) is read from the input's
 run-time shape (``["in", k]``, ``k`` the input's physical axis); at most one other symbolic dim
@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 import keras
 
-from ..ir import EmissionError, Node, Value
-from .emit import EmitContext, emitter, keras_dtype
+from ...ir import EmissionError, Node, Value
+from .context import EmitContext, emitter, keras_dtype
 
 __all__ = ["resolve_dims", "static_hint"]
 

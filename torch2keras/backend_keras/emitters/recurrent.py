@@ -1,7 +1,7 @@
-"""The emitter of the recurrent IR ops (``lstm``, ``gru``, ``rnn``): one Keras layer per layer and direction.
+"""Emitters of the recurrent family (``lstm``, ``gru``, ``rnn``): one Keras layer per layer and direction.
 
 Each layer and direction of the torch module becomes a ``TorchLSTM`` / ``TorchGRU`` /
-``TorchSimpleRNN`` (``rnn_layers.py``) holding torch's weights in Keras's form:
+``TorchSimpleRNN`` (``backend_keras/rnn_layers.py``) holding torch's weights in Keras's form:
 
 * kernel = w_ih^T, recurrent_kernel = w_hh^T (LSTM gates i, f, g, o are Keras's i, f, c, o);
 * LSTM and RNN bias = b_ih + b_hh;
@@ -20,10 +20,10 @@ from typing import Optional
 
 import numpy as np
 
-from ..ir import EmissionError, Node, Value
-from .emit import EmitContext, emitter
-from .layers import ConstantOutput
-from .rnn_layers import TorchGRU, TorchLSTM, TorchSimpleRNN
+from ...ir import EmissionError, Node, Value
+from ..layers import ConstantOutput
+from ..rnn_layers import TorchGRU, TorchLSTM, TorchSimpleRNN
+from .context import EmitContext, emitter
 
 __all__ = ["emit_recurrent", "keras_recurrent_weights"]
 

@@ -1,8 +1,9 @@
-"""Emitters of ``state`` and ``state_update``: reads and writes of the model's ``ModelState`` layer.
+"""Emitters of the state family (``state``, ``state_update``): reads and writes of the model's
+``ModelState`` layer.
 
 Every ``state`` node reads its variable; every ``state_update`` only records its new value;
 ``attach_state_updates`` then routes the model outputs through one write call that assigns
-them all (see ``state.py`` for why that orders reads before writes). A state stored in another
+them all (see ``backend_keras/state.py`` for why that orders reads before writes). A state stored in another
 layout than PyTorch's (channels-last, chosen by the layout pass) is held that way in its
 variable: reads and writes move no data; only the initial value is transposed, once.
 """
@@ -11,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ir import EmissionError, Node, Value
-from ..ir.state import state_nodes
-from .emit import EmitContext, emitter, keras_dtype
-from .state import ModelState
+from ...ir import EmissionError, Node, Value
+from ...ir.state import state_nodes
+from ..state import ModelState
+from .context import EmitContext, emitter, keras_dtype
 
 __all__ = ["attach_state_updates"]
 

@@ -1,0 +1,109 @@
+"""Emitters of the nn family: ``linear`` as ``Dense``, convolutions as Keras's convolution layers
+(channels-last, torch's weights transposed to Keras's), ``matmul``; convolutions no layer can
+hold (weights computed by the model, integers, grouped transposed) run the ``conv_dynamic`` kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+
+from ...ir import Node, Value
+from ..layers import TorchOp
+from .context import EmitContext, emitter
+
+__all__ = ["emit_conv_dynamic", "pad_spatial"]
+
+
+def pad_spatial(ctx: EmitContext, node: Node, t, pads: Sequence[int], n: int, value: float = 0.0):
+    """Channels-last ``t`` padded by ``pads`` (before/after per spatial axis) with ``value``: a
+    Keras ``ZeroPadding`` layer for zeros; nothing when every pad is 0."""
+    pairs = [(pads[2 * i], pads[2 * i + 1]) for i in range(n)]
+    if not any(p for pair in pairs for p in pair):
+        return t
+    if value == 0.0:
+        cls = {1: keras.layers.ZeroPadding1D, 2: keras.layers.ZeroPadding2D, 3: keras.layers.ZeroPadding3D}[n]
+        return ctx.layer(node, cls(pairs[0] if n == 1 else tuple(pairs), name=ctx.name(node, "_pad")), t)
+    full = [[0, 0]] + [list(p) for p in pairs] + [[0, 0]]
+    return ctx.layer(node, TorchOp("pad", {"pads": full, "mode": "constant", "value": value},
+                                   name=ctx.name(node, "_pad")), t)
+
+
+@emitter("matmul")
+def emit_matmul(ctx: EmitContext, node: Node, x: Value, y: Value):
+    return ctx.op(node, "matmul", [x, y])
+
+
+@emitter("linear")
+def emit_linear(ctx: EmitContext, node: Node, x: Value, w: Value, b: Optional[Value] = None):
+    if not ctx.is_const(w) or (b is not None and not ctx.is_const(b)):
+        wt = ctx.op(node, "transpose", [w], "_wt", perm=[1, 0])
+        out = ctx.layer(node, TorchOp("matmul", {}, name=ctx.name(node)), [ctx.tensor(x), wt])
+        return out if b is None else ctx.layer(node, TorchOp("add", {}, name=ctx.name(node, "_b")),
+                                               [out, ctx.tensor(b)])
+    weight = ctx.const(w)
+    weights = [weight.T] + ([ctx.const(b)] if b is not None else [])
+    layer = keras.layers.Dense(weight.shape[0], use_bias=b is not None, name=ctx.name(node))
+    return ctx.layer(node, layer, ctx.tensor(x), weights)
+
+
+@emitter("conv")
+def emit_conv(ctx: EmitContext, node: Node, x: Value, w: Value, b: Optional[Value] = None):
+    a = node.attrs
+    n = x.type.rank - 2
+    if not ctx.is_const(w) or (b is not None and not ctx.is_const(b)) or x.type.dtype not in ("f16", "f32", "f64") \
+            or (max(a["stride"]) > 1 and max(a["dilation"]) > 1):
+        return emit_conv_dynamic(ctx, node, x, w, b)  # weights computed by the model (or integers): keras.ops
+    weight = ctx.const(w)
+    bias = [ctx.const(b)] if b is not None else []
+    if a["transposed"]:
+        return _conv_transpose(ctx, node, x, weight, bias, n)
+    t = pad_spatial(ctx, node, ctx.tensor(x), a["padding"], n)
+    in_ch = x.type.shape[1]
+    out_ch = weight.shape[0]
+    groups = a["groups"]
+    kernel = weight.shape[2:]
+    common = dict(strides=tuple(a["stride"]), padding="valid", dilation_rate=tuple(a["dilation"]),
+                  use_bias=bool(bias), name=ctx.name(node))
+    spatial_axes = tuple(range(2, 2 + n))
+    if groups == in_ch and groups > 1 and n in (1, 2):
+        mult = out_ch // in_ch
+        # torch [in*mult, 1, *k] -> keras [*k, in, mult]
+        kern = weight.reshape(in_ch, mult, *kernel).transpose(*[i + 2 for i in range(n)], 0, 1)
+        cls = keras.layers.DepthwiseConv1D if n == 1 else keras.layers.DepthwiseConv2D
+        layer = cls(kernel_size=tuple(kernel), depth_multiplier=mult, **common)
+        return ctx.layer(node, layer, t, [kern] + bias)
+    cls = {1: keras.layers.Conv1D, 2: keras.layers.Conv2D, 3: keras.layers.Conv3D}[n]
+    kern = weight.transpose(*spatial_axes, 1, 0)  # [O, I/g, *k] -> [*k, I/g, O]
+    layer = cls(filters=out_ch, kernel_size=tuple(kernel), groups=groups, **common)
+    return ctx.layer(node, layer, t, [kern] + bias)
+
+
+def _conv_transpose(ctx: EmitContext, node: Node, x: Value, weight: np.ndarray, bias: list, n: int):
+    a = node.attrs
+    if a["groups"] != 1:
+        return emit_conv_dynamic(ctx, node, x, *node.inputs[1:])  # no Keras layer: keras.ops.conv per group
+    cls = {1: keras.layers.Conv1DTranspose, 2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}[n]
+    kern = weight.transpose(*range(2, 2 + n), 1, 0)  # torch [I, O, *k] -> keras [*k, O, I]
+    layer = cls(filters=weight.shape[1], kernel_size=tuple(weight.shape[2:]), strides=tuple(a["stride"]),
+                padding="valid", output_padding=tuple(a["output_padding"]) if any(a["output_padding"]) else None,
+                dilation_rate=tuple(a["dilation"]), use_bias=bool(bias), name=ctx.name(node))
+    t = ctx.layer(node, layer, ctx.tensor(x), [kern] + bias)
+    pads = a["padding"]
+    if any(pads):
+        crop = [(pads[2 * i], pads[2 * i + 1]) for i in range(n)]
+        ccls = {1: keras.layers.Cropping1D, 2: keras.layers.Cropping2D, 3: keras.layers.Cropping3D}[n]
+        t = ctx.layer(node, ccls(crop[0] if n == 1 else tuple(crop), name=ctx.name(node, "_crop")), t)
+    return t
+
+
+def emit_conv_dynamic(ctx: EmitContext, node: Node, x: Value, w: Value, b: Optional[Value] = None):
+    """A convolution whose weights are not constants (computed by the model, or model inputs), or
+    one no Keras layer expresses (grouped transposed): ``conv_dynamic`` over ``keras.ops.conv``."""
+    a = node.attrs
+    n = x.type.rank - 2
+    return ctx.op(node, "conv_dynamic", [x, w] + ([b] if b is not None else []), stride=list(a["stride"]),
+                  padding=list(a["padding"]), dilation=list(a["dilation"]), groups=a["groups"],
+                  transposed=a["transposed"], output_padding=list(a["output_padding"] or [0] * n))

@@ -1,0 +1,227 @@
+"""Kernels of the elementwise family: unary math and activations, arithmetic, comparisons,
+``where``, ``cast``, and the special functions Keras lacks.
+
+Special functions without a Keras op (lgamma, digamma, polygamma) are computed from series that
+keep float32 accuracy, so that they also convert to plain TFLite builtins.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from .registry import register
+
+__all__ = ["dtype_name", "is_integer"]
+
+
+def dtype_name(x) -> str:
+    return keras.backend.standardize_dtype(x.dtype)
+
+
+def is_integer(x) -> bool:
+    """Integer or bool: no NaN, no float kernels."""
+    return "int" in dtype_name(x) or dtype_name(x) == "bool"
+
+
+# ----------------------------------------------------------------------------- activations and arithmetic
+
+
+def _hardsigmoid(x):
+    return ops.relu6(x + 3.0) / 6.0
+
+
+def _hardswish(x):
+    return x * ops.relu6(x + 3.0) / 6.0  # the form TFLite's converter fuses into HARD_SWISH
+
+
+def _add(x, y):
+    """``x + y``. keras.ops.add (TensorFlow backend) turns an add whose second operand has one
+    non-1 axis matching x's second or last axis into ``bias_add`` over the axis it guesses, which
+    is wrong when the operand's axis is another one (e.g. [5, 5, 5] + [1, 5, 1]), and has no integer
+    TFLite kernel: then subtract the negation, which is exact."""
+    y_shape, x_rank = tuple(y.shape), len(x.shape)
+    big = [i for i, d in enumerate(y_shape) if d != 1]
+    if len(big) == 1 and x_rank > 1:
+        axis = big[0] + x_rank - len(y_shape)
+        guessed = x_rank - 1 if x.shape[-1] == y_shape[big[0]] else 1
+        if axis != guessed or "int" in keras.backend.standardize_dtype(x.dtype):
+            return ops.subtract(x, ops.negative(y))
+    return ops.add(x, y)
+
+
+def _floor_divide(x, y):
+    return ops.floor_divide(x, y)
+
+
+def _remainder(x, y):  # python/torch sign convention (result has the divisor's sign)
+    return x - ops.floor_divide(x, y) * y
+
+
+def _fmod(x, y):
+    q = x / y if "float" in str(x.dtype) else ops.cast(x, "float32") / ops.cast(y, "float32")
+    return x - ops.cast(ops.trunc(q), x.dtype) * y
+
+
+def _softplus(x, beta, threshold):
+    return ops.where(x * beta > threshold, x, ops.softplus(x * beta) / beta)
+
+
+def _elu(x, alpha, scale, input_scale):
+    xs = x * input_scale
+    return scale * ops.where(x > 0, x, alpha * (ops.exp(xs) - 1.0))
+
+
+def _clamp(x, min, max):  # noqa: A002 - the IR's attribute names
+    if min is None or max is None:
+        return ops.clip(x, -np.inf if min is None else min, np.inf if max is None else max)
+    return ops.clip(x, min, max)
+
+
+def _copysign(x, y):
+    negative = ops.logical_or(y < 0, ops.logical_and(ops.equal(y, 0), 1.0 / y < 0))
+    return ops.where(negative, -ops.abs(x), ops.abs(x))
+
+
+def _nan_extreme(fn):
+    def extreme(x, y):  # fmax/fmin: a NaN loses against a number
+        out = fn(x, y)
+        if is_integer(x):
+            return out
+        return ops.where(ops.isnan(x), y, ops.where(ops.isnan(y), x, out))
+
+    return extreme
+
+
+# ----------------------------------------------------------------------------- special functions
+
+_LANCZOS = (0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
+            -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
+            1.5056327351493116e-7)
+
+
+def _frac(x):
+    """x - floor(x): exact in floating point, so sin/tan(pi * frac) keep their accuracy."""
+    return x - ops.floor(x)
+
+
+def _lgamma_right(z):
+    """log|Gamma(z)| for z >= 0.5 (Lanczos, g = 7)."""
+    z = z - 1.0
+    a = ops.ones_like(z) * _LANCZOS[0]
+    for i in range(1, 9):
+        a = a + _LANCZOS[i] / (z + float(i))
+    t = z + 7.5
+    return 0.5 * math.log(2 * math.pi) + (z + 0.5) * ops.log(t) - t + ops.log(a)
+
+
+def _lgamma(x):
+    reflect = x < 0.5
+    y = ops.where(reflect, 1.0 - x, x)
+    lg = _lgamma_right(y)
+    s = ops.abs(ops.sin(math.pi * _frac(x)))
+    out = ops.where(reflect, math.log(math.pi) - ops.log(s) - lg, lg)
+    pole = ops.logical_and(x <= 0, ops.equal(x, ops.floor(x)))
+    return ops.where(ops.logical_or(pole, ops.isinf(x)), ops.full_like(x, np.inf), out)
+
+
+def _digamma_right(y):
+    """digamma(y) for y >= 0.5: the recurrence up by 6, then the asymptotic series."""
+    acc = ops.zeros_like(y)
+    for i in range(6):
+        acc = acc + 1.0 / (y + float(i))
+    z = y + 6.0
+    iz2 = 1.0 / (z * z)
+    series = iz2 * (1.0 / 12 - iz2 * (1.0 / 120 - iz2 * (1.0 / 252 - iz2 * (1.0 / 240 - iz2 * (1.0 / 132)))))
+    return ops.log(z) - 0.5 / z - series - acc
+
+
+def _digamma(x):
+    reflect = x < 0.5
+    y = ops.where(reflect, 1.0 - x, x)
+    psi = _digamma_right(y)
+    angle = math.pi * _frac(x)
+    cot = math.pi * ops.cos(angle) / ops.sin(angle)  # (TFLite has no TAN)
+    out = ops.where(reflect, psi - cot, psi)
+    pole = ops.logical_and(x < 0, ops.equal(x, ops.floor(x)))
+    out = ops.where(pole, ops.full_like(x, np.nan), out)
+    out = ops.where(ops.equal(x, 0.0), ops.full_like(x, -np.inf), out)
+    return ops.where(ops.equal(x, np.inf), x, out)
+
+
+_BERNOULLI = (1.0 / 6, -1.0 / 30, 1.0 / 42, -1.0 / 30, 5.0 / 66, -691.0 / 2730, 7.0 / 6)
+
+
+def _polygamma(x, n):
+    """psi^(n)(x) = (-1)^(n+1) n! zeta(n+1, x): the recurrence up by 20, then Euler-Maclaurin."""
+    if n == 0:
+        return _digamma(x)
+    shift = 20
+    s = ops.zeros_like(x)
+    for k in range(shift):
+        s = s + ops.power(x + float(k), -float(n + 1))
+    z = x + float(shift)
+    tail = ops.power(z, -float(n)) / n + 0.5 * ops.power(z, -float(n + 1))
+    for j, b in enumerate(_BERNOULLI, 1):
+        coef = b * math.factorial(n + 2 * j - 1) / (math.factorial(2 * j) * math.factorial(n))
+        tail = tail + coef * ops.power(z, -float(n + 2 * j))
+    sign = 1.0 if n % 2 == 1 else -1.0
+    out = sign * math.factorial(n) * (s + tail)
+    pole = ops.logical_and(x <= 0, ops.equal(x, ops.floor(x)))
+    return ops.where(pole, ops.full_like(x, np.inf if n % 2 == 1 else -np.inf), out)
+
+
+def _gammainc(a, x, upper: bool):
+    """Regularized incomplete gamma P(a, x) (Q with ``upper``): the backend's own kernel (Keras
+    has no op; TFLite has no builtin, so TFLite files keep it as a Flex op)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return (tf.math.igammac if upper else tf.math.igamma)(a, x)
+    if backend == "jax":
+        import jax.scipy.special as special
+
+        return (special.gammaincc if upper else special.gammainc)(a, x)
+    if backend == "torch":  # the tensors are torch tensors: their own methods, no import here
+        return (a.igammac if upper else a.igamma)(x)
+    raise NotImplementedError(f"the incomplete gamma function has no kernel on the {backend} backend")
+
+
+register({
+    # unary
+    "identity": lambda x: x,
+    "neg": ops.negative, "abs": ops.abs, "exp": ops.exp, "expm1": ops.expm1, "log": ops.log, "log1p": ops.log1p,
+    "log2": ops.log2, "sqrt": ops.sqrt, "rsqrt": ops.rsqrt, "sin": ops.sin, "cos": ops.cos, "tan": ops.tan,
+    "asin": ops.arcsin, "acos": ops.arccos, "atan": ops.arctan, "sinh": ops.sinh, "cosh": ops.cosh,
+    "tanh": ops.tanh, "asinh": ops.arcsinh, "acosh": ops.arccosh, "atanh": ops.arctanh,
+    "sigmoid": ops.sigmoid, "relu": ops.relu, "silu": ops.silu, "erf": ops.erf, "floor": ops.floor,
+    "ceil": ops.ceil, "round": ops.round, "trunc": ops.trunc, "reciprocal": lambda x: 1.0 / x,
+    "sign": ops.sign, "bitwise_not": ops.bitwise_invert, "logical_not": ops.logical_not,
+    "isnan": ops.isnan, "isinf": ops.isinf, "square": ops.square,
+    "hardsigmoid": _hardsigmoid, "hardswish": _hardswish,
+    "mish": lambda x: x * ops.tanh(ops.softplus(x)),
+    "gelu": lambda x, approximate: ops.gelu(x, approximate=approximate == "tanh"),
+    "clamp": _clamp,
+    "leaky_relu": lambda x, slope: ops.where(x >= 0, x, x * slope),
+    "elu": _elu, "softplus": _softplus,
+    "cast": lambda x, dtype: ops.cast(x, dtype),
+    "erfc": ops.erfc, "erfinv": ops.erfinv, "exp2": ops.exp2, "log10": ops.log10, "i0": ops.i0,
+    "lgamma": _lgamma, "digamma": _digamma, "polygamma": _polygamma, "signbit": ops.signbit,
+    # binary
+    "add": _add, "sub": ops.subtract, "mul": ops.multiply, "div": ops.divide, "pow": ops.power,
+    "maximum": ops.maximum, "minimum": ops.minimum, "atan2": ops.arctan2,
+    "floor_divide": _floor_divide, "remainder": _remainder, "fmod": _fmod,
+    "bitwise_and": ops.bitwise_and, "bitwise_or": ops.bitwise_or, "bitwise_xor": ops.bitwise_xor,
+    "bitwise_left_shift": ops.left_shift, "bitwise_right_shift": ops.right_shift,
+    "copysign": _copysign, "fmax": _nan_extreme(ops.maximum), "fmin": _nan_extreme(ops.minimum),
+    "hypot": ops.hypot, "nextafter": ops.nextafter, "gcd": ops.gcd, "lcm": ops.lcm,
+    "igamma": lambda x, y: _gammainc(x, y, upper=False), "igammac": lambda x, y: _gammainc(x, y, upper=True),
+    # comparisons and selection
+    "eq": ops.equal, "ne": ops.not_equal, "lt": ops.less, "le": ops.less_equal, "gt": ops.greater,
+    "ge": ops.greater_equal, "logical_and": ops.logical_and, "logical_or": ops.logical_or,
+    "logical_xor": ops.logical_xor, "where": ops.where,
+})

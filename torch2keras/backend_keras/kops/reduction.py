@@ -1,0 +1,41 @@
+"""Kernels of the reduction family: ``reduce``, ``argreduce``, ``var`` and the softmaxes."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from .registry import register
+
+__all__: list[str] = []
+
+
+def _reduce(x, kind, axes, keepdims):
+    fn = {"sum": ops.sum, "mean": ops.mean, "max": ops.max, "min": ops.min, "prod": ops.prod,
+          "any": ops.any, "all": ops.all}[kind]
+    return fn(x, axis=axes, keepdims=keepdims)
+
+
+def _argreduce(x, kind, axis, keepdims):
+    if keras.backend.backend() == "tensorflow" and not keepdims:
+        # keras.ops.argmax tells -0.0 from 0.0 with bitwise ops TFLite has no float kernels for
+        import tensorflow as tf
+
+        return ops.cast((tf.math.argmax if kind == "argmax" else tf.math.argmin)(x, axis=axis), "int64")
+    fn = ops.argmax if kind == "argmax" else ops.argmin
+    return ops.cast(fn(x, axis=axis, keepdims=keepdims), "int64")
+
+
+def _var(x, axes, correction, keepdims):
+    n = 1
+    for a in axes:
+        n *= x.shape[a] if x.shape[a] is not None else ops.cast(ops.shape(x)[a], x.dtype)  # (a run-time size)
+    v = ops.var(x, axis=axes, keepdims=keepdims)
+    return v * (n / max(n - correction, 1e-12)) if correction else v
+
+
+register({
+    "reduce": _reduce, "argreduce": _argreduce, "var": _var,
+    "softmax": lambda x, axis: ops.softmax(x, axis=axis),
+    "log_softmax": lambda x, axis: ops.log_softmax(x, axis=axis),
+})

@@ -21,6 +21,7 @@ from .backend_keras import state as keras_state
 from .frontend_torch import capture, lower
 from .frontend_torch.state import BufferSnapshot
 from .ir import ExportError, Graph, NumericalMismatchError
+from .ir.storage import IRDumper
 from .ir.types import invert
 from .passes import AssignLayout, Pass, PassManager, default_pipeline, get_pass
 from .report import OutputCheck, Report
@@ -300,6 +301,7 @@ def compile(  # noqa: A001 - the public verb
     input_layouts: Any = None,
     output_layouts: Any = None,
     dump_ir: Optional[str] = None,
+    dump_weights: bool = False,
     validate: "bool | str" = True,
     on_mismatch: str = "warn",
     atol: float = 1e-4,
@@ -319,7 +321,11 @@ def compile(  # noqa: A001 - the public verb
     converted model then takes other sizes there; ``None`` (default) keeps every size static.
     input_layouts / output_layouts: ``None`` keeps PyTorch's layout; ``"channels_last"`` (for all,
     or per name in a dict, or per position in a list) stores that input/output channels-last.
-    dump_ir: a directory; the IR text is written there after lowering and after every pass.
+    dump_ir: a directory; the IR text is written there after lowering and after every pass
+    (``NN_stage.txt``, which ``torch2keras opt`` and ``ir.load_ir`` read back).
+    dump_weights: with dump_ir, also write each stage's large constants (``NN_stage.txt.npz``;
+    a stage that leaves them alone gets a hard link), so that passes run on the files can
+    compute with them.
     passes: the pass pipeline (names or Pass objects); default ``passes.default_pipeline()``.
     extra_passes: passes run right after the default pipeline's batch-norm folding.
     optimize_layout: False keeps all but channel-aware ops in PyTorch's order (a baseline).
@@ -332,6 +338,8 @@ def compile(  # noqa: A001 - the public verb
     """
     if on_mismatch not in ("warn", "raise", "ignore"):
         raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
+    if dump_weights and not dump_ir:
+        raise ValueError("dump_weights=True needs dump_ir (the directory the weights files go to)")
     say = progress or (lambda msg: None)
     name = name or type(model).__name__
     args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
@@ -362,9 +370,9 @@ def compile(  # noqa: A001 - the public verb
     finally:
         buffers.restore()
     graph = timed("lower", lower, captured, name)
-    if dump_ir:
-        os.makedirs(dump_ir, exist_ok=True)
-        _write(dump_ir, "00_lowered", graph)
+    dump = IRDumper(dump_ir, weights=dump_weights) if dump_ir else None
+    if dump is not None:
+        dump("00_lowered", graph)
 
     pipeline = list(passes) if passes is not None else _with_extra(default_pipeline(input_layouts, output_layouts, optimize_layout),
                                                                     extra_passes)
@@ -373,8 +381,8 @@ def compile(  # noqa: A001 - the public verb
                     if get_pass(p).name == AssignLayout.name else get_pass(p) for p in pipeline]
 
     def hook(index, p, g):
-        if dump_ir:
-            _write(dump_ir, f"{index:02d}_{p.name}", g)
+        if dump is not None:
+            dump(f"{index:02d}_{p.name}", g)
 
     manager = PassManager(pipeline, verify=verify, hook=hook)
     timed("passes", manager.run, graph)
@@ -430,8 +438,3 @@ def _with_extra(pipeline: list[Pass], extra: Sequence["str | Pass"]) -> list[Pas
         return pipeline
     at = next(i for i, p in enumerate(pipeline) if p.name == "fold_batchnorm") + 1
     return pipeline[:at] + [get_pass(p) for p in extra] + pipeline[at:]
-
-
-def _write(directory: str, stem: str, graph: Graph) -> None:
-    with open(os.path.join(directory, f"{stem}.txt"), "w") as f:
-        f.write(str(graph))

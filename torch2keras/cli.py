@@ -1,4 +1,5 @@
-"""The ``torch2keras`` command line: ``convert`` a model, or list what is ``supported``."""
+"""The ``torch2keras`` command line: ``convert`` a model, run passes on an IR file (``opt``), or
+list what is ``supported``."""
 
 from __future__ import annotations
 
@@ -99,6 +100,8 @@ def _convert(args: argparse.Namespace) -> int:
         raise SystemExit("error: --quantize int8 needs --calibration FILE.npz (representative inputs)")
     if args.calibration and args.quantize != "int8":
         raise SystemExit("error: --calibration is used by --quantize int8 only")
+    if args.dump_weights and not args.dump_ir:
+        raise SystemExit("error: --dump-weights goes with --dump-ir DIR")
     factory = _load_factory(args.model)
     progress = _Progress()
     progress("building the model")
@@ -113,7 +116,8 @@ def _convert(args: argparse.Namespace) -> int:
     layout = "channels_last" if args.channels_last else None
     result = torch2keras.compile(model.eval(), inputs, dynamic_shapes=_dynamic_shapes(args.dynamic),
                                  input_layouts=layout, output_layouts=layout,
-                                 dump_ir=args.dump_ir, progress=progress, atol=args.atol, on_mismatch="ignore")
+                                 dump_ir=args.dump_ir, dump_weights=args.dump_weights, progress=progress,
+                                 atol=args.atol, on_mismatch="ignore")
     tflite_options = _tflite_options(args, result)
     for out in args.output:
         progress(f"writing {out}")
@@ -154,6 +158,56 @@ def _tflite_options(args: argparse.Namespace, result) -> dict:
     return options
 
 
+def _passes(text: str) -> list:
+    """``-p``'s pass list: registered names, each optionally with ``{option=value, ...}``."""
+    from torch2keras.ir import IRSyntaxError
+    from torch2keras.ir.parser import parse_pass_specs
+    from torch2keras.passes import PASSES
+
+    try:
+        specs = parse_pass_specs(text)
+    except IRSyntaxError as e:
+        raise SystemExit(f"error: -p {text!r}: {e.problem} (column {e.column})") from None
+    out = []
+    for name, options in specs:
+        if name not in PASSES:
+            raise SystemExit(f"error: unknown pass {name!r}; registered: {', '.join(sorted(PASSES))}")
+        try:
+            out.append(PASSES[name](**options))
+        except TypeError as e:
+            raise SystemExit(f"error: pass {name!r}: {e}") from None
+    return out
+
+
+def _opt(args: argparse.Namespace) -> int:
+    from torch2keras.ir import IRSyntaxError, Torch2KerasError, load_ir, print_graph, save_ir
+    from torch2keras.passes import PassManager
+
+    passes = _passes(args.passes)
+    try:
+        graph = load_ir(args.file)
+    except (OSError, IRSyntaxError) as e:
+        raise SystemExit(f"error: {e}") from None
+    elided = graph.meta.get("elided_weights", [])
+    if elided:
+        missing = "" if os.path.exists(f"{args.file}.npz") else f" (no {args.file}.npz)"
+        print(f"note: {args.file} has {len(elided)} large constant(s) without values{missing}: passes that compute "
+              "with them stop with an error; dump with --dump-weights (compile(..., dump_weights=True)) to have them",
+              file=sys.stderr)
+    try:
+        if not args.no_verify:
+            graph.verify()
+        PassManager(passes, verify=not args.no_verify).run(graph)
+    except Torch2KerasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.output:
+        save_ir(graph, args.output)
+    else:
+        sys.stdout.write(print_graph(graph))
+    return 0
+
+
 def _supported(args: argparse.Namespace) -> int:
     from torch2keras.frontend_torch import LOWERINGS
 
@@ -187,6 +241,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help="model.keras, model.tflite or a SavedModel directory (repeatable)")
     conv.add_argument("--channels-last", action="store_true", help="channels-last inputs and outputs")
     conv.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass to DIR")
+    conv.add_argument("--dump-weights", action="store_true",
+                      help="with --dump-ir, also write each stage's large constants (NN_stage.txt.npz) for 'opt'")
     conv.add_argument("--report-json", metavar="FILE", help="write the report as JSON")
     conv.add_argument("--draw", metavar="FILE", help="draw the final IR: FILE.svg or a self-contained FILE.html, "
                       "with layouts, transposes and per-value errors vs PyTorch")
@@ -205,6 +261,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     conv.add_argument("--atol", type=float, default=1e-4, help="tolerance of the check against PyTorch")
     conv.add_argument("--seed", type=int, default=0, help="seed of the random example inputs")
     conv.set_defaults(func=_convert)
+    opt = sub.add_parser("opt", help="run passes on an IR file (written by --dump-ir or ir.save_ir)")
+    opt.add_argument("file", help="the IR text; its large constants are read from FILE.npz when it exists")
+    opt.add_argument("-p", "--passes", required=True, metavar="PASS,...",
+                     help="registered pass names, in order, e.g. dce,fold_constants; options in braces, e.g. "
+                          "\"assign_layout{input_layouts='channels_last'}\"")
+    opt.add_argument("-o", "--output", metavar="OUT", help="write the result to OUT (and OUT.npz) instead of stdout")
+    opt.add_argument("--no-verify", action="store_true", help="do not verify the IR before and after each pass")
+    opt.set_defaults(func=_opt)
     sup = sub.add_parser("supported", help="list the torch ops that have a lowering")
     sup.add_argument("--unsupported", action="store_true",
                      help="list instead the Core ATen ops that are deliberately not lowered, with the reason")

@@ -47,6 +47,10 @@ _STRING = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
 _NUMBER = re.compile(r"-?(?:(?:inf|nan)\b|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)")
 _INT = re.compile(r"-?\d+")
 _IR_DTYPE = re.compile(r"[a-z]+\d*")
+_BLANKS = re.compile(r"[ \t]*")
+_OUTPUT_NAME = re.compile(r"[\w.]+")
+_RETURN_LINE = re.compile(r"return\b")
+_REGION_LINE = re.compile(r"region\b(?!\s*\()")  # a region header, not an effect op called region
 _LOC = re.compile(r"(\S+)(?: (.+):(\d+))?")
 _HINTS = re.compile(r"(hints?) (\w+(?:,\w+)*)")
 
@@ -82,8 +86,7 @@ class _Scanner:
         return self.error(f"expected {what}, found {found}")
 
     def skip(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos] in " \t":
-            self.pos += 1
+        self.pos = _BLANKS.match(self.text, self.pos).end()
 
     def at_end(self) -> bool:
         self.skip()
@@ -132,17 +135,17 @@ class _Elided:
     column: int
 
 
+_NP_DTYPES = {np.dtype(t).name: np.dtype(t) for t in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16",
+                                                        "uint32", "uint64", "float16", "float32", "float64")}
+
+
 def _np_dtype(sc: _Scanner) -> np.dtype:
     sc.skip()
     start = sc.pos
     name = sc.require(_NAME, "a numpy dtype (e.g. float32)")
-    try:
-        dtype = np.dtype(name)
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype.kind not in "biuf" or dtype.name != name:
+    if name not in _NP_DTYPES:
         raise sc.error(f"expected a numpy dtype (e.g. float32), found {name!r}", start)
-    return dtype
+    return _NP_DTYPES[name]
 
 
 def _int_list(sc: _Scanner, close: str) -> list[int]:
@@ -413,7 +416,7 @@ def _return_line(sc: _Scanner, body: _Body) -> None:
     if not sc.at_end() and not sc.peek("{"):
         while True:
             token = sc.match(_STRING)
-            name = ast.literal_eval(token) if token else sc.require(re.compile(r"[\w.]+"), "an output name")
+            name = ast.literal_eval(token) if token else sc.require(_OUTPUT_NAME, "an output name")
             sc.expect("=", "'=' after the output name")
             sc.skip()
             column = sc.pos + 1
@@ -468,10 +471,10 @@ def _body(reader: _Reader, indent: int, opened: int, what: str) -> _Body:
             raise IRSyntaxError(f"expected {indent} spaces of indentation ({what}, opened at line {opened}), "
                                 f"found {got}", number, got + 1, raw, reader.source)
         sc = reader.scanner()
-        if re.match(r"return\b", raw[indent:]):
+        if _RETURN_LINE.match(raw, indent):
             _return_line(sc, body)
             return body
-        if re.match(r"region\b(?!\s*\()", raw[indent:]):
+        if _REGION_LINE.match(raw, indent):
             raise sc.error("expected a node or 'return'; a 'region' block goes two spaces deeper than its node")
         node = _node_line(sc)
         body.nodes.append(node)
@@ -482,7 +485,7 @@ def _regions(reader: _Reader, node: _NodeLine, indent: int) -> None:
     """The ``region KEY`` blocks following ``node``'s line."""
     while True:
         nxt = reader.peek()
-        if nxt is None or nxt[1] != indent or not re.match(r"region\b(?!\s*\()", nxt[2][indent:]):
+        if nxt is None or nxt[1] != indent or not _REGION_LINE.match(nxt[2], indent):
             return
         sc = reader.scanner()
         sc.expect("region")

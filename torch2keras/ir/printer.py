@@ -38,8 +38,9 @@ spaces per level)::
 ``DTYPE`` is an IR dtype (``f32``, ``i64``, ``bool``...), ``NPDTYPE`` a numpy one (``float32``);
 ``{p0,p1,...}`` after a type is its layout when not the identity. ``FLOAT`` is Python's
 ``repr`` (``1e-05``, ``inf``, ``nan``), ``STRING`` a Python string literal; an ``array``
-lists its elements in row-major order, each the shortest text that reads back to the same
-bits. ``SYMBOL`` runs to the next ``,`` or ``]`` outside parentheses and brackets.
+lists its elements (``SCALAR``: numbers, ``nan``, ``inf``, ``True``/``False``) in row-major
+order, each the shortest text that reads back to the same bits. ``SYMBOL`` runs to the next
+``,`` or ``]`` outside parentheses and brackets.
 
 Names. ``%NAME`` comes from the value's name hint (non-word characters replaced by ``_``) plus
 ``_1``, ``_2``... where hints repeat; names are assigned at print time in topological order
@@ -95,16 +96,20 @@ def sanitize(hint: str) -> str:
 
 
 class _NameTable:
-    """Hands out ``base``, ``base_1``, ``base_2``... never the same name twice."""
+    """Hands out ``base`` if free, else ``base_k`` for the least free ``k >= 1``."""
 
     def __init__(self) -> None:
         self._taken: set[str] = set()
+        self._next: dict[str, int] = {}  # per base, no k below this is free (names are never given back)
 
     def fresh(self, base: str) -> str:
-        name, k = base, 1
-        while name in self._taken:
+        name, k = base, self._next.get(base, 1)
+        if name in self._taken:
             name = f"{base}_{k}"
-            k += 1
+            while name in self._taken:
+                k += 1
+                name = f"{base}_{k}"
+            self._next[base] = k + 1
         self._taken.add(name)
         return name
 
@@ -192,17 +197,55 @@ def _output_name(name: str) -> str:
 # ----------------------------------------------------------------------------- order and names
 
 
+def _by_kind(topo: list[Node]) -> tuple[list[Node], list[Node], list[Node]]:
+    """(inputs, constants, other ops), each in ``topo``'s order."""
+    sources = ("input", "constant")
+    return ([n for n in topo if n.op == "input"], [n for n in topo if n.op == "constant"],
+            [n for n in topo if n.op not in sources])
+
+
 def print_order(graph: Graph) -> list[Node]:
     """The order the text lists ``graph``'s nodes in: inputs, other ops (topological), constants."""
-    topo = graph.topo_order()
-    return ([n for n in topo if n.op == "input"] + [n for n in topo if n.op not in ("input", "constant")]
-            + [n for n in topo if n.op == "constant"])
+    inputs, constants, ops = _by_kind(graph.topo_order())
+    return inputs + ops + constants
 
 
-def _canonical_namer(graph: Graph) -> Namer:
+class _Orders:
+    """Each graph's topological order, computed once per printing."""
+
+    def __init__(self) -> None:
+        self._topo: dict[Graph, list[Node]] = {}
+
+    def topo(self, graph: Graph) -> list[Node]:
+        if graph not in self._topo:
+            self._topo[graph] = graph.topo_order()
+        return self._topo[graph]
+
+    def walk(self, graph: Graph) -> Iterator[Node]:
+        """Like ``Graph.walk``: each node, then the nodes of its regions."""
+        for node in self.topo(graph):
+            yield node
+            for region in node.regions.values():
+                yield from self.walk(region)
+
+    def printed(self, graph: Graph) -> list[Node]:
+        inputs, constants, ops = _by_kind(self.topo(graph))
+        return inputs + ops + constants
+
+    def parsed(self, graph: Graph) -> Iterator[Value]:
+        """The values in the order a parsed copy of ``graph`` names them: the parser creates each
+        graph's inputs, then its constants, then its other ops, each in printed order."""
+        inputs, constants, ops = _by_kind(self.topo(graph))
+        for node in inputs + constants + ops:
+            yield from node.outputs
+            for region in node.regions.values():
+                yield from self.parsed(region)
+
+
+def _canonical_namer(graph: Graph, orders: _Orders) -> Namer:
     """Names given in topological order, each node's regions after it (``Graph.walk``)."""
     namer = Namer()
-    for _, node in graph.walk():
+    for node in orders.walk(graph):
         for v in node.outputs:
             namer(v)
     return namer
@@ -210,19 +253,9 @@ def _canonical_namer(graph: Graph) -> Namer:
 
 def printed_names(graph: Graph) -> dict[Value, str]:
     """The name the text gives each value of ``graph`` and of its regions (without the ``%``)."""
-    namer = _canonical_namer(graph)
-    return {v: namer(v) for _, node in graph.walk() for v in node.outputs}
-
-
-def _parsed_naming_order(graph: Graph) -> Iterator[Value]:
-    """The values in the order a parsed copy of ``graph`` would name them: the parser creates
-    each graph's inputs, then its constants, then its other ops, in the order they are printed."""
-    order = print_order(graph)
-    for node in [n for n in order if n.op == "input"] + [n for n in order if n.op == "constant"] \
-            + [n for n in order if n.op not in ("input", "constant")]:
-        yield from node.outputs
-        for region in node.regions.values():
-            yield from _parsed_naming_order(region)
+    orders = _Orders()
+    namer = _canonical_namer(graph, orders)
+    return {v: namer(v) for node in orders.walk(graph) for v in node.outputs}
 
 
 def _assumed_hint(node: Node, names: dict[Value, str]) -> str:
@@ -233,15 +266,15 @@ def _assumed_hint(node: Node, names: dict[Value, str]) -> str:
     return names[node.outputs[0]]
 
 
-def _hint_notes(graph: Graph, namer: Namer) -> dict[Node, str]:
+def _hint_notes(graph: Graph, namer: Namer, orders: _Orders) -> dict[Node, str]:
     """The ``hint`` notes: node -> note, where the printed names would not give the parser the
     node's result hints. Hints are kept as they are unless the parsed copy would then print
     other names (hints shared in an order the parser cannot rebuild); such values take their
     printed name as hint instead, until every name comes out the same."""
-    nodes = [n for _, n in graph.walk()]
+    nodes = list(orders.walk(graph))
     names = {v: namer(v) for n in nodes for v in n.outputs}
     wanted = {v: sanitize(v.name_hint) for v in names}
-    order = list(_parsed_naming_order(graph))
+    order = list(orders.parsed(graph))
     while True:  # (usually once)
         table = _NameTable()
         wrong = [v for v in order if table.fresh(wanted[v]) != names[v]]
@@ -265,14 +298,15 @@ class _Printer:
     def __init__(self, graph: Graph, annotate: Optional[Annotate], values: bool) -> None:
         self.annotate = annotate
         self.values = values
-        self.name = _canonical_namer(graph)
-        self.hints = _hint_notes(graph, self.name)
+        self.orders = _Orders()
+        self.name = _canonical_namer(graph, self.orders)
+        self.hints = _hint_notes(graph, self.name, self.orders)
         self.weights: dict[str, np.ndarray] = {}  # the arrays the text elides, by weight_key
         self.lines = [f"graph {graph.name}"]
         self.body(graph, "  ")
 
     def body(self, graph: Graph, indent: str) -> None:
-        for node in print_order(graph):
+        for node in self.orders.printed(graph):
             self.lines.append(indent + self.node_line(node))
             for region_name, region in node.regions.items():
                 self.lines.append(f"{indent}  region {region_name}")

@@ -340,6 +340,8 @@ HEAD = "graph g\n  %x : f32[2] = input() {name='x'}\n"
     ("  %y : f32[2] = relu(%x) junk\n  return y=%y\n", 3, 26, "expected '{' (attributes), '#' (a comment) or the end"),
     ("  return y=%y {colour=1}\n", 3, 12, "%y is not defined"),
     ("  return {colour=1}\n", 3, 1, "unknown graph metadata ['colour']"),
+    ("  %y : f32[2] = custom(%x) {converter='c', params=[<float32[9]>]}\n  return y=%y\n", 3, 17,
+     "attribute 'params': an elided array (<dtype[shape]>) stands for a whole attribute"),
 ])
 def test_syntax_errors_name_line_column_and_what_was_expected(body, line, column, message):
     with pytest.raises(IRSyntaxError) as info:

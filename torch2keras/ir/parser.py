@@ -516,6 +516,16 @@ def _read(text: str, source: str) -> tuple[str, _Body]:
 # ----------------------------------------------------------------------------- building the graph
 
 
+def _holds_elided(value: Any) -> bool:
+    if isinstance(value, _Elided):
+        return True
+    if isinstance(value, list):
+        return any(_holds_elided(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_elided(k) or _holds_elided(v) for k, v in value.items())
+    return False
+
+
 class _Builder:
     def __init__(self, weights: Optional[Mapping[str, Any]], source: str, lines: list[str]) -> None:
         self.weights = weights if weights is not None else {}
@@ -574,6 +584,10 @@ class _Builder:
         if inline_regions:
             raise self.error(f"region {inline_regions[0]!r} is given as a 'region {inline_regions[0]}' block after "
                              "the node, not as an attribute", line.line, line.op_column)
+        nested = [k for k, v in line.attrs.items() if not isinstance(v, _Elided) and _holds_elided(v)]
+        if nested:
+            raise self.error(f"attribute {nested[0]!r}: an elided array (<dtype[shape]>) stands for a whole "
+                             "attribute, not for part of one", line.line, line.op_column)
         node_attrs = {k: self.weight(line, k, v) if isinstance(v, _Elided) else v for k, v in line.attrs.items()}
         for key, region_body, region_line in line.regions:
             spec = sch.attrs.get(key)

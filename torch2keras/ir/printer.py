@@ -82,7 +82,7 @@ from .elided import ElidedArray
 from .graph import Graph, Node, Value
 
 __all__ = ["PRINTED_META", "SMALL_ARRAY", "Namer", "graph_to_json", "print_graph", "print_graph_and_weights",
-           "print_order", "printed_names", "weight_key"]
+           "printed_names", "weight_key"]
 
 SMALL_ARRAY = 8  # arrays with at most this many elements are printed with their values
 PRINTED_META = ("layouts_assigned",)  # the graph.meta entries the text carries
@@ -204,12 +204,6 @@ def _by_kind(topo: list[Node]) -> tuple[list[Node], list[Node], list[Node]]:
             [n for n in topo if n.op not in sources])
 
 
-def print_order(graph: Graph) -> list[Node]:
-    """The order the text lists ``graph``'s nodes in: inputs, other ops (topological), constants."""
-    inputs, constants, ops = _by_kind(graph.topo_order())
-    return inputs + ops + constants
-
-
 class _Orders:
     """Each graph's topological order, computed once per printing."""
 
@@ -229,6 +223,7 @@ class _Orders:
                 yield from self.walk(region)
 
     def printed(self, graph: Graph) -> list[Node]:
+        """The order the text lists ``graph``'s nodes in: inputs, other ops, constants."""
         inputs, constants, ops = _by_kind(self.topo(graph))
         return inputs + ops + constants
 

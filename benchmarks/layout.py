@@ -28,7 +28,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 import torch2keras  # noqa: E402
-from torch2keras.backend_keras import export as exporters  # noqa: E402
+from torch2keras.tflite.convert import keras_to_tflite  # noqa: E402
+from torch2keras.tflite.file import op_counts  # noqa: E402
 from zoo import seeded_model, torchvision_model  # noqa: E402
 
 CL = "channels_last"
@@ -84,7 +85,7 @@ def latencies_ms(paths: dict[str, str], runs: int) -> dict[str, float]:
 
 
 def tflite_stats(path: str) -> dict:
-    counts = exporters.tflite_op_counts(path)
+    counts = op_counts(path)
     return {"transposes": counts.get("TRANSPOSE", 0), "ops": sum(counts.values()), "op_counts": counts}
 
 
@@ -97,7 +98,7 @@ def native_keras(name: str, path: str) -> str:
     model = cls(weights=None, input_shape=(224, 224, 3), **kwargs)
     inputs = [keras.Input((224, 224, 3), batch_size=1, name="x")]
     model = keras.Model(inputs, model(inputs[0]))
-    return exporters.export_tflite(model, path, ["x"], ["output"])
+    return keras_to_tflite(model, path, ["x"], ["output"])
 
 
 def bench_model(name: str, runs: int, tmp: str) -> dict:

@@ -1,7 +1,7 @@
 """Test-session checks: every graph ``compile`` builds survives the IR text round trip.
 
 While the tests run, ``PassManager.run`` is wrapped: when it is ``compile``'s pipeline (its hook
-is compile's), the graph is checked right after lowering and again after the last pass. The
+is the compiler's), the graph is checked right after lowering and again after the last pass. The
 check prints the graph, parses the text without weights, and wants the parsed graph to verify,
 to print the very same text, and to hold the very same small (inline) arrays, bit for bit. A
 failure fails the test that built the graph (in the phase -- fixture setup or test call -- where
@@ -48,7 +48,8 @@ def _round_trip_problem(graph: Graph) -> str:
     except Exception as e:  # noqa: BLE001 - reported with the text
         return f"{type(e).__name__}: {e}\n--- the text:\n{text}"
     if again != text:
-        diff = "\n".join(difflib.unified_diff(text.splitlines(), again.splitlines(), "printed", "reprinted", lineterm=""))
+        diff = "\n".join(difflib.unified_diff(text.splitlines(), again.splitlines(), "printed", "reprinted",
+                                             lineterm=""))
         return f"the parsed graph prints differently:\n{diff}"
     original, inline = _arrays(graph), _arrays(parsed)
     for key, array in inline.items():
@@ -69,7 +70,8 @@ def _check(graph: Graph, stage: str) -> None:
 
 
 def _is_compile(manager: PassManager) -> bool:
-    return getattr(manager.hook, "__module__", None) == "torch2keras.api"
+    """A pipeline the compiler runs (its dump hook is the compiler's), not one a test runs itself."""
+    return (getattr(manager.hook, "__module__", None) or "").startswith("torch2keras.")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -123,6 +125,6 @@ def pytest_testnodedown(node, error) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if _COST["graphs"]:
-        terminalreporter.write_line(
-            f"IR text round trip: {_COST['graphs']} graphs checked in {_COST['seconds']:.1f} CPU s of the "
-            f"test processes' {_COST['session_seconds']:.0f} CPU s ({100 * _COST['seconds'] / max(_COST['session_seconds'], 1e-9):.2f}%)")
+        share = 100 * _COST["seconds"] / max(_COST["session_seconds"], 1e-9)
+        terminalreporter.write_line(f"IR text round trip: {_COST['graphs']} graphs checked in {_COST['seconds']:.1f} "
+                                    f"CPU s of the test processes' {_COST['session_seconds']:.0f} CPU s ({share:.2f}%)")

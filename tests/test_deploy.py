@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 import torch2keras
-from torch2keras.backend_keras import export as exporters
-from torch2keras.backend_keras.tflite_file import read_tflite
-from torch2keras.delegates import GPU_OPS, analyze
-from torch2keras.quantize import load_npz
+from torch2keras.tflite.convert import keras_to_tflite
+from torch2keras.tflite.file import read_tflite
+from torch2keras.tflite.delegates import GPU_OPS, analyze
+from torch2keras.tflite.quantize import load_npz
 
 
 class SmallCNN(nn.Module):
@@ -287,7 +287,7 @@ def test_readiness_flags_dynamic_shapes(tmp_path):
     x = keras.Input(shape=(None, 8), batch_size=1, name="tokens")  # a run-time sequence length
     y = keras.layers.Dense(4, name="proj")(x)
     model = keras.Model(x, keras.ops.softmax(y, axis=-1))
-    path = exporters.export_tflite(model, str(tmp_path / "dynamic.tflite"), ["tokens"], ["output"])
+    path = keras_to_tflite(model, str(tmp_path / "dynamic.tflite"), ["tokens"], ["output"])
     info = read_tflite(path)
     assert info.tensor(info.signatures["serving_default"]["inputs"]["tokens"]).shape_signature == (1, -1, 8)
     report = analyze(path)

@@ -260,7 +260,7 @@ def test_cli_dynamic_option(tmp_path, capsys):
     code = main(["convert", f"{source}:build", "--input-shape", "1,3,16,16", "--channels-last",
                  "--dynamic", "0=batch,2=height,3=width", "-o", str(out)])
     assert code == 0 and os.path.exists(out)
-    from torch2keras.backend_keras.export import tflite_signature_shapes
+    from torch2keras.tflite.runtime import tflite_signature_shapes
 
     assert tflite_signature_shapes(str(out))["input"] == [-1, -1, -1, 3]
 

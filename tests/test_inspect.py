@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import io
+import json
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -152,17 +153,31 @@ def test_draw_svg_has_every_node_layouts_and_error_colours(small_result, tmp_pat
     assert any(e.get("data-from") == conv for e in edges)
 
 
+def _page_data(text: str) -> dict:
+    """The graph a page of the HTML view carries (its JSON data element)."""
+    found = re.search(r'<script id="t2k-data" type="application/json">(.*?)</script>', text, re.S)
+    assert found, "no graph data in the page"
+    return json.loads(found.group(1))
+
+
 def test_draw_html_is_self_contained_and_colours_the_first_mismatch(small_result, tmp_path):
     first = next(c for c in small_result.report.nodes if c.op == "hardsigmoid")
     planted = [attrs.evolve(c, status="first") if c is first else c for c in small_result.report.nodes]
     page = draw_graph(small_result.ir, str(tmp_path / "g.html"), planted, title="Small")
     text = open(page).read()
     assert text.startswith("<!doctype html>") and "<svg" in text and "</html>" in text
-    assert not re.search(r"""(src|href)=["']https?:""", text)  # nothing fetched from elsewhere
-    assert f'id="node-{first.value}" class="node op-hardsigmoid status-first"' in text
-    assert "#d9383a" in text  # the first-mismatch colour
-    for name in _dump_names(small_result.ir):
-        assert f'id="node-{name}"' in text
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", text)  # nothing fetched from elsewhere
+    assert "torch2kerasView" in text and "<style>" in text  # the script and style are inline
+    data = _page_data(text)
+    nodes = {n["name"]: n for n in data["nodes"]}
+    assert set(nodes) == set(_dump_names(small_result.ir)) | set(small_result.ir.output_names)
+    assert nodes[first.value]["status"] == "first" and nodes[first.value]["op"] == "hardsigmoid"
+    assert ["first", "first mismatch", "#d9383a"] in data["legend"]
+    conv = next(n for n in data["nodes"] if n["op"] == "conv")
+    assert conv["scopes"] == [["conv", "Conv2d"]] and conv["file"] == __file__
+    assert any(t.endswith("NHWC") for t in conv["types"])  # the stored layout
+    relayouts = [n for n in data["nodes"] if n["op"] == "relayout"]
+    assert relayouts and all(n["status"] == "relayout" and "->" in n["note"] for n in relayouts)
 
 
 def test_cli_convert_draws_and_dumps(tmp_path, capsys):
@@ -172,8 +187,21 @@ def test_cli_convert_draws_and_dumps(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert f"wrote {html_path}" in out and "values compared with PyTorch" in out
-    text = html_path.read_text()
-    assert "op-conv" in text and "op-hardsigmoid" in text and "status-ok" in text
+    nodes = _page_data(html_path.read_text())["nodes"]
+    assert {"conv", "hardsigmoid"} <= {n["op"] for n in nodes} and any(n["status"] == "ok" for n in nodes)
+    located = [n for n in nodes if n["file"]]
+    assert located and all(n["file"] == MODEL_FILE for n in located)
+    assert {n["line"] for n in located} <= _forward_lines(MODEL_FILE, "class NobucoEssentials")
+
+
+def _forward_lines(path: str, marker: str) -> set[int]:
+    """The line numbers of the body of the first ``forward`` after ``marker`` in ``path``."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    start = next(i for i, t in enumerate(lines) if t.startswith(marker))
+    body = next(i for i in range(start, len(lines)) if lines[i].strip().startswith("def forward")) + 1
+    end = next(i for i in range(body, len(lines)) if lines[i].strip() and not lines[i].startswith(" " * 8))
+    return set(range(body + 1, end + 1))
     assert any(p.endswith("_assign_layout.txt") for p in os.listdir(tmp_path / "ir"))
 
 
@@ -225,3 +253,146 @@ def test_explain_unsupported_and_user_converters():
         converters.unregister(Mine)
     assert "user converter" in text and "layout 'channels_last'" in text
     assert f"test_inspect.py:{_line_of('MARK-explain')}" in text and "def convert_mine(module, x):" in text
+
+
+# ----------------------------------------------------------------------------- source lines
+
+
+def _located(result):
+    return [n for n in result.ir if n.loc is not None and n.loc.file]
+
+
+def test_sequential_model_is_located_at_the_users_call_not_in_torch():
+    """nn.Sequential's forward is torch's own code: every node names the line that called compile
+    (the only line of the user's) and keeps its module path."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).eval()
+    result = torch2keras.compile(model, torch.randn(1, 3, 8, 8), on_mismatch="raise")  # MARK-seq
+    located = _located(result)
+    assert {n.op for n in located} >= {"conv", "relu", "linear"}
+    assert {(n.loc.file, n.loc.line) for n in located} == {(__file__, _line_of("MARK-seq"))}
+    assert "torch2keras.compile(model" in located[0].loc.code
+    assert {n.loc.module_path for n in located if n.op == "conv"} == {"0"}
+    assert {n.loc.module_type for n in located if n.op == "linear"} == {"Linear"}
+    checks = result.report.nodes
+    assert checks and all(c.file == __file__ and c.line == _line_of("MARK-seq") for c in checks)
+
+
+@pytest.fixture(scope="module")
+def mobilenet_small():
+    from compat import import_torchvision
+
+    tv = import_torchvision()
+    torch.manual_seed(0)
+    model = tv.models.mobilenet_v3_small().eval()
+    return torch2keras.compile(model, torch.randn(1, 3, 32, 32), on_mismatch="raise")  # MARK-tv
+
+
+def test_torchvision_model_is_located_at_the_users_call_with_module_paths(mobilenet_small):
+    located = _located(mobilenet_small)
+    assert len(located) > 50
+    assert {(n.loc.file, n.loc.line) for n in located} == {(__file__, _line_of("MARK-tv"))}
+    conv = next(n for n in located if n.op == "conv")
+    assert conv.loc.module_path == "features.0.0" and conv.loc.module_type == "Conv2d"
+    assert conv.loc.scopes == (("features", "Sequential"), ("features.0", "Conv2dNormActivation"),
+                               ("features.0.0", "Conv2d"))
+    assert f"test_inspect.py:{_line_of('MARK-tv')}" in conv.loc.short()
+
+
+class UsesLibraryBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+
+    def forward(self, x):
+        return self.body(x) * 2  # MARK-own
+
+
+def test_own_forward_wins_over_the_callers_line():
+    result = torch2keras.compile(UsesLibraryBlock().eval(), torch.randn(1, 3, 8, 8))
+    assert {n.loc.line for n in _located(result)} == {_line_of("MARK-own")}
+    assert {n.loc.module_path for n in _located(result) if n.op == "conv"} == {"body.0"}
+
+
+# ----------------------------------------------------------------------------- pictures of failures
+
+
+@pytest.fixture
+def without_hardswish():
+    """Pretend aten.hardswish has no lowering (it has one)."""
+    target = torch.ops.aten.hardswish.default
+    builtin = LOWERINGS.pop(target)
+    yield target
+    LOWERINGS[target] = builtin
+
+
+def test_unsupported_call_in_sequential_names_the_users_line_and_is_drawn(without_hardswish, tmp_path):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Hardswish(), nn.Conv2d(4, 2, 1)).eval()
+    page = tmp_path / "failed.html"
+    with pytest.raises(torch2keras.UnsupportedOpError) as info:
+        torch2keras.compile(model, torch.randn(1, 3, 8, 8), draw=str(page))  # MARK-unsup
+    text = str(info.value)
+    assert f"aten.hardswish.default at module '1' (Hardswish), {__file__}:{_line_of('MARK-unsup')}" in text
+    assert "conv.py" not in text and "activation.py" not in text
+    data = _page_data(page.read_text())
+    assert data["kind"] == "captured" and "1 call(s) of 1 op(s) have no lowering: hardswish" in data["summary"]
+    by_op = {n["op"]: n for n in reversed(data["nodes"])}  # the first call of each op
+    red = by_op["hardswish"]
+    assert red["status"] == "unsupported" and red["scopes"] == [["1", "Hardswish"]]
+    assert red["stub"].startswith("@torch2keras.lowering(torch.ops.aten.hardswish.default)")
+    assert (red["file"], red["line"]) == (__file__, _line_of("MARK-unsup"))
+    assert by_op["conv2d"]["status"] == "none" and by_op["conv2d"]["types"] == ["f32[1,4,6,6]"]
+    assert red["inputs"] == [by_op["conv2d"]["id"]]  # edges follow the captured calls
+    assert info.value.view.nodes[-1].op == "output"
+    svg = draw_graph(info.value.view, str(tmp_path / "failed.svg"))
+    root = ET.parse(svg).getroot()
+    assert [g.get("class") for g in root.iter(f"{SVG}g") if "op-hardswish" in (g.get("class") or "")] == \
+        ["node op-hardswish status-unsupported"]
+
+
+def test_cli_draws_the_failed_graph(without_hardswish, tmp_path, capsys):
+    page = tmp_path / "failed.html"
+    code = main(["convert", f"{__file__}:sequential_with_hardswish", "--input-shape", "1,3,8,8", "-o",
+                 str(tmp_path / "m.keras"), "--draw", str(page)])
+    assert code == 1  # a conversion that failed (exit codes: README "Command line")
+    captured = capsys.readouterr()
+    assert f"wrote {page}" in captured.err and "aten.hardswish.default" in captured.err
+    red = [n for n in _page_data(page.read_text())["nodes"] if n["status"] == "unsupported"]
+    assert [n["op"] for n in red] == ["hardswish"]
+    # the model is torch's code only: located at the factory the command line was given
+    assert (red[0]["file"], red[0]["line"]) == (__file__, _line_of("MARK-factory"))
+    assert not (tmp_path / "m.keras").exists()
+
+
+def sequential_with_hardswish():  # MARK-factory
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Hardswish())
+
+
+# ----------------------------------------------------------------------------- static SVG, notebooks
+
+
+def test_svg_of_a_large_model_is_collapsed_and_bounded(mobilenet_small, tmp_path):
+    root = ET.parse(mobilenet_small.draw(str(tmp_path / "m.svg"))).getroot()
+    assert float(root.get("width")) <= 1600 and float(root.get("height")) <= 3000
+    groups = [g for g in root.iter(f"{SVG}g") if (g.get("id") or "").startswith(("node-", "module-"))]
+    modules = [g for g in groups if g.get("id").startswith("module-")]
+    assert modules and len(groups) <= 60
+    drawn = sum(1 for n in mobilenet_small.ir if n.op != "constant") + len(mobilenet_small.ir.outputs)
+    counted = sum(int(list(g.iter(f"{SVG}text"))[1].text.split()[0]) for g in modules)  # "N ops"
+    assert counted + len(groups) - len(modules) == drawn  # every node in exactly one box
+    ids = {g.get("id") for g in modules}
+    assert all(i.startswith(("module-features.", "module-classifier")) for i in ids)
+
+
+def test_notebook_html_of_report_and_graph(small_result):
+    report = small_result.report
+    table = report._repr_html_()
+    assert "<table" in table and f"{report.outputs[0].max_abs_error:.3e}" in table
+    assert f"{report.transposes} transposes" in table and "values compared" in table
+    text = small_result.ir._repr_html_()  # the IR's own HTML: its text form (the IR knows no pictures)
+    assert text.startswith("<pre") and all(f"%{n}" in text for n in _dump_names(small_result.ir))
+    page = small_result._repr_html_()  # the result: the report, then the interactive view
+    assert page.startswith(table)
+    frame = page[len(table):]
+    assert frame.startswith("<iframe srcdoc=") and "t2k-data" in frame and "&lt;script" in frame
+    assert all(f"&quot;name&quot;:&quot;{n}&quot;" in frame for n in _dump_names(small_result.ir))

@@ -1,266 +1,128 @@
-"""The ``torch2keras`` command line: ``convert`` a model, run passes on an IR file (``opt``), or
-list what is ``supported``."""
+"""The ``torch2keras`` command line: every subcommand and its options are declared here.
+
+    torch2keras convert MODEL (--input-shape SHAPE | --inputs FILE.npz) -o OUT [options]
+    torch2keras opt -p PASS,... FILE [-o OUT] [--no-verify]
+    torch2keras supported [NAME] [--unsupported]
+    torch2keras --version
+
+A subcommand is a ``_add_<name>`` function registering its parser here and a module in
+``torch2keras/commands/`` running it. ``convert`` checks its arguments and files before torch
+is imported (``commands/preflight.py``); exit codes are in ``commands/exits.py``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
+import importlib.metadata
 import os
 import sys
-import time
+import traceback
 from typing import Optional, Sequence
 
-__all__ = ["main"]
+from . import __version__
+from .commands import preflight
+from .commands.exits import CONVERSION_FAILED, EXIT_CODES, USAGE, ConversionFailed, UsageError
+
+__all__ = ["build_parser", "main"]
 
 
-def _load_factory(spec: str):
-    """``package.module:factory`` or ``path/to/file.py:factory`` -> the callable."""
-    if ":" not in spec:
-        raise SystemExit(f"error: expected MODULE:FACTORY, got {spec!r}")
-    module_name, attr = spec.rsplit(":", 1)
-    if module_name.endswith(".py") or os.path.sep in module_name:
-        path = os.path.abspath(module_name)
-        spec_ = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
-        if spec_ is None or spec_.loader is None:
-            raise SystemExit(f"error: cannot import {module_name}")
-        module = importlib.util.module_from_spec(spec_)
-        sys.modules[spec_.name] = module
-        spec_.loader.exec_module(module)
-    else:
-        sys.path.insert(0, os.getcwd())
-        module = importlib.import_module(module_name)
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise SystemExit(f"error: {module_name} has no attribute {attr!r}") from None
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(d) for d in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad shape {text!r}: expected e.g. 1,3,224,224") from None
+class _Version(argparse.Action):
+    """--version: torch2keras's version and those of the libraries it runs on."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, default: object = argparse.SUPPRESS,
+                 help: Optional[str] = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: Optional[str] = None) -> None:
+        found = []
+        for dist in ("torch", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert"):
+            try:
+                found.append(f"{dist} {importlib.metadata.version(dist)}")
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        print(f"torch2keras {__version__} ({', '.join(found)})")
+        parser.exit(0)
 
 
-def _dynamic(text: str) -> tuple[Optional[str], dict[int, Optional[str]]]:
-    """``[INPUT:]AXIS[=NAME],...`` -> (input name or None for the first input, {axis: dim name})."""
-    name, _, axes = text.rpartition(":")
-    dims: dict[int, Optional[str]] = {}
-    try:
-        for part in axes.split(","):
-            axis, _, dim = part.partition("=")
-            dims[int(axis)] = dim.strip() or None
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad dynamic dims {text!r}: expected e.g. x:0=batch,2=height,3=width") \
-            from None
-    return name or None, dims
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="torch2keras", description="Compile PyTorch models to Keras 3, SavedModel and TFLite.",
+                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version, help="show the versions of torch2keras and its libraries")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_convert(sub)
+    _add_opt(sub)
+    _add_supported(sub)
+    return parser
 
 
-def _dynamic_shapes(specs) -> object:
-    """The ``--dynamic`` options as ``compile``'s ``dynamic_shapes``."""
-    if not specs:
-        return None
-    named = {name: dims for name, dims in specs if name is not None}
-    unnamed = [dims for name, dims in specs if name is None]
-    if unnamed and (named or len(unnamed) > 1):
-        raise SystemExit("error: --dynamic without an input name (AXIS=NAME,...) applies to the first input; "
-                         "name the inputs (INPUT:AXIS=NAME,...) to give several")
-    return [unnamed[0]] if unnamed else named
-
-
-class _Progress:
-    """One line per stage with its elapsed time (rewritten in place on a terminal)."""
-
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.start = time.perf_counter()
-        self.tty = self.stream.isatty()
-
-    def __call__(self, message: str) -> None:
-        elapsed = time.perf_counter() - self.start
-        line = f"[{elapsed:6.1f}s] {message}"
-        if self.tty:
-            self.stream.write("\r\033[K" + line)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def done(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-
-
-def _convert(args: argparse.Namespace) -> int:
-    import torch
-
-    import torch2keras
-
-    if args.quantize == "int8" and not args.calibration:
-        raise SystemExit("error: --quantize int8 needs --calibration FILE.npz (representative inputs)")
-    if args.calibration and args.quantize != "int8":
-        raise SystemExit("error: --calibration is used by --quantize int8 only")
-    if args.dump_weights and not args.dump_ir:
-        raise SystemExit("error: --dump-weights goes with --dump-ir DIR")
-    factory = _load_factory(args.model)
-    progress = _Progress()
-    progress("building the model")
-    model = factory()
-    if args.weights:
-        state = torch.load(args.weights, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-            state = state["state_dict"]
-        model.load_state_dict(state)
-    torch.manual_seed(args.seed)
-    inputs = tuple(torch.randn(*shape) for shape in args.input_shape)
-    layout = "channels_last" if args.channels_last else None
-    result = torch2keras.compile(model.eval(), inputs, dynamic_shapes=_dynamic_shapes(args.dynamic),
-                                 input_layouts=layout, output_layouts=layout,
-                                 dump_ir=args.dump_ir, dump_weights=args.dump_weights, progress=progress,
-                                 atol=args.atol, on_mismatch="ignore")
-    tflite_options = _tflite_options(args, result)
-    for out in args.output:
-        progress(f"writing {out}")
-        if out.endswith(".tflite"):
-            result.export_tflite(out, **tflite_options)
-        elif out.endswith(".keras"):
-            result.save(out)
-        else:
-            result.export_saved_model(out)
-    if args.draw:
-        progress(f"drawing {args.draw}")
-        result.draw(args.draw)
-    progress("done")
-    progress.done()
-    result.report.print()  # coloured on a terminal
-    for out in [*args.output, *([args.draw] if args.draw else [])]:
-        print(f"wrote {out}")
-    if args.report_json:
-        with open(args.report_json, "w") as f:
-            f.write(result.report.to_json())
-    return 0 if result.report.ok else 1
-
-
-def _tflite_options(args: argparse.Namespace, result) -> dict:
-    """export_tflite's keyword arguments from --quantize / --calibration / --holdout / --io-dtype."""
-    from torch2keras.quantize import load_npz
-
-    shapes = [tuple(x.shape) for x in result._example_inputs]
-    options: dict = {"quantize": args.quantize, "allow_flex": args.allow_flex}
-    try:
-        if args.calibration:
-            options["calibration"] = load_npz(args.calibration, result.input_names, shapes)
-            options["io_dtype"] = args.io_dtype
-        if args.holdout:
-            options["holdout"] = load_npz(args.holdout, result.input_names, shapes)
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
-    return options
-
-
-def _passes(text: str) -> list:
-    """``-p``'s pass list: registered names, each optionally with ``{option=value, ...}``."""
-    from torch2keras.ir import IRSyntaxError
-    from torch2keras.ir.parser import parse_pass_specs
-    from torch2keras.passes import PASSES
-
-    try:
-        specs = parse_pass_specs(text)
-    except IRSyntaxError as e:
-        raise SystemExit(f"error: -p {text!r}: {e.problem} (column {e.column})") from None
-    out = []
-    for name, options in specs:
-        if name not in PASSES:
-            raise SystemExit(f"error: unknown pass {name!r}; registered: {', '.join(sorted(PASSES))}")
-        try:
-            out.append(PASSES[name](**options))
-        except TypeError as e:
-            raise SystemExit(f"error: pass {name!r}: {e}") from None
-    return out
-
-
-def _opt(args: argparse.Namespace) -> int:
-    from torch2keras.ir import IRSyntaxError, Torch2KerasError, load_ir, print_graph, save_ir
-    from torch2keras.passes import PassManager
-
-    passes = _passes(args.passes)
-    try:
-        graph = load_ir(args.file)
-    except (OSError, IRSyntaxError) as e:
-        raise SystemExit(f"error: {e}") from None
-    elided = graph.meta.get("elided_weights", [])
-    if elided:
-        missing = "" if os.path.exists(f"{args.file}.npz") else f" (no {args.file}.npz)"
-        print(f"note: {args.file} has {len(elided)} large constant(s) without values{missing}: passes that compute "
-              "with them stop with an error; dump with --dump-weights (compile(..., dump_weights=True)) to have them",
-              file=sys.stderr)
-    try:
-        if not args.no_verify:
-            graph.verify()
-        PassManager(passes, verify=not args.no_verify).run(graph)
-    except Torch2KerasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    if args.output:
-        save_ir(graph, args.output)
-    else:
-        sys.stdout.write(print_graph(graph))
-    return 0
-
-
-def _supported(args: argparse.Namespace) -> int:
-    from torch2keras.frontend_torch import LOWERINGS
-
-    if getattr(args, "unsupported", False):
-        from torch2keras.frontend_torch.unsupported import UNSUPPORTED
-
-        print(f"{len(UNSUPPORTED)} Core ATen ops are deliberately not lowered:")
-        for op, reason in sorted(UNSUPPORTED.items(), key=lambda item: str(item[0])):
-            print(f"  {op}: {reason}")
-        return 0
-
-    names = sorted({str(t) for t in LOWERINGS})
-    print(f"{len(names)} torch ops have a lowering:")
-    for n in names:
-        print(f"  {n}")
-    return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="torch2keras", description="Compile PyTorch models to Keras 3 / TFLite.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    conv = sub.add_parser("convert", help="convert a model built by MODULE:FACTORY")
-    conv.add_argument("model", help="MODULE:FACTORY or path/file.py:FACTORY returning an nn.Module")
-    conv.add_argument("--input-shape", type=_shape, action="append", required=True,
-                      help="shape of one input, e.g. 1,3,224,224 (repeat for several inputs)")
-    conv.add_argument("--dynamic", type=_dynamic, action="append", metavar="[INPUT:]AXIS[=NAME],...",
-                      help="dynamic dims of an input, e.g. x:0=batch,2=height,3=width (an axis without a name is "
-                      "dynamic and unnamed; without INPUT: the first input; repeat for several inputs)")
+def _add_convert(sub: "argparse._SubParsersAction") -> None:
+    conv = sub.add_parser("convert", help="convert a model built by MODULE:FACTORY", epilog=EXIT_CODES,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    conv.add_argument("model", help="MODULE:FACTORY or path/file.py:FACTORY, a callable returning the nn.Module "
+                      "(e.g. torchvision.models:resnet18)")
+    inputs = conv.add_argument_group("example inputs (one of --input-shape and --inputs)")
+    inputs.add_argument("--input-shape", type=preflight.shape, action="append", metavar="SHAPE",
+                        help="shape of one random input, e.g. 1,3,224,224 (repeat for several inputs)")
+    inputs.add_argument("--input-dtype", type=preflight.dtype_spec, action="append", metavar="[INPUT=]DTYPE",
+                        help="dtype of random inputs (default float32), e.g. int64 for token ids: once for all "
+                        "inputs, once per --input-shape, or INPUT=DTYPE; integers are drawn in [0, n), n the "
+                        "smallest nn.Embedding's size (else 10)")
+    inputs.add_argument("--inputs", metavar="FILE.npz",
+                        help="real example inputs, any count and dtype: one array per input, named after forward's "
+                        "arguments (np.savez(f, ids=...)) or by position (arr_0, arr_1, ...)")
+    inputs.add_argument("--dynamic", type=preflight.dynamic_spec, action="append", metavar="[INPUT:]AXIS[=NAME],...",
+                        help="dynamic dims of an input, e.g. x:0=batch,2=height,3=width (an axis without a name is "
+                        "dynamic and unnamed; without INPUT: the first input; repeat for several inputs)")
     conv.add_argument("--weights", help="a state_dict file, loaded with torch.load(weights_only=True)")
     conv.add_argument("-o", "--output", action="append", required=True,
-                      help="model.keras, model.tflite or a SavedModel directory (repeatable)")
+                      help="model.keras, model.h5, model.tflite or a SavedModel folder (repeatable)")
     conv.add_argument("--channels-last", action="store_true", help="channels-last inputs and outputs")
+    conv.add_argument("--layout", type=preflight.layout_spec, action="append", metavar="NAME=LAYOUT",
+                      help="layout of one input or output: channels_last or channels_first, e.g. x=channels_last "
+                      "(repeatable; overrides --channels-last for that name)")
     conv.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass to DIR")
     conv.add_argument("--dump-weights", action="store_true",
                       help="with --dump-ir, also write each stage's large constants (NN_stage.txt.npz) for 'opt'")
     conv.add_argument("--report-json", metavar="FILE", help="write the report as JSON")
-    conv.add_argument("--draw", metavar="FILE", help="draw the final IR: FILE.svg or a self-contained FILE.html, "
-                      "with layouts, transposes and per-value errors vs PyTorch")
-    conv.add_argument("--quantize", choices=["fp16", "dynamic_int8", "int8"],
-                      help="quantize .tflite outputs: float16 weights, int8 weights (dynamic range), or full "
-                           "integer int8 (needs --calibration)")
-    conv.add_argument("--calibration", metavar="FILE.npz",
-                      help="representative inputs for --quantize int8: one array per input name (or arr_0, arr_1, "
-                           "...) of shape [samples, *input shape], in PyTorch's layout")
-    conv.add_argument("--holdout", metavar="FILE.npz",
-                      help="held-out inputs (same layout) for the int8 per-layer check (default: the example input)")
-    conv.add_argument("--io-dtype", choices=["int8", "uint8", "float32"], default="int8",
-                      help="input/output type of an int8 .tflite (default int8)")
-    conv.add_argument("--allow-flex", action="store_true",
-                      help="keep TensorFlow ops without a TFLite builtin as Flex ops (needs the Flex delegate)")
-    conv.add_argument("--atol", type=float, default=1e-4, help="tolerance of the check against PyTorch")
-    conv.add_argument("--seed", type=int, default=0, help="seed of the random example inputs")
+    conv.add_argument("--draw", metavar="FILE", help="draw the final IR: FILE.svg or a self-contained, "
+                      "interactive FILE.html, with layouts, transposes and per-value errors vs PyTorch (if ops have no "
+                      "lowering: the captured graph, those calls in red)")
+    tflite = conv.add_argument_group("TFLite")
+    tflite.add_argument("--quantize", type=preflight.quantize_list, metavar="VARIANTS",
+                        help="quantize .tflite outputs: fp16 (float16 weights), dynamic_int8 (int8 weights), int8 "
+                        "(full integer, needs --calibration); several separated by commas write one file each, "
+                        "named after -o (m.tflite -> m_fp16.tflite; float32 keeps m.tflite)")
+    tflite.add_argument("--calibration", metavar="FILE.npz",
+                        help="representative inputs for --quantize int8: one array per input name (or arr_0, arr_1, "
+                        "...) of shape [samples, *input shape], in PyTorch's layout")
+    tflite.add_argument("--holdout", metavar="FILE.npz",
+                        help="held-out inputs (same layout) for the int8 per-layer check (default: the example input)")
+    tflite.add_argument("--io-dtype", choices=["int8", "uint8", "float32"], default="int8",
+                        help="input/output type of an int8 .tflite (default int8)")
+    tflite.add_argument("--allow-flex", action="store_true",
+                        help="keep TensorFlow ops without a TFLite builtin as Flex ops (needs the Flex delegate)")
+    check = conv.add_argument_group("checks against PyTorch")
+    check.add_argument("--atol", type=float, help="absolute tolerance: pass when max |err| <= atol + rtol * max |ref| "
+                       "(both default 1e-4; give one and the other is 0)")
+    check.add_argument("--rtol", type=float, help="relative tolerance (see --atol)")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 3 when code was specialised to the example (a Python `if` on tensor data)")
+    check.add_argument("--seed", type=int, default=0, help="seed of the random example inputs")
+    shown = conv.add_argument_group("messages")
+    shown.add_argument("--verbose", action="store_true", help="show the libraries' logs and warnings")
+    shown.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     conv.set_defaults(func=_convert)
+
+
+def _add_opt(sub: "argparse._SubParsersAction") -> None:
     opt = sub.add_parser("opt", help="run passes on an IR file (written by --dump-ir or ir.save_ir)")
     opt.add_argument("file", help="the IR text; its large constants are read from FILE.npz when it exists")
     opt.add_argument("-p", "--passes", required=True, metavar="PASS,...",
@@ -269,13 +131,56 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     opt.add_argument("-o", "--output", metavar="OUT", help="write the result to OUT (and OUT.npz) instead of stdout")
     opt.add_argument("--no-verify", action="store_true", help="do not verify the IR before and after each pass")
     opt.set_defaults(func=_opt)
-    sup = sub.add_parser("supported", help="list the torch ops that have a lowering")
+
+
+def _add_supported(sub: "argparse._SubParsersAction") -> None:
+    sup = sub.add_parser("supported", help="list the torch ops that have a lowering, by family")
+    sup.add_argument("pattern", nargs="?", metavar="NAME", help="look up the ops whose name contains NAME")
     sup.add_argument("--unsupported", action="store_true",
                      help="list instead the Core ATen ops that are deliberately not lowered, with the reason")
     sup.set_defaults(func=_supported)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return args.func(args)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    if os.getcwd() not in sys.path and "" not in sys.path:  # MODULE:FACTORY may live in the current folder
+        sys.path.insert(0, os.getcwd())
+    plan = preflight.check(args)
+    from .commands import convert  # torch: imported once the arguments are known to be right
+
+    return convert.run(args, plan)
+
+
+def _opt(args: argparse.Namespace) -> int:
+    from .commands import opt
+
+    return opt.run(args)
+
+
+def _supported(args: argparse.Namespace) -> int:
+    from .commands import supported
+
+    return supported.run(args)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        return _fail(args, e, USAGE)
+    except ConversionFailed as e:
+        return _fail(args, e, CONVERSION_FAILED)
+    except KeyboardInterrupt:
+        print("torch2keras: interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(args: argparse.Namespace, e: Exception, code: int) -> int:
+    if getattr(args, "debug", False):
+        cause = e.__cause__ or e
+        traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+    print(f"torch2keras {args.command}: error: {e}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

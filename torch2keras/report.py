@@ -4,6 +4,7 @@ the user's source. ``summary()`` is a plain-text table (``print()`` colours it o
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import sys
@@ -99,6 +100,9 @@ class Report:
     first_mismatch: Optional[NodeCheck] = None
     quantization: Any = None  # quantize.QuantizationReport of the last int8 TFLite export
     delegates: Any = None  # delegates.DelegateReport of the last TFLite export
+    layout: Optional[dict] = None  # the layout pass's solve: method, variables, approximated, seconds
+    atol: Optional[float] = None  # the tolerance of every check: |err| <= atol + rtol * max|ref|
+    rtol: Optional[float] = None
 
     @property
     def max_abs_error(self) -> Optional[float]:
@@ -139,6 +143,8 @@ class Report:
                 status = "ok" if o.ok else f"MISMATCH (tol {o.tolerance:.1e})"
                 lines.append(_paint(f"  {o.name:<20} {str(list(o.shape)):<22} {o.max_abs_error:>11.3e} "
                                     f"{o.max_abs_reference:>11.3e}  {status}", "ok" if o.ok else "first", color))
+            if self.atol is not None and self.rtol is not None:
+                lines.append(f"  tolerance: max |err| <= atol {self.atol:.1e} + rtol {self.rtol:.1e} * max |ref|")
         if self.nodes:
             bad = [c for c in self.nodes if not c.ok]
             lines.append(f"  values compared with PyTorch: {len(self.nodes)}, above tolerance: {len(bad)}")
@@ -152,6 +158,10 @@ class Report:
                     lines.append(f"  ({len(self.nodes) - len(shown)} more values: report.node_table())")
         ops = sum(n for op, n in self.ir_op_counts.items() if op not in ("input", "constant"))
         lines.append(f"  IR: {ops} ops, {self.transposes} transposes; Keras: {self.keras_layers} layers")
+        if self.layout:
+            lay = self.layout
+            lines.append(f"  layout: {lay['method']} over {lay['variables']} choices, {lay['approximated']} approximated, "
+                         f"{lay['seconds']:.3f}s")
         if self.tflite:
             t = self.tflite
             kind = t.get("quantize") or "float32"
@@ -174,6 +184,11 @@ class Report:
     def __str__(self) -> str:
         return self.summary()
 
+    def _repr_html_(self) -> str:
+        """A compact table for notebooks: outputs and errors, op and transpose counts, the first
+        mismatch, timings, warnings."""
+        return _report_html(self)
+
     def print(self, file=None, color: Optional[bool] = None) -> None:
         """Print the summary; coloured when ``file`` is a terminal (unless ``color`` says)."""
         file = file or sys.stdout
@@ -184,3 +199,36 @@ class Report:
 
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_HTML_STYLE = ("<style>.t2k-report td,.t2k-report th{padding:2px 10px;text-align:left;font-family:monospace}"
+               ".t2k-report .bad{color:#b00020;font-weight:bold}.t2k-report .ok{color:#1b7f2a}</style>")
+
+
+def _report_html(report: Report) -> str:
+    esc = html.escape
+    rows = [f"<tr><th colspan=5>torch2keras report for {esc(report.model)} (captured with "
+            f"{esc(report.capture_method or '-')})</th></tr>",
+            "<tr><th>output</th><th>shape</th><th>max |err|</th><th>max |ref|</th><th>status</th></tr>"]
+    for o in report.outputs:
+        status = "ok" if o.ok else f"MISMATCH (tol {o.tolerance:.1e})"
+        rows.append(f"<tr><td>{esc(o.name)}</td><td>{esc(_shape(o.shape))}</td><td>{o.max_abs_error:.3e}</td>"
+                    f"<td>{o.max_abs_reference:.3e}</td><td class={'ok' if o.ok else 'bad'}>{status}</td></tr>")
+    ops = sum(n for op, n in report.ir_op_counts.items() if op not in ("input", "constant"))
+    facts = [("IR", f"{ops} ops, {report.transposes} transposes; Keras: {report.keras_layers} layers")]
+    if report.nodes:
+        bad = sum(1 for c in report.nodes if not c.ok)
+        facts.append(("values compared", f"{len(report.nodes)}, above tolerance: {bad}"))
+    if report.first_mismatch is not None:
+        facts.append(("first mismatch", report.first_mismatch.describe()))
+    if report.tflite:
+        t = report.tflite
+        facts.append(("TFLite", f"{t.get('quantize') or 'float32'}, {t.get('ops')} ops, {t.get('transposes')} TRANSPOSE"
+                      + (f", max |err| {t['max_abs_error']:.3e}" if t.get("max_abs_error") is not None else "")))
+    if report.timings:
+        facts.append(("time", ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())))
+    facts += [("warning", w) for w in report.warnings]
+    for key, value in facts:
+        cls = " class=bad" if key in ("first mismatch", "warning") else ""
+        rows.append(f"<tr><th>{esc(key)}</th><td colspan=4{cls}><pre style='margin:0'>{esc(value)}</pre></td></tr>")
+    return _HTML_STYLE + "<table class=t2k-report>" + "".join(rows) + "</table>"

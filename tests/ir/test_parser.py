@@ -314,7 +314,8 @@ HEAD = "graph g\n  %x : f32[2] = input() {name='x'}\n"
 
 
 @pytest.mark.parametrize("body, line, column, message", [
-    ("  %y : f32[2] = relu(%x\n  return y=%y\n", 3, 24, "expected ',' or ')' after an operand, found the end of the line"),
+    ("  %y : f32[2] = relu(%x\n  return y=%y\n", 3, 24,
+     "expected ',' or ')' after an operand, found the end of the line"),
     ("  %y : f99[2] = relu(%x)\n  return y=%y\n", 3, 8, "expected a type (one of f16, bf16, f32"),
     ("  %y : f32[2 = relu(%x)\n  return y=%y\n", 3, 24, "expected ']' closing the shape, found the end of the line"),
     ("  %y : f32[2]{0,0} = relu(%x)\n  return y=%y\n", 3, 8, "layout (0, 0) is not a permutation of 1 axes"),

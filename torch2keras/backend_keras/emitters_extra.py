@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ..ir import Node, Value
-from ..ir.ops import MORE_BINARY, MORE_UNARY
+from ..ir.ops.elementwise import BINARY_WITHOUT_REFERENCE, UNARY_WITHOUT_REFERENCE
 from .emit import EmitContext, emitter
 
 __all__ = ["emit_conv_dynamic"]
 
 
-@emitter(*MORE_UNARY, *MORE_BINARY, "signbit", "polygamma", "scatter_flat", "grid_sample")
+@emitter(*UNARY_WITHOUT_REFERENCE, *BINARY_WITHOUT_REFERENCE, "signbit", "polygamma", "scatter_flat", "grid_sample")
 def emit_plain(ctx: EmitContext, node: Node, *inputs: Value):
     """Ops whose attributes need no translation (elementwise, or in PyTorch order)."""
     return ctx.op(node, node.op, list(inputs), **node.attrs)

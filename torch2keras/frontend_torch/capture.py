@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import warnings
 from typing import Any, Optional, Sequence
 
@@ -25,7 +26,8 @@ import torch.utils._pytree as pytree
 
 from .state import MutatedBuffer, export_mutations, read_back, trace_mutations
 
-__all__ = ["Captured", "KEEP_WHOLE", "capture", "fallback_message", "flat_output_names", "offending_line"]
+__all__ = ["Captured", "KEEP_WHOLE", "SpecializationWarning", "capture", "fallback_message", "flat_output_names",
+           "offending_line"]
 
 log = logging.getLogger(__name__)
 aten = torch.ops.aten
@@ -44,6 +46,27 @@ KEEP_WHOLE = [
     aten.gru.input, aten.lstm.input, aten.rnn_tanh.input, aten.rnn_relu.input,
     aten.max_pool1d.default, aten.max_pool2d.default, aten.max_pool3d.default,
 ]
+
+
+class SpecializationWarning(UserWarning):
+    """torch.export refused the model, and tracing fixed Python control flow and data-dependent
+    values to the example's. ``file``/``line``/``code``: the user's line export stopped at;
+    ``data_dependent``: Python control flow on tensor data; ``reason``: torch's first line."""
+
+    def __init__(self, message: str, file: str = "", line: int = 0, code: str = "", reason: str = "",
+                 data_dependent: bool = False) -> None:
+        super().__init__(message)
+        self.file, self.line, self.code = file, line, code
+        self.reason, self.data_dependent = reason, data_dependent
+
+    def short(self) -> str:
+        """One line naming the user's line, e.g. for the command line."""
+        where = f"{os.path.basename(self.file)}:{self.line}" + (f" `{self.code}`" if self.code else "") \
+            if self.file else "the model"
+        if self.data_dependent:
+            return (f"{where} branches on tensor data: only this example's branch was converted "
+                    "(torch.cond keeps both; README 'Control flow')")
+        return f"{where}: torch.export refused it ({self.reason}); converted by tracing, specialised to this example"
 
 
 @attrs.define
@@ -132,10 +155,10 @@ def capture(model: torch.nn.Module, args: Sequence, kwargs: Optional[dict] = Non
     except Exception as err:  # noqa: BLE001 - any refusal sends us to the fallback
         if not fallback:
             raise
-        message = fallback_message(err)
-        warnings.warn(message, stacklevel=3)
+        warning = specialization_warning(err)
+        warnings.warn(warning, stacklevel=3)
         captured = _capture_trace(model, args, kwargs)
-        captured.warnings.append(message)
+        captured.warnings.append(str(warning))
         return captured
 
 
@@ -166,6 +189,14 @@ def _is_library(file: str) -> bool:
 def _data_dependent(err: Exception) -> bool:
     text = f"{type(err).__name__}: {err}"
     return "GuardOnDataDependent" in text or "data-dependent" in text or "data dependent" in text
+
+
+def specialization_warning(err: Exception) -> SpecializationWarning:
+    """The tracing fallback's warning for export's refusal ``err`` (see ``fallback_message``)."""
+    reason = next((t.strip() for t in str(err).splitlines() if t.strip()), "")
+    file, line, code = offending_line(err)
+    return SpecializationWarning(fallback_message(err), file, line, code, f"{type(err).__name__}: {reason}",
+                                 _data_dependent(err))
 
 
 def fallback_message(err: Exception) -> str:

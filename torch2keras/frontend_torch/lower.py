@@ -122,9 +122,11 @@ def unsupported_message(missing: list[tuple[str, SourceLoc]]) -> str:
 def lower(captured: Captured, name: str = "model") -> Graph:
     missing = find_unsupported(captured.graph)
     if missing:
+        from .fx_view import captured_view
         from .stubs import unsupported_stubs
 
-        raise UnsupportedOpError(unsupported_message(missing) + unsupported_stubs(captured.graph, LOWERINGS), missing)
+        raise UnsupportedOpError(unsupported_message(missing) + unsupported_stubs(captured.graph, LOWERINGS), missing,
+                                 view=captured_view(captured, LOWERINGS, name))
 
     graph = Graph(name)
     ctx = LoweringContext(graph)

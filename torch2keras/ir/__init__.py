@@ -4,7 +4,6 @@ from .errors import (EmissionError, ExportError, LoweringError, NumericalMismatc
                      UnsupportedOpError, VerificationError)
 from .graph import Graph, Node, SourceLoc, Value
 from .ops import SCHEMAS, OpSchema, schema
-from . import ops_dynamic  # noqa: F401  (registers the dynamic-shape ops)
 from .elided import ElidedArray, ElidedWeightsError
 from .parser import IRSyntaxError, parse
 from .printer import graph_to_json, print_graph

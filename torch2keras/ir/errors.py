@@ -15,11 +15,14 @@ class VerificationError(Torch2KerasError):
 
 
 class UnsupportedOpError(Torch2KerasError):
-    """Ops with no lowering; ``ops`` lists (op name, source location) for each occurrence."""
+    """Ops with no lowering; ``ops`` lists (op name, source location) for each occurrence;
+    ``view`` is the captured graph as drawn (``torch2keras.draw.draw_graph(err.view, "x.html")``),
+    the calls without a lowering marked with their stubs."""
 
-    def __init__(self, message: str, ops=()):
+    def __init__(self, message: str, ops=(), view=None):
         super().__init__(message)
         self.ops = list(ops)
+        self.view = view
 
 
 class LoweringError(Torch2KerasError):

@@ -28,7 +28,9 @@ __all__ = ["Graph", "Node", "SourceLoc", "Value"]
 
 @attrs.frozen
 class SourceLoc:
-    """Where a node came from: the module path and the user's file:line."""
+    """Where a node came from: the module path and the user's file:line. ``scopes`` lists every
+    module the call is in, outermost first, as (module path, class name) pairs (the module path
+    is the last one's)."""
 
     module_path: str = ""
     module_type: str = ""
@@ -36,6 +38,7 @@ class SourceLoc:
     line: int = 0
     code: str = ""
     op: str = ""  # the framework op this node was lowered from, e.g. aten.conv2d.default
+    scopes: tuple = ()
 
     @property
     def file_line(self) -> str:
@@ -304,6 +307,13 @@ class Graph:
         from .printer import print_graph
 
         return print_graph(self)
+
+    def _repr_html_(self) -> str:
+        """The text form in a scrolling block (how notebooks show a graph; the interactive
+        picture is ``CompileResult``'s, or ``torch2keras.draw.draw_graph``)."""
+        import html
+
+        return ('<pre style="max-height:32em;overflow:auto;font-size:12px">' + html.escape(str(self)) + "</pre>")
 
     def to_json(self) -> dict:
         from .printer import graph_to_json

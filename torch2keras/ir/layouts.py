@@ -11,8 +11,8 @@ from typing import Optional, Sequence
 
 from .types import Layout, invert
 
-__all__ = ["permute_image", "reshape_groups", "reshape_image", "reshape_is_free", "transpose_is_reshape",
-           "physical_permute"]
+__all__ = ["count_transposes", "moves_data", "permute_image", "physical_permute", "physical_transposes",
+           "reshape_groups", "reshape_image", "reshape_is_free", "transpose_is_reshape"]
 
 
 def permute_image(layout: Sequence[int], perm: Sequence[int]) -> Layout:
@@ -108,3 +108,26 @@ def reshape_image(in_shape, in_layout, out_shape) -> Optional[Layout]:
             at = layout.index(a - 1) + 1 if a - 1 in layout else 0
             layout.insert(at, a)
     return tuple(layout)
+
+
+def moves_data(node) -> bool:
+    """Whether a ``relayout`` or ``permute`` node moves data: a physical transpose that is not a
+    plain reshape (only non-1 axes count). Other ops never do."""
+    src = node.inputs[0].type if node.inputs else None
+    if node.op == "relayout":
+        perm = node.attrs["perm"]
+    elif node.op == "permute":
+        perm = physical_permute(src.perm, node.attrs["perm"], node.output.type.perm)
+    else:
+        return False
+    return not transpose_is_reshape(src.physical_shape, perm)
+
+
+def physical_transposes(nodes) -> int:
+    """How many of ``nodes`` move data (see ``moves_data``)."""
+    return sum(1 for node in nodes if moves_data(node))
+
+
+def count_transposes(graph) -> int:
+    """Physical transposes the graph performs, inside control-flow regions too."""
+    return physical_transposes(node for _, node in graph.walk())

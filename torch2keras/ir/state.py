@@ -16,9 +16,10 @@ verifier checks they agree. The ``value`` attribute stays in PyTorch's order.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from .graph import Graph, Node
+if TYPE_CHECKING:
+    from .graph import Graph, Node
 
 __all__ = ["state_nodes", "state_updates", "has_state", "check_state"]
 

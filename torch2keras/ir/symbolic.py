@@ -134,9 +134,5 @@ def rename_dims(graph, mapping: Mapping[str, str]) -> None:
         for key, value in list(node.attrs.items()):
             if isinstance(value, (list, tuple)) and any(isinstance(d, str) for d in value):
                 node.attrs[key] = _rename(value, mapping)
-            elif key in _DIM_ATTRS.get(node.op, ()) and isinstance(value, str):
+            elif key in node.schema.dim_attrs and isinstance(value, str):
                 node.attrs[key] = _rename(value, mapping)
-
-
-# Scalar attributes holding one dim (not lists), per op.
-_DIM_ATTRS: dict[str, tuple[str, ...]] = {"dynamic_slice": ("length",), "arange": ("length",)}

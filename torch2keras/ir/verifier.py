@@ -11,21 +11,25 @@ declared once and updated at most once, with a value of its type and layout (``s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import networkx as nx
 
 from .errors import VerificationError
-from .graph import Graph, Node
-from .layout_check import check_layout
+from .layout_rules import rule_for
 from .ops import schema
+from .printer import print_graph
+from .regions import boundary_layouts, region_signature
 from .state import check_state
 from .symbolic import shapes_agree
+
+if TYPE_CHECKING:
+    from .graph import Graph, Node
 
 __all__ = ["verify"]
 
 
 def _fail(graph: Graph, node: Node | None, message: str) -> None:
-    from .printer import print_graph
-
     marker = (lambda n: "<<< here" if n is node else "") if node is not None else None
     try:
         dump = print_graph(graph, annotate=marker)
@@ -65,7 +69,7 @@ def verify(graph: Graph) -> None:
             if tuple(src.perm[p] for p in perm) != dst.perm:
                 _fail(graph, node, f"relayout {perm} maps layout {src.perm} to {dst.perm}, not {tuple(src.perm[p] for p in perm)}")
         if graph.meta.get("layouts_assigned"):
-            check_layout(node, lambda message, node=node: _fail(graph, node, message))
+            rule_for(node).check(node, lambda message, node=node: _fail(graph, node, message))
         if node.regions:
             _verify_regions(graph, node)
     for v in graph.outputs:
@@ -86,8 +90,6 @@ def _layouts_text(layouts) -> str:
 
 
 def _verify_regions(graph: Graph, node: Node) -> None:
-    from .regions import boundary_layouts, region_signature
-
     try:
         signature = region_signature(node.op, [v.type for v in node.inputs], node.attrs)
         boundary = boundary_layouts(node.op, [v.type.perm for v in node.inputs], [v.type.perm for v in node.outputs],
@@ -95,7 +97,7 @@ def _verify_regions(graph: Graph, node: Node) -> None:
     except Exception as e:  # noqa: BLE001 - reported with the node
         _fail(graph, node, f"region signature failed: {e}")
     for name, region in node.regions.items():
-        if not isinstance(region, Graph):
+        if not hasattr(region, "topo_order"):  # (duck-typed: this module sits below graph.py)
             _fail(graph, node, f"region {name!r} is a {type(region).__name__}, not a Graph")
         want_in, want_out = signature[name]
         got_in = [v.type for v in region.inputs]

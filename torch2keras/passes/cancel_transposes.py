@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir import Graph
-from .layout import relayout_perm
+from .layout.rewrite import relayout_perm
 from .manager import Pass, register_pass
 
 

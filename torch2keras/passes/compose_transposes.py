@@ -23,27 +23,11 @@ import itertools
 from typing import Optional
 
 from ..ir import Graph, Node, TensorType, Value
-from ..ir.layouts import physical_permute, transpose_is_reshape
+from ..ir.layouts import physical_transposes
 from ..ir.symbolic import dim_mul
 from .manager import Pass, register_pass
 
 _MOVES = ("relayout", "permute", "reshape")
-
-
-def physical_transposes(nodes: list[Node]) -> int:
-    """How many of ``nodes`` move data (a transpose that is not a plain reshape)."""
-    count = 0
-    for node in nodes:
-        src, dst = node.inputs[0].type, node.output.type
-        if node.op == "relayout":
-            perm = node.attrs["perm"]
-        elif node.op == "permute":
-            perm = physical_permute(src.perm, node.attrs["perm"], dst.perm)
-        else:
-            continue
-        if not transpose_is_reshape(src.physical_shape, perm):
-            count += 1
-    return count
 
 
 class _Atoms:

@@ -14,7 +14,7 @@ import numpy as np
 import sympy
 
 from ...ir import Value
-from ...ir.ops import _slice_len
+from ...ir.ops.shape import slice_len
 from ...ir.types import dtype_to_numpy
 from ..registry import LoweringContext
 from ..symbolic import INT32_MAX, expression
@@ -49,7 +49,7 @@ def dynamic_slice(ctx: LoweringContext, x: Value, axis: int, start, end, step: i
     if isinstance(start, int) and isinstance(end, int) and start == 0 and end == INT32_MAX and step == 1:
         return x
     if length is None:
-        length = _slice_len(x.type.shape[axis], start if isinstance(start, int) else "start",
+        length = slice_len(x.type.shape[axis], start if isinstance(start, int) else "start",
                             end if isinstance(end, int) else "end", step)
     return ctx.emit("dynamic_slice", [x, ctx.sizes.scalar(start), ctx.sizes.scalar(end)], axis=axis, step=step,
                     length=length)

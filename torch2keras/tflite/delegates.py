@@ -1,7 +1,7 @@
 """Delegate readiness of a ``.tflite`` file: will it run whole on XNNPACK (CPU), the GPU
 delegate and the Edge TPU, and if not, what to change.
 
-Checks, read from the file itself (``backend_keras.tflite_file``):
+Checks, read from the file itself (``tflite/file.py``):
 
 * static shapes: a tensor whose shape signature holds -1 has a dimension known only at run
   time; the GPU delegate and the Edge TPU need every shape fixed, XNNPACK re-plans on resize;
@@ -27,8 +27,10 @@ from typing import Optional
 
 import attrs
 
-from .backend_keras.tflite_file import read_tflite, xnnpack_delegated_ops
-from .tflite_sources import SourceMap
+from ..ir.ops import SCHEMAS
+from .file import read_tflite
+from .runtime import xnnpack_delegated_ops
+from .sources import SourceMap
 
 __all__ = ["EDGETPU_OPS", "GPU_OPS", "DelegateReport", "Finding", "analyze"]
 
@@ -61,26 +63,23 @@ EDGETPU_OPS = frozenset({
 })
 
 # what to change, per target and op (the default: the op runs on the CPU and splits the delegated graph)
-OP_FIXES = {
-    "all": {
-        "WHILE": "a loop (GRU/LSTM layer or a scan) stays on the CPU; for short fixed sequences unroll it",
-        "ARG_MAX": "take the argmax on the host from the model's scores (return the logits instead)",
-        "ARG_MIN": "take the argmin on the host from the model's output",
-        "TOPK_V2": "sort / take the top-k on the host from the model's output",
-        "GATHER_ND": "replace advanced indexing with slices, or do it on the host",
-        "CAST": "avoid integer/bool round trips inside the model (e.g. masks as float multiplications)",
-        "GELU": "use nn.GELU(approximate='tanh') or another activation the target has",
-    },
-    "EdgeTPU": {
-        "HARD_SWISH": "use ReLU / ReLU6 activations (hardswish has no Edge TPU kernel)",
-        "BATCH_MATMUL": "only FULLY_CONNECTED with constant weights maps; activation x activation matmuls "
-                        "(attention) stay on the CPU",
-        "GATHER": "replace the gather with a slice or a one-hot matmul when the indices are fixed",
-        "DEQUANTIZE": "float parts stay on the CPU: int8 I/O (io_dtype='int8') and full int8 quantization",
-            },
-    "XNNPACK": {},
-    "GPU": {},
-}
+# what to change per delegate target when TFLite ops stay on the CPU: the op schemas' delegate
+# notes (``ir/ops``), plus the notes on ops no IR op makes (quantization's own)
+_FILE_NOTES = {"EdgeTPU": {"DEQUANTIZE": "float parts stay on the CPU: int8 I/O (io_dtype='int8') and full int8 "
+                                         "quantization"}}
+
+
+def _op_fixes() -> dict[str, dict[str, str]]:
+    fixes: dict[str, dict[str, str]] = {"all": {}, "XNNPACK": {}, "GPU": {}, "EdgeTPU": {}}
+    for s in SCHEMAS.values():
+        for target, notes in s.delegate_notes.items():
+            fixes.setdefault(target, {}).update(notes)
+    for target, notes in _FILE_NOTES.items():
+        fixes[target].update(notes)
+    return fixes
+
+
+OP_FIXES = _op_fixes()
 _DEFAULT_FIX = {
     "XNNPACK": "",  # correct on LiteRT's built-in kernel, only slower: nothing has to change
     "GPU": "runs on the CPU and splits the GPU graph (a CPU/GPU round trip); replace it with ops the GPU delegate has",
@@ -150,91 +149,109 @@ _INT64_FIX = ("no delegate has int64 kernels: int64 comes from torch's default i
 def analyze(path: str, layer_nodes: Optional[dict] = None, output_nodes: Optional[dict] = None) -> DelegateReport:
     """The readiness report of ``path``; ``layer_nodes`` / ``output_nodes`` (``CompileResult``'s)
     locate the findings in the torch source."""
-    info = read_tflite(path)
-    sources = SourceMap(info, layer_nodes, output_nodes)
-    main = [op for op in info.ops if op.subgraph == 0]
-    runtime = [(s, t) for s, tensors in enumerate(info.tensors) for t in tensors if not t.constant]
-    quantized = any(t.dtype in ("int8", "uint8") and t.quantized for _, t in runtime)
+    a = _Analysis(path, layer_nodes, output_nodes)
+    a.xnnpack()
+    a.gpu()
+    a.edgetpu()
+    return DelegateReport(str(path), len(a.main), not a.dynamic, a.dynamic, a.int64, a.targets, a.findings)
 
-    def where_tensor(s: int, t) -> str:
-        source = sources.source(t.index, s)
+
+class _Analysis:
+    """One file's findings, target by target."""
+
+    def __init__(self, path: str, layer_nodes: Optional[dict], output_nodes: Optional[dict]) -> None:
+        self.path = path
+        self.info = info = read_tflite(path)
+        self.sources = SourceMap(info, layer_nodes, output_nodes)
+        self.main = [op for op in info.ops if op.subgraph == 0]
+        runtime = [(s, t) for s, tensors in enumerate(info.tensors) for t in tensors if not t.constant]
+        self.quantized = any(t.dtype in ("int8", "uint8") and t.quantized for _, t in runtime)
+        self.dynamic = [self._where_tensor(s, t) for s, t in runtime if t.dynamic]
+        self.int64 = [self._where_tensor(s, t) for s, t in runtime if t.dtype == "int64"]
+        self.findings: list[Finding] = []
+        self.targets: dict = {}
+
+    def _where_tensor(self, s: int, t) -> str:
+        source = self.sources.source(t.index, s)
         return f"{_short(t.name)} {list(t.shape_signature)}" + (f" ({source})" if source else "")
 
-    dynamic = [where_tensor(s, t) for s, t in runtime if t.dynamic]
-    int64 = [where_tensor(s, t) for s, t in runtime if t.dtype == "int64"]
-    findings: list[Finding] = []
-    targets: dict = {}
-
-    def flag(target: str, indices, why: str, fix) -> None:
+    def _flag(self, target: str, indices, why: str, fix) -> None:
         """One finding per op name among ``main[indices]``: how many, where, and ``fix(name)``."""
-        for name, idx in _group(main, indices).items():
-            findings.append(Finding(target, why, name, len(idx), sources.ops(idx), fix(name)))
+        for name, idx in _group(self.main, indices).items():
+            self.findings.append(Finding(target, why, name, len(idx), self.sources.ops(idx), fix(name)))
 
-    # XNNPACK: measured
-    taken, why = xnnpack_delegated_ops(path)
-    if taken is None:
-        targets["XNNPACK"] = {"ops": len(main), "supported": 0, "ready": False, "measured": False}
-        findings.append(Finding("XNNPACK", f"LiteRT here cannot load the file with its default delegates: {why}",
-                                fix="see the Flex/custom ops above" if info.flex_ops or info.custom_ops else
-                                "run without delegates (slow), and report the failing op"))
-    else:
+    def _tensors(self, op, outputs_only: bool = False):
+        return [self.info.tensor(t) for t in (op.outputs if outputs_only else (*op.inputs, *op.outputs)) if t >= 0]
+
+    def xnnpack(self) -> None:
+        """Measured: which ops LiteRT's default XNNPACK delegate takes here."""
+        main, info = self.main, self.info
+        taken, why = xnnpack_delegated_ops(self.path)
+        if taken is None:
+            self.targets["XNNPACK"] = {"ops": len(main), "supported": 0, "ready": False, "measured": False}
+            self.findings.append(Finding(
+                "XNNPACK", f"LiteRT here cannot load the file with its default delegates: {why}",
+                fix="see the Flex/custom ops above" if info.flex_ops or info.custom_ops else
+                "run without delegates (slow), and report the failing op"))
+            return
         left = [k for k, op in enumerate(main) if k not in taken]
-        flag("XNNPACK", left, "not taken by XNNPACK: runs on LiteRT's built-in kernel (slower; XNNPACK's graph "
-             "is split around it)", lambda name: _fix("XNNPACK", name))
-        targets["XNNPACK"] = {"ops": len(main), "supported": len(main) - len(left), "ready": not left and not dynamic,
-                              "measured": True}
+        self._flag("XNNPACK", left, "not taken by XNNPACK: runs on LiteRT's built-in kernel (slower; XNNPACK's graph "
+                   "is split around it)", lambda name: _fix("XNNPACK", name))
+        self.targets["XNNPACK"] = {"ops": len(main), "supported": len(main) - len(left),
+                                   "ready": not left and not self.dynamic, "measured": True}
 
-    # GPU
-    allowed_types = {"float32", "float16"} | ({"int8", "uint8"} if quantized else set())
-    gpu_bad: set[int] = set()
-    outside = [k for k, op in enumerate(main) if op.custom or op.name not in GPU_OPS]
-    flag("GPU", outside, "outside the GPU delegate's op list", lambda name: _fix("GPU", name))
-    gpu_bad.update(outside)
-    rank5 = [k for k, op in enumerate(main) if k not in gpu_bad
-             and any(len(info.tensor(t).shape) >= 5 for t in (*op.inputs, *op.outputs) if t >= 0)]
-    flag("GPU", rank5, "has a tensor of rank >= 5 (the GPU delegate takes up to 4-D)",
-         lambda name: "keep activations 4-D or less (merge axes with reshapes)")
-    gpu_bad.update(rank5)
-    typed = [k for k, op in enumerate(main) if k not in gpu_bad and op.name not in ("CAST", "QUANTIZE", "DEQUANTIZE")
-             and any(not info.tensor(t).constant and info.tensor(t).dtype not in allowed_types
-                     and not (info.tensor(t).dtype == "bool" and t in op.outputs)
-                     for t in (*op.inputs, *op.outputs) if t >= 0)]
-    for name, idx in _group(main, typed).items():
-        kinds = sorted({info.tensor(t).dtype for i in idx for t in (*main[i].inputs, *main[i].outputs)
-                        if t >= 0 and not info.tensor(t).constant and info.tensor(t).dtype not in allowed_types})
-        findings.append(Finding("GPU", f"computes on {'/'.join(kinds)} tensors (the GPU delegate takes float)", name,
-                                len(idx), sources.ops(idx),
-                                "keep integer work (indices, masks) out of the model body, or in float"))
-    gpu_bad.update(typed)
-    targets["GPU"] = {"ops": len(main), "supported": len(main) - len(gpu_bad), "measured": False,
-                      "ready": not gpu_bad and not dynamic and not int64}
+    def gpu(self) -> None:
+        """From the GPU delegate's op list: ops, ranks, tensor types."""
+        main = self.main
+        allowed = {"float32", "float16"} | ({"int8", "uint8"} if self.quantized else set())
+        outside = [k for k, op in enumerate(main) if op.custom or op.name not in GPU_OPS]
+        self._flag("GPU", outside, "outside the GPU delegate's op list", lambda name: _fix("GPU", name))
+        bad = set(outside)
+        rank5 = [k for k, op in enumerate(main) if k not in bad and any(len(t.shape) >= 5 for t in self._tensors(op))]
+        self._flag("GPU", rank5, "has a tensor of rank >= 5 (the GPU delegate takes up to 4-D)",
+                   lambda name: "keep activations 4-D or less (merge axes with reshapes)")
+        bad.update(rank5)
 
-    # Edge TPU
-    tpu_bad: set[int] = set()
-    float_ops = [k for k, op in enumerate(main) if op.name not in ("QUANTIZE", "DEQUANTIZE")
-                 and any(not info.tensor(t).constant and info.tensor(t).dtype in ("float32", "float16")
-                         for t in (*op.inputs, *op.outputs) if t >= 0)]
-    if float_ops:
-        findings.append(Finding("EdgeTPU", f"{len(float_ops)} op(s) compute in float: the Edge TPU runs only fully "
-                                "int8-quantized models", "", len(float_ops), [],
-                                "export_tflite(..., quantize='int8', calibration=...)"))
-    outside = [k for k, op in enumerate(main) if op.custom or op.name not in EDGETPU_OPS]
-    flag("EdgeTPU", outside, "outside the Edge TPU's op list", lambda name: _fix("EdgeTPU", name))
-    tpu_bad.update(outside)
-    wide = [k for k, op in enumerate(main) if k not in tpu_bad
-            and any(len(info.tensor(t).shape) > 3 and any(d > 1 for d in info.tensor(t).shape[:-3])
-                    for t in op.outputs if t >= 0)]
-    flag("EdgeTPU", wide, "has an output with more than 3 dimensions larger than 1",
-         lambda name: "batch 1 and at most 3 non-1 dimensions (innermost)")
-    tpu_bad.update(wide)
-    if info.num_subgraphs > 1:
-        findings.append(Finding("EdgeTPU", f"{info.num_subgraphs} subgraphs (loops / conditionals): the Edge TPU "
-                                "compiler maps one subgraph", "", info.num_subgraphs - 1, [],
-                                OP_FIXES["all"]["WHILE"]))
-    targets["EdgeTPU"] = {"ops": len(main), "supported": len(main) - len(tpu_bad | set(float_ops)),
-                          "measured": False, "ready": not tpu_bad and not float_ops and not dynamic and not int64
-                          and info.num_subgraphs == 1}
-    return DelegateReport(str(path), len(main), not dynamic, dynamic, int64, targets, findings)
+        def off_type(op):
+            outs = {id(t) for t in self._tensors(op, outputs_only=True)}
+            return sorted({t.dtype for t in self._tensors(op) if not t.constant and t.dtype not in allowed
+                           and not (t.dtype == "bool" and id(t) in outs)})
+
+        typed = [k for k, op in enumerate(main) if k not in bad and op.name not in ("CAST", "QUANTIZE", "DEQUANTIZE")
+                 and off_type(op)]
+        for name, idx in _group(main, typed).items():
+            kinds = sorted({d for i in idx for d in off_type(main[i])})
+            self.findings.append(Finding("GPU", f"computes on {'/'.join(kinds)} tensors (the GPU delegate takes "
+                                         "float)", name, len(idx), self.sources.ops(idx),
+                                         "keep integer work (indices, masks) out of the model body, or in float"))
+        bad.update(typed)
+        self.targets["GPU"] = {"ops": len(main), "supported": len(main) - len(bad), "measured": False,
+                               "ready": not bad and not self.dynamic and not self.int64}
+
+    def edgetpu(self) -> None:
+        """From the Edge TPU's op list: fully int8, its ops, shapes, one subgraph."""
+        main, info = self.main, self.info
+        float_ops = [k for k, op in enumerate(main) if op.name not in ("QUANTIZE", "DEQUANTIZE")
+                     and any(not t.constant and t.dtype in ("float32", "float16") for t in self._tensors(op))]
+        if float_ops:
+            self.findings.append(Finding("EdgeTPU", f"{len(float_ops)} op(s) compute in float: the Edge TPU runs only "
+                                         "fully int8-quantized models", "", len(float_ops), [],
+                                         "export_tflite(..., quantize='int8', calibration=...)"))
+        outside = [k for k, op in enumerate(main) if op.custom or op.name not in EDGETPU_OPS]
+        self._flag("EdgeTPU", outside, "outside the Edge TPU's op list", lambda name: _fix("EdgeTPU", name))
+        bad = set(outside)
+        wide = [k for k, op in enumerate(main) if k not in bad and any(
+            len(t.shape) > 3 and any(d > 1 for d in t.shape[:-3]) for t in self._tensors(op, outputs_only=True))]
+        self._flag("EdgeTPU", wide, "has an output with more than 3 dimensions larger than 1",
+                   lambda name: "batch 1 and at most 3 non-1 dimensions (innermost)")
+        bad.update(wide)
+        if info.num_subgraphs > 1:
+            self.findings.append(Finding("EdgeTPU", f"{info.num_subgraphs} subgraphs (loops / conditionals): the Edge "
+                                         "TPU compiler maps one subgraph", "", info.num_subgraphs - 1, [],
+                                         OP_FIXES["all"]["WHILE"]))
+        self.targets["EdgeTPU"] = {"ops": len(main), "supported": len(main) - len(bad | set(float_ops)),
+                                   "measured": False, "ready": not bad and not float_ops and not self.dynamic
+                                   and not self.int64 and info.num_subgraphs == 1}
 
 
 def _group(ops, indices) -> dict[str, list[int]]:

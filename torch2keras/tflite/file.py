@@ -1,5 +1,5 @@
 """Read a ``.tflite`` file's structure: ops, tensors (shape, shape signature, dtype,
-quantization), subgraphs, and which ops LiteRT's default XNNPACK delegate takes.
+quantization) and subgraphs.
 
 The flatbuffer is read with the schema module that ships with ``ai_edge_litert`` (no
 interpreter), so files holding Flex or custom ops that no interpreter here can load are read
@@ -15,8 +15,7 @@ from typing import Iterable, Optional
 import attrs
 import numpy as np
 
-__all__ = ["TFLiteFile", "TFLiteOp", "TFLiteTensor", "dequantize", "layer_names_in", "read_tflite",
-           "xnnpack_delegated_ops"]
+__all__ = ["TFLiteFile", "TFLiteOp", "TFLiteTensor", "dequantize", "layer_names_in", "op_counts", "read_tflite"]
 
 _DTYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
                 7: "int16", 8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64",
@@ -179,41 +178,16 @@ def layer_names_in(tensor_name: str, layer_names: Iterable[str]) -> list[str]:
     return found
 
 
-def xnnpack_delegated_ops(path: str) -> tuple[Optional[set[int]], str]:
-    """(indices of the main graph's ops that LiteRT's default XNNPACK delegate takes, "") --
-    measured by building an interpreter with default delegates -- or (None, why) when the
-    file does not load here (Flex ops, a delegate that fails to prepare). An op belongs to a
-    delegate partition when it lies between the DELEGATE node's input and output tensors."""
-    from .export import interpreter
-
-    try:
-        interp = interpreter(path)
-        interp.allocate_tensors()
-    except (RuntimeError, ValueError) as e:
-        return None, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    details = interp._get_ops_details()
-    plain = [d for d in details if d["op_name"] != "DELEGATE"]
-    producer = {int(t): d["index"] for d in plain for t in d["outputs"]}
-    by_index = {d["index"]: d for d in plain}
-    taken: set[int] = set()
-    for node in (d for d in details if d["op_name"] == "DELEGATE"):
-        boundary = {int(t) for t in node["inputs"]}
-        stack = [int(t) for t in node["outputs"]]
-        seen: set[int] = set()
-        while stack:
-            t = stack.pop()
-            if t in boundary or t in seen or t not in producer:
-                continue
-            seen.add(t)
-            op = producer[t]
-            taken.add(op)
-            stack.extend(int(x) for x in by_index[op]["inputs"] if x >= 0)
-    return taken, ""
-
-
 def dequantize(values: np.ndarray, tensor: TFLiteTensor) -> np.ndarray:
     """A quantized tensor's real values (float64)."""
     values = np.asarray(values)
     if tensor.scale is None or values.dtype.kind == "f":
         return values.astype(np.float64)
     return (values.astype(np.float64) - tensor.zero_point) * tensor.scale
+
+
+def op_counts(path: str) -> dict[str, int]:
+    """How many ops of each kind the file's main graph holds."""
+    import collections
+
+    return dict(sorted(collections.Counter(op.name for op in read_tflite(path).main_ops()).items()))

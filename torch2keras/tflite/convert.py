@@ -1,4 +1,5 @@
-"""The TensorFlow Lite converter, set up per quantization mode, with clear errors for ops that
+"""The TFLite file through TensorFlow's converter (Keras model -> SavedModel -> flatbuffer), set up per
+quantization mode, with clear errors for ops that
 have no TFLite builtin (or no int8) kernel.
 
 Modes (``quantize``):
@@ -17,11 +18,19 @@ builtin become Flex ops (the app must link the Flex delegate) and a warning name
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import warnings
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
-__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "NonBuiltinOps", "convert_saved_model", "check_options"]
+import keras
+
+from ..backend_keras.export import export_saved_model
+from ..backend_keras.rnn_layers import unclip_lstm_cells
+
+__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "NonBuiltinOps", "check_options", "convert_saved_model", "keras_to_tflite",
+           "warn_flex"]
 
 QUANTIZE_MODES = (None, "fp16", "dynamic_int8", "int8")
 IO_DTYPES = ("int8", "uint8", "float32")
@@ -96,8 +105,6 @@ def convert_saved_model(saved_model_dir: str, quantize: Optional[str] = None,
         else:
             reason = "no TFLite builtin kernel"
         raise NonBuiltinOps(reason, refused, str(e)) from None
-    from .rnn_layers import unclip_lstm_cells
-
     return unclip_lstm_cells(data)
 
 
@@ -129,3 +136,40 @@ def warn_flex(flex_ops: list[str], where: str = "") -> None:
         warnings.warn(f"the TFLite file holds Flex (TensorFlow) ops {', '.join(flex_ops)}{where}: the app must "
                       f"link the Flex delegate (tensorflow-lite-select-tf-ops, several MB), and no GPU/NPU "
                       f"delegate runs them", stacklevel=3)
+
+
+def keras_to_tflite(model: keras.Model, path: str, input_names: Sequence[str], output_names: Sequence[str],
+                  quantize: Optional[str] = None, representative: Optional[Callable[[], Iterable[dict]]] = None,
+                  io_dtype: str = "int8", allow_flex: bool = False, int8_fallback: bool = False,
+                  float_path: Optional[str] = None, resource_variables: bool = False,
+                  progress: Optional[Callable[[str], None]] = None) -> str:
+    """Write a ``.tflite`` file (see ``tflite_convert`` for the quantization modes).
+
+    resource_variables: keep the variables the model assigns (its state) as TFLite resource
+    variables, initialised once per interpreter and kept between invocations.
+
+    float_path: also write the float32 conversion of the same SavedModel there (the per-layer
+    quantization check compares the two; tensor names match because both come from one graph).
+    Raises ``NonBuiltinOps`` when the converter refuses ops.
+    progress: called with the name of each stage as it starts.
+    """
+    say = progress or (lambda message: None)
+    check_options(quantize, io_dtype, representative is not None)
+    with tempfile.TemporaryDirectory() as tmp:
+        say("SavedModel for the TFLite converter")
+        export_saved_model(model, tmp, input_names, output_names)
+        say(f"TFLite converter ({quantize or 'float32'})")
+        data = convert_saved_model(tmp, quantize, representative, io_dtype, allow_flex, int8_fallback,
+                                   resource_variables=resource_variables)
+        if float_path is not None:
+            say("TFLite converter (float32 file for the int8 check)")
+            _write(float_path, convert_saved_model(tmp, None, allow_flex=allow_flex,
+                                                   resource_variables=resource_variables))
+    _write(path, data)
+    return str(path)
+
+
+def _write(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)

@@ -11,22 +11,27 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .backend_keras.tflite_file import TFLiteFile, layer_names_in
+import functools
 
-__all__ = ["SourceMap", "locate"]
+from ..ir.ops import SCHEMAS
+from .file import TFLiteFile, layer_names_in
 
-# the IR ops a fused TFLite op is built around (its other layers are fused activations, pads, ...)
-_ANCHORS = {"CONV_2D": ("conv",), "DEPTHWISE_CONV_2D": ("conv",), "TRANSPOSE_CONV": ("conv",),
-            "FULLY_CONNECTED": ("linear", "matmul"), "BATCH_MATMUL": ("matmul", "sdpa"), "ADD": ("add",),
-            "SUB": ("sub",), "MUL": ("mul",)}
+__all__ = ["SourceMap", "anchors", "locate"]
+
+
+@functools.lru_cache(maxsize=None)
+def anchors(tflite_op: str) -> frozenset[str]:
+    """The IR ops a TFLite op is built around (each op schema's ``tflite`` facet): in a fused op,
+    the layer of such an op names it; its other layers are fused activations, pads, ..."""
+    return frozenset(name for name, s in SCHEMAS.items() if tflite_op in s.tflite)
 
 
 def locate(tensor_name: str, layer_nodes: dict, tflite_op: str = "") -> tuple[list[str], str, str]:
     """(Keras layers, IR op, source) of a TFLite tensor name; for a fused op the layer of its
     main IR op (the conv of conv + relu) gives op and source."""
     layers = [n for n in layer_names_in(tensor_name, layer_nodes) if n in layer_nodes]
-    anchors = _ANCHORS.get(tflite_op, ())
-    layers = sorted(layers, key=lambda n: layer_nodes[n].op not in anchors)  # stable: the anchor first
+    around = anchors(tflite_op)
+    layers = sorted(layers, key=lambda n: layer_nodes[n].op not in around)  # stable: the anchor first
     if not layers:
         return [], "", ""
     node = layer_nodes[layers[0]]

@@ -32,8 +32,9 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import attrs
 import numpy as np
 
-from .backend_keras.tflite_file import TFLiteTensor, dequantize, read_tflite
-from .tflite_sources import SourceMap
+from .file import TFLiteTensor, dequantize, read_tflite
+from .runtime import interpreter, quantized_feed
+from .sources import SourceMap
 
 __all__ = ["LayerError", "QuantizationReport", "calibration_feeds", "layer_errors", "load_npz"]
 
@@ -189,16 +190,12 @@ def load_npz(path: str, input_names: Sequence[str], torch_shapes: Sequence[tuple
 
 
 def _interpreter(path: str):
-    from .backend_keras.export import interpreter
-
     interp = interpreter(path, delegates=False, preserve_all_tensors=True)
     interp.allocate_tensors()
     return interp
 
 
 def _run_all(interp, feed: dict[str, np.ndarray]) -> None:
-    from .backend_keras.export import quantized_feed
-
     runner = interp.get_signature_runner("serving_default")
     runner(**quantized_feed(runner.get_input_details(), feed))
 
@@ -235,14 +232,38 @@ def layer_errors(float_path: str, quant_path: str, feeds: Iterable[dict[str, np.
                  jump_factor: float = 2.0, min_jump: float = 0.02) -> QuantizationReport:
     """Compare every quantized activation of ``quant_path`` with ``float_path``'s on ``feeds``
     (``{input name: float array}`` in the exported layout); see the module docstring.
-    layer_nodes / output_nodes locate tensors in the torch source (``tflite_sources``)."""
+    layer_nodes / output_nodes locate tensors in the torch source (``sources.py``)."""
     qfile, ffile = read_tflite(quant_path), read_tflite(float_path)
+    pairs, carried, unmatched = _pair_tensors(qfile, ffile)
+    stats, out_stats, samples = _measure(quant_path, float_path, pairs, feeds)
     sources = SourceMap(qfile, layer_nodes, output_nodes)
+    layers = []
+    for op in qfile.main_ops():
+        for t in op.outputs:
+            if t not in pairs or t in carried:
+                continue
+            q, _ = pairs[t]
+            s = stats[t]
+            in_rel = max((stats[i].rel for i in op.inputs if i in stats), default=0.0)
+            names, ir_op, source = sources.tensor(t)
+            jump = s.rel >= jump_factor * in_rel and s.rel - in_rel >= min_jump
+            layers.append(LayerError(q.name, op.name, names, ir_op, source, q.dtype, float(q.scale),
+                                     int(q.zero_point), s.rmse, s.max_err, s.rms_ref, s.rel, in_rel, jump))
+    return QuantizationReport(str(quant_path), str(float_path), samples, io_dtype, layers, unmatched,
+                              out_stats.rel if out_stats.n else None)
+
+
+Pairs = dict[int, tuple[TFLiteTensor, TFLiteTensor]]
+
+
+def _pair_tensors(qfile, ffile) -> tuple[Pairs, Pairs, list[str]]:
+    """Quantized activations paired with their float twins (by tensor name), the float/input
+    tensors that only carry upstream error, and the quantized tensors without a twin."""
     float_by_name = {t.name: t for t in ffile.tensors[0]}
     qtensors = qfile.tensors[0]
     producers = {t: op for op in qfile.main_ops() for t in op.outputs}
     dequantized_by = {op.inputs[0]: op for op in qfile.main_ops() if op.name == "DEQUANTIZE"}
-    pairs: dict[int, tuple[TFLiteTensor, TFLiteTensor]] = {}
+    pairs: Pairs = {}
     unmatched = []
     for op in qfile.main_ops():
         for t in op.outputs:
@@ -260,14 +281,19 @@ def layer_errors(float_path: str, quant_path: str, feeds: Iterable[dict[str, np.
             pairs[t] = (q, f)
     # model inputs that arrive quantized (int8/uint8 I/O) carry the input rounding error, and
     # float tensors of ops left in float carry upstream error: both count as inputs' errors
-    carried = {}
-    for t in qfile.tensors[0]:
+    carried: Pairs = {}
+    for t in qtensors:
         f = float_by_name.get(t.name)
         if t.constant or t.index in pairs or f is None or tuple(f.shape) != tuple(t.shape):
             continue
         if (t.quantized and t.index not in producers) or t.dtype == f.dtype == "float32":
             carried[t.index] = (t, f)
     pairs.update(carried)
+    return pairs, carried, unmatched
+
+
+def _measure(quant_path: str, float_path: str, pairs: Pairs, feeds: Iterable[dict[str, np.ndarray]]):
+    """Run both files on every feed: per paired tensor and over the outputs, the error statistics."""
     stats = {t: _Stats() for t in pairs}
     out_stats = _Stats()
     qi, fi = _interpreter(quant_path), _interpreter(float_path)
@@ -287,18 +313,4 @@ def layer_errors(float_path: str, quant_path: str, feeds: Iterable[dict[str, np.
             out_stats.add(got, fi.get_tensor(f_out[name]["index"]).astype(np.float64))
     if samples == 0:
         raise ValueError("the per-layer quantization check got no held-out input")
-    layers = []
-    for op in qfile.main_ops():
-        for t in op.outputs:
-            if t not in pairs or t in carried:
-                continue
-            q, f = pairs[t]
-            s = stats[t]
-            ins = [stats[i].rel for i in op.inputs if i in stats]
-            in_rel = max(ins, default=0.0)
-            names, ir_op, source = sources.tensor(t)
-            jump = s.rel >= jump_factor * in_rel and s.rel - in_rel >= min_jump
-            layers.append(LayerError(q.name, op.name, names, ir_op, source, q.dtype, float(q.scale),
-                                     int(q.zero_point), s.rmse, s.max_err, s.rms_ref, s.rel, in_rel, jump))
-    return QuantizationReport(str(quant_path), str(float_path), samples, io_dtype, layers, unmatched,
-                              out_stats.rel if out_stats.n else None)
+    return stats, out_stats, samples

@@ -1,0 +1,164 @@
+"""The stages of ``torch2keras.compile``, each a function of what the previous ones made.
+
+    reference_outputs   PyTorch's own outputs on the example (the model left as it was)
+    capture_model       torch.export (or the tracing fallback) -> ``Captured``
+    lower               ``frontend_torch.lower``: Captured -> IR graph
+    build_pipeline      the pass list (default, custom, or with extra passes)
+    run_passes          the pass manager, with IR dumps (``ir.storage.IRDumper``)
+    emit_model          ``backend_keras.emit_model``: IR -> Keras model
+    make_result         the ``CompileResult`` and its report
+    check_outputs       outputs vs PyTorch, then every converted value (``validate.py``)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.utils._pytree as pytree
+
+from . import converters
+from .frontend_torch import capture
+from .frontend_torch.capture import Captured
+from .frontend_torch.state import BufferSnapshot
+from .ir import Graph
+from .ir.layouts import count_transposes
+from .ir.storage import IRDumper
+from .passes import AssignLayout, Pass, PassManager, default_pipeline, get_pass
+from .report import OutputCheck, Report
+from .result import CompileResult
+from .validate import validate_values
+
+__all__ = ["Stages", "build_pipeline", "capture_model", "check_outputs", "make_result", "reference_outputs",
+           "run_passes"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+class Stages:
+    """Runs named stages, announcing each to ``progress`` and timing it."""
+
+    def __init__(self, progress: Optional[Progress]) -> None:
+        self.say = progress or (lambda msg: None)
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, stage: str, fn: Callable, *args, **kwargs):
+        self.say(f"{stage}...")
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+        return out
+
+
+def flatten(x: Any) -> list:
+    return list(pytree.tree_flatten(x)[0])
+
+
+def _clone(x: Any) -> Any:
+    return pytree.tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, x)
+
+
+def reference_outputs(model: torch.nn.Module, args: tuple, kwargs: dict) -> list[np.ndarray]:
+    """PyTorch's outputs on clones of the inputs (in-place ops may change them); buffers that
+    ``forward()`` changes are put back, so the converted model starts from today's state."""
+    buffers = BufferSnapshot(model)
+    try:
+        with torch.no_grad():
+            out = model(*_clone(args), **_clone(kwargs))
+        return [t.detach().cpu().numpy() for t in flatten(out) if isinstance(t, torch.Tensor)]
+    finally:
+        buffers.restore()
+
+
+def capture_model(model: torch.nn.Module, args: tuple, kwargs: dict,
+                  dynamic_shapes: Any) -> tuple[Captured, converters.Session]:
+    """The model as a pure ATen-level graph, with registered converters applied; the converter
+    session must be kept alive while the graph is lowered and checked (its calls live there)."""
+    buffers = BufferSnapshot(model)
+    try:
+        with converters.intercepted(model) as session:
+            return capture(model, _clone(args), _clone(kwargs), dynamic_shapes=dynamic_shapes), session
+    finally:
+        buffers.restore()
+
+
+def build_pipeline(passes: Optional[Sequence["str | Pass"]], extra_passes: Sequence["str | Pass"],
+                   input_layouts: Any, output_layouts: Any, optimize_layout: bool) -> list[Pass]:
+    """The passes to run: the default pipeline (with ``extra_passes`` right after batch-norm
+    folding), or ``passes`` whose layout pass still gets the requested I/O layouts."""
+    if passes is None:
+        pipeline = default_pipeline(input_layouts, output_layouts, optimize_layout)
+        if not extra_passes:
+            return pipeline
+        at = next(i for i, p in enumerate(pipeline) if p.name == "fold_batchnorm") + 1
+        return pipeline[:at] + [get_pass(p) for p in extra_passes] + pipeline[at:]
+    return [AssignLayout(input_layouts=input_layouts, output_layouts=output_layouts)
+            if get_pass(p).name == AssignLayout.name else get_pass(p) for p in passes]
+
+
+def run_passes(graph: Graph, pipeline: list[Pass], verify: bool, dump: Optional[IRDumper]) -> PassManager:
+    """Run ``pipeline`` on ``graph`` (verifying after each pass), writing the IR after each one
+    with ``dump`` if given."""
+    def hook(index, p, g):
+        if dump is not None:
+            dump(f"{index:02d}_{p.name}", g)
+
+    manager = PassManager(pipeline, verify=verify, hook=hook)
+    manager.run(graph)
+    return manager
+
+
+def make_result(graph: Graph, keras_model, emit_ctx, captured: Captured, name: str, timings: dict,
+                example: list[np.ndarray], reference: Optional[list[np.ndarray]], atol: float,
+                rtol: float) -> CompileResult:
+    """The result object with its report's structural part (counts, layout statistics, warnings,
+    the tolerance its checks use)."""
+    report = Report(model=name, capture_method=captured.method, ir_op_counts=graph.op_counts(),
+                    transposes=count_transposes(graph), keras_layers=len(keras_model.layers),
+                    timings=timings, warnings=list(captured.warnings), layout=layout_summary(graph), atol=atol,
+                    rtol=rtol)
+    return CompileResult(keras_model, graph, report, graph.input_names, graph.output_names, example, reference,
+                         emit_ctx.layer_nodes)
+
+
+def layout_summary(graph: Graph) -> Optional[dict]:
+    """The layout pass's solve statistics summed over the graph and its regions."""
+    stats = [g.meta["layout_stats"] for g in graph.nested_graphs() if "layout_stats" in g.meta]
+    if not stats:
+        return None
+    return {"method": stats[-1].method, "variables": sum(s.variables for s in stats),
+            "demands": sum(s.demands for s in stats), "approximated": sum(s.approximated for s in stats),
+            "seconds": sum(s.seconds for s in stats), "graphs": len(stats)}
+
+
+def check_outputs(result: CompileResult, atol: float, rtol: float) -> None:
+    """Run the Keras model on the example and compare each output with PyTorch's."""
+    outs = result.run_keras(result.example_inputs)
+    result.reset_state()  # a stateful model: every validation run is a first call
+    for out_name, o, r in zip(result.output_names, outs, result.reference):
+        ref_max = float(np.max(np.abs(r))) if r.size else 0.0
+        err = float(np.max(np.abs(o.astype(np.float64) - r))) if r.size else 0.0
+        if r.dtype == np.bool_:
+            err = float(np.sum(o != r))
+        result.report.outputs.append(OutputCheck(out_name, tuple(r.shape), err, ref_max, atol + rtol * ref_max))
+
+
+def check_values(result: CompileResult, captured: Captured, emit_ctx, args: tuple, kwargs: dict, atol: float,
+                 rtol: float) -> None:
+    """Fill ``report.nodes`` / ``report.first_mismatch``; a failure here is a report warning, not
+    a failed conversion (the outputs were checked already)."""
+    tensors = [t for t in flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
+    try:
+        result.report.nodes, result.report.first_mismatch = validate_values(
+            result.ir, captured, result.keras_model, emit_ctx, tensors, result.keras_inputs(result.example_inputs),
+            atol, rtol)
+    except Exception as e:  # noqa: BLE001
+        log.warning("comparing intermediate values failed", exc_info=True)
+        result.report.warnings.append(f"intermediate values not compared: {type(e).__name__}: {e}")
+    finally:
+        result.reset_state()

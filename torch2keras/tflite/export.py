@@ -1,0 +1,147 @@
+"""The ``.tflite`` export of a compiled model, step by step: convert, read the file back, check its
+outputs against PyTorch, check an int8 file layer by layer, and judge delegate readiness.
+
+Everything lands in the compile report: ``report.tflite`` (path, size, op counts, error vs
+PyTorch, signature), ``report.quantization`` and ``report.delegates``. A converter refusal
+becomes an ``ExportError`` that names the TensorFlow ops, the torch source of each and the fix.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import numpy as np
+
+from ..backend_keras import state as keras_state
+from ..ir import ExportError
+from .convert import NonBuiltinOps, check_options, keras_to_tflite, warn_flex
+from .delegates import analyze
+from .file import TFLiteFile, read_tflite
+from .quantize import layer_errors
+from .runtime import tflite_signature_shapes
+from .sources import SourceMap, locate
+
+if TYPE_CHECKING:
+    from ..result import CompileResult
+
+__all__ = ["check_quantization", "export_tflite"]
+
+
+def export_tflite(result: "CompileResult", path: str, validate: bool = True, quantize: Optional[str] = None,
+                  calibration: Any = None, io_dtype: str = "int8", holdout: Any = None, allow_flex: bool = False,
+                  int8_fallback: bool = False, delegates: bool = True,
+                  progress: Optional[Callable[[str], None]] = None) -> str:
+    """Write ``path`` through TensorFlow's converter and record it in ``result.report`` (see
+    ``CompileResult.export_tflite`` for the options)."""
+    say = progress or (lambda message: None)
+    start = time.perf_counter()
+    check_options(quantize, io_dtype, calibration is not None)
+    if calibration is not None and quantize != "int8":
+        raise ValueError(f'calibration data is used by quantize="int8" only (got quantize={quantize!r})')
+    check_int8 = quantize == "int8" and validate
+    representative = result.feeds(calibration) if calibration is not None else None
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = os.path.join(tmp, "float.tflite") if check_int8 else None
+        _convert(result, path, dict(quantize=quantize, representative=representative, io_dtype=io_dtype,
+                                    allow_flex=allow_flex, int8_fallback=int8_fallback, float_path=float_path,
+                                    progress=say))
+        info = read_tflite(path)
+        if info.flex_ops:
+            warn_flex(info.flex_ops, _where_ops(result, info, set(info.flex_ops), flex=True))
+        record = _file_record(path, info, quantize, io_dtype)
+        if validate and result.reference is not None and not info.flex_ops:
+            say(f"checking {os.path.basename(str(path))} with LiteRT")
+            record["max_abs_error"] = _max_error(result, path)
+        if check_int8:
+            record["float_bytes"] = os.path.getsize(float_path)
+            say("int8 per-layer check")
+            result.report.quantization = layer_errors(float_path, path, result.feeds(holdout)(), result.layer_nodes,
+                                                      result.output_nodes, io_dtype=io_dtype)
+    if delegates:
+        say("delegate readiness")
+        result.report.delegates = analyze(path, result.layer_nodes, result.output_nodes)
+    result.report.tflite = record
+    result.report.timings["export_tflite"] = time.perf_counter() - start
+    return str(path)
+
+
+def check_quantization(result: "CompileResult", path: str, holdout: Any = None):
+    """The per-layer check of an int8 ``.tflite`` file on ``holdout`` inputs (default: the example
+    inputs), against a float conversion of the same model; stored in ``report.quantization``."""
+    info = read_tflite(path)
+    inputs = list(info.signatures.get("serving_default", {}).get("inputs", {}).values())
+    io = info.tensor(inputs[0]).dtype if inputs else "float32"
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = keras_to_tflite(result.keras_model, os.path.join(tmp, "float.tflite"), result.input_names,
+                                     result.output_names)
+        result.report.quantization = layer_errors(float_path, path, result.feeds(holdout)(), result.layer_nodes,
+                                                  result.output_nodes, io_dtype=io)
+    return result.report.quantization
+
+
+def _convert(result: "CompileResult", path: str, options: dict) -> None:
+    """Run the converter on the model in its initial state; a refusal names the ops' sources."""
+    try:
+        with keras_state.initial_state(result.keras_model):
+            keras_to_tflite(result.keras_model, path, result.input_names, result.output_names,
+                            resource_variables=bool(result.state_names), **options)
+    except NonBuiltinOps as e:
+        raise _export_error(result, e) from None
+
+
+def _file_record(path: str, info: TFLiteFile, quantize: Optional[str], io_dtype: str) -> dict:
+    main = collections.Counter(op.name for op in info.main_ops())
+    return {"path": str(path), "bytes": info.size, "quantize": quantize,
+            "io_dtype": io_dtype if quantize == "int8" else "float32", "ops": sum(main.values()),
+            "transposes": main.get("TRANSPOSE", 0), "op_counts": dict(sorted(main.items())),
+            "all_op_counts": info.op_counts(), "flex_ops": info.flex_ops, "max_abs_error": None,
+            "signature": tflite_signature_shapes(path)}  # -1: a run-time size
+
+
+def _max_error(result: "CompileResult", path: str) -> float:
+    """The file's largest absolute error vs PyTorch on the example inputs."""
+    try:
+        outs = result.run_tflite(path, result.example_inputs)
+    except RuntimeError as e:  # a delegate that fails to prepare: check the plain kernels
+        result.report.warnings.append(f"LiteRT's default delegate failed on {path}: "
+                                      f"{str(e).strip().splitlines()[0]}; checked without delegates")
+        outs = result.run_tflite(path, result.example_inputs, delegates=False)
+    return max(float(np.max(np.abs(o.astype(np.float64) - r))) if o.size else 0.0
+               for o, r in zip(outs, result.reference))
+
+
+def _export_error(result: "CompileResult", e: NonBuiltinOps) -> ExportError:
+    lines, ops = [], []
+    for op, scopes in e.ops.items():
+        where = {locate(scope, result.layer_nodes)[2] for scope in scopes} - {""}
+        where = where or _keras_op_sources(result, op)
+        where = sorted(where) or sorted(scopes) or ["(location unknown)"]
+        ops.append((op, where))
+        lines.append(f"  - {op}: " + "; ".join(where))
+    replace = "replace them in the model (e.g. a converter with keras.ops that TFLite has kernels for)"
+    hint = {"no int8 kernel": "pass int8_fallback=True to keep them in float, or quantize with \"dynamic_int8\"",
+            "no TFLite builtin kernel": "pass allow_flex=True to keep them as Flex ops (the app then links the "
+                                        "Flex delegate), or " + replace}.get(e.reason, replace)
+    return ExportError(f"TFLite export: {len(ops)} TensorFlow op(s) have {e.reason}:\n" + "\n".join(lines)
+                       + f"\n{hint}", ops)
+
+
+def _keras_op_sources(result: "CompileResult", tf_op: str) -> set[str]:
+    """Sources of the Keras ops of class ``tf_op`` (keras.ops.erf is class Erf, TF op Erf):
+    how ops a converter called are found, their TF names carrying no layer name."""
+    nodes = result.layer_nodes
+    return {nodes[k.name].loc.short() for k in result.keras_model.operations
+            if type(k).__name__.lower() == tf_op.lower() and k.name in nodes and nodes[k.name].loc is not None}
+
+
+def _where_ops(result: "CompileResult", info: TFLiteFile, names: set, flex: bool = False) -> str:
+    chosen = [k for k, op in enumerate(info.main_ops())
+              if (op.name[len("Flex"):] if flex and op.name.startswith("Flex") else op.name) in names]
+    where = SourceMap(info, result.layer_nodes, result.output_nodes).ops(chosen)
+    if not where:
+        where = sorted(set().union(*[_keras_op_sources(result, n) for n in names]))
+    return f" (at {'; '.join(where)})" if where else ""

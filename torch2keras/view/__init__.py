@@ -1,0 +1,1 @@
+"""Pictures of graphs: a plain-data view model, the interactive HTML view and the static SVG."""

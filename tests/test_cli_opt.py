@@ -127,3 +127,23 @@ def test_a_malformed_file_names_the_line(tmp_path, capsys):
     bad.write_text("graph g\n  %x : f32[2] = input() {name='x'}\n  return y=%x,\n")
     assert main(["opt", "-p", "dce", str(bad)]) == 2
     assert f"{bad}:3:15: expected an output name, found the end of the line" in capsys.readouterr().err
+
+
+MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models.py")
+
+
+def test_convert_dump_weights_then_opt(tmp_path, capsys):
+    """The command line end to end: convert --dump-ir --dump-weights, then opt on a stage."""
+    ir = tmp_path / "ir"
+    assert main(["convert", f"{MODELS}:NobucoEssentials", "--input-shape", "1,3,8,8", "-o", str(tmp_path / "m.keras"),
+                 "--dump-ir", str(ir), "--dump-weights"]) == 0
+    assert (ir / "00_lowered.txt.npz").is_file()
+    capsys.readouterr()
+    assert main(["opt", "-p", "assign_layout", str(ir / "05_canonicalize_reshapes.txt")]) == 0
+    assert capsys.readouterr().out == (ir / "06_assign_layout.txt").read_text()
+
+
+def test_dump_weights_goes_with_dump_ir(tmp_path, capsys):
+    assert main(["convert", f"{MODELS}:NobucoEssentials", "--input-shape", "1,3,8,8", "-o", str(tmp_path / "m.keras"),
+                 "--dump-weights"]) == 2
+    assert "--dump-weights goes with --dump-ir DIR" in capsys.readouterr().err

@@ -310,10 +310,10 @@ def test_passes_run_inside_regions():
     assert str(then_branch) == """\
 graph t
   %a : f32[1,3,8,8] = input() {name='a'}
-  %w : f32[4,3,1,1] = constant() {value=<float32[4,3,1,1]>}
   %conv : f32[1,4,8,8] = conv(%a, %w) {dilation=[1,1], groups=1, output_padding=none, padding=[0,0,0,0], stride=[1,1], transposed=false}
-  %two : f32[] = constant() {value=float32[][2.]}
   %mul : f32[1,4,8,8] = mul(%conv, %two)
+  %w : f32[4,3,1,1] = constant() {value=<float32[4,3,1,1]>}
+  %two : f32[] = constant() {value=float32[][2.]}
   return output_0=%mul
 """
     assert not any(node.op == "exp" for _, node in g.walk())  # dce removed the dead exp in both branches

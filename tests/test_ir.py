@@ -41,11 +41,11 @@ def conv_relu_relu_graph(name: str = "t") -> Graph:
 CONV_RELU_RELU_TEXT = """\
 graph t
   %x : f32[1,3,8,8] = input() {name='x'}
-  %w : f32[4,3,1,1] = constant() {value=<float32[4,3,1,1]>}
-  %b : f32[4] = constant() {value=float32[4][1.,2.,3.,-0.5]}
   %conv : f32[1,4,8,8] = conv(%x, %w, %b) {dilation=[1,1], groups=1, output_padding=none, padding=[0,0,0,0], stride=[1,1], transposed=false}
   %relu : f32[1,4,8,8] = relu(%conv)
-  %relu_1 : f32[1,4,8,8] = relu(%relu)
+  %relu_1 : f32[1,4,8,8] = relu(%relu)  # hint relu
+  %w : f32[4,3,1,1] = constant() {value=<float32[4,3,1,1]>}
+  %b : f32[4] = constant() {value=float32[4][1.,2.,3.,-0.5]}
   return y=%relu_1
 """
 

@@ -17,7 +17,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import torch2keras  # noqa: E402
-from torch2keras.ir import schema, Graph, PassError, TensorType  # noqa: E402
+from torch2keras.ir import schema, Graph, PassError, TensorType, parse, print_graph  # noqa: E402
 from torch2keras.passes import (DEFAULT_PIPELINE, PASSES, AssignLayout, CancelTransposes, CanonicalizeReshapes,  # noqa: E402
                                 DeadCodeElimination, FoldBatchNorm, FoldConstants, Pass, PassManager,
                                 default_pipeline, get_pass, register_pass)
@@ -32,6 +32,15 @@ def conv_attrs(padding=0, groups=1):
 
 def relayouts(g: Graph):
     return g.nodes_by_op("relayout")
+
+
+def run_on_text(p: Pass, text: str) -> tuple[bool, str]:
+    """Whether ``p`` changed the graph ``text`` describes, and the graph's text after it (verified)."""
+    manager = PassManager([p])
+    graph = parse(text)
+    graph.verify()
+    manager.run(graph)
+    return manager.changed[p.name], print_graph(graph)
 
 
 # ----------------------------------------------------------------------------- DCE
@@ -55,6 +64,40 @@ def test_dce_removes_unused_chain_but_keeps_inputs():
     g.verify()
     assert DeadCodeElimination().run(g) is False
     assert g.op_counts() == {"input": 2, "relu": 1}
+
+
+DCE_IN = """\
+graph t
+  %x : f32[2,3] = input() {name='x'}
+  %unused : f32[4] = input() {name='unused'}
+  %relu : f32[2,3] = relu(%x)
+  %exp : f32[2,3] = exp(%x)
+  %neg : f32[2,3] = neg(%exp)
+  %add : f32[2,3] = add(%neg, %c)
+  %count : f32[] = state() {name='count', value=float32[][0.]}
+  %next : f32[] = add(%count, %one)
+  state_update(%next) {name='count'}
+  %c : f32[2,3] = constant() {value=float32[2,3][1.,1.,1.,1.,1.,1.]}
+  %one : f32[] = constant() {value=float32[][1.]}
+  return y=%relu
+"""
+
+
+def test_dce_text_removes_the_dead_chain_and_keeps_inputs_and_effects():
+    changed, out = run_on_text(DeadCodeElimination(), DCE_IN)
+    assert changed
+    assert out == """\
+graph t
+  %x : f32[2,3] = input() {name='x'}
+  %unused : f32[4] = input() {name='unused'}
+  %relu : f32[2,3] = relu(%x)
+  %count : f32[] = state() {name='count', value=float32[][0.]}
+  %next : f32[] = add(%count, %one)
+  state_update(%next) {name='count'}
+  %one : f32[] = constant() {value=float32[][1.]}
+  return y=%relu
+"""
+    assert run_on_text(DeadCodeElimination(), out) == (False, out)  # nothing dead: the pass must not fire
 
 
 def test_dce_keeps_nodes_reaching_outputs_and_multi_output_nodes_with_one_used_result():
@@ -95,6 +138,40 @@ def test_fold_constants_folds_add_and_reshape_into_one_constant():
     assert FoldConstants().run(g) is False
     DeadCodeElimination().run(g)
     assert g.op_counts() == {"constant": 1, "input": 1, "mul": 1}
+
+
+FOLD_IN = """\
+graph t
+  %x : f32[3,2] = input() {name='x'}
+  %add : f32[2,3] = add(%a, %b)
+  %reshape : f32[3,2] = reshape(%add) {shape=[3,-1]}
+  %mul : f32[3,2] = mul(%x, %reshape)
+  %pool : f32[1,1,1,1] = max_pool(%img) {ceil_mode=false, dilation=none, kernel=[2,2], padding=[0,0], stride=[2,2]}
+  %a : f32[2,3] = constant() {value=float32[2,3][0.,1.,2.,3.,4.,5.]}
+  %b : f32[3] = constant() {value=float32[3][10.,20.,30.]}
+  %img : f32[1,1,2,2] = constant() {value=float32[1,1,2,2][1.,2.,3.,4.]}
+  return y=%mul, pool=%pool
+"""
+
+
+def test_fold_constants_text_folds_constant_chains_and_leaves_the_rest():
+    changed, out = run_on_text(FoldConstants(), FOLD_IN)
+    assert changed
+    # each folded op becomes a constant under its own name; the operands it read stay (dce's job);
+    # max_pool has no numpy evaluator: it stays
+    assert out == """\
+graph t
+  %x : f32[3,2] = input() {name='x'}
+  %pool : f32[1,1,1,1] = max_pool(%img) {ceil_mode=false, dilation=none, kernel=[2,2], padding=[0,0], stride=[2,2]}
+  %mul : f32[3,2] = mul(%x, %reshape)
+  %a : f32[2,3] = constant() {value=float32[2,3][0.,1.,2.,3.,4.,5.]}
+  %b : f32[3] = constant() {value=float32[3][10.,20.,30.]}
+  %img : f32[1,1,2,2] = constant() {value=float32[1,1,2,2][1.,2.,3.,4.]}
+  %add : f32[2,3] = constant() {value=float32[2,3][10.,21.,32.,13.,24.,35.]}
+  %reshape : f32[3,2] = constant() {value=float32[3,2][10.,21.,32.,13.,24.,35.]}
+  return y=%mul, pool=%pool
+"""
+    assert run_on_text(FoldConstants(), out) == (False, out)  # mul reads an input: the pass must not fire
 
 
 def test_fold_constants_keeps_dtype_and_folds_graph_outputs():
@@ -433,6 +510,37 @@ def test_cancel_transposes_inverse_pair_vanishes():
     DeadCodeElimination().run(g)
     assert relayouts(g) == []
     assert CancelTransposes().run(g) is False
+
+
+CANCEL_IN = """\
+graph t
+  %x : f32[2,3,4,5] = input() {name='x'}
+  %a : f32[2,3,4,5]{0,2,3,1} = relayout(%x) {perm=[0,2,3,1]}
+  %b : f32[2,3,4,5] = relayout(%a) {perm=[0,3,1,2]}
+  %relu : f32[2,3,4,5] = relu(%b)
+  return y=%relu, b=%b
+"""
+
+
+def test_cancel_transposes_text_inverse_pair_vanishes():
+    changed, out = run_on_text(CancelTransposes(), CANCEL_IN)
+    assert changed
+    # the readers of the pair's result (the graph output too) read %x; the first relayout is left to dce
+    assert out == """\
+graph t
+  %x : f32[2,3,4,5] = input() {name='x'}
+  %a : f32[2,3,4,5]{0,2,3,1} = relayout(%x) {perm=[0,2,3,1]}
+  %relu : f32[2,3,4,5] = relu(%x)
+  return y=%relu, b=%x
+"""
+    single = """\
+graph t
+  %x : f32[2,3,4,5] = input() {name='x'}
+  %a : f32[2,3,4,5]{0,2,3,1} = relayout(%x) {perm=[0,2,3,1]}
+  %relu : f32[2,3,4,5]{0,2,3,1} = relu(%a)
+  return y=%relu
+"""
+    assert run_on_text(CancelTransposes(), single) == (False, single)  # one transpose: nothing to cancel
 
 
 def test_cancel_transposes_composes_non_inverse_pair():

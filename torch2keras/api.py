@@ -11,10 +11,11 @@ from .frontend_torch import lower
 from .draw import draw_graph
 from .ir import NumericalMismatchError, UnsupportedOpError
 from .ir.layouts import count_transposes
+from .ir.storage import IRDumper
 from .passes import Pass
 from .result import CompileResult
-from .stages import (Progress, Stages, build_pipeline, capture_model, check_arguments, check_outputs, check_values, flatten, make_result,
-                     reference_outputs, run_passes, write_ir)
+from .stages import (Progress, Stages, build_pipeline, capture_model, check_arguments, check_outputs, check_values,
+                     flatten, make_result, reference_outputs, run_passes)
 from .backend_keras import emit_model
 
 __all__ = ["CompileResult", "compile", "count_transposes"]
@@ -29,6 +30,7 @@ def compile(  # noqa: A001 - the public verb
     input_layouts: Any = None,
     output_layouts: Any = None,
     dump_ir: Optional[str] = None,
+    dump_weights: bool = False,
     validate: "bool | str" = True,
     on_mismatch: str = "warn",
     atol: float = 1e-4,
@@ -49,7 +51,11 @@ def compile(  # noqa: A001 - the public verb
     converted model then takes other sizes there; ``None`` (default) keeps every size static.
     input_layouts / output_layouts: ``None`` keeps PyTorch's layout; ``"channels_last"`` (for all,
     or per name in a dict, or per position in a list) stores that input/output channels-last.
-    dump_ir: a directory; the IR text is written there after lowering and after every pass.
+    dump_ir: a directory; the IR text is written there after lowering and after every pass
+    (``NN_stage.txt``, which ``torch2keras opt`` and ``ir.load_ir`` read back).
+    dump_weights: with dump_ir, also write each stage's large constants (``NN_stage.txt.npz``;
+    a stage that leaves them alone gets a hard link), so that passes run on the files can
+    compute with them.
     passes: the pass pipeline (names or Pass objects); default ``passes.default_pipeline()``.
     extra_passes: passes run right after the default pipeline's batch-norm folding.
     optimize_layout: False keeps all but channel-aware ops in PyTorch's order (a baseline).
@@ -63,6 +69,8 @@ def compile(  # noqa: A001 - the public verb
     is written there, before a mismatch is raised; if ops have no lowering, the captured graph with
     those calls in red is, before the ``UnsupportedOpError`` propagates.
     """
+    if dump_weights and not dump_ir:
+        raise ValueError("dump_weights=True needs dump_ir (the directory the weights files go to)")
     args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     kwargs = dict(kwargs or {})
     check_arguments(model, args, kwargs, input_layouts, on_mismatch)
@@ -73,10 +81,11 @@ def compile(  # noqa: A001 - the public verb
     reference = reference if validate else None
     captured, session = run("capture", capture_model, model, args, kwargs, dynamic_shapes)
     graph = run("lower", _lower, captured, name, draw)
-    if dump_ir:
-        write_ir(dump_ir, "00_lowered", graph)
+    dump = IRDumper(dump_ir, weights=dump_weights) if dump_ir else None
+    if dump is not None:
+        dump("00_lowered", graph)
     pipeline = build_pipeline(passes, extra_passes, input_layouts, output_layouts, optimize_layout)
-    run("passes", run_passes, graph, pipeline, verify, dump_ir)
+    run("passes", run_passes, graph, pipeline, verify, dump)
     keras_model, emit_ctx = run("emit", emit_model, graph, name)
     example = [t.detach().cpu().numpy().copy() for t in flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
     result = make_result(graph, keras_model, emit_ctx, captured, name, run.timings, example, reference, atol, rtol)

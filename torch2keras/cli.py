@@ -1,6 +1,7 @@
 """The ``torch2keras`` command line: every subcommand and its options are declared here.
 
     torch2keras convert MODEL (--input-shape SHAPE | --inputs FILE.npz) -o OUT [options]
+    torch2keras opt -p PASS,... FILE [-o OUT] [--no-verify]
     torch2keras supported [NAME] [--unsupported]
     torch2keras --version
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="show the versions of torch2keras and its libraries")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_convert(sub)
+    _add_opt(sub)
     _add_supported(sub)
     return parser
 
@@ -87,6 +89,8 @@ def _add_convert(sub: "argparse._SubParsersAction") -> None:
                       help="layout of one input or output: channels_last or channels_first, e.g. x=channels_last "
                       "(repeatable; overrides --channels-last for that name)")
     conv.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass to DIR")
+    conv.add_argument("--dump-weights", action="store_true",
+                      help="with --dump-ir, also write each stage's large constants (NN_stage.txt.npz) for 'opt'")
     conv.add_argument("--report-json", metavar="FILE", help="write the report as JSON")
     conv.add_argument("--draw", metavar="FILE", help="draw the final IR: FILE.svg or a self-contained, "
                       "interactive FILE.html, with layouts, transposes and per-value errors vs PyTorch (if ops have no "
@@ -118,6 +122,17 @@ def _add_convert(sub: "argparse._SubParsersAction") -> None:
     conv.set_defaults(func=_convert)
 
 
+def _add_opt(sub: "argparse._SubParsersAction") -> None:
+    opt = sub.add_parser("opt", help="run passes on an IR file (written by --dump-ir or ir.save_ir)")
+    opt.add_argument("file", help="the IR text; its large constants are read from FILE.npz when it exists")
+    opt.add_argument("-p", "--passes", required=True, metavar="PASS,...",
+                     help="registered pass names, in order, e.g. dce,fold_constants; options in braces, e.g. "
+                          "\"assign_layout{input_layouts='channels_last'}\"")
+    opt.add_argument("-o", "--output", metavar="OUT", help="write the result to OUT (and OUT.npz) instead of stdout")
+    opt.add_argument("--no-verify", action="store_true", help="do not verify the IR before and after each pass")
+    opt.set_defaults(func=_opt)
+
+
 def _add_supported(sub: "argparse._SubParsersAction") -> None:
     sup = sub.add_parser("supported", help="list the torch ops that have a lowering, by family")
     sup.add_argument("pattern", nargs="?", metavar="NAME", help="look up the ops whose name contains NAME")
@@ -133,6 +148,12 @@ def _convert(args: argparse.Namespace) -> int:
     from .commands import convert  # torch: imported once the arguments are known to be right
 
     return convert.run(args, plan)
+
+
+def _opt(args: argparse.Namespace) -> int:
+    from .commands import opt
+
+    return opt.run(args)
 
 
 def _supported(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@
     capture_model       torch.export (or the tracing fallback) -> ``Captured``
     lower               ``frontend_torch.lower``: Captured -> IR graph
     build_pipeline      the pass list (default, custom, or with extra passes)
-    run_passes          the pass manager, with IR dumps
+    run_passes          the pass manager, with IR dumps (``ir.storage.IRDumper``)
     emit_model          ``backend_keras.emit_model``: IR -> Keras model
     make_result         the ``CompileResult`` and its report
     check_outputs       outputs vs PyTorch, then every converted value (``validate.py``)
@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any, Callable, Optional, Sequence
 
@@ -28,6 +27,7 @@ from .frontend_torch.capture import Captured
 from .frontend_torch.state import BufferSnapshot
 from .ir import Graph
 from .ir.layouts import count_transposes
+from .ir.storage import IRDumper
 from .passes import AssignLayout, Pass, PassManager, default_pipeline, get_pass
 from .report import OutputCheck, Report
 from .result import CompileResult
@@ -118,18 +118,12 @@ def build_pipeline(passes: Optional[Sequence["str | Pass"]], extra_passes: Seque
             if get_pass(p).name == AssignLayout.name else get_pass(p) for p in passes]
 
 
-def write_ir(directory: str, stem: str, graph: Graph) -> None:
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, f"{stem}.txt"), "w") as f:
-        f.write(str(graph))
-
-
-def run_passes(graph: Graph, pipeline: list[Pass], verify: bool, dump_ir: Optional[str]) -> PassManager:
+def run_passes(graph: Graph, pipeline: list[Pass], verify: bool, dump: Optional[IRDumper]) -> PassManager:
     """Run ``pipeline`` on ``graph`` (verifying after each pass), writing the IR after each one
-    into ``dump_ir`` if given."""
+    with ``dump`` if given."""
     def hook(index, p, g):
-        if dump_ir:
-            write_ir(dump_ir, f"{index:02d}_{p.name}", g)
+        if dump is not None:
+            dump(f"{index:02d}_{p.name}", g)
 
     manager = PassManager(pipeline, verify=verify, hook=hook)
     manager.run(graph)

@@ -79,8 +79,8 @@ def _convert(args: argparse.Namespace, plan: Plan, progress: Progress) -> tuple[
         with _factory_site(factory):
             result = api.compile(model, example.args, kwargs=example.kwargs, dynamic_shapes=dynamic,
                                  input_layouts=input_layouts, output_layouts=output_layouts, dump_ir=args.dump_ir,
-                                 progress=progress, atol=plan.atol, rtol=plan.rtol, on_mismatch="ignore",
-                                 draw=args.draw)
+                                 dump_weights=args.dump_weights, progress=progress, atol=plan.atol, rtol=plan.rtol,
+                                 on_mismatch="ignore", draw=args.draw)
         written = _write_outputs(result, plan, args, calibration, holdout, progress)
     except UnsupportedOpError as e:
         drawn = f"\nwrote {args.draw} (the captured graph, calls without a lowering in red)" if args.draw else ""

@@ -143,6 +143,8 @@ def check(args: argparse.Namespace) -> Plan:
     _check_dynamic(args.dynamic or [], shapes)
     _check_file(args.weights, "--weights")
     _check_folder(args.report_json, "--report-json")
+    if args.dump_weights and not args.dump_ir:
+        raise UsageError("--dump-weights goes with --dump-ir DIR (the folder the weights files go to)")
     atol, rtol = tolerances(args.atol, args.rtol)
     return Plan(spec=spec, outputs=outputs, variants=variants, shapes=shapes, dtypes=args.input_dtype or [],
                 samples=samples, calibration=calibration, holdout=holdout, atol=atol, rtol=rtol,

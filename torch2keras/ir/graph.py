@@ -14,6 +14,7 @@ every nested graph.
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import attrs
@@ -21,7 +22,9 @@ import networkx as nx
 import numpy as np
 
 from .ops import schema
+from .printer import graph_to_json, print_graph
 from .types import TensorType, dtype_from_numpy
+from .verifier import verify
 
 __all__ = ["Graph", "Node", "SourceLoc", "Value"]
 
@@ -45,7 +48,6 @@ class SourceLoc:
         return f"{self.file}:{self.line}" if self.file else ""
 
     def short(self) -> str:
-        import os
 
         parts = [self.module_path or "<top>"]
         if self.file:
@@ -304,8 +306,6 @@ class Graph:
     # ------------------------------------------------------------------ text
 
     def __str__(self) -> str:
-        from .printer import print_graph
-
         return print_graph(self)
 
     def _repr_html_(self) -> str:
@@ -316,11 +316,7 @@ class Graph:
         return ('<pre style="max-height:32em;overflow:auto;font-size:12px">' + html.escape(str(self)) + "</pre>")
 
     def to_json(self) -> dict:
-        from .printer import graph_to_json
-
         return graph_to_json(self)
 
     def verify(self) -> None:
-        from .verifier import verify
-
         verify(self)

@@ -13,7 +13,9 @@ FAMILY = "creation"
 
 
 def constant_type(types, a):
-    v = np.asarray(a["value"])
+    v = a["value"]  # an array, or an ElidedArray (values left out of an IR text): shape and dtype suffice
+    if not (hasattr(v, "shape") and hasattr(v, "dtype")):  # a Python number or list
+        v = np.asarray(v)
     return [TensorType(v.shape, a.get("dtype") or dtype_from_numpy(v.dtype))]
 
 

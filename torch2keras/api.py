@@ -382,7 +382,7 @@ def compile(  # noqa: A001 - the public verb
 
     report = Report(model=name, capture_method=captured.method, ir_op_counts=graph.op_counts(),
                     transposes=count_transposes(graph), keras_layers=len(keras_model.layers),
-                    timings=timings, warnings=list(captured.warnings))
+                    timings=timings, passes=manager.records, warnings=list(captured.warnings))
     example = [t.detach().cpu().numpy().copy() for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
     result = CompileResult(keras_model, graph, report, graph.input_names, graph.output_names, example, reference,
                            emit_ctx.layer_nodes)

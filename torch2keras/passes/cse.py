@@ -35,6 +35,7 @@ class CommonSubexpressionElimination(Pass):
     """
 
     name = "cse"
+    idempotent = True  # one sweep in (reverse) topological order leaves nothing to do
     max_constant: int = 64
 
     def run(self, graph: Graph) -> bool:

@@ -27,6 +27,7 @@ class DeadCodeElimination(Pass):
     """
 
     name = "dce"
+    idempotent = True  # one sweep in (reverse) topological order leaves nothing to do
 
     def run(self, graph: Graph) -> bool:
         changed = False

@@ -14,8 +14,9 @@ __all__ = ["Fixpoint"]
 @dataclasses.dataclass(frozen=True)
 class Fixpoint(Pass):
     """Runs ``passes`` in order, round after round, until every member has run once since the
-    last change without changing the graph; at most ``max_rounds`` rounds, else a ``PassError``
-    naming the members that still change it (passes that undo each other).
+    last change without changing the graph (the member that made it is not run again just to
+    confirm its own change when it is ``idempotent``); at most ``max_rounds`` rounds, else a
+    ``PassError`` naming the members that still change it (passes that undo each other).
 
     Afterwards the graph is a fixpoint of every member (running any of them again changes
     nothing) and every member's postcondition holds. A group is one pipeline position: the
@@ -53,17 +54,19 @@ class Fixpoint(Pass):
         return None
 
     def _settle(self, step: Step) -> bool:
-        """Run members as ``step(i, member)`` until ``len(passes)`` runs in a row change nothing."""
-        changed, quiet = False, 0
+        """Run members as ``step(i, member)`` until all of them (all others, after an idempotent
+        member's change) have run in a row without changing anything."""
+        changed, quiet, needed = False, 0, len(self.passes)
         for _ in range(self.max_rounds):
             still_changing = []
             for i, p in enumerate(self.passes, start=1):
                 if step(i, p):
                     changed, quiet = True, 0
+                    needed = len(self.passes) - 1 if p.idempotent else len(self.passes)
                     still_changing.append(p.name)
                 else:
                     quiet += 1
-                if quiet == len(self.passes):
+                if quiet >= needed:
                     return changed
         raise PassError(f"no fixpoint after {self.max_rounds} rounds: {still_changing} still changed the graph "
                         f"in the last round (passes that undo each other, or raise max_rounds)")

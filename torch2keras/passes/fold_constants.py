@@ -26,6 +26,7 @@ class FoldConstants(Pass):
     """
 
     name = "fold_constants"
+    idempotent = True  # one sweep in (reverse) topological order leaves nothing to do
     max_elements: int = 1 << 22
 
     def run(self, graph: Graph) -> bool:

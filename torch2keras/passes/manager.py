@@ -37,6 +37,7 @@ class Pass:
     ``run``, and may check that invariant in ``postcondition``. Options are dataclass fields."""
 
     name: ClassVar[str] = "pass"
+    idempotent: ClassVar[bool] = False  # run twice in a row, the second run never changes anything
 
     def run(self, graph: Graph) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -109,14 +110,8 @@ class PassRecord:
 
 
 def _rewrite_counts(graph: Graph) -> dict[str, dict[str, int]]:
-    """The cumulative outcome counts of pattern passes, summed over ``graph`` and its regions."""
-    total: dict[str, dict[str, int]] = {}
-    for g in graph.nested_graphs():
-        for name, counts in g.meta.get("rewrite_counts", {}).items():
-            into = total.setdefault(name, {})
-            for kind, n in counts.items():
-                into[kind] = into.get(kind, 0) + n
-    return total
+    """The cumulative outcome counts of pattern passes run on ``graph`` (its regions included)."""
+    return {name: dict(counts) for name, counts in graph.meta.get("rewrite_counts", {}).items()}
 
 
 def _counts_since(before: dict, after: dict) -> dict[str, int]:

@@ -23,7 +23,8 @@ at it with ``replace_value``. The driver visits nodes in topological order, rewr
 match (of a node's rules) whose check passes, erases the matched nodes (and their constants)
 left unused, and repeats until a round changes nothing (at most ``max_rounds``). Every outcome
 ("rewritten", or the reason) is kept in ``graph.meta["rewrites"][pass name]``, keyed by the
-root node's text; ``graph.meta["rewrite_counts"][pass name]`` counts them over all runs.
+root node's text; ``graph.meta["rewrite_counts"][pass name]`` counts them over all runs (those
+in regions too, when the pass runs through ``run_nested``, as the pass manager runs it).
 Its postcondition, checked by the pass manager: no match whose check passes is left.
 
 Invariant of a correct rewrite: ``replace_value(old, new)`` only where ``new`` is logically
@@ -300,23 +301,41 @@ class RewritePass(Pass):
         raise NotImplementedError
 
     def run(self, graph: Graph) -> bool:
-        outcomes: dict[str, str] = graph.meta.setdefault("rewrites", {}).setdefault(self.name, {})
-        this_run: dict[str, str] = {}
+        changed, outcomes = self._rewrite_all(graph)
+        self._record(graph, outcomes, counts_into=graph)
+        return changed
+
+    def run_nested(self, graph: Graph) -> bool:
+        """As ``Pass.run_nested``; the outcomes of every region are counted into ``graph``'s meta."""
+        changed = False
+        inner = self.for_region()
+        for g in graph.nested_graphs():
+            p = self if g is graph else inner
+            g_changed, outcomes = p._rewrite_all(g)
+            p._record(g, outcomes, counts_into=graph)
+            changed |= g_changed
+        return changed
+
+    def _rewrite_all(self, graph: Graph) -> tuple[bool, dict[str, str]]:
+        """Rounds over ``graph`` until one rewrites nothing; whether any did, and the outcomes."""
+        outcomes: dict[str, str] = {}
         changed = False
         for _ in range(self.max_rounds):
             progress = False
             for node in graph.topo_order():
-                if node in graph and self._visit(graph, node, this_run):
+                if node in graph and self._visit(graph, node, outcomes):
                     progress = True
             if not progress:
                 break
             changed = True
-        outcomes.update(this_run)
-        counts = graph.meta.setdefault("rewrite_counts", {}).setdefault(self.name, {"rewritten": 0, "refused": 0})
-        rewritten = sum(1 for o in this_run.values() if o == "rewritten")
+        return changed, outcomes
+
+    def _record(self, graph: Graph, outcomes: dict[str, str], counts_into: Graph) -> None:
+        graph.meta.setdefault("rewrites", {}).setdefault(self.name, {}).update(outcomes)
+        counts = counts_into.meta.setdefault("rewrite_counts", {}).setdefault(self.name, {"rewritten": 0, "refused": 0})
+        rewritten = sum(1 for o in outcomes.values() if o == "rewritten")
         counts["rewritten"] += rewritten
-        counts["refused"] += len(this_run) - rewritten
-        return changed
+        counts["refused"] += len(outcomes) - rewritten
 
     def _visit(self, graph: Graph, node: Node, outcomes: dict[str, str]) -> bool:
         """Rewrite the first match rooted at ``node`` whose check passes; record the outcome."""

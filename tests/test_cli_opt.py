@@ -79,8 +79,10 @@ def test_the_whole_pipeline_on_the_lowered_stage(dumped, capsys):
 
 def test_pass_options_reproduce_a_channels_last_compile(tmp_path):
     files = _dump(tmp_path, input_layouts="channels_last", output_layouts="channels_last")
-    layout = files.index("06_assign_layout.txt")
-    spec = "assign_layout{input_layouts='channels_last', output_layouts='channels_last'},fold_constants"
+    layout = DEFAULT_PIPELINE.index("assign_layout") + 1
+    assert files[layout] == f"{layout:02d}_assign_layout.txt"
+    after = DEFAULT_PIPELINE[layout]
+    spec = f"assign_layout{{input_layouts='channels_last', output_layouts='channels_last'}},{after}"
     out = tmp_path / "out.ir"
     assert main(["opt", "-p", spec, str(tmp_path / files[layout - 1]), "-o", str(out)]) == 0
     assert out.read_text() == (tmp_path / files[layout + 1]).read_text()
@@ -89,8 +91,8 @@ def test_pass_options_reproduce_a_channels_last_compile(tmp_path):
 
 def test_without_weights_a_pass_that_needs_them_stops_and_says_why(dumped, tmp_path, capsys):
     directory, files = dumped
-    text_only = tmp_path / "02.txt"
-    shutil.copy(directory / "02_fold_constants.txt", text_only)
+    text_only = tmp_path / "01.txt"
+    shutil.copy(directory / "01_simplify.txt", text_only)
     assert main(["opt", "-p", "fold_batchnorm", str(text_only)]) == 1
     err = capsys.readouterr().err
     assert f"note: {text_only} has" in err and "large constant(s) without values" in err and "--dump-weights" in err
@@ -139,8 +141,10 @@ def test_convert_dump_weights_then_opt(tmp_path, capsys):
                  "--dump-ir", str(ir), "--dump-weights"]) == 0
     assert (ir / "00_lowered.txt.npz").is_file()
     capsys.readouterr()
-    assert main(["opt", "-p", "assign_layout", str(ir / "05_canonicalize_reshapes.txt")]) == 0
-    assert capsys.readouterr().out == (ir / "06_assign_layout.txt").read_text()
+    layout = DEFAULT_PIPELINE.index("assign_layout") + 1
+    before = f"{layout - 1:02d}_{DEFAULT_PIPELINE[layout - 2]}.txt"
+    assert main(["opt", "-p", "assign_layout", str(ir / before)]) == 0
+    assert capsys.readouterr().out == (ir / f"{layout:02d}_assign_layout.txt").read_text()
 
 
 def test_dump_weights_goes_with_dump_ir(tmp_path, capsys):

@@ -6,7 +6,9 @@ Numbers are checked against PyTorch with an explicit tolerance; structure throug
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,7 +24,7 @@ from torch2keras.frontend_torch import LOWERINGS  # noqa: E402
 from torch2keras.ir import Graph, TensorType  # noqa: E402
 from torch2keras.passes import (AssignLayout, CancelTransposes, DeadCodeElimination, FoldConstants,  # noqa: E402
                                 PassManager)
-from torch2keras.passes.rewrite import Any, Const, Op, RewritePass, replace_value  # noqa: E402
+from torch2keras.passes.rewrite import Any, Chain, Const, OneOf, Op, RewritePass, replace_value  # noqa: E402
 
 ATOL = 1e-4
 
@@ -195,107 +197,109 @@ def test_converter_rejects_bad_targets():
 # The README's worked example, verbatim: keep the two in step.
 @torch2keras.register_pass
 @dataclasses.dataclass(frozen=True)
-class FuseBatchNormIntoConv(RewritePass):
-    """batch_norm -> unpadded conv  ==>  conv with W'[o,i] = W[o,i]*s[i], b'[o] = b[o] + sum W[o,i,..]*t[i]
-    (s = gamma/sqrt(var+eps), t = beta - mean*s). Not for padded convs: the zeros would enter after the norm."""
+class FoldScaleIntoLayer(RewritePass):
+    """conv/linear -> mul by a constant s, one factor per output channel (or one for all)
+    ==>  the layer alone, with W'[o] = W[o] * s[o] and b'[o] = b[o] * s[o].
+    Afterwards no such product is left whose layer's result nothing else reads."""
 
-    name = "fuse_bn_into_conv"
-    pattern = Op("conv",
-                 Op("batch_norm", Any("x"), Const("mean"), Const("var"), Const("gamma"), Const("beta"),
-                    name="bn", single_use=True),
-                 Const("w"), Const("b"), name="conv")
+    name = "fold_scale_into_layer"
+    pattern = Op("mul", Op(("conv", "linear"), Any("x"), Const("w"), Const("b", optional=True), name="layer"),
+                 Const("s"), name="mul", commutative=True)  # layer(x) * s or s * layer(x)
 
     def check(self, graph, m):
-        conv = m["conv"]
-        if any(conv.attrs["padding"]):
-            return "the conv pads: the zeros would enter after the batch norm"
-        if conv.attrs["groups"] != 1 or conv.attrs["transposed"]:
-            return "grouped or transposed conv"
+        layer, s = m["layer"], m.array("s")
+        if graph.num_uses(layer.output) > 1:
+            return f"the {layer.op}'s result has other readers"
+        if layer.op == "conv" and layer.attrs["transposed"]:
+            return "the conv is transposed"
+        rank = layer.output.type.rank
+        channels = 1 if layer.op == "conv" else rank - 1  # the output-channel axis
+        if s.ndim > rank or any(d != 1 for axis, d in enumerate(s.shape, rank - s.ndim) if axis != channels):
+            return "the scale varies along more than the output channels"
+        if m["mul"].output.type != layer.output.type:
+            return "the product's type differs from the layer's"
 
     def rewrite(self, graph, m):
-        s = m.array("gamma") / np.sqrt(m.array("var") + m["bn"].attrs["eps"])
-        t = m.array("beta") - m.array("mean") * s
-        w = m.array("w")
-        w2 = w * s[None, :, None, None]
-        b2 = m.array("b") + (w * t[None, :, None, None]).sum(axis=(1, 2, 3))
-        conv = m["conv"]
-        fused = graph.add_node("conv", [m["x"], graph.add_constant(w2, "w_fused"), graph.add_constant(b2, "b_fused")],
-                               conv.attrs, types=[conv.output.type], loc=conv.loc, name="conv_fused")
-        replace_value(graph, conv.output, fused.output)
+        layer, w, b = m["layer"], m.array("w"), m.array("b")
+        s = np.broadcast_to(m.array("s").reshape(-1), w.shape[:1])  # one factor per output channel
+        inputs = [m["x"], graph.add_constant((w * s.reshape(-1, *[1] * (w.ndim - 1))).astype(w.dtype), "w_scaled")]
+        if b is not None:
+            inputs.append(graph.add_constant((b * s).astype(b.dtype), "b_scaled"))
+        fused = graph.add_node(layer.op, inputs, layer.attrs, types=[layer.output.type], loc=layer.loc,
+                               name=f"{layer.output.name_hint}_scaled")
+        replace_value(graph, m["mul"].output, fused.output)  # it stands for torch's product
 
 
-class BnThenConv(nn.Module):
+class LayerScaled(nn.Module):
     def __init__(self):
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(3)
-        self.conv1 = nn.Conv2d(3, 8, 3)  # no padding: the batch norm folds in
-        self.bn2 = nn.BatchNorm2d(8)
-        self.conv2 = nn.Conv2d(8, 4, 3, padding=1)  # pads: must stay apart
+        self.conv, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4)
+        self.gamma = nn.Parameter(torch.rand(4) + 0.5)  # ConvNeXt's layer scale: a learned factor per channel
 
     def forward(self, x):
-        return self.conv2(self.bn2(torch.relu(self.conv1(self.bn1(x)))))
+        y = torch.relu(self.conv(x) * 0.5)
+        return self.gamma * self.fc(y.mean((2, 3)))
 
 
-def _randomize_bn(model):
-    torch.manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    return model.eval()
+def test_readme_shows_this_example_verbatim():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Custom passes"):]
+    for obj in (FoldScaleIntoLayer, LayerScaled):  # getsource includes the decorators
+        assert inspect.getsource(obj) in section, f"README's example differs from this file's {obj.__name__}"
 
 
-PIPELINE = ["dce", "fold_constants", "fuse_bn_into_conv", "assign_layout", "fold_constants",
-            "cancel_transposes", "dce"]  # the default pipeline without fold_batchnorm, plus the user's pass
-
-
-def test_custom_pass_fuses_bn_before_unpadded_conv(tmp_path):
+def test_custom_pass_folds_layer_scales_and_matches_torch(tmp_path):
     torch.manual_seed(0)
-    model = _randomize_bn(BnThenConv())
-    x = torch.randn(1, 3, 12, 12)
-    result = torch2keras.compile(model, x, passes=PIPELINE, dump_ir=str(tmp_path), on_mismatch="raise")
-    before = (tmp_path / "02_fold_constants.txt").read_text()
-    after = (tmp_path / "03_fuse_bn_into_conv.txt").read_text()
-    assert before.count("= batch_norm(") == 2 and after.count("= batch_norm(") == 1
-    assert "conv_fused" in after and "conv_fused" not in before
-    assert result.ir.op_counts()["batch_norm"] == 1
-    outcomes = result.ir.meta["rewrites"]["fuse_bn_into_conv"]
-    assert sorted(outcomes.values()) == ["rewritten", "the conv pads: the zeros would enter after the batch norm"]
+    model = LayerScaled().eval()
+    x = torch.randn(1, 3, 16, 16)
+    result = torch2keras.compile(model, x, extra_passes=["fold_scale_into_layer"], dump_ir=str(tmp_path),
+                                 on_mismatch="raise")
+    before = (tmp_path / "02_fold_batchnorm.txt").read_text()
+    after = (tmp_path / "03_fold_scale_into_layer.txt").read_text()
+    assert before.count("= mul(") == 2 and "= mul(" not in after  # conv * 0.5 and gamma * fc (operands swapped)
+    assert "%conv2d_scaled" in after and "%linear_scaled" in after and "_scaled" not in before
+    assert "mul" not in result.ir.op_counts()
+    outcomes = result.ir.meta["rewrites"]["fold_scale_into_layer"]
+    assert list(outcomes.values()) == ["rewritten", "rewritten"]
+    assert next(r for r in result.report.passes if r.name == "fold_scale_into_layer").rewrites == {"rewritten": 2}
     assert _max_err(result, model, (x,)) < ATOL
-    fused = next(c for c in result.report.nodes if c.value.startswith("conv_fused"))
-    assert fused.ok  # the fused conv still stands for torch's conv1 output (replace_value kept the tag)
+    fused = [c for c in result.report.nodes if c.value.endswith("_scaled")]
+    assert len(fused) == 2 and all(c.ok for c in fused)  # they still stand for torch's products (replace_value)
 
 
-def _bn_conv_graph(padding: int, bn_uses: int = 1) -> Graph:
+def _scaled_conv_graph(scale: np.ndarray, conv_is_output: bool = False) -> Graph:
     rng = np.random.default_rng(0)
     g = Graph("t")
     x = g.add_input("x", TensorType((1, 3, 6, 6)))
-    c = [g.add_constant(rng.uniform(0.5, 1.5, 3).astype(np.float32), n) for n in ("mean", "var", "gamma", "beta")]
-    bn = g.add_node("batch_norm", [x, *c], {"eps": 1e-5}).output
     w = g.add_constant(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
-    b = g.add_constant(np.zeros(4, np.float32), "b")
-    conv = g.add_node("conv", [bn, w, b], {"stride": [1, 1], "padding": [padding] * 4, "dilation": [1, 1]}).output
-    outs = [conv] + ([g.add_node("relu", [bn]).output] if bn_uses > 1 else [])
-    g.set_outputs([f"y{i}" for i in range(len(outs))], outs)
+    conv = g.add_node("conv", [x, w], {"stride": [1, 1], "padding": [1] * 4, "dilation": [1, 1]}).output
+    y = g.add_node("mul", [g.add_constant(scale.astype(np.float32), "s"), conv]).output
+    g.set_outputs(["y", "conv"] if conv_is_output else ["y"], [y, conv] if conv_is_output else [y])
     return g
 
 
 def test_rewrite_pass_on_ir():
-    g = _bn_conv_graph(padding=0)
-    assert FuseBatchNormIntoConv().run(g) is True
+    scale = np.array([0.5, -2.0, 1.5, 3.0]).reshape(4, 1, 1)
+    g = _scaled_conv_graph(scale)
+    w = g.nodes_by_op("conv")[0].inputs[1].producer.value
+    assert FoldScaleIntoLayer().run(g) is True
     g.verify()
-    assert g.op_counts().get("batch_norm") is None and g.op_counts()["conv"] == 1
-    assert FuseBatchNormIntoConv().run(g) is False  # fixpoint: nothing left
+    assert g.op_counts() == {"constant": 1, "conv": 1, "input": 1}  # no bias: none is made
+    assert FoldScaleIntoLayer().run(g) is False  # fixpoint: nothing left
+    xt = torch.randn(1, 3, 6, 6)
+    (conv,) = g.nodes_by_op("conv")
+    ref = torch.from_numpy(scale.astype(np.float32)) * nn.functional.conv2d(xt, torch.from_numpy(w), padding=1)
+    got = nn.functional.conv2d(xt, torch.from_numpy(conv.inputs[1].producer.value), padding=1)
+    assert float((got - ref).abs().max()) < 1e-5
 
-    padded = _bn_conv_graph(padding=1)
-    assert FuseBatchNormIntoConv().run(padded) is False
-    assert "pads" in next(iter(padded.meta["rewrites"]["fuse_bn_into_conv"].values()))
+    spatial = _scaled_conv_graph(np.linspace(0.5, 2, 36).reshape(6, 6))  # varies along H and W
+    assert FoldScaleIntoLayer().run(spatial) is False
+    assert list(spatial.meta["rewrites"]["fold_scale_into_layer"].values()) == [
+        "the scale varies along more than the output channels"]
 
-    shared = _bn_conv_graph(padding=0, bn_uses=2)  # the batch norm has another reader: no match at all
-    assert FuseBatchNormIntoConv().run(shared) is False
-    assert shared.op_counts()["batch_norm"] == 1
+    shared = _scaled_conv_graph(scale, conv_is_output=True)  # the conv's result is read elsewhere
+    assert FoldScaleIntoLayer().run(shared) is False
+    assert list(shared.meta["rewrites"]["fold_scale_into_layer"].values()) == ["the conv's result has other readers"]
 
 
 def test_pattern_matching_binds_and_rejects():
@@ -315,8 +319,51 @@ def test_pattern_matching_binds_and_rejects():
     assert Op(("add", "sub"), Any(), Any(), where=lambda n: n.output.type.rank == 2).match(g, add) is not None
 
 
+def test_pattern_commutative_chain_and_one_of():
+    g = Graph("t")
+    x = g.add_input("x", TensorType((2, 3)))
+    c = g.add_constant(np.ones((2, 3), np.float32), "c")
+    mul = g.add_node("mul", [c, x])  # the constant first
+    neg = g.add_node("neg", [mul.output])
+    relu = g.add_node("relu", [neg.output])
+    g.set_outputs(["y"], [relu.output])
+    plain = Op("mul", Any("v", where=lambda v: v.producer.op == "input"), Const("k"), name="m")
+    assert plain.match(g, mul) is None
+    either = Op("mul", Any("v", where=lambda v: v.producer.op == "input"), Const("k"), name="m", commutative=True)
+    m = either.match(g, mul)
+    assert m["v"] is x and m["k"] is c and m.matched == [mul]  # the failed order left no bindings behind
+
+    chain = Op("relu", Chain(("neg", "exp"), either, name="between"), name="top")
+    m = chain.match(g, relu)
+    assert m["between"] == [neg] and m["m"] is mul and m.matched == [mul, neg, relu]
+    assert Op("relu", Chain("neg", Op("add", Any()), min_length=0)).match(g, relu) is None
+    assert Op("relu", Chain("exp", either, min_length=1)).match(g, relu) is None  # no exp in between
+    g.set_outputs(["y", "n"], [relu.output, neg.output])  # neg is read twice now: a single-use chain stops
+    assert chain.match(g, relu) is None
+    assert Op("relu", Chain("neg", either, single_use=False)).match(g, relu) is not None
+
+    rules = OneOf(scale=either, top=Op("relu", Any("x"), name="top"))
+    assert [(m.rule, m.root) for m in rules.matches(g, relu)] == [("top", relu)]
+    assert [(m.rule, m.root) for m in rules.matches(g, mul)] == [("scale", mul)]
+    assert rules.match(g, neg) is None
+    with pytest.raises(ValueError, match="exactly two"):
+        Op("mul", Any(), commutative=True)
+
+    h = Graph("t")
+    y = h.add_input("y", TensorType((2, 3)))
+    r, n = h.add_node("relu", [y]), h.add_node("neg", [y])
+    prod = h.add_node("mul", [r.output, n.output])
+    h.set_outputs(["z"], [prod.output])
+    # the given order half-matches (relu as "either", then neg is no relu) and must be rolled back
+    pattern = Op("mul", Op(("relu", "neg"), Any(), name="either"), Op("relu", Any(), name="relu"), commutative=True)
+    m = pattern.match(h, prod)
+    assert m["either"] is n and m["relu"] is r and m.matched == [r, n, prod]  # inputs in node order, once each
+
+
 def test_custom_pipeline_with_the_pass_manager_verifies():
-    g = _bn_conv_graph(padding=0)
-    PassManager([DeadCodeElimination(), FoldConstants(), FuseBatchNormIntoConv(), AssignLayout(),
-                 CancelTransposes()], verify=True).run(g)
-    assert "batch_norm" not in g.op_counts()
+    g = _scaled_conv_graph(np.array([2.0]))  # one factor for all channels
+    pm = PassManager([DeadCodeElimination(), FoldConstants(), FoldScaleIntoLayer(), AssignLayout(),
+                      CancelTransposes()], verify=True)  # checks the pass's postcondition too
+    pm.run(g)
+    assert "mul" not in g.op_counts()
+    assert pm.records[2].name == "fold_scale_into_layer" and pm.records[2].rewrites == {"rewritten": 1}

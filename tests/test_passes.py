@@ -19,8 +19,9 @@ import torch.nn.functional as F  # noqa: E402
 import torch2keras  # noqa: E402
 from torch2keras.ir import schema, Graph, PassError, TensorType, parse, print_graph  # noqa: E402
 from torch2keras.passes import (DEFAULT_PIPELINE, PASSES, AssignLayout, CancelTransposes, CanonicalizeReshapes,  # noqa: E402
-                                DeadCodeElimination, FoldBatchNorm, FoldConstants, Pass, PassManager,
-                                default_pipeline, get_pass, register_pass)
+                                DeadCodeElimination, Fixpoint, FoldBatchNorm, FoldChannelPermutation, FoldConstants,
+                                Pass, PassManager, default_pipeline, get_pass, register_pass)
+from torch2keras.passes.layout import relayout_perm  # noqa: E402
 
 NCHW = (1, 3, 8, 8)
 NHWC = (0, 2, 3, 1)
@@ -40,7 +41,7 @@ def run_on_text(p: Pass, text: str) -> tuple[bool, str]:
     graph = parse(text)
     graph.verify()
     manager.run(graph)
-    return manager.changed[p.name], print_graph(graph)
+    return manager.records[0].changed, print_graph(graph)
 
 
 # ----------------------------------------------------------------------------- DCE
@@ -157,18 +158,18 @@ graph t
 def test_fold_constants_text_folds_constant_chains_and_leaves_the_rest():
     changed, out = run_on_text(FoldConstants(), FOLD_IN)
     assert changed
-    # each folded op becomes a constant under its own name; the operands it read stay (dce's job);
-    # max_pool has no numpy evaluator: it stays
+    # each folded op becomes a constant under its own name (max_pool through its numpy reference);
+    # the operands it read stay (dce's job)
     assert out == """\
 graph t
   %x : f32[3,2] = input() {name='x'}
-  %pool : f32[1,1,1,1] = max_pool(%img) {ceil_mode=false, dilation=none, kernel=[2,2], padding=[0,0], stride=[2,2]}
   %mul : f32[3,2] = mul(%x, %reshape)
   %a : f32[2,3] = constant() {value=float32[2,3][0.,1.,2.,3.,4.,5.]}
   %b : f32[3] = constant() {value=float32[3][10.,20.,30.]}
   %img : f32[1,1,2,2] = constant() {value=float32[1,1,2,2][1.,2.,3.,4.]}
   %add : f32[2,3] = constant() {value=float32[2,3][10.,21.,32.,13.,24.,35.]}
   %reshape : f32[3,2] = constant() {value=float32[3,2][10.,21.,32.,13.,24.,35.]}
+  %pool : f32[1,1,1,1] = constant() {value=float32[1,1,1,1][4.]}
   return y=%mul, pool=%pool
 """
     assert run_on_text(FoldConstants(), out) == (False, out)  # mul reads an input: the pass must not fire
@@ -312,6 +313,12 @@ def test_fold_batchnorm_refuses_padded_conv_shared_results_and_non_constant_stat
     assert FoldBatchNorm().run(g) is False
     assert str(g) == before
     assert len(g.nodes_by_op("batch_norm")) == 3
+    assert g.meta["rewrites"]["fold_batchnorm"] == {  # every refusal says why
+        f"conv#{c1.id}": "the conv pads: its zeros would enter after the batch norm",
+        f"batch_norm#{bn2.id}": "the conv's result has other readers",
+        f"batch_norm#{bn3.id}": "the batch norm's statistics are not constants",
+    }
+    assert g.meta["rewrite_counts"]["fold_batchnorm"] == {"rewritten": 0, "refused": 3}
 
 
 def test_fold_batchnorm_after_linear_ir():
@@ -331,6 +338,48 @@ def test_fold_batchnorm_after_linear_ir():
     ref = ((xn @ w.T + b) - mean) / np.sqrt(var + 1e-5) * gamma + beta
     got = xn @ fused.inputs[1].producer.value.T + fused.inputs[2].producer.value
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
+
+
+def _bn_bn_conv_graph(rng):
+    """x -> bn1 -> bn2 -> unpadded conv: folding bn2 puts bn1 right before the new conv."""
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 4, 6, 6)))
+    stats1, c1 = _bn_constants(g, rng, 4)
+    stats2, c2 = _bn_constants(g, rng, 4)
+    bn1 = g.add_node("batch_norm", [x, *c1]).output
+    bn2 = g.add_node("batch_norm", [bn1, *c2]).output
+    w = rng.normal(size=(8, 4, 3, 3)).astype(np.float32)
+    g.set_outputs(["y"], [g.add_node("conv", [bn2, g.add_constant(w, "w")], conv_attrs(0)).output])
+    return g, (stats1, stats2, w)
+
+
+def test_fold_batchnorm_folds_a_chain_of_batch_norms_to_the_fixpoint():
+    rng = np.random.default_rng(4)
+    g, (stats1, stats2, w) = _bn_bn_conv_graph(rng)
+    assert FoldBatchNorm().run(g) is True
+    g.verify()
+    assert g.op_counts() == {"constant": 2, "conv": 1, "input": 1}  # the folded inputs' constants are erased too
+    (fused,) = g.nodes_by_op("conv")
+    assert list(g.meta["rewrites"]["fold_batchnorm"].values()) == ["rewritten", "rewritten"]
+    xt = torch.from_numpy(rng.normal(size=(1, 4, 6, 6)).astype(np.float32))
+    ref = F.conv2d(_torch_bn(_torch_bn(xt, stats1), stats2), torch.from_numpy(w))
+    w2, b2 = fused.inputs[1].producer.value, fused.inputs[2].producer.value
+    got = F.conv2d(xt, torch.from_numpy(w2), torch.from_numpy(b2))
+    assert float(ref.abs().max()) > 1.0
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_postcondition_catches_a_pass_that_stops_too_early():
+    """One round folds bn2 only; the manager's postcondition check sees bn1 still foldable."""
+    g, _ = _bn_bn_conv_graph(np.random.default_rng(5))
+    with pytest.raises(PassError) as info:
+        PassManager(["dce", FoldBatchNorm(max_rounds=1)]).run(g)
+    msg = str(info.value)
+    assert msg.startswith("pass 'fold_batchnorm' failed (after ['dce']): postcondition does not hold: conv#")
+    assert msg.endswith("can still be rewritten (rule 'before')")
+    g, _ = _bn_bn_conv_graph(np.random.default_rng(5))
+    PassManager([FoldBatchNorm(max_rounds=1)], verify=False).run(g)  # unchecked, it goes through
+    assert len(g.nodes_by_op("batch_norm")) == 1
 
 
 # ----------------------------------------------------------------------------- batch-norm folding (compile)
@@ -423,6 +472,109 @@ def test_fold_batchnorm_linear_then_bn1d():
     assert "batch_norm" not in counts
     assert counts.get("linear") == 1
     _check_numerics(result, model, x, 1e-4)
+
+
+# ----------------------------------------------------------------------------- channel-permutation folding
+
+
+ORDER = np.array([2, 0, 3, 1])
+
+
+def _index_select(g: Graph, v, order=ORDER, axis=1):
+    return g.add_node("index_select", [v, g.add_constant(np.asarray(order, np.int64), "order")], {"axis": axis})
+
+
+def test_fold_channel_permutation_into_the_conv_before_it_across_a_relu():
+    rng = np.random.default_rng(6)
+    w, b = rng.normal(size=(4, 3, 3, 3)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 3, 6, 6)))
+    conv = g.add_node("conv", [x, g.add_constant(w, "w"), g.add_constant(b, "b")], conv_attrs(1)).output
+    perm = _index_select(g, g.add_node("relu", [conv]).output)
+    g.set_outputs(["y"], [perm.output])
+
+    assert FoldChannelPermutation().run(g) is True
+    g.verify()
+    assert g.op_counts() == {"constant": 2, "conv": 1, "input": 1, "relu": 1}
+    assert g.meta["rewrites"]["fold_channel_permutation"] == {f"index_select#{perm.id}": "rewritten"}
+    (fused,) = g.nodes_by_op("conv")
+    assert g.outputs[0].producer.op == "relu" and g.outputs[0].producer.inputs[0] is fused.output
+    xt = torch.from_numpy(rng.normal(size=(1, 3, 6, 6)).astype(np.float32))
+    ref = torch.relu(F.conv2d(xt, torch.from_numpy(w), torch.from_numpy(b), padding=1))[:, torch.from_numpy(ORDER)]
+    got = torch.relu(F.conv2d(xt, torch.from_numpy(fused.inputs[1].producer.value),
+                              torch.from_numpy(fused.inputs[2].producer.value), padding=1))
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-6)
+    assert FoldChannelPermutation().run(g) is False
+
+
+def test_fold_channel_permutation_into_the_conv_after_it_across_a_tanh():
+    rng = np.random.default_rng(7)
+    w = rng.normal(size=(5, 4, 1, 1)).astype(np.float32)
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 4, 6, 6)))
+    perm = _index_select(g, x)
+    conv = g.add_node("conv", [g.add_node("tanh", [perm.output]).output, g.add_constant(w, "w")], conv_attrs())
+    g.set_outputs(["y"], [conv.output])
+
+    assert FoldChannelPermutation().run(g) is True
+    g.verify()
+    assert g.op_counts() == {"constant": 1, "conv": 1, "input": 1, "tanh": 1}
+    assert g.meta["rewrites"]["fold_channel_permutation"] == {f"conv#{conv.id}": "rewritten"}
+    (fused,) = g.nodes_by_op("conv")
+    assert fused.inputs[0].producer.op == "tanh" and fused.inputs[0].producer.inputs[0] is x
+    xt = torch.from_numpy(rng.normal(size=(1, 4, 6, 6)).astype(np.float32))
+    ref = F.conv2d(torch.tanh(xt[:, torch.from_numpy(ORDER)]), torch.from_numpy(w))
+    got = F.conv2d(torch.tanh(xt), torch.from_numpy(fused.inputs[1].producer.value))
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-5)
+
+
+def test_fold_channel_permutation_refusals_say_why():
+    rng = np.random.default_rng(8)
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 4, 6, 6)))
+    w = g.add_constant(rng.normal(size=(4, 4, 1, 1)).astype(np.float32), "w")
+    grouped = g.add_node("conv", [_index_select(g, x).output, g.add_constant(np.ones((4, 2, 1, 1), np.float32), "wg")],
+                         conv_attrs(groups=2))  # permutation -> grouped conv
+    conv = g.add_node("conv", [x, w], conv_attrs())
+    gather = _index_select(g, conv.output, order=[0, 0, 1, 2])  # not a permutation
+    spatial = _index_select(g, g.add_node("conv", [x, w], conv_attrs()).output, order=[5, 4, 3, 2, 1, 0], axis=2)
+    shared = g.add_node("conv", [x, w], conv_attrs())
+    shared_perm = _index_select(g, shared.output)  # the conv's result is a graph output too
+    g.set_outputs(["a", "b", "c", "d", "e"], [grouped.output, gather.output, spatial.output, shared.output,
+                                              shared_perm.output])
+    before = str(g)
+
+    assert FoldChannelPermutation().run(g) is False
+    assert str(g) == before
+    assert g.meta["rewrites"]["fold_channel_permutation"] == {
+        f"conv#{grouped.id}": "the conv is grouped or transposed",
+        f"index_select#{gather.id}": "the index is not a permutation of the 4 channels",
+        f"index_select#{spatial.id}": "the index_select is not along the conv's channel axis",
+        f"index_select#{shared_perm.id}": "the conv's result has other readers",
+    }
+
+
+class _PermutedChannels(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 2, 1)
+        self.register_buffer("order", torch.from_numpy(ORDER))
+
+    def forward(self, x):
+        y = self.a(x)[:, self.order]  # after a conv: into its output channels
+        return self.b(torch.relu(y)[:, self.order])  # before one (across the relu): into its input channels
+
+
+def test_fold_channel_permutation_compiled_matches_torch():
+    torch.manual_seed(9)
+    model = _PermutedChannels().eval()
+    x = torch.randn(1, 3, 8, 8)
+    result = torch2keras.compile(model, x)
+    assert "index_select" not in result.report.ir_op_counts
+    assert result.report.ir_op_counts["conv"] == 2
+    record = next(r for r in result.report.passes if r.name == "fold_channel_permutation")
+    assert record.changed and record.rewrites == {"rewritten": 2}
+    _check_numerics(result, model, x, 1e-5)
 
 
 # ----------------------------------------------------------------------------- layout assignment
@@ -525,11 +677,10 @@ graph t
 def test_cancel_transposes_text_inverse_pair_vanishes():
     changed, out = run_on_text(CancelTransposes(), CANCEL_IN)
     assert changed
-    # the readers of the pair's result (the graph output too) read %x; the first relayout is left to dce
+    # the readers of the pair's result (the graph output too) read %x; the pair, dead, is erased
     assert out == """\
 graph t
   %x : f32[2,3,4,5] = input() {name='x'}
-  %a : f32[2,3,4,5]{0,2,3,1} = relayout(%x) {perm=[0,2,3,1]}
   %relu : f32[2,3,4,5] = relu(%x)
   return y=%relu, b=%x
 """
@@ -577,6 +728,66 @@ def test_cancel_transposes_keeps_intermediate_with_other_users():
     g.verify()
     (only,) = relayouts(g)
     assert only.output is a and ra.inputs[0] is a and g.outputs[1] is x
+
+
+@dataclasses.dataclass(frozen=True)
+class _KeepsInversePairs(CancelTransposes):
+    """Broken on purpose: refuses to cancel inverse pairs (the postcondition must catch it)."""
+
+    name = "test_passes_keeps_inverse_pairs"
+
+    def check(self, graph, m):
+        if m.rule == "compose" and m["src"].type.layout == m["relayout"].output.type.layout:
+            return "keeps the pair, wrongly"
+        return None
+
+
+def test_cancel_transposes_postcondition_catches_a_kept_inverse_pair():
+    g = Graph("t")
+    x = g.add_input("x", TensorType((2, 3, 4, 5)))
+    a = _relayout(g, x, (0, 2, 3, 1), NHWC)
+    b = _relayout(g, a, (0, 3, 1, 2), None)
+    g.set_outputs(["y"], [g.add_node("relu", [b]).output])
+    with pytest.raises(PassError) as info:
+        PassManager([_KeepsInversePairs()]).run(g)
+    assert str(info.value) == (f"pass 'test_passes_keeps_inverse_pairs' failed (after no passes): postcondition does "
+                               f"not hold: relayout#{b.producer.id} reads another relayout, relayout#{a.producer.id} "
+                               f"(the two are inverse)")
+    outcomes = g.meta["rewrites"]["test_passes_keeps_inverse_pairs"]
+    assert outcomes == {f"relayout#{b.producer.id}": "keeps the pair, wrongly"}
+
+
+def _to_layout(g: Graph, v, layout):
+    return _relayout(g, v, relayout_perm(v.type, layout), layout)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RoundTrips(Pass):
+    """Test helper: after every conv, a detour through two other layouts and back."""
+
+    name = "test_passes_round_trips"
+
+    def run(self, graph: Graph) -> bool:
+        for conv in graph.nodes_by_op("conv"):
+            v = conv.output
+            first = _to_layout(graph, v, None)
+            back = _to_layout(graph, _to_layout(graph, first, (0, 3, 2, 1)), v.type.layout)
+            graph.replace_all_uses(v, back, except_node=first.producer)
+        return True
+
+
+def test_cancel_transposes_removes_round_trips_compiled_matches_torch():
+    torch.manual_seed(10)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    plain = torch2keras.compile(model, x, passes=["simplify", "assign_layout", "cancel_transposes", "dce"])
+    result = torch2keras.compile(model, x, passes=["simplify", "assign_layout", _RoundTrips(), "cancel_transposes",
+                                                   "dce"])
+    outcomes = result.ir.meta["rewrites"]["cancel_transposes"]
+    assert list(outcomes.values()) == ["rewritten"] * 4  # 2 detours: each composed once, then cancelled
+    assert result.report.transposes == plain.report.transposes == 2  # the input's and the output's
+    assert result.report.ir_op_counts == plain.report.ir_op_counts
+    _check_numerics(result, model, x, 1e-5)
 
 
 # ----------------------------------------------------------------------------- pass manager and custom passes
@@ -632,9 +843,12 @@ def _small_graph():
 
 def test_registered_passes_are_found_by_name():
     assert set(DEFAULT_PIPELINE) <= set(PASSES)
-    assert DEFAULT_PIPELINE == ["dce", "fold_constants", "fold_batchnorm", "fold_channel_permutation",
-                                "canonicalize_reshapes", "assign_layout", "fold_constants", "cancel_transposes", "dce", "compose_transposes",
-                                "cse", "dce"]
+    assert DEFAULT_PIPELINE == ["simplify", "fold_batchnorm", "fold_channel_permutation", "canonicalize_reshapes",
+                                "assign_layout", "simplify_transposes", "compose_transposes", "cleanup"]
+    groups = {name: [p.name for p in get_pass(name).passes] for name in ("simplify", "simplify_transposes", "cleanup")}
+    assert groups == {"simplify": ["dce", "fold_constants"],
+                      "simplify_transposes": ["fold_constants", "cancel_transposes", "dce"],
+                      "cleanup": ["cse", "dce"]}
     assert isinstance(get_pass("test_passes_relu_to_clamp"), ReluToClamp)
     with pytest.raises(KeyError, match="unknown pass 'no_such_pass'"):
         get_pass("no_such_pass")
@@ -674,23 +888,168 @@ def test_pass_manager_hook_and_changed_flags():
     g = pm.run(_small_graph())
     assert calls == [(1, "dce", ["input", "relu"]), (2, "test_passes_relu_to_clamp", ["clamp", "input"]),
                      (3, "cancel_transposes", ["clamp", "input"])]
-    assert pm.changed == {"dce": True, "test_passes_relu_to_clamp": True, "cancel_transposes": False}
-    assert set(pm.timings) == {"dce", "test_passes_relu_to_clamp", "cancel_transposes"}
+    assert pm.changed == {"1": True, "2": True, "3": False}  # keyed by pipeline position
+    assert set(pm.timings) == {"1", "2", "3"}
+    assert [(r.position, r.name, r.runs) for r in pm.records] == [
+        ("1", "dce", 1), ("2", "test_passes_relu_to_clamp", 1), ("3", "cancel_transposes", 1)]
     assert str(g).splitlines()[2] == "  %relu : f32[2,3] = clamp(%x) {max=none, min=0.0}"
+
+
+def test_the_same_pass_at_two_positions_gets_two_records():
+    pm = PassManager(["dce", "test_passes_relu_to_clamp", "dce"])
+    pm.run(_small_graph())
+    assert [(r.position, r.name, r.changed, r.runs) for r in pm.records] == [
+        ("1", "dce", True, 1), ("2", "test_passes_relu_to_clamp", True, 1), ("3", "dce", False, 1)]
+    assert all(r.seconds > 0 for r in pm.records) and set(pm.timings) == {"1", "2", "3"}
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class ClampToRelu(Pass):
+    """Every clamp(min=0) becomes relu: undoes ReluToClamp."""
+
+    name = "test_passes_clamp_to_relu"
+    calls: list = dataclasses.field(default_factory=list, compare=False)
+
+    def run(self, graph: Graph) -> bool:
+        self.calls.append(1)
+        clamps = [n for n in graph.nodes_by_op("clamp") if n.attrs["min"] == 0.0 and n.attrs["max"] is None]
+        for node in clamps:
+            graph.replace_all_uses(node.output, graph.add_node("relu", [node.inputs[0]]).output)
+            graph.erase(node)
+        return bool(clamps)
+
+
+@dataclasses.dataclass(frozen=True)
+class _IdleDCE(DeadCodeElimination):
+    """Broken on purpose: erases nothing, says nothing changed."""
+
+    name = "test_passes_idle_dce"
+
+    def run(self, graph: Graph) -> bool:
+        return False
+
+
+def _foldable_graph():
+    """x * reshape(a + b), plus a dead exp: DCE and constant folding each have work twice."""
+    g = Graph("t")
+    x = g.add_input("x", TensorType((3, 2)))
+    s = g.add_node("add", [g.add_constant(np.arange(6, dtype=np.float32).reshape(2, 3), "a"),
+                           g.add_constant(np.ones(3, np.float32), "b")]).output
+    r = g.add_node("reshape", [s], {"shape": [3, 2]}).output
+    g.add_node("exp", [x])
+    g.set_outputs(["y"], [g.add_node("mul", [x, r]).output])
+    return g
+
+
+def test_fixpoint_group_settles_and_records_its_members():
+    g = _foldable_graph()
+    pm = PassManager([Fixpoint([DeadCodeElimination(), FoldConstants()], name="tidy")])
+    pm.run(g)
+    # dce (exp) changes, fold (add, reshape) changes, dce (a, b, the add's result) changes, then
+    # fold changes nothing: every member ran once since the last change but dce, which is idempotent
+    assert [(r.position, r.name, r.changed, r.runs) for r in pm.records] == [
+        ("1", "tidy", True, 1), ("1.1", "dce", True, 2), ("1.2", "fold_constants", True, 2)]
+    assert g.op_counts() == {"constant": 1, "input": 1, "mul": 1}
+    assert DeadCodeElimination().run(g) is False and FoldConstants().run(g) is False  # a fixpoint of both
+    np.testing.assert_array_equal(g.outputs[0].producer.inputs[1].producer.value,
+                                  (np.arange(6).reshape(2, 3) + 1).reshape(3, 2))
+
+
+def test_fixpoint_group_confirms_a_change_unless_the_pass_is_idempotent():
+    g = _small_graph()  # the exp is dead
+    pm = PassManager([Fixpoint(["dce"]), Fixpoint([ReluToClamp()])])
+    pm.run(g)
+    # dce is idempotent: its change needs no second run; relu -> clamp does not say so: run again
+    assert [(r.position, r.name, r.changed, r.runs) for r in pm.records] == [
+        ("1", "fixpoint", True, 1), ("1.1", "dce", True, 1),
+        ("2", "fixpoint", True, 1), ("2.1", "test_passes_relu_to_clamp", True, 2)]
+    assert g.op_counts() == {"clamp": 1, "input": 1}
+
+
+def test_fixpoint_group_enforces_its_round_bound():
+    flip = ClampToRelu()
+    group = Fixpoint([ReluToClamp(), flip], max_rounds=3, name="flip_flop")
+    with pytest.raises(PassError) as info:
+        PassManager([group]).run(_small_graph())
+    assert str(info.value) == ("pass 'flip_flop' failed (after no passes): no fixpoint after 3 rounds: "
+                               "['test_passes_relu_to_clamp', 'test_passes_clamp_to_relu'] still changed the graph "
+                               "in the last round (passes that undo each other, or raise max_rounds)")
+    assert len(flip.calls) == 3  # once per round, no more
+    with pytest.raises(ValueError, match="max_rounds must be at least 1"):
+        Fixpoint(["dce"], max_rounds=0)
+    with pytest.raises(ValueError, match="has no passes"):
+        Fixpoint([])
+
+
+def test_fixpoint_group_failures_name_the_member():
+    with pytest.raises(PassError) as info:
+        PassManager(["dce", Fixpoint(["dce", "test_passes_boom"], name="tidy")]).run(_small_graph())
+    assert str(info.value) == ("pass 'tidy' failed (after ['dce']): member 'test_passes_boom' (position 2.2) failed: "
+                               "RuntimeError: kaboom")
+    g = _small_graph()
+    (exp,) = g.nodes_by_op("exp")
+    with pytest.raises(PassError) as info:  # a member that leaves its own invariant broken
+        PassManager([Fixpoint([_IdleDCE(), FoldConstants()], name="tidy")]).run(g)
+    assert str(info.value) == ("pass 'tidy' failed (after no passes): postcondition does not hold: "
+                               f"test_passes_idle_dce: exp#{exp.id} is dead (nothing reads its results)")
+
+
+def test_postconditions_of_dce_cse_and_constant_folding():
+    g = _small_graph()
+    (exp,) = g.nodes_by_op("exp")
+    assert DeadCodeElimination().postcondition(g) == f"exp#{exp.id} is dead (nothing reads its results)"
+    DeadCodeElimination().run(g)
+    assert DeadCodeElimination().postcondition(g) is None
+    g = _foldable_graph()
+    assert FoldConstants().postcondition(g).startswith("add#") and FoldConstants().postcondition(g).endswith(
+        "computes a constant and was not folded")
+    FoldConstants().run(g)
+    assert FoldConstants().postcondition(g) is None
+    g = Graph("t")
+    x = g.add_input("x", TensorType((2,)))
+    a, b = g.add_node("relu", [x]), g.add_node("relu", [x])
+    g.set_outputs(["a", "b"], [a.output, b.output])
+    from torch2keras.passes import CommonSubexpressionElimination
+
+    assert CommonSubexpressionElimination().postcondition(g) == f"relu#{b.id} computes what relu#{a.id} does"
+    CommonSubexpressionElimination().run(g)
+    assert CommonSubexpressionElimination().postcondition(g) is None
+
+
+def test_report_records_every_pipeline_position(conv_bn):
+    _, _, result, _ = conv_bn
+    records = result.report.passes
+    top = [(r.position, r.name) for r in records if "." not in r.position]
+    assert top == [(str(i), name) for i, name in enumerate(DEFAULT_PIPELINE, start=1)]
+    members = {r.position: r.name for r in records if "." in r.position}
+    assert members == {"1.1": "dce", "1.2": "fold_constants", "6.1": "fold_constants", "6.2": "cancel_transposes",
+                       "6.3": "dce", "8.1": "cse", "8.2": "dce"}
+    by_position = {r.position: r for r in records}
+    fold = by_position["2"]
+    assert fold.name == "fold_batchnorm" and fold.changed and fold.runs == 1 and fold.rewrites == {"rewritten": 1}
+    assert by_position["5"].changed  # assign_layout placed the transposes
+    assert not by_position["3"].changed and by_position["3"].rewrites == {}
+    assert sum(r.seconds for r in records if "." not in r.position) <= result.report.timings["passes"]
+    summary = result.report.summary()
+    assert "  passes (* changed the graph):" in summary
+    line = next(ln for ln in summary.splitlines() if " fold_batchnorm*" in ln)
+    assert line.split()[0] == "2" and line.endswith(" ms  1 rewritten")
+    assert result.report.to_dict()["passes"][3]["name"] == "fold_batchnorm"  # after simplify and its 2 members
 
 
 def test_dump_ir_writes_a_file_per_pass(conv_bn):
     _, _, result, dump = conv_bn
     files = sorted(os.listdir(dump))
     expected = ["00_lowered.txt"] + [f"{i:02d}_{name}.txt" for i, name in enumerate(DEFAULT_PIPELINE, start=1)]
-    assert files == expected
-    assert "01_dce.txt" in files and "03_fold_batchnorm.txt" in files and "06_assign_layout.txt" in files
+    assert files == expected  # a fixpoint group is one position, one file
+    assert "01_simplify.txt" in files and "02_fold_batchnorm.txt" in files and "05_assign_layout.txt" in files
     text = {f: (dump / f).read_text() for f in files}
     assert all(t.startswith("graph Sequential\n") for t in text.values())
-    assert " = batch_norm(" in text["00_lowered.txt"] and " = batch_norm(" in text["02_fold_constants.txt"]
-    assert " = batch_norm(" not in text["03_fold_batchnorm.txt"]
-    assert " = relayout(" not in text["03_fold_batchnorm.txt"]
-    assert " = relayout(" in text["06_assign_layout.txt"]
+    assert " = batch_norm(" in text["00_lowered.txt"] and " = batch_norm(" in text["01_simplify.txt"]
+    assert " = batch_norm(" not in text["02_fold_batchnorm.txt"]
+    assert " = relayout(" not in text["02_fold_batchnorm.txt"]
+    assert " = relayout(" in text["05_assign_layout.txt"]
     assert text[files[-1]] == str(result.ir)
 
 
@@ -737,11 +1096,60 @@ def test_canonicalize_reshapes_moves_row_merges_past_linear():
     assert tuple(lin.inputs[0].type.shape) == (10, 2, 32)
     assert tuple(lin.output.type.shape) == (10, 2, 16)
     assert g.outputs[0] is lin.output  # the merge and the split cancelled
+    outcomes = sorted(g.meta["rewrites"]["canonicalize_reshapes"].values())  # the linear, the split reshape, and
+    assert outcomes == ["rewritten", "rewritten", "the reshape leaves the rows as they are"]  # the new linear
     assert CanonicalizeReshapes().run(g) is False
     xv = np.random.default_rng(1).standard_normal((10, 2, 4, 8)).astype(np.float32)
     want = (xv.reshape(20, 32) @ w.producer.value.T).reshape(10, 2, 16)
     got = xv.reshape(10, 2, 32) @ lin.inputs[1].producer.value.T
     assert np.allclose(got, want, atol=1e-5)
+
+
+def test_canonicalize_reshapes_composes_chains_drops_no_ops_and_says_why_not():
+    g = Graph("t")
+    x = g.add_input("x", TensorType((2, 3, 4)))
+    r1 = g.add_node("reshape", [x], {"shape": [6, 4]})
+    r2 = g.add_node("reshape", [r1.output], {"shape": [2, 12]})
+    same = g.add_node("reshape", [x], {"shape": [2, 3, 4]})
+    relu = g.add_node("relu", [same.output])
+    w = g.add_constant(np.random.default_rng(0).standard_normal((5, 12)).astype(np.float32), "w")
+    flat = g.add_node("reshape", [x], {"shape": [2, 12]})
+    lin = g.add_node("linear", [flat.output, w])  # a flatten: the rows stay as they are
+    g.set_outputs(["a", "b", "c"], [r2.output, relu.output, lin.output])
+
+    assert CanonicalizeReshapes().run(g) is True
+    g.verify()
+    assert r2.inputs[0] is x and r1 not in g  # one reshape per chain
+    assert relu.inputs[0] is x and same not in g  # the no-op reshape is gone
+    assert lin.inputs[0] is flat.output
+    assert g.meta["rewrites"]["canonicalize_reshapes"] == {
+        f"reshape#{r2.id}": "rewritten", f"reshape#{same.id}": "rewritten",
+        f"linear#{lin.id}": "the reshape leaves the rows as they are"}
+    t = torch.arange(24.0).reshape(2, 3, 4)
+    assert torch.equal(t.reshape(6, 4).reshape(2, 12), t.reshape(r2.attrs["shape"]))
+
+
+class _MergedRows(torch.nn.Module):
+    """``nn.MultiheadAttention``'s ``view(L * B, E)`` before a linear layer, and the view back."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(16, 8)
+
+    def forward(self, x):
+        length, batch, features = x.shape
+        return self.lin(x.reshape(length * batch, features)).reshape(length, batch, 8)
+
+
+def test_canonicalize_reshapes_compiled_matches_torch():
+    torch.manual_seed(11)
+    model = _MergedRows().eval()
+    x = torch.randn(5, 2, 16)
+    result = torch2keras.compile(model, x)
+    assert result.report.ir_op_counts.get("reshape", 0) == 0  # merged, then the split cancelled it
+    assert result.report.ir_op_counts["linear"] == 1
+    assert "rewritten" in result.ir.meta["rewrites"]["canonicalize_reshapes"].values()
+    _check_numerics(result, model, x, 1e-5)
 
 
 def test_cse_merges_equal_nodes_and_keeps_different_ones():

@@ -85,10 +85,11 @@ def compile(  # noqa: A001 - the public verb
     if dump is not None:
         dump("00_lowered", graph)
     pipeline = build_pipeline(passes, extra_passes, input_layouts, output_layouts, optimize_layout)
-    run("passes", run_passes, graph, pipeline, verify, dump)
+    manager = run("passes", run_passes, graph, pipeline, verify, dump)
     keras_model, emit_ctx = run("emit", emit_model, graph, name)
     example = [t.detach().cpu().numpy().copy() for t in flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
-    result = make_result(graph, keras_model, emit_ctx, captured, name, run.timings, example, reference, atol, rtol)
+    result = make_result(graph, keras_model, emit_ctx, captured, name, run.timings, example, reference, atol, rtol,
+                         passes=manager.records)
     if validate:
         run("validate", _validate, result, captured, emit_ctx, args, kwargs, validate, atol, rtol)
     if draw:

@@ -1,6 +1,7 @@
 """The conversion report: errors vs PyTorch per output and per converted value, op and
-transpose counts, timings; the first value whose error jumps above the tolerance, located in
-the user's source. ``summary()`` is a plain-text table (``print()`` colours it on a terminal)."""
+transpose counts, timings (per stage and per pass); the first value whose error jumps above
+the tolerance, located in the user's source. ``summary()`` is a plain-text table (``print()``
+colours it on a terminal)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,7 @@ class Report:
     transposes: int = 0
     keras_layers: int = 0
     timings: dict[str, float] = attrs.field(factory=dict)
+    passes: list = attrs.field(factory=list)  # passes.PassRecord per pipeline position (group members too)
     warnings: list[str] = attrs.field(factory=list)
     tflite: dict = attrs.field(factory=dict)
     nodes: list[NodeCheck] = attrs.field(factory=list)  # every compared value, in graph order
@@ -177,6 +179,8 @@ class Report:
             lines.append(self.delegates.summary())
         if self.timings:
             lines.append("  time: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items()))
+        if self.passes:
+            lines.extend(_passes_table(self.passes))
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         return "\n".join(lines)
@@ -195,6 +199,27 @@ class Report:
         if color is None:
             color = bool(getattr(file, "isatty", lambda: False)())
         print(self.summary(color=color), file=file)
+
+
+def _passes_table(records: list) -> list[str]:
+    """One line per pipeline position: name (* if it changed the graph), time, rewrite outcomes,
+    and a group's members (x runs)."""
+
+    def outcomes(r) -> str:
+        return ", ".join(f"{n} {kind}" for kind, n in r.rewrites.items() if n)
+
+    def mark(r) -> str:
+        return r.name + ("*" if r.changed else "")
+
+    lines = ["  passes (* changed the graph):"]
+    for r in records:
+        if "." in r.position:
+            continue
+        members = [m for m in records if m.position.rsplit(".", 1)[0] == r.position and "." in m.position]
+        detail = ", ".join(f"{mark(m)} x{m.runs}" + (f" ({outcomes(m)})" if outcomes(m) else "") for m in members)
+        line = f"  {r.position:>4} {_cut(mark(r), 28):<28} {r.seconds * 1e3:>8.1f} ms  {detail or outcomes(r)}"
+        lines.append(line.rstrip())
+    return lines
 
 
 def _cut(text: str, width: int) -> str:

@@ -132,13 +132,13 @@ def run_passes(graph: Graph, pipeline: list[Pass], verify: bool, dump: Optional[
 
 def make_result(graph: Graph, keras_model, emit_ctx, captured: Captured, name: str, timings: dict,
                 example: list[np.ndarray], reference: Optional[list[np.ndarray]], atol: float,
-                rtol: float) -> CompileResult:
-    """The result object with its report's structural part (counts, layout statistics, warnings,
-    the tolerance its checks use)."""
+                rtol: float, passes: Sequence = ()) -> CompileResult:
+    """The result object with its report's structural part (counts, layout statistics, what each
+    pass did (``passes``: the pass manager's records), warnings, the tolerance its checks use)."""
     report = Report(model=name, capture_method=captured.method, ir_op_counts=graph.op_counts(),
                     transposes=count_transposes(graph), keras_layers=len(keras_model.layers),
                     timings=timings, warnings=list(captured.warnings), layout=layout_summary(graph), atol=atol,
-                    rtol=rtol)
+                    rtol=rtol, passes=list(passes))
     return CompileResult(keras_model, graph, report, graph.input_names, graph.output_names, example, reference,
                          emit_ctx.layer_nodes)
 

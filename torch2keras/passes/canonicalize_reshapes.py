@@ -1,12 +1,12 @@
 """Canonicalize reshapes so that the layout pass sees through them.
 
 Rules (logical, run before layout assignment):
-  reshape(reshape(a))  ->  reshape(a)              (one reshape per chain; with symbolic dims, where
-                                                   the backend can still read them off a)
-  reshape(a) to a's own shape  ->  a
-  linear(reshape(y))   ->  reshape(linear(y'))     where the reshape only merges or splits the
-                                                   leading (row) axes, y' = y with its trailing
-                                                   axes merged into the features
+  reshape(a) to a's own shape  ->  a                (``identity``)
+  reshape(reshape(a))  ->  reshape(a)              (``compose``: one reshape per chain; with symbolic
+                                                   dims, where the backend can still read them off a)
+  linear(reshape(y))   ->  reshape(linear(y'))     (``rows``: where the reshape only merges or splits
+                                                   the leading (row) axes, y' = y with its trailing
+                                                   axes merged into the features)
 
 A linear layer treats its leading axes as independent rows, so merging them (as
 ``nn.MultiheadAttention`` does with ``view(L * B, E)``) only fixes an order of rows that the
@@ -22,7 +22,8 @@ from typing import Optional
 
 from ..ir import Graph, Node, Value
 from ..ir.symbolic import unresolved_dims
-from .manager import Pass, register_pass
+from .manager import register_pass
+from .rewrite import Any, Match, OneOf, Op, RewritePass
 
 
 def _trailing_split(y: Value, features: int) -> Optional[int]:
@@ -36,58 +37,58 @@ def _trailing_split(y: Value, features: int) -> Optional[int]:
     return k if product == features and k > 0 else None
 
 
+def _keeps_shape(node: Node) -> bool:
+    return tuple(node.inputs[0].type.shape) == tuple(node.output.type.shape)
+
+
+def _refuse_rows(x: Value, y: Value) -> Optional[str]:
+    """Why the reshape ``y -> x`` feeding a linear layer cannot move past it (None if it can)."""
+    if not x.type.is_static or not y.type.is_static:
+        return "the reshape has symbolic dims"
+    k = _trailing_split(y, x.type.shape[-1])
+    if k is None or y.type.rank - k < 1:
+        return "no trailing axes of the reshape's input make up the linear layer's features"
+    if list(y.type.shape[:-k]) == list(x.type.shape[:-1]):
+        return "the reshape leaves the rows as they are"
+    if math.prod(y.type.shape[:-k]) != math.prod(x.type.shape[:-1]):
+        return "the reshape does not only regroup the rows"
+    return None
+
+
 @register_pass
 @dataclasses.dataclass(frozen=True)
-class CanonicalizeReshapes(Pass):
+class CanonicalizeReshapes(RewritePass):
     """Composes reshape chains, drops no-op reshapes, and moves row-merging reshapes from a
-    linear layer's input to its output. Afterwards no reshape reads a single-use reshape and
-    no linear reads a reshape that only regroups its rows."""
+    linear layer's input to its output. Afterwards (the postcondition: no match passes its
+    check) no reshape keeps its input's shape, none reads a reshape it could read past, and no
+    linear reads a reshape that only regroups its rows."""
 
     name = "canonicalize_reshapes"
-
+    pattern = OneOf(identity=Op("reshape", Any("a"), name="reshape", where=_keeps_shape),
+                    compose=Op("reshape", Op("reshape", Any("a"), name="inner"), name="reshape"),
+                    rows=Op("linear", Op("reshape", Any("y"), name="merge"), name="linear", rest=True))
     max_rounds: int = 8
 
-    def run(self, graph: Graph) -> bool:
-        changed = False
-        for _ in range(self.max_rounds):  # a rewrite can expose another (e.g. reshape of a new reshape)
-            round_changed = False
-            for node in graph.topo_order():
-                if node not in graph:
-                    continue
-                if node.op == "reshape":
-                    round_changed |= self._reshape(graph, node)
-                elif node.op == "linear":
-                    round_changed |= self._linear(graph, node)
-            changed |= round_changed
-            if not round_changed:
-                break
-        return changed
+    def check(self, graph: Graph, m: Match) -> Optional[str]:
+        if m.rule == "compose" and len(unresolved_dims(m["a"].type.shape, m["reshape"].output.type.shape)) > 1:
+            return "more than one symbolic dim could not be read off the first reshape's input"
+        if m.rule == "rows":
+            return _refuse_rows(m["merge"].output, m["y"])
+        return None
 
-    def _reshape(self, graph: Graph, node: Node) -> bool:
-        x = node.inputs[0]
-        if tuple(x.type.shape) == tuple(node.output.type.shape):
-            graph.replace_all_uses(node.output, x)
-            graph.erase(node)
-            return True
-        if x.producer.op == "reshape" and len(unresolved_dims(x.producer.inputs[0].type.shape,
-                                                              node.output.type.shape)) <= 1:
-            graph.set_input(node, 0, x.producer.inputs[0])
-            if graph.num_uses(x) == 0 and not graph.is_output(x):
-                graph.erase(x.producer)
-            return True
-        return False
+    def rewrite(self, graph: Graph, m: Match) -> None:
+        if m.rule == "identity":
+            graph.replace_all_uses(m["reshape"].output, m["a"])
+        elif m.rule == "compose":
+            graph.set_input(m["reshape"], 0, m["a"])
+        else:
+            self._move_rows(graph, m["linear"], m["merge"].output, m["y"])
 
-    def _linear(self, graph: Graph, node: Node) -> bool:
-        x = node.inputs[0]
-        if x.producer.op != "reshape" or not x.type.is_static or not x.producer.inputs[0].type.is_static:
-            return False
-        y = x.producer.inputs[0]
+    @staticmethod
+    def _move_rows(graph: Graph, node: Node, x: Value, y: Value) -> None:
+        """linear(reshape(y)) -> reshape(linear(y merged to [rows..., features]))."""
         features = x.type.shape[-1]
         k = _trailing_split(y, features)
-        if k is None or y.type.rank - k < 1 or list(y.type.shape[:-k]) == list(x.type.shape[:-1]):
-            return False  # no such split, or the reshape leaves the rows as they are
-        if math.prod(y.type.shape[:-k]) != math.prod(x.type.shape[:-1]):
-            return False
         rows = list(y.type.shape[:-k])
         src = y
         if k > 1:  # merge the trailing axes into the features first
@@ -98,7 +99,3 @@ class CanonicalizeReshapes(Pass):
         back = graph.add_node("reshape", [out], {"shape": list(node.output.type.shape)}, loc=node.loc,
                               name=f"{node.output.name_hint}_rows").output
         graph.replace_all_uses(node.output, back)
-        graph.erase(node)
-        if graph.num_uses(x) == 0 and not graph.is_output(x):
-            graph.erase(x.producer)
-        return True

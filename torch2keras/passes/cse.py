@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -34,11 +35,27 @@ class CommonSubexpressionElimination(Pass):
     """
 
     name = "cse"
+    idempotent = True  # one sweep in (reverse) topological order leaves nothing to do
     max_constant: int = 64
 
     def run(self, graph: Graph) -> bool:
-        seen: dict = {}
         changed = False
+        for node, first in self._duplicates(graph):
+            for old, new in zip(node.outputs, first.outputs):
+                graph.replace_all_uses(old, new)
+            graph.erase(node)
+            changed = True
+        return changed
+
+    def postcondition(self, graph: Graph) -> Optional[str]:
+        for node, first in self._duplicates(graph):
+            return f"{node.op}#{node.id} computes what {first.op}#{first.id} does"
+        return None
+
+    def _duplicates(self, graph: Graph) -> Iterator[tuple[Node, Node]]:
+        """(node, the earlier node it equals), in topological order; lazy, so ``run`` may merge
+        each pair before the next is looked for."""
+        seen: dict = {}
         for node in graph.topo_order():
             if node.op in ("input", "custom", "state") or node.schema.effect:
                 continue
@@ -48,9 +65,5 @@ class CommonSubexpressionElimination(Pass):
             first = seen.get(key)
             if first is None:
                 seen[key] = node
-                continue
-            for old, new in zip(node.outputs, first.outputs):
-                graph.replace_all_uses(old, new)
-            graph.erase(node)
-            changed = True
-        return changed
+            else:
+                yield node, first

@@ -21,29 +21,35 @@ import numpy as np
 
 from ..ir import Graph, Node, Value
 from ..ir.ops import SCHEMAS
-from .manager import Pass, register_pass
+from .manager import register_pass
+from .rewrite import Any, Chain, Match, OneOf, Op, RewritePass, read_once
 
-_UNARY = {name for name, s in SCHEMAS.items() if s.layout == "agnostic" and len(s.inputs) == 1}
-
-
-def _permutation(graph: Graph, node: Node) -> Optional[np.ndarray]:
-    if node.op != "index_select" or node.inputs[0].type.rank < 2:
-        return None
-    x = node.inputs[0].type
-    axis = node.attrs["axis"] % x.rank
-    if axis not in (1, x.rank - 1):
-        return None
-    idx = graph.constant_value(node.inputs[1])
-    if idx is None or idx.ndim != 1 or not np.array_equal(np.sort(idx), np.arange(x.shape[axis])):
-        return None
-    return idx
+_UNARY = tuple(sorted(name for name, s in SCHEMAS.items() if s.layout == "agnostic" and len(s.inputs) == 1))
+_LAYERS = ("conv", "linear")
 
 
-def _plain_layer(node: Node, axis: int, rank: int) -> bool:
-    """A conv (groups=1, not transposed) over channel axis 1, or a linear over the last axis."""
-    if node.op == "conv":
-        return axis == 1 and not node.attrs["transposed"] and node.attrs["groups"] == 1
-    return node.op == "linear" and axis == rank - 1
+def _refuse_permutation(graph: Graph, perm: Node, layer: Node) -> Optional[str]:
+    """Why ``perm`` is not a permutation of ``layer``'s channels (None if it is)."""
+    x = perm.inputs[0].type
+    axis = perm.attrs["axis"] % x.rank if x.rank else 0
+    if x.rank < 2 or axis != (1 if layer.op == "conv" else x.rank - 1):
+        return f"the index_select is not along the {layer.op}'s channel axis"
+    idx = graph.constant_value(perm.inputs[1])
+    if idx is None:
+        return "the index is not a constant"
+    if idx.ndim != 1 or not np.array_equal(np.sort(idx), np.arange(x.shape[axis])):
+        return f"the index is not a permutation of the {x.shape[axis]} channels"
+    return None
+
+
+def _refuse_layer(graph: Graph, layer: Node) -> Optional[str]:
+    """Why ``layer`` cannot take a permutation into its weights (None if it can)."""
+    if layer.op == "conv" and (layer.attrs["transposed"] or layer.attrs["groups"] != 1):
+        return "the conv is grouped or transposed"
+    if graph.constant_value(layer.inputs[1]) is None or (
+            len(layer.inputs) > 2 and graph.constant_value(layer.inputs[2]) is None):
+        return f"the {layer.op}'s weights are not constants"
+    return None
 
 
 def _rebuild(graph: Graph, layer: Node, x: Value, w: np.ndarray, b: Optional[np.ndarray], out: Value) -> Value:
@@ -55,73 +61,55 @@ def _rebuild(graph: Graph, layer: Node, x: Value, w: np.ndarray, b: Optional[np.
     return new.output
 
 
+def _reapply(graph: Graph, ops: list[Node], v: Value) -> Value:
+    """The unary ops ``ops`` (in the order given) applied again to ``v``."""
+    for op in ops:
+        v = graph.add_node(op.op, [v], dict(op.attrs), types=[op.output.type], loc=op.loc,
+                           name=op.output.name_hint).output
+    return v
+
+
 @register_pass
 @dataclasses.dataclass(frozen=True)
-class FoldChannelPermutation(Pass):
+class FoldChannelPermutation(RewritePass):
     """Removes channel permutations adjacent to a plain (groups=1, not transposed) conv or a
     linear layer with constant weights, permuting its output or input channels instead.
 
-    Fires when the conv's result is read only by the permutation (output side), or the
-    permutation's result only by the conv (input side); a permutation first moves across
-    single-use unary elementwise ops toward such a conv.
+    Fires when the conv's result is read only by the permutation (``producer``), or the
+    permutation's result only by the conv (``consumer``); a permutation moves across single-use
+    unary elementwise ops toward such a conv. Afterwards no such permutation is left next to a
+    layer it could fold into (the postcondition: no match passes its check).
     """
 
     name = "fold_channel_permutation"
+    pattern = OneOf(
+        producer=Op("index_select",
+                    Chain(_UNARY, Op(_LAYERS, Any("x"), Any("w"), Any("b", optional=True), name="layer"), name="chain"),
+                    Any("idx"), name="perm"),
+        consumer=Op(_LAYERS,
+                    Chain(_UNARY, Op("index_select", Any("x"), Any("idx"), name="perm", single_use=True), name="chain"),
+                    Any("w"), Any("b", optional=True), name="layer"),
+    )
 
-    def run(self, graph: Graph) -> bool:
-        changed = False
-        for node in graph.topo_order():
-            if node not in graph:
-                continue
-            idx = _permutation(graph, node)
-            if idx is None:
-                continue
-            if self._into_producer(graph, node, idx) or self._into_consumer(graph, node, idx):
-                changed = True
-        return changed
+    def check(self, graph: Graph, m: Match) -> Optional[str]:
+        perm, layer = m["perm"], m["layer"]
+        refused = _refuse_permutation(graph, perm, layer) or _refuse_layer(graph, layer)
+        if refused:
+            return refused
+        if m.rule == "producer" and not read_once(graph, layer.output):
+            return f"the {layer.op}'s result has other readers"
+        return None
 
-    def _into_producer(self, graph: Graph, perm: Node, idx: np.ndarray) -> bool:
-        x = perm.inputs[0]
-        chain = []  # unary ops between the conv and the permutation
-        while x.producer.op in _UNARY and graph.num_uses(x) == 1:
-            chain.append(x.producer)
-            x = x.producer.inputs[0]
-        conv = x.producer
-        axis = perm.attrs["axis"] % x.type.rank
-        if not _plain_layer(conv, axis, x.type.rank) or graph.num_uses(x) != 1:
-            return False
-        w = graph.constant_value(conv.inputs[1])
-        b = graph.constant_value(conv.inputs[2]) if len(conv.inputs) > 2 else None
-        if w is None or (len(conv.inputs) > 2 and b is None):
-            return False
-        y = _rebuild(graph, conv, conv.inputs[0], w[idx], None if b is None else b[idx], x)
-        for op in reversed(chain):  # re-apply the unary ops, now on permuted channels
-            y = graph.add_node(op.op, [y], dict(op.attrs), types=[op.output.type], loc=op.loc,
-                               name=op.output.name_hint).output
-        graph.replace_all_uses(perm.output, y)
-        return True
-
-    def _into_consumer(self, graph: Graph, perm: Node, idx: np.ndarray) -> bool:
-        y = perm.output
-        chain = []
-        while graph.num_uses(y) == 1 and not graph.is_output(y) and graph.users(y)[0].op in _UNARY:
-            chain.append(graph.users(y)[0])
-            y = chain[-1].output
-        users = graph.uses(y)
-        axis = perm.attrs["axis"] % y.type.rank
-        if len(users) != 1 or graph.is_output(y) or users[0][1] != 0 or not _plain_layer(users[0][0], axis, y.type.rank):
-            return False
-        conv = users[0][0]
-        w = graph.constant_value(conv.inputs[1])
-        if w is None or (len(conv.inputs) > 2 and graph.constant_value(conv.inputs[2]) is None):
-            return False
-        w2 = np.empty_like(w)
+    def rewrite(self, graph: Graph, m: Match) -> None:
+        perm, layer, chain = m["perm"], m["layer"], m["chain"]
+        idx = graph.constant_value(perm.inputs[1])
+        w = graph.constant_value(layer.inputs[1])
+        b = graph.constant_value(layer.inputs[2]) if len(layer.inputs) > 2 else None
+        if m.rule == "producer":  # the layer computes permuted channels; the unary ops follow
+            y = _rebuild(graph, layer, layer.inputs[0], w[idx], None if b is None else b[idx], layer.output)
+            graph.replace_all_uses(perm.output, _reapply(graph, chain[::-1], y))
+            return
+        w2 = np.empty_like(w)  # the unary ops run before the permutation is undone in the weights
         w2[:, idx] = w
-        b = graph.constant_value(conv.inputs[2]) if len(conv.inputs) > 2 else None
-        v = perm.inputs[0]
-        for op in chain:  # the unary ops now run before the permutation is undone
-            v = graph.add_node(op.op, [v], dict(op.attrs), types=[op.output.type], loc=op.loc,
-                               name=op.output.name_hint).output
-        out = _rebuild(graph, conv, v, w2, b, conv.output)
-        graph.replace_all_uses(conv.output, out)
-        return True
+        v = _reapply(graph, chain[::-1], perm.inputs[0])
+        graph.replace_all_uses(layer.output, _rebuild(graph, layer, v, w2, b, layer.output))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
-from ..ir import Graph
+from ..ir import Graph, Node
 from ..ir.evaluate import evaluate
 from ..ir.types import dtype_to_numpy
 from .manager import Pass, register_pass
@@ -25,21 +26,14 @@ class FoldConstants(Pass):
     """
 
     name = "fold_constants"
+    idempotent = True  # one sweep in (reverse) topological order leaves nothing to do
     max_elements: int = 1 << 22
 
     def run(self, graph: Graph) -> bool:
         changed = False
         for node in graph.topo_order():
-            if node.op in ("input", "constant") or not node.inputs or node.schema.effect:
-                continue
-            if not all(v.producer.op == "constant" for v in node.inputs):
-                continue
-            if any(not v.type.is_static or v.type.numel > self.max_elements for v in node.outputs):
-                continue
-            try:
-                with np.errstate(all="ignore"):
-                    results = evaluate(node.op, [v.producer.value for v in node.inputs], node.attrs)
-            except NotImplementedError:
+            results = self._fold(node)
+            if results is None:
                 continue
             for v, array in zip(node.outputs, results):
                 array = np.ascontiguousarray(array, dtype=dtype_to_numpy(v.type.dtype)).reshape(v.type.shape)
@@ -49,3 +43,21 @@ class FoldConstants(Pass):
             graph.erase(node)
             changed = True
         return changed
+
+    def postcondition(self, graph: Graph) -> Optional[str]:
+        left = next((n for n in graph.topo_order() if self._fold(n) is not None), None)
+        return None if left is None else f"{left.op}#{left.id} computes a constant and was not folded"
+
+    def _fold(self, node: Node) -> Optional[list]:
+        """The results of ``node`` if it is foldable (see the class docstring), else None."""
+        if node.op in ("input", "constant") or not node.inputs or node.schema.effect:
+            return None
+        if not all(v.producer.op == "constant" for v in node.inputs):
+            return None
+        if any(not v.type.is_static or v.type.numel > self.max_elements for v in node.outputs):
+            return None
+        try:
+            with np.errstate(all="ignore"):
+                return evaluate(node.op, [v.producer.value for v in node.inputs], node.attrs)
+        except NotImplementedError:
+            return None

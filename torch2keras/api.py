@@ -136,10 +136,15 @@ class CompileResult:
 
     def export_tflite(self, path: str, validate: bool = True, quantize: Optional[str] = None,
                       calibration: Any = None, io_dtype: str = "int8", holdout: Any = None,
-                      allow_flex: bool = False, int8_fallback: bool = False, delegates: bool = True) -> str:
-        """Write a ``.tflite`` file through the TensorFlow converter, builtin ops only (unless
+                      allow_flex: bool = False, int8_fallback: bool = False, delegates: bool = True,
+                      backend: str = "converter") -> str:
+        """Write a ``.tflite`` file (by default through the TensorFlow converter), builtin ops only (unless
         ``allow_flex``); record in the report its size, op counts, error vs PyTorch
         (``validate``) and the delegate-readiness analysis (``report.delegates``).
+
+        backend: ``"converter"``, ``"direct"`` (the IR written op by op by ``backend_tflite``:
+        no TensorFlow, float32 or ``"fp16"``; an op it cannot write raises an ``ExportError``
+        naming it) or ``"auto"`` (direct, the converter where direct refuses the model).
 
         quantize: None (float32), ``"fp16"`` (float16 weights), ``"dynamic_int8"`` (int8
         weights, dynamic-range kernels) or ``"int8"`` (full integer, needs ``calibration``).
@@ -161,6 +166,8 @@ class CompileResult:
         check_options(quantize, io_dtype, calibration is not None)
         if calibration is not None and quantize != "int8":
             raise ValueError(f'calibration data is used by quantize="int8" only (got quantize={quantize!r})')
+        if backend != "converter" and self._export_direct(path, backend, quantize, validate, delegates, start):
+            return str(path)
         check = quantize == "int8" and validate
         representative = self._feeds(calibration) if calibration is not None else None
         with tempfile.TemporaryDirectory() as tmp:
@@ -204,6 +211,23 @@ class CompileResult:
         self.report.tflite = record
         self.report.timings["export_tflite"] = time.perf_counter() - start
         return str(path)
+
+    def _export_direct(self, path: str, backend: str, quantize: Optional[str], validate: bool, delegates: bool,
+                       start: float) -> bool:
+        """``export_tflite`` by the direct backend; False where the converter writes the file."""
+        from .backend_tflite.export import export_direct
+
+        run = lambda p, d: self.run_tflite(p, self._example_inputs, delegates=d)  # noqa: E731
+        done = export_direct(self.ir, path, backend, quantize, run if validate else None, self._reference)
+        if done is None:
+            return False
+        self.report.tflite, self.report.timings["export_tflite"] = done.record, time.perf_counter() - start
+        self.report.warnings.extend(done.warnings)
+        if delegates:
+            from .delegates import analyze
+
+            self.report.delegates = analyze(path, done.tensor_nodes, self.output_nodes)
+        return True
 
     @property
     def output_nodes(self) -> dict:

@@ -87,13 +87,13 @@ class SubgraphBuilder:
                variable: bool = False, signature: Optional[Sequence[int]] = None) -> int:
         """A new tensor; returns its index. ``signature``: the shape with -1 at run-time sizes."""
         t = fb.TensorT()
-        t.shape = [int(d) for d in shape]
+        t.shape = np.asarray([int(d) for d in shape], np.int32)  # (arrays pack as one vector: fast)
         t.type = tflite_type(dtype)
         t.name = name
         t.buffer = buffer
         t.isVariable = variable
         if signature is not None and any(d < 0 for d in signature):
-            t.shapeSignature = [int(d) for d in signature]
+            t.shapeSignature = np.asarray([int(d) for d in signature], np.int32)
         self.tensors.append(t)
         return len(self.tensors) - 1
 
@@ -114,8 +114,8 @@ class SubgraphBuilder:
         version = op_version(op, [self._operand(i) for i in inputs], [self._operand(i) for i in outputs], options)
         o = fb.OperatorT()
         o.opcodeIndex = self.model.opcode(op, version)
-        o.inputs = [int(i) for i in inputs]
-        o.outputs = [int(i) for i in outputs]
+        o.inputs = np.asarray([int(i) for i in inputs], np.int32)
+        o.outputs = np.asarray([int(i) for i in outputs], np.int32)
         if options is not None:
             o.builtinOptionsType = options_type(options)
             o.builtinOptions = options
@@ -139,8 +139,8 @@ class SubgraphBuilder:
 
     def table(self) -> Any:
         g = fb.SubGraphT()
-        g.tensors, g.operators, g.inputs, g.outputs, g.name = self.tensors, self.operators, self.inputs, \
-            self.outputs, self.name
+        g.tensors, g.operators, g.name = self.tensors, self.operators, self.name
+        g.inputs, g.outputs = np.asarray(self.inputs, np.int32), np.asarray(self.outputs, np.int32)
         return g
 
 
@@ -188,6 +188,10 @@ class ModelBuilder:
         self._opcodes.append(entry)
         self._opcode_index[code] = len(self._opcodes) - 1
         return self._opcode_index[code]
+
+    def operator_code(self, index: int) -> int:
+        """The builtin code of operator code ``index``."""
+        return self._opcodes[index].builtinCode
 
     def signature(self, key: str, subgraph: int, inputs: dict[str, int], outputs: dict[str, int]) -> None:
         """A signature def: names of the subgraph's input and output tensors (indices)."""

@@ -72,6 +72,8 @@ class Context:
         self.tensors: dict[int, int] = {}  # IR value id -> tensor index
         self._dequantized: dict[int, int] = {}  # float16 weight tensor -> its DEQUANTIZE result
         self.node: Optional[Node] = None  # the node being emitted (names its new tensors)
+        self.scopes: dict[int, str] = {}  # node id -> the unique name its tensors start with
+        self.tensor_nodes: dict[str, Node] = {}  # that name -> the node (locates tensors in the source)
 
     # ------------------------------------------------------------------ IR values
 
@@ -95,15 +97,26 @@ class Context:
 
     # ------------------------------------------------------------------ new tensors
 
+    def scope(self, node: Node) -> str:
+        """The unique name of ``node``'s tensors (its value name, numbered on repeats): a result
+        is named ``scope``, other tensors written for it ``scope/what``."""
+        if node.id not in self.scopes:
+            base = _name(node.outputs[0].name_hint if node.outputs else node.op)
+            name, k = base, 1
+            while name in self.tensor_nodes:
+                name, k = f"{base}.{k}", k + 1
+            self.scopes[node.id] = name
+            self.tensor_nodes[name] = node
+        return self.scopes[node.id]
+
     def result(self, node: Node, k: int = 0) -> int:
         """A new tensor for result ``k`` of ``node``, in its physical layout."""
         v = node.outputs[k]
-        return self.sub.tensor(_static(v), v.type.dtype, _name(v.name_hint if k == 0 else f"{v.name_hint}:{k}"))
+        return self.sub.tensor(_static(v), v.type.dtype, self.scope(node) + ("" if k == 0 else f"/result{k}"))
 
     def temp(self, shape: Sequence[int], dtype: Any, suffix: str) -> int:
         """A new intermediate tensor of the node being emitted."""
-        base = self.node.outputs[0].name_hint if self.node is not None and self.node.outputs else "t"
-        return self.sub.tensor([int(d) for d in shape], dtype, _name(f"{base}/{suffix}"))
+        return self.sub.tensor([int(d) for d in shape], dtype, self.local_name(suffix))
 
     def constant(self, array: np.ndarray, name: str, weight: bool = False) -> int:
         """A constant tensor; ``weight``: in an fp16 file a large float32 array is stored as
@@ -120,14 +133,13 @@ class Context:
 
     def ints(self, values: Sequence[int] | int, suffix: str) -> int:
         """An int32 constant (a vector, or a scalar for an int)."""
-        return self.constant(np.asarray(values, np.int32), self._temp_name(suffix))
+        return self.constant(np.asarray(values, np.int32), self.local_name(suffix))
 
     def scalar(self, value: float, dtype: Any, suffix: str) -> int:
-        return self.constant(np.asarray(value, dtype), self._temp_name(suffix))
+        return self.constant(np.asarray(value, dtype), self.local_name(suffix))
 
-    def _temp_name(self, suffix: str) -> str:
-        base = self.node.outputs[0].name_hint if self.node is not None and self.node.outputs else "c"
-        return f"{base}/{suffix}"
+    def local_name(self, suffix: str) -> str:
+        return _name(f"{self.scope(self.node)}/{suffix}" if self.node is not None else suffix)
 
     # ------------------------------------------------------------------ ops
 

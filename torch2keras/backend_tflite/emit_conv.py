@@ -98,6 +98,9 @@ def emit_conv(ctx: Context, node: Node) -> int:
         tensor = ctx.reshape(tensor, [n, 1, x.type.shape[2], x.type.shape[1]], "as_2d")
     weight = ctx.const(w).astype(np.float32).reshape(*w.type.shape[:2], *geometry["kernel"])
     bias = ctx.const(b).astype(np.float32) if b is not None else None
+    if node.id in ctx.plan.bias_shift:  # (a hardsigmoid's + 3, see plan.py)
+        bias = (bias if bias is not None else np.zeros(w.type.shape[1 if node.attrs["transposed"] else 0],
+                                                       np.float32)) + np.float32(ctx.plan.bias_shift[node.id])
     out_shape = list(node.output.type.physical_shape)
     out_2d = out_shape if x.type.rank == 4 else [n, 1, out_shape[1], out_shape[2]]
     result = ctx.result(node) if x.type.rank == 4 else ctx.temp(out_2d, np.float32, "conv_2d")
@@ -114,7 +117,7 @@ def _conv(ctx: Context, node: Node, x: int, weight: np.ndarray, bias: Optional[n
     in_ch, out_ch = ctx.shape(x)[3], weight.shape[0]
     window = Window(ctx.shape(x)[1:3], g["kernel"], g["stride"], g["pads"], g["dilation"], ctx.shape(out)[1:3])
     x, padding = padding_mode(ctx, x, window)
-    bias_t = ctx.constant(bias if bias is not None else np.zeros(out_ch, np.float32), f"{_wname(node)}/bias",
+    bias_t = ctx.constant(bias if bias is not None else np.zeros(out_ch, np.float32), f"{ctx.scope(node)}/bias",
                           weight=True)
     if groups == in_ch and groups > 1:  # depthwise: torch [C * m, 1, kh, kw] -> [1, kh, kw, C * m]
         options = fb.DepthwiseConv2DOptionsT()
@@ -131,7 +134,7 @@ def _conv(ctx: Context, node: Node, x: int, weight: np.ndarray, bias: Optional[n
     options.strideH, options.strideW = g["stride"]
     options.dilationHFactor, options.dilationWFactor = g["dilation"]
     options.fusedActivationFunction = ctx.activation(node)
-    filter_t = ctx.constant(np.ascontiguousarray(kernel), f"{_wname(node)}/filter", weight=True)
+    filter_t = ctx.constant(np.ascontiguousarray(kernel), f"{ctx.scope(node)}/filter", weight=True)
     ctx.op(op, [x, filter_t, bias_t], [out], options)
 
 
@@ -153,9 +156,9 @@ def _transpose_conv(ctx: Context, node: Node, x: int, weight: np.ndarray, bias: 
     options.fusedActivationFunction = ctx.activation(node)
     kernel = np.ascontiguousarray(weight.transpose(1, 2, 3, 0))  # torch [I, O, kh, kw] -> [O, kh, kw, I]
     out_ch = kernel.shape[0]
-    bias_t = ctx.constant(bias if bias is not None else np.zeros(out_ch, np.float32), f"{_wname(node)}/bias",
+    bias_t = ctx.constant(bias if bias is not None else np.zeros(out_ch, np.float32), f"{ctx.scope(node)}/bias",
                           weight=True)
-    filter_t = ctx.constant(kernel, f"{_wname(node)}/filter", weight=True)
+    filter_t = ctx.constant(kernel, f"{ctx.scope(node)}/filter", weight=True)
     target = out if same else ctx.temp([n, *full, out_ch], np.float32, "full")
     shape = ctx.ints(ctx.shape(target), "output_shape")
     ctx.op("TRANSPOSE_CONV", [shape, filter_t, x, bias_t], [target], options)
@@ -165,7 +168,3 @@ def _transpose_conv(ctx: Context, node: Node, x: int, weight: np.ndarray, bias: 
     ends = ctx.ints([n, pads[0] + want[0], pads[2] + want[1], out_ch], "crop_end")
     ctx.op("STRIDED_SLICE", [target, begins, ends, ctx.ints([1, 1, 1, 1], "crop_strides")], [out],
            fb.StridedSliceOptionsT())
-
-
-def _wname(node: Node) -> str:
-    return node.inputs[1].name_hint

@@ -31,6 +31,16 @@ def fully_connected(ctx: Context, x: int, weight: int, bias: Optional[int], out:
     return out
 
 
+def _bias(ctx: Context, node: Node, b: Optional[Value]) -> Optional[int]:
+    """The bias tensor, with the plan's constant added (a hardsigmoid's + 3 after the layer)."""
+    shift = ctx.plan.bias_shift.get(node.id)
+    if shift is None:
+        return ctx.tensor(b) if b is not None else None
+    out = node.inputs[1].type.shape[0]
+    bias = (ctx.const(b) if b is not None else np.zeros(out, np.float32)) + np.float32(shift)
+    return ctx.constant(bias.astype(np.float32), ctx.local_name("bias_shifted"), weight=True)
+
+
 @emitter("linear")
 def emit_linear(ctx: Context, node: Node) -> int:
     x, w = node.inputs[0], node.inputs[1]
@@ -39,10 +49,10 @@ def emit_linear(ctx: Context, node: Node) -> int:
         raise DirectExportError(node, f"on a value stored as {x.type} (features not last) is not supported")
     tensor = ctx.tensor(x)
     weight = ctx.tensor(w)
-    bias = ctx.tensor(b) if b is not None else None
+    bias = _bias(ctx, node, b)
     act = ctx.activation(node)
-    if node.id in ctx.plan.flatten_rows:  # the reshape merging the rows reads this: write [rows, out]
-        reshape = ctx.graph.node(ctx.plan.flatten_rows[node.id])
+    if node.id in ctx.plan.into_reshape:  # the reshape merging the rows reads this: write [rows, out]
+        reshape = ctx.graph.node(ctx.plan.into_reshape[node.id])
         return fully_connected(ctx, tensor, weight, bias, ctx.result(reshape), False, act)
     if x.type.rank == 1:
         flat = ctx.reshape(tensor, [1, x.type.shape[0]], "row")
@@ -110,7 +120,7 @@ def _masked(ctx: Context, node: Node, scores: int, mask: Optional[Value], shape:
     if node.attrs["is_causal"]:
         lq, lk = shape[-2], shape[-1]
         causal = np.triu(np.full((lq, lk), -np.inf, np.float32), 1)
-        scores = binary(ctx, "ADD", scores, ctx.constant(causal, f"{node.output.name_hint}/causal"),
+        scores = binary(ctx, "ADD", scores, ctx.constant(causal, f"{ctx.scope(node)}/causal"),
                         ctx.temp(shape, np.float32, "causal_scores"))
     if mask is None:
         return scores

@@ -171,8 +171,11 @@ def emit_silu(ctx: Context, node: Node) -> int:
 
 @emitter("hardsigmoid")
 def emit_hardsigmoid(ctx: Context, node: Node) -> int:
-    """relu6(x + 3) / 6: an ADD with a fused RELU6 and a MUL."""
+    """relu6(x + 3) / 6: an ADD with a fused RELU6 and a MUL (the MUL alone where the + 3 and
+    the relu6 went into the conv or linear before it, see plan.py)."""
     x = ctx.tensor(node.inputs[0])
+    if node.id in ctx.plan.scale_only:
+        return binary(ctx, "MUL", x, _float_scalar(ctx, node, 1.0 / 6.0, "sixth"), ctx.result(node))
     shifted = ctx.temp(ctx.shape(x), ctx.dtype(x), "add3")
     binary(ctx, "ADD", x, _float_scalar(ctx, node, 3.0, "three"), shifted, fb.ActivationFunctionType.RELU6)
     return binary(ctx, "MUL", shifted, _float_scalar(ctx, node, 1.0 / 6.0, "sixth"), ctx.result(node))

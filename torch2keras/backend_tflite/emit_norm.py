@@ -86,7 +86,7 @@ def emit_batch_norm(ctx: Context, node: Node) -> int:
     beta = ctx.const(b).astype(np.float64) if b is not None else np.zeros(c)
     scale = gamma / np.sqrt(ctx.const(var).astype(np.float64) + node.attrs["eps"])
     shift = beta - ctx.const(mean).astype(np.float64) * scale
-    name = node.output.name_hint
+    name = ctx.scope(node)
     scaled = binary(ctx, "MUL", ctx.tensor(x), _channel_vector(ctx, x, scale, f"{name}/scale"),
                     ctx.temp(node.output.type.physical_shape, np.float32, "scaled"))
     return binary(ctx, "ADD", scaled, _channel_vector(ctx, x, shift, f"{name}/shift"), ctx.result(node))

@@ -111,7 +111,7 @@ def emit_avg_pool(ctx: Context, node: Node) -> int:
     if factor is None:
         return _finish(ctx, node, _pool_op(ctx, "AVERAGE_POOL_2D", padded, window, _VALID, out), flat)
     pooled = _pool_op(ctx, "AVERAGE_POOL_2D", padded, window, _VALID, ctx.temp(shape, np.float32, "pool"))
-    scale = ctx.constant(factor.reshape(1, *factor.shape, 1), f"{node.output.name_hint}/divisor")
+    scale = ctx.constant(factor.reshape(1, *factor.shape, 1), f"{ctx.scope(node)}/divisor")
     return _finish(ctx, node, binary(ctx, "MUL", pooled, scale, out), flat)
 
 
@@ -142,8 +142,8 @@ def emit_adaptive_pool(ctx: Context, node: Node) -> int:
     if all(o == 1 for o in out_size):
         axes = sorted(x.type.physical_axis(2 + i) for i in range(len(size)))
         options = fb.ReducerOptionsT()
-        options.keepDims = True
-        out = ctx.result(node)
+        options.keepDims = node.id not in ctx.plan.into_reshape  # (else: write the reshape dropping them)
+        out = ctx.result(ctx.graph.node(ctx.plan.into_reshape.get(node.id, node.id)))
         ctx.op(reduce_op, [ctx.tensor(x), ctx.ints(axes, "axes")], [out], options)
         return out
     if any(s % o for s, o in zip(size, out_size)) or x.type.rank not in (3, 4):

@@ -68,6 +68,9 @@ def emit_reduce(ctx: Context, node: Node) -> int:
     tensor = ctx.tensor(x)
     if a["kind"] in ("any", "all"):
         tensor = ctx.cast(tensor, np.bool_)
+    if node.id in ctx.plan.into_reshape:  # the reshape dropping the reduced axes reads this: write its shape
+        out = ctx.result(ctx.graph.node(ctx.plan.into_reshape[node.id]))
+        return reduce(ctx, _REDUCERS[a["kind"]], tensor, _axes(x, a["axes"]), False, out)
     return reduce(ctx, _REDUCERS[a["kind"]], tensor, _axes(x, a["axes"]), a["keepdim"], ctx.result(node))
 
 

@@ -30,14 +30,14 @@ def _fresh_states(ctx: Context, node: Node, count: int, batch: int, hidden: int)
     """``count`` new variable [batch, hidden] tensors written by one SPLIT from the initial states
     (h of layer-direction 0, c of 0, h of 1, ...)."""
     h0, c0 = node.inputs[1], node.inputs[2]
-    outs = [ctx.sub.tensor([batch, hidden], np.float32, f"{node.outputs[0].name_hint}/state{k}", variable=True)
+    outs = [ctx.sub.tensor([batch, hidden], np.float32, ctx.local_name(f"state{k}"), variable=True)
             for k in range(count)]
     options = fb.SplitOptionsT()
     options.numSplits = count
     if ctx.is_const(h0) and ctx.is_const(c0):
         h, c = ctx.const(h0).astype(np.float32), ctx.const(c0).astype(np.float32)
         pieces = [(h if k % 2 == 0 else c)[k // 2] for k in range(count)]
-        source = ctx.constant(np.concatenate(pieces, axis=1), f"{node.outputs[0].name_hint}/initial_states")
+        source = ctx.constant(np.concatenate(pieces, axis=1), ctx.local_name("initial_states"))
         ctx.op("SPLIT", [ctx.ints(1, "state_axis"), source], outs, options)
         return outs
     stacked = ctx.temp([count // 2, 2, batch, hidden], np.float32, "states")
@@ -52,7 +52,8 @@ def _fresh_states(ctx: Context, node: Node, count: int, batch: int, hidden: int)
 def _gate_blocks(ctx: Context, w: np.ndarray, name: str) -> list[int]:
     """The i, f, g, o blocks of a stacked [4 * hidden, ...] weight or bias, as constants."""
     hidden = w.shape[0] // 4
-    return [ctx.constant(np.ascontiguousarray(w[k * hidden:(k + 1) * hidden]), f"{name}/gate{k}", weight=True)
+    return [ctx.constant(np.ascontiguousarray(w[k * hidden:(k + 1) * hidden]), ctx.local_name(f"{name}/gate{k}"),
+                         weight=True)
             for k in range(4)]
 
 
@@ -106,7 +107,7 @@ def emit_lstm(ctx: Context, node: Node) -> tuple:
         outs = []
         for d in range(dirs):
             index = layer * dirs + d
-            name = f"{node.outputs[0].name_hint}/l{layer}" + ("_reverse" if d else "")
+            name = f"l{layer}" + ("_reverse" if d else "")
             outs.append(_direction(ctx, node, seq, arrays[index * per:(index + 1) * per],
                                    (states[2 * index], states[2 * index + 1]), d == 1, name))
             finals.append((outs[-1], d == 1))

@@ -69,9 +69,24 @@ def strided_slice(ctx: Context, x: int, axis: int, start: int, end: int, step: i
     return out
 
 
+def _split(ctx: Context, node: Node) -> int:
+    """SPLIT writing every piece of the plan's split that ``node`` belongs to."""
+    pieces = [ctx.graph.node(i) for i in ctx.plan.splits[node.id]]
+    x = node.inputs[0]
+    outs = [ctx.result(p) for p in pieces]
+    options = fb.SplitOptionsT()
+    options.numSplits = len(pieces)
+    ctx.op("SPLIT", [ctx.ints(x.type.physical_axis(node.attrs["axis"]), "split_axis"), ctx.tensor(x)], outs, options)
+    for piece, out in zip(pieces, outs):
+        ctx.tensors[piece.output.id] = out
+    return ctx.tensors[node.output.id]
+
+
 @emitter("slice")
 def emit_slice(ctx: Context, node: Node) -> int:
     x, a = node.inputs[0], node.attrs
+    if node.id in ctx.plan.splits:
+        return _split(ctx, node)
     if a["step"] <= 0:
         raise DirectExportError(node, f"with step {a['step']} is not supported")
     axis = x.type.physical_axis(a["axis"])

@@ -15,6 +15,7 @@ from ..ir import Graph, Node
 from . import emit_conv, emit_dense, emit_math, emit_norm, emit_pool, emit_reduce, emit_rnn, emit_shape  # noqa: F401
 from .builder import ModelBuilder
 from .context import EMITTERS, Context, DirectExportError, _name
+from .peephole import simplify
 from .plan import plan_graph
 
 __all__ = ["WriteResult", "build_model", "write_tflite"]
@@ -24,12 +25,15 @@ SIGNATURE_KEY = "serving_default"
 
 @attrs.define
 class WriteResult:
-    """What ``write_tflite`` wrote: the path, its size, op counts and per-stage seconds."""
+    """What ``write_tflite`` wrote: the path, its size, op counts, per-stage seconds, and the IR
+    node behind each tensor name prefix (``tensor_nodes``: a tensor ``name`` or ``name/...``
+    was written for node ``tensor_nodes[name]``)."""
 
     path: str
     bytes: int
     op_counts: dict[str, int]
     timings: dict[str, float]
+    tensor_nodes: dict[str, Node]
 
 
 def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
@@ -38,15 +42,16 @@ def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str
     read through DEQUANTIZE ops. Raises ``DirectExportError`` naming the first node that has no
     TFLite builtin form here."""
     start = time.perf_counter()
-    model = build_model(graph, fp16=fp16, signature_key=signature_key, description=description)
+    model, tensor_nodes = build_model(graph, fp16=fp16, signature_key=signature_key, description=description)
     built = time.perf_counter()
     size = model.write(path)
-    return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built})
+    return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built},
+                       tensor_nodes)
 
 
 def build_model(graph: Graph, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
-                description: str = "torch2keras direct") -> ModelBuilder:
-    """The TFLite model of ``graph``, not yet written."""
+                description: str = "torch2keras direct") -> tuple[ModelBuilder, dict[str, Node]]:
+    """The TFLite model of ``graph``, not yet written, and its tensor names' nodes."""
     if not graph.meta.get("layouts_assigned"):
         raise ValueError("write_tflite expects a graph after the layout pass (the default pass pipeline)")
     model = ModelBuilder(description)
@@ -61,8 +66,9 @@ def build_model(graph: Graph, fp16: bool = False, signature_key: str = SIGNATURE
         _emit_node(ctx, node)
     outputs = _output_tensors(ctx, graph)
     sub.inputs, sub.outputs = list(inputs.values()), list(outputs.values())
+    simplify(sub)
     model.signature(signature_key, 0, inputs, outputs)
-    return model
+    return model, ctx.tensor_nodes
 
 
 def _static_dim(v, d) -> int:
@@ -73,8 +79,8 @@ def _static_dim(v, d) -> int:
 
 
 def _emit_node(ctx: Context, node: Node) -> None:
-    if node.op in ("input", "constant"):
-        return
+    if node.op in ("input", "constant") or (node.outputs and all(v.id in ctx.tensors for v in node.outputs)):
+        return  # (a sibling's emitter wrote it: a piece of a SPLIT)
     if node.id in ctx.plan.absorbed:  # fused into its producer: the same tensor
         ctx.tensors[node.output.id] = ctx.tensors[node.inputs[0].id]
         return
@@ -91,7 +97,7 @@ def _emit_node(ctx: Context, node: Node) -> None:
     results = result if isinstance(result, (tuple, list)) else (result,)
     for v, tensor in zip(node.outputs, results):
         want = list(v.type.physical_shape)
-        if node.id not in ctx.plan.flatten_rows and list(ctx.shape(tensor)) != want:
+        if node.id not in ctx.plan.into_reshape and list(ctx.shape(tensor)) != want:
             raise DirectExportError(node, f"was emitted with shape {list(ctx.shape(tensor))}, expected {want}")
         ctx.tensors[v.id] = tensor
 

@@ -109,6 +109,34 @@ def emit_concat(ctx: Context, node: Node) -> int:
     return out
 
 
+@emitter("slice_scatter")
+def emit_slice_scatter(ctx: Context, node: Node) -> int:
+    """x with x[start:end] (step 1) replaced by src: the pieces of x around it, concatenated."""
+    x, src = node.inputs
+    a = node.attrs
+    if a["step"] != 1:
+        raise DirectExportError(node, f"with step {a['step']} is not supported (step 1 is)")
+    axis = x.type.physical_axis(a["axis"])
+    tensor = ctx.tensor(x)
+    shape = list(ctx.shape(tensor))
+    start, end, _ = slice(a["start"], a["end"]).indices(shape[axis])
+    end = max(end, start)
+    pieces = []
+    for lo, hi, suffix in ((0, start, "before"), (end, shape[axis], "after")):
+        if hi > lo:
+            piece_shape = list(shape)
+            piece_shape[axis] = hi - lo
+            pieces.append(strided_slice(ctx, tensor, axis, lo, hi, 1, ctx.temp(piece_shape, ctx.dtype(tensor), suffix)))
+    pieces.insert(1 if start > 0 else 0, ctx.cast(ctx.tensor(src), ctx.dtype(tensor)))
+    out = ctx.result(node)
+    if len(pieces) == 1:
+        return ctx.reshape(pieces[0], shape, out=out)
+    options = fb.ConcatenationOptionsT()
+    options.axis = axis
+    ctx.op("CONCATENATION", pieces, [out], options)
+    return out
+
+
 def physical_pads(x: Value, pads) -> list[list[int]]:
     """Logical (before, after) pairs per axis -> [[before, after], ...] per stored axis."""
     return [[int(pads[2 * a]), int(pads[2 * a + 1])] for a in x.type.perm]

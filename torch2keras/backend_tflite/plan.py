@@ -83,7 +83,7 @@ def _activation_fusion(graph: Graph, node: Node) -> Optional[tuple[Node, str]]:
     if node.op == "conv" and not _layer_with_constants(node):
         return None  # (a conv with computed weights is not one TFLite op)
     reader = _single_reader(graph, node)
-    if reader is None or reader.output.type.layout != node.output.type.layout:
+    if reader is None or len(reader.outputs) != 1 or reader.output.type.layout != node.output.type.layout:
         return None
     if reader.op == "hardsigmoid" and _layer_with_constants(node):
         return reader, "RELU6"

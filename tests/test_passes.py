@@ -522,7 +522,7 @@ def _small_graph():
 
 def test_registered_passes_are_found_by_name():
     assert set(DEFAULT_PIPELINE) <= set(PASSES)
-    assert DEFAULT_PIPELINE == ["dce", "fold_constants", "fold_batchnorm", "fold_channel_permutation",
+    assert DEFAULT_PIPELINE == ["dce", "fold_constants", "fold_batchnorm", "fold_channel_shuffle", "fold_channel_permutation",
                                 "canonicalize_reshapes", "assign_layout", "fold_constants", "cancel_transposes", "dce", "compose_transposes",
                                 "cse", "dce"]
     assert isinstance(get_pass("test_passes_relu_to_clamp"), ReluToClamp)

@@ -10,6 +10,7 @@ import numpy as np
 from ..ir import EmissionError, Node, Value
 from ..ir.layouts import physical_permute, transpose_is_reshape
 from ..ir.ops import BINARY, COMPARE, UNARY
+from ..passes.fold_channel_shuffle import shuffle_groups
 from .emit import EmitContext, emitter, keras_dtype
 from .layers import TorchOp
 
@@ -154,6 +155,14 @@ def emit_gather(ctx, node, x, index):
 
 @emitter("index_select")
 def emit_index_select(ctx, node, x, index):
+    groups = shuffle_groups(ctx.const(index)) if ctx.is_const(index) and index.type.rank == 1 else None
+    if groups is not None and x.type.is_static:  # a channel shuffle: one transpose, not a gather
+        axis = _phys(x, node.attrs["axis"])
+        shape = list(x.type.physical_shape)
+        view = reshape(ctx, node, x, shape[:axis] + [groups, shape[axis] // groups] + shape[axis + 1:], "_groups")
+        perm = list(range(len(shape) + 1))
+        perm[axis], perm[axis + 1] = axis + 1, axis
+        return reshape(ctx, node, transpose(ctx, node, view, perm, "_shuffle"), shape, "_shuffled")
     return ctx.op(node, "take", [x, index], axis=_phys(x, node.attrs["axis"]))
 
 

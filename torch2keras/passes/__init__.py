@@ -7,12 +7,13 @@ from .cse import CommonSubexpressionElimination
 from .dce import DeadCodeElimination
 from .fold_batchnorm import FoldBatchNorm
 from .fold_channel_permutation import FoldChannelPermutation
+from .fold_channel_shuffle import FoldChannelShuffle
 from .fold_constants import FoldConstants
 from .layout import AssignLayout
 from .manager import PASSES, Pass, PassManager, get_pass, register_pass
 
 __all__ = ["AssignLayout", "CancelTransposes", "CanonicalizeReshapes", "CommonSubexpressionElimination", "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "FoldBatchNorm", "FoldChannelPermutation",
-           "FoldConstants", "PASSES", "Pass", "PassManager", "default_pipeline", "get_pass", "register_pass"]
+           "FoldChannelShuffle", "FoldConstants", "PASSES", "Pass", "PassManager", "default_pipeline", "get_pass", "register_pass"]
 
 
 def default_pipeline(input_layouts=None, output_layouts=None, optimize_layout: bool = True) -> list[Pass]:
@@ -26,6 +27,7 @@ def default_pipeline(input_layouts=None, output_layouts=None, optimize_layout: b
         DeadCodeElimination(),
         FoldConstants(),
         FoldBatchNorm(),
+        FoldChannelShuffle(),
         FoldChannelPermutation(),
         CanonicalizeReshapes(),
         layout,

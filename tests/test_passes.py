@@ -574,13 +574,13 @@ def test_dump_ir_writes_a_file_per_pass(conv_bn):
     files = sorted(os.listdir(dump))
     expected = ["00_lowered.txt"] + [f"{i:02d}_{name}.txt" for i, name in enumerate(DEFAULT_PIPELINE, start=1)]
     assert files == expected
-    assert "01_dce.txt" in files and "03_fold_batchnorm.txt" in files and "06_assign_layout.txt" in files
+    assert "01_dce.txt" in files and "03_fold_batchnorm.txt" in files and "07_assign_layout.txt" in files
     text = {f: (dump / f).read_text() for f in files}
     assert all(t.startswith("graph Sequential\n") for t in text.values())
     assert " = batch_norm(" in text["00_lowered.txt"] and " = batch_norm(" in text["02_fold_constants.txt"]
     assert " = batch_norm(" not in text["03_fold_batchnorm.txt"]
     assert " = relayout(" not in text["03_fold_batchnorm.txt"]
-    assert " = relayout(" in text["06_assign_layout.txt"]
+    assert " = relayout(" in text["07_assign_layout.txt"]
     assert text[files[-1]] == str(result.ir)
 
 

@@ -11,7 +11,7 @@ backend refuses (its error names the op and the source line).
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 import numpy as np
@@ -45,14 +45,16 @@ class DirectResult:
 def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optional[dict] = None,
               input_layouts: Any = None, output_layouts: Any = None, quantize: Optional[str] = None,
               validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
-              name: Optional[str] = None) -> DirectResult:
+              name: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> DirectResult:
     """Write ``model`` called on ``inputs`` to ``path`` (see the module docstring).
 
     input_layouts / output_layouts: as for ``compile`` (``"channels_last"`` stores images NHWC).
     quantize: None (float32) or ``"fp16"`` (float16 weights). validate: run the file in LiteRT
     on ``inputs`` and raise ``NumericalMismatchError`` where an output differs from PyTorch's by
-    more than ``atol + rtol * max|reference|``.
+    more than ``atol + rtol * max|reference|``. progress: called with each stage's name as it
+    starts (``"capture..."``, ``"lower..."``, ``"passes..."``, ``"write..."``).
     """
+    say = progress or (lambda msg: None)
     if quantize not in (None, "fp16"):
         raise ValueError(f'to_tflite writes float32 or quantize="fp16" files; for {quantize!r} use '
                          f'torch2keras.compile(...).export_tflite(quantize={quantize!r})')
@@ -60,8 +62,9 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     kwargs = dict(kwargs or {})
     model = model.eval()
     timings: dict[str, float] = {}
-    start = time.perf_counter()
     reference = _reference(model, args, kwargs) if validate else None
+    say("capture...")
+    start = time.perf_counter()
     buffers = BufferSnapshot(model)
     try:
         with converters.intercepted(model) as session:  # noqa: F841 - converted calls live while capturing
@@ -69,11 +72,14 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     finally:
         buffers.restore()
     timings["capture"] = time.perf_counter() - start
+    say("lower...")
     graph = lower(captured, name or type(model).__name__)
     timings["lower"] = time.perf_counter() - start - timings["capture"]
+    say("passes...")
     mark = time.perf_counter()
     PassManager(default_pipeline(input_layouts, output_layouts)).run(graph)
     timings["passes"] = time.perf_counter() - mark
+    say("write...")
     written = write_tflite(graph, path, fp16=quantize == "fp16")
     timings.update(written.timings)
     result = DirectResult(written.path, written.bytes, written.op_counts, timings, graph)

@@ -115,7 +115,7 @@ def emit_avg_pool(ctx: Context, node: Node) -> int:
     return _finish(ctx, node, binary(ctx, "MUL", pooled, scale, out), flat)
 
 
-def _divisor_fix(node: Node, window: Window, flat: bool):
+def _divisor_fix(node: Node, window: Window, flat: bool) -> "np.ndarray | None":
     """window size / torch's divisor per output position, or None where they agree."""
     a = node.attrs
     size = window.size

@@ -46,7 +46,7 @@ _F32, _INTS = {"float32"}, {"int32", "int16", "int8", "uint8"}
 KERNEL_TYPES = {
     "DIV": _F32 | {"int32", "uint8"}, "FLOOR_DIV": _F32 | _INTS, "POW": _F32 | {"int32"},
     "FLOOR_MOD": _F32 | _INTS | {"int64"}, "ABS": _F32 | _INTS, "SIGN": _F32 | {"float64", "int32"},
-    "ATAN2": _F32, "SQUARE": _F32, "ROUND": _F32, "FLOOR": _F32, "CEIL": _F32,
+    "BITWISE_XOR": {"int8", "int16", "int32", "uint8", "uint16", "uint32"}, "ATAN2": _F32, "SQUARE": _F32, "ROUND": _F32, "FLOOR": _F32, "CEIL": _F32,
     **{op: _F32 for op in ("EXP", "LOG", "SQRT", "RSQRT", "SIN", "COS", "TANH", "LOGISTIC", "HARD_SWISH", "GELU",
                            "LEAKY_RELU", "ELU", "RELU", "RELU6", "RELU_N1_TO_1")},
 }
@@ -93,6 +93,8 @@ def emit_binary(ctx: Context, node: Node) -> int:
 @emitter(*UNARY)
 def emit_unary(ctx: Context, node: Node) -> int:
     x = ctx.tensor(node.inputs[0])
+    if node.op == "logical_not":
+        x = ctx.cast(x, np.bool_)
     require_kernel(ctx, node, UNARY[node.op], [x])
     out = ctx.result(node)
     ctx.op(UNARY[node.op], [x], [out])

@@ -87,6 +87,9 @@ def _emit_node(ctx: Context, node: Node) -> None:
     fn = EMITTERS.get(node.op)
     if fn is None:
         raise DirectExportError(node, "has no emitter in the direct TFLite backend")
+    if node.op != "cast" and any(v.type.dtype == "f64" for v in (*node.inputs, *node.outputs)):
+        raise DirectExportError(node, "computes in float64, which TFLite's kernels do not (cast the model to "
+                                      "float32: model.float())")
     ctx.node = node
     try:
         result = fn(ctx, node)

@@ -20,7 +20,7 @@ from direct_check import annotated_ir, run_file
 from suite import default_case, in_scope_names
 from torch2keras.backend_tflite import DirectExportError, write_tflite
 
-EVERY = 7
+EVERY = 14
 
 
 def run_direct(case, undefined_values: bool = False) -> harness.Outcome:

@@ -172,3 +172,13 @@ def test_a_cycle_into_the_backend_is_found():
 
 def test_the_package_has_no_import_cycle():
     assert _cycles(_import_graph()) == []
+
+
+def test_to_tflite_loads_neither_keras_nor_tensorflow():
+    """``torch2keras.to_tflite`` (the direct path) promises a conversion without TensorFlow."""
+    code = ("import sys, torch2keras, torch2keras.direct\n"
+            "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n")
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE_DIR.parent), TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

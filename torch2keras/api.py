@@ -13,9 +13,9 @@ from .ir import NumericalMismatchError, UnsupportedOpError
 from .ir.layouts import count_transposes
 from .ir.storage import IRDumper
 from .passes import Pass
-from .result import CompileResult
+from .result import CompileResult, make_result
 from .stages import (Progress, Stages, build_pipeline, capture_model, check_arguments, check_outputs, check_values,
-                     flatten, make_result, reference_outputs, run_passes)
+                     flatten, reference_outputs, run_passes)
 from .backend_keras import emit_model
 
 __all__ = ["CompileResult", "compile", "count_transposes"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -12,13 +12,17 @@ from .backend_keras import export as keras_export
 from .backend_keras import state as keras_state
 from .draw import draw_graph, to_view
 from .ir import Graph
+from .ir.layouts import count_transposes
 from .ir.types import invert
 from .report import Report
 from .tflite import export as tflite_export
 from .tflite.quantize import calibration_feeds
 from .tflite.runtime import run_tflite, tflite_runner, tflite_signature_shapes
 
-__all__ = ["CompileResult"]
+if TYPE_CHECKING:
+    from .frontend_torch.capture import Captured
+
+__all__ = ["CompileResult", "layout_summary", "make_result"]
 
 
 class CompileResult:
@@ -124,10 +128,14 @@ class CompileResult:
     def export_tflite(self, path: str, validate: bool = True, quantize: Optional[str] = None,
                       calibration: Any = None, io_dtype: str = "int8", holdout: Any = None,
                       allow_flex: bool = False, int8_fallback: bool = False, delegates: bool = True,
-                      progress: Optional[Callable[[str], None]] = None) -> str:
-        """Write a ``.tflite`` file through the TensorFlow converter, builtin ops only (unless
-        ``allow_flex``); record in the report its size, op counts, error vs PyTorch
+                      progress: Optional[Callable[[str], None]] = None, backend: str = "converter") -> str:
+        """Write a ``.tflite`` file (by default through the TensorFlow converter), builtin ops only
+        (unless ``allow_flex``); record in the report its size, op counts, error vs PyTorch
         (``validate``) and the delegate-readiness analysis (``report.delegates``).
+
+        backend: ``"converter"``, ``"direct"`` (the IR written op by op by ``backend_tflite``:
+        no TensorFlow, float32 or ``"fp16"``; an op it cannot write raises an ``ExportError``
+        naming it) or ``"auto"`` (direct, the converter where direct refuses the model).
 
         quantize: None (float32), ``"fp16"`` (float16 weights), ``"dynamic_int8"`` (int8
         weights, dynamic-range kernels) or ``"int8"`` (full integer, needs ``calibration``).
@@ -146,7 +154,8 @@ class CompileResult:
         io_checks.check_writable(path)
         return tflite_export.export_tflite(self, path, validate=validate, quantize=quantize, calibration=calibration,
                                            io_dtype=io_dtype, holdout=holdout, allow_flex=allow_flex,
-                                           int8_fallback=int8_fallback, delegates=delegates, progress=progress)
+                                           int8_fallback=int8_fallback, delegates=delegates, progress=progress,
+                                           backend=backend)
 
     def check_quantization(self, path: str, holdout: Any = None) -> Any:
         """The per-layer check of an int8 ``.tflite`` file written by ``export_tflite``, on
@@ -181,3 +190,26 @@ class CompileResult:
     def __repr__(self) -> str:
         return f"<CompileResult {self.report.model}: {len(self.keras_model.layers)} layers, max |err| " \
                f"{self.report.max_abs_error}>"
+
+
+def make_result(graph: Graph, keras_model, emit_ctx, captured: "Captured", name: str, timings: dict,
+                example: list[np.ndarray], reference: Optional[list[np.ndarray]], atol: float,
+                rtol: float, passes: Sequence = ()) -> CompileResult:
+    """The result object with its report's structural part (counts, layout statistics, what each
+    pass did (``passes``: the pass manager's records), warnings, the tolerance its checks use)."""
+    report = Report(model=name, capture_method=captured.method, ir_op_counts=graph.op_counts(),
+                    transposes=count_transposes(graph), keras_layers=len(keras_model.layers),
+                    timings=timings, warnings=list(captured.warnings), layout=layout_summary(graph), atol=atol,
+                    rtol=rtol, passes=list(passes))
+    return CompileResult(keras_model, graph, report, graph.input_names, graph.output_names, example, reference,
+                         emit_ctx.layer_nodes)
+
+
+def layout_summary(graph: Graph) -> Optional[dict]:
+    """The layout pass's solve statistics summed over the graph and its regions."""
+    stats = [g.meta["layout_stats"] for g in graph.nested_graphs() if "layout_stats" in g.meta]
+    if not stats:
+        return None
+    return {"method": stats[-1].method, "variables": sum(s.variables for s in stats),
+            "demands": sum(s.demands for s in stats), "approximated": sum(s.approximated for s in stats),
+            "seconds": sum(s.seconds for s in stats), "graphs": len(stats)}

@@ -7,7 +7,7 @@
     build_pipeline      the pass list (default, custom, or with extra passes)
     run_passes          the pass manager, with IR dumps (``ir.storage.IRDumper``)
     emit_model          ``backend_keras.emit_model``: IR -> Keras model
-    make_result         the ``CompileResult`` and its report
+    make_result         the ``CompileResult`` and its report (``result.py``)
     check_outputs       outputs vs PyTorch, then every converted value (``validate.py``)
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -26,14 +26,15 @@ from .frontend_torch import capture
 from .frontend_torch.capture import Captured
 from .frontend_torch.state import BufferSnapshot
 from .ir import Graph
-from .ir.layouts import count_transposes
 from .ir.storage import IRDumper
 from .passes import AssignLayout, Pass, PassManager, default_pipeline, get_pass
-from .report import OutputCheck, Report
-from .result import CompileResult
+from .report import OutputCheck
 from .validate import validate_values
 
-__all__ = ["Stages", "build_pipeline", "capture_model", "check_arguments", "check_outputs", "make_result", "reference_outputs",
+if TYPE_CHECKING:  # the checks fill in a result; result.py builds it (and imports the Keras backend)
+    from .result import CompileResult
+
+__all__ = ["Stages", "build_pipeline", "capture_model", "check_arguments", "check_outputs", "reference_outputs",
            "run_passes"]
 
 log = logging.getLogger(__name__)
@@ -130,30 +131,7 @@ def run_passes(graph: Graph, pipeline: list[Pass], verify: bool, dump: Optional[
     return manager
 
 
-def make_result(graph: Graph, keras_model, emit_ctx, captured: Captured, name: str, timings: dict,
-                example: list[np.ndarray], reference: Optional[list[np.ndarray]], atol: float,
-                rtol: float, passes: Sequence = ()) -> CompileResult:
-    """The result object with its report's structural part (counts, layout statistics, what each
-    pass did (``passes``: the pass manager's records), warnings, the tolerance its checks use)."""
-    report = Report(model=name, capture_method=captured.method, ir_op_counts=graph.op_counts(),
-                    transposes=count_transposes(graph), keras_layers=len(keras_model.layers),
-                    timings=timings, warnings=list(captured.warnings), layout=layout_summary(graph), atol=atol,
-                    rtol=rtol, passes=list(passes))
-    return CompileResult(keras_model, graph, report, graph.input_names, graph.output_names, example, reference,
-                         emit_ctx.layer_nodes)
-
-
-def layout_summary(graph: Graph) -> Optional[dict]:
-    """The layout pass's solve statistics summed over the graph and its regions."""
-    stats = [g.meta["layout_stats"] for g in graph.nested_graphs() if "layout_stats" in g.meta]
-    if not stats:
-        return None
-    return {"method": stats[-1].method, "variables": sum(s.variables for s in stats),
-            "demands": sum(s.demands for s in stats), "approximated": sum(s.approximated for s in stats),
-            "seconds": sum(s.seconds for s in stats), "graphs": len(stats)}
-
-
-def check_outputs(result: CompileResult, atol: float, rtol: float) -> None:
+def check_outputs(result: "CompileResult", atol: float, rtol: float) -> None:
     """Run the Keras model on the example and compare each output with PyTorch's."""
     outs = result.run_keras(result.example_inputs)
     result.reset_state()  # a stateful model: every validation run is a first call
@@ -165,7 +143,7 @@ def check_outputs(result: CompileResult, atol: float, rtol: float) -> None:
         result.report.outputs.append(OutputCheck(out_name, tuple(r.shape), err, ref_max, atol + rtol * ref_max))
 
 
-def check_values(result: CompileResult, captured: Captured, emit_ctx, args: tuple, kwargs: dict, atol: float,
+def check_values(result: "CompileResult", captured: Captured, emit_ctx, args: tuple, kwargs: dict, atol: float,
                  rtol: float) -> None:
     """Fill ``report.nodes`` / ``report.first_mismatch``; a failure here is a report warning, not
     a failed conversion (the outputs were checked already)."""

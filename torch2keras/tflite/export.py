@@ -34,14 +34,17 @@ __all__ = ["check_quantization", "export_tflite"]
 def export_tflite(result: "CompileResult", path: str, validate: bool = True, quantize: Optional[str] = None,
                   calibration: Any = None, io_dtype: str = "int8", holdout: Any = None, allow_flex: bool = False,
                   int8_fallback: bool = False, delegates: bool = True,
-                  progress: Optional[Callable[[str], None]] = None) -> str:
-    """Write ``path`` through TensorFlow's converter and record it in ``result.report`` (see
-    ``CompileResult.export_tflite`` for the options)."""
+                  progress: Optional[Callable[[str], None]] = None, backend: str = "converter") -> str:
+    """Write ``path`` (through TensorFlow's converter unless ``backend`` says otherwise) and record
+    it in ``result.report`` (see ``CompileResult.export_tflite`` for the options)."""
     say = progress or (lambda message: None)
     start = time.perf_counter()
     check_options(quantize, io_dtype, calibration is not None)
     if calibration is not None and quantize != "int8":
         raise ValueError(f'calibration data is used by quantize="int8" only (got quantize={quantize!r})')
+    if backend != "converter" and _export_direct(result, path, backend, quantize, validate, delegates, say):
+        result.report.timings["export_tflite"] = time.perf_counter() - start
+        return str(path)
     check_int8 = quantize == "int8" and validate
     representative = result.feeds(calibration) if calibration is not None else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,6 +70,27 @@ def export_tflite(result: "CompileResult", path: str, validate: bool = True, qua
     result.report.tflite = record
     result.report.timings["export_tflite"] = time.perf_counter() - start
     return str(path)
+
+
+def _export_direct(result: "CompileResult", path: str, backend: str, quantize: Optional[str], validate: bool,
+                   delegates: bool, say: Callable[[str], None]) -> bool:
+    """The file written by the direct backend (``backend_tflite``) and recorded; False where the
+    converter must write it (integer quantization, or a model ``backend="auto"`` falls back on)."""
+    from ..backend_tflite.export import export_direct
+
+    def run(p: str, use_delegates: bool):
+        return result.run_tflite(p, result.example_inputs, delegates=use_delegates)
+
+    say(f"writing {os.path.basename(str(path))} directly")
+    done = export_direct(result.ir, path, backend, quantize, run if validate else None, result.reference)
+    if done is None:
+        return False
+    result.report.tflite = done.record
+    result.report.warnings.extend(done.warnings)
+    if delegates:
+        say("delegate readiness")
+        result.report.delegates = analyze(path, done.tensor_nodes, result.output_nodes)
+    return True
 
 
 def check_quantization(result: "CompileResult", path: str, holdout: Any = None):

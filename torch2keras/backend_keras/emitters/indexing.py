@@ -6,7 +6,9 @@ from __future__ import annotations
 import keras
 
 from ...ir import Node, Value
+from ...ir.shuffle import shuffle_groups
 from .context import EmitContext, emitter
+from .shape import reshape, transpose
 
 __all__: list[str] = []
 
@@ -18,6 +20,14 @@ def emit_gather(ctx: EmitContext, node: Node, x: Value, index: Value):
 
 @emitter("index_select")
 def emit_index_select(ctx: EmitContext, node: Node, x: Value, index: Value):
+    groups = shuffle_groups(ctx.const(index)) if ctx.is_const(index) and index.type.rank == 1 else None
+    if groups is not None and x.type.is_static:  # a channel shuffle: one transpose, not a gather
+        axis = x.type.physical_axis(node.attrs["axis"])
+        shape = list(x.type.physical_shape)
+        view = reshape(ctx, node, x, shape[:axis] + [groups, shape[axis] // groups] + shape[axis + 1:], "_groups")
+        perm = list(range(len(shape) + 1))
+        perm[axis], perm[axis + 1] = axis + 1, axis
+        return reshape(ctx, node, transpose(ctx, node, view, perm, "_shuffle"), shape, "_shuffled")
     return ctx.op(node, "take", [x, index], axis=x.type.physical_axis(node.attrs["axis"]))
 
 

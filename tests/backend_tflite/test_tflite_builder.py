@@ -1,0 +1,145 @@
+"""The TFLite model builder: buffers deduplicated by content and written once, 16-byte aligned,
+inline or after the flatbuffer; op versions from operands and options; signatures (several may
+share one weight set); the peephole clean-up; no TensorFlow, Keras or torch imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from torch2keras.backend_tflite.builder import ALIGNMENT, ModelBuilder
+from torch2keras.backend_tflite.peephole import simplify
+from torch2keras.backend_tflite.schema import fb
+
+W = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+
+
+def _dense_model(signatures: int = 1) -> ModelBuilder:
+    """y = x @ W.T + b in ``signatures`` subgraphs that all read the same constants."""
+    model = ModelBuilder()
+    for k in range(signatures):
+        g = model.subgraph(f"fn{k}")
+        x = g.tensor([2, 4], "f32", "x")
+        y = g.tensor([2, 3], "f32", "y")
+        g.operator("FULLY_CONNECTED", [x, g.constant(W.copy(), "w"), g.constant(np.ones(3, np.float32), "b")], [y],
+                   fb.FullyConnectedOptionsT())
+        g.inputs, g.outputs = [x], [y]
+        model.signature("serving_default" if k == 0 else f"fn{k}", k, {"x": x}, {"y": y})
+    return model
+
+
+def _run(path, key="serving_default", **feed):
+    return Interpreter(model_path=str(path)).get_signature_runner(key)(**feed)
+
+
+def _buffer_offsets(path) -> list[int]:
+    """File offsets of the inline buffers' data."""
+    data = open(path, "rb").read()
+    m = fb.Model.GetRootAs(data, 0)
+    out = []
+    for k in range(m.BuffersLength()):
+        b = m.Buffers(k)
+        if b.DataLength():
+            out.append(b._tab.Vector(b._tab.Offset(4)))
+    return out
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_written_file_runs_and_buffers_are_aligned(tmp_path, inline):
+    path = tmp_path / "dense.tflite"
+    size = _dense_model().write(str(path), inline=inline)
+    assert size == path.stat().st_size
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(path, x=x)["y"], x @ W.T + 1, rtol=1e-6)
+    m = fb.Model.GetRootAs(path.read_bytes(), 0)
+    stored = [m.Buffers(k) for k in range(m.BuffersLength())]
+    if inline:
+        offsets = _buffer_offsets(path)
+        assert len(offsets) == 2 and all(o % ALIGNMENT == 0 for o in offsets)
+        assert not any(b.Offset() for b in stored)
+    else:
+        offsets = [b.Offset() for b in stored if b.Size()]
+        assert len(offsets) == 2 and all(o % ALIGNMENT == 0 for o in offsets)
+        assert not any(b.DataLength() for b in stored)
+
+
+def test_equal_constants_are_stored_once_across_signatures(tmp_path):
+    model = _dense_model(signatures=3)
+    assert model.num_buffers == 3  # the empty buffer, W and b: once for all three subgraphs
+    path = tmp_path / "shared.tflite"
+    model.write(str(path))
+    x = np.ones((2, 4), np.float32)
+    for key in ("serving_default", "fn1", "fn2"):
+        np.testing.assert_allclose(_run(path, key, x=x)["y"], x @ W.T + 1, rtol=1e-6)
+
+
+def test_deduplication_compares_content_dtype_and_shape():
+    model = ModelBuilder()
+    a = model.buffer(np.zeros((2, 3), np.float32))
+    assert model.buffer(np.zeros((2, 3), np.float32)) == a
+    assert model.buffer(np.zeros((3, 2), np.float32)) != a  # same bytes, other shape
+    assert model.buffer(np.zeros((2, 3), np.int32)) != a  # same bytes, other dtype
+    big = np.arange(100_000, dtype=np.float32)
+    changed = big.copy()
+    changed[12_345] += 1  # between the sampled elements of the key: told apart by the full comparison
+    assert model.buffer(changed) != model.buffer(big)
+
+
+def _version(model: ModelBuilder, op: str) -> int:
+    code = getattr(fb.BuiltinOperator, op)
+    return next(c.version for c in model._opcodes if c.builtinCode == code)
+
+
+def test_op_versions_follow_operands_and_options():
+    model = ModelBuilder()
+    g = model.subgraph("main")
+    x = g.tensor([1, 2, 3, 4, 5], "f32", "x")
+    g.operator("TRANSPOSE", [x, g.constant(np.array([4, 3, 2, 1, 0], np.int32), "p")],
+               [g.tensor([5, 4, 3, 2, 1], "f32", "t")])
+    options = fb.FullyConnectedOptionsT()
+    options.keepNumDims = True
+    rows = g.tensor([2, 3, 4], "f32", "rows")
+    g.operator("FULLY_CONNECTED", [rows, g.constant(W, "w"), g.constant(np.zeros(3, np.float32), "b")],
+               [g.tensor([2, 3, 3], "f32", "fc")], options)
+    image = g.tensor([1, 5, 5, 4], "f32", "image")
+    g.operator("CONV_2D", [image, g.constant(np.zeros((6, 1, 1, 2), np.float32), "f"),
+                           g.constant(np.zeros(6, np.float32), "cb")], [g.tensor([1, 5, 5, 6], "f32", "c")],
+               fb.Conv2DOptionsT())
+    assert (_version(model, "TRANSPOSE"), _version(model, "FULLY_CONNECTED"), _version(model, "CONV_2D")) == (4, 5, 6)
+    g.operator("FULLY_CONNECTED", [rows, g.constant(W, "w"), -1], [g.tensor([2, 3, 3], "f32", "fc2")], options)
+    assert _version(model, "FULLY_CONNECTED") == 6  # (no bias: the highest use counts)
+
+
+def test_peephole_merges_reshapes_and_duplicates_and_drops_dead_ops():
+    model = ModelBuilder()
+    g = model.subgraph("main")
+    x = g.tensor([2, 6], "f32", "x")
+
+    def reshape(src, shape, name):
+        out = g.tensor(shape, "f32", name)
+        g.operator("RESHAPE", [src, g.constant(np.array(shape, np.int32), f"{name}/shape")], [out])
+        return out
+
+    a = reshape(reshape(x, [3, 4], "a"), [12], "b")  # a chain: one RESHAPE of x is left
+    neg1, neg2 = g.tensor([12], "f32", "n1"), g.tensor([12], "f32", "n2")
+    g.operator("NEG", [a], [neg1])
+    g.operator("NEG", [a], [neg2])  # the same op twice
+    y = g.tensor([12], "f32", "y")
+    g.operator("ADD", [neg1, neg2], [y], fb.AddOptionsT())
+    g.operator("ABS", [x], [g.tensor([2, 6], "f32", "unused")])  # read by nothing
+    g.inputs, g.outputs = [x], [y]
+    simplify(g)
+    names = [model._opcodes[op.opcodeIndex].builtinCode for op in g.operators]
+    assert names == [fb.BuiltinOperator.RESHAPE, fb.BuiltinOperator.NEG, fb.BuiltinOperator.ADD]
+    assert int(g.operators[0].inputs[0]) == x and list(g.operators[2].inputs) == [neg1, neg1]
+
+
+def test_backend_imports_no_framework():
+    code = ("import sys, torch2keras.backend_tflite; "
+            "print(sorted(m for m in ('torch', 'keras', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

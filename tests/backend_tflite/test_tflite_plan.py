@@ -1,0 +1,120 @@
+"""The direct writer's fusion plan, decided on the annotated IR (``backend_tflite/plan.py``), and
+what the written file holds because of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from direct_check import annotated_ir, check_direct
+from torch2keras.backend_tflite.plan import plan_graph
+from torch2keras.backend_tflite.schema import fb
+
+
+class Fn(nn.Module):
+    def __init__(self, fn, **children):
+        super().__init__()
+        self.fn = fn
+        for k, v in children.items():
+            setattr(self, k, v)
+
+    def forward(self, *xs):
+        return self.fn(self, *xs)
+
+
+def _node(graph, op):
+    [node] = graph.nodes_by_op(op)
+    return node
+
+
+def _conv_act(act):
+    return Fn(lambda m, x: act(m.conv(x)), conv=nn.Conv2d(3, 4, 3, padding=1))
+
+
+IMAGE = (torch.randn(1, 3, 8, 8),)
+
+
+def test_conv_relu_fuses_and_the_relu_is_written_as_nothing():
+    graph = annotated_ir(_conv_act(torch.relu), IMAGE)
+    plan = plan_graph(graph)
+    conv, relu = _node(graph, "conv"), _node(graph, "relu")
+    assert plan.activation == {conv.id: "RELU"}
+    assert plan.absorbed == {relu.id: conv.id}
+
+
+def test_clamps_fuse_only_as_tflite_activations():
+    for act, want in ((lambda x: x.clamp(0, 6), "RELU6"), (lambda x: x.clamp(-1, 1), "RELU_N1_TO_1"),
+                      (lambda x: x.clamp(min=0), "RELU"), (lambda x: x.clamp(0, 5), None)):
+        graph = annotated_ir(_conv_act(act), IMAGE)
+        assert plan_graph(graph).activation.get(_node(graph, "conv").id) == want
+
+
+def test_a_value_read_twice_is_not_fused():
+    graph = annotated_ir(Fn(lambda m, x: torch.relu(m.conv(x)) + m.conv(x), conv=nn.Conv2d(3, 4, 1)), IMAGE)
+    plan = plan_graph(graph)
+    assert not plan.activation and not plan.absorbed
+
+
+def test_hardsigmoid_after_conv_shifts_the_bias_and_fuses_relu6(tmp_path):
+    model = _conv_act(F.hardsigmoid)
+    graph = annotated_ir(model, IMAGE)
+    plan = plan_graph(graph)
+    conv, hs = _node(graph, "conv"), _node(graph, "hardsigmoid")
+    assert plan.activation == {conv.id: "RELU6"} and plan.bias_shift == {conv.id: 3.0} and plan.scale_only == {hs.id}
+    _, written = check_direct(model, IMAGE, tmp_path, "hardsigmoid")
+    assert written.op_counts == {"CONV_2D": 1, "MUL": 1, "TRANSPOSE": 2}
+
+
+def test_linear_writes_the_reshape_merging_its_rows(tmp_path):
+    model = Fn(lambda m, x: m.fc(x).reshape(6, 4), fc=nn.Linear(5, 4))
+    inputs = (torch.randn(2, 3, 5),)
+    graph = annotated_ir(model, inputs)
+    plan = plan_graph(graph)
+    linear = _node(graph, "linear")
+    assert set(plan.into_reshape) == {linear.id}
+    _, written = check_direct(model, inputs, tmp_path, "rows")
+    assert written.op_counts == {"FULLY_CONNECTED": 1}
+
+
+def test_global_pool_writes_the_flatten_after_it(tmp_path):
+    model = Fn(lambda m, x: torch.flatten(F.adaptive_avg_pool2d(m.conv(x), 1), 1), conv=nn.Conv2d(3, 4, 1))
+    graph = annotated_ir(model, IMAGE)
+    assert set(plan_graph(graph).into_reshape) == {_node(graph, "adaptive_avg_pool").id}
+    _, written = check_direct(model, IMAGE, tmp_path, "pool")
+    assert "RESHAPE" not in written.op_counts and written.op_counts["MEAN"] == 1
+
+
+def test_equal_slices_of_one_axis_become_one_split(tmp_path):
+    model = Fn(lambda m, x: (lambda a, b, c: a * b - c)(*m.conv(x).chunk(3, dim=1)), conv=nn.Conv2d(3, 6, 1))
+    graph = annotated_ir(model, IMAGE)
+    slices = graph.nodes_by_op("slice")
+    assert len(slices) == 3 and set(plan_graph(graph).splits) == {s.id for s in slices}
+    _, written = check_direct(model, IMAGE, tmp_path, "split")
+    assert written.op_counts.get("SPLIT") == 1 and "STRIDED_SLICE" not in written.op_counts
+
+
+def test_unequal_or_partial_slices_stay_slices():
+    for fn in (lambda x: x[:, :2] + x[:, 4:], lambda x: x[:, :1] * x[:, 1:]):
+        graph = annotated_ir(Fn(lambda m, x, fn=fn: fn(m.conv(x)), conv=nn.Conv2d(3, 6, 1)), IMAGE)
+        assert not plan_graph(graph).splits
+
+
+def test_fused_activation_is_in_the_file(tmp_path):
+    """The CONV_2D of conv -> relu6 carries RELU6 (read back from the flatbuffer)."""
+    model = _conv_act(F.relu6)
+    _, written = check_direct(model, IMAGE, tmp_path, "relu6")
+    data = open(written.path, "rb").read()
+    m = fb.Model.GetRootAs(data, 0)
+    g = m.Subgraphs(0)
+    acts = []
+    for k in range(g.OperatorsLength()):
+        op = g.Operators(k)
+        if m.OperatorCodes(op.OpcodeIndex()).BuiltinCode() == fb.BuiltinOperator.CONV_2D:
+            options = fb.Conv2DOptions()
+            options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            acts.append(options.FusedActivationFunction())
+    assert acts == [fb.ActivationFunctionType.RELU6]
+    assert written.op_counts == {"CONV_2D": 1, "TRANSPOSE": 2}
+    assert np.isfinite(written.bytes)

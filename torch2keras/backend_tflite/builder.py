@@ -1,0 +1,299 @@
+"""Build a TFLite model -- tensors, constant buffers, operator codes, subgraphs, signatures -- and
+write it as a ``.tflite`` flatbuffer, streaming the weights from their arrays into the file.
+
+Constant buffers are deduplicated by content (dtype, shape and bytes): an array added twice is
+stored once, whichever subgraph or signature reads it, so several signatures can share one set
+of weights. Operator codes carry the highest version any of their uses asked for.
+
+The file is written in two parts: the flatbuffer's tables (small, built with the schema's object
+API), then the buffers' bytes, each 16-byte aligned, written straight from the arrays (no copy
+of the weights is made). Below 2 GB the buffers are ordinary flatbuffer vectors at the end of
+the file, referenced from their ``Buffer`` tables (what every TFLite runtime reads); a larger
+model, beyond the flatbuffer limit, stores them after the flatbuffer with ``Buffer.offset`` /
+``Buffer.size`` (what the TFLite converter does for large models, read by LiteRT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, BinaryIO, Optional, Sequence
+
+import flatbuffers
+import numpy as np
+
+from .schema import builtin_code, fb, options_type, tflite_type
+from .versions import op_version
+
+__all__ = ["ALIGNMENT", "FLATBUFFER_LIMIT", "ModelBuilder", "SubgraphBuilder"]
+
+ALIGNMENT = 16  # bytes: where every buffer's data starts (SIMD kernels read weights in place)
+FLATBUFFER_LIMIT = (1 << 31) - (1 << 20)  # a flatbuffer's offsets are 32-bit signed: keep clear of 2 GB
+_SAMPLE = 4096  # elements of an array hashed for its deduplication key (equal keys compare in full)
+
+
+def _content_key(array: np.ndarray) -> tuple:
+    """A key equal for arrays of equal content; arrays with equal keys are compared in full."""
+    flat = array.reshape(-1)
+    step = max(1, flat.size // _SAMPLE)
+    sample = np.ascontiguousarray(flat[::step]).tobytes() + flat[-16:].tobytes()
+    return array.dtype.str, array.shape, hashlib.blake2b(sample, digest_size=16).digest()
+
+
+class _StoredBuffer(fb.BufferT):
+    """A ``Buffer`` table whose bytes live outside the flatbuffer builder: as a vector placed
+    ``tail_position`` bytes after the tables (inline), or at an absolute file ``offset``."""
+
+    def __init__(self, nbytes: int, tail_position: int, inline: bool, tables_size: int = 0) -> None:
+        super().__init__()
+        self.nbytes = nbytes
+        self.tail_position = tail_position
+        self.inline = inline
+        self.tables_size = tables_size
+
+    def Pack(self, builder: flatbuffers.Builder) -> int:  # noqa: N802 - the generated API's name
+        if not self.nbytes:
+            fb.BufferStart(builder)
+            return fb.BufferEnd(builder)
+        if self.inline:
+            # a uoffset to a vector that follows the tables: relative offsets do not depend on
+            # where the tables end, so a target past the builder's end is a negative position
+            fb.BufferStart(builder)
+            builder.PrependUOffsetTRelativeSlot(0, -self.tail_position, 1)
+            return fb.BufferEnd(builder)
+        fb.BufferStart(builder)
+        fb.BufferAddOffset(builder, _aligned(self.tables_size) + self.tail_position)
+        fb.BufferAddSize(builder, self.nbytes)
+        return fb.BufferEnd(builder)
+
+
+def _aligned(n: int, alignment: int = ALIGNMENT) -> int:
+    return -(-n // alignment) * alignment
+
+
+class SubgraphBuilder:
+    """Tensors and operators of one subgraph; constants go to the model's shared buffers."""
+
+    def __init__(self, model: "ModelBuilder", name: str) -> None:
+        self.model = model
+        self.name = name
+        self.tensors: list[Any] = []
+        self.operators: list[Any] = []
+        self.inputs: list[int] = []
+        self.outputs: list[int] = []
+        self._constants: dict[int, int] = {}  # buffer index -> the tensor holding it (as stored)
+
+    def tensor(self, shape: Sequence[int], dtype: "str | np.dtype", name: str, *, buffer: int = 0,
+               variable: bool = False, signature: Optional[Sequence[int]] = None) -> int:
+        """A new tensor; returns its index. ``signature``: the shape with -1 at run-time sizes."""
+        t = fb.TensorT()
+        t.shape = np.asarray([int(d) for d in shape], np.int32)  # (arrays pack as one vector: fast)
+        t.type = tflite_type(dtype)
+        t.name = name
+        t.buffer = buffer
+        t.isVariable = variable
+        if signature is not None and any(d < 0 for d in signature):
+            t.shapeSignature = np.asarray([int(d) for d in signature], np.int32)
+        self.tensors.append(t)
+        return len(self.tensors) - 1
+
+    def constant(self, array: np.ndarray, name: str) -> int:
+        """A tensor holding ``array`` (its dtype and shape); one tensor per distinct content."""
+        array = np.asarray(array)
+        buffer = self.model.buffer(array)
+        if buffer in self._constants:
+            return self._constants[buffer]
+        index = self.tensor(array.shape, array.dtype, name, buffer=buffer)
+        self._constants[buffer] = index
+        return index
+
+    def operator(self, op: str, inputs: Sequence[int], outputs: Sequence[int], options: Any = None) -> int:
+        """Append builtin ``op`` (e.g. ``"CONV_2D"``) reading ``inputs`` (-1: an omitted optional
+        input) and writing ``outputs``; returns the operator's index. Its version follows from
+        the operands and options (``versions.py``)."""
+        version = op_version(op, [self._operand(i) for i in inputs], [self._operand(i) for i in outputs], options)
+        o = fb.OperatorT()
+        o.opcodeIndex = self.model.opcode(op, version)
+        o.inputs = np.asarray([int(i) for i in inputs], np.int32)
+        o.outputs = np.asarray([int(i) for i in outputs], np.int32)
+        if options is not None:
+            o.builtinOptionsType = options_type(options)
+            o.builtinOptions = options
+        self.operators.append(o)
+        return len(self.operators) - 1
+
+    def _operand(self, index: int) -> Optional[tuple[int, tuple[int, ...]]]:
+        if index < 0:
+            return None
+        t = self.tensors[index]
+        return t.type, tuple(t.shape)
+
+    def shape(self, index: int) -> tuple[int, ...]:
+        return tuple(self.tensors[index].shape)
+
+    def type(self, index: int) -> int:
+        return self.tensors[index].type
+
+    def is_constant(self, index: int) -> bool:
+        return self.tensors[index].buffer != 0
+
+    def table(self) -> Any:
+        g = fb.SubGraphT()
+        g.tensors, g.operators, g.name = self.tensors, self.operators, self.name
+        g.inputs, g.outputs = np.asarray(self.inputs, np.int32), np.asarray(self.outputs, np.int32)
+        return g
+
+
+class ModelBuilder:
+    """A TFLite model under construction (see the module docstring)."""
+
+    def __init__(self, description: str = "torch2keras") -> None:
+        self.description = description
+        self.subgraphs: list[SubgraphBuilder] = []
+        self._arrays: list[Optional[np.ndarray]] = [None]  # buffer 0: the empty buffer of every non-constant
+        self._by_key: dict[tuple, list[int]] = {}
+        self._opcodes: list[Any] = []
+        self._opcode_index: dict[int, int] = {}
+        self._signatures: list[Any] = []
+
+    # ------------------------------------------------------------------ contents
+
+    def subgraph(self, name: str) -> SubgraphBuilder:
+        g = SubgraphBuilder(self, name)
+        self.subgraphs.append(g)
+        return g
+
+    def buffer(self, array: np.ndarray) -> int:
+        """The index of a buffer holding ``array``'s bytes (an existing one of equal content)."""
+        array = np.asarray(array)
+        array = np.ascontiguousarray(array).reshape(array.shape)  # (0-d arrays stay 0-d)
+        key = _content_key(array)
+        for index in self._by_key.get(key, ()):
+            if np.array_equal(self._arrays[index], array):
+                return index
+        self._arrays.append(array)
+        self._by_key.setdefault(key, []).append(len(self._arrays) - 1)
+        return len(self._arrays) - 1
+
+    def opcode(self, op: str, version: int = 1) -> int:
+        code = builtin_code(op)
+        if code in self._opcode_index:
+            entry = self._opcodes[self._opcode_index[code]]
+            entry.version = max(entry.version, version)
+            return self._opcode_index[code]
+        entry = fb.OperatorCodeT()
+        entry.builtinCode = code
+        entry.deprecatedBuiltinCode = min(code, fb.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
+        entry.version = version
+        self._opcodes.append(entry)
+        self._opcode_index[code] = len(self._opcodes) - 1
+        return self._opcode_index[code]
+
+    def operator_code(self, index: int) -> int:
+        """The builtin code of operator code ``index``."""
+        return self._opcodes[index].builtinCode
+
+    def signature(self, key: str, subgraph: int, inputs: dict[str, int], outputs: dict[str, int]) -> None:
+        """A signature def: names of the subgraph's input and output tensors (indices)."""
+        sig = fb.SignatureDefT()
+        sig.signatureKey = key
+        sig.subgraphIndex = subgraph
+        sig.inputs = [self._tensor_map(n, i) for n, i in inputs.items()]
+        sig.outputs = [self._tensor_map(n, i) for n, i in outputs.items()]
+        self._signatures.append(sig)
+
+    @staticmethod
+    def _tensor_map(name: str, index: int) -> Any:
+        m = fb.TensorMapT()
+        m.name, m.tensorIndex = name, int(index)
+        return m
+
+    def op_counts(self, subgraph: int = 0) -> dict[str, int]:
+        """Builtin op name -> how many ops of it the subgraph holds."""
+        names = {v: k for k, v in vars(fb.BuiltinOperator).items() if isinstance(v, int) and not k.startswith("_")}
+        counts: dict[str, int] = {}
+        for op in self.subgraphs[subgraph].operators:
+            name = names[self._opcodes[op.opcodeIndex].builtinCode]
+            counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items()))
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(a.nbytes for a in self._arrays if a is not None)
+
+    @property
+    def num_buffers(self) -> int:
+        return len(self._arrays)
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, path: str, inline: Optional[bool] = None) -> int:
+        """Write the ``.tflite`` file; returns its size. ``inline``: buffers as flatbuffer vectors
+        (default below 2 GB) or after the flatbuffer at ``Buffer.offset`` (above)."""
+        positions, tail_size = self._tail_layout()
+        if inline is None:
+            inline = tail_size < FLATBUFFER_LIMIT - (64 << 20)
+        tables = self._pack(positions, inline, 0)
+        if not inline:  # the offsets count from the file start: pack again with the tables' size
+            size = len(tables)
+            tables = self._pack(positions, inline, size)
+            if len(tables) != size:
+                raise AssertionError("the flatbuffer tables changed size between passes")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(tables)
+            if not inline:
+                f.write(bytes(_aligned(len(tables)) - len(tables)))
+            written = self._write_tail(f, positions, inline)
+        return len(tables) + (0 if inline else _aligned(len(tables)) - len(tables)) + written
+
+    def _tail_layout(self) -> tuple[list[int], int]:
+        """Where each buffer starts after the tables: its length prefix (inline vectors) so that
+        the data is 16-byte aligned; the tail's size."""
+        positions, at = [0], 0
+        for array in self._arrays[1:]:
+            n = array.nbytes
+            if not n:
+                positions.append(0)
+                continue
+            data = _aligned(at + 4)  # (inline: a uint32 length precedes the data)
+            positions.append(data - 4)
+            at = data + n
+        return positions, at
+
+    def _pack(self, positions: list[int], inline: bool, tables_size: int) -> memoryview:
+        model = fb.ModelT()
+        model.version = 3
+        model.description = self.description
+        model.operatorCodes = self._opcodes
+        model.subgraphs = [g.table() for g in self.subgraphs]
+        model.signatureDefs = self._signatures
+        model.buffers = [_StoredBuffer(0, 0, inline)] + [
+            _StoredBuffer(a.nbytes, positions[i] + (0 if inline else 4), inline, tables_size)
+            for i, a in enumerate(self._arrays[1:], start=1)]
+        builder = flatbuffers.Builder(1 << 16)
+        builder.Prep(ALIGNMENT, 0)  # the tables' size becomes a multiple of 16: the tail stays aligned
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        return memoryview(builder.Bytes)[builder.Head():]
+
+    def _write_tail(self, f: BinaryIO, positions: list[int], inline: bool) -> int:
+        at = 0
+        for array, start in zip(self._arrays[1:], positions[1:]):
+            if not array.nbytes:
+                continue
+            f.write(bytes(start - at))
+            if inline:
+                f.write(np.uint32(array.nbytes).tobytes())
+            else:
+                f.write(bytes(4))
+            f.write(_raw(array))
+            at = start + 4 + array.nbytes
+        return at
+
+
+def _raw(array: np.ndarray) -> memoryview:
+    """The array's bytes without a copy (little-endian, C order)."""
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return memoryview(array.reshape(-1)).cast("B")
+

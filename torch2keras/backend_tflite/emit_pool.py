@@ -1,0 +1,178 @@
+"""Emitters of pooling and resizing: MAX_POOL_2D / AVERAGE_POOL_2D with torch's padding and
+divisor semantics, adaptive pools (MEAN / REDUCE_MAX over the whole map, or a pool whose window
+divides it), and RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR.
+
+Padding. Where TFLite's SAME padding places the windows as torch does, max pooling is exact (SAME
+ignores the padding, torch pads with -inf) and so is average pooling with
+``count_include_pad=False`` (SAME divides by the window's overlap with the input). Otherwise the
+input is padded explicitly -- max pooling with a lower bound of the input (0 after a ReLU), so
+that the pad is never the maximum -- and the pool runs VALID; an average pool is then corrected
+by a constant per-position factor (window size / torch's divisor) where they differ.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..ir import Node, Value
+from .context import Context, DirectExportError, emitter
+from .emit_conv import Window, padding_mode
+from .emit_math import binary
+from .schema import fb
+
+__all__ = ["lower_bound"]
+
+_NON_NEGATIVE = {"relu", "sigmoid", "hardsigmoid", "softmax", "exp", "abs", "square"}
+_SAME, _VALID = fb.Padding.SAME, fb.Padding.VALID
+
+
+def lower_bound(v: Value) -> float:
+    """A lower bound of every element of ``v`` known from the ops computing it (else the most
+    negative float32)."""
+    node = v.producer
+    if node.op in _NON_NEGATIVE:
+        return 0.0
+    if node.op == "clamp" and node.attrs.get("min") is not None:
+        return float(node.attrs["min"])
+    if node.op in ("max_pool", "relayout", "permute", "reshape") and node.inputs:
+        return lower_bound(node.inputs[0])
+    return float(np.finfo(np.float32).min)
+
+
+def _as_4d(ctx: Context, node: Node) -> tuple[int, bool]:
+    """The input tensor as [N, H, W, C] (a 1-d pool's [N, L, C] as [N, 1, L, C])."""
+    x = node.inputs[0]
+    if x.type.rank == 4:
+        return ctx.tensor(x), False
+    if x.type.rank == 3:
+        n, length, c = ctx.shape(ctx.tensor(x))
+        return ctx.reshape(ctx.tensor(x), [n, 1, length, c], "as_2d"), True
+    raise DirectExportError(node, f"{x.type.rank - 2}-d pooling is not supported (1-d and 2-d are)")
+
+
+def _pool_geometry(node: Node, flat: bool, in_shape, out_shape) -> Window:
+    a = node.attrs
+    dil = a.get("dilation") or [1] * len(a["kernel"])
+    if any(d != 1 for d in dil):
+        raise DirectExportError(node, "with dilation has no TFLite builtin")
+    k, s, p = list(a["kernel"]), list(a["stride"]), list(a["padding"])
+    if flat:
+        k, s, p = [1] + k, [1] + s, [0] + p
+    pads = []
+    for i in range(2):  # ceil_mode: extra padding after, so that VALID yields torch's count
+        need = (out_shape[1 + i] - 1) * s[i] + k[i]
+        pads += [p[i], max(need - in_shape[1 + i] - p[i], p[i])]
+    return Window(in_shape[1:3], k, s, pads, [1, 1], out_shape[1:3])
+
+
+def _pool_op(ctx: Context, op: str, x: int, window: Window, padding: int, out: int, activation: int = 0) -> int:
+    options = fb.Pool2DOptionsT()
+    options.padding = padding
+    options.strideH, options.strideW = window.stride
+    options.filterHeight, options.filterWidth = window.kernel
+    options.fusedActivationFunction = activation
+    ctx.op(op, [x], [out], options)
+    return out
+
+
+def _finish(ctx: Context, node: Node, result: int, flat: bool) -> int:
+    return ctx.reshape(result, node.output.type.physical_shape, out=ctx.result(node)) if flat else result
+
+
+def _out_4d(ctx: Context, node: Node, flat: bool) -> tuple[list[int], int]:
+    shape = list(node.output.type.physical_shape)
+    if flat:
+        shape = [shape[0], 1, shape[1], shape[2]]
+        return shape, ctx.temp(shape, np.float32, "pool_2d")
+    return shape, ctx.result(node)
+
+
+@emitter("max_pool")
+def emit_max_pool(ctx: Context, node: Node) -> int:
+    x, flat = _as_4d(ctx, node)
+    shape, out = _out_4d(ctx, node, flat)
+    window = _pool_geometry(node, flat, ctx.shape(x), shape)
+    x, padding = padding_mode(ctx, x, window, value=lower_bound(node.inputs[0]))
+    return _finish(ctx, node, _pool_op(ctx, "MAX_POOL_2D", x, window, padding, out), flat)
+
+
+@emitter("avg_pool")
+def emit_avg_pool(ctx: Context, node: Node) -> int:
+    a = node.attrs
+    x, flat = _as_4d(ctx, node)
+    shape, out = _out_4d(ctx, node, flat)
+    window = _pool_geometry(node, flat, ctx.shape(x), shape)
+    if window.padded and window.same() and not a["count_include_pad"] and not a["divisor_override"]:
+        return _finish(ctx, node, _pool_op(ctx, "AVERAGE_POOL_2D", x, window, _SAME, out), flat)
+    factor = _divisor_fix(node, window, flat)
+    padded, _ = padding_mode(ctx, x, Window(window.size, window.kernel, window.stride, window.pads, [1, 1],
+                                            [-1, -1]))  # (never SAME: the factor assumes VALID windows)
+    if factor is None:
+        return _finish(ctx, node, _pool_op(ctx, "AVERAGE_POOL_2D", padded, window, _VALID, out), flat)
+    pooled = _pool_op(ctx, "AVERAGE_POOL_2D", padded, window, _VALID, ctx.temp(shape, np.float32, "pool"))
+    scale = ctx.constant(factor.reshape(1, *factor.shape, 1), f"{ctx.scope(node)}/divisor")
+    return _finish(ctx, node, binary(ctx, "MUL", pooled, scale, out), flat)
+
+
+def _divisor_fix(node: Node, window: Window, flat: bool) -> "np.ndarray | None":
+    """window size / torch's divisor per output position, or None where they agree."""
+    a = node.attrs
+    size = window.size
+    real = np.ones(size, np.float32)
+    p = window.pads
+    torch_pad = [0] + list(a["padding"]) if flat else list(a["padding"])
+    inside = np.pad(real, [(p[0], p[1]), (p[2], p[3])])
+    counted = np.pad(np.pad(real, [(q, q) for q in torch_pad], constant_values=1),
+                     [(0, p[1] - torch_pad[0]), (0, p[3] - torch_pad[1])])
+    windows = sliding_window_view(counted if a["count_include_pad"] else inside, tuple(window.kernel))
+    counts = windows[::window.stride[0], ::window.stride[1]].sum(axis=(-2, -1))
+    divisor = np.full_like(counts, a["divisor_override"]) if a["divisor_override"] else counts
+    factor = (float(np.prod(window.kernel)) / divisor).astype(np.float32)
+    return None if np.allclose(factor, 1.0) else factor
+
+
+@emitter("adaptive_avg_pool", "adaptive_max_pool")
+def emit_adaptive_pool(ctx: Context, node: Node) -> int:
+    x = node.inputs[0]
+    size = list(x.type.shape[2:])
+    out_size = list(node.attrs["output_size"])
+    reduce_op, pool_op = ("MEAN", "AVERAGE_POOL_2D") if node.op == "adaptive_avg_pool" else \
+        ("REDUCE_MAX", "MAX_POOL_2D")
+    if all(o == 1 for o in out_size):
+        axes = sorted(x.type.physical_axis(2 + i) for i in range(len(size)))
+        options = fb.ReducerOptionsT()
+        options.keepDims = node.id not in ctx.plan.into_reshape  # (else: write the reshape dropping them)
+        out = ctx.result(ctx.graph.node(ctx.plan.into_reshape.get(node.id, node.id)))
+        ctx.op(reduce_op, [ctx.tensor(x), ctx.ints(axes, "axes")], [out], options)
+        return out
+    if any(s % o for s, o in zip(size, out_size)) or x.type.rank not in (3, 4):
+        raise DirectExportError(node, f"from {tuple(size)} to {tuple(out_size)} (not a divisor) is not supported")
+    tensor, flat = _as_4d(ctx, node)
+    shape, out = _out_4d(ctx, node, flat)
+    kernel = [s // o for s, o in zip(size, out_size)]
+    kernel = [1] + kernel if flat else kernel
+    window = Window(ctx.shape(tensor)[1:3], kernel, kernel, [0, 0, 0, 0], [1, 1], shape[1:3])
+    return _finish(ctx, node, _pool_op(ctx, pool_op, tensor, window, _VALID, out), flat)
+
+
+@emitter("upsample")
+def emit_upsample(ctx: Context, node: Node) -> int:
+    x, a = node.inputs[0], node.attrs
+    if x.type.rank != 4 or x.type.perm != (0, 2, 3, 1):
+        raise DirectExportError(node, f"of a value stored as {x.type} (only 2-d channels-last) is not supported")
+    if a["mode"] == "nearest":
+        options = fb.ResizeNearestNeighborOptionsT()
+        op = "RESIZE_NEAREST_NEIGHBOR"
+        if a["align_corners"]:
+            raise DirectExportError(node, "nearest resize with align_corners=True is not supported")
+    elif a["mode"] == "bilinear":
+        options = fb.ResizeBilinearOptionsT()
+        options.alignCorners = bool(a["align_corners"])
+        options.halfPixelCenters = not a["align_corners"]
+        op = "RESIZE_BILINEAR"
+    else:
+        raise DirectExportError(node, f"mode {a['mode']!r} has no TFLite builtin (nearest and bilinear have)")
+    out = ctx.result(node)
+    ctx.op(op, [ctx.tensor(x), ctx.ints(list(a["size"]), "size")], [out], options)
+    return out

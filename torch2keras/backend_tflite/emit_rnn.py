@@ -1,0 +1,153 @@
+"""The ``lstm`` emitter: one UNIDIRECTIONAL_SEQUENCE_LSTM per layer and direction.
+
+torch's gates i, f, g, o are the op's input, forget, cell and output gates; the weights are split
+per gate as they are ([hidden, features] blocks of w_ih and w_hh), the two biases summed. The
+backward direction reads the sequence reversed along time (REVERSE_V2) and its outputs are
+reversed back; the two directions are concatenated on the features.
+
+State. The op keeps its state in two variable tensors that it overwrites with the final state,
+so a state tensor must be written afresh before every invocation (a variable that nothing
+writes would carry one call's final state into the next). One SPLIT per ``lstm`` node writes
+every layer's and direction's initial h and c from a constant (zeros, or the given constant
+states) or from the given state tensors, each call. The final hidden state of a direction is
+its output at its last step (a STRIDED_SLICE of the sequence: a real data dependency); the
+final cell state, which only the overwritten variable holds, is not written (an error that
+names it: the converter path computes it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Node
+from .context import Context, DirectExportError, emitter
+from .schema import fb
+
+__all__: list[str] = []
+
+
+def _fresh_states(ctx: Context, node: Node, count: int, batch: int, hidden: int) -> list[int]:
+    """``count`` new variable [batch, hidden] tensors written by one SPLIT from the initial states
+    (h of layer-direction 0, c of 0, h of 1, ...)."""
+    h0, c0 = node.inputs[1], node.inputs[2]
+    outs = [ctx.sub.tensor([batch, hidden], np.float32, ctx.local_name(f"state{k}"), variable=True)
+            for k in range(count)]
+    options = fb.SplitOptionsT()
+    options.numSplits = count
+    if ctx.is_const(h0) and ctx.is_const(c0):
+        h, c = ctx.const(h0).astype(np.float32), ctx.const(c0).astype(np.float32)
+        pieces = [(h if k % 2 == 0 else c)[k // 2] for k in range(count)]
+        source = ctx.constant(np.concatenate(pieces, axis=1), ctx.local_name("initial_states"))
+        ctx.op("SPLIT", [ctx.ints(1, "state_axis"), source], outs, options)
+        return outs
+    stacked = ctx.temp([count // 2, 2, batch, hidden], np.float32, "states")
+    pack = fb.PackOptionsT()
+    pack.valuesCount, pack.axis = 2, 1
+    ctx.op("PACK", [ctx.tensor(h0), ctx.tensor(c0)], [stacked], pack)
+    rows = ctx.reshape(stacked, [count * batch, hidden], "state_rows")
+    ctx.op("SPLIT", [ctx.ints(0, "state_axis"), rows], outs, options)
+    return outs
+
+
+def _gate_blocks(ctx: Context, w: np.ndarray, name: str) -> list[int]:
+    """The i, f, g, o blocks of a stacked [4 * hidden, ...] weight or bias, as constants."""
+    hidden = w.shape[0] // 4
+    return [ctx.constant(np.ascontiguousarray(w[k * hidden:(k + 1) * hidden]), ctx.local_name(f"{name}/gate{k}"),
+                         weight=True)
+            for k in range(4)]
+
+
+def _reverse(ctx: Context, x: int, axis: int, suffix: str) -> int:
+    out = ctx.temp(ctx.shape(x), np.float32, suffix)
+    ctx.op("REVERSE_V2", [x, ctx.ints([axis], "time_axis")], [out])
+    return out
+
+
+def _direction(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], states: tuple[int, int],
+               reverse: bool, name: str) -> int:
+    """One layer-direction: the sequence of its hidden states, aligned with the input."""
+    a = node.attrs
+    hidden = a["hidden_size"]
+    time_axis = 1 if a["batch_first"] else 0
+    if reverse:
+        seq = _reverse(ctx, seq, time_axis, f"{name}/reversed_input")
+    w_ih, w_hh = weights[0], weights[1]
+    bias = weights[2] + weights[3] if a["has_biases"] else np.zeros(4 * hidden, np.float32)
+    shape = list(ctx.shape(seq))
+    shape[-1] = hidden
+    out = ctx.temp(shape, np.float32, f"{name}/sequence")
+    options = fb.UnidirectionalSequenceLSTMOptionsT()
+    options.fusedActivationFunction = fb.ActivationFunctionType.TANH
+    options.timeMajor = not a["batch_first"]
+    inputs = [seq, *_gate_blocks(ctx, w_ih, f"{name}/w_ih"), *_gate_blocks(ctx, w_hh, f"{name}/w_hh"),
+              -1, -1, -1, *_gate_blocks(ctx, bias, f"{name}/bias"), -1, -1, states[0], states[1], -1, -1, -1, -1]
+    ctx.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [out], options)
+    return _reverse(ctx, out, time_axis, f"{name}/sequence_aligned") if reverse else out
+
+
+@emitter("lstm")
+def emit_lstm(ctx: Context, node: Node) -> tuple:
+    a = node.attrs
+    x = node.inputs[0]
+    if x.type.dtype != "f32" or any(v.type.layout is not None for v in node.inputs[:3]):
+        raise DirectExportError(node, f"on {x.type} (float32 in PyTorch's order only) is not supported")
+    if ctx.graph.num_uses(node.outputs[2]) or ctx.graph.is_output(node.outputs[2]):
+        raise DirectExportError(node, "whose final cell state is read is not supported (the fused op keeps it "
+                                      "in a variable no other op can safely read)")
+    weights = node.inputs[3:]
+    if not all(ctx.is_const(w) for w in weights):
+        raise DirectExportError(node, "with weights computed by the model is not supported")
+    arrays = [ctx.const(w).astype(np.float32) for w in weights]
+    dirs, layers, hidden = 2 if a["bidirectional"] else 1, a["num_layers"], a["hidden_size"]
+    per = 4 if a["has_biases"] else 2
+    batch = x.type.shape[0 if a["batch_first"] else 1]
+    states = _fresh_states(ctx, node, 2 * layers * dirs, batch, hidden)
+    seq, finals = ctx.tensor(x), []
+    for layer in range(layers):
+        outs = []
+        for d in range(dirs):
+            index = layer * dirs + d
+            name = f"l{layer}" + ("_reverse" if d else "")
+            outs.append(_direction(ctx, node, seq, arrays[index * per:(index + 1) * per],
+                                   (states[2 * index], states[2 * index + 1]), d == 1, name))
+            finals.append((outs[-1], d == 1))
+        seq = outs[0] if dirs == 1 else _concat(ctx, outs, -1 + len(ctx.shape(outs[0])), f"l{layer}_directions")
+    h_n = _final_hidden(ctx, node, finals) if ctx.graph.num_uses(node.outputs[1]) or \
+        ctx.graph.is_output(node.outputs[1]) else ctx.result(node, 1)
+    return seq, h_n, ctx.result(node, 2)
+
+
+def _concat(ctx: Context, parts: list[int], axis: int, suffix: str) -> int:
+    shape = list(ctx.shape(parts[0]))
+    shape[axis] = sum(ctx.shape(p)[axis] for p in parts)
+    out = ctx.temp(shape, np.float32, suffix)
+    options = fb.ConcatenationOptionsT()
+    options.axis = axis
+    ctx.op("CONCATENATION", parts, [out], options)
+    return out
+
+
+def _final_hidden(ctx: Context, node: Node, finals: list[tuple[int, bool]]) -> int:
+    """torch's h_n [layers * directions, batch, hidden]: each direction's output at its last
+    processed step (the first one for the backward direction), stacked."""
+    time_axis = 1 if node.attrs["batch_first"] else 0
+    pieces = []
+    for k, (seq, reverse) in enumerate(finals):
+        shape = list(ctx.shape(seq))
+        begin, end = [0, 0, 0], list(shape)
+        begin[time_axis] = 0 if reverse else shape[time_axis] - 1
+        end[time_axis] = begin[time_axis] + 1
+        step_shape = list(shape)
+        step_shape[time_axis] = 1
+        step = ctx.temp(step_shape, np.float32, f"h_n{k}")
+        ctx.op("STRIDED_SLICE", [seq, ctx.ints(begin, "h_begin"), ctx.ints(end, "h_end"),
+                                 ctx.ints([1, 1, 1], "h_strides")], [step], fb.StridedSliceOptionsT())
+        pieces.append(ctx.reshape(step, [1, shape[1 - time_axis], shape[2]], f"h_n{k}_rows"))
+    out = ctx.result(node, 1)
+    if len(pieces) == 1:
+        return ctx.reshape(pieces[0], ctx.shape(out), out=out) if ctx.shape(pieces[0]) != ctx.shape(out) \
+            else pieces[0]
+    options = fb.ConcatenationOptionsT()
+    options.axis = 0
+    ctx.op("CONCATENATION", pieces, [out], options)
+    return out

@@ -1,0 +1,249 @@
+"""Emitters of the data-movement IR ops: reshape, permute, relayout, slice, concat, pad, expand,
+tile, flip, gather-like indexing and depth/space rearrangements.
+
+Axis attributes are logical; each emitter maps them through the input's layout
+(``TensorType.physical_axis``). Reshapes and permutes the layout pass made free are plain
+RESHAPEs of the stored bytes (or nothing at all when the stored shape does not change).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Node, Value
+from ..ir.layouts import physical_permute
+from ..ir.shuffle import shuffle_groups
+from .context import Context, DirectExportError, emitter
+from .schema import fb
+
+__all__ = ["physical_pads", "strided_slice"]
+
+
+def _alias_or_reshape(ctx: Context, node: Node, tensor: int) -> int:
+    """``tensor`` as the node's result: itself when its stored shape is already the result's."""
+    want = list(node.output.type.physical_shape)
+    if list(ctx.shape(tensor)) == want:
+        return tensor
+    return ctx.reshape(tensor, want, out=ctx.result(node))
+
+
+@emitter("reshape")
+def emit_reshape(ctx: Context, node: Node) -> int:
+    # the layout pass leaves only reshapes that keep the stored bytes in order
+    return _alias_or_reshape(ctx, node, ctx.tensor(node.inputs[0]))
+
+
+@emitter("permute")
+def emit_permute(ctx: Context, node: Node) -> int:
+    x = node.inputs[0]
+    perm = physical_permute(x.type.perm, node.attrs["perm"], node.output.type.perm)
+    return _transposed(ctx, node, ctx.tensor(x), perm)
+
+
+@emitter("relayout")
+def emit_relayout(ctx: Context, node: Node) -> int:
+    return _transposed(ctx, node, ctx.tensor(node.inputs[0]), node.attrs["perm"])
+
+
+def _transposed(ctx: Context, node: Node, x: int, perm) -> int:
+    perm = [int(p) for p in perm]
+    shape = ctx.shape(x)
+    kept = [p for p in perm if shape[p] != 1]
+    if kept == sorted(kept):  # only 1-sized axes move: the same bytes
+        return _alias_or_reshape(ctx, node, x)
+    moved = [shape[p] for p in perm]
+    if moved == list(node.output.type.physical_shape):
+        return ctx.transpose(x, perm, out=ctx.result(node))
+    return _alias_or_reshape(ctx, node, ctx.transpose(x, perm))
+
+
+def strided_slice(ctx: Context, x: int, axis: int, start: int, end: int, step: int, out: int) -> int:
+    """``out = x[..., start:end:step, ...]`` along stored axis ``axis`` (bounds normalised)."""
+    shape = ctx.shape(x)
+    begin, stop, stride = slice(start, end, step).indices(shape[axis])
+    if stride < 0:
+        raise ValueError("negative slice steps are written as flips")
+    begins, ends, strides = [0] * len(shape), list(shape), [1] * len(shape)
+    begins[axis], ends[axis], strides[axis] = begin, max(stop, begin), stride
+    ctx.op("STRIDED_SLICE", [x, ctx.ints(begins, "begin"), ctx.ints(ends, "end"), ctx.ints(strides, "strides")],
+           [out], fb.StridedSliceOptionsT())
+    return out
+
+
+def _split(ctx: Context, node: Node) -> int:
+    """SPLIT writing every piece of the plan's split that ``node`` belongs to."""
+    pieces = [ctx.graph.node(i) for i in ctx.plan.splits[node.id]]
+    x = node.inputs[0]
+    outs = [ctx.result(p) for p in pieces]
+    options = fb.SplitOptionsT()
+    options.numSplits = len(pieces)
+    ctx.op("SPLIT", [ctx.ints(x.type.physical_axis(node.attrs["axis"]), "split_axis"), ctx.tensor(x)], outs, options)
+    for piece, out in zip(pieces, outs):
+        ctx.tensors[piece.output.id] = out
+    return ctx.tensors[node.output.id]
+
+
+@emitter("slice")
+def emit_slice(ctx: Context, node: Node) -> int:
+    x, a = node.inputs[0], node.attrs
+    if node.id in ctx.plan.splits:
+        return _split(ctx, node)
+    if a["step"] <= 0:
+        raise DirectExportError(node, f"with step {a['step']} is not supported")
+    axis = x.type.physical_axis(a["axis"])
+    tensor = ctx.tensor(x)
+    if list(ctx.shape(tensor)) == list(node.output.type.physical_shape):
+        return tensor  # the whole axis
+    return strided_slice(ctx, tensor, axis, a["start"], a["end"], a["step"], ctx.result(node))
+
+
+@emitter("concat")
+def emit_concat(ctx: Context, node: Node) -> int:
+    xs = [v for v in node.inputs if 0 not in tuple(v.type.shape)]  # (empty pieces add nothing)
+    if len(xs) == 1:
+        return _alias_or_reshape(ctx, node, ctx.tensor(xs[0]))
+    options = fb.ConcatenationOptionsT()
+    options.axis = node.inputs[0].type.physical_axis(node.attrs["axis"])
+    out = ctx.result(node)
+    ctx.op("CONCATENATION", [ctx.cast(ctx.tensor(v), ctx.dtype(out), f"cast{i}") for i, v in enumerate(xs)], [out],
+           options)
+    return out
+
+
+@emitter("slice_scatter")
+def emit_slice_scatter(ctx: Context, node: Node) -> int:
+    """x with x[start:end] (step 1) replaced by src: the pieces of x around it, concatenated."""
+    x, src = node.inputs
+    a = node.attrs
+    if a["step"] != 1:
+        raise DirectExportError(node, f"with step {a['step']} is not supported (step 1 is)")
+    axis = x.type.physical_axis(a["axis"])
+    tensor = ctx.tensor(x)
+    shape = list(ctx.shape(tensor))
+    start, end, _ = slice(a["start"], a["end"]).indices(shape[axis])
+    end = max(end, start)
+    pieces = []
+    for lo, hi, suffix in ((0, start, "before"), (end, shape[axis], "after")):
+        if hi > lo:
+            piece_shape = list(shape)
+            piece_shape[axis] = hi - lo
+            pieces.append(strided_slice(ctx, tensor, axis, lo, hi, 1, ctx.temp(piece_shape, ctx.dtype(tensor), suffix)))
+    pieces.insert(1 if start > 0 else 0, ctx.cast(ctx.tensor(src), ctx.dtype(tensor)))
+    out = ctx.result(node)
+    if len(pieces) == 1:
+        return ctx.reshape(pieces[0], shape, out=out)
+    options = fb.ConcatenationOptionsT()
+    options.axis = axis
+    ctx.op("CONCATENATION", pieces, [out], options)
+    return out
+
+
+def physical_pads(x: Value, pads) -> list[list[int]]:
+    """Logical (before, after) pairs per axis -> [[before, after], ...] per stored axis."""
+    return [[int(pads[2 * a]), int(pads[2 * a + 1])] for a in x.type.perm]
+
+
+@emitter("pad")
+def emit_pad(ctx: Context, node: Node) -> int:
+    x, a = node.inputs[0], node.attrs
+    pads = physical_pads(x, a["pads"])
+    if any(p < 0 for pair in pads for p in pair):
+        raise DirectExportError(node, "with negative padding (cropping) is not supported")
+    tensor, out = ctx.tensor(x), ctx.result(node)
+    paddings = ctx.ints(pads, "paddings")
+    if a["mode"] == "reflect":
+        options = fb.MirrorPadOptionsT()
+        options.mode = fb.MirrorPadMode.REFLECT
+        ctx.op("MIRROR_PAD", [tensor, paddings], [out], options)
+    elif a["mode"] != "constant":
+        raise DirectExportError(node, f"mode {a['mode']!r} has no TFLite builtin")
+    elif a["value"] == 0:
+        ctx.op("PAD", [tensor, paddings], [out])
+    else:
+        ctx.op("PADV2", [tensor, paddings, ctx.scalar(a["value"], ctx.dtype(tensor), "value")], [out])
+    return out
+
+
+@emitter("expand")
+def emit_expand(ctx: Context, node: Node) -> int:
+    out = ctx.result(node)
+    ctx.op("BROADCAST_TO", [ctx.tensor(node.inputs[0]), ctx.ints(ctx.shape(out), "shape")], [out])
+    return out
+
+
+@emitter("tile")
+def emit_tile(ctx: Context, node: Node) -> int:
+    x, out_t = node.inputs[0], node.output.type
+    tensor = ctx.tensor(x)
+    padded = [1] * (out_t.rank - x.type.rank) + list(ctx.shape(tensor))
+    tensor = ctx.reshape(tensor, padded, "rank")
+    out = ctx.result(node)
+    reps = [o // i for o, i in zip(ctx.shape(out), padded)]
+    ctx.op("TILE", [tensor, ctx.ints(reps, "multiples")], [out])
+    return out
+
+
+@emitter("flip")
+def emit_flip(ctx: Context, node: Node) -> int:
+    x = node.inputs[0]
+    axes = sorted(x.type.physical_axis(a) for a in node.attrs["axes"])
+    out = ctx.result(node)
+    ctx.op("REVERSE_V2", [ctx.tensor(x), ctx.ints(axes, "axes")], [out])
+    return out
+
+
+def _gather(ctx: Context, node: Node, params: int, index: Value, axis: int) -> int:
+    options = fb.GatherOptionsT()
+    options.axis = axis
+    out = ctx.result(node)
+    indices = ctx.tensor(index)
+    if ctx.dtype(indices) not in (np.int32, np.int64):
+        indices = ctx.cast(indices, np.int32, "index")
+    ctx.op("GATHER", [params, indices], [out], options)
+    return out
+
+
+def _shuffled(ctx: Context, node: Node, groups: int) -> int:
+    """A channel shuffle (``shuffle_groups``) of stored axis ``a``: viewed as [..., g, C / g, ...],
+    the two axes swapped by one TRANSPOSE, viewed back."""
+    x = node.inputs[0]
+    tensor = ctx.tensor(x)
+    shape = list(ctx.shape(tensor))
+    axis = x.type.physical_axis(node.attrs["axis"])
+    view = shape[:axis] + [groups, shape[axis] // groups] + shape[axis + 1:]
+    perm = list(range(len(view)))
+    perm[axis], perm[axis + 1] = axis + 1, axis
+    moved = ctx.transpose(ctx.reshape(tensor, view, "groups"), perm, "shuffle")
+    return ctx.reshape(moved, shape, out=ctx.result(node))
+
+
+@emitter("index_select")
+def emit_index_select(ctx: Context, node: Node) -> int:
+    x, index = node.inputs
+    groups = shuffle_groups(ctx.const(index)) if ctx.is_const(index) and index.type.rank == 1 else None
+    if groups is not None:
+        return _shuffled(ctx, node, groups)
+    if index.type.rank != 1 and x.type.layout is not None:
+        raise DirectExportError(node, "with a multi-dimensional index on a re-laid-out input is not supported")
+    return _gather(ctx, node, ctx.tensor(x), index, x.type.physical_axis(node.attrs["axis"]))
+
+
+@emitter("embedding")
+def emit_embedding(ctx: Context, node: Node) -> int:
+    w, index = node.inputs
+    return _gather(ctx, node, ctx.tensor(w), index, 0)
+
+
+@emitter("depth_to_space", "space_to_depth")
+def emit_depth_to_space(ctx: Context, node: Node) -> int:
+    x = node.inputs[0]
+    if x.type.rank != 4 or x.type.perm != (0, 2, 3, 1):
+        raise DirectExportError(node, f"on a value stored as {x.type} (not channels-last) is not supported")
+    if node.op == "depth_to_space":
+        options = fb.DepthToSpaceOptionsT()
+    else:
+        options = fb.SpaceToDepthOptionsT()
+    options.blockSize = int(node.attrs["block"])
+    out = ctx.result(node)
+    ctx.op(node.op.upper(), [ctx.tensor(x)], [out], options)
+    return out

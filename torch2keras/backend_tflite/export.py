@@ -1,0 +1,100 @@
+"""``CompileResult.export_tflite(backend="direct" | "auto")``: which path writes the file, the direct
+write itself, its check against PyTorch's outputs and the report's ``tflite`` record.
+
+Backends: ``"converter"`` (Keras model -> TensorFlow's converter), ``"direct"`` (this package;
+an IR op it cannot write is a ``DirectExportError`` naming the op and source line), ``"auto"``
+(direct, and the converter where the direct backend refuses the model, with a warning). The
+direct backend writes float32 and ``quantize="fp16"`` files; the integer quantization modes
+always go to the converter (a warning says so).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Optional, Sequence
+
+import attrs
+import numpy as np
+
+from ..ir import Graph, Node
+from .context import DirectExportError
+from .writer import WriteResult, write_tflite
+
+__all__ = ["BACKENDS", "DIRECT_QUANTIZE", "DirectExport", "export_direct", "resolve_backend"]
+
+BACKENDS = ("converter", "direct", "auto")
+DIRECT_QUANTIZE = (None, "fp16")
+
+# run(path, delegates) -> the file's outputs on the example inputs, in PyTorch's layout
+Runner = Callable[[str, bool], Sequence[np.ndarray]]
+
+
+@attrs.define
+class DirectExport:
+    """A file the direct backend wrote: the report's record and the writer's result."""
+
+    record: dict
+    written: WriteResult
+    warnings: list[str] = attrs.field(factory=list)
+
+    @property
+    def tensor_nodes(self) -> dict[str, Node]:
+        return self.written.tensor_nodes
+
+
+def resolve_backend(backend: str, quantize: Optional[str]) -> str:
+    """``"direct"`` or ``"converter"``: who writes a file of this quantization mode."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "converter":
+        return "converter"
+    if quantize not in DIRECT_QUANTIZE:
+        warnings.warn(f"quantize={quantize!r} is written by the TFLite converter: the direct backend writes float32 "
+                      f"and quantize=\"fp16\" files", stacklevel=3)
+        return "converter"
+    return "direct"
+
+
+def export_direct(graph: Graph, path: str, backend: str = "direct", quantize: Optional[str] = None,
+                  run: Optional[Runner] = None, reference: Optional[Sequence[np.ndarray]] = None
+                  ) -> Optional[DirectExport]:
+    """Write ``graph`` to ``path`` with the direct backend, or None where the converter must
+    (integer quantization; with ``backend="auto"``, a model the direct backend refuses).
+
+    run / reference: the file is run on the example inputs and compared with PyTorch's outputs
+    (``record["max_abs_error"]``); None skips the check.
+    """
+    if resolve_backend(backend, quantize) == "converter":
+        return None
+    try:
+        written = write_tflite(graph, path, fp16=quantize == "fp16")
+    except DirectExportError as e:
+        if backend != "auto":
+            raise
+        warnings.warn(f"{e}\nwriting the file with the TFLite converter instead", stacklevel=3)
+        return None
+    result = DirectExport(_record(graph, written, quantize), written)
+    if run is not None and reference is not None:
+        result.record["max_abs_error"] = _max_error(run, path, reference, result.warnings)
+    return result
+
+
+def _record(graph: Graph, written: WriteResult, quantize: Optional[str]) -> dict:
+    counts = written.op_counts
+    signature = {name: [int(d) for d in v.type.physical_shape] for name, v in
+                 [*zip(graph.input_names, graph.inputs), *zip(graph.output_names, graph.outputs)]}
+    return {"path": written.path, "bytes": written.bytes, "quantize": quantize, "io_dtype": "float32",
+            "ops": sum(counts.values()), "transposes": counts.get("TRANSPOSE", 0), "op_counts": dict(counts),
+            "all_op_counts": dict(counts), "flex_ops": [], "max_abs_error": None, "signature": signature,
+            "backend": "direct", "timings": dict(written.timings)}
+
+
+def _max_error(run: Runner, path: str, reference: Sequence[np.ndarray], notes: list[str]) -> float:
+    try:
+        outs = run(path, True)
+    except RuntimeError as e:  # a delegate that fails to prepare: check the plain kernels
+        notes.append(f"LiteRT's default delegate failed on {path}: {str(e).strip().splitlines()[0]}; "
+                     f"checked without delegates")
+        outs = run(path, False)
+    return max((float(np.max(np.abs(np.asarray(o, np.float64) - r))) if np.size(o) else 0.0
+                for o, r in zip(outs, reference)), default=0.0)

@@ -1,0 +1,165 @@
+"""What the direct TFLite writer fuses, decided on the annotated IR before anything is written.
+
+TFLite ops carry a fused activation (``fused_activation_function``), reductions and fully
+connected ops can drop or merge axes, SPLIT writes several slices at once; this module finds
+where the IR lets the writer use them, as a pure function of the graph (tested on IR graphs in
+tests/backend_tflite/test_tflite_plan.py):
+
+* activation fusion: a conv, linear or add/sub/mul/div whose float result is read only by a
+  ``relu``, a ``clamp`` to [0, 6], [-1, 1] or [0, inf) runs that activation itself; the
+  activation node is written as nothing (its result is the fused op's);
+* hardsigmoid after a conv or linear (relu6(x + 3) / 6): the + 3 goes into the layer's bias and
+  the relu6 is fused, so the hardsigmoid is written as its MUL by 1/6 alone;
+* written through a reshape: a ``linear`` read only by a ``reshape`` merging all its rows
+  ([r1, ..., rk, out] -> [r1 * ... * rk, out]), or a reduction keeping its reduced axes read only
+  by a ``reshape`` that drops them, writes the reshape's shape directly (``keep_num_dims`` /
+  ``keep_dims`` false); the reshape is written as nothing;
+* splits: a value read only by ``slice`` nodes along one axis, with step 1, that cut the axis
+  into equal consecutive pieces (``torch.chunk``, q/k/v from one projection) is written as one
+  SPLIT producing every piece.
+
+A fused value is read by nothing else and is not a graph output. Invariant: every node in
+``absorbed`` has exactly one input, whose producer the plan gives the absorbed node's job.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import attrs
+
+from ..ir import Graph, Node
+
+__all__ = ["FUSABLE_ACTIVATION", "Plan", "activation_of", "plan_graph"]
+
+FUSES_ACTIVATION = {"conv", "linear", "add", "sub", "mul", "div"}  # IR ops whose TFLite op fuses one
+FUSABLE_ACTIVATION = ("RELU", "RELU6", "RELU_N1_TO_1")
+HARDSIGMOID_SHIFT = 3.0
+
+
+@attrs.define
+class Plan:
+    """The writer's fusions (see the module docstring), by node id."""
+
+    activation: dict[int, str] = attrs.field(factory=dict)  # node -> the activation it runs fused
+    absorbed: dict[int, int] = attrs.field(factory=dict)  # node written as nothing -> the node doing its job
+    into_reshape: dict[int, int] = attrs.field(factory=dict)  # node -> the reshape whose result it writes
+    bias_shift: dict[int, float] = attrs.field(factory=dict)  # conv/linear -> a constant added to its bias
+    scale_only: set[int] = attrs.field(factory=set)  # hardsigmoids written as their MUL by 1/6 alone
+    splits: dict[int, list[int]] = attrs.field(factory=dict)  # slice -> its split's slices, in order
+
+
+def activation_of(node: Node) -> Optional[str]:
+    """The TFLite fused activation that computes ``node`` (a relu or a clamp), or None."""
+    if node.op == "relu":
+        return "RELU"
+    if node.op != "clamp":
+        return None
+    low, high = node.attrs["min"], node.attrs["max"]
+    return {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1", (0.0, None): "RELU"}.get(
+        (None if low is None else float(low), None if high is None else float(high)))
+
+
+def _single_reader(graph: Graph, node: Node) -> Optional[Node]:
+    """The one node reading ``node``'s single result (once), unless a graph output reads it."""
+    if len(node.outputs) != 1:
+        return None
+    out = node.output
+    uses = graph.uses(out)
+    if len(uses) != 1 or graph.is_output(out):
+        return None
+    return uses[0][0]
+
+
+def _layer_with_constants(node: Node) -> bool:
+    return node.op in ("conv", "linear") and all(v.producer.op == "constant" for v in node.inputs[1:]) \
+        and not (node.op == "conv" and node.attrs["transposed"])
+
+
+def _activation_fusion(graph: Graph, node: Node) -> Optional[tuple[Node, str]]:
+    if node.op not in FUSES_ACTIVATION or node.output.type.dtype not in ("f32", "f16"):
+        return None
+    if node.op == "conv" and not _layer_with_constants(node):
+        return None  # (a conv with computed weights is not one TFLite op)
+    reader = _single_reader(graph, node)
+    if reader is None or len(reader.outputs) != 1 or reader.output.type.layout != node.output.type.layout:
+        return None
+    if reader.op == "hardsigmoid" and _layer_with_constants(node):
+        return reader, "RELU6"
+    act = activation_of(reader)
+    return (reader, act) if act is not None else None
+
+
+def _reshape_dropping(graph: Graph, node: Node) -> Optional[Node]:
+    """The reshape that is ``node``'s only reader, when ``node`` can write its shape itself."""
+    reader = _single_reader(graph, node)
+    out = node.output.type
+    if reader is None or reader.op != "reshape" or not out.is_static:
+        return None
+    # (the layout pass leaves only reshapes that keep the stored bytes in order)
+    got = list(reader.output.type.physical_shape)
+    if node.op == "linear":
+        if out.rank < 3 or out.perm[-1] != out.rank - 1:
+            return None
+        return reader if got == [math.prod(out.shape[:-1]), out.shape[-1]] else None
+    kept = [d for k, d in enumerate(out.physical_shape) if k not in _reduced_axes(node)]
+    return reader if got == kept and got != list(out.physical_shape) else None
+
+
+def _reduced_axes(node: Node) -> set[int]:
+    """The stored axes a keep-dims reduction (or a pool to 1x...x1) reduces, else none."""
+    x = node.inputs[0].type
+    if node.op == "reduce" and node.attrs["keepdim"] and node.attrs["kind"] in ("sum", "mean", "max", "min", "prod"):
+        axes = range(x.rank) if node.attrs["axes"] is None else node.attrs["axes"]
+        return {x.physical_axis(a) for a in axes}
+    if node.op in ("adaptive_avg_pool", "adaptive_max_pool") and all(o == 1 for o in node.attrs["output_size"]):
+        return {x.physical_axis(a) for a in range(2, x.rank)}
+    return set()
+
+
+def _split_pieces(graph: Graph, node: Node) -> Optional[list[Node]]:
+    """The slices of ``node``'s result, in order, if they cut one axis into equal pieces and
+    nothing else reads it."""
+    if len(node.outputs) != 1 or graph.is_output(node.output):
+        return None
+    x = node.output
+    readers = graph.users(x)
+    if len(readers) < 2 or len(graph.uses(x)) != len(readers) or any(r.op != "slice" for r in readers):
+        return None
+    axes = {r.attrs["axis"] % x.type.rank for r in readers}
+    if len(axes) != 1 or any(r.attrs["step"] != 1 for r in readers) or not x.type.is_static:
+        return None
+    size = x.type.shape[axes.pop()]
+    bounds = sorted((slice(r.attrs["start"], r.attrs["end"]).indices(size)[:2], r.id) for r in readers)
+    width = size // len(readers)
+    if size % len(readers) or [b for b, _ in bounds] != [(k * width, (k + 1) * width) for k in range(len(readers))]:
+        return None
+    return [graph.node(i) for _, i in bounds]
+
+
+def plan_graph(graph: Graph) -> Plan:
+    """The fusions of ``graph`` (see the module docstring)."""
+    plan = Plan()
+    for node in graph.topo_order():
+        pieces = _split_pieces(graph, node)
+        if pieces is not None:
+            for piece in pieces:
+                plan.splits[piece.id] = [p.id for p in pieces]
+        if node.op in ("linear", "reduce", "adaptive_avg_pool", "adaptive_max_pool"):
+            reshape = _reshape_dropping(graph, node)
+            if reshape is not None:
+                plan.into_reshape[node.id] = reshape.id
+                plan.absorbed[reshape.id] = node.id
+                continue
+        fused = _activation_fusion(graph, node)
+        if fused is None:
+            continue
+        reader, act = fused
+        plan.activation[node.id] = act
+        if reader.op == "hardsigmoid":
+            plan.bias_shift[node.id] = HARDSIGMOID_SHIFT
+            plan.scale_only.add(reader.id)
+        else:
+            plan.absorbed[reader.id] = node.id
+    return plan

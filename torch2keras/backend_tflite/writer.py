@@ -1,0 +1,122 @@
+"""Write a layout-annotated IR graph (the graph after the default pass pipeline) as a ``.tflite``
+file: one subgraph, a signature named with the graph's input and output names, every op a
+TFLite builtin chosen by the emitter table.
+
+Inputs and outputs are stored as the IR stores them (``TensorType.layout``): a model compiled
+with ``input_layouts="channels_last"`` takes NHWC arrays, as its Keras model does.
+"""
+
+from __future__ import annotations
+
+import time
+import attrs
+
+from ..ir import Graph, Node
+from . import emit_conv, emit_dense, emit_math, emit_norm, emit_pool, emit_reduce, emit_rnn, emit_shape  # noqa: F401
+from .builder import ModelBuilder
+from .context import EMITTERS, Context, DirectExportError, _name
+from .peephole import simplify
+from .plan import plan_graph
+
+__all__ = ["WriteResult", "build_model", "write_tflite"]
+
+SIGNATURE_KEY = "serving_default"
+
+
+@attrs.define
+class WriteResult:
+    """What ``write_tflite`` wrote: the path, its size, op counts, per-stage seconds, and the IR
+    node behind each tensor name prefix (``tensor_nodes``: a tensor ``name`` or ``name/...``
+    was written for node ``tensor_nodes[name]``)."""
+
+    path: str
+    bytes: int
+    op_counts: dict[str, int]
+    timings: dict[str, float]
+    tensor_nodes: dict[str, Node]
+
+
+def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
+                 description: str = "torch2keras direct") -> WriteResult:
+    """Write ``graph`` (layouts assigned) to ``path``; ``fp16``: float weights stored as float16,
+    read through DEQUANTIZE ops. Raises ``DirectExportError`` naming the first node that has no
+    TFLite builtin form here."""
+    start = time.perf_counter()
+    model, tensor_nodes = build_model(graph, fp16=fp16, signature_key=signature_key, description=description)
+    built = time.perf_counter()
+    size = model.write(path)
+    return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built},
+                       tensor_nodes)
+
+
+def build_model(graph: Graph, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
+                description: str = "torch2keras direct") -> tuple[ModelBuilder, dict[str, Node]]:
+    """The TFLite model of ``graph``, not yet written, and its tensor names' nodes."""
+    if not graph.meta.get("layouts_assigned"):
+        raise ValueError("write_tflite expects a graph after the layout pass (the default pass pipeline)")
+    model = ModelBuilder(description)
+    sub = model.subgraph("main")
+    ctx = Context(graph, model, sub, plan_graph(graph), fp16=fp16)
+    inputs = {}
+    for v in graph.inputs:
+        name = v.producer.attrs["name"]
+        ctx.tensors[v.id] = sub.tensor([_static_dim(v, d) for d in v.type.physical_shape], v.type.dtype, _name(name))
+        inputs[name] = ctx.tensors[v.id]
+    for node in graph.topo_order():
+        _emit_node(ctx, node)
+    outputs = _output_tensors(ctx, graph)
+    sub.inputs, sub.outputs = list(inputs.values()), list(outputs.values())
+    simplify(sub)
+    model.signature(signature_key, 0, inputs, outputs)
+    return model, ctx.tensor_nodes
+
+
+def _static_dim(v, d) -> int:
+    if isinstance(d, str):
+        raise DirectExportError(v.producer, f"has a run-time size ({v.type}); the direct backend writes static "
+                                            f"shapes only")
+    return int(d)
+
+
+def _emit_node(ctx: Context, node: Node) -> None:
+    if node.op in ("input", "constant") or (node.outputs and all(v.id in ctx.tensors for v in node.outputs)):
+        return  # (a sibling's emitter wrote it: a piece of a SPLIT)
+    if node.id in ctx.plan.absorbed:  # fused into its producer: the same tensor
+        ctx.tensors[node.output.id] = ctx.tensors[node.inputs[0].id]
+        return
+    fn = EMITTERS.get(node.op)
+    if fn is None:
+        raise DirectExportError(node, "has no emitter in the direct TFLite backend")
+    if node.op != "cast" and any(v.type.dtype == "f64" for v in (*node.inputs, *node.outputs)):
+        raise DirectExportError(node, "computes in float64, which TFLite's kernels do not (cast the model to "
+                                      "float32: model.float())")
+    ctx.node = node
+    try:
+        result = fn(ctx, node)
+    except DirectExportError:
+        raise
+    except Exception as e:  # noqa: BLE001 - an emitter bug: named with the node
+        raise DirectExportError(node, f"failed to emit: {type(e).__name__}: {e}") from e
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    for v, tensor in zip(node.outputs, results):
+        want = list(v.type.physical_shape)
+        if node.id not in ctx.plan.into_reshape and list(ctx.shape(tensor)) != want:
+            raise DirectExportError(node, f"was emitted with shape {list(ctx.shape(tensor))}, expected {want}")
+        ctx.tensors[v.id] = tensor
+
+
+def _output_tensors(ctx: Context, graph: Graph) -> dict[str, int]:
+    """Output name -> tensor; an output that is also an input, a constant or another output gets a
+    copy of its own (a signature maps each name to a distinct computed tensor)."""
+    outputs: dict[str, int] = {}
+    taken = set(ctx.sub.inputs) | {ctx.tensors[v.id] for v in graph.inputs}
+    for name, v in zip(graph.output_names, graph.outputs):
+        tensor = ctx.tensor(v)
+        if tensor in taken or ctx.sub.is_constant(tensor):
+            ctx.node = v.producer
+            copy = ctx.sub.tensor(ctx.shape(tensor), ctx.dtype(tensor), _name(f"{name}/copy"))
+            tensor = ctx.reshape(tensor, ctx.shape(tensor), out=copy)
+        taken.add(tensor)
+        outputs[name] = tensor
+    return outputs
+

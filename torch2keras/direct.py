@@ -1,0 +1,93 @@
+"""``torch2keras.to_tflite``: a PyTorch model straight to a ``.tflite`` file, without Keras or
+TensorFlow -- capture, lower, the default passes, and the direct TFLite writer
+(``backend_tflite``); optionally the file run in LiteRT against PyTorch's outputs.
+
+This is ``compile(...).export_tflite(backend="direct")`` without building the Keras model (and
+without importing TensorFlow): the fastest and leanest way to a float32 or fp16 ``.tflite``.
+Use ``compile`` for Keras models, SavedModels, integer quantization or a model the direct
+backend refuses (its error names the op and the source line).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import attrs
+import numpy as np
+import torch
+
+from .backend_tflite import write_tflite
+from .frontend_torch import lower
+from .ir import Graph, NumericalMismatchError
+from .ir.types import invert
+from .stages import Stages, build_pipeline, capture_model, check_arguments, flatten, reference_outputs, run_passes
+from .tflite.runtime import run_tflite
+
+__all__ = ["DirectResult", "to_tflite"]
+
+
+@attrs.define
+class DirectResult:
+    """What ``to_tflite`` wrote: the file, its op counts, seconds per stage, the IR, and the error
+    of its outputs against PyTorch's (None without validation)."""
+
+    path: str
+    bytes: int
+    op_counts: dict[str, int]
+    timings: dict[str, float]
+    ir: Graph
+    max_abs_error: Optional[float] = None
+
+
+def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optional[dict] = None,
+              input_layouts: Any = None, output_layouts: Any = None, quantize: Optional[str] = None,
+              validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
+              name: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> DirectResult:
+    """Write ``model`` called on ``inputs`` to ``path`` (see the module docstring).
+
+    input_layouts / output_layouts: as for ``compile`` (``"channels_last"`` stores images NHWC).
+    quantize: None (float32) or ``"fp16"`` (float16 weights). validate: run the file in LiteRT
+    on ``inputs`` and raise ``NumericalMismatchError`` where an output differs from PyTorch's by
+    more than ``atol + rtol * max|reference|``. progress: called with each stage's name as it
+    starts (``"capture..."``, ``"lower..."``, ``"passes..."``, ``"write..."``).
+    """
+    if quantize not in (None, "fp16"):
+        raise ValueError(f'to_tflite writes float32 or quantize="fp16" files; for {quantize!r} use '
+                         f'torch2keras.compile(...).export_tflite(quantize={quantize!r})')
+    args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    kwargs = dict(kwargs or {})
+    check_arguments(model, args, kwargs, input_layouts, "raise")
+    model = model.eval()
+    run = Stages(progress)
+    reference = reference_outputs(model, args, kwargs, output_layouts) if validate else None
+    captured, session = run("capture", capture_model, model, args, kwargs, None)
+    graph = run("lower", lower, captured, name or type(model).__name__)
+    del session
+    run("passes", run_passes, graph, build_pipeline(None, (), input_layouts, output_layouts, True), True, None)
+    written = run("write", write_tflite, graph, path, fp16=quantize == "fp16")
+    result = DirectResult(written.path, written.bytes, written.op_counts, {**run.timings, **written.timings}, graph)
+    if reference is not None:
+        _check(result, graph, args, kwargs, reference, atol, rtol)
+    return result
+
+
+def _check(result: DirectResult, graph: Graph, args: tuple, kwargs: dict, reference: list[np.ndarray],
+           atol: float, rtol: float) -> None:
+    """The file run in LiteRT on the example inputs against PyTorch's outputs."""
+    feed = {}
+    tensors = [t for t in flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
+    for name, v, x in zip(graph.input_names, graph.inputs, tensors):
+        x = x.detach().cpu().numpy()
+        feed[name] = np.transpose(x, v.type.layout) if v.type.layout else x
+    outs = run_tflite(result.path, feed)
+    worst, bad = 0.0, []
+    for name, v, ref in zip(graph.output_names, graph.outputs, reference):
+        got = np.asarray(outs[name])
+        got = np.transpose(got, invert(v.type.layout)) if v.type.layout else got
+        err = float(np.max(np.abs(got.astype(np.float64) - ref))) if ref.size else 0.0
+        worst = max(worst, err)
+        if err > atol + rtol * (float(np.max(np.abs(ref))) if ref.size else 0.0):
+            bad.append(f"{name}: max |err| {err:.3g}")
+    result.max_abs_error = worst
+    if bad:
+        raise NumericalMismatchError(f"{result.path} differs from PyTorch: {'; '.join(bad)}", result)

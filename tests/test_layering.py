@@ -182,3 +182,35 @@ def test_to_tflite_loads_neither_keras_nor_tensorflow():
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def _long_functions(path: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Functions of ``path`` whose code (docstring excluded) spans more than ``limit`` lines."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                and isinstance(body[0].value.value, str) and len(body) > 1:
+            body = body[1:]
+        lines = body[-1].end_lineno - body[0].lineno + 1 + (body[0].lineno - node.lineno if body is node.body else 0)
+        if lines > limit:
+            where = path.relative_to(PACKAGE_DIR.parent) if path.is_relative_to(PACKAGE_DIR.parent) else path.name
+            found.append(f"{where}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_is_longer_than_60_lines():
+    """Long functions are split into named steps (a docstring does not count)."""
+    assert [f for p in MODULES.values() for f in _long_functions(p)] == []
+
+
+def test_a_long_function_is_reported(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(61))
+    bad = tmp_path / "long.py"
+    bad.write_text(f'def f():\n    """Doc."""\n{body}\n\n\ndef g():\n    """Doc."""\n    return 1\n')
+    assert [s.split(" ", 1)[1] for s in _long_functions(bad, 60)] == ["f (61 lines)"]

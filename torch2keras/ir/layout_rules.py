@@ -17,14 +17,12 @@ position ``k`` (``ir/types.py``).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Callable, ClassVar, Optional, Protocol
+from typing import Callable, ClassVar, Optional, Protocol
 
 from .layouts import permute_image, reshape_image, reshape_is_free
 from .regions import stacked_layout
+from .core import Node, Value
 from .types import Layout, channels_last, full
-
-if TYPE_CHECKING:
-    from .graph import Node, Value
 
 __all__ = ["LAYOUT_RULES", "LayoutRule", "OptionContext", "Options", "cl", "ident", "rule_for"]
 

@@ -74,14 +74,13 @@ read them) are printed, after the ``return`` outputs.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
 from .elided import ElidedArray
 
-if TYPE_CHECKING:  # graph.py imports this module: Graph's text form is printed here
-    from .graph import Graph, Node, Value
+from .core import GraphBase, Node, Value
 
 __all__ = ["PRINTED_META", "SMALL_ARRAY", "Namer", "graph_to_json", "print_graph", "print_graph_and_weights",
            "printed_names", "weight_key"]
@@ -208,26 +207,26 @@ class _Orders:
     """Each graph's topological order, computed once per printing."""
 
     def __init__(self) -> None:
-        self._topo: dict[Graph, list[Node]] = {}
+        self._topo: dict[GraphBase, list[Node]] = {}
 
-    def topo(self, graph: Graph) -> list[Node]:
+    def topo(self, graph: GraphBase) -> list[Node]:
         if graph not in self._topo:
             self._topo[graph] = graph.topo_order()
         return self._topo[graph]
 
-    def walk(self, graph: Graph) -> Iterator[Node]:
+    def walk(self, graph: GraphBase) -> Iterator[Node]:
         """Like ``Graph.walk``: each node, then the nodes of its regions."""
         for node in self.topo(graph):
             yield node
             for region in node.regions.values():
                 yield from self.walk(region)
 
-    def printed(self, graph: Graph) -> list[Node]:
+    def printed(self, graph: GraphBase) -> list[Node]:
         """The order the text lists ``graph``'s nodes in: inputs, other ops, constants."""
         inputs, constants, ops = _by_kind(self.topo(graph))
         return inputs + ops + constants
 
-    def parsed(self, graph: Graph) -> Iterator[Value]:
+    def parsed(self, graph: GraphBase) -> Iterator[Value]:
         """The values in the order a parsed copy of ``graph`` names them: the parser creates each
         graph's inputs, then its constants, then its other ops, each in printed order."""
         inputs, constants, ops = _by_kind(self.topo(graph))
@@ -237,7 +236,7 @@ class _Orders:
                 yield from self.parsed(region)
 
 
-def _canonical_namer(graph: Graph, orders: _Orders) -> Namer:
+def _canonical_namer(graph: GraphBase, orders: _Orders) -> Namer:
     """Names given in topological order, each node's regions after it (``Graph.walk``)."""
     namer = Namer()
     for node in orders.walk(graph):
@@ -246,7 +245,7 @@ def _canonical_namer(graph: Graph, orders: _Orders) -> Namer:
     return namer
 
 
-def printed_names(graph: Graph) -> dict[Value, str]:
+def printed_names(graph: GraphBase) -> dict[Value, str]:
     """The name the text gives each value of ``graph`` and of its regions (without the ``%``)."""
     orders = _Orders()
     namer = _canonical_namer(graph, orders)
@@ -261,7 +260,7 @@ def _assumed_hint(node: Node, names: dict[Value, str]) -> str:
     return names[node.outputs[0]]
 
 
-def _hint_notes(graph: Graph, namer: Namer, orders: _Orders) -> dict[Node, str]:
+def _hint_notes(graph: GraphBase, namer: Namer, orders: _Orders) -> dict[Node, str]:
     """The ``hint`` notes: node -> note, where the printed names would not give the parser the
     node's result hints. Hints are kept as they are unless the parsed copy would then print
     other names (hints shared in an order the parser cannot rebuild); such values take their
@@ -290,7 +289,7 @@ def _hint_notes(graph: Graph, namer: Namer, orders: _Orders) -> dict[Node, str]:
 
 
 class _Printer:
-    def __init__(self, graph: Graph, annotate: Optional[Annotate], values: bool) -> None:
+    def __init__(self, graph: GraphBase, annotate: Optional[Annotate], values: bool) -> None:
         self.annotate = annotate
         self.values = values
         self.orders = _Orders()
@@ -300,7 +299,7 @@ class _Printer:
         self.lines = [f"graph {graph.name}"]
         self.body(graph, "  ")
 
-    def body(self, graph: Graph, indent: str) -> None:
+    def body(self, graph: GraphBase, indent: str) -> None:
         for node in self.orders.printed(graph):
             self.lines.append(indent + self.node_line(node))
             for region_name, region in node.regions.items():
@@ -342,13 +341,13 @@ class _Printer:
         return format_attr(value, values=True)
 
 
-def print_graph(graph: Graph, annotate: Optional[Annotate] = None, *, values: bool = False) -> str:
+def print_graph(graph: GraphBase, annotate: Optional[Annotate] = None, *, values: bool = False) -> str:
     """The text form; ``annotate(node) -> str`` may append a note to each line; ``values=True``
     prints every array's values (large constants included) instead of eliding them."""
     return "\n".join(_Printer(graph, annotate, values).lines) + "\n"
 
 
-def print_graph_and_weights(graph: Graph) -> tuple[str, dict[str, np.ndarray]]:
+def print_graph_and_weights(graph: GraphBase) -> tuple[str, dict[str, np.ndarray]]:
     """The text form and the arrays it elides, by the key the text refers to each with
     (``weight_key``); stand-ins of arrays already elided (``ElidedArray``) are not included."""
     printer = _Printer(graph, None, False)
@@ -377,7 +376,7 @@ def _json_type(v: Value) -> dict:
     return {"shape": list(v.type.shape), "dtype": v.type.dtype, "layout": list(v.type.perm)}
 
 
-def graph_to_json(graph: Graph, _namer: "Namer | None" = None) -> dict:
+def graph_to_json(graph: GraphBase, _namer: "Namer | None" = None) -> dict:
     """A JSON-ready description of the graph (not meant to be parsed back into a Graph); a
     node's regions are nested graphs under ``"regions"``."""
     name = _namer or Namer()

@@ -16,29 +16,28 @@ verifier checks they agree. The ``value`` attribute stays in PyTorch's order.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
-if TYPE_CHECKING:
-    from .graph import Graph, Node
+from .core import GraphBase, Node
 
 __all__ = ["state_nodes", "state_updates", "has_state", "check_state"]
 
 
-def state_nodes(graph: Graph) -> dict[str, Node]:
+def state_nodes(graph: GraphBase) -> dict[str, Node]:
     """The ``state`` nodes by state name, in topological order."""
     return {n.attrs["name"]: n for n in graph.nodes_by_op("state")}
 
 
-def state_updates(graph: Graph) -> dict[str, Node]:
+def state_updates(graph: GraphBase) -> dict[str, Node]:
     """The ``state_update`` nodes by state name, in topological order."""
     return {n.attrs["name"]: n for n in graph.nodes_by_op("state_update")}
 
 
-def has_state(graph: Graph) -> bool:
+def has_state(graph: GraphBase) -> bool:
     return bool(graph.nodes_by_op("state"))
 
 
-def check_state(graph: Graph, fail: Callable[[Optional[Node], str], None]) -> None:
+def check_state(graph: GraphBase, fail: Callable[[Optional[Node], str], None]) -> None:
     """Each state is declared once and updated at most once, with a value of its own type and layout."""
     declared: dict[str, Node] = {}
     for node in graph.nodes_by_op("state"):

@@ -11,10 +11,9 @@ declared once and updated at most once, with a value of its type and layout (``s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import networkx as nx
 
+from .core import GraphBase, Node
 from .errors import VerificationError
 from .layout_rules import rule_for
 from .ops import schema
@@ -23,13 +22,10 @@ from .regions import boundary_layouts, region_signature
 from .state import check_state
 from .symbolic import shapes_agree
 
-if TYPE_CHECKING:
-    from .graph import Graph, Node
-
 __all__ = ["verify"]
 
 
-def _fail(graph: Graph, node: Node | None, message: str) -> None:
+def _fail(graph: GraphBase, node: Node | None, message: str) -> None:
     marker = (lambda n: "<<< here" if n is node else "") if node is not None else None
     try:
         dump = print_graph(graph, annotate=marker)
@@ -39,7 +35,7 @@ def _fail(graph: Graph, node: Node | None, message: str) -> None:
     raise VerificationError(f"IR verification failed{where}: {message}\n{dump}")
 
 
-def verify(graph: Graph) -> None:
+def verify(graph: GraphBase) -> None:
     if not nx.is_directed_acyclic_graph(graph._nx):
         _fail(graph, None, "the graph has a cycle")
     for node in graph.topo_order():
@@ -89,7 +85,7 @@ def _layouts_text(layouts) -> str:
                            for x in layouts) + ")"
 
 
-def _verify_regions(graph: Graph, node: Node) -> None:
+def _verify_regions(graph: GraphBase, node: Node) -> None:
     try:
         signature = region_signature(node.op, [v.type for v in node.inputs], node.attrs)
         boundary = boundary_layouts(node.op, [v.type.perm for v in node.inputs], [v.type.perm for v in node.outputs],
@@ -97,7 +93,7 @@ def _verify_regions(graph: Graph, node: Node) -> None:
     except Exception as e:  # noqa: BLE001 - reported with the node
         _fail(graph, node, f"region signature failed: {e}")
     for name, region in node.regions.items():
-        if not hasattr(region, "topo_order"):  # (duck-typed: this module sits below graph.py)
+        if not isinstance(region, GraphBase):
             _fail(graph, node, f"region {name!r} is a {type(region).__name__}, not a Graph")
         want_in, want_out = signature[name]
         got_in = [v.type for v in region.inputs]

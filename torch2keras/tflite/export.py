@@ -12,7 +12,7 @@ import collections
 import os
 import tempfile
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -25,13 +25,35 @@ from .quantize import layer_errors
 from .runtime import tflite_signature_shapes
 from .sources import SourceMap, locate
 
-if TYPE_CHECKING:
-    from ..result import CompileResult
-
-__all__ = ["check_quantization", "export_tflite"]
+__all__ = ["Exportable", "check_quantization", "export_tflite"]
 
 
-def export_tflite(result: "CompileResult", path: str, validate: bool = True, quantize: Optional[str] = None,
+class Exportable(Protocol):
+    """What the export needs of a compiled model (``CompileResult`` is one): the Keras model and
+    IR, I/O names, PyTorch's reference on the example inputs, the layer -> IR node maps, a way to
+    run a .tflite file, and the report the export fills in."""
+
+    ir: Any
+    keras_model: Any
+    input_names: list[str]
+    output_names: list[str]
+    example_inputs: list[np.ndarray]
+    reference: Optional[list[np.ndarray]]
+    layer_nodes: dict
+    report: Any
+
+    @property
+    def output_nodes(self) -> dict: ...
+
+    @property
+    def state_names(self) -> list[str]: ...
+
+    def feeds(self, samples: Any) -> Callable: ...
+
+    def run_tflite(self, path: str, torch_inputs: Sequence[np.ndarray], delegates: bool = True) -> list[np.ndarray]: ...
+
+
+def export_tflite(result: Exportable, path: str, validate: bool = True, quantize: Optional[str] = None,
                   calibration: Any = None, io_dtype: str = "int8", holdout: Any = None, allow_flex: bool = False,
                   int8_fallback: bool = False, delegates: bool = True,
                   progress: Optional[Callable[[str], None]] = None, backend: str = "converter") -> str:
@@ -72,7 +94,7 @@ def export_tflite(result: "CompileResult", path: str, validate: bool = True, qua
     return str(path)
 
 
-def _export_direct(result: "CompileResult", path: str, backend: str, quantize: Optional[str], validate: bool,
+def _export_direct(result: Exportable, path: str, backend: str, quantize: Optional[str], validate: bool,
                    delegates: bool, say: Callable[[str], None]) -> bool:
     """The file written by the direct backend (``backend_tflite``) and recorded; False where the
     converter must write it (integer quantization, or a model ``backend="auto"`` falls back on)."""
@@ -93,7 +115,7 @@ def _export_direct(result: "CompileResult", path: str, backend: str, quantize: O
     return True
 
 
-def check_quantization(result: "CompileResult", path: str, holdout: Any = None):
+def check_quantization(result: Exportable, path: str, holdout: Any = None):
     """The per-layer check of an int8 ``.tflite`` file on ``holdout`` inputs (default: the example
     inputs), against a float conversion of the same model; stored in ``report.quantization``."""
     info = read_tflite(path)
@@ -107,7 +129,7 @@ def check_quantization(result: "CompileResult", path: str, holdout: Any = None):
     return result.report.quantization
 
 
-def _convert(result: "CompileResult", path: str, options: dict) -> None:
+def _convert(result: Exportable, path: str, options: dict) -> None:
     """Run the converter on the model in its initial state; a refusal names the ops' sources."""
     try:
         with keras_state.initial_state(result.keras_model):
@@ -126,7 +148,7 @@ def _file_record(path: str, info: TFLiteFile, quantize: Optional[str], io_dtype:
             "signature": tflite_signature_shapes(path)}  # -1: a run-time size
 
 
-def _max_error(result: "CompileResult", path: str) -> float:
+def _max_error(result: Exportable, path: str) -> float:
     """The file's largest absolute error vs PyTorch on the example inputs."""
     try:
         outs = result.run_tflite(path, result.example_inputs)
@@ -138,7 +160,7 @@ def _max_error(result: "CompileResult", path: str) -> float:
                for o, r in zip(outs, result.reference))
 
 
-def _export_error(result: "CompileResult", e: NonBuiltinOps) -> ExportError:
+def _export_error(result: Exportable, e: NonBuiltinOps) -> ExportError:
     lines, ops = [], []
     for op, scopes in e.ops.items():
         where = {locate(scope, result.layer_nodes)[2] for scope in scopes} - {""}
@@ -154,7 +176,7 @@ def _export_error(result: "CompileResult", e: NonBuiltinOps) -> ExportError:
                        + f"\n{hint}", ops)
 
 
-def _keras_op_sources(result: "CompileResult", tf_op: str) -> set[str]:
+def _keras_op_sources(result: Exportable, tf_op: str) -> set[str]:
     """Sources of the Keras ops of class ``tf_op`` (keras.ops.erf is class Erf, TF op Erf):
     how ops a converter called are found, their TF names carrying no layer name."""
     nodes = result.layer_nodes
@@ -162,7 +184,7 @@ def _keras_op_sources(result: "CompileResult", tf_op: str) -> set[str]:
             if type(k).__name__.lower() == tf_op.lower() and k.name in nodes and nodes[k.name].loc is not None}
 
 
-def _where_ops(result: "CompileResult", info: TFLiteFile, names: set, flex: bool = False) -> str:
+def _where_ops(result: Exportable, info: TFLiteFile, names: set, flex: bool = False) -> str:
     chosen = [k for k, op in enumerate(info.main_ops())
               if (op.name[len("Flex"):] if flex and op.name.startswith("Flex") else op.name) in names]
     where = SourceMap(info, result.layer_nodes, result.output_nodes).ops(chosen)

@@ -187,6 +187,7 @@ def test_a_stateful_dict_model_keeps_its_state_and_its_keys(tmp_path):
     xs = [torch.randn(3, 4, generator=torch.Generator().manual_seed(k)) for k in range(3)]
     result = torch2keras.compile(CountingDict(), (xs[0],))
     assert result.state_names == ["total"]
+    assert sorted(result.keras_model.output_names) == ["running", "scaled"]
     for x in xs:  # each call adds to the total, in PyTorch and in Keras alike
         with torch.no_grad():
             ref = {k: v.numpy().copy() for k, v in model(x).items()}
@@ -205,17 +206,31 @@ def _op_counts(path: str) -> dict[str, int]:
     return dict(collections.Counter(op.name for op in read_tflite(path).main_ops()))
 
 
+def _unnamed_op_counts(result, path: str, monkeypatch) -> dict[str, int]:
+    """The ops of a .tflite file of the result's IR emitted without output names (a plain list of
+    outputs, every layer keeping its op's name, no identity added)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(keras_emit, "_name_output_layers", lambda ctx, names, outputs: outputs)
+        patch.setattr(keras_emit, "_output_structure", lambda graph, outputs: list(outputs))
+        plain, _ = keras_emit.emit_model(result.ir, "plain")
+    assert not set(plain.output_names) & set(result.output_names)  # really emitted without the names
+    return _op_counts(keras_to_tflite(plain, path, result.input_names, result.output_names,
+                                      resource_variables=bool(result.state_names)))
+
+
 def test_naming_adds_no_op_to_the_tflite_file(dict_head, tmp_path, monkeypatch):
-    """The named model's .tflite has the very ops of the same IR emitted without output names
-    (a plain list of outputs, every layer keeping its op's name)."""
+    """The named model's .tflite has the very ops of the same IR emitted without output names:
+    renamed producing layers (the CNN) and named identities after the state's write call."""
     result, _, _ = dict_head
     named = _op_counts(result.export_tflite(str(tmp_path / "named.tflite"), validate=False, delegates=False))
-    monkeypatch.setattr(keras_emit, "_name_output_layers", lambda ctx, names, outputs: None)
-    monkeypatch.setattr(keras_emit, "_output_structure", lambda graph, outputs: list(outputs))
-    plain, _ = keras_emit.emit_model(result.ir, "plain")
-    assert sorted(plain.output_names) != ["logits", "probs"]  # really emitted without the names
-    unnamed = _op_counts(keras_to_tflite(plain, str(tmp_path / "plain.tflite"), result.input_names,
-                                         result.output_names))
-    assert named == unnamed
+    assert named == _unnamed_op_counts(result, str(tmp_path / "plain.tflite"), monkeypatch)
     assert not {"RESHAPE", "IDENTITY"} & set(named)
     assert named.get("CONV_2D") == 2 and named.get("SOFTMAX") == 1
+
+    stateful = torch2keras.compile(CountingDict(), (torch.randn(3, 4),))
+    identities = [layer.name for layer in stateful.keras_model.layers
+                  if getattr(layer, "fn", None) == "identity"]
+    assert sorted(identities) == ["running", "scaled"]  # past the write call, which returns both
+    named = _op_counts(stateful.export_tflite(str(tmp_path / "state.tflite"), validate=False, delegates=False))
+    assert named == _unnamed_op_counts(stateful, str(tmp_path / "state_plain.tflite"), monkeypatch)
+    assert named.get("ASSIGN_VARIABLE") == 1 and "IDENTITY" not in named

@@ -7,8 +7,8 @@ Keras tensors of its results; their shapes are checked against the IR's physical
 The model speaks the graph's names: its inputs are named after the graph's inputs (forward's
 arguments); it returns a dict keyed by the output names when forward returned a dict
 (``graph.meta["outputs_are_dict"]``), else a list (one output: a tensor); and the layer that
-computes each output takes that output's name where it computes nothing else (no extra layer is
-added for that, so the exported graphs are the same).
+computes each output takes that output's name (where it computes more -- several results, the
+state's write -- a named ``identity`` follows it, which adds no op to the exported graphs).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def emit_model(graph: Graph, name: str = "model") -> tuple[keras.Model, EmitCont
                 raise EmissionError(f"emitting {node.op} gave shape {tuple(t.shape)}, expected {want} at {node.loc}")
             ctx.tensors[v.id] = t
     outputs = _outputs(ctx, graph, inputs)
-    _name_output_layers(ctx, output_layer_names, outputs)
+    outputs = _name_output_layers(ctx, output_layer_names, outputs)
     model = keras.Model(inputs=inputs, outputs=_output_structure(graph, outputs), name=_model_name(name))
     return model, ctx
 
@@ -87,17 +87,25 @@ def _claim_output_names(ctx: EmitContext, names: list[str]) -> list[Optional[str
     return claimed
 
 
-def _name_output_layers(ctx: EmitContext, layer_names: list[Optional[str]], outputs: list) -> None:
-    """Rename the layer computing each output to the output's claimed name (``layer_nodes``
-    follows), where that layer is called once and returns that tensor alone; a layer computing
-    more (several results, the state's write call) keeps its name."""
+def _name_output_layers(ctx: EmitContext, layer_names: list[Optional[str]], outputs: list) -> list:
+    """``outputs``, each computed by a layer of the output's claimed name: the layer computing it
+    is renamed (``layer_nodes`` follows) where it is called once and returns that tensor alone;
+    past a layer computing more (several results, the state's write call) comes a named
+    ``identity``, which returns its input itself (no op in the exported graphs)."""
+    named = []
     for layer_name, t in zip(layer_names, outputs):
         layer = _sole_producer(t)
-        if layer_name is None or layer is None:
+        if layer_name is None:
+            named.append(t)
+            continue
+        if layer is None:
+            named.append(TorchOp("identity", name=layer_name)(t))
             continue
         if layer.name in ctx.layer_nodes:
             ctx.layer_nodes[layer_name] = ctx.layer_nodes.pop(layer.name)
         layer.name = layer_name
+        named.append(t)
+    return named
 
 
 def _sole_producer(t: Any) -> Optional[keras.Operation]:

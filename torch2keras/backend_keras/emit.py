@@ -94,10 +94,10 @@ def _name_output_layers(ctx: EmitContext, layer_names: list[Optional[str]], outp
     ``identity``, which returns its input itself (no op in the exported graphs)."""
     named = []
     for layer_name, t in zip(layer_names, outputs):
-        layer = _sole_producer(t)
         if layer_name is None:
             named.append(t)
             continue
+        layer = _sole_producer(t)
         if layer is None:
             named.append(TorchOp("identity", name=layer_name)(t))
             continue

@@ -68,8 +68,7 @@ class CompileResult:
     def run_keras(self, torch_inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         self._check_feed(torch_inputs, "run_keras")
         outs = self.keras_model(self.keras_inputs(torch_inputs), training=False)
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        return self.torch_outputs([np.asarray(o) for o in outs])
+        return self.torch_outputs([np.asarray(o) for o in keras_export.outputs_in_order(outs, self.output_names)])
 
     def run_tflite(self, path: str, torch_inputs: Sequence[np.ndarray], delegates: bool = True) -> list[np.ndarray]:
         """Run a ``.tflite`` file written by ``export_tflite`` on inputs in PyTorch's layout;

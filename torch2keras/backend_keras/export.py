@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 import keras
 
-__all__ = ["save_keras", "export_saved_model"]
+__all__ = ["save_keras", "export_saved_model", "outputs_in_order"]
+
+
+def outputs_in_order(outputs: Any, names: Sequence[str]) -> list:
+    """The model's outputs as a list in ``names`` order: a dict-returning model's by key, a
+    list's as they come, a single tensor as a one-element list."""
+    if isinstance(outputs, dict):
+        return [outputs[n] for n in names]
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 def save_keras(model: keras.Model, path: str) -> str:
@@ -29,8 +37,7 @@ def export_saved_model(model: keras.Model, directory: str, input_names: Sequence
 
     def serve(*args):
         outs = model(list(args) if len(args) > 1 else args[0], training=False)
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        return {n: o for n, o in zip(names, outs)}
+        return dict(zip(names, outputs_in_order(outs, names)))
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -103,6 +103,20 @@ class ModelState(keras.layers.Layer):
         outputs = [keras.KerasTensor(t.shape, dtype=t.dtype) for t in inputs[len(write):]]
         return tuple(outputs) if len(outputs) != 1 else outputs[0]
 
+    @property
+    def output(self):
+        """The outputs of this layer's call that returns the most tensors (the write call).
+
+        Keras checks that a functional model's outputs connect to its inputs by giving every call
+        of a layer ``len(flatten(layer.output))`` placeholders, ``output`` being the first call's;
+        here that is a read (one tensor), and a write call passing two or more model outputs on
+        would leave all but the first unconnected."""
+        outputs = [node.output_tensors for node in self._inbound_nodes]
+        if not outputs:
+            return super().output
+        widest = max(outputs, key=lambda t: len(keras.tree.flatten(t)))
+        return widest if len(widest) != 1 else widest[0]
+
     # -- values
     def initialize(self, values: dict[str, np.ndarray]) -> None:
         """Set the initial (and current) value of each state (values in PyTorch's order)."""

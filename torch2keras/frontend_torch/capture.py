@@ -34,7 +34,7 @@ from .source import user_frame
 from .state import MutatedBuffer, export_mutations, read_back, trace_mutations
 
 __all__ = ["Captured", "KEEP_WHOLE", "SpecializationWarning", "capture", "fallback_message", "flat_output_names",
-           "offending_line"]
+           "offending_line", "returns_dict"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class Captured:
     user_outputs: list[torch.fx.Node | Any]  # fx nodes (or python constants) of the flattened outputs
     output_names: list[str]
     method: str  # "export" | "trace"
+    outputs_are_dict: bool = False  # forward returned a dict: its (flattened) keys name the outputs
     warnings: list[str] = attrs.field(factory=list)
     mutated_buffers: list[MutatedBuffer] = attrs.field(factory=list)  # the model's state (state.py)
     dim_names: dict[str, str] = attrs.field(factory=dict)  # torch size symbol -> the user's dim name
@@ -109,6 +110,12 @@ def flat_output_names(example_output: Any) -> list[str]:
             name = f"output_{name}" if name else "output"
         names.append(name)
     return names
+
+
+def returns_dict(example_output: Any) -> bool:
+    """Whether forward's output is a dict (at the top level): the converted model then returns
+    one too, keyed by ``flat_output_names``."""
+    return isinstance(example_output, dict)
 
 
 def _input_names(model: torch.nn.Module, args: Sequence, kwargs: dict) -> list[str]:
@@ -256,7 +263,7 @@ def _capture_export(model, args, kwargs, dynamic_shapes=None) -> Captured:
         graph=ep.graph, constants=constants, user_inputs=user_inputs,
         input_names=_input_names(model, args, kwargs)[: len(user_inputs)],
         user_outputs=user_outputs, output_names=flat_output_names(example), method="export",
-        mutated_buffers=export_mutations(ep, outs))
+        outputs_are_dict=returns_dict(example), mutated_buffers=export_mutations(ep, outs))
 
 
 def _capture_trace(model, args, kwargs) -> Captured:
@@ -307,4 +314,4 @@ def _capture_trace(model, args, kwargs) -> Captured:
         graph=gm.graph, constants=constants, user_inputs=user_inputs,
         input_names=_input_names(model, args, kwargs)[: len(user_inputs)],
         user_outputs=list(out_node.args[0][:num_user]), output_names=flat_output_names(out_spec_box[-1]),
-        method="trace", mutated_buffers=mutated)
+        method="trace", outputs_are_dict=returns_dict(out_spec_box[-1]), mutated_buffers=mutated)

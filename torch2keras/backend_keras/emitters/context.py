@@ -76,6 +76,9 @@ class EmitContext:
         """Mark ``name`` as taken (an input's, which keeps the user's name)."""
         self._names.add(name)
 
+    def is_taken(self, name: str) -> bool:
+        return name in self._names
+
     def is_const(self, v: Value) -> bool:
         return v.producer.op == "constant"
 

@@ -3,6 +3,7 @@ import cycles (imports inside functions count; ``if TYPE_CHECKING:`` blocks do n
 
   backend_keras/  no torch, no frontend: only itself and ``torch2keras.ir``
   passes/         no torch, no keras (nor tensorflow): only itself and ``torch2keras.ir``
+  backend_tflite/ no torch, no keras (nor tensorflow): only itself and ``torch2keras.ir``
 """
 
 from __future__ import annotations
@@ -132,6 +133,11 @@ def test_backend_keras_imports_neither_torch_nor_the_frontend():
 def test_passes_import_neither_torch_nor_keras():
     assert _violations("torch2keras.passes", {"torch", "torchvision", "keras", "tensorflow"},
                        ("torch2keras.passes", "torch2keras.ir")) == []
+
+
+def test_backend_tflite_imports_only_the_ir():
+    assert _violations("torch2keras.backend_tflite", {"torch", "torchvision", "keras", "tensorflow"},
+                       ("torch2keras.backend_tflite", "torch2keras.ir")) == []
 
 
 def test_a_forbidden_import_is_reported(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """The registries of all layers agree: every IR op is defined once with all its facets, lowered
-only into declared ops, emitted, and its kernels and TFLite names resolve.
+only into declared ops, emitted (each emitter, Keras or direct TFLite, in its op family's
+module), and its kernels and TFLite names resolve.
 
 ``torch2keras.registries.problems()`` does the checking; these tests assert it finds nothing in
 the package, and that it does find a half-defined op.
@@ -31,6 +32,42 @@ def _temporary_op(name: str, **facets):
 
 def test_the_package_registries_agree():
     assert registries.problems() == []
+
+
+def test_every_direct_emitter_is_in_its_op_family_module():
+    from torch2keras.backend_tflite import EMITTERS as DIRECT
+
+    assert registries.emitter_placement_problems(DIRECT, SCHEMAS, "direct TFLite") == []
+    modules = {fn.__module__.rpartition(".")[2] for fn in DIRECT.values()}
+    assert modules == {SCHEMAS[op].family for op in DIRECT}  # one module per family it emits, nothing else
+    assert {"conv", "linear", "softmax", "add", "lstm", "sdpa"} <= set(DIRECT)
+
+
+@pytest.mark.parametrize("backend", ["direct TFLite", "Keras"])
+def test_an_emitter_in_another_family_module_is_reported(monkeypatch, backend):
+    # the conv emitter (nn) registered for relu (elementwise) as well, and one for no IR op
+    if backend == "Keras":
+        from torch2keras.backend_keras.emitters import EMITTERS
+    else:
+        from torch2keras.backend_tflite import EMITTERS
+    conv = EMITTERS["conv"]
+    monkeypatch.setitem(EMITTERS, "relu", conv)
+    monkeypatch.setitem(EMITTERS, "no_such_ir_op", conv)
+    found = "\n".join(registries.problems())
+    where = f"{conv.__module__}.{conv.__name__}"
+    assert conv.__module__.endswith(".emitters.nn")
+    assert f"{backend} emitter {where} of IR op 'relu' is not in the module of the op's family " \
+           f"(emitters/elementwise.py)" in found
+    assert f"{backend} emitter {where} is registered for 'no_such_ir_op', which is no IR op" in found
+    assert "of IR op 'conv' is not in the module" not in found  # the correctly placed one is not reported
+
+
+def test_a_direct_emitters_module_named_after_no_family_is_reported(monkeypatch):
+    # without ``common`` among the package's support modules, it is a stray module
+    monkeypatch.setattr(registries, "DIRECT_SUPPORT_MODULES", set())
+    found = registries.problems()
+    assert found == ["torch2keras.backend_tflite.emitters.common is named after no op family "
+                     "(nor the helpers module, common)"]
 
 
 def test_a_half_defined_op_is_reported():

@@ -3,7 +3,8 @@
 What the project knows about one op lives in one family file per layer: its IR schema
 (``ir/ops/<family>.py``), its lowerings (``frontend_torch/ops/<family>.py``) and its emitter
 (``backend_keras/emitters/<family>.py`` with its ``keras.ops`` kernels in
-``backend_keras/kops/<family>.py``). ``problems()`` lists every way they disagree:
+``backend_keras/kops/<family>.py``) and, where the direct TFLite writer has one, its direct
+emitter (``backend_tflite/emitters/<family>.py``). ``problems()`` lists every way they disagree:
 
   - an IR op without an emitter, or without a reference implementation and a reason why not;
   - a family name an IR op uses that is not a module in every layer that has ops of it;
@@ -13,7 +14,10 @@ What the project knows about one op lives in one family file per layer: its IR s
     family nor the helpers module (``common``);
   - an emitter or kernel reference naming a kernel that ``KOPS`` lacks;
   - a module of ``backend_keras/emitters`` or ``backend_keras/kops`` named after no family (but
-    their registries, ``context.py`` and ``registry.py``);
+    their registries, ``context.py`` and ``registry.py``), or of ``backend_tflite/emitters`` (but
+    its helpers module, ``common``);
+  - an emitter of either backend registered for a name that is no IR op, or registered from
+    another module than its op's family module (``.../emitters/<family>.py``);
   - two ops giving different delegate notes for the same TFLite op and target.
 
 ``tests/test_registries.py`` asserts the list is empty (and that a half-defined op shows up).
@@ -27,7 +31,7 @@ import textwrap
 from typing import Callable, Iterable, Optional
 
 __all__ = ["problems", "tflite_builtin_names", "lowering_emits_in_source", "kernel_names_in_source",
-           "runs_op_as_kernel"]
+           "runs_op_as_kernel", "emitter_placement_problems"]
 
 def tflite_builtin_names() -> Optional[set[str]]:
     """Names of TFLite's builtin operators (from the schema ai-edge-litert ships), or None."""
@@ -107,6 +111,8 @@ def _family_modules(package: str) -> set[str]:
 
 # the backend's packages of family modules, each with the modules it holds besides the families
 BACKEND_PACKAGES = {"torch2keras.backend_keras.emitters": {"context"}, "torch2keras.backend_keras.kops": {"registry"}}
+# the direct TFLite backend's package of family modules, and the module it holds besides them
+DIRECT_EMITTERS_PACKAGE, DIRECT_SUPPORT_MODULES = "torch2keras.backend_tflite.emitters", {"common"}
 
 
 def runs_op_as_kernel(fn: Callable) -> bool:
@@ -140,11 +146,27 @@ def _kernel_problems(emitters: dict, kops: dict) -> list[str]:
     return out
 
 
+def emitter_placement_problems(emitters: dict, schemas: dict, backend: str) -> list[str]:
+    """Emitters (``op -> function``) of ``backend`` registered for a name that is no IR op, or
+    defined outside the module of their op's family (a module path ending ``.emitters.<family>``)."""
+    out = []
+    for op, fn in sorted(emitters.items()):
+        where = f"{fn.__module__}.{fn.__name__}"
+        schema = schemas.get(op)
+        if schema is None:
+            out.append(f"{backend} emitter {where} is registered for {op!r}, which is no IR op")
+        elif not fn.__module__.endswith(f".emitters.{schema.family}"):
+            out.append(f"{backend} emitter {where} of IR op {op!r} is not in the module of the op's family "
+                       f"(emitters/{schema.family}.py)")
+    return out
+
+
 def _backend_problems(schemas: dict) -> list[str]:
     from .backend_keras.emitters import EMITTERS
     from .backend_keras.kops import KOPS
 
     out = [f"IR op {name!r} has no Keras emitter" for name in schemas if name not in EMITTERS]
+    out += emitter_placement_problems(EMITTERS, schemas, "Keras")
     out += _kernel_problems(EMITTERS, KOPS)
     families = {s.family for s in schemas.values()}
     missing = families - _family_modules("torch2keras.backend_keras.emitters")
@@ -152,6 +174,18 @@ def _backend_problems(schemas: dict) -> list[str]:
     for package, support in BACKEND_PACKAGES.items():
         for module in sorted(_family_modules(package) - families - support):
             out.append(f"{package}.{module} is named after no op family (families: {', '.join(sorted(families))})")
+    return out
+
+
+def _direct_backend_problems(schemas: dict) -> list[str]:
+    """The direct TFLite writer's emitters against the IR (it need not emit every op) and
+    ``backend_tflite/emitters/`` against the family names."""
+    from .backend_tflite import EMITTERS  # (importing the package registers every emitter)
+
+    out = emitter_placement_problems(EMITTERS, schemas, "direct TFLite")
+    families = {s.family for s in schemas.values()}
+    for module in sorted(_family_modules(DIRECT_EMITTERS_PACKAGE) - families - DIRECT_SUPPORT_MODULES):
+        out.append(f"{DIRECT_EMITTERS_PACKAGE}.{module} is named after no op family (nor the helpers module, common)")
     return out
 
 
@@ -183,4 +217,5 @@ def problems() -> list[str]:
     """Every disagreement between the registries (empty when all is well)."""
     from .ir.ops import SCHEMAS
 
-    return _ir_problems(SCHEMAS) + _backend_problems(SCHEMAS) + _frontend_problems(SCHEMAS)
+    return _ir_problems(SCHEMAS) + _backend_problems(SCHEMAS) + _direct_backend_problems(SCHEMAS) + \
+        _frontend_problems(SCHEMAS)

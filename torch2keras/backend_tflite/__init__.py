@@ -1,8 +1,8 @@
 """Direct TFLite backend: the layout-annotated IR written as a ``.tflite`` flatbuffer, op by op.
 
 No TensorFlow, Keras or torch here (numpy, flatbuffers and LiteRT's schema module): each IR op
-has an emitter (``context.EMITTERS``) that writes TFLite builtins for the tensors in their
-stored layout, fusions are decided on the IR first (``plan.py``), and the model builder
+has an emitter (``context.EMITTERS``, registered from ``emitters/<family>.py``, the IR op's
+family) that writes TFLite builtins for the tensors in their stored layout, fusions are decided on the IR first (``plan.py``), and the model builder
 (``builder.py``) deduplicates constants and streams the weights into the file.
 """
 

@@ -12,7 +12,7 @@ import time
 import attrs
 
 from ..ir import Graph, Node
-from . import emit_conv, emit_dense, emit_math, emit_norm, emit_pool, emit_reduce, emit_rnn, emit_shape  # noqa: F401
+from . import emitters  # noqa: F401 - registers the emitters
 from .builder import ModelBuilder
 from .context import EMITTERS, Context, DirectExportError, _name
 from .peephole import simplify

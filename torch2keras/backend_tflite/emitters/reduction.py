@@ -1,32 +1,23 @@
-"""Emitters of the reductions and scans along axes: softmax / log_softmax, reduce (SUM, MEAN,
-REDUCE_MAX, ...), argmax / argmin, var, cumsum and topk.
+"""Emitters of the reductions along axes: softmax / log_softmax, reduce (SUM, MEAN, REDUCE_MAX,
+...), argmax / argmin and var.
 
-Axes are mapped through the input's layout. SOFTMAX, LOG_SOFTMAX and TOPK_V2 work on the last
-stored axis only: another axis is moved last by a TRANSPOSE and back after.
+Axes are mapped through the input's layout. SOFTMAX and LOG_SOFTMAX work on the last stored axis
+only: another axis is moved last by a TRANSPOSE and back after.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
-from ..ir import Node, Value
-from .context import Context, DirectExportError, emitter
-from .emit_math import binary
-from .schema import fb
+from ...ir import Node, Value
+from ..context import Context, emitter
+from ..schema import fb
+from .common import binary, reduce
 
-__all__ = ["reduce"]
+__all__: list[str] = []
 
 _REDUCERS = {"sum": "SUM", "mean": "MEAN", "max": "REDUCE_MAX", "min": "REDUCE_MIN", "prod": "REDUCE_PROD",
              "any": "REDUCE_ANY", "all": "REDUCE_ALL"}
-
-
-def reduce(ctx: Context, op: str, x: int, axes: Sequence[int], keep_dims: bool, out: int) -> int:
-    options = fb.ReducerOptionsT()
-    options.keepDims = keep_dims
-    ctx.op(op, [x, ctx.ints(sorted(axes), "axes")], [out], options)
-    return out
 
 
 def _axes(x: Value, axes) -> list[int]:
@@ -104,42 +95,3 @@ def emit_var(ctx: Context, node: Node) -> int:
     total = reduce(ctx, "SUM", squared, axes, a["keepdim"], ctx.temp(ctx.shape(ctx.result(node)), np.float32, "sum"))
     divisor = ctx.scalar(1.0 / max(n - a["correction"], 1e-12), np.float32, "divisor")
     return binary(ctx, "MUL", total, divisor, ctx.result(node))
-
-
-@emitter("cumsum")
-def emit_cumsum(ctx: Context, node: Node) -> int:
-    x = node.inputs[0]
-    out = ctx.result(node)
-    ctx.op("CUMSUM", [ctx.tensor(x), ctx.ints(x.type.physical_axis(node.attrs["axis"]), "axis")], [out],
-           fb.CumsumOptionsT())
-    return out
-
-
-@emitter("topk")
-def emit_topk(ctx: Context, node: Node) -> tuple[int, int]:
-    x, a = node.inputs[0], node.attrs
-    if x.type.physical_axis(a["axis"]) != x.type.rank - 1:
-        raise DirectExportError(node, "along another axis than the last stored one is not supported")
-    tensor = ctx.tensor(x)
-    if not a["largest"]:
-        tensor = _negated(ctx, tensor)
-    values = ctx.result(node, 0) if a["largest"] else \
-        ctx.temp(node.outputs[0].type.physical_shape, ctx.dtype(tensor), "values")
-    shape = list(node.outputs[1].type.physical_shape)
-    indices = ctx.temp(shape, np.int32, "indices")
-    ctx.op("TOPK_V2", [tensor, ctx.ints(a["k"], "k")], [values, indices])
-    if not a["largest"]:
-        out = ctx.result(node, 0)
-        ctx.op("NEG", [values], [out])
-        values = out
-    index_out = ctx.result(node, 1)
-    options = fb.CastOptionsT()
-    options.inDataType, options.outDataType = fb.TensorType.INT32, fb.TensorType.INT64
-    ctx.op("CAST", [indices], [index_out], options)
-    return values, index_out
-
-
-def _negated(ctx: Context, x: int) -> int:
-    out = ctx.temp(ctx.shape(x), ctx.dtype(x), "neg")
-    ctx.op("NEG", [x], [out])
-    return out

@@ -1,73 +1,34 @@
-"""The convolution emitter: CONV_2D (grouped too), DEPTHWISE_CONV_2D and TRANSPOSE_CONV, 1-d
-convolutions as 2-d ones over a height of 1, with the fused activation the plan gives.
+"""Emitters of the layers with weights: ``conv`` and the matrix products ``linear`` and ``matmul``.
 
-The input is channels-last (the layout pass puts every conv there). Weights are rearranged from
-torch's [out, in / groups, *kernel] to TFLite's [out, *kernel, in / groups] (depthwise:
+``conv``: CONV_2D (grouped too), DEPTHWISE_CONV_2D and TRANSPOSE_CONV, 1-d convolutions as 2-d
+ones over a height of 1, with the fused activation the plan gives. The input is channels-last
+(the layout pass puts every conv there). Weights are rearranged from torch's
+[out, in / groups, *kernel] to TFLite's [out, *kernel, in / groups] (depthwise:
 [1, *kernel, in * multiplier]; transposed: torch's [in, out, *kernel] to [out, *kernel, in]).
 torch's explicit padding becomes TFLite's ``SAME`` where both place the windows alike (the same
 number of outputs and the same padding before), else a PAD and ``VALID``.
+
+``linear`` is FULLY_CONNECTED (torch's [out, in] weights as they are), ``matmul``
+FULLY_CONNECTED against a constant matrix, else BATCH_MATMUL. A linear layer's input keeps its
+features physically last (the layout pass guarantees it), so FULLY_CONNECTED with
+``keep_num_dims`` runs on the stored rows in whatever order they are kept; where the plan merges
+its rows (``flatten_rows``) it writes [rows, out] directly.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
-from ..ir import Node
-from .context import Context, DirectExportError, emitter
-from .schema import fb
+from ...ir import Node, Value
+from ..context import Context, DirectExportError, emitter
+from ..schema import fb
+from .common import Window, batch_matmul, matmul_shape, padding_mode
 
-__all__ = ["Window", "padding_mode", "same_pad_before"]
+__all__ = ["fully_connected"]
 
 _SAME, _VALID = fb.Padding.SAME, fb.Padding.VALID
-
-
-def same_pad_before(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """(output size, padding before) of TensorFlow's ``SAME`` padding along one axis."""
-    out = -(-size // stride)
-    effective = dilation * (kernel - 1) + 1
-    total = max((out - 1) * stride + effective - size, 0)
-    return out, total // 2
-
-
-class Window:
-    """A 2-d sliding window's geometry (height, width), torch's padding as (before, after) pairs."""
-
-    def __init__(self, size: Sequence[int], kernel: Sequence[int], stride: Sequence[int], pads: Sequence[int],
-                 dilation: Sequence[int], out: Sequence[int]) -> None:
-        self.size, self.kernel, self.stride = list(size), list(kernel), list(stride)
-        self.pads, self.dilation, self.out = list(pads), list(dilation), list(out)
-
-    @property
-    def padded(self) -> bool:
-        return any(self.pads)
-
-    def same(self) -> bool:
-        """Whether TFLite's SAME padding places the windows as torch's padding does."""
-        for i in range(2):
-            out, before = same_pad_before(self.size[i], self.kernel[i], self.stride[i], self.dilation[i])
-            if out != self.out[i] or before != self.pads[2 * i]:
-                return False
-        return True
-
-
-def padding_mode(ctx: Context, x: int, window: Window, value: float = 0.0) -> tuple[int, int]:
-    """(input tensor, SAME or VALID): the input padded by an explicit PAD/PADV2 (with ``value``)
-    where neither padding mode places the windows as torch does."""
-    if not window.padded:
-        return x, _VALID
-    if window.same():
-        return x, _SAME
-    p = window.pads
-    paddings = ctx.ints([[0, 0], [p[0], p[1]], [p[2], p[3]], [0, 0]], "paddings")
-    n, h, w, c = ctx.shape(x)
-    padded = ctx.temp([n, h + p[0] + p[1], w + p[2] + p[3], c], ctx.dtype(x), "pad")
-    if value == 0.0:
-        ctx.op("PAD", [x, paddings], [padded])
-    else:
-        ctx.op("PADV2", [x, paddings, ctx.scalar(value, ctx.dtype(x), "pad_value")], [padded])
-    return padded, _VALID
 
 
 def _as_2d(node: Node) -> dict:
@@ -168,3 +129,65 @@ def _transpose_conv(ctx: Context, node: Node, x: int, weight: np.ndarray, bias: 
     ends = ctx.ints([n, pads[0] + want[0], pads[2] + want[1], out_ch], "crop_end")
     ctx.op("STRIDED_SLICE", [target, begins, ends, ctx.ints([1, 1, 1, 1], "crop_strides")], [out],
            fb.StridedSliceOptionsT())
+
+
+# ---------------------------------------------------------------------------- matrix products
+
+
+def fully_connected(ctx: Context, x: int, weight: int, bias: Optional[int], out: int, keep_dims: bool,
+                    activation: int = 0) -> int:
+    options = fb.FullyConnectedOptionsT()
+    options.keepNumDims = keep_dims
+    options.fusedActivationFunction = activation
+    ctx.op("FULLY_CONNECTED", [x, weight, -1 if bias is None else bias], [out], options)
+    return out
+
+
+def _bias(ctx: Context, node: Node, b: Optional[Value]) -> Optional[int]:
+    """The bias tensor, with the plan's constant added (a hardsigmoid's + 3 after the layer)."""
+    shift = ctx.plan.bias_shift.get(node.id)
+    if shift is None:
+        return ctx.tensor(b) if b is not None else None
+    out = node.inputs[1].type.shape[0]
+    bias = (ctx.const(b) if b is not None else np.zeros(out, np.float32)) + np.float32(shift)
+    return ctx.constant(bias.astype(np.float32), ctx.local_name("bias_shifted"), weight=True)
+
+
+@emitter("linear")
+def emit_linear(ctx: Context, node: Node) -> int:
+    x, w = node.inputs[0], node.inputs[1]
+    b = node.inputs[2] if len(node.inputs) > 2 else None
+    if x.type.perm[-1] != x.type.rank - 1:
+        raise DirectExportError(node, f"on a value stored as {x.type} (features not last) is not supported")
+    tensor = ctx.tensor(x)
+    weight = ctx.tensor(w)
+    bias = _bias(ctx, node, b)
+    act = ctx.activation(node)
+    if node.id in ctx.plan.into_reshape:  # the reshape merging the rows reads this: write [rows, out]
+        reshape = ctx.graph.node(ctx.plan.into_reshape[node.id])
+        return fully_connected(ctx, tensor, weight, bias, ctx.result(reshape), False, act)
+    if x.type.rank == 1:
+        flat = ctx.reshape(tensor, [1, x.type.shape[0]], "row")
+        result = fully_connected(ctx, flat, weight, bias, ctx.temp([1, w.type.shape[0]], np.float32, "fc"), False, act)
+        return ctx.reshape(result, ctx.shape(ctx.result(node)), out=ctx.result(node))
+    return fully_connected(ctx, tensor, weight, bias, ctx.result(node), x.type.rank > 2, act)
+
+
+@emitter("matmul")
+def emit_matmul(ctx: Context, node: Node) -> int:
+    x, y = node.inputs
+    if x.type.layout is not None or y.type.layout is not None:
+        raise DirectExportError(node, "on re-laid-out operands is not supported")
+    if ctx.is_const(y) and y.type.rank == 2 and x.type.rank >= 2 and x.type.dtype == "f32":
+        weight = ctx.constant(np.ascontiguousarray(ctx.const(y).T), f"{y.name_hint}/transposed", weight=True)
+        return fully_connected(ctx, ctx.tensor(x), weight, None, ctx.result(node), x.type.rank > 2)
+    a, b = ctx.tensor(x), ctx.tensor(y)
+    if x.type.rank == 1:
+        a = ctx.reshape(a, [1, x.type.shape[0]], "row")
+    if y.type.rank == 1:
+        b = ctx.reshape(b, [y.type.shape[0], 1], "column")
+    if x.type.rank >= 2 and y.type.rank >= 2:
+        return batch_matmul(ctx, a, b, ctx.result(node))
+    shape = matmul_shape(ctx.shape(a), ctx.shape(b))
+    product = batch_matmul(ctx, a, b, ctx.temp(shape, ctx.dtype(a), "product"))
+    return ctx.reshape(product, node.output.type.physical_shape, out=ctx.result(node))

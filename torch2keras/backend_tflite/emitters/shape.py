@@ -1,5 +1,5 @@
-"""Emitters of the data-movement IR ops: reshape, permute, relayout, slice, concat, pad, expand,
-tile, flip, gather-like indexing and depth/space rearrangements.
+"""Emitters of the data-movement IR ops: reshape, permute, relayout, slice (a SPLIT where the plan
+groups slices), slice_scatter, concat, pad, expand, tile and flip.
 
 Axis attributes are logical; each emitter maps them through the input's layout
 (``TensorType.physical_axis``). Reshapes and permutes the layout pass made free are plain
@@ -8,13 +8,10 @@ RESHAPEs of the stored bytes (or nothing at all when the stored shape does not c
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..ir import Node, Value
-from ..ir.layouts import physical_permute
-from ..ir.shuffle import shuffle_groups
-from .context import Context, DirectExportError, emitter
-from .schema import fb
+from ...ir import Node, Value
+from ...ir.layouts import physical_permute
+from ..context import Context, DirectExportError, emitter
+from ..schema import fb
 
 __all__ = ["physical_pads", "strided_slice"]
 
@@ -189,61 +186,4 @@ def emit_flip(ctx: Context, node: Node) -> int:
     axes = sorted(x.type.physical_axis(a) for a in node.attrs["axes"])
     out = ctx.result(node)
     ctx.op("REVERSE_V2", [ctx.tensor(x), ctx.ints(axes, "axes")], [out])
-    return out
-
-
-def _gather(ctx: Context, node: Node, params: int, index: Value, axis: int) -> int:
-    options = fb.GatherOptionsT()
-    options.axis = axis
-    out = ctx.result(node)
-    indices = ctx.tensor(index)
-    if ctx.dtype(indices) not in (np.int32, np.int64):
-        indices = ctx.cast(indices, np.int32, "index")
-    ctx.op("GATHER", [params, indices], [out], options)
-    return out
-
-
-def _shuffled(ctx: Context, node: Node, groups: int) -> int:
-    """A channel shuffle (``shuffle_groups``) of stored axis ``a``: viewed as [..., g, C / g, ...],
-    the two axes swapped by one TRANSPOSE, viewed back."""
-    x = node.inputs[0]
-    tensor = ctx.tensor(x)
-    shape = list(ctx.shape(tensor))
-    axis = x.type.physical_axis(node.attrs["axis"])
-    view = shape[:axis] + [groups, shape[axis] // groups] + shape[axis + 1:]
-    perm = list(range(len(view)))
-    perm[axis], perm[axis + 1] = axis + 1, axis
-    moved = ctx.transpose(ctx.reshape(tensor, view, "groups"), perm, "shuffle")
-    return ctx.reshape(moved, shape, out=ctx.result(node))
-
-
-@emitter("index_select")
-def emit_index_select(ctx: Context, node: Node) -> int:
-    x, index = node.inputs
-    groups = shuffle_groups(ctx.const(index)) if ctx.is_const(index) and index.type.rank == 1 else None
-    if groups is not None:
-        return _shuffled(ctx, node, groups)
-    if index.type.rank != 1 and x.type.layout is not None:
-        raise DirectExportError(node, "with a multi-dimensional index on a re-laid-out input is not supported")
-    return _gather(ctx, node, ctx.tensor(x), index, x.type.physical_axis(node.attrs["axis"]))
-
-
-@emitter("embedding")
-def emit_embedding(ctx: Context, node: Node) -> int:
-    w, index = node.inputs
-    return _gather(ctx, node, ctx.tensor(w), index, 0)
-
-
-@emitter("depth_to_space", "space_to_depth")
-def emit_depth_to_space(ctx: Context, node: Node) -> int:
-    x = node.inputs[0]
-    if x.type.rank != 4 or x.type.perm != (0, 2, 3, 1):
-        raise DirectExportError(node, f"on a value stored as {x.type} (not channels-last) is not supported")
-    if node.op == "depth_to_space":
-        options = fb.DepthToSpaceOptionsT()
-    else:
-        options = fb.SpaceToDepthOptionsT()
-    options.blockSize = int(node.attrs["block"])
-    out = ctx.result(node)
-    ctx.op(node.op.upper(), [ctx.tensor(x)], [out], options)
     return out

@@ -14,23 +14,21 @@ from __future__ import annotations
 import math
 import numpy as np
 
-from ..ir import Node
-from ..ir.types import dtype_to_numpy
-from .context import Context, DirectExportError, emitter
-from .plan import activation_of
-from .schema import fb
+from ...ir import Node
+from ...ir.types import dtype_to_numpy
+from ..context import Context, DirectExportError, emitter
+from ..plan import activation_of
+from ..schema import fb
+from .common import binary
 
 __all__: list[str] = []
 
-# IR op -> (builtin, options class or None); ops with a fused activation take it from the plan
+# IR op -> builtin; ops with a fused activation take it from the plan
 BINARY = {
-    "add": ("ADD", fb.AddOptionsT), "sub": ("SUB", fb.SubOptionsT), "mul": ("MUL", fb.MulOptionsT),
-    "div": ("DIV", fb.DivOptionsT), "pow": ("POW", None), "maximum": ("MAXIMUM", None),
-    "minimum": ("MINIMUM", None), "floor_divide": ("FLOOR_DIV", None), "remainder": ("FLOOR_MOD", None),
-    "atan2": ("ATAN2", None), "eq": ("EQUAL", None), "ne": ("NOT_EQUAL", None), "lt": ("LESS", None),
-    "le": ("LESS_EQUAL", None), "gt": ("GREATER", None), "ge": ("GREATER_EQUAL", None),
-    "logical_and": ("LOGICAL_AND", None), "logical_or": ("LOGICAL_OR", None),
-    "bitwise_xor": ("BITWISE_XOR", None),
+    "add": "ADD", "sub": "SUB", "mul": "MUL", "div": "DIV", "pow": "POW", "maximum": "MAXIMUM", "minimum": "MINIMUM",
+    "floor_divide": "FLOOR_DIV", "remainder": "FLOOR_MOD", "atan2": "ATAN2", "eq": "EQUAL", "ne": "NOT_EQUAL",
+    "lt": "LESS", "le": "LESS_EQUAL", "gt": "GREATER", "ge": "GREATER_EQUAL", "logical_and": "LOGICAL_AND",
+    "logical_or": "LOGICAL_OR", "bitwise_xor": "BITWISE_XOR",
 }
 _COMPARE = {"eq", "ne", "lt", "le", "gt", "ge"}
 UNARY = {
@@ -60,16 +58,6 @@ def require_kernel(ctx: Context, node: Node, op: str, tensors) -> None:
         raise DirectExportError(node, f"on {dtype} values has no TFLite kernel ({op} takes {', '.join(sorted(allowed))})")
 
 
-def binary(ctx: Context, op: str, x: int, y: int, out: int, activation: int = 0) -> int:
-    """``out = op(x, y)`` (a builtin of ``BINARY``'s values) with a fused activation if it takes one."""
-    options_class = {b: o for b, o in BINARY.values()}.get(op)
-    options = options_class() if options_class is not None else None
-    if options is not None:
-        options.fusedActivationFunction = activation
-    ctx.op(op, [x, y], [out], options)
-    return out
-
-
 def _operands(ctx: Context, node: Node) -> list[int]:
     """The tensors of a binary node's inputs, cast to one type (the result's, for arithmetic)."""
     tensors = [ctx.tensor(v) for v in node.inputs]
@@ -84,7 +72,7 @@ def _operands(ctx: Context, node: Node) -> list[int]:
 
 @emitter(*BINARY)
 def emit_binary(ctx: Context, node: Node) -> int:
-    op = BINARY[node.op][0]
+    op = BINARY[node.op]
     x, y = _operands(ctx, node)
     require_kernel(ctx, node, op, [x])
     return binary(ctx, op, x, y, ctx.result(node), ctx.activation(node))
@@ -255,7 +243,6 @@ def emit_isinf(ctx: Context, node: Node) -> int:
     out = ctx.result(node)
     ctx.op("EQUAL", [magnitude, ctx.scalar(np.inf, ctx.dtype(x), "inf")], [out])
     return out
-
 
 
 # ---------------------------------------------------------------------------- compositions of builtins

@@ -1,6 +1,7 @@
-"""Emitters of pooling and resizing: MAX_POOL_2D / AVERAGE_POOL_2D with torch's padding and
-divisor semantics, adaptive pools (MEAN / REDUCE_MAX over the whole map, or a pool whose window
-divides it), and RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR.
+"""Emitters of pooling, resizing and depth/space rearrangements: MAX_POOL_2D / AVERAGE_POOL_2D
+with torch's padding and divisor semantics, adaptive pools (MEAN / REDUCE_MAX over the whole map,
+or a pool whose window divides it), RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR, and
+DEPTH_TO_SPACE / SPACE_TO_DEPTH.
 
 Padding. Where TFLite's SAME padding places the windows as torch does, max pooling is exact (SAME
 ignores the padding, torch pads with -inf) and so is average pooling with
@@ -15,11 +16,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..ir import Node, Value
-from .context import Context, DirectExportError, emitter
-from .emit_conv import Window, padding_mode
-from .emit_math import binary
-from .schema import fb
+from ...ir import Node, Value
+from ..context import Context, DirectExportError, emitter
+from ..schema import fb
+from .common import Window, binary, padding_mode
 
 __all__ = ["lower_bound"]
 
@@ -175,4 +175,19 @@ def emit_upsample(ctx: Context, node: Node) -> int:
         raise DirectExportError(node, f"mode {a['mode']!r} has no TFLite builtin (nearest and bilinear have)")
     out = ctx.result(node)
     ctx.op(op, [ctx.tensor(x), ctx.ints(list(a["size"]), "size")], [out], options)
+    return out
+
+
+@emitter("depth_to_space", "space_to_depth")
+def emit_depth_to_space(ctx: Context, node: Node) -> int:
+    x = node.inputs[0]
+    if x.type.rank != 4 or x.type.perm != (0, 2, 3, 1):
+        raise DirectExportError(node, f"on a value stored as {x.type} (not channels-last) is not supported")
+    if node.op == "depth_to_space":
+        options = fb.DepthToSpaceOptionsT()
+    else:
+        options = fb.SpaceToDepthOptionsT()
+    options.blockSize = int(node.attrs["block"])
+    out = ctx.result(node)
+    ctx.op(node.op.upper(), [ctx.tensor(x)], [out], options)
     return out

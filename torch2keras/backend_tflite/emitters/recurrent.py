@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Node
-from .context import Context, DirectExportError, emitter
-from .schema import fb
+from ...ir import Node
+from ..context import Context, DirectExportError, emitter
+from ..schema import fb
 
 __all__: list[str] = []
 

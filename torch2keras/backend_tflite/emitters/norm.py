@@ -15,10 +15,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..ir import Node, Value
-from .context import Context, DirectExportError, emitter
-from .emit_math import binary
-from .emit_reduce import reduce
+from ...ir import Node, Value
+from ..context import Context, DirectExportError, emitter
+from .common import binary, reduce
 
 __all__ = ["normalize"]
 

@@ -1,0 +1,8 @@
+"""The direct backend's op emitters, one module per IR op family (``ir/ops/<family>.py``);
+importing this package registers every emitter in ``context.EMITTERS``. Helpers several
+families use are in ``common``."""
+
+from . import (attention, elementwise, indexing, nn, norm, pool, recurrent, reduction,  # noqa: F401
+               scans, shape)
+
+__all__: list[str] = []

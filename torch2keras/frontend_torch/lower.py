@@ -80,7 +80,7 @@ def lower(captured: Captured, name: str = "model") -> Graph:
             for m in captured.mutated_buffers:
                 _state_update(graph, m.target, env[m.new_value], source_loc(m.new_value))
     graph.meta["capture_method"] = captured.method
-    if getattr(captured, "outputs_are_dict", False):
+    if captured.outputs_are_dict:
         graph.meta["outputs_are_dict"] = True  # the Keras model returns a dict keyed by output_names
     dim_names = getattr(captured, "dim_names", None) or {}
     if dim_names:

@@ -86,7 +86,7 @@ __all__ = ["PRINTED_META", "SMALL_ARRAY", "Namer", "graph_to_json", "print_graph
            "printed_names", "weight_key"]
 
 SMALL_ARRAY = 8  # arrays with at most this many elements are printed with their values
-PRINTED_META = ("layouts_assigned",)  # the graph.meta entries the text carries
+PRINTED_META = ("layouts_assigned", "outputs_are_dict")  # the graph.meta entries the text carries
 
 Annotate = Callable[["Node"], Optional[str]]
 

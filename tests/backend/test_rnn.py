@@ -16,6 +16,7 @@ from torch import nn
 
 import torch2keras
 from fresh_process import run_saved
+from support import max_abs_error
 
 ATOL = 1e-4
 FEATURES, HIDDEN, STEPS, BATCH = 6, 8, 5, 2
@@ -24,9 +25,6 @@ FEATURES, HIDDEN, STEPS, BATCH = 6, 8, 5, 2
 def _flat(out) -> list[np.ndarray]:
     return [o.detach().numpy() for o in torch.utils._pytree.tree_flatten(out)[0]]
 
-
-def _max_err(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 def _tflite_twice(result, path: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -51,10 +49,10 @@ def _check(model: nn.Module, inputs: tuple, tmp_path, name: str, validate="outpu
     arrays = [t.numpy() for t in inputs]
     for k, r in zip(result.run_keras(arrays), ref):
         assert k.shape == r.shape
-        assert _max_err(k, r) < ATOL, f"{name}: Keras differs from PyTorch by {_max_err(k, r)}"
+        assert max_abs_error(k, r) < ATOL, f"{name}: Keras differs from PyTorch by {max_abs_error(k, r)}"
     path = result.export_tflite(str(tmp_path / f"{name}.tflite"))
     for t, r in zip(_tflite_twice(result, path, arrays), ref):
-        assert _max_err(t, r) < ATOL, f"{name}: TFLite differs from PyTorch by {_max_err(t, r)}"
+        assert max_abs_error(t, r) < ATOL, f"{name}: TFLite differs from PyTorch by {max_abs_error(t, r)}"
     return result
 
 
@@ -242,7 +240,7 @@ def test_saved_lstm_reloads_without_torch(tmp_path):
     keras_path = result.save(str(tmp_path / "lstm.keras"))
     [outs] = run_saved({"lstm": (keras_path, [result.keras_inputs([x.numpy()])])}, tmp_path)["lstm"]
     for o, r in zip(result.torch_outputs(outs), ref, strict=True):
-        assert _max_err(o, r) < ATOL
+        assert max_abs_error(o, r) < ATOL
 
 
 def test_layers_give_the_same_numbers_on_jax(tmp_path):
@@ -258,7 +256,7 @@ def test_layers_give_the_same_numbers_on_jax(tmp_path):
     feed = result.keras_inputs([t.numpy() for t in inputs])
     [outs] = run_saved({"model": (keras_path, [feed])}, tmp_path, backend="jax", forbid_torch=False)["model"]
     for o, r in zip(result.torch_outputs(outs), ref, strict=True):
-        assert _max_err(o, r) < ATOL
+        assert max_abs_error(o, r) < ATOL
 
 
 def test_projection_is_refused_with_its_reason():

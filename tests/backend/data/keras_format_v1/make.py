@@ -5,7 +5,7 @@ must keep loading and computing the same results (the names they persist, ``Torc
 and the layer classes' registered names, are a contract: ``docs/keras_format.md``). Rerun only
 to add a file, never to refresh the committed ones:
 
-    PYTHONPATH=. python tests/data/keras_format_v1/make.py tests/data/keras_format_v1
+    PYTHONPATH=. python tests/backend/data/keras_format_v1/make.py tests/backend/data/keras_format_v1
 
 Each ``NAME.keras`` comes with ``NAME.npz``: the model's feeds (``in_<input name>``), what
 PyTorch returned (``torch_<k>``) and what the Keras model returned when it was written

@@ -242,7 +242,7 @@ class LayerScaled(nn.Module):
 
 
 def test_readme_shows_this_example_verbatim():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme[readme.index("### Custom passes"):]
     for obj in (FoldScaleIntoLayer, LayerScaled):  # getsource includes the decorators
         assert inspect.getsource(obj) in section, f"README's example differs from this file's {obj.__name__}"

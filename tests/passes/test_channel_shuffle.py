@@ -20,7 +20,7 @@ from torch2keras.frontend_torch import capture, lower
 from torch2keras.passes import DeadCodeElimination, FoldBatchNorm, FoldChannelShuffle, FoldConstants, PassManager
 from torch2keras.ir.shuffle import shuffle_groups, shuffle_permutation
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "backend_tflite"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "backend_tflite"))
 from direct_check import check_direct  # noqa: E402
 
 TOL = 1e-4

@@ -14,6 +14,7 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 import torch2keras
+from support import max_abs_error
 
 ATOL = 1e-4
 
@@ -177,9 +178,6 @@ def _flat(inputs) -> list[np.ndarray]:
     return [t.numpy() for t in pytree.tree_flatten(inputs)[0]]
 
 
-def _err(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_inplace_matches_pytorch_in_keras_and_tflite(tmp_path, case):
@@ -190,7 +188,7 @@ def test_inplace_matches_pytorch_in_keras_and_tflite(tmp_path, case):
     ref = _reference(model, inputs)
     first = _flat(inputs)[0]
     if ref[-1].shape == first.shape:  # the in-place ops changed something visible
-        assert _err(ref[-1], first) > 0.1
+        assert max_abs_error(ref[-1], first) > 0.1
     result = torch2keras.compile(model, inputs)
     for a, b in zip(_flat(inputs), _flat(untouched)):  # compile ran forward() on clones
         np.testing.assert_array_equal(a, b)
@@ -202,8 +200,8 @@ def test_inplace_matches_pytorch_in_keras_and_tflite(tmp_path, case):
     assert len(keras_out) == len(tflite_out) == len(ref)
     for k, t, r in zip(keras_out, tflite_out, ref):
         assert k.shape == r.shape
-        assert _err(k, r) < ATOL, f"Keras differs from PyTorch by {_err(k, r)}"
-        assert _err(t, r) < ATOL, f"TFLite differs from PyTorch by {_err(t, r)}"
+        assert max_abs_error(k, r) < ATOL, f"Keras differs from PyTorch by {max_abs_error(k, r)}"
+        assert max_abs_error(t, r) < ATOL, f"TFLite differs from PyTorch by {max_abs_error(t, r)}"
 
 
 class _Traced(nn.Module):
@@ -233,4 +231,4 @@ def test_inplace_through_the_tracing_fallback(case):
     assert result.report.capture_method == "trace"
     assert not result.ir.nodes_by_op("state")
     for k, r in zip(result.run_keras(_flat(inputs)), ref):
-        assert _err(k, r) < ATOL
+        assert max_abs_error(k, r) < ATOL

@@ -355,7 +355,7 @@ def test_torchvision_quantized_agreement(tmp_path, name):
     """fp16 and dynamic-int8 files agree with PyTorch's top-1 on >= 99% of 200 random inputs and
     are about half / a quarter of the float file; the int8 file (100 calibration samples) lists
     every quantized layer."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "benchmarks"))
     from quantization import build_model, random_inputs, tflite_logits, torch_logits
 
     x = torch.randn(1, 3, 224, 224)
@@ -429,7 +429,7 @@ def test_opinfo_models_run_on_jax(tmp_path):
     """Every OpInfo default sample that converts (tests/ops) gives the same outputs on the JAX
     backend as on TensorFlow: no emitted op depends on TensorFlow (x64 on for int64/float64)."""
     pytest.importorskip("jax")
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops"))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ops"))
     import harness
     import suite
 

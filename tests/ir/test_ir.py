@@ -18,7 +18,7 @@ import pytest
 from torch2keras.ir import Graph, SourceLoc, TensorType, VerificationError, compose, invert
 from torch2keras.ir.types import channels_last
 
-IR_DIR = pathlib.Path(__file__).resolve().parents[1] / "torch2keras" / "ir"
+IR_DIR = pathlib.Path(__file__).resolve().parents[2] / "torch2keras" / "ir"
 NCHW = (1, 3, 8, 8)
 NHWC = (0, 2, 3, 1)
 CONV_ATTRS = {"stride": [1, 1], "padding": [0, 0, 0, 0], "dilation": [1, 1]}

@@ -131,7 +131,7 @@ def test_a_malformed_file_names_the_line(tmp_path, capsys):
     assert f"{bad}:3:15: expected an output name, found the end of the line" in capsys.readouterr().err
 
 
-MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models.py")
+MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models.py")
 
 
 def test_convert_dump_weights_then_opt(tmp_path, capsys):

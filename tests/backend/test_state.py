@@ -17,13 +17,11 @@ from torch2keras.backend_keras import state as keras_state
 from models import MovingAverage, RunningCounter, StreamingConv1d
 from torch2keras.ir import Graph, LoweringError, TensorType, VerificationError
 from torch2keras.passes import CommonSubexpressionElimination, DeadCodeElimination, FoldConstants
+from support import max_abs_error
 
 ATOL = 1e-4
 CALLS = 5
 
-
-def _err(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 def _torch_calls(model: nn.Module, inputs: list[torch.Tensor]) -> list[np.ndarray]:
@@ -38,10 +36,10 @@ def _keras_calls(result, inputs: list[torch.Tensor]) -> list[np.ndarray]:
 
 
 def _assert_follows(outs, refs, what: str) -> None:
-    errs = [_err(o, r) for o, r in zip(outs, refs)]
+    errs = [max_abs_error(o, r) for o, r in zip(outs, refs)]
     assert max(errs) < ATOL, f"{what}: errors per call {errs}"
     # the state matters: later calls differ from what a stateless model would give
-    assert any(_err(r, refs[0]) > 1e-2 for r in refs[1:]) or len(refs) == 1
+    assert any(max_abs_error(r, refs[0]) > 1e-2 for r in refs[1:]) or len(refs) == 1
 
 
 def _streams():
@@ -113,7 +111,7 @@ def test_reset_state_and_initial_state_of_exports(tmp_path):
     outs = [np.asarray(loaded(f, training=False)) for f in feed]
     _assert_follows(outs, refs, "reloaded .keras")
     torch2keras.reset_state(loaded)
-    assert _err(np.asarray(loaded(feed[0], training=False)), refs[0]) < ATOL
+    assert max_abs_error(np.asarray(loaded(feed[0], training=False)), refs[0]) < ATOL
 
 
 def test_compile_starts_from_the_models_current_state():
@@ -217,7 +215,7 @@ def test_channels_last_stream_keeps_its_state_channels_last(tmp_path):
     with torch.no_grad():
         for x in inputs:
             after(x)
-    assert _err(result.state["rows"], after.rows.numpy()) < 1e-6  # the state after 5 calls, PyTorch's order
+    assert max_abs_error(result.state["rows"], after.rows.numpy()) < 1e-6  # the state after 5 calls, PyTorch's order
 
     path = result.export_tflite(str(tmp_path / "stream2d.tflite"))  # written with the initial state
     assert result.report.tflite["all_op_counts"].get("TRANSPOSE", 0) == 0
@@ -234,7 +232,7 @@ def test_channels_last_stream_keeps_its_state_channels_last(tmp_path):
     _assert_follows(outs, refs, "reloaded .keras")
     keras_state.set_state(loaded, {"rows": model.rows.numpy()})  # set in PyTorch's order, as read
     first = result.torch_outputs([np.asarray(loaded(result.keras_inputs([inputs[0].numpy()]), training=False))])[0]
-    assert _err(first, refs[0]) < ATOL
+    assert max_abs_error(first, refs[0]) < ATOL
 
 
 def test_channels_last_streaming_conv1d_has_no_transposes(tmp_path):

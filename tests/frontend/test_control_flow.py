@@ -26,6 +26,7 @@ from models import ControlIf, ControlIfCond
 from torch2keras.ir import Graph, TensorType, VerificationError
 from torch2keras.ir.types import channels_last
 from torch2keras.passes import PassManager
+from support import max_abs_error
 
 ATOL = 1e-4
 NHWC = channels_last(4)
@@ -36,9 +37,6 @@ def _torch(model, *inputs):
         out = model(*[t.clone() for t in inputs])
     return [o.numpy() for o in torch.utils._pytree.tree_flatten(out)[0]]
 
-
-def _err(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 def _tflite_ops(path: str) -> list[list[str]]:
@@ -63,10 +61,10 @@ def _check_runs(result, model, inputs_list, tmp_path, name, *, tflite=True):
         arrays = [t.numpy() for t in inputs]
         for got, want in zip(result.run_keras(arrays), ref):
             assert got.shape == want.shape
-            assert _err(got, want) < ATOL, f"{name}: Keras differs from PyTorch by {_err(got, want)}"
+            assert max_abs_error(got, want) < ATOL, f"{name}: Keras differs from PyTorch by {max_abs_error(got, want)}"
         if path:
             for got, want in zip(result.run_tflite(path, arrays), ref):
-                assert _err(got, want) < ATOL, f"{name}: TFLite differs from PyTorch by {_err(got, want)}"
+                assert max_abs_error(got, want) < ATOL, f"{name}: TFLite differs from PyTorch by {max_abs_error(got, want)}"
     return path
 
 
@@ -156,7 +154,7 @@ def test_control_if_with_torch_cond_takes_both_branches(control_if_cond, tmp_pat
     assert result.report.capture_method == "export"
     assert not result.report.warnings
     refs = [_torch(model, x)[0] for x in (x_pos, x_neg)]
-    assert _err(refs[0], refs[1]) > 0.1  # the two branches really differ
+    assert max_abs_error(refs[0], refs[1]) > 0.1  # the two branches really differ
     assert min(float(np.abs(r).max()) for r in refs) > 0.1
     assert result.ir.op_counts()["cond"] == 1
     # conv_pre and conv_shared outside, two convs in each branch
@@ -189,8 +187,8 @@ def test_python_if_falls_back_with_a_warning_naming_the_line():
     assert "torch.cond(pred, true_fn, false_fn, (x,))" in messages[0]
     assert result.report.capture_method == "trace"
     # specialised: right for the example's branch, wrong for the other one (what torch.cond fixes)
-    assert _err(result.run_keras([x_pos.numpy()])[0], _torch(model, x_pos)[0]) < ATOL
-    assert _err(result.run_keras([x_neg.numpy()])[0], _torch(model, x_neg)[0]) > 0.1
+    assert max_abs_error(result.run_keras([x_pos.numpy()])[0], _torch(model, x_pos)[0]) < ATOL
+    assert max_abs_error(result.run_keras([x_neg.numpy()])[0], _torch(model, x_neg)[0]) > 0.1
 
 
 def test_while_loop_trip_count_follows_the_data(tmp_path):
@@ -248,7 +246,7 @@ def test_keras_files_reload_with_safe_mode_without_torch(control_if_cond, tmp_pa
     for name, (res, x, m) in cases.items():
         [outs] = reloaded[name]
         for got, want in zip(res.torch_outputs(outs), _torch(m, x), strict=True):
-            assert _err(got, want) < ATOL, name
+            assert max_abs_error(got, want) < ATOL, name
 
 
 # ----------------------------------------------------------------------------- IR, passes, layout
@@ -514,7 +512,7 @@ def test_get_attr_constants_inside_a_branch():
     PassManager(default_pipeline()).run(graph)
     keras_model, _ = emit_model(graph)
     for x in (x_pos, x_neg):
-        assert _err(keras_model({"x": x.numpy()}), _torch(model, x)[0]) < ATOL
+        assert max_abs_error(keras_model({"x": x.numpy()}), _torch(model, x)[0]) < ATOL
 
 
 def test_unsupported_op_inside_a_branch_is_reported_with_the_cond_line():

@@ -18,8 +18,8 @@ import torch
 from torch2keras.cli import main
 from torch2keras.commands import supported
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL_FILE = os.path.join(os.path.dirname(__file__), "models.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODEL_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models.py")
 ESSENTIALS = f"{MODEL_FILE}:NobucoEssentials"
 
 # runs main(argv) in a fresh interpreter and reports which heavy libraries it imported

@@ -26,7 +26,7 @@ from torch2keras.draw import draw_graph  # noqa: E402
 from torch2keras.frontend_torch import LOWERINGS  # noqa: E402
 from torch2keras.ir.printer import Namer  # noqa: E402
 
-MODEL_FILE = os.path.join(os.path.dirname(__file__), "models.py")
+MODEL_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models.py")
 SVG = "{http://www.w3.org/2000/svg}"
 
 

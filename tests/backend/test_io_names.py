@@ -17,6 +17,7 @@ import torch2keras
 from torch2keras.backend_keras import emit as keras_emit
 from torch2keras.tflite.convert import keras_to_tflite
 from torch2keras.tflite.file import read_tflite
+from support import max_abs_error
 
 ATOL = 1e-5
 
@@ -79,9 +80,6 @@ def dict_head():
     return result, (image.numpy(), scale.numpy()), ref
 
 
-def _err(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-
 
 def _check_dict(result, out, ref: dict) -> None:
     """``out`` (the Keras model's result) is a dict of ``ref``'s keys whose values, back in
@@ -89,7 +87,7 @@ def _check_dict(result, out, ref: dict) -> None:
     assert isinstance(out, dict) and list(out) == list(ref)
     got = result.torch_outputs([np.asarray(out[n]) for n in result.output_names])
     for name, g in zip(result.output_names, got):
-        assert _err(g, ref[name]) < ATOL and np.abs(ref[name]).max() > 1e-2, name
+        assert max_abs_error(g, ref[name]) < ATOL and np.abs(ref[name]).max() > 1e-2, name
 
 
 def test_a_dict_returning_forward_gives_a_keras_model_returning_that_dict(dict_head):
@@ -101,7 +99,7 @@ def test_a_dict_returning_forward_gives_a_keras_model_returning_that_dict(dict_h
     assert sorted(result.keras_model.output_names) == ["logits", "probs"]
     assert {name: result.layer_nodes[name].op for name in ("logits", "probs")} == {"logits": "mul", "probs": "softmax"}
     assert max(o.max_abs_error for o in result.report.outputs) < ATOL  # validation reads the dict by name
-    assert [_err(o, ref[n]) < ATOL for o, n in zip(result.run_keras(example), result.output_names)] == [True, True]
+    assert [max_abs_error(o, ref[n]) < ATOL for o, n in zip(result.run_keras(example), result.output_names)] == [True, True]
 
 
 def test_inputs_are_named_after_forwards_arguments_and_fed_by_name(dict_head):
@@ -120,7 +118,7 @@ def test_the_keras_file_reloads_in_safe_mode_returning_the_dict(dict_head, tmp_p
     out = loaded(result.keras_inputs(example), training=False)
     _check_dict(result, out, ref)
     now = result.keras_model(result.keras_inputs(example), training=False)
-    assert all(_err(out[n], now[n]) < ATOL for n in ref)
+    assert all(max_abs_error(out[n], now[n]) < ATOL for n in ref)
     h5 = torch2keras.load_model(result.save(str(tmp_path / "head.h5")))
     _check_dict(result, h5(result.keras_inputs(example), training=False), ref)
 
@@ -140,7 +138,7 @@ def test_saved_model_and_tflite_signatures_keep_the_output_names(dict_head, tmp_
     signature = read_tflite(path).signatures["serving_default"]
     assert sorted(signature["inputs"]) == ["image", "scale"] and sorted(signature["outputs"]) == ["logits", "probs"]
     got = result.run_tflite(path, example, delegates=False)
-    assert max(_err(g, ref[n]) for g, n in zip(got, result.output_names)) < ATOL
+    assert max(max_abs_error(g, ref[n]) for g, n in zip(got, result.output_names)) < ATOL
     assert result.report.tflite["max_abs_error"] < ATOL
 
 
@@ -155,7 +153,7 @@ def test_a_tuple_returning_forward_gives_a_list_in_order():
     assert isinstance(out, (list, tuple)) and len(out) == 2
     assert result.keras_model.output_names == ["output_0", "output_1"] == result.output_names
     for got, want in zip(result.torch_outputs([np.asarray(o) for o in out]), ref):
-        assert got.shape == want.shape and _err(got, want) < ATOL
+        assert got.shape == want.shape and max_abs_error(got, want) < ATOL
 
 
 def test_a_single_output_is_a_tensor_named_output():
@@ -168,7 +166,7 @@ def test_a_single_output_is_a_tensor_named_output():
     out = result.keras_model(result.keras_inputs([image.numpy(), scale.numpy()]), training=False)
     assert not isinstance(out, (list, tuple, dict))
     assert result.keras_model.output_names == ["output"]
-    assert _err(out, ref) < ATOL
+    assert max_abs_error(out, ref) < ATOL
 
 
 def test_output_names_taken_by_an_input_or_passing_an_input_through():
@@ -177,7 +175,7 @@ def test_output_names_taken_by_an_input_or_passing_an_input_through():
     result = torch2keras.compile(model, (x,))
     out = result.keras_model({"x": x.numpy()}, training=False)
     assert list(out) == ["x", "same"]
-    assert _err(out["x"], 2 * x.numpy()) < ATOL and _err(out["same"], x.numpy()) < ATOL
+    assert max_abs_error(out["x"], 2 * x.numpy()) < ATOL and max_abs_error(out["same"], x.numpy()) < ATOL
     names = [layer.name for layer in result.keras_model.layers]
     assert names.count("x") == 1 and "same" in names  # the input keeps "x"; the pass-through takes "same"
 
@@ -193,13 +191,13 @@ def test_a_stateful_dict_model_keeps_its_state_and_its_keys(tmp_path):
             ref = {k: v.numpy().copy() for k, v in model(x).items()}
         out = result.keras_model({"x": x.numpy()}, training=False)
         assert list(out) == ["running", "scaled"]
-        assert all(_err(out[k], ref[k]) < ATOL for k in ref)
-    assert _err(result.state["total"], model.total.numpy()) < ATOL
+        assert all(max_abs_error(out[k], ref[k]) < ATOL for k in ref)
+    assert max_abs_error(result.state["total"], model.total.numpy()) < ATOL
     result.reset_state()
-    assert _err(result.run_keras([xs[0].numpy()])[0], xs[0].sum(0).numpy()) < ATOL
+    assert max_abs_error(result.run_keras([xs[0].numpy()])[0], xs[0].sum(0).numpy()) < ATOL
     loaded = torch2keras.load_model(result.save(str(tmp_path / "counting.keras")))
     first = loaded({"x": xs[1].numpy()}, training=False)  # saved in its initial state
-    assert list(first) == ["running", "scaled"] and _err(first["running"], xs[1].sum(0).numpy()) < ATOL
+    assert list(first) == ["running", "scaled"] and max_abs_error(first["running"], xs[1].sum(0).numpy()) < ATOL
 
 
 def _op_counts(path: str) -> dict[str, int]:

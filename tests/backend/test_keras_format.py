@@ -2,7 +2,7 @@
 version keep loading and computing the same; renamed kernels load through ``ALIASES``; configs
 carry their format version.
 
-``tests/data/keras_format_v1/`` holds files written by an earlier torch2keras (``make.py``)
+``tests/backend/data/keras_format_v1/`` holds files written by an earlier torch2keras (``make.py``)
 with their feeds, what PyTorch returned and what the Keras model returned when it was written.
 """
 
@@ -19,6 +19,7 @@ import pytest
 import torch2keras
 from torch2keras.backend_keras import TorchOp
 from torch2keras.backend_keras.kops import ALIASES, FORMAT_VERSION, KOPS, resolve
+from support import max_abs_error
 
 DATA = Path(__file__).resolve().parent / "data" / "keras_format_v1"
 NAMES = ["kernels", "dynamic", "layers", "state"]
@@ -51,9 +52,6 @@ def _run(model: keras.Model, arrays) -> list[np.ndarray]:
     return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
-def _max_err(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-
 
 def _check_outputs(outs: list[np.ndarray], arrays) -> None:
     assert len(outs) == len([k for k in arrays.files if k.startswith("keras_")])
@@ -63,8 +61,8 @@ def _check_outputs(outs: list[np.ndarray], arrays) -> None:
         if out.dtype.kind in "iub":
             assert np.array_equal(out, then) and np.array_equal(out, torch_ref), f"output {i}"
         else:
-            assert _max_err(out, then) < ATOL_SAME, f"output {i} changed since the file was written"
-            assert _max_err(out, torch_ref) < ATOL_TORCH, f"output {i} differs from PyTorch"
+            assert max_abs_error(out, then) < ATOL_SAME, f"output {i} changed since the file was written"
+            assert max_abs_error(out, torch_ref) < ATOL_TORCH, f"output {i} differs from PyTorch"
 
 
 def test_the_files_are_of_format_1_and_use_nearly_every_kernel():

@@ -9,7 +9,7 @@ STAMP := .venv/.stamp
 export TF_CPP_MIN_LOG_LEVEL=2
 export CUDA_VISIBLE_DEVICES=-1
 
-.PHONY: env test test-slow demo bench bench-quant fuzz clean
+.PHONY: env test test-slow demo bench bench-quant fuzz clean supported-list
 
 env: $(STAMP)
 
@@ -27,6 +27,9 @@ $(STAMP): setup.cfg constraints.txt requirements-dev.txt $(wildcard torch2keras/
 
 test: env
 	$(PY) -m pytest -n 2 --dist loadfile -q
+
+supported-list: env
+	$(PY) -m torch2keras.commands.supported
 
 test-slow: env
 	$(PY) -m pytest -m slow -q

@@ -460,13 +460,14 @@ def test_convert_quantized_with_calibration_file(tmp_path, capsys):
 
 
 def test_supported_is_grouped_readable_and_fast(tmp_path):
-    """`supported` groups the ops by family with readable names; once listed (the first call
-    imports torch), later calls answer without torch, in under 3 s."""
+    """`supported` groups the ops by family with readable names; from the package's own listing,
+    the very first call answers without torch, in under 3 s, and caches nothing."""
     env = {"XDG_CACHE_HOME": str(tmp_path)}
     first = run_cli(["supported"], env=env)
     second = run_cli(["supported"], env=env)
     assert first[0] == second[0] == 0 and first[1] == second[1]
-    assert second[3] == [""] and second[4] < 3.0, f"{second[4]:.2f}s wall, {second[5]:.2f}s CPU"
+    assert first[3] == [""] and first[4] < 3.0, f"{first[4]:.2f}s wall, {first[5]:.2f}s CPU"
+    assert not (tmp_path / "torch2keras").exists()
     print(f"supported: first {first[4]:.2f}s wall ({first[5]:.2f}s CPU), then {second[4]:.2f}s wall "
           f"({second[5]:.2f}s CPU)")
     text = first[1]
@@ -484,6 +485,24 @@ def test_supported_is_grouped_readable_and_fast(tmp_path):
     assert looked_up[0] == 0 and "aten.conv2d.default" in looked_up[1] and looked_up[3] == [""]
     refused = run_cli(["supported", "--unsupported"], env=env)[1]
     assert "aten.nonzero.default: its output shape depends on the input values" in refused
+
+
+def test_the_shipped_supported_listing_is_current():
+    """The package's listing is the live registries' (else: ``make supported-list``)."""
+    with open(supported.SHIPPED) as f:
+        shipped = json.load(f)
+    assert shipped.pop("key") == supported._key(), "stale torch2keras/data/supported.json: run make supported-list"
+    assert shipped == json.loads(json.dumps(supported.listing()))
+
+
+def test_another_torch_or_source_gets_its_own_listing(tmp_path, monkeypatch):
+    """A listing whose key does not match (another torch, a changed lowering) is not used: the
+    live one is computed once and cached."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(supported, "_torch_version", lambda: "0.0-other")
+    assert supported._stored() is None
+    data = supported._refresh()
+    assert supported._stored() == data and os.path.isfile(supported.cache_path())
 
 
 def test_supported_listing_follows_the_source(tmp_path, monkeypatch):

@@ -2,10 +2,12 @@
 
 The listing comes from the lowering registry (``frontend_torch.LOWERINGS``; a family is the
 module a lowering lives in, titled by that module's docstring) and from
-``frontend_torch.unsupported``. Reading them means importing torch and every lowering (a few
-seconds), so the listing is kept in the user's cache folder, keyed by torch's version and a
-hash of the frontend's source: the next call answers without importing torch, and any change
-to a lowering makes a new listing.
+``frontend_torch.unsupported``. Reading them means importing torch and every lowering (seconds),
+so the listing is stored, keyed by torch's version and a hash of the frontend's source: the
+package ships the listing of its pinned torch (``torch2keras/data/supported.json``, written by
+``make supported-list``; a test fails when it is stale), and any other torch or a changed
+lowering gets its listing computed once and kept in the user's cache folder. Either way the call
+answers without importing torch.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ import tempfile
 import textwrap
 from typing import Any, Optional
 
-__all__ = ["cache_path", "listing", "op_name", "remember", "run"]
+__all__ = ["SHIPPED", "cache_path", "listing", "op_name", "remember", "run", "write_shipped"]
 
 _FRONTEND = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "frontend_torch")
 _FORMAT = 1  # bump when the cached listing's layout changes
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "supported.json")
 
 
 def run(args: argparse.Namespace) -> int:
-    data = _cached() or _refresh()
+    data = _stored() or _refresh()
     if args.pattern:
         return _search(data, args.pattern)
     if args.unsupported:
@@ -147,12 +150,27 @@ def _torch_version() -> str:
         return "?"
 
 
-def _cached() -> Optional[dict]:
-    try:
-        with open(cache_path()) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+def _stored() -> Optional[dict]:
+    """The listing for this torch and frontend: the package's own, else the user's cached one."""
+    key = _key()
+    for path in (SHIPPED, cache_path()):
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if data.get("key", key) == key:  # (cached files are named by their key and carry none)
+            return data
+    return None
+
+
+def write_shipped(path: str = SHIPPED) -> dict:
+    """Write the package's listing (``make supported-list``): the live registries with their key."""
+    data = {"key": _key(), **listing()}
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return data
 
 
 def _refresh() -> dict:
@@ -176,3 +194,7 @@ def remember(data: dict) -> None:
                 os.remove(os.path.join(folder, old))
     except OSError:
         pass
+
+
+if __name__ == "__main__":
+    print(f"wrote {SHIPPED}: {sum(len(f['ops']) for f in write_shipped()['families'])} ops")

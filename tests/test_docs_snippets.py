@@ -28,7 +28,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import IO, Iterator, Optional
 
 import pytest
 
@@ -195,6 +195,8 @@ def _link_chains(blocks: list[Block]) -> None:
                 block.chain = block.id
             else:
                 block.chain = previous.chain
+                if previous.slow and not block.slow:
+                    block.problems.append(f"continues the slow block {previous.id}: declare it slow too")
         else:
             block.chain = block.id
         previous = block
@@ -312,7 +314,7 @@ def _env() -> dict[str, str]:
 class Kernel:
     """The Python process that runs the Python blocks, its output in a log file."""
 
-    def __init__(self, log) -> None:
+    def __init__(self, log: IO[str]) -> None:
         self.log = log
         self.proc = subprocess.Popen([sys.executable, "-c", _KERNEL], cwd=tempfile.gettempdir(), env=_env(),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -424,7 +426,7 @@ _CHAINS: dict[str, ChainRun] = {}
 
 
 @pytest.fixture(scope="module")
-def session():
+def session() -> Iterator["Session"]:
     shared = Session()
     yield shared
     for chain in _CHAINS.values():
@@ -433,7 +435,7 @@ def session():
     shared.close()
 
 
-def _param(block: Block):
+def _param(block: Block) -> object:
     marks = []
     if block.slow:
         marks.append(pytest.mark.slow)

@@ -268,6 +268,31 @@ def test_readme_is_short() -> None:
     assert len((ROOT / "README.md").read_bytes()) < 16000
 
 
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_links_resolve() -> None:
+    """Every relative link of the documentation names a file that exists (and a heading in it)."""
+    broken = []
+    for path in DOC_FILES:
+        text = re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", path.read_text(), flags=re.S))
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file, _, fragment = target.partition("#")
+            linked = (path.parent / file).resolve() if file else path
+            if not linked.exists():
+                broken.append(f"{path.name}: {target}")
+            elif fragment and linked.suffix == ".md":
+                headings = {_slug(h) for h in re.findall(r"^#+ (.*)$", linked.read_text(), flags=re.M)}
+                if fragment not in headings:
+                    broken.append(f"{path.name}: {target} (no such heading)")
+    assert not broken, broken
+
+
 # -- running ------------------------------------------------------------------------------------
 
 # One Python process runs the Python blocks, so that torch, TensorFlow and Keras are imported

@@ -97,7 +97,7 @@ def core_aten_table(exercised: set[str]) -> list[dict]:
     def tested_in(name: str):
         if name in DIRECT:
             return "tests/ops/test_core_aten.py"
-        return "tests/test_dynamic.py" if name in DYNAMIC_SHAPES else None
+        return "tests/frontend/test_dynamic.py" if name in DYNAMIC_SHAPES else None
 
     rows = []
     for op in core_aten_ops():
@@ -130,7 +130,7 @@ def write_markdown(path: str, data: dict) -> None:
         f"- samples run: {t['samples_run']} (skipped: {t['samples_skipped']})",
         f"- out of scope: {t['out_of_scope']}",
         f"- Core ATen ops: {t['core_ops']} -- lowered {t['core_lowered']} (exercised by passing OpInfo samples: "
-        f"{t['core_exercised']}; the others tested directly in tests/ops/test_core_aten.py or tests/test_dynamic.py: "
+        f"{t['core_exercised']}; the others tested directly in tests/ops/test_core_aten.py or tests/frontend/test_dynamic.py: "
         f"{t['core_lowered'] - t['core_exercised'] - t['core_untested']}; untested: {t['core_untested']}), "
         f"unsupported with a reason {t['core_unsupported']}, missing {t['core_missing']}",
         "",

@@ -95,7 +95,7 @@ class CompileResult:
 
         return run
 
-    # -- state: buffers forward() mutates (docs/state.md)
+    # -- state: buffers forward() mutates (docs/state_and_control_flow.md)
     @property
     def state_names(self) -> list[str]:
         """Qualified names of the buffers the model updates on every call (empty: stateless)."""

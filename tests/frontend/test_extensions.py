@@ -191,10 +191,10 @@ def test_converter_rejects_bad_targets():
         torch2keras.converter(42)
 
 
-# ----------------------------------------------------------------------------- a custom pass (README example)
+# ----------------------------------------------------------------------------- a custom pass (docs/extending.md)
 
 
-# The README's worked example, verbatim: keep the two in step.
+# docs/extending.md's worked example, verbatim: keep the two in step.
 @torch2keras.register_pass
 @dataclasses.dataclass(frozen=True)
 class FoldScaleIntoLayer(RewritePass):
@@ -241,11 +241,11 @@ class LayerScaled(nn.Module):
         return self.gamma * self.fc(y.mean((2, 3)))
 
 
-def test_readme_shows_this_example_verbatim():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Custom passes"):]
+def test_docs_show_this_example_verbatim():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "extending.md").read_text()
+    section = page[page.index("## Custom passes"):]
     for obj in (FoldScaleIntoLayer, LayerScaled):  # getsource includes the decorators
-        assert inspect.getsource(obj) in section, f"README's example differs from this file's {obj.__name__}"
+        assert inspect.getsource(obj) in section, f"docs/extending.md's example differs from this file's {obj.__name__}"
 
 
 def test_custom_pass_folds_layer_scales_and_matches_torch(tmp_path):

@@ -16,6 +16,7 @@ fail when run; ``missing_kernel_message`` turns that failure into one line sayin
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -66,7 +67,8 @@ def declared_ops() -> dict[str, list[str]]:
 
 def load_factory(spec: "str | FactorySpec") -> Callable:
     """The callable a ``module:factory`` / ``file.py:factory`` spec names (a dotted ``factory``
-    walks attributes: ``net.py:Net.from_config``)."""
+    walks attributes: ``net.py:Net.from_config``), made as tolerant as the import: a zoo the
+    factory imports only when called (``def build(): import torchvision ...``) loads too."""
     spec = parse(spec) if isinstance(spec, str) else spec
     module = import_file(spec.path) if spec.path else import_module(spec.module)
     target = module
@@ -78,7 +80,19 @@ def load_factory(spec: "str | FactorySpec") -> Callable:
             raise AttributeError(f"{owner} has no attribute {part!r}") from None
     if not callable(target):
         raise TypeError(f"{spec.text} is a {type(target).__name__}, not a callable that builds the model")
-    return target
+    return _tolerant_calls(target)
+
+
+def _tolerant_calls(factory: Callable) -> Callable:
+    """``factory`` whose calls retry after declaring the compiled ops an import inside it lacks."""
+    if isinstance(factory, type):
+        return factory  # a class: its __init__ imports nothing new in practice, and isinstance must keep working
+
+    @functools.wraps(factory)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        return _tolerant(lambda: factory(*args, **kwargs))
+
+    return build
 
 
 def import_module(name: str) -> types.ModuleType:
@@ -117,7 +131,9 @@ def import_file(path: str) -> types.ModuleType:
     return _tolerant(run)
 
 
-def _tolerant(do_import: Callable[[], types.ModuleType]) -> types.ModuleType:
+def _tolerant(do_import: Callable[[], Any]) -> Any:
+    """``do_import()``, retried after declaring each compiled op whose missing registration
+    stopped it (one warning per package)."""
     new: dict[str, list[str]] = {}
     try:
         for _ in range(_MAX_DECLARED):

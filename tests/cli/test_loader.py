@@ -15,7 +15,7 @@ from compat import import_torchvision
 from torch2keras import model_spec
 from torch2keras.loader import WeightsError, load_factory, load_weights
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 
 def _child(code: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
@@ -114,6 +114,23 @@ def test_any_zoo_with_missing_compiled_ops(tmp_path):
     warning, call = proc.stdout.splitlines()
     assert warning.startswith("1 fakezoo's compiled ops do not load against torch")
     assert call.startswith("the model calls fakezoo.shift_boxes (called at <string>:"), call
+
+
+def test_a_zoo_imported_inside_the_factory_loads_too(tmp_path):
+    """``def build(): import torchvision`` (the import runs only when the factory is called)."""
+    (tmp_path / "late.py").write_text("def build():\n    import torchvision\n    return torchvision.models.resnet18()\n")
+    proc = _child("""
+        import warnings, torch
+        from torch2keras.loader import CompiledOpsWarning, load_factory
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = load_factory("late.py:build")().eval()
+        assert sum(issubclass(w.category, CompiledOpsWarning) for w in caught) == 1
+        with torch.no_grad():
+            print(tuple(model(torch.randn(1, 3, 32, 32)).shape))
+    """, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(1, 1000)"
 
 
 def test_factory_lookup_never_refuses_what_exists():

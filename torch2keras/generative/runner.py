@@ -33,7 +33,7 @@ class LiteRTCausalLM:
         self.prefill_len = int(details["tokens"]["shape"][1])
         self.token_dtype = details["tokens"]["dtype"]
         self.position_dtype = details["input_pos"]["dtype"]
-        self.cache_specs = {name: (tuple(d["shape"]), d["dtype"]) for name, d in details.items()
+        self.cache_specs = {name: (tuple(int(n) for n in d["shape"]), d["dtype"]) for name, d in details.items()
                             if name.startswith("kv_cache_")}
         self.max_context = int(next(iter(self.cache_specs.values()))[0][2])
         self.reset()

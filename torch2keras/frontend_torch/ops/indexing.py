@@ -182,6 +182,9 @@ def index_put(ctx: LoweringContext, x: Value, indices, values: Value, accumulate
     rest = [a for a in range(x.type.rank) if a not in axes]
     rest_shape = [x.type.shape[a] for a in rest]
     r = numel(rest_shape)
+    if is_symbolic(r):
+        raise ctx.fail(f"index_put with the unindexed axes of run-time size {r} is not supported yet (index "
+                       f"every axis of a run-time size, or give those axes a static size)")
     order = axes + rest
     moved = permute(ctx, x, order)
     # element ids in `moved`'s row-major order: ids * r + position within the rest

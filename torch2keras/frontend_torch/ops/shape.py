@@ -3,7 +3,6 @@ rolls, and writing into slices."""
 
 from __future__ import annotations
 
-
 from ...ir import Value
 from ..registry import LoweringContext, lowering
 from ..symbolic import INT32_MAX

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from causal_lms import BUILDERS, VOCAB
-from torch2keras import generative
+from causal_lms import BUILDERS, VOCAB, transformers
+from torch2keras import generative, to_tflite_signatures
 from torch2keras.backend_tflite.writer import build_signatures
 from torch2keras.generative.runner import LiteRTCausalLM
 
@@ -107,3 +107,17 @@ def test_greedy_32_tokens_equal_pytorch(family, tmp_path):
     model, path, exported = _export(family, tmp_path)
     assert max(exported.result.max_abs_errors.values()) <= 1e-4
     _check_greedy(model, path, prompt_len=16, new=32)
+
+
+@pytest.mark.slow
+def test_two_signatures_within_5_percent_of_one(tmp_path):
+    """A model whose weights dominate the file (13 MB): prefill + decode vs prefill alone."""
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=2048, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
+                                      num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=256)
+    model = transformers.LlamaForCausalLM(config).eval()
+    both = generative.export_tflite(model, str(tmp_path / "both.tflite"), max_context=128, prefill_len=32)
+    modules = generative.signature_modules(model, 128, 32)
+    single = to_tflite_signatures({"prefill": modules["prefill"]}, str(tmp_path / "prefill.tflite"))
+    assert max(both.result.max_abs_errors.values()) <= 1e-4
+    assert both.result.bytes <= 1.05 * single.bytes

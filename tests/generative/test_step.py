@@ -44,3 +44,8 @@ def test_cache_layout_refusals():
                                         num_attention_heads=4, num_key_value_heads=2, sliding_window=16)
     with pytest.raises(ValueError, match="sliding window of 16 tokens"):
         cache_layout(transformers.MistralForCausalLM(config), 64)
+
+
+def test_a_model_without_a_cache_argument_is_refused():
+    with pytest.raises(TypeError, match=r"Linear.forward takes no `cache` argument"):
+        CausalLMStep(torch.nn.Linear(2, 2), cache_layout(BUILDERS["llama"](), 8))

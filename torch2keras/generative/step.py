@@ -12,6 +12,8 @@ and rope); only the cache object (``cache.ArgumentCache``) is ours.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from .cache import ArgumentCache
@@ -25,6 +27,9 @@ class CausalLMStep(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, layout: CacheLayout) -> None:
         super().__init__()
+        if "cache" not in inspect.signature(model.forward).parameters:
+            raise TypeError(f"{type(model).__name__}.forward takes no `cache` argument: torch2keras.generative needs "
+                            f"a Hugging Face causal LM of transformers >= 5 (pip install 'transformers>=5')")
         self.model = model
         self.layout = layout
 

@@ -23,7 +23,7 @@ _LAZY = {
     "converter": "torch2keras.converters", "explain": "torch2keras.explain",
     "NumericalMismatchError": "torch2keras.ir", "ExportError": "torch2keras.ir",
     "RewritePass": "torch2keras.passes.rewrite", "reset_state": "torch2keras.backend_keras.state",
-    "to_tflite": "torch2keras.direct",
+    "to_tflite": "torch2keras.direct", "to_tflite_signatures": "torch2keras.signatures",
 }
 
 __all__ = sorted([*_LAZY, "load_model", "__version__"])

@@ -135,6 +135,13 @@ CASES = {
         x * 1)), (torch.randn(2, 5),)),
     "index_select": lambda: (Fn(lambda x: x.index_select(1, torch.tensor([2, 0, 1, 2]))), (torch.randn(2, 3, 4),)),
     "embedding": lambda: (Fn(lambda m, i: m(i).sum(1), nn.Embedding(10, 4)), (torch.tensor([[1, 3, 9], [0, 0, 2]]),)),
+    # scatters (scatter_flat): a cache written at run-time positions, sums at repeated ids
+    "index_copy_at_position": lambda: (Fn(lambda cache, new, start: cache.index_copy(2, torch.arange(3) + start, new)),
+                                       (torch.randn(1, 2, 8, 4), torch.randn(1, 2, 3, 4), torch.tensor(4))),
+    "scatter_add_repeated": lambda: (Fn(lambda x, src: x.scatter_add(1, torch.tensor([[0, 2, 0, 4], [1, 1, 1, 3]]), src)),
+                                     (torch.randn(2, 5), torch.randn(2, 4))),
+    "index_put_computed": lambda: (Fn(lambda x, v: x.index_put((x[:, 0].argmax(0, keepdim=True),), v)),
+                                   (torch.randn(4, 3), torch.randn(3))),
     # recurrent
     "lstm_bidirectional_h_n": lambda: (Fn(lambda m, x: (lambda o: (o[0], o[1][0]))(m(x)),
                                           nn.LSTM(6, 5, num_layers=2, bidirectional=True)), (torch.randn(4, 2, 6),)),

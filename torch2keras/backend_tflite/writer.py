@@ -1,6 +1,7 @@
-"""Write a layout-annotated IR graph (the graph after the default pass pipeline) as a ``.tflite``
-file: one subgraph, a signature named with the graph's input and output names, every op a
-TFLite builtin chosen by the emitter table.
+"""Write layout-annotated IR graphs (graphs after the default pass pipeline) as a ``.tflite``
+file: one subgraph per graph, each with a signature named with the graph's input and output
+names, every op a TFLite builtin chosen by the emitter table. Several graphs in one file share
+their equal constants (one buffer each, ``builder.ModelBuilder.buffer``).
 
 Inputs and outputs are stored as the IR stores them (``TensorType.layout``): a model compiled
 with ``input_layouts="channels_last"`` takes NHWC arrays, as its Keras model does.
@@ -9,6 +10,8 @@ with ``input_layouts="channels_last"`` takes NHWC arrays, as its Keras model doe
 from __future__ import annotations
 
 import time
+from typing import Mapping
+
 import attrs
 
 from ..ir import Graph, Node
@@ -18,7 +21,7 @@ from .context import EMITTERS, Context, DirectExportError, _name
 from .peephole import simplify
 from .plan import plan_graph
 
-__all__ = ["WriteResult", "build_model", "write_tflite"]
+__all__ = ["WriteResult", "add_signature", "build_model", "build_signatures", "write_signatures", "write_tflite"]
 
 SIGNATURE_KEY = "serving_default"
 
@@ -52,10 +55,38 @@ def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str
 def build_model(graph: Graph, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
                 description: str = "torch2keras direct") -> tuple[ModelBuilder, dict[str, Node]]:
     """The TFLite model of ``graph``, not yet written, and its tensor names' nodes."""
+    model = ModelBuilder(description)
+    return model, add_signature(model, graph, signature_key, fp16=fp16)
+
+
+def build_signatures(graphs: Mapping[str, Graph], fp16: bool = False, description: str = "torch2keras direct"
+                     ) -> tuple[ModelBuilder, dict[str, dict[str, Node]]]:
+    """One model with a subgraph and a signature per graph (keyed as ``graphs``); constants of
+    equal content, such as the weights the graphs share, are stored once."""
+    model = ModelBuilder(description)
+    return model, {key: add_signature(model, graph, key, fp16=fp16) for key, graph in graphs.items()}
+
+
+def write_signatures(graphs: Mapping[str, Graph], path: str, fp16: bool = False,
+                     description: str = "torch2keras direct") -> WriteResult:
+    """Write ``build_signatures(graphs)`` to ``path`` (``WriteResult.op_counts``: of the first
+    subgraph; ``tensor_nodes``: keyed ``"signature:tensor"``)."""
+    start = time.perf_counter()
+    model, nodes = build_signatures(graphs, fp16=fp16, description=description)
+    built = time.perf_counter()
+    size = model.write(path)
+    tensor_nodes = {f"{key}:{name}": node for key, names in nodes.items() for name, node in names.items()}
+    return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built},
+                       tensor_nodes)
+
+
+def add_signature(model: ModelBuilder, graph: Graph, signature_key: str, fp16: bool = False) -> dict[str, Node]:
+    """Write ``graph`` as a new subgraph of ``model`` with signature ``signature_key``; returns
+    its tensor names' nodes."""
     if not graph.meta.get("layouts_assigned"):
         raise ValueError("write_tflite expects a graph after the layout pass (the default pass pipeline)")
-    model = ModelBuilder(description)
-    sub = model.subgraph("main")
+    index = len(model.subgraphs)
+    sub = model.subgraph("main" if index == 0 else _name(signature_key))
     ctx = Context(graph, model, sub, plan_graph(graph), fp16=fp16)
     inputs = {}
     for v in graph.inputs:
@@ -67,8 +98,8 @@ def build_model(graph: Graph, fp16: bool = False, signature_key: str = SIGNATURE
     outputs = _output_tensors(ctx, graph)
     sub.inputs, sub.outputs = list(inputs.values()), list(outputs.values())
     simplify(sub)
-    model.signature(signature_key, 0, inputs, outputs)
-    return model, ctx.tensor_nodes
+    model.signature(signature_key, index, inputs, outputs)
+    return ctx.tensor_nodes
 
 
 def _static_dim(v, d) -> int:

@@ -18,7 +18,7 @@ import torch
 
 from ..ir import LoweringError, Value
 
-__all__ = ["INT32_MAX", "SymbolicSizes", "dim_name", "is_symint", "expression"]
+__all__ = ["INT32_MAX", "SymbolicSizes", "dim_name", "dim_of", "dims_product", "is_symint", "expression"]
 
 INT32_MAX = 2**31 - 1  # "to the end" as an i32 slice bound
 
@@ -38,6 +38,25 @@ def dim_name(d: "torch.SymInt") -> Union[int, str]:
     text = str(expr)
     _EXPRESSIONS[text] = expr
     return text
+
+
+def dim_of(expr: sympy.Expr) -> Union[int, str]:
+    """The IR dim of a size expression: an int when it is a constant, else its text (remembered,
+    so that ``SymbolicSizes`` can compute it at run time)."""
+    expr = sympy.sympify(expr)
+    if expr.is_number:
+        return int(expr)
+    text = str(expr)
+    _EXPRESSIONS[text] = expr
+    return text
+
+
+def dims_product(dims: Sequence[Any]) -> Union[int, str]:
+    """The product of sizes (ints, SymInts or IR dim texts) as an IR dim."""
+    out: sympy.Expr = sympy.Integer(1)
+    for d in dims:
+        out = out * expression(d)
+    return dim_of(out)
 
 
 def expression(d: Any) -> sympy.Expr:

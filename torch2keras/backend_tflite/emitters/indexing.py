@@ -1,6 +1,7 @@
-"""Emitters of the gathering IR ops: ``index_select`` (GATHER along the stored axis, or -- for a
-constant channel shuffle, ``ir.shuffle.shuffle_groups`` -- a RESHAPE, TRANSPOSE, RESHAPE) and
-``embedding`` (GATHER of the table's rows).
+"""Emitters of the gathering and scattering IR ops: ``index_select`` (GATHER along the stored
+axis, or -- for a constant channel shuffle, ``ir.shuffle.shuffle_groups`` -- a RESHAPE,
+TRANSPOSE, RESHAPE), ``embedding`` (GATHER of the table's rows) and ``scatter_flat`` (segment
+reductions over the flattened tensor: UNSORTED_SEGMENT_SUM / _MAX, GATHER, SELECT_V2).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import Node, Value
+from ...ir.types import DTYPES
 from ...ir.shuffle import shuffle_groups
 from ..context import Context, DirectExportError, emitter
 from ..schema import fb
@@ -55,3 +57,58 @@ def emit_index_select(ctx: Context, node: Node) -> int:
 def emit_embedding(ctx: Context, node: Node) -> int:
     w, index = node.inputs
     return _gather(ctx, node, ctx.tensor(w), index, 0)
+
+
+_SCATTER_DTYPES = (np.float32, np.int32)  # what TFLite's unsorted segment kernels compute in
+
+
+def _segments(ctx: Context, op: str, data: int, ids: int, n: int, suffix: str) -> int:
+    """``op`` (UNSORTED_SEGMENT_SUM / _MAX) of ``data`` into ``n`` segments by ``ids``."""
+    out = ctx.temp([n], ctx.dtype(data), suffix)
+    options = fb.UnsortedSegmentSumOptionsT() if op == "UNSORTED_SEGMENT_SUM" else fb.UnsortedSegmentMaxOptionsT()
+    ctx.op(op, [data, ids, ctx.ints([n], "num_segments")], [out], options)
+    return out
+
+
+@emitter("scatter_flat")
+def emit_scatter_flat(ctx: Context, node: Node) -> int:
+    """``reduce="none"``: element ``ids[i]`` takes the last ``src[i]`` written there (the largest
+    ``i`` per element, an UNSORTED_SEGMENT_MAX of ``0..m-1``), as the reference; ``"sum"``: the
+    segment sums added (or, without ``include_self``, put in place)."""
+    x, index, src = node.inputs
+    reduce, include_self = node.attrs["reduce"], node.attrs["include_self"]
+    if reduce not in ("none", "sum"):
+        raise DirectExportError(node, f"with reduce={reduce!r} is not written by the direct backend (none, sum are)")
+    if x.type.layout is not None or src.type.layout is not None or index.type.layout is not None:
+        raise DirectExportError(node, "on a re-laid-out tensor is not supported")
+    dtype = DTYPES[x.type.dtype]
+    if np.dtype(dtype) not in [np.dtype(d) for d in _SCATTER_DTYPES]:
+        raise DirectExportError(node, f"on {x.type.dtype} is not supported (float32 and int32 are)")
+    n, m = int(np.prod(x.type.shape)), int(np.prod(index.type.shape))
+    flat = ctx.reshape(ctx.tensor(x), [n], "flat")
+    ids = ctx.reshape(ctx.cast(ctx.tensor(index), np.int32, "ids"), [m], "ids_flat")
+    values = ctx.reshape(ctx.cast(ctx.tensor(src), dtype, "src"), [m], "src_flat")
+    out = ctx.result(node)
+    if reduce == "sum" and include_self:
+        added = _segments(ctx, "UNSORTED_SEGMENT_SUM", values, ids, n, "sums")
+        total = ctx.temp([n], dtype, "total")
+        ctx.op("ADD", [flat, added], [total], fb.AddOptionsT())
+        return ctx.reshape(total, ctx.shape(out), out=out)
+    count = _segments(ctx, "UNSORTED_SEGMENT_SUM", ctx.constant(np.ones(m, np.int32), ctx.local_name("ones")), ids, n,
+                      "count")
+    touched = ctx.temp([n], np.bool_, "touched")
+    ctx.op("GREATER", [count, ctx.scalar(0, np.int32, "zero")], [touched])
+    if reduce == "sum":
+        written = _segments(ctx, "UNSORTED_SEGMENT_SUM", values, ids, n, "sums")
+    else:
+        last = _segments(ctx, "UNSORTED_SEGMENT_MAX", ctx.constant(np.arange(m, dtype=np.int32),
+                                                                     ctx.local_name("order")), ids, n, "last")
+        safe = ctx.temp([n], np.int32, "last_safe")
+        ctx.op("MAXIMUM", [last, ctx.scalar(0, np.int32, "zero")], [safe])
+        written = ctx.temp([n], dtype, "written")
+        options = fb.GatherOptionsT()
+        options.axis = 0
+        ctx.op("GATHER", [values, safe], [written], options)
+    merged = ctx.temp([n], dtype, "merged")
+    ctx.op("SELECT_V2", [touched, written, flat], [merged])
+    return ctx.reshape(merged, ctx.shape(out), out=out)

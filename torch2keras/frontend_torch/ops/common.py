@@ -7,7 +7,7 @@ the lowering that calls it: the lowering declares them (``emits``).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -16,9 +16,9 @@ from ...ir import Value
 from ...ir.evaluate import evaluate
 from ...ir.ops.shape import slice_len
 from ..registry import LoweringContext
-from ..symbolic import INT32_MAX
+from ..symbolic import INT32_MAX, dims_product
 
-__all__ = ["BOOL_BINARY", "aten", "axis_values", "binary", "dynamic_slice", "norm_axes", "norm_axis", "numel",
+__all__ = ["BOOL_BINARY", "aten", "axis_values", "binary", "dynamic_slice", "expand", "norm_axes", "norm_axis", "numel",
            "overloads", "permute", "slice_", "static_value", "vector_norm_last"]
 
 aten = torch.ops.aten
@@ -50,8 +50,11 @@ def norm_axes(axes: Iterable[int], rank: int) -> list[int]:
     return sorted({norm_axis(a, rank) for a in axes})
 
 
-def numel(shape: Sequence[int]) -> int:
-    return int(np.prod(shape)) if len(shape) else 1
+def numel(shape: Sequence) -> Union[int, str]:
+    """The element count of ``shape``: an int, or a symbolic dim when a size is symbolic."""
+    if all(isinstance(d, (int, np.integer)) for d in shape):
+        return int(np.prod(shape)) if len(shape) else 1
+    return dims_product(shape)
 
 
 def axis_values(v: Any, n: int) -> list:
@@ -162,3 +165,13 @@ def dynamic_slice(ctx: LoweringContext, x: Value, axis: int, start, end, step: i
                            end if isinstance(end, int) else "end", step)
     return ctx.emit("dynamic_slice", [x, ctx.sizes.scalar(start), ctx.sizes.scalar(end)], axis=axis, step=step,
                     length=length)
+
+
+def expand(ctx: LoweringContext, x: Value, out: Sequence) -> Value:
+    """``x`` broadcast to ``out``: ``expand`` when every symbolic size of ``out`` is x's own
+    (the backend reads it off x), else ``dynamic_expand`` with the sizes computed at run time."""
+    off = len(out) - x.type.rank
+    needs_sizes = any(isinstance(d, str) and (k < off or x.type.shape[k - off] != d) for k, d in enumerate(out))
+    if needs_sizes:
+        return ctx.emit("dynamic_expand", [x, ctx.sizes.vector(out)], shape=list(out))
+    return ctx.emit("expand", [x], shape=list(out))

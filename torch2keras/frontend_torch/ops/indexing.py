@@ -15,38 +15,51 @@ from typing import Sequence
 import numpy as np
 
 from ...ir import Value
+from ...ir.ops.common import broadcast_shapes
+from ...ir.symbolic import is_symbolic
+from ...ir.types import Dim
 from ..registry import LoweringContext, lowering
-from .common import (aten, axis_values, binary, norm_axis, numel, overloads, permute, slice_, static_value,
+from .common import (aten, axis_values, binary, expand, norm_axis, numel, overloads, permute, slice_, static_value,
                      vector_norm_last)
 
 __all__ = ["index_tensor", "index_put", "gather_flat", "scatter_flat"]
 
 
 
-def _strides(shape: Sequence[int]) -> list[int]:
+def _strides(shape: Sequence[Dim]) -> list[Dim]:
+    """Row-major strides of ``shape`` (symbolic where a later size is)."""
     return [numel(shape[i + 1:]) for i in range(len(shape))]
 
 
-def normalize_index(ctx: LoweringContext, index: Value, size: int) -> Value:
+def _size_operand(ctx: LoweringContext, d: Dim) -> "int | Value":
+    """A size as an operand of i64 index arithmetic: the int, or its run-time value."""
+    v = ctx.sizes.value(d)
+    return ctx.cast(v, "i64") if isinstance(v, Value) else int(v)
+
+
+def normalize_index(ctx: LoweringContext, index: Value, size: Dim) -> Value:
     """Negative indices count from the end (as torch's)."""
     value = static_value(index)
-    if value is not None:
-        return ctx.const(np.where(value < 0, value + size, value).astype(np.int64), "i64")
+    if value is not None and (not is_symbolic(size) or not (value < 0).any()):
+        return ctx.const(np.where(value < 0, value + (0 if is_symbolic(size) else size), value).astype(np.int64),
+                         "i64")
     index = ctx.cast(index, "i64")
     negative = binary(ctx, "lt", index, 0, "i64")
-    return ctx.emit("where", [negative, binary(ctx, "add", index, size, "i64"), index])
+    return ctx.emit("where", [negative, binary(ctx, "add", index, _size_operand(ctx, size), "i64"), index])
 
 
-def _mul_add(ctx, terms: list[tuple[Value | np.ndarray, int]]) -> Value:
-    """sum(index * stride) over ``terms``, broadcast (constants folded in numpy)."""
-    const = [(t, s) for t, s in terms if isinstance(t, np.ndarray)]
-    dynamic = [(t, s) for t, s in terms if not isinstance(t, np.ndarray)]
+def _mul_add(ctx, terms: list[tuple[Value | np.ndarray, Dim]]) -> Value:
+    """sum(index * stride) over ``terms``, broadcast (constants with static strides folded in
+    numpy; symbolic strides are computed at run time)."""
+    const = [(t, s) for t, s in terms if isinstance(t, np.ndarray) and not is_symbolic(s)]
+    dynamic = [(t if isinstance(t, Value) else ctx.const(t.astype(np.int64), "i64"), s)
+               for t, s in terms if not isinstance(t, np.ndarray) or is_symbolic(s)]
     folded = None
     if const:
         folded = sum(t.astype(np.int64) * s for t, s in const)
     out = None
     for t, s in dynamic:
-        part = t if s == 1 else binary(ctx, "mul", t, s, "i64")
+        part = t if s == 1 else binary(ctx, "mul", t, _size_operand(ctx, s), "i64")
         out = part if out is None else ctx.emit("add", [out, part])
     if folded is not None:
         return ctx.const(np.asarray(folded, np.int64), "i64") if out is None else \
@@ -83,7 +96,7 @@ def scatter_flat(ctx: LoweringContext, x: Value, ids, src: Value, reduce: str = 
 
 # what index_tensor emits: the element ids of several indices (normalized, multiplied by strides
 # and added, broadcast), one gather, and the permutes around it
-_INDEX_OPS = ("index_select", "permute", "where", "lt", "add", "mul", "expand")
+_INDEX_OPS = ("index_select", "permute", "where", "lt", "add", "mul", "expand", "dynamic_expand")
 
 
 def _expand_masks(ctx, x: Value, indices) -> list:
@@ -103,7 +116,7 @@ def _expand_masks(ctx, x: Value, indices) -> list:
 
 
 def _broadcast(shapes) -> tuple:
-    return tuple(np.broadcast_shapes(*[tuple(s) for s in shapes]))
+    return broadcast_shapes(*[tuple(s) for s in shapes])
 
 
 def _linear_ids(ctx, x: Value, present) -> tuple[Value, list[int], tuple]:
@@ -119,8 +132,7 @@ def _linear_ids(ctx, x: Value, present) -> tuple[Value, list[int], tuple]:
     shape = _broadcast([t.type.shape for _, t in present])
     ids = _mul_add(ctx, terms)
     if tuple(ids.type.shape) != shape:
-        ids = ctx.emit("expand", [ctx.reshape(ids, [1] * (len(shape) - ids.type.rank) + list(ids.type.shape))],
-                       shape=list(shape))
+        ids = expand(ctx, ctx.reshape(ids, [1] * (len(shape) - ids.type.rank) + list(ids.type.shape)), list(shape))
     return ids, axes, shape
 
 
@@ -170,6 +182,9 @@ def index_put(ctx: LoweringContext, x: Value, indices, values: Value, accumulate
     rest = [a for a in range(x.type.rank) if a not in axes]
     rest_shape = [x.type.shape[a] for a in rest]
     r = numel(rest_shape)
+    if is_symbolic(r):
+        raise ctx.fail(f"index_put with the unindexed axes of run-time size {r} is not supported yet (index "
+                       f"every axis of a run-time size, or give those axes a static size)")
     order = axes + rest
     moved = permute(ctx, x, order)
     # element ids in `moved`'s row-major order: ids * r + position within the rest

@@ -3,12 +3,10 @@ rolls, and writing into slices."""
 
 from __future__ import annotations
 
-from typing import Sequence
-
 from ...ir import Value
 from ..registry import LoweringContext, lowering
 from ..symbolic import INT32_MAX
-from .common import aten, dynamic_slice, norm_axes, norm_axis, overloads, permute, slice_
+from .common import aten, dynamic_slice, expand, norm_axes, norm_axis, overloads, permute, slice_
 
 
 @lowering(*overloads("view", "default"), *overloads("_unsafe_view", "default"), aten.reshape.default, emits=())
@@ -51,16 +49,6 @@ def lower_expand(ctx, x, shape, *args, **kwargs):
     if tuple(out) == tuple(x.type.shape):
         return x
     return expand(ctx, x, out)
-
-
-def expand(ctx: LoweringContext, x: Value, out: Sequence) -> Value:
-    """``x`` broadcast to ``out``: ``expand`` when every symbolic size of ``out`` is x's own
-    (the backend reads it off x), else ``dynamic_expand`` with the sizes computed at run time."""
-    off = len(out) - x.type.rank
-    needs_sizes = any(isinstance(d, str) and (k < off or x.type.shape[k - off] != d) for k, d in enumerate(out))
-    if needs_sizes:
-        return ctx.emit("dynamic_expand", [x, ctx.sizes.vector(out)], shape=list(out))
-    return ctx.emit("expand", [x], shape=list(out))
 
 
 @lowering(aten.repeat.default, emits=("tile",))

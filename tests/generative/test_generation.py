@@ -1,0 +1,123 @@
+"""Hugging Face causal LMs exported as prefill/decode signatures (``generative.export_tflite``)
+and run in LiteRT (``generative.generate``): greedy token ids equal PyTorch's
+``model.generate``, and each step's logits match PyTorch's within 1e-4 (relative)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from causal_lms import BUILDERS, VOCAB, transformers
+from torch2keras import generative, to_tflite_signatures
+from torch2keras.backend_tflite.writer import build_signatures
+from torch2keras.generative.runner import LiteRTCausalLM
+
+MAX_CONTEXT, PREFILL_LEN = 64, 16
+RTOL = 1e-4
+
+
+def _export(family: str, folder) -> tuple[torch.nn.Module, str, generative.GenerativeExport]:
+    model = BUILDERS[family]()
+    exported = generative.export_tflite(model, str(folder / f"{family}.tflite"), max_context=MAX_CONTEXT,
+                                        prefill_len=PREFILL_LEN)
+    return model, exported.path, exported
+
+
+def _prompt(length: int, seed: int = 1) -> torch.Tensor:
+    return torch.randint(0, VOCAB, (1, length), generator=torch.Generator().manual_seed(seed))
+
+
+def _torch_greedy(model: torch.nn.Module, prompt: torch.Tensor, new: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """PyTorch's greedy ids (prompt included) and the logits of each generated step."""
+    with torch.no_grad():
+        out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new, do_sample=False,
+                             pad_token_id=0, return_dict_in_generate=True, output_logits=True)
+    return out.sequences[0].numpy(), [step[0].numpy() for step in out.logits]
+
+
+def _relative_error(got: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.max(np.abs(got.astype(np.float64) - ref)) / np.max(np.abs(ref)))
+
+
+def _check_greedy(model: torch.nn.Module, path: str, prompt_len: int, new: int) -> float:
+    """Greedy ids in LiteRT == PyTorch's; returns the worst relative logits error over the steps."""
+    prompt = _prompt(prompt_len)
+    ref_ids, ref_logits = _torch_greedy(model, prompt, new)
+    ids = generative.generate(path, prompt[0].numpy(), new)
+    np.testing.assert_array_equal(ids, ref_ids)
+    runner = LiteRTCausalLM(path)  # the same steps, comparing logits (PyTorch's tokens fed)
+    worst = _relative_error(runner.prefill(prompt[0].numpy()), ref_logits[0])
+    for step in range(1, new):
+        worst = max(worst, _relative_error(runner.decode(int(ref_ids[prompt_len + step - 1])), ref_logits[step]))
+    assert worst <= RTOL
+    return worst
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    return _export("llama", tmp_path_factory.mktemp("llama"))
+
+
+def test_llama_signatures_share_weights_and_match_pytorch(llama):
+    model, path, exported = llama
+    assert set(exported.result.max_abs_errors) == {"prefill", "decode"}
+    assert max(exported.result.max_abs_errors.values()) <= 1e-4
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    stored, _ = build_signatures(exported.result.graphs)
+    assert weights <= stored.weight_bytes < 1.05 * weights  # one copy of the weights (two would be 2x)
+    runner = LiteRTCausalLM(path)
+    assert (runner.prefill_len, runner.max_context) == (PREFILL_LEN, MAX_CONTEXT)
+    # grouped-query attention: 2 key/value heads for 4 query heads
+    assert runner.cache_specs["kv_cache_k_0"][0] == (1, 2, MAX_CONTEXT, 8)
+
+
+def test_llama_greedy_32_tokens_equal_pytorch(llama):
+    model, path, _ = llama
+    _check_greedy(model, path, prompt_len=16, new=32)
+
+
+@pytest.mark.parametrize("prompt_len", [5, 40])
+def test_llama_prompt_shorter_and_longer_than_prefill(llama, prompt_len):
+    """A short prompt is padded; a long one is fed in chunks, the last ending at the prompt's end."""
+    model, path, _ = llama
+    _check_greedy(model, path, prompt_len=prompt_len, new=8)
+
+
+def test_sampling_is_seeded_and_top_1_is_greedy(llama):
+    _, path, _ = llama
+    prompt = _prompt(16)[0].numpy()
+    first = generative.generate(path, prompt, 12, do_sample=True, temperature=2.0, seed=3)
+    again = generative.generate(path, prompt, 12, do_sample=True, temperature=2.0, seed=3)
+    other = generative.generate(path, prompt, 12, do_sample=True, temperature=2.0, seed=4)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    greedy = generative.generate(path, prompt, 12)
+    np.testing.assert_array_equal(generative.generate(path, prompt, 12, do_sample=True, top_k=1, seed=5), greedy)
+
+
+def test_too_long_a_generation_is_an_error(llama):
+    _, path, _ = llama
+    with pytest.raises(ValueError, match="exceed the file's max_context=64"):
+        generative.generate(path, _prompt(40)[0].numpy(), 32)
+
+
+@pytest.mark.parametrize("family", ["qwen2", "gpt2"])
+def test_greedy_32_tokens_equal_pytorch(family, tmp_path):
+    model, path, exported = _export(family, tmp_path)
+    assert max(exported.result.max_abs_errors.values()) <= 1e-4
+    _check_greedy(model, path, prompt_len=16, new=32)
+
+
+@pytest.mark.slow
+def test_two_signatures_within_5_percent_of_one(tmp_path):
+    """A model whose weights dominate the file (13 MB): prefill + decode vs prefill alone."""
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=2048, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
+                                      num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=256)
+    model = transformers.LlamaForCausalLM(config).eval()
+    both = generative.export_tflite(model, str(tmp_path / "both.tflite"), max_context=128, prefill_len=32)
+    modules = generative.signature_modules(model, 128, 32)
+    single = to_tflite_signatures({"prefill": modules["prefill"]}, str(tmp_path / "prefill.tflite"))
+    assert max(both.result.max_abs_errors.values()) <= 1e-4
+    assert both.result.bytes <= 1.05 * single.bytes

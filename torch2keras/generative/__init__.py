@@ -1,0 +1,34 @@
+"""On-device language models: a Hugging Face causal LM as one ``.tflite`` file with ``prefill``
+and ``decode`` signatures over a static key/value cache, and generation with it in LiteRT.
+
+    from torch2keras import generative
+    generative.export_tflite(hf_model, "lm.tflite", max_context=256, prefill_len=32)
+    ids = generative.generate("lm.tflite", prompt_ids, max_new_tokens=32)
+
+Modules: ``layout`` (the cache's shapes), ``cache`` (a Hugging Face ``Cache`` over argument
+tensors), ``step`` (the module a signature computes), ``export`` (the file), ``runner`` (the
+file in LiteRT), ``sampling`` (the next token), ``generation`` (the loop). Importing
+``torch2keras.generative`` needs ``transformers`` only for ``export_tflite``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "export_tflite": "torch2keras.generative.export", "GenerativeExport": "torch2keras.generative.export",
+    "signature_modules": "torch2keras.generative.export", "CausalLMStep": "torch2keras.generative.step",
+    "cache_layout": "torch2keras.generative.layout", "CacheLayout": "torch2keras.generative.layout",
+    "LiteRTCausalLM": "torch2keras.generative.runner", "TokenSampler": "torch2keras.generative.sampling",
+    "generate": "torch2keras.generative.generation",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'torch2keras.generative' has no attribute {name!r}")

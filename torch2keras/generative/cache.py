@@ -1,0 +1,56 @@
+"""A Hugging Face ``Cache`` over key/value tensors given as arguments, updated out of place.
+
+Hugging Face's ``StaticCache`` keeps its tensors as state and writes them in place; a converted
+signature instead takes the caches as inputs and returns the updated ones. ``ArgumentCache``
+has the same static layout (``[batch, kv_heads, max_context, head_dim]`` per layer, what the
+model's ``create_causal_mask`` expects from a static cache) and holds, after a forward, the new
+tensors to return. The model's own code calls it unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from transformers.cache_utils import Cache, StaticLayer
+
+__all__ = ["ArgumentCache", "ArgumentLayer"]
+
+
+class ArgumentLayer(StaticLayer):
+    """A static cache layer over given tensors: ``update`` writes the new keys and values at
+    positions ``start, start + 1, ...`` of a copy (``index_copy``), which becomes the layer's."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, start: torch.Tensor) -> None:
+        super().__init__(max_cache_len=keys.shape[2])
+        self.keys, self.values = keys, values
+        self.cumulative_length = start
+        self.device = keys.device
+        self.batch_size, self.num_heads = keys.shape[:2]
+        self.k_head_dim, self.v_head_dim = keys.shape[-1], values.shape[-1]
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = torch.arange(key_states.shape[-2], device=self.device) + self.cumulative_length
+        self.keys = self.keys.index_copy(2, positions, key_states.to(self.keys.dtype))
+        self.values = self.values.index_copy(2, positions, value_states.to(self.values.dtype))
+        return self.keys, self.values
+
+
+class ArgumentCache(Cache):
+    """One ``ArgumentLayer`` per decoder layer; ``start`` is the position of the first new token
+    (a 0-d integer tensor: the number of tokens already in the cache)."""
+
+    def __init__(self, keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor], start: torch.Tensor) -> None:
+        if len(keys) != len(values):
+            raise ValueError(f"{len(keys)} key caches but {len(values)} value caches")
+        super().__init__(layers=[ArgumentLayer(k, v, start) for k, v in zip(keys, values)])
+
+    @property
+    def keys(self) -> list[torch.Tensor]:
+        return [layer.keys for layer in self.layers]
+
+    @property
+    def values(self) -> list[torch.Tensor]:
+        return [layer.values for layer in self.layers]

@@ -1,0 +1,62 @@
+"""``torch2keras.generative.export_tflite``: a Hugging Face causal LM as one ``.tflite`` file with
+a ``prefill`` and a ``decode`` signature over a static key/value cache, sharing one copy of the
+weights.
+
+Signature inputs: ``tokens`` [1, T] (int64), ``input_pos`` [1] (int64: the position of
+``tokens[0]``, i.e. how many tokens the cache already holds) and the caches
+``kv_cache_k_<layer>``, ``kv_cache_v_<layer>`` [1, kv_heads, max_context, head_dim]; outputs:
+``logits`` [1, T, vocab] and the updated caches under the same names. ``prefill`` takes
+``T = prefill_len`` tokens (a shorter prompt is padded at the end: the padding's cache entries
+lie beyond the prompt and are overwritten before anything attends to them), ``decode`` one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import attrs
+import torch
+
+from ..signatures import SignaturesResult, to_tflite_signatures
+from .layout import CacheLayout, cache_layout
+from .step import CausalLMStep
+
+__all__ = ["GenerativeExport", "export_tflite", "signature_modules"]
+
+
+@attrs.define
+class GenerativeExport:
+    """The written file (``result``: sizes, seconds, errors per signature) and its cache layout."""
+
+    result: SignaturesResult
+    layout: CacheLayout
+    prefill_len: int
+
+    @property
+    def path(self) -> str:
+        return self.result.path
+
+
+def signature_modules(model: torch.nn.Module, max_context: int, prefill_len: int
+                      ) -> dict[str, tuple[torch.nn.Module, tuple]]:
+    """``{"prefill": (step, example inputs), "decode": (step, example inputs)}``: one
+    ``CausalLMStep`` (one set of weights) called with ``prefill_len`` tokens and with one."""
+    if not 1 <= prefill_len <= max_context:
+        raise ValueError(f"prefill_len={prefill_len} must be between 1 and max_context={max_context}")
+    step = CausalLMStep(model.eval(), cache_layout(model, max_context))
+    decode_at = min(prefill_len, max_context - 1)
+    return {"prefill": (step, step.example_inputs(prefill_len, 0, seed=0)),
+            "decode": (step, step.example_inputs(1, decode_at, seed=1))}
+
+
+def export_tflite(model: torch.nn.Module, path: str, *, max_context: int, prefill_len: int,
+                  quantize: Optional[str] = None, validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
+                  progress: Optional[Callable[[str], None]] = None) -> GenerativeExport:
+    """Write ``model`` (a Hugging Face ``...ForCausalLM``, unmodified) to ``path`` (see the module
+    docstring). max_context: the cache's length, the most tokens a generation can hold;
+    prefill_len: the tokens one prefill call takes (longer prompts take several). quantize: None
+    or ``"fp16"``. validate: each signature run in LiteRT against PyTorch (``atol``, ``rtol``)."""
+    modules = signature_modules(model, max_context, prefill_len)
+    result = to_tflite_signatures(modules, path, quantize=quantize, validate=validate, atol=atol, rtol=rtol,
+                                  progress=progress)
+    return GenerativeExport(result, modules["prefill"][0].layout, prefill_len)

@@ -1,0 +1,60 @@
+"""One step of a Hugging Face causal LM over an argument cache: what a prefill or decode
+signature computes.
+
+``CausalLMStep(model, layout)`` is an ``nn.Module`` with
+``forward(tokens [1, T], input_pos [1], kv_cache {"k_0": [1, kv_heads, L, head_dim], "v_0", ...})``
+returning ``{"logits": [1, T, vocab], "kv_cache_k_0": updated cache, ...}`` (a converted
+signature's cache inputs and outputs then have the same names): the tokens at positions
+``input_pos, ..., input_pos + T - 1`` are attended causally over the cache's first
+``input_pos`` entries and written into it. The model runs unmodified (its own forward, mask
+and rope); only the cache object (``cache.ArgumentCache``) is ours.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from .cache import ArgumentCache
+from .layout import CacheLayout
+
+__all__ = ["CausalLMStep"]
+
+
+class CausalLMStep(torch.nn.Module):
+    """A causal LM step over a static argument cache (see the module docstring)."""
+
+    def __init__(self, model: torch.nn.Module, layout: CacheLayout) -> None:
+        super().__init__()
+        if "cache" not in inspect.signature(model.forward).parameters:
+            raise TypeError(f"{type(model).__name__}.forward takes no `cache` argument: torch2keras.generative needs "
+                            f"a Hugging Face causal LM of transformers >= 5 (pip install 'transformers>=5')")
+        self.model = model
+        self.layout = layout
+
+    def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor, kv_cache: dict) -> dict:
+        names = self.layout.names()
+        start = input_pos.reshape(())
+        kv = ArgumentCache([kv_cache[n] for n in names[0::2]], [kv_cache[n] for n in names[1::2]], start)
+        # the positions written so far (and now): later slots of the static cache are masked
+        valid = torch.arange(self.layout.max_context, device=tokens.device)[None, :] < start + tokens.shape[1]
+        out = self.model(input_ids=tokens, attention_mask=valid, cache=kv, use_cache=True)
+        result = {"logits": out.logits}
+        for i in range(self.layout.num_layers):
+            result[f"kv_cache_{names[2 * i]}"], result[f"kv_cache_{names[2 * i + 1]}"] = kv.keys[i], kv.values[i]
+        return result
+
+    def example_inputs(self, length: int, start: int = 0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Arguments for a step of ``length`` tokens at position ``start``: seeded random tokens
+        (below the vocabulary size) and a seeded random cache (its first ``start`` entries the
+        past the tokens attend to)."""
+        if start + length > self.layout.max_context:
+            raise ValueError(f"a step of {length} tokens at position {start} exceeds max_context="
+                             f"{self.layout.max_context}")
+        generator = torch.Generator().manual_seed(seed)
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        tokens = torch.randint(0, vocab, (1, length), generator=generator)
+        cache = {name: torch.randn(self.layout.shape, generator=generator).to(self.layout.dtype)
+                 for name in self.layout.names()}
+        return tokens, torch.tensor([start]), cache

@@ -94,6 +94,7 @@ def _factory_site(factory):
     """Calls of library code only (an nn.Sequential, a torchvision model) are located at the
     model factory: the user's code."""
     try:
+        factory = inspect.unwrap(factory)  # the loader's tolerant wrapper: the user's own function
         file, (lines, line) = inspect.getsourcefile(factory), inspect.getsourcelines(factory)
     except (OSError, TypeError):
         return contextlib.nullcontext()

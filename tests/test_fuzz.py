@@ -189,11 +189,8 @@ def test_summary_and_table():
 # Together: 23 of the catalogue's op families, channels-last inputs and outputs, a dynamic batch,
 # several multi-output models, and typed refusals (ops without a TFLite builtin, ConvTranspose
 # shapes the emitter refuses).
-SAMPLE = (4, 5, 7, 8, 10, 11, 13, 18, 21, 22, 29, 46, 58, 59, 64, 73, 76, 92)
-SAMPLE_XFAIL = {
-    1: "TF converter crash: an InstanceNorm1d(affine) BiasAdd of rank 3 transposed with a rank-4 permutation",
-    23: "TF converter crash: tfl.atan2 with broadcasting operands ('requires the same type for all operands')",
-}
+SAMPLE = (1, 4, 5, 7, 8, 10, 11, 13, 18, 21, 22, 23, 29, 46, 58, 59, 64, 73, 76, 92)
+SAMPLE_XFAIL: dict[int, str] = {}
 
 
 @pytest.mark.parametrize("seed", sorted({*SAMPLE, *SAMPLE_XFAIL}))

@@ -40,17 +40,29 @@ def _hardswish(x):
 
 def _add(x, y):
     """``x + y``. keras.ops.add (TensorFlow backend) turns an add whose second operand has one
-    non-1 axis matching x's second or last axis into ``bias_add`` over the axis it guesses, which
-    is wrong when the operand's axis is another one (e.g. [5, 5, 5] + [1, 5, 1]), and has no integer
-    TFLite kernel: then subtract the negation, which is exact."""
+    non-1 axis matching x's second or last axis into ``bias_add`` over the axis it guesses. Only
+    a channels-last ``bias_add`` of a float bias on x's last axis is kept: over another axis the
+    guess can be wrong (e.g. [5, 5, 5] + [1, 5, 1]), a channels-first one crashes the TFLite
+    converter on tensors of rank other than 4 (it transposes with a rank-4 permutation), a bias
+    of higher rank than x loses the broadcast, and integers have no TFLite kernel. Those subtract
+    the negation instead, which is exact."""
     y_shape, x_rank = tuple(y.shape), len(x.shape)
     big = [i for i, d in enumerate(y_shape) if d != 1]
     if len(big) == 1 and x_rank > 1:
         axis = big[0] + x_rank - len(y_shape)
-        guessed = x_rank - 1 if x.shape[-1] == y_shape[big[0]] else 1
-        if axis != guessed or "int" in keras.backend.standardize_dtype(x.dtype):
+        last = axis == x_rank - 1 and x.shape[-1] == y_shape[big[0]] and len(y_shape) <= x_rank
+        if not last or "int" in keras.backend.standardize_dtype(x.dtype):
             return ops.subtract(x, ops.negative(y))
     return ops.add(x, y)
+
+
+def _atan2(y, x):
+    """atan2 with its operands broadcast to one shape first: TFLite's ATAN2 does not broadcast
+    (the converter refuses operands of different shapes). Multiplying by ones is exact (signed
+    zeros, infinities and NaN included)."""
+    if tuple(y.shape) != tuple(x.shape):
+        y, x = y * ops.ones_like(x), x * ops.ones_like(y)
+    return ops.arctan2(y, x)
 
 
 def _floor_divide(x, y):
@@ -213,7 +225,7 @@ register({
     "lgamma": _lgamma, "digamma": _digamma, "polygamma": _polygamma, "signbit": ops.signbit,
     # binary
     "add": _add, "sub": ops.subtract, "mul": ops.multiply, "div": ops.divide, "pow": ops.power,
-    "maximum": ops.maximum, "minimum": ops.minimum, "atan2": ops.arctan2,
+    "maximum": ops.maximum, "minimum": ops.minimum, "atan2": _atan2,
     "floor_divide": _floor_divide, "remainder": _remainder, "fmod": _fmod,
     "bitwise_and": ops.bitwise_and, "bitwise_or": ops.bitwise_or, "bitwise_xor": ops.bitwise_xor,
     "bitwise_left_shift": ops.left_shift, "bitwise_right_shift": ops.right_shift,

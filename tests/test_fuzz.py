@@ -4,6 +4,8 @@ fixed-seed sample of random models checked end to end against PyTorch."""
 from __future__ import annotations
 
 import math
+import pathlib
+import runpy
 import subprocess
 import sys
 
@@ -199,3 +201,15 @@ def test_fuzz_sample(seed, request):
         request.applymarker(pytest.mark.xfail(strict=True, reason=SAMPLE_XFAIL[seed]))
     outcome = check(generate(seed))
     assert outcome.status not in ("silent_wrong", "untyped_exception", "crash"), root_cause(outcome)
+
+
+# ----------------------------------------------------------------------------- reproducers of fixed classes
+# each standalone reproducer (tests/fuzz_repros/) compiles its model and compares Keras, TFLite and the
+# reloaded .keras file with PyTorch on new inputs; the op family tests check the same fixes faster
+REPRODUCERS = sorted(pathlib.Path(__file__).parent.joinpath("fuzz_repros").glob("*.py"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", REPRODUCERS, ids=[p.stem for p in REPRODUCERS])
+def test_reproducer_passes(path):
+    runpy.run_path(str(path))["check_all"]()

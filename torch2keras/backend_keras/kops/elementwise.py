@@ -2,7 +2,8 @@
 ``where``, ``cast``, and the special functions Keras lacks.
 
 Special functions without a Keras op (lgamma, digamma, polygamma) are computed from series that
-keep float32 accuracy, so that they also convert to plain TFLite builtins.
+keep float32 accuracy, so that they also convert to plain TFLite builtins; so are the functions
+whose TensorFlow op has no TFLite builtin (sinh, erf, int64 floor division and bitwise ops, ...).
 """
 
 from __future__ import annotations

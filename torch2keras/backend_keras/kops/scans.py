@@ -1,8 +1,8 @@
 """Kernels of the scans family: cumulative sums, products, log-sum-exps and extremes, ``sort``
 and ``topk``.
 
-Scans Keras has no op for run as a Hillis-Steele scan (log2(n) steps of elementwise ops), which
-converts to plain TFLite builtins.
+Scans Keras has no op for, and cumprod (TFLite has no CUMPROD), run as a Hillis-Steele scan
+(log2(n) steps of elementwise ops), which converts to plain TFLite builtins.
 """
 
 from __future__ import annotations

@@ -33,10 +33,19 @@ __all__ = ["run_fx", "keras_values", "compare", "locate", "validate_values"]
 
 log = logging.getLogger(__name__)
 
+_aten = torch.ops.aten
+# ops returning uninitialised memory: the lowering fills them with zeros (frontend_torch/ops/creation.py),
+# and so does the torch run, so that values computed from them (a pad built by slice_scatter into
+# an empty tensor) compare with what the conversion computes instead of with stale memory
+UNINITIALISED = frozenset({_aten.empty.memory_format, _aten.empty_like.default, _aten.new_empty.default,
+                           _aten.empty_permuted.default, _aten.empty_strided.default,
+                           _aten.new_empty_strided.default})
+
 
 def run_fx(captured: Captured, user_inputs: Sequence[torch.Tensor], keep: set[str]) -> dict[str, Any]:
     """Run the captured graph on ``user_inputs`` (in ``captured.user_inputs`` order); return the
-    results of the call nodes named in ``keep``. Intermediates are freed after their last use."""
+    results of the call nodes named in ``keep``. Intermediates are freed after their last use;
+    uninitialised memory (``UNINITIALISED``) is zero-filled, as in the conversion."""
     graph = captured.graph
     feed = dict(zip(captured.user_inputs, user_inputs))
     remaining = {n: len(n.users) for n in graph.nodes}
@@ -54,6 +63,8 @@ def run_fx(captured: Captured, user_inputs: Sequence[torch.Tensor], keep: set[st
                 env[node] = captured.constants[node.name] if node.name in captured.constants else fetch_attr(node)
             elif node.op == "call_function":
                 env[node] = node.target(*pytree.tree_map(arg, node.args), **pytree.tree_map(arg, node.kwargs))
+                if node.target in UNINITIALISED:
+                    env[node] = torch.zeros_like(env[node])
                 if node.name in keep:
                     kept[node.name] = env[node]
             elif node.op == "output":

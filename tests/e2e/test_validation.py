@@ -211,3 +211,41 @@ def test_on_mismatch_is_checked():
 def test_numerical_mismatch_error_carries_the_result():
     err = torch2keras.NumericalMismatchError("boom", result="r")
     assert isinstance(err, torch2keras.Torch2KerasError) and err.result == "r"
+
+
+class CircularPad(nn.Module):
+    """A circular pad: torch writes the input and its wrapped edges into an ``empty`` tensor with
+    ``slice_scatter``, so the first intermediate holds uninitialised memory outside the input."""
+
+    def forward(self, x):
+        return F.pad(x, (2, 6), mode="circular") * 2
+
+
+def test_values_built_on_uninitialised_memory_compare_with_the_conversion():
+    x = torch.randn(1, 6, 8)
+    result = torch2keras.compile(CircularPad().eval(), x, on_mismatch="raise")
+    report = result.report
+    scatters = [c for c in report.nodes if c.op == "slice_scatter"]
+    assert len(scatters) == 3, [c.op for c in report.nodes]
+    assert report.first_mismatch is None and all(c.ok for c in report.nodes), report.summary()
+    assert max(c.max_abs_error for c in report.nodes) == 0.0
+    with torch.no_grad():
+        want = CircularPad()(x).numpy()
+    assert abs(result.run_keras([x.numpy()])[0] - want).max() == 0.0
+
+
+def test_torch_run_zero_fills_uninitialised_memory():
+    from torch2keras.frontend_torch.capture import capture
+    from torch2keras.validate import run_fx
+
+    class Empty(nn.Module):
+        def forward(self, x):
+            return torch.empty(64, 64) + x
+
+    captured = capture(Empty().eval(), (torch.ones(1),))
+    empties = [n.name for n in captured.graph.nodes if n.op == "call_function" and "empty" in str(n.target)]
+    assert empties, captured.graph
+    dirty = torch.full((64, 64), 7.0)  # freed just before: its memory is what ``empty`` most likely returns
+    del dirty
+    kept = run_fx(captured, [torch.ones(1)], set(empties))
+    assert all(bool((kept[n] == 0).all()) for n in empties)

@@ -32,7 +32,6 @@ _NO_INT64 = "TFLite has no int64 kernel for {} (the converter needs Select TF op
 
 # entries of the TFLite subset (suite.tflite_subset) whose default case fails on TFLite
 TFLITE: dict[str, str] = {
-    "__ror__": "TFLite has no BITWISE_OR builtin (only BITWISE_XOR; TF Select, which we do not enable, has one)",
     "bitwise_right_shift": _NO_INT64.format("RIGHT_SHIFT"),
     "softmax.with_dtype": "the sample asks for a float64 result: TFLite has no float64 SOFTMAX",
 }

@@ -190,11 +190,7 @@ DIRECT = {
 }
 
 # ops of DIRECT whose TFLite form is not checked, with the reason
-_NO_BITWISE = "TFLite has no {} builtin (only BITWISE_XOR and RIGHT_SHIFT; TF Select, which we do not enable)"
-DIRECT_NO_TFLITE: dict[str, str] = {
-    "aten.bitwise_and.Scalar": _NO_BITWISE.format("BITWISE_AND"),
-    "aten.bitwise_or.Scalar": _NO_BITWISE.format("BITWISE_OR"),
-}
+DIRECT_NO_TFLITE: dict[str, str] = {}
 
 # size queries appear only in graphs of dynamic shapes: tests/test_dynamic.py converts them
 DYNAMIC_SHAPES = {"aten.sym_size.int"}

@@ -76,9 +76,11 @@ def slug(key: str) -> str:
 
 def reproducer_source(spec: ModelSpec, outcome: Outcome) -> str:
     """A standalone script: the model, its inputs, and the calls that fail (compile, then Keras,
-    TFLite and the reloaded ``.keras`` file on new inputs, each compared with PyTorch)."""
+    TFLite and the reloaded ``.keras`` file on new inputs -- another batch size for the inputs of a
+    dynamic batch, as the checker feeds them -- each compared with PyTorch)."""
     first = headline(outcome.message)[:300].replace('"""', "'''")
     dynamic = next((i.shape[0] + 1 for i in spec.inputs if i.dynamic_batch), None)
+    check_seed = spec.seed + CHECK_SEED_OFFSET
     header = (f'"""Reproducer of a torch2keras fuzzing failure (seed {spec.seed}, {len(spec.ops)} op(s)).\n\n'
               f'{outcome.status} at {outcome.stage or "-"}: {outcome.error_type}\n{first}\n"""\n')
     return header + model_source(spec) + f'''
@@ -98,7 +100,8 @@ def check_all():
                                  on_mismatch="ignore")
     assert result.report.ok, result.report.summary()
     assert result.report.first_mismatch is None, result.report.summary()
-    inputs = make_inputs({spec.seed + CHECK_SEED_OFFSET}, batch={dynamic!r})
+    full, same = make_inputs({check_seed}, batch={dynamic!r}), make_inputs({check_seed})
+    inputs = tuple(f if dynamic else s for f, s, dynamic in zip(full, same, {[i.dynamic_batch for i in spec.inputs]!r}))
     with torch.no_grad():
         want = model(*inputs)
     want = [w.numpy() for w in (want if isinstance(want, tuple) else (want,))]

@@ -46,6 +46,10 @@ def emit_linear(ctx: EmitContext, node: Node, x: Value, w: Value, b: Optional[Va
     weight = ctx.const(w)
     weights = [weight.T] + ([ctx.const(b)] if b is not None else [])
     layer = keras.layers.Dense(weight.shape[0], use_bias=b is not None, name=ctx.name(node))
+    if x.type.rank == 1:  # Dense takes rank >= 2: a row of one, and back
+        row = ctx.op_on(node, "reshape", [ctx.tensor(x)], "_row", shape=[1, weight.shape[1]])
+        out = ctx.layer(node, layer, row, weights)
+        return ctx.op_on(node, "reshape", [out], "_vector", shape=[weight.shape[0]])
     return ctx.layer(node, layer, ctx.tensor(x), weights)
 
 
@@ -82,18 +86,29 @@ def emit_conv(ctx: EmitContext, node: Node, x: Value, w: Value, b: Optional[Valu
 
 
 def _conv_transpose(ctx: EmitContext, node: Node, x: Value, weight: np.ndarray, bias: list, n: int):
+    """A Keras ConvNDTranspose given its exact output size: an output padding Keras refuses (not
+    below the stride; torch takes it below the dilation too) becomes zero input positions appended
+    per axis (their outputs hold the bias only, as torch's), then torch's padding and the surplus
+    are cropped."""
     a = node.attrs
     if a["groups"] != 1:
         return emit_conv_dynamic(ctx, node, x, *node.inputs[1:])  # no Keras layer: keras.ops.conv per group
+    strides, output_padding = tuple(a["stride"]), tuple(a["output_padding"] or [0] * n)
+    given = [op if op < s else 0 for op, s in zip(output_padding, strides)]  # what Keras takes
+    appended = [0 if op < s else -(-op // s) for op, s in zip(output_padding, strides)]
+    surplus = [z * s - op if z else 0 for z, s, op in zip(appended, strides, output_padding)]
+    t = pad_spatial(ctx, node, ctx.tensor(x), [p for z in appended for p in (0, z)], n)
     cls = {1: keras.layers.Conv1DTranspose, 2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}[n]
     kern = weight.transpose(*range(2, 2 + n), 1, 0)  # torch [I, O, *k] -> keras [*k, O, I]
-    layer = cls(filters=weight.shape[1], kernel_size=tuple(weight.shape[2:]), strides=tuple(a["stride"]),
-                padding="valid", output_padding=tuple(a["output_padding"]) if any(a["output_padding"]) else None,
-                dilation_rate=tuple(a["dilation"]), use_bias=bool(bias), name=ctx.name(node))
-    t = ctx.layer(node, layer, ctx.tensor(x), [kern] + bias)
+    # an explicit output padding (zeros included) makes Keras's size (in - 1) * stride + dilated kernel
+    # + output padding, torch's before its padding; without it Keras pads to in * stride
+    layer = cls(filters=weight.shape[1], kernel_size=tuple(weight.shape[2:]), strides=strides, padding="valid",
+                output_padding=tuple(given), dilation_rate=tuple(a["dilation"]), use_bias=bool(bias),
+                name=ctx.name(node))
+    t = ctx.layer(node, layer, t, [kern] + bias)
     pads = a["padding"]
-    if any(pads):
-        crop = [(pads[2 * i], pads[2 * i + 1]) for i in range(n)]
+    crop = [(pads[2 * i], pads[2 * i + 1] + surplus[i]) for i in range(n)]
+    if any(c for pair in crop for c in pair):
         ccls = {1: keras.layers.Cropping1D, 2: keras.layers.Cropping2D, 3: keras.layers.Cropping3D}[n]
         t = ctx.layer(node, ccls(crop[0] if n == 1 else tuple(crop), name=ctx.name(node, "_crop")), t)
     return t

@@ -13,6 +13,13 @@ __all__: list[str] = []
 
 
 def _gather(x, index, axis):
+    """torch.gather: the index may be smaller than x on the other axes (it reads x's leading part
+    there; take_along_axis would broadcast instead), so x is cut to the index's extent first."""
+    axis = axis % len(x.shape)
+    cut = tuple(slice(None) if k == axis or n is None or m == n else slice(0, n)
+                for k, (m, n) in enumerate(zip(x.shape, index.shape)))
+    if any(c != slice(None) for c in cut):
+        x = x[cut]
     return ops.take_along_axis(x, ops.cast(index, "int32"), axis=axis)
 
 

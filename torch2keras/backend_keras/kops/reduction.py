@@ -17,11 +17,13 @@ def _reduce(x, kind, axes, keepdims):
 
 
 def _argreduce(x, kind, axis, keepdims):
-    if keras.backend.backend() == "tensorflow" and not keepdims:
-        # keras.ops.argmax tells -0.0 from 0.0 with bitwise ops TFLite has no float kernels for
+    if keras.backend.backend() == "tensorflow":
+        # keras.ops.argmax tells -0.0 from 0.0 (PyTorch does not) with a BitwiseAnd TFLite has no
+        # builtin for; TensorFlow's own becomes ARG_MAX / ARG_MIN
         import tensorflow as tf
 
-        return ops.cast((tf.math.argmax if kind == "argmax" else tf.math.argmin)(x, axis=axis), "int64")
+        index = (tf.math.argmax if kind == "argmax" else tf.math.argmin)(x, axis=axis)
+        return ops.cast(ops.expand_dims(index, axis) if keepdims else index, "int64")
     fn = ops.argmax if kind == "argmax" else ops.argmin
     return ops.cast(fn(x, axis=axis, keepdims=keepdims), "int64")
 

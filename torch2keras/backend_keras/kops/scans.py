@@ -1,8 +1,8 @@
 """Kernels of the scans family: cumulative sums, products, log-sum-exps and extremes, ``sort``
 and ``topk``.
 
-Scans Keras has no op for run as a Hillis-Steele scan (log2(n) steps of elementwise ops), which
-converts to plain TFLite builtins.
+Scans Keras has no op for, and cumprod (TFLite has no CUMPROD), run as a Hillis-Steele scan
+(log2(n) steps of elementwise ops), which converts to plain TFLite builtins.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ def _shifted(x, axis, k):
 def _scan(values, axis, combine):
     """Inclusive scan (Hillis-Steele, log2(n) steps) of ``combine(earlier, later)`` over a tuple."""
     n = values[0].shape[axis]
+    if n is None:
+        raise ValueError(f"a running scan along axis {axis}, whose size is only known at run time, is not "
+                         f"supported (its steps depend on the size): make that dimension static in dynamic_shapes")
     pos = _positions(values[0], axis)
     k = 1
     while k < n:
@@ -67,15 +70,15 @@ def _logaddexp(a, b):
 
 
 def _cumulative(x, axis, kind):
-    if kind == "prod":
-        return ops.cumprod(x, axis=axis)
+    if kind == "prod":  # (TFLite has no CUMPROD builtin; products of the same factors, zeros and signs exact)
+        return _scan((x,), axis, lambda e, l: (e[0] * l[0],))[0]
     if kind == "logsumexp":
         return _scan((x,), axis, lambda e, l: (_logaddexp(e[0], l[0]),))[0]
     raise ValueError(kind)
 
 
 def _cumulative_extreme(x, axis, kind):
-    index = ops.broadcast_to(_positions(x, axis), x.shape)
+    index = ops.zeros_like(x, dtype="int32") + _positions(x, axis)  # (x's batch may be dynamic)
     floating = not is_integer(x)
 
     def combine(earlier, later):

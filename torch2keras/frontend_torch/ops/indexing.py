@@ -445,10 +445,27 @@ def _element_ids(shape) -> np.ndarray:
     return np.arange(numel(shape), dtype=np.int64).reshape(shape)
 
 
-@lowering(*overloads("diagonal", "default"), emits=("index_select",))
+@lowering(*overloads("diagonal", "default"), emits=("index_select", "permute"))
 def lower_diagonal(ctx, x, offset=0, dim1=0, dim2=1):
-    ids = np.diagonal(_element_ids(x.type.shape), offset, norm_axis(dim1, x.type.rank), norm_axis(dim2, x.type.rank))
-    return gather_flat(ctx, x, np.ascontiguousarray(ids))
+    dim1, dim2 = norm_axis(dim1, x.type.rank), norm_axis(dim2, x.type.rank)
+    shape = list(x.type.shape)
+    if all(isinstance(d, int) for d in shape):
+        return gather_flat(ctx, x, np.ascontiguousarray(np.diagonal(_element_ids(shape), offset, dim1, dim2)))
+    if not isinstance(shape[dim1], int) or not isinstance(shape[dim2], int):
+        raise ctx.fail(f"the diagonal of dims {dim1} and {dim2} needs their sizes known when converting (got "
+                       f"{shape[dim1]} and {shape[dim2]}): make them static in dynamic_shapes")
+    return _diagonal_of_static_dims(ctx, x, offset, dim1, dim2)
+
+
+def _diagonal_of_static_dims(ctx, x: Value, offset: int, dim1: int, dim2: int) -> Value:
+    """The diagonal where other dims are symbolic: the two dims moved last and merged, then the
+    diagonal's element ids taken along the merged axis (the result's last axis, as torch's)."""
+    shape = list(x.type.shape)
+    others = [k for k in range(len(shape)) if k not in (dim1, dim2)]
+    moved = ctx.emit("permute", [x], perm=others + [dim1, dim2])
+    merged = ctx.reshape(moved, [shape[k] for k in others] + [shape[dim1] * shape[dim2]])
+    ids = np.diagonal(_element_ids([shape[dim1], shape[dim2]]), offset)
+    return ctx.emit("index_select", [merged, ctx.const(np.ascontiguousarray(ids), "i64")], axis=len(others))
 
 
 @lowering(aten.diagonal_scatter.default, emits=("expand", "scatter_flat"))

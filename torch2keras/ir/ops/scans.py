@@ -60,7 +60,7 @@ def _cumulative_extreme(x, axis, kind):
 define("cumsum", FAMILY, ["x"], same, "axis", {"axis": ("int",)},
        reference=lambda x, axis: np.cumsum(x, axis=axis, dtype=x.dtype), tflite=("CUMSUM",))
 define("cumulative", FAMILY, ["x"], same, "axis", {"axis": ("int",), "kind": ("str",)}, reference=_cumulative,
-       doc="inclusive scan along `axis`; kind: prod | logsumexp")
+       tflite=("MUL", "CONCATENATION", "SELECT_V2"), doc="inclusive scan along `axis`; kind: prod | logsumexp")
 define("cumulative_extreme", FAMILY, ["x"], _values_and_indices, "axis", {"axis": ("int",), "kind": ("str",)},
        num_outputs=2, reference=_cumulative_extreme,
        doc="running max/min along `axis` and the index where it was (the last one on ties, as torch)")

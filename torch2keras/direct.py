@@ -4,8 +4,10 @@ TensorFlow -- capture, lower, the default passes, and the direct TFLite writer
 
 This is ``compile(...).export_tflite(backend="direct")`` without building the Keras model (and
 without importing TensorFlow): the fastest and leanest way to a float32 or fp16 ``.tflite``.
-Use ``compile`` for Keras models, SavedModels, integer quantization or a model the direct
-backend refuses (its error names the op and the source line).
+Use ``compile`` for Keras models, SavedModels, the converter's integer quantization or a model
+the direct backend refuses (its error names the op and the source line). A model quantized in
+PyTorch with PT2E (``convert_pt2e``) becomes an int8 file with PyTorch's own scales and zero
+points (docs/quantized_models.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .backend_tflite import write_tflite
 from .frontend_torch import lower
 from .ir import Graph, NumericalMismatchError
 from .ir.types import invert
+from .passes.quantized import AnnotateQuantized, MoveDataOntoIntegers
 from .stages import Stages, build_pipeline, capture_model, check_arguments, flatten, reference_outputs, run_passes
 from .tflite.runtime import run_tflite
 
@@ -57,18 +60,28 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     kwargs = dict(kwargs or {})
     check_arguments(model, args, kwargs, input_layouts, "raise")
-    model = model.eval()
+    model = _eval(model)
     run = Stages(progress)
     reference = reference_outputs(model, args, kwargs, output_layouts) if validate else None
     captured, session = run("capture", capture_model, model, args, kwargs, None)
     graph = run("lower", lower, captured, name or type(model).__name__)
     del session
-    run("passes", run_passes, graph, build_pipeline(None, (), input_layouts, output_layouts, True), True, None)
+    pipeline = build_pipeline(None, (MoveDataOntoIntegers(),), input_layouts, output_layouts, True)
+    run("passes", run_passes, graph, pipeline + [AnnotateQuantized()], True, None)
     written = run("write", write_tflite, graph, path, fp16=quantize == "fp16")
     result = DirectResult(written.path, written.bytes, written.op_counts, {**run.timings, **written.timings}, graph)
     if reference is not None:
         _check(result, graph, args, kwargs, reference, atol, rtol)
     return result
+
+
+def _eval(model: torch.nn.Module) -> torch.nn.Module:
+    """The model in inference mode; a graph module exported by ``torch.export`` (a PT2E-quantized
+    model) refuses ``eval()`` and is converted as it was exported."""
+    try:
+        return model.eval()
+    except NotImplementedError:
+        return model
 
 
 def _check(result: DirectResult, graph: Graph, args: tuple, kwargs: dict, reference: list[np.ndarray],

@@ -17,6 +17,7 @@ from .builder import ModelBuilder
 from .context import EMITTERS, Context, DirectExportError, _name
 from .peephole import simplify
 from .plan import plan_graph
+from .quantized import emit_quantized_layer, propagate_quantization
 
 __all__ = ["WriteResult", "build_model", "write_tflite"]
 
@@ -66,6 +67,7 @@ def build_model(graph: Graph, fp16: bool = False, signature_key: str = SIGNATURE
         _emit_node(ctx, node)
     outputs = _output_tensors(ctx, graph)
     sub.inputs, sub.outputs = list(inputs.values()), list(outputs.values())
+    propagate_quantization(sub)
     simplify(sub)
     model.signature(signature_key, 0, inputs, outputs)
     return model, ctx.tensor_nodes
@@ -81,10 +83,13 @@ def _static_dim(v, d) -> int:
 def _emit_node(ctx: Context, node: Node) -> None:
     if node.op in ("input", "constant") or (node.outputs and all(v.id in ctx.tensors for v in node.outputs)):
         return  # (a sibling's emitter wrote it: a piece of a SPLIT)
+    quantized = node.meta.get("quantized")
+    if quantized is not None and "result" not in quantized:
+        return  # written by an int8 layer, or read by int8 layers only (``annotate_quantized``)
     if node.id in ctx.plan.absorbed:  # fused into its producer: the same tensor
         ctx.tensors[node.output.id] = ctx.tensors[node.inputs[0].id]
         return
-    fn = EMITTERS.get(node.op)
+    fn = emit_quantized_layer if quantized is not None else EMITTERS.get(node.op)
     if fn is None:
         raise DirectExportError(node, "has no emitter in the direct TFLite backend")
     if node.op != "cast" and any(v.type.dtype == "f64" for v in (*node.inputs, *node.outputs)):

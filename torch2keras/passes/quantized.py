@@ -1,0 +1,161 @@
+"""Quantized models (PT2E's ``quantize -> dequantize -> float op -> quantize`` graphs): data movement
+moved onto the integers, and the layers that compute in integers marked for an integer backend.
+
+``MoveDataOntoIntegers``: ``quantize(op(dequantize(q)))`` where ``op`` only moves or selects
+elements (a reshape, a transpose, max pooling, a concat, a slice, ...) and both quantizations
+have the same per-tensor parameters is ``op(q)``: the op runs on the integers themselves (exact,
+as the affine map is monotone and the same on both sides).
+
+``AnnotateQuantized``: marks (``Node.meta["quantized"]``) each ``conv`` / ``linear`` / ``add``
+that reads ``dequantize`` results of per-tensor quantized values (a layer's weights: a
+``dequantize`` of a constant with zero points 0, per output channel or per tensor; its bias a
+float constant) and whose result, through at most one relu (or a clamp to [0, 6]), is read only
+by a per-tensor ``quantize``: the layer writes that quantize's integers itself (``QuantizedLayer``
+in ``meta``), the quantize and the activation are written by it (``{"written_by": layer id}``),
+and a ``dequantize`` that only such layers read is written as nothing (``{"unused": True}``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from ..ir import Graph, Node, Value
+from .manager import Pass, register_pass
+
+__all__ = ["AnnotateQuantized", "MoveDataOntoIntegers", "QUANTIZED_LAYERS", "quant_params"]
+
+# ops that move or select elements: they commute with a monotone per-tensor affine map
+DATA_MOVEMENT = frozenset({"reshape", "relayout", "permute", "max_pool", "adaptive_max_pool", "concat", "slice",
+                           "flip", "squeeze", "unsqueeze", "expand", "tile"})
+QUANTIZED_LAYERS = frozenset({"conv", "linear", "add"})
+_ACTIVATIONS = {"relu": "RELU"}
+
+
+def quant_params(node: Node) -> tuple:
+    """A quantize's or dequantize's parameters: (scales, zero points, axis, qmin, qmax)."""
+    a = node.attrs
+    return (tuple(float(s) for s in a["scale"]), tuple(int(z) for z in a["zero_point"]), a["axis"],
+            int(a["qmin"]), int(a["qmax"]))
+
+
+def _integer_source(graph: Graph, v: Value) -> Optional[Value]:
+    """The integers ``v`` is the per-tensor dequantization of, else None."""
+    d = v.producer
+    if d.op != "dequantize" or d.attrs["axis"] is not None:
+        return None
+    return d.inputs[0]
+
+
+def _single_reader(graph: Graph, v: Value) -> Optional[Node]:
+    users = graph.users(v)
+    if len(users) != 1 or len(graph.uses(v)) != 1 or graph.is_output(v):
+        return None
+    return users[0]
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class MoveDataOntoIntegers(Pass):
+    """Invariant afterwards: no data-movement op (``DATA_MOVEMENT``) reads only per-tensor
+    dequantizations and is read only by a quantize, all with the same parameters (see the
+    module docstring): such an op reads the integers and its result is the quantize's."""
+
+    name = "move_data_onto_integers"
+
+    def run(self, graph: Graph) -> bool:
+        changed = False
+        for node in graph.topo_order():
+            if node not in graph or node.op not in DATA_MOVEMENT or len(node.outputs) != 1:
+                continue
+            changed |= self._move(graph, node)
+        return changed
+
+    def _move(self, graph: Graph, node: Node) -> bool:
+        q = _single_reader(graph, node.output)
+        if q is None or q.op != "quantize" or q.attrs["axis"] is not None:
+            return False
+        sources = [_integer_source(graph, v) for v in node.inputs]
+        if not node.inputs or any(s is None for s in sources):
+            return False
+        params = quant_params(q)
+        if any(quant_params(v.producer) != params for v in node.inputs) or \
+                any(s.type.dtype != q.output.type.dtype for s in sources):
+            return False
+        moved = graph.add_node(node.op, sources, attrs=dict(node.attrs), types=[q.output.type.replace(layout=None)],
+                               loc=node.loc, name=node.output.name_hint).output
+        graph.replace_all_uses(q.output, moved)
+        graph.erase(q)
+        graph.erase(node)
+        return True
+
+
+def _weights(graph: Graph, node: Node) -> bool:
+    """A layer's weights are a dequantized integer constant with zero points 0 (per tensor or
+    per output channel) and its bias, if any, a float constant."""
+    if len(node.inputs) < 2:
+        return False
+    w = node.inputs[1].producer
+    if w.op != "dequantize" or w.inputs[0].producer.op != "constant" or any(z != 0 for z in w.attrs["zero_point"]):
+        return False
+    if w.attrs["axis"] not in (None, 0):
+        return False
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    return bias is None or bias.producer.op == "constant"
+
+
+def _quantized_layer(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[Node]]]:
+    """(the quantize writing the layer's integers, the activation between, if any) when ``node``
+    computes in integers (see the module docstring), else None."""
+    if node.op == "conv" and node.attrs["transposed"]:
+        return None
+    if node.op in ("conv", "linear") and not _weights(graph, node):
+        return None
+    activations = node.inputs[:2] if node.op == "add" else node.inputs[:1]
+    if any(_integer_source(graph, v) is None or _integer_source(graph, v).type.dtype != "i8" for v in activations):
+        return None
+    if node.op == "add" and activations[0].type.shape != activations[1].type.shape:
+        return None
+    reader = _single_reader(graph, node.output)
+    act = None
+    if reader is not None and reader.op in _ACTIVATIONS and reader.output.type.layout == node.output.type.layout:
+        act, reader = reader, _single_reader(graph, reader.output)
+    if reader is None or reader.op != "quantize" or reader.attrs["axis"] is not None or \
+            reader.output.type.dtype != "i8":
+        return None
+    return reader, act
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class AnnotateQuantized(Pass):
+    """Invariant afterwards: a node has ``meta["quantized"]`` exactly when it is a layer
+    computing in integers, the quantize or activation it writes, or a dequantize only such
+    layers read (see the module docstring). Run after layout assignment (it reads the final
+    graph); it changes no node, only their ``meta``."""
+
+    name = "annotate_quantized"
+    idempotent = True
+
+    def run(self, graph: Graph) -> bool:
+        before = {n.id: n.meta.get("quantized") for n in graph}
+        for node in graph:
+            node.meta.pop("quantized", None)
+        layers: set[int] = set()
+        for node in graph.topo_order():
+            if node.op not in QUANTIZED_LAYERS:
+                continue
+            found = _quantized_layer(graph, node)
+            if found is None:
+                continue
+            q, act = found
+            node.meta["quantized"] = {"result": q.id, "activation": None if act is None else _ACTIVATIONS[act.op]}
+            q.meta["quantized"] = {"written_by": node.id}
+            if act is not None:
+                act.meta["quantized"] = {"written_by": node.id}
+            layers.add(node.id)
+        for node in graph.nodes_by_op("dequantize"):
+            if not graph.is_output(node.output) and graph.users(node.output) and \
+                    all(u.id in layers for u in graph.users(node.output)):
+                node.meta["quantized"] = {"unused": True}
+        return {n.id: n.meta.get("quantized") for n in graph} != before

@@ -1,0 +1,134 @@
+"""Models quantized in PyTorch with PT2E (static per-channel PTQ, XNNPACK's quantizer) written by
+``to_tflite`` as int8 files with PyTorch's own scales and zero points: outputs against the
+quantized model run in torch (in quantization steps), op counts, tensor dtypes and parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import torch2keras
+from torch2keras.tflite.file import read_tflite
+from torch2keras.tflite.runtime import run_tflite
+
+pt2e = pytest.importorskip("torchao.quantization.pt2e.quantize_pt2e")
+xnnpack = pytest.importorskip("torchao.testing.pt2e._xnnpack_quantizer")
+
+INT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MAX_POOL_2D", "RESHAPE", "PAD"}
+
+
+class ConvNet(nn.Module):
+    """conv-bn-relu, strided conv-bn-relu, maxpool to 1x1, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16)
+        self.pool = nn.MaxPool2d(4)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.b1(self.c1(x)))
+        x = torch.relu(self.b2(self.c2(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class ResidualNet(nn.Module):
+    """conv-relu, then a depthwise conv-relu added back to it, maxpool to 1x1, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.pool = nn.MaxPool2d(8)
+        self.fc = nn.Linear(8, 6)
+
+    def forward(self, x):
+        x = torch.relu(self.c1(x))
+        x = x + torch.relu(self.dw(x))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def quantize_pt2e(model: nn.Module, example: torch.Tensor, batches: int = 8) -> torch.fx.GraphModule:
+    """``model`` quantized by PT2E static PTQ (symmetric, per-channel weights), calibrated on
+    seeded random inputs."""
+    exported = torch.export.export(model.eval(), (example,)).module()
+    quantizer = xnnpack.XNNPACKQuantizer().set_global(xnnpack.get_symmetric_quantization_config(is_per_channel=True))
+    prepared = pt2e.prepare_pt2e(exported, quantizer)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for _ in range(batches):
+            prepared(torch.randn(example.shape, generator=generator))
+    return pt2e.convert_pt2e(prepared)
+
+
+def _output_scale(path: str) -> float:
+    """The scale of the int8 tensor the output DEQUANTIZE reads."""
+    f = read_tflite(path)
+    (dequantize,) = [op for op in f.main_ops() if op.name == "DEQUANTIZE"]
+    return f.tensor(dequantize.inputs[0]).scale
+
+
+def _convert(model: nn.Module, tmp_path, name: str):
+    torch.manual_seed(0)
+    example = torch.randn(1, 3, 8, 8)
+    quantized = quantize_pt2e(model, example)
+    path = str(tmp_path / f"{name}.tflite")
+    result = torch2keras.to_tflite(quantized, example, path, input_layouts="channels_last", validate=False)
+    return quantized, result
+
+
+def _steps(quantized, result, samples: int = 16) -> np.ndarray:
+    """|tflite - torch| in output quantization steps, over seeded inputs."""
+    scale = _output_scale(result.path)
+    generator = torch.Generator().manual_seed(2)
+    steps = []
+    for _ in range(samples):
+        x = torch.randn(1, 3, 8, 8, generator=generator)
+        with torch.no_grad():
+            ref = quantized(x).numpy()
+        got = run_tflite(result.path, {result.ir.input_names[0]: x.numpy().transpose(0, 2, 3, 1)})
+        steps.append(np.abs(np.asarray(next(iter(got.values()))) - ref) / scale)
+    return np.concatenate([s.reshape(-1) for s in steps])
+
+
+@pytest.mark.parametrize("model_class, name", [(ConvNet, "convnet"), (ResidualNet, "residual")])
+def test_pt2e_model_matches_torch_within_one_step(model_class, name, tmp_path):
+    quantized, result = _convert(model_class(), tmp_path, name)
+    steps = _steps(quantized, result)
+    assert np.mean(steps <= 1.0 + 1e-3) >= 0.99, f"max {steps.max():.2f} steps"
+    assert steps.max() <= 2.0 + 1e-3
+
+
+@pytest.mark.parametrize("model_class, name", [(ConvNet, "convnet"), (ResidualNet, "residual")])
+def test_pt2e_model_is_int8_between_its_boundaries(model_class, name, tmp_path):
+    quantized, result = _convert(model_class(), tmp_path, name)
+    f = read_tflite(result.path)
+    counts = f.op_counts()
+    assert counts.get("TRANSPOSE", 0) == 0
+    assert counts["QUANTIZE"] == 1 and counts["DEQUANTIZE"] == 1  # only at the input and the output
+    assert set(counts) <= INT8_OPS | {"QUANTIZE", "DEQUANTIZE"}
+    assert counts["FULLY_CONNECTED"] == 1 and counts.get("CONV_2D", 0) + counts.get("DEPTHWISE_CONV_2D", 0) == 2
+    if model_class is ResidualNet:
+        assert counts["ADD"] == 1 and counts["DEPTHWISE_CONV_2D"] == 1
+    for op in f.main_ops():
+        if op.name in INT8_OPS:
+            data = [f.tensor(op.inputs[0]), *(f.tensor(i) for i in op.outputs)]
+            assert all(t.dtype == "int8" and t.quantized for t in data), (op.name, data)
+
+
+def test_pt2e_weights_and_scales_are_torchs(tmp_path):
+    quantized, result = _convert(ConvNet(), tmp_path, "scales")
+    f = read_tflite(result.path)
+    (fc,) = [op for op in f.main_ops() if op.name == "FULLY_CONNECTED"]
+    weight, bias = f.tensor(fc.inputs[1]), f.tensor(fc.inputs[2])
+    assert weight.dtype == "int8" and weight.per_channel and bias.dtype == "int32"
+    torch_scales = [n for n in quantized.graph.nodes
+                    if n.target == torch.ops.quantized_decomposed.dequantize_per_channel.default]
+    fc_scale = getattr(quantized, torch_scales[-1].args[1].target)
+    assert weight.scale == pytest.approx(float(fc_scale[0]), rel=1e-6)
+    torch_out = [n for n in quantized.graph.nodes
+                 if n.target == torch.ops.quantized_decomposed.quantize_per_tensor.default][-1]
+    assert _output_scale(result.path) == pytest.approx(torch_out.args[1], rel=1e-6)

@@ -132,3 +132,17 @@ def test_pt2e_weights_and_scales_are_torchs(tmp_path):
     torch_out = [n for n in quantized.graph.nodes
                  if n.target == torch.ops.quantized_decomposed.quantize_per_tensor.default][-1]
     assert _output_scale(result.path) == pytest.approx(torch_out.args[1], rel=1e-6)
+
+
+def test_quantize_and_dequantize_references_match_torch():
+    from torch2keras.ir.ops.quantization import dequantize_reference, quantize_reference
+    decomposed = torch.ops.quantized_decomposed
+    x = torch.randn(4, 5, 3, generator=torch.Generator().manual_seed(3)) * 3
+    got = quantize_reference(x.numpy(), [0.021], [-7], None, -128, 127, "i8")
+    want = decomposed.quantize_per_tensor.default(x, 0.021, -7, -128, 127, torch.int8).numpy()
+    assert np.array_equal(got, want)
+    scales, zeros = torch.tensor([0.01, 0.02, 0.05, 0.1, 0.2]), torch.tensor([0, 1, -2, 3, 0])
+    q = decomposed.quantize_per_channel.default(x, scales, zeros, 1, -128, 127, torch.int8)
+    assert np.array_equal(quantize_reference(x.numpy(), scales.tolist(), zeros.tolist(), 1, -128, 127, "i8"), q.numpy())
+    back = decomposed.dequantize_per_channel.default(q, scales, zeros, 1, -128, 127, torch.int8).numpy()
+    assert np.max(np.abs(dequantize_reference(q.numpy(), scales.tolist(), zeros.tolist(), 1, -128, 127) - back)) < 1e-6

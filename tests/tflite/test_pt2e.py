@@ -146,3 +146,62 @@ def test_quantize_and_dequantize_references_match_torch():
     assert np.array_equal(quantize_reference(x.numpy(), scales.tolist(), zeros.tolist(), 1, -128, 127, "i8"), q.numpy())
     back = decomposed.dequantize_per_channel.default(q, scales, zeros, 1, -128, 127, torch.int8).numpy()
     assert np.max(np.abs(dequantize_reference(q.numpy(), scales.tolist(), zeros.tolist(), 1, -128, 127) - back)) < 1e-6
+
+
+class DigitsNet(nn.Module):
+    """Four conv-bn-relu blocks (three strided) on 32x32 digits, maxpool to 1x1, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        widths = [1, 8, 16, 16, 32]
+        self.blocks = nn.Sequential(*[nn.Sequential(nn.Conv2d(a, b, 3, stride=1 if k == 0 else 2, padding=1),
+                                                    nn.BatchNorm2d(b), nn.ReLU())
+                                      for k, (a, b) in enumerate(zip(widths, widths[1:]))])
+        self.pool = nn.MaxPool2d(4)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.blocks(x)), 1))
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """scikit-learn's 8x8 digits upsampled to 32x32 in [0, 1]: (train x, train y, test x, test y)."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    digits = datasets.load_digits()
+    x = torch.nn.functional.interpolate(torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0,
+                                        size=(32, 32), mode="bilinear", align_corners=False)
+    y = torch.tensor(digits.target)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    x, y = x[order], y[order]
+    return x[:1400], y[:1400], x[1400:], y[1400:]
+
+
+@pytest.mark.slow
+def test_pt2e_trained_digits_classifier_agrees_with_torch(tmp_path):
+    torch.manual_seed(0)
+    train_x, train_y, test_x, test_y = _digits()
+    model = DigitsNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(6):
+        for k in range(0, len(train_y), 32):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(train_x[k:k + 32]), train_y[k:k + 32]).backward()
+            optimizer.step()
+    model.eval()
+    exported = torch.export.export(model, (test_x[:1],)).module()
+    quantizer = xnnpack.XNNPACKQuantizer().set_global(xnnpack.get_symmetric_quantization_config(is_per_channel=True))
+    prepared = pt2e.prepare_pt2e(exported, quantizer)
+    with torch.no_grad():
+        for k in range(64):
+            prepared(train_x[k:k + 1])
+    quantized = pt2e.convert_pt2e(prepared)
+    path = str(tmp_path / "digits.tflite")
+    result = torch2keras.to_tflite(quantized, test_x[:1], path, input_layouts="channels_last", validate=False)
+    assert result.op_counts.get("TRANSPOSE", 0) == 0 and result.op_counts["CONV_2D"] == 4
+    with torch.no_grad():
+        torch_top1 = torch.cat([quantized(test_x[k:k + 1]) for k in range(len(test_y))]).argmax(1).numpy()
+    name = result.ir.input_names[0]
+    tflite_top1 = np.array([np.argmax(next(iter(run_tflite(path, {name: test_x[k:k + 1].numpy().transpose(0, 2, 3, 1)})
+                                                 .values()))) for k in range(len(test_y))])
+    assert float(np.mean(torch_top1 == test_y.numpy())) >= 0.9  # (the model learned the task)
+    assert float(np.mean(tflite_top1 == torch_top1)) >= 0.99

@@ -76,7 +76,8 @@ def _convert(model: nn.Module, tmp_path, name: str):
     example = torch.randn(1, 3, 8, 8)
     quantized = quantize_pt2e(model, example)
     path = str(tmp_path / f"{name}.tflite")
-    result = torch2keras.to_tflite(quantized, example, path, input_layouts="channels_last", validate=False)
+    result = torch2keras.to_tflite(quantized, example, path, input_layouts="channels_last")
+    assert result.max_abs_error <= _output_scale(path) * 1.001  # (checked on the example: one step at most)
     return quantized, result
 
 
@@ -132,6 +133,17 @@ def test_pt2e_weights_and_scales_are_torchs(tmp_path):
     torch_out = [n for n in quantized.graph.nodes
                  if n.target == torch.ops.quantized_decomposed.quantize_per_tensor.default][-1]
     assert _output_scale(result.path) == pytest.approx(torch_out.args[1], rel=1e-6)
+
+
+def test_pt2e_model_compiles_to_keras(tmp_path):
+    """The Keras model computes the quantize / dequantize arithmetic in float: torch's outputs
+    within one output quantization step."""
+    quantized, result = _convert(ResidualNet(), tmp_path, "keras")
+    step = _output_scale(result.path)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))[:1]
+    compiled = torch2keras.compile(quantized, x, atol=step * 1.001, rtol=0.0)
+    (check,) = compiled.report.outputs
+    assert check.max_abs_error <= step * 1.001
 
 
 def test_quantize_and_dequantize_references_match_torch():

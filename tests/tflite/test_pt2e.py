@@ -51,6 +51,22 @@ class ResidualNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+class GatedNet(nn.Module):
+    """Two conv-relu branches concatenated (quantized with different scales), gated by their own
+    sigmoid (x * sigmoid(x): the sigmoid stays float, PT2E leaves it unquantized), global
+    average pool, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        y = torch.cat([torch.relu(self.a(x)), torch.relu(self.b(x))], 1)
+        y = y * torch.sigmoid(y)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
+
+
 def quantize_pt2e(model: nn.Module, example: torch.Tensor, batches: int = 8) -> torch.fx.GraphModule:
     """``model`` quantized by PT2E static PTQ (symmetric, per-channel weights), calibrated on
     seeded random inputs."""
@@ -65,9 +81,10 @@ def quantize_pt2e(model: nn.Module, example: torch.Tensor, batches: int = 8) -> 
 
 
 def _output_scale(path: str) -> float:
-    """The scale of the int8 tensor the output DEQUANTIZE reads."""
+    """The scale of the int8 tensor the output's DEQUANTIZE reads."""
     f = read_tflite(path)
-    (dequantize,) = [op for op in f.main_ops() if op.name == "DEQUANTIZE"]
+    (output,) = f.signatures["serving_default"]["outputs"].values()
+    (dequantize,) = [op for op in f.main_ops() if op.name == "DEQUANTIZE" and output in op.outputs]
     return f.tensor(dequantize.inputs[0]).scale
 
 
@@ -95,7 +112,7 @@ def _steps(quantized, result, samples: int = 16) -> np.ndarray:
     return np.concatenate([s.reshape(-1) for s in steps])
 
 
-@pytest.mark.parametrize("model_class, name", [(ConvNet, "convnet"), (ResidualNet, "residual")])
+@pytest.mark.parametrize("model_class, name", [(ConvNet, "convnet"), (ResidualNet, "residual"), (GatedNet, "gated")])
 def test_pt2e_model_matches_torch_within_one_step(model_class, name, tmp_path):
     quantized, result = _convert(model_class(), tmp_path, name)
     steps = _steps(quantized, result)
@@ -118,6 +135,25 @@ def test_pt2e_model_is_int8_between_its_boundaries(model_class, name, tmp_path):
         if op.name in INT8_OPS:
             data = [f.tensor(op.inputs[0]), *(f.tensor(i) for i in op.outputs)]
             assert all(t.dtype == "int8" and t.quantized for t in data), (op.name, data)
+
+
+def test_pt2e_concat_mul_and_global_pool_are_int8(tmp_path):
+    """Only the sigmoid (left float by PT2E) is between a DEQUANTIZE and a QUANTIZE; the concat's
+    input with other parameters is requantized int8 -> int8."""
+    _, result = _convert(GatedNet(), tmp_path, "gated")
+    f = read_tflite(result.path)
+    counts = f.op_counts()
+    assert counts.get("TRANSPOSE", 0) == 0 and counts["LOGISTIC"] == 1
+    int8 = {"CONV_2D", "MUL", "MEAN", "FULLY_CONNECTED", "RESHAPE"}
+    for op in f.main_ops():
+        data = [f.tensor(op.inputs[0]), *(f.tensor(i) for i in op.outputs)]
+        if op.name in int8:
+            assert all(t.dtype == "int8" and t.quantized for t in data), (op.name, data)
+        if op.name == "QUANTIZE" and data[0].dtype == "int8":
+            assert data[0].scale != data[1].scale  # (the requantized concat input)
+    concats = [op for op in f.main_ops() if op.name == "CONCATENATION"]
+    assert sorted(f.tensor(op.outputs[0]).dtype for op in concats) == ["float32", "int8"]  # (int8 for the mul)
+    assert counts["QUANTIZE"] == 3 and counts["DEQUANTIZE"] == 3  # input, requantize, sigmoid; sigmoid's 2, output
 
 
 def test_pt2e_weights_and_scales_are_torchs(tmp_path):

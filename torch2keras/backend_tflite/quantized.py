@@ -1,6 +1,7 @@
-"""Integer layers of quantized models: the ``conv`` / ``linear`` / ``add`` nodes the
-``annotate_quantized`` pass marked (``Node.meta["quantized"]``) written as int8 CONV_2D,
-DEPTHWISE_CONV_2D, FULLY_CONNECTED and ADD, with the model's own scales and zero points.
+"""Integer layers of quantized models: the ``conv`` / ``linear`` / ``add`` / ``mul`` / global
+average pool nodes the ``annotate_quantized`` pass marked (``Node.meta["quantized"]``) written
+as int8 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MUL and MEAN, with the model's own
+scales and zero points.
 
 A marked layer reads the int8 tensors its inputs' ``dequantize`` nodes read, its weights as the
 int8 constant behind their ``dequantize`` (per output channel: TFLite's quantized dimension is
@@ -124,17 +125,29 @@ def _linear(ctx: Context, node: Node) -> int:
                            activation)
 
 
-def _add(ctx: Context, node: Node) -> int:
+def _binary(ctx: Context, node: Node) -> int:
     a, _ = _integers(ctx, node.inputs[0])
     b, _ = _integers(ctx, node.inputs[1])
     out, _ = _result(ctx, node)
-    options = fb.AddOptionsT()
+    options = fb.AddOptionsT() if node.op == "add" else fb.MulOptionsT()
     options.fusedActivationFunction = _ACTIVATION[node.meta["quantized"]["activation"]]
-    ctx.op("ADD", [a, b], [out], options)
+    ctx.op(node.op.upper(), [a, b], [out], options)
     return out
 
 
-_LAYERS = {"conv": _conv, "linear": _linear, "add": _add}
+def _global_average(ctx: Context, node: Node) -> int:
+    """A global average pool: MEAN over the stored spatial axes (its int8 kernel rescales)."""
+    x = node.inputs[0]
+    tensor, _ = _integers(ctx, x)
+    out, _ = _result(ctx, node)
+    options = fb.ReducerOptionsT()
+    options.keepDims = True
+    axes = sorted(x.type.physical_axis(a) for a in range(2, x.type.rank))
+    ctx.op("MEAN", [tensor, ctx.ints(axes, "axes")], [out], options)
+    return out
+
+
+_LAYERS = {"conv": _conv, "linear": _linear, "add": _binary, "mul": _binary, "adaptive_avg_pool": _global_average}
 
 
 def emit_quantized_layer(ctx: Context, node: Node) -> int:

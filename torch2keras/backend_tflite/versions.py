@@ -130,7 +130,7 @@ _RULES: dict[str, Callable[[OpSignature], int]] = {
 
 # the least version of a builtin's int8 kernel (input 0, or QUANTIZE's result, is int8)
 _INT8 = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "ADD": 2, "MAX_POOL_2D": 2,
-         "AVERAGE_POOL_2D": 2, "CONCATENATION": 2, "QUANTIZE": 2, "DEQUANTIZE": 2, "MEAN": 2, "PAD": 2}
+         "AVERAGE_POOL_2D": 2, "CONCATENATION": 2, "MUL": 2, "QUANTIZE": 2, "DEQUANTIZE": 2, "MEAN": 2, "PAD": 2}
 
 
 def op_version(op: str, inputs: Sequence, outputs: Sequence, options: Any = None) -> int:

@@ -4,15 +4,17 @@ moved onto the integers, and the layers that compute in integers marked for an i
 ``MoveDataOntoIntegers``: ``quantize(op(dequantize(q)))`` where ``op`` only moves or selects
 elements (a reshape, a transpose, max pooling, a concat, a slice, ...) and both quantizations
 have the same per-tensor parameters is ``op(q)``: the op runs on the integers themselves (exact,
-as the affine map is monotone and the same on both sides).
+as the affine map is monotone and the same on both sides); float readers of the op's result
+read ``dequantize(op(q))``, the same values.
 
-``AnnotateQuantized``: marks (``Node.meta["quantized"]``) each ``conv`` / ``linear`` / ``add``
-that reads ``dequantize`` results of per-tensor quantized values (a layer's weights: a
+``AnnotateQuantized``: marks (``Node.meta["quantized"]``) each ``conv`` / ``linear`` / ``add`` /
+``mul`` / global average pool (``adaptive_avg_pool`` to 1x1) that reads ``dequantize`` results of per-tensor quantized values (a layer's weights: a
 ``dequantize`` of a constant with zero points 0, per output channel or per tensor; its bias a
 float constant) and whose result, through at most one relu (or a clamp to [0, 6]), is read only
 by a per-tensor ``quantize``: the layer writes that quantize's integers itself (``QuantizedLayer``
 in ``meta``), the quantize and the activation are written by it (``{"written_by": layer id}``),
-and a ``dequantize`` that only such layers read is written as nothing (``{"unused": True}``).
+and a ``dequantize`` that only such layers (or requantizing quantizes) read is written as
+nothing (``{"unused": True}``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ __all__ = ["AnnotateQuantized", "MoveDataOntoIntegers", "QUANTIZED_LAYERS", "qua
 # ops that move or select elements: they commute with a monotone per-tensor affine map
 DATA_MOVEMENT = frozenset({"reshape", "relayout", "permute", "max_pool", "adaptive_max_pool", "concat", "slice",
                            "flip", "squeeze", "unsqueeze", "expand", "tile"})
-QUANTIZED_LAYERS = frozenset({"conv", "linear", "add"})
+QUANTIZED_LAYERS = frozenset({"conv", "linear", "add", "mul", "adaptive_avg_pool"})
+_BINARY = ("add", "mul")
 _ACTIVATIONS = {"relu": "RELU"}
 
 
@@ -58,8 +61,9 @@ def _single_reader(graph: Graph, v: Value) -> Optional[Node]:
 @dataclasses.dataclass(frozen=True)
 class MoveDataOntoIntegers(Pass):
     """Invariant afterwards: no data-movement op (``DATA_MOVEMENT``) reads only per-tensor
-    dequantizations and is read only by a quantize, all with the same parameters (see the
-    module docstring): such an op reads the integers and its result is the quantize's."""
+    dequantizations and is read by a quantize, all with the same parameters (see the module
+    docstring): such an op reads the integers, its result is the quantizes', and its float
+    readers read that result dequantized (the same values)."""
 
     name = "move_data_onto_integers"
 
@@ -72,22 +76,42 @@ class MoveDataOntoIntegers(Pass):
         return changed
 
     def _move(self, graph: Graph, node: Node) -> bool:
-        q = _single_reader(graph, node.output)
-        if q is None or q.op != "quantize" or q.attrs["axis"] is not None:
-            return False
+        readers = graph.users(node.output)
+        quantizes = [r for r in readers if r.op == "quantize"]
         sources = [_integer_source(graph, v) for v in node.inputs]
-        if not node.inputs or any(s is None for s in sources):
+        if not quantizes or not node.inputs or any(s is None for s in sources):
             return False
-        params = quant_params(q)
-        if any(quant_params(v.producer) != params for v in node.inputs) or \
-                any(s.type.dtype != q.output.type.dtype for s in sources):
+        params = quant_params(quantizes[0])
+        if params[2] is not None or any(quant_params(q) != params or q.output.type.dtype != sources[0].type.dtype
+                                        for q in quantizes):
             return False
-        moved = graph.add_node(node.op, sources, attrs=dict(node.attrs), types=[q.output.type.replace(layout=None)],
+        if any(s.type.dtype != sources[0].type.dtype for s in sources):
+            return False
+        differ = [k for k, v in enumerate(node.inputs) if quant_params(v.producer) != params]
+        if differ and node.op != "concat":
+            return False
+        # (a concat's inputs quantized otherwise are requantized to the result's parameters)
+        sources = [_requantized(graph, node.inputs[k], quantizes[0]) if k in differ else x
+                   for k, x in enumerate(sources)]
+        moved = graph.add_node(node.op, sources, attrs=dict(node.attrs), types=[quantizes[0].output.type],
                                loc=node.loc, name=node.output.name_hint).output
-        graph.replace_all_uses(q.output, moved)
-        graph.erase(q)
+        for q in quantizes:
+            graph.replace_all_uses(q.output, moved)
+            graph.erase(q)
+        if differ:  # (float readers keep reading the exact float op)
+            return True
+        if graph.users(node.output) or graph.is_output(node.output):  # float readers: the same values
+            attrs = {k: v for k, v in quantizes[0].attrs.items() if k != "dtype"}
+            dequantized = graph.add_node("dequantize", [moved], attrs=attrs, loc=node.loc, name=node.output.name_hint)
+            graph.replace_all_uses(node.output, dequantized.output)
         graph.erase(node)
         return True
+
+
+def _requantized(graph: Graph, v: Value, like: Node) -> Value:
+    """``quantize(v)`` with the parameters of quantize ``like`` (``v``: a dequantization)."""
+    return graph.add_node("quantize", [v], attrs=dict(like.attrs), types=[v.type.replace(dtype=like.output.type.dtype)],
+                          loc=v.producer.loc, name=f"{v.name_hint}_requantized").output
 
 
 def _weights(graph: Graph, node: Node) -> bool:
@@ -111,10 +135,13 @@ def _quantized_layer(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[
         return None
     if node.op in ("conv", "linear") and not _weights(graph, node):
         return None
-    activations = node.inputs[:2] if node.op == "add" else node.inputs[:1]
+    if node.op == "adaptive_avg_pool" and (node.inputs[0].type.rank != 4 or any(o != 1 for o in node.attrs["output_size"])):
+        return None
+    activations = node.inputs[:2] if node.op in _BINARY else node.inputs[:1]
     if any(_integer_source(graph, v) is None or _integer_source(graph, v).type.dtype != "i8" for v in activations):
         return None
-    if node.op == "add" and activations[0].type.shape != activations[1].type.shape:
+    if node.op in _BINARY and (activations[0].type.rank != activations[1].type.rank
+                               or activations[0].type.perm != activations[1].type.perm):
         return None
     reader = _single_reader(graph, node.output)
     act = None
@@ -124,6 +151,13 @@ def _quantized_layer(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[
             reader.output.type.dtype != "i8":
         return None
     return reader, act
+
+
+def _requantizes(node: Node) -> bool:
+    """A per-tensor quantize of a per-tensor dequantization: integers to other parameters (an
+    integer backend reads the integers)."""
+    return node.op == "quantize" and node.attrs["axis"] is None and node.inputs[0].producer.op == "dequantize" \
+        and node.inputs[0].producer.attrs["axis"] is None
 
 
 @register_pass
@@ -155,7 +189,8 @@ class AnnotateQuantized(Pass):
                 act.meta["quantized"] = {"written_by": node.id}
             layers.add(node.id)
         for node in graph.nodes_by_op("dequantize"):
-            if not graph.is_output(node.output) and graph.users(node.output) and \
-                    all(u.id in layers for u in graph.users(node.output)):
+            readers = graph.users(node.output)
+            if not graph.is_output(node.output) and readers and \
+                    all(u.id in layers or _requantizes(u) for u in readers):
                 node.meta["quantized"] = {"unused": True}
         return {n.id: n.meta.get("quantized") for n in graph} != before

@@ -1,5 +1,5 @@
-"""Emitters of the quantization family: ``quantize`` as QUANTIZE (float -> integers, or integers
-requantized to other parameters) and ``dequantize`` as DEQUANTIZE, their integer tensors
+"""Emitters of the quantization family: ``quantize`` as QUANTIZE (float -> integers; of a
+dequantization, integers requantized to other parameters) and ``dequantize`` as DEQUANTIZE, their integer tensors
 carrying the parameters. A quantize or dequantize that an int8 layer absorbs is not written
 here (``backend_tflite/quantized.py``)."""
 
@@ -22,7 +22,10 @@ def emit_quantize(ctx: Context, node: Node) -> int:
     v = node.output
     out = ctx.sub.tensor([int(d) for d in v.type.physical_shape], v.type.dtype, ctx.scope(node),
                          quantization=quantization_of(node, v))
-    ctx.op("QUANTIZE", [ctx.tensor(node.inputs[0])], [out])
+    x = node.inputs[0]
+    if x.producer.op == "dequantize" and x.producer.attrs["axis"] is None:  # integers requantized
+        x = x.producer.inputs[0]
+    ctx.op("QUANTIZE", [ctx.tensor(x)], [out])
     return out
 
 

@@ -45,12 +45,14 @@ class DirectResult:
 
 def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optional[dict] = None,
               input_layouts: Any = None, output_layouts: Any = None, quantize: Optional[str] = None,
-              validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
+              integer_io: bool = False, validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
               name: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> DirectResult:
     """Write ``model`` called on ``inputs`` to ``path`` (see the module docstring).
 
     input_layouts / output_layouts: as for ``compile`` (``"channels_last"`` stores images NHWC).
-    quantize: None (float32) or ``"fp16"`` (float16 weights). validate: run the file in LiteRT
+    quantize: None (float32) or ``"fp16"`` (float16 weights). integer_io: a PT2E-quantized
+    model takes and returns its int8 integers (no QUANTIZE / DEQUANTIZE at the boundary; the
+    file's I/O tensors carry the scales). validate: run the file in LiteRT
     on ``inputs`` and raise ``NumericalMismatchError`` where an output differs from PyTorch's by
     more than ``atol + rtol * max|reference|`` (an output dequantized from integers: or one
     quantization step). progress: called with each stage's name as it starts (``"capture..."``,
@@ -70,7 +72,7 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     del session
     pipeline = build_pipeline(None, (MoveDataOntoIntegers(),), input_layouts, output_layouts, True)
     run("passes", run_passes, graph, pipeline + [AnnotateQuantized()], True, None)
-    written = run("write", write_tflite, graph, path, fp16=quantize == "fp16")
+    written = run("write", write_tflite, graph, path, fp16=quantize == "fp16", integer_io=integer_io)
     result = DirectResult(written.path, written.bytes, written.op_counts, {**run.timings, **written.timings}, graph)
     if reference is not None:
         _check(result, graph, args, kwargs, reference, atol, rtol)

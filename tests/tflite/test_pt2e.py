@@ -137,6 +137,29 @@ def test_pt2e_model_is_int8_between_its_boundaries(model_class, name, tmp_path):
             assert all(t.dtype == "int8" and t.quantized for t in data), (op.name, data)
 
 
+def test_pt2e_model_with_integer_io(tmp_path):
+    """``integer_io=True``: the file takes and returns int8 with torch's input and output
+    parameters, without QUANTIZE or DEQUANTIZE; checked against torch (run_tflite quantizes the
+    float example and dequantizes the result with the file's parameters)."""
+    torch.manual_seed(0)
+    example = torch.randn(1, 3, 8, 8)
+    quantized = quantize_pt2e(ResidualNet(), example)
+    path = str(tmp_path / "integer_io.tflite")
+    result = torch2keras.to_tflite(quantized, example, path, input_layouts="channels_last", integer_io=True)
+    f = read_tflite(path)
+    assert "QUANTIZE" not in f.op_counts() and "DEQUANTIZE" not in f.op_counts()
+    (x,) = f.signatures["serving_default"]["inputs"].values()
+    (y,) = f.signatures["serving_default"]["outputs"].values()
+    nodes = list(quantized.graph.nodes)
+    first_q = next(n for n in nodes if n.target == torch.ops.quantized_decomposed.quantize_per_tensor.default)
+    last_q = [n for n in nodes if n.target == torch.ops.quantized_decomposed.quantize_per_tensor.default][-1]
+    assert (f.tensor(x).dtype, f.tensor(x).scale, f.tensor(x).zero_point) == ("int8", pytest.approx(first_q.args[1]),
+                                                                               first_q.args[2])
+    assert (f.tensor(y).dtype, f.tensor(y).scale, f.tensor(y).zero_point) == ("int8", pytest.approx(last_q.args[1]),
+                                                                               last_q.args[2])
+    assert result.max_abs_error <= last_q.args[1] * 1.001
+
+
 def test_pt2e_concat_mul_and_global_pool_are_int8(tmp_path):
     """Only the sigmoid (left float by PT2E) is between a DEQUANTIZE and a QUANTIZE; the concat's
     input with other parameters is requantized int8 -> int8."""

@@ -18,14 +18,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..ir import Node, Value
+from ..ir import Graph, Node, Value
 from .builder import Quantization, SubgraphBuilder
 from .context import Context, DirectExportError
 from .emitters.common import Window, padding_mode
 from .emitters.nn import _as_2d, fully_connected
 from .schema import fb
 
-__all__ = ["emit_quantized_layer", "propagate_quantization", "quantization_of"]
+__all__ = ["emit_quantized_layer", "integer_input", "propagate_quantization", "quantization_of"]
 
 _ACTIVATION = {None: fb.ActivationFunctionType.NONE, "RELU": fb.ActivationFunctionType.RELU}
 # ops whose result holds elements of their first input: the same quantization
@@ -40,6 +40,18 @@ def quantization_of(node: Node, value: Optional[Value] = None) -> Quantization:
     value = node.inputs[0] if value is None else value
     axis = 0 if a["axis"] is None else value.type.physical_axis(a["axis"])
     return Quantization(a["scale"], a["zero_point"], axis)
+
+
+def integer_input(graph: Graph, v: Value) -> Optional[Node]:
+    """The quantize every reader of graph input ``v`` is (one set of per-tensor parameters), else
+    None: with integer I/O the input is stored as those integers."""
+    readers = graph.users(v)
+    if not readers or graph.is_output(v) or any(r.op != "quantize" or r.attrs["axis"] is not None for r in readers):
+        return None
+    first = readers[0]
+    if any(r.attrs != first.attrs for r in readers):
+        return None
+    return first
 
 
 def _integers(ctx: Context, v: Value) -> tuple[int, Quantization]:

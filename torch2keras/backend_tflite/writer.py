@@ -17,7 +17,7 @@ from .builder import ModelBuilder
 from .context import EMITTERS, Context, DirectExportError, _name
 from .peephole import simplify
 from .plan import plan_graph
-from .quantized import emit_quantized_layer, propagate_quantization
+from .quantized import emit_quantized_layer, integer_input, propagate_quantization, quantization_of
 
 __all__ = ["WriteResult", "build_model", "write_tflite"]
 
@@ -38,12 +38,14 @@ class WriteResult:
 
 
 def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
-                 description: str = "torch2keras direct") -> WriteResult:
+                 description: str = "torch2keras direct", integer_io: bool = False) -> WriteResult:
     """Write ``graph`` (layouts assigned) to ``path``; ``fp16``: float weights stored as float16,
-    read through DEQUANTIZE ops. Raises ``DirectExportError`` naming the first node that has no
-    TFLite builtin form here."""
+    read through DEQUANTIZE ops; ``integer_io``: a quantized model's inputs and outputs are its
+    integers (``integer_input``; outputs dequantized from integers) instead of float. Raises
+    ``DirectExportError`` naming the first node that has no TFLite builtin form here."""
     start = time.perf_counter()
-    model, tensor_nodes = build_model(graph, fp16=fp16, signature_key=signature_key, description=description)
+    model, tensor_nodes = build_model(graph, fp16=fp16, signature_key=signature_key, description=description,
+                                      integer_io=integer_io)
     built = time.perf_counter()
     size = model.write(path)
     return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built},
@@ -51,7 +53,8 @@ def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str
 
 
 def build_model(graph: Graph, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
-                description: str = "torch2keras direct") -> tuple[ModelBuilder, dict[str, Node]]:
+                description: str = "torch2keras direct", integer_io: bool = False
+                ) -> tuple[ModelBuilder, dict[str, Node]]:
     """The TFLite model of ``graph``, not yet written, and its tensor names' nodes."""
     if not graph.meta.get("layouts_assigned"):
         raise ValueError("write_tflite expects a graph after the layout pass (the default pass pipeline)")
@@ -61,11 +64,19 @@ def build_model(graph: Graph, fp16: bool = False, signature_key: str = SIGNATURE
     inputs = {}
     for v in graph.inputs:
         name = v.producer.attrs["name"]
-        ctx.tensors[v.id] = sub.tensor([_static_dim(v, d) for d in v.type.physical_shape], v.type.dtype, _name(name))
+        quantize = integer_input(graph, v) if integer_io else None
+        shape = [_static_dim(v, d) for d in v.type.physical_shape]
+        if quantize is None:
+            ctx.tensors[v.id] = sub.tensor(shape, v.type.dtype, _name(name))
+        else:  # the integers are the input: its quantizes are written as nothing
+            ctx.tensors[v.id] = sub.tensor(shape, quantize.output.type.dtype, _name(name),
+                                           quantization=quantization_of(quantize, quantize.output))
+            for reader in graph.users(v):
+                ctx.tensors[reader.output.id] = ctx.tensors[v.id]
         inputs[name] = ctx.tensors[v.id]
     for node in graph.topo_order():
         _emit_node(ctx, node)
-    outputs = _output_tensors(ctx, graph)
+    outputs = _output_tensors(ctx, graph, integer_io)
     sub.inputs, sub.outputs = list(inputs.values()), list(outputs.values())
     propagate_quantization(sub)
     simplify(sub)
@@ -110,12 +121,16 @@ def _emit_node(ctx: Context, node: Node) -> None:
         ctx.tensors[v.id] = tensor
 
 
-def _output_tensors(ctx: Context, graph: Graph) -> dict[str, int]:
+def _output_tensors(ctx: Context, graph: Graph, integer_io: bool = False) -> dict[str, int]:
     """Output name -> tensor; an output that is also an input, a constant or another output gets a
-    copy of its own (a signature maps each name to a distinct computed tensor)."""
+    copy of its own (a signature maps each name to a distinct computed tensor). ``integer_io``:
+    an output dequantized from integers is those integers (its DEQUANTIZE is left dead)."""
     outputs: dict[str, int] = {}
     taken = set(ctx.sub.inputs) | {ctx.tensors[v.id] for v in graph.inputs}
     for name, v in zip(graph.output_names, graph.outputs):
+        if integer_io and v.producer.op == "dequantize" and v.producer.attrs["axis"] is None \
+                and not ctx.is_const(v.producer.inputs[0]):
+            v = v.producer.inputs[0]
         tensor = ctx.tensor(v)
         if tensor in taken or ctx.sub.is_constant(tensor):
             ctx.node = v.producer

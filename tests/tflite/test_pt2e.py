@@ -67,6 +67,20 @@ class GatedNet(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
 
 
+class GroupedNet(nn.Module):
+    """conv-relu, a grouped (not depthwise) conv-relu -- no int8 TFLite kernel --, global average
+    pool, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.g = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = torch.relu(self.g(torch.relu(self.a(x))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
+
+
 def quantize_pt2e(model: nn.Module, example: torch.Tensor, batches: int = 8) -> torch.fx.GraphModule:
     """``model`` quantized by PT2E static PTQ (symmetric, per-channel weights), calibrated on
     seeded random inputs."""
@@ -177,6 +191,16 @@ def test_pt2e_concat_mul_and_global_pool_are_int8(tmp_path):
     concats = [op for op in f.main_ops() if op.name == "CONCATENATION"]
     assert sorted(f.tensor(op.outputs[0]).dtype for op in concats) == ["float32", "int8"]  # (int8 for the mul)
     assert counts["QUANTIZE"] == 3 and counts["DEQUANTIZE"] == 3  # input, requantize, sigmoid; sigmoid's 2, output
+
+
+def test_pt2e_layer_without_int8_kernel_is_written_in_float(tmp_path):
+    """The grouped convolution runs in float between a DEQUANTIZE and a QUANTIZE (its weights
+    dequantized from torch's integers); the rest stays int8; torch's outputs within one step."""
+    _, result = _convert(GroupedNet(), tmp_path, "grouped")
+    f = read_tflite(result.path)
+    convs = [op for op in f.main_ops() if op.name == "CONV_2D"]
+    assert sorted(f.tensor(op.outputs[0]).dtype for op in convs) == ["float32", "int8"]
+    assert f.op_counts()["QUANTIZE"] == 2 and f.op_counts()["DEQUANTIZE"] == 2
 
 
 def test_pt2e_weights_and_scales_are_torchs(tmp_path):

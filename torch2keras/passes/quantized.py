@@ -131,8 +131,9 @@ def _weights(graph: Graph, node: Node) -> bool:
 def _quantized_layer(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[Node]]]:
     """(the quantize writing the layer's integers, the activation between, if any) when ``node``
     computes in integers (see the module docstring), else None."""
-    if node.op == "conv" and node.attrs["transposed"]:
-        return None
+    if node.op == "conv" and (node.attrs["transposed"] or node.inputs[0].type.rank != 4
+                              or node.attrs["groups"] not in (1, node.inputs[0].type.shape[1])):
+        return None  # (no int8 TFLite kernel: written in float)
     if node.op in ("conv", "linear") and not _weights(graph, node):
         return None
     if node.op == "adaptive_avg_pool" and (node.inputs[0].type.rank != 4 or any(o != 1 for o in node.attrs["output_size"])):

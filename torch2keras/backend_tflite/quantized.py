@@ -64,7 +64,8 @@ def _result(ctx: Context, node: Node) -> tuple[int, Node]:
     """The int8 tensor the layer writes: its quantize's result."""
     q = ctx.graph.node(node.meta["quantized"]["result"])
     v = q.output
-    tensor = ctx.sub.tensor([int(d) for d in v.type.physical_shape], "i8", ctx.scope(q), quantization=quantization_of(q))
+    tensor = ctx.sub.tensor([int(d) for d in v.type.physical_shape], "i8", ctx.scope(q),
+                            quantization=quantization_of(q))
     ctx.tensors[v.id] = tensor
     return tensor, q
 

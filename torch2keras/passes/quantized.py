@@ -8,13 +8,14 @@ as the affine map is monotone and the same on both sides); float readers of the 
 read ``dequantize(op(q))``, the same values.
 
 ``AnnotateQuantized``: marks (``Node.meta["quantized"]``) each ``conv`` / ``linear`` / ``add`` /
-``mul`` / global average pool (``adaptive_avg_pool`` to 1x1) that reads ``dequantize`` results of per-tensor quantized values (a layer's weights: a
-``dequantize`` of a constant with zero points 0, per output channel or per tensor; its bias a
-float constant) and whose result, through at most one relu (or a clamp to [0, 6]), is read only
-by a per-tensor ``quantize``: the layer writes that quantize's integers itself (``QuantizedLayer``
-in ``meta``), the quantize and the activation are written by it (``{"written_by": layer id}``),
-and a ``dequantize`` that only such layers (or requantizing quantizes) read is written as
-nothing (``{"unused": True}``).
+``mul`` / global average pool (``adaptive_avg_pool`` to 1x1) that reads ``dequantize`` results
+of per-tensor int8 values (a layer's weights: a ``dequantize`` of a constant with zero points
+0, per output channel or per tensor; its bias a float constant) and whose result, through at
+most one relu, is read only by a per-tensor int8 ``quantize``: the layer writes that quantize's
+integers itself (``{"result": quantize id, "activation": "RELU" or None}``), the quantize and
+the relu are written by it (``{"written_by": layer id}``), and a ``dequantize`` that only such
+layers (or requantizing quantizes) read is written as nothing (``{"unused": True}``).
+Convolutions without an int8 TFLite kernel (grouped, 1-d, transposed) are not marked.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = ["AnnotateQuantized", "MoveDataOntoIntegers", "QUANTIZED_LAYERS", "qua
 
 # ops that move or select elements: they commute with a monotone per-tensor affine map
 DATA_MOVEMENT = frozenset({"reshape", "relayout", "permute", "max_pool", "adaptive_max_pool", "concat", "slice",
-                           "flip", "squeeze", "unsqueeze", "expand", "tile"})
+                           "flip", "expand", "tile"})
 QUANTIZED_LAYERS = frozenset({"conv", "linear", "add", "mul", "adaptive_avg_pool"})
 _BINARY = ("add", "mul")
 _ACTIVATIONS = {"relu": "RELU"}
@@ -42,7 +43,7 @@ def quant_params(node: Node) -> tuple:
             int(a["qmin"]), int(a["qmax"]))
 
 
-def _integer_source(graph: Graph, v: Value) -> Optional[Value]:
+def _integer_source(v: Value) -> Optional[Value]:
     """The integers ``v`` is the per-tensor dequantization of, else None."""
     d = v.producer
     if d.op != "dequantize" or d.attrs["axis"] is not None:
@@ -51,6 +52,7 @@ def _integer_source(graph: Graph, v: Value) -> Optional[Value]:
 
 
 def _single_reader(graph: Graph, v: Value) -> Optional[Node]:
+    """The one node reading ``v`` (once), unless ``v`` is a graph output."""
     users = graph.users(v)
     if len(users) != 1 or len(graph.uses(v)) != 1 or graph.is_output(v):
         return None
@@ -78,7 +80,7 @@ class MoveDataOntoIntegers(Pass):
     def _move(self, graph: Graph, node: Node) -> bool:
         readers = graph.users(node.output)
         quantizes = [r for r in readers if r.op == "quantize"]
-        sources = [_integer_source(graph, v) for v in node.inputs]
+        sources = [_integer_source(v) for v in node.inputs]
         if not quantizes or not node.inputs or any(s is None for s in sources):
             return False
         params = quant_params(quantizes[0])
@@ -136,10 +138,11 @@ def _quantized_layer(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[
         return None  # (no int8 TFLite kernel: written in float)
     if node.op in ("conv", "linear") and not _weights(graph, node):
         return None
-    if node.op == "adaptive_avg_pool" and (node.inputs[0].type.rank != 4 or any(o != 1 for o in node.attrs["output_size"])):
+    if node.op == "adaptive_avg_pool" and (node.inputs[0].type.rank != 4
+                                           or any(o != 1 for o in node.attrs["output_size"])):
         return None
     activations = node.inputs[:2] if node.op in _BINARY else node.inputs[:1]
-    if any(_integer_source(graph, v) is None or _integer_source(graph, v).type.dtype != "i8" for v in activations):
+    if any(_integer_source(v) is None or _integer_source(v).type.dtype != "i8" for v in activations):
         return None
     if node.op in _BINARY and (activations[0].type.rank != activations[1].type.rank
                                or activations[0].type.perm != activations[1].type.perm):

@@ -22,7 +22,7 @@ from .backend_tflite import write_tflite
 from .frontend_torch import lower
 from .ir import Graph, NumericalMismatchError
 from .ir.types import invert
-from .passes.quantized import AnnotateQuantized, MoveDataOntoIntegers
+from .passes.quantized import AnnotateQuantized, FoldFlattenIntoQuantizedLinear, MoveDataOntoIntegers
 from .stages import (Stages, build_pipeline, capture_model, check_arguments, flatten, inference_mode,
                      reference_outputs, run_passes)
 from .tflite.runtime import run_tflite
@@ -71,7 +71,7 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     graph = run("lower", lower, captured, name or type(model).__name__)
     del session
     pipeline = build_pipeline(None, (MoveDataOntoIntegers(),), input_layouts, output_layouts, True)
-    run("passes", run_passes, graph, pipeline + [AnnotateQuantized()], True, None)
+    run("passes", run_passes, graph, pipeline + [FoldFlattenIntoQuantizedLinear(), AnnotateQuantized()], True, None)
     written = run("write", write_tflite, graph, path, fp16=quantize == "fp16", integer_io=integer_io)
     result = DirectResult(written.path, written.bytes, written.op_counts, {**run.timings, **written.timings}, graph)
     if reference is not None:

@@ -20,14 +20,15 @@ INT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MAX_POOL_
 
 
 class ConvNet(nn.Module):
-    """conv-bn-relu, strided conv-bn-relu, maxpool to 1x1, linear."""
+    """conv-bn-relu, strided conv-bn-relu, maxpool to 2x2, flatten, linear (the flatten of a
+    channels-last map: folded into the linear layer's weights, no TRANSPOSE)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.c1, self.b1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
         self.c2, self.b2 = nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16)
-        self.pool = nn.MaxPool2d(4)
-        self.fc = nn.Linear(16, 10)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(16 * 2 * 2, 10)
 
     def forward(self, x):
         x = torch.relu(self.b1(self.c1(x)))

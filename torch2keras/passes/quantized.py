@@ -1,5 +1,6 @@
 """Quantized models (PT2E's ``quantize -> dequantize -> float op -> quantize`` graphs): data movement
-moved onto the integers, and the layers that compute in integers marked for an integer backend.
+moved onto the integers, a flatten before a linear layer folded into its weights, and the layers
+that compute in integers marked for an integer backend.
 
 ``MoveDataOntoIntegers``: ``quantize(op(dequantize(q)))`` where ``op`` only moves or selects
 elements (a reshape, a transpose, max pooling, a concat, a slice, ...) and both quantizations
@@ -26,7 +27,8 @@ from typing import Optional
 from ..ir import Graph, Node, Value
 from .manager import Pass, register_pass
 
-__all__ = ["AnnotateQuantized", "MoveDataOntoIntegers", "QUANTIZED_LAYERS", "quant_params"]
+__all__ = ["AnnotateQuantized", "FoldFlattenIntoQuantizedLinear", "MoveDataOntoIntegers", "QUANTIZED_LAYERS",
+           "quant_params"]
 
 # ops that move or select elements: they commute with a monotone per-tensor affine map
 DATA_MOVEMENT = frozenset({"reshape", "relayout", "permute", "max_pool", "adaptive_max_pool", "concat", "slice",
@@ -198,3 +200,64 @@ class AnnotateQuantized(Pass):
                     all(u.id in layers or _requantizes(u) for u in readers):
                 node.meta["quantized"] = {"unused": True}
         return {n.id: n.meta.get("quantized") for n in graph} != before
+
+
+def _flatten_of_channels_last(graph: Graph, d: Node) -> Optional[tuple[Node, Node, Value]]:
+    """(the reshape, the relayout, the channels-last integers) when dequantize ``d`` reads
+    ``reshape(relayout(x))`` flattening a channels-last [N, C, H, W] ``x`` to [N, C * H * W], each
+    read once."""
+    reshape = d.inputs[0].producer
+    if reshape.op != "reshape" or _single_reader(graph, reshape.output) is not d:
+        return None
+    relayout = reshape.inputs[0].producer
+    if relayout.op != "relayout" or _single_reader(graph, relayout.output) is not reshape:
+        return None
+    x = relayout.inputs[0]
+    n, c, h, w = x.type.shape if x.type.rank == 4 and x.type.is_static else (0, 0, 0, 0)
+    if x.type.perm != (0, 2, 3, 1) or reshape.output.type.shape != (n, c * h * w) or reshape.output.type.layout:
+        return None
+    return reshape, relayout, x
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class FoldFlattenIntoQuantizedLinear(Pass):
+    """After layout assignment: a linear layer with dequantized constant weights reading a
+    channels-last [N, C, H, W] feature map flattened in PyTorch's order (a relayout to NCHW, a
+    reshape to [N, C * H * W], a dequantize) reads it flattened in its stored order
+    ([N, H * W * C]: a permute that moves no bytes, a reshape) with its weights' columns
+    permuted alike (exact: the same products, summed in another order). Invariant afterwards:
+    no such linear layer reads a flatten through a relayout."""
+
+    name = "fold_flatten_into_quantized_linear"
+
+    def run(self, graph: Graph) -> bool:
+        changed = False
+        for linear in graph.nodes_by_op("linear"):
+            d, wq = linear.inputs[0].producer, linear.inputs[1].producer
+            if d.op != "dequantize" or wq.op != "dequantize" or wq.inputs[0].producer.op != "constant" \
+                    or wq.attrs["axis"] not in (None, 0) or graph.num_uses(linear.inputs[1]) != 1:
+                continue
+            found = _flatten_of_channels_last(graph, d)
+            if found is None:
+                continue
+            self._fold(graph, linear, d, wq, *found)
+            changed = True
+        return changed
+
+    def _fold(self, graph: Graph, linear: Node, d: Node, wq: Node, reshape: Node, relayout: Node, x: Value) -> None:
+        n, c, h, w = x.type.shape
+        nhwc = graph.add_node("permute", [x], attrs={"perm": [0, 2, 3, 1]},
+                              types=[x.type.replace(shape=(n, h, w, c), layout=None)], loc=relayout.loc,
+                              name=f"{x.name_hint}_nhwc")
+        flat = graph.add_node("reshape", [nhwc.output], attrs={"shape": [n, h * w * c]},
+                              types=[reshape.output.type], loc=reshape.loc, name=reshape.output.name_hint)
+        graph.set_input(d, 0, flat.output)
+        integers = wq.inputs[0].producer.value
+        columns = integers.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(integers.shape)
+        weight = graph.add_constant(columns, name=f"{wq.output.name_hint}_nhwc")
+        dequantized = graph.add_node("dequantize", [weight], attrs=dict(wq.attrs), types=[wq.output.type],
+                                     loc=wq.loc, name=wq.output.name_hint)
+        graph.set_input(linear, 1, dequantized.output)
+        for dead in (reshape, relayout, wq):
+            graph.erase(dead)

@@ -103,8 +103,11 @@ def _output_scale(path: str) -> float:
     return f.tensor(dequantize.inputs[0]).scale
 
 
-def _convert(model: nn.Module, tmp_path, name: str):
+def _convert(model_class: type, tmp_path, name: str):
+    """A seeded ``model_class()`` quantized by PT2E and written by ``to_tflite`` (checked on its
+    example: one output step at most)."""
     torch.manual_seed(0)
+    model = model_class()
     example = torch.randn(1, 3, 8, 8)
     quantized = quantize_pt2e(model, example)
     path = str(tmp_path / f"{name}.tflite")
@@ -127,9 +130,10 @@ def _steps(quantized, result, samples: int = 16) -> np.ndarray:
     return np.concatenate([s.reshape(-1) for s in steps])
 
 
-@pytest.mark.parametrize("model_class, name", [(ConvNet, "convnet"), (ResidualNet, "residual"), (GatedNet, "gated")])
+@pytest.mark.parametrize("model_class, name", [(ConvNet, "convnet"), (ResidualNet, "residual"), (GatedNet, "gated"),
+                                              (GroupedNet, "grouped")])
 def test_pt2e_model_matches_torch_within_one_step(model_class, name, tmp_path):
-    quantized, result = _convert(model_class(), tmp_path, name)
+    quantized, result = _convert(model_class, tmp_path, name)
     steps = _steps(quantized, result)
     assert np.mean(steps <= 1.0 + 1e-3) >= 0.99, f"max {steps.max():.2f} steps"
     assert steps.max() <= 2.0 + 1e-3
@@ -137,7 +141,7 @@ def test_pt2e_model_matches_torch_within_one_step(model_class, name, tmp_path):
 
 @pytest.mark.parametrize("model_class, name", [(ConvNet, "convnet"), (ResidualNet, "residual")])
 def test_pt2e_model_is_int8_between_its_boundaries(model_class, name, tmp_path):
-    quantized, result = _convert(model_class(), tmp_path, name)
+    quantized, result = _convert(model_class, tmp_path, name)
     f = read_tflite(result.path)
     counts = f.op_counts()
     assert counts.get("TRANSPOSE", 0) == 0
@@ -178,7 +182,7 @@ def test_pt2e_model_with_integer_io(tmp_path):
 def test_pt2e_concat_mul_and_global_pool_are_int8(tmp_path):
     """Only the sigmoid (left float by PT2E) is between a DEQUANTIZE and a QUANTIZE; the concat's
     input with other parameters is requantized int8 -> int8."""
-    _, result = _convert(GatedNet(), tmp_path, "gated")
+    _, result = _convert(GatedNet, tmp_path, "gated")
     f = read_tflite(result.path)
     counts = f.op_counts()
     assert counts.get("TRANSPOSE", 0) == 0 and counts["LOGISTIC"] == 1
@@ -197,7 +201,7 @@ def test_pt2e_concat_mul_and_global_pool_are_int8(tmp_path):
 def test_pt2e_layer_without_int8_kernel_is_written_in_float(tmp_path):
     """The grouped convolution runs in float between a DEQUANTIZE and a QUANTIZE (its weights
     dequantized from torch's integers); the rest stays int8; torch's outputs within one step."""
-    _, result = _convert(GroupedNet(), tmp_path, "grouped")
+    _, result = _convert(GroupedNet, tmp_path, "grouped")
     f = read_tflite(result.path)
     convs = [op for op in f.main_ops() if op.name == "CONV_2D"]
     assert sorted(f.tensor(op.outputs[0]).dtype for op in convs) == ["float32", "int8"]
@@ -205,7 +209,7 @@ def test_pt2e_layer_without_int8_kernel_is_written_in_float(tmp_path):
 
 
 def test_pt2e_weights_and_scales_are_torchs(tmp_path):
-    quantized, result = _convert(ConvNet(), tmp_path, "scales")
+    quantized, result = _convert(ConvNet, tmp_path, "scales")
     f = read_tflite(result.path)
     (fc,) = [op for op in f.main_ops() if op.name == "FULLY_CONNECTED"]
     weight, bias = f.tensor(fc.inputs[1]), f.tensor(fc.inputs[2])
@@ -222,7 +226,7 @@ def test_pt2e_weights_and_scales_are_torchs(tmp_path):
 def test_pt2e_model_compiles_to_keras(tmp_path):
     """The Keras model computes the quantize / dequantize arithmetic in float: torch's outputs
     within one output quantization step."""
-    quantized, result = _convert(ResidualNet(), tmp_path, "keras")
+    quantized, result = _convert(ResidualNet, tmp_path, "keras")
     step = _output_scale(result.path)
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))[:1]
     compiled = torch2keras.compile(quantized, x, atol=step * 1.001, rtol=0.0)

@@ -15,7 +15,7 @@ from .ir.storage import IRDumper
 from .passes import Pass
 from .result import CompileResult, make_result
 from .stages import (Progress, Stages, build_pipeline, capture_model, check_arguments, check_outputs, check_values,
-                     flatten, reference_outputs, run_passes)
+                     flatten, inference_mode, reference_outputs, run_passes)
 from .backend_keras import emit_model
 
 __all__ = ["CompileResult", "compile", "count_transposes"]
@@ -75,7 +75,7 @@ def compile(  # noqa: A001 - the public verb
     kwargs = dict(kwargs or {})
     check_arguments(model, args, kwargs, input_layouts, on_mismatch)
     name = name or type(model).__name__
-    model = model.eval()
+    model = inference_mode(model)
     run = Stages(progress)
     reference = reference_outputs(model, args, kwargs, output_layouts)
     reference = reference if validate else None

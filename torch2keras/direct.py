@@ -4,8 +4,10 @@ TensorFlow -- capture, lower, the default passes, and the direct TFLite writer
 
 This is ``compile(...).export_tflite(backend="direct")`` without building the Keras model (and
 without importing TensorFlow): the fastest and leanest way to a float32 or fp16 ``.tflite``.
-Use ``compile`` for Keras models, SavedModels, integer quantization or a model the direct
-backend refuses (its error names the op and the source line).
+Use ``compile`` for Keras models, SavedModels, the converter's integer quantization or a model
+the direct backend refuses (its error names the op and the source line). A model quantized in
+PyTorch with PT2E (``convert_pt2e``) becomes an int8 file with PyTorch's own scales and zero
+points (docs/quantized_models.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from .backend_tflite import write_tflite
 from .frontend_torch import lower
 from .ir import Graph, NumericalMismatchError
 from .ir.types import invert
-from .stages import Stages, build_pipeline, capture_model, check_arguments, flatten, reference_outputs, run_passes
+from .passes.quantized import AnnotateQuantized, FoldFlattenIntoQuantizedLinear, MoveDataOntoIntegers
+from .stages import (Stages, build_pipeline, capture_model, check_arguments, flatten, inference_mode,
+                     reference_outputs, run_passes)
 from .tflite.runtime import run_tflite
 
 __all__ = ["DirectResult", "to_tflite"]
@@ -41,15 +45,18 @@ class DirectResult:
 
 def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optional[dict] = None,
               input_layouts: Any = None, output_layouts: Any = None, quantize: Optional[str] = None,
-              validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
+              integer_io: bool = False, validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
               name: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> DirectResult:
     """Write ``model`` called on ``inputs`` to ``path`` (see the module docstring).
 
     input_layouts / output_layouts: as for ``compile`` (``"channels_last"`` stores images NHWC).
-    quantize: None (float32) or ``"fp16"`` (float16 weights). validate: run the file in LiteRT
+    quantize: None (float32) or ``"fp16"`` (float16 weights). integer_io: a PT2E-quantized
+    model takes and returns its int8 integers (no QUANTIZE / DEQUANTIZE at the boundary; the
+    file's I/O tensors carry the scales). validate: run the file in LiteRT
     on ``inputs`` and raise ``NumericalMismatchError`` where an output differs from PyTorch's by
-    more than ``atol + rtol * max|reference|``. progress: called with each stage's name as it
-    starts (``"capture..."``, ``"lower..."``, ``"passes..."``, ``"write..."``).
+    more than ``atol + rtol * max|reference|`` (an output dequantized from integers: or one
+    quantization step). progress: called with each stage's name as it starts (``"capture..."``,
+    ``"lower..."``, ``"passes..."``, ``"write..."``).
     """
     if quantize not in (None, "fp16"):
         raise ValueError(f'to_tflite writes float32 or quantize="fp16" files; for {quantize!r} use '
@@ -57,18 +64,27 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     kwargs = dict(kwargs or {})
     check_arguments(model, args, kwargs, input_layouts, "raise")
-    model = model.eval()
+    model = inference_mode(model)
     run = Stages(progress)
     reference = reference_outputs(model, args, kwargs, output_layouts) if validate else None
     captured, session = run("capture", capture_model, model, args, kwargs, None)
     graph = run("lower", lower, captured, name or type(model).__name__)
     del session
-    run("passes", run_passes, graph, build_pipeline(None, (), input_layouts, output_layouts, True), True, None)
-    written = run("write", write_tflite, graph, path, fp16=quantize == "fp16")
+    pipeline = build_pipeline(None, (MoveDataOntoIntegers(),), input_layouts, output_layouts, True)
+    run("passes", run_passes, graph, pipeline + [FoldFlattenIntoQuantizedLinear(), AnnotateQuantized()], True, None)
+    written = run("write", write_tflite, graph, path, fp16=quantize == "fp16", integer_io=integer_io)
     result = DirectResult(written.path, written.bytes, written.op_counts, {**run.timings, **written.timings}, graph)
     if reference is not None:
         _check(result, graph, args, kwargs, reference, atol, rtol)
     return result
+
+
+def _step(v) -> float:
+    """One quantization step of an output dequantized from integers (int8 kernels round their
+    accumulators unlike PyTorch's float arithmetic: one step apart), else 0."""
+    if v.producer.op != "dequantize":
+        return 0.0
+    return float(max(v.producer.attrs["scale"])) * (1 + 1e-5)
 
 
 def _check(result: DirectResult, graph: Graph, args: tuple, kwargs: dict, reference: list[np.ndarray],
@@ -86,7 +102,7 @@ def _check(result: DirectResult, graph: Graph, args: tuple, kwargs: dict, refere
         got = np.transpose(got, invert(v.type.layout)) if v.type.layout else got
         err = float(np.max(np.abs(got.astype(np.float64) - ref))) if ref.size else 0.0
         worst = max(worst, err)
-        if err > atol + rtol * (float(np.max(np.abs(ref))) if ref.size else 0.0):
+        if err > max(atol + rtol * (float(np.max(np.abs(ref))) if ref.size else 0.0), _step(v)):
             bad.append(f"{name}: max |err| {err:.3g}")
     result.max_abs_error = worst
     if bad:

@@ -34,8 +34,8 @@ from .validate import validate_values
 if TYPE_CHECKING:  # the checks fill in a result; result.py builds it (and imports the Keras backend)
     from .result import CompileResult
 
-__all__ = ["Stages", "build_pipeline", "capture_model", "check_arguments", "check_outputs", "reference_outputs",
-           "run_passes"]
+__all__ = ["Stages", "build_pipeline", "capture_model", "check_arguments", "check_outputs", "inference_mode",
+           "reference_outputs", "run_passes"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,16 @@ def flatten(x: Any) -> list:
 
 def _clone(x: Any) -> Any:
     return pytree.tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, x)
+
+
+def inference_mode(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` in inference mode. A graph module exported by ``torch.export`` (a PT2E-quantized
+    model) refuses ``eval()`` or returns nothing from it: it is converted as it was exported."""
+    try:
+        model.eval()
+    except NotImplementedError:
+        pass
+    return model
 
 
 def check_arguments(model: Any, args: tuple, kwargs: dict, input_layouts: Any, on_mismatch: str) -> None:

@@ -19,13 +19,14 @@ import hashlib
 import os
 from typing import Any, BinaryIO, Optional, Sequence
 
+import attrs
 import flatbuffers
 import numpy as np
 
 from .schema import builtin_code, fb, options_type, tflite_type
 from .versions import op_version
 
-__all__ = ["ALIGNMENT", "FLATBUFFER_LIMIT", "ModelBuilder", "SubgraphBuilder"]
+__all__ = ["ALIGNMENT", "FLATBUFFER_LIMIT", "ModelBuilder", "Quantization", "SubgraphBuilder"]
 
 ALIGNMENT = 16  # bytes: where every buffer's data starts (SIMD kernels read weights in place)
 FLATBUFFER_LIMIT = (1 << 31) - (1 << 20)  # a flatbuffer's offsets are 32-bit signed: keep clear of 2 GB
@@ -71,6 +72,23 @@ def _aligned(n: int, alignment: int = ALIGNMENT) -> int:
     return -(-n // alignment) * alignment
 
 
+@attrs.frozen
+class Quantization:
+    """Affine quantization of a tensor: real = (q - zero_point) * scale, one entry per tensor or
+    one per index of stored axis ``axis`` (TFLite's ``quantized_dimension``)."""
+
+    scale: tuple[float, ...] = attrs.field(converter=lambda v: tuple(float(x) for x in v))
+    zero_point: tuple[int, ...] = attrs.field(converter=lambda v: tuple(int(x) for x in v))
+    axis: int = 0
+
+    def table(self) -> Any:
+        q = fb.QuantizationParametersT()
+        q.scale = np.asarray(self.scale, np.float32)
+        q.zeroPoint = np.asarray(self.zero_point, np.int64)
+        q.quantizedDimension = int(self.axis)
+        return q
+
+
 class SubgraphBuilder:
     """Tensors and operators of one subgraph; constants go to the model's shared buffers."""
 
@@ -81,11 +99,13 @@ class SubgraphBuilder:
         self.operators: list[Any] = []
         self.inputs: list[int] = []
         self.outputs: list[int] = []
-        self._constants: dict[int, int] = {}  # buffer index -> the tensor holding it (as stored)
+        self._constants: dict[Any, int] = {}  # buffer index (and quantization) -> the tensor holding it
 
     def tensor(self, shape: Sequence[int], dtype: "str | np.dtype", name: str, *, buffer: int = 0,
-               variable: bool = False, signature: Optional[Sequence[int]] = None) -> int:
-        """A new tensor; returns its index. ``signature``: the shape with -1 at run-time sizes."""
+               variable: bool = False, signature: Optional[Sequence[int]] = None,
+               quantization: Optional[Quantization] = None) -> int:
+        """A new tensor; returns its index. ``signature``: the shape with -1 at run-time sizes;
+        ``quantization``: the affine parameters of an integer tensor standing for real values."""
         t = fb.TensorT()
         t.shape = np.asarray([int(d) for d in shape], np.int32)  # (arrays pack as one vector: fast)
         t.type = tflite_type(dtype)
@@ -94,17 +114,21 @@ class SubgraphBuilder:
         t.isVariable = variable
         if signature is not None and any(d < 0 for d in signature):
             t.shapeSignature = np.asarray([int(d) for d in signature], np.int32)
+        if quantization is not None:
+            t.quantization = quantization.table()
         self.tensors.append(t)
         return len(self.tensors) - 1
 
-    def constant(self, array: np.ndarray, name: str) -> int:
-        """A tensor holding ``array`` (its dtype and shape); one tensor per distinct content."""
+    def constant(self, array: np.ndarray, name: str, quantization: Optional[Quantization] = None) -> int:
+        """A tensor holding ``array`` (its dtype and shape); one tensor per distinct content and
+        quantization."""
         array = np.asarray(array)
         buffer = self.model.buffer(array)
-        if buffer in self._constants:
-            return self._constants[buffer]
-        index = self.tensor(array.shape, array.dtype, name, buffer=buffer)
-        self._constants[buffer] = index
+        key = buffer if quantization is None else (buffer, quantization)
+        if key in self._constants:
+            return self._constants[key]
+        index = self.tensor(array.shape, array.dtype, name, buffer=buffer, quantization=quantization)
+        self._constants[key] = index
         return index
 
     def operator(self, op: str, inputs: Sequence[int], outputs: Sequence[int], options: Any = None) -> int:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from ..ir import ExportError, Graph, Node, Value
+from ..ir.evaluate import evaluate
 from ..ir.types import DTYPES
 from .builder import ModelBuilder, SubgraphBuilder
 from .plan import Plan
@@ -78,11 +79,19 @@ class Context:
     # ------------------------------------------------------------------ IR values
 
     def is_const(self, v: Value) -> bool:
-        return v.producer.op == "constant"
+        """A constant, or a dequantized integer constant (a quantized model's weights, for a layer
+        written in float)."""
+        p = v.producer
+        return p.op == "constant" or (p.op == "dequantize" and p.inputs[0].producer.op == "constant")
 
     def const(self, v: Value) -> np.ndarray:
         """A constant's array as stored: its logical value transposed to its layout."""
-        value = np.asarray(v.producer.value, dtype=DTYPES[v.type.dtype])
+        p = v.producer
+        if p.op == "dequantize":
+            value = evaluate("dequantize", [p.inputs[0].producer.value], p.attrs)[0]
+        else:
+            value = p.value
+        value = np.asarray(value, dtype=DTYPES[v.type.dtype])
         if v.type.layout is not None:
             value = np.transpose(value, v.type.layout)
         return value

@@ -3,7 +3,7 @@
 An op's version names the kernel features it needs (a grouped convolution, ``keep_num_dims``,
 a 5-d transpose, ...); a runtime older than the version refuses the model, a newer one accepts
 it. These are the rules of TensorFlow Lite's op versioning for the float, integer and bool
-kernels this backend writes (int8/int16 quantized variants are not written here).
+kernels this backend writes (int8 quantized kernels: at least the version that has them).
 """
 
 from __future__ import annotations
@@ -128,7 +128,15 @@ _RULES: dict[str, Callable[[OpSignature], int]] = {
 }
 
 
+# the least version of a builtin's int8 kernel (input 0, or QUANTIZE's result, is int8)
+_INT8 = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "ADD": 2, "MAX_POOL_2D": 2,
+         "AVERAGE_POOL_2D": 2, "CONCATENATION": 2, "MUL": 2, "QUANTIZE": 2, "DEQUANTIZE": 2, "MEAN": 2, "PAD": 2}
+
+
 def op_version(op: str, inputs: Sequence, outputs: Sequence, options: Any = None) -> int:
     """The least version of builtin ``op`` that runs these operands and options."""
     rule = _RULES.get(op)
-    return rule(OpSignature(tuple(inputs), tuple(outputs), options)) if rule else 1
+    signature = OpSignature(tuple(inputs), tuple(outputs), options)
+    version = rule(signature) if rule else 1
+    int8 = signature.type(0) == _T.INT8 or (op == "QUANTIZE" and outputs and outputs[0][0] == _T.INT8)
+    return max(version, _INT8.get(op, 1)) if int8 else version

@@ -20,6 +20,7 @@ from .builder import ModelBuilder
 from .context import EMITTERS, Context, DirectExportError, _name
 from .peephole import simplify
 from .plan import plan_graph
+from .quantized import emit_quantized_layer, integer_input, propagate_quantization, quantization_of
 
 __all__ = ["WriteResult", "add_signature", "build_model", "build_signatures", "write_signatures", "write_tflite"]
 
@@ -40,12 +41,14 @@ class WriteResult:
 
 
 def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
-                 description: str = "torch2keras direct") -> WriteResult:
+                 description: str = "torch2keras direct", integer_io: bool = False) -> WriteResult:
     """Write ``graph`` (layouts assigned) to ``path``; ``fp16``: float weights stored as float16,
-    read through DEQUANTIZE ops. Raises ``DirectExportError`` naming the first node that has no
-    TFLite builtin form here."""
+    read through DEQUANTIZE ops; ``integer_io``: a quantized model's inputs and outputs are its
+    integers (``integer_input``; outputs dequantized from integers) instead of float. Raises
+    ``DirectExportError`` naming the first node that has no TFLite builtin form here."""
     start = time.perf_counter()
-    model, tensor_nodes = build_model(graph, fp16=fp16, signature_key=signature_key, description=description)
+    model, tensor_nodes = build_model(graph, fp16=fp16, signature_key=signature_key, description=description,
+                                      integer_io=integer_io)
     built = time.perf_counter()
     size = model.write(path)
     return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built},
@@ -53,7 +56,8 @@ def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str
 
 
 def build_model(graph: Graph, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
-                description: str = "torch2keras direct") -> tuple[ModelBuilder, dict[str, Node]]:
+                description: str = "torch2keras direct", integer_io: bool = False
+                ) -> tuple[ModelBuilder, dict[str, Node]]:
     """The TFLite model of ``graph``, not yet written, and its tensor names' nodes."""
     model = ModelBuilder(description)
     return model, add_signature(model, graph, signature_key, fp16=fp16)
@@ -91,12 +95,21 @@ def add_signature(model: ModelBuilder, graph: Graph, signature_key: str, fp16: b
     inputs = {}
     for v in graph.inputs:
         name = v.producer.attrs["name"]
-        ctx.tensors[v.id] = sub.tensor([_static_dim(v, d) for d in v.type.physical_shape], v.type.dtype, _name(name))
+        quantize = integer_input(graph, v) if integer_io else None
+        shape = [_static_dim(v, d) for d in v.type.physical_shape]
+        if quantize is None:
+            ctx.tensors[v.id] = sub.tensor(shape, v.type.dtype, _name(name))
+        else:  # the integers are the input: its quantizes are written as nothing
+            ctx.tensors[v.id] = sub.tensor(shape, quantize.output.type.dtype, _name(name),
+                                           quantization=quantization_of(quantize, quantize.output))
+            for reader in graph.users(v):
+                ctx.tensors[reader.output.id] = ctx.tensors[v.id]
         inputs[name] = ctx.tensors[v.id]
     for node in graph.topo_order():
         _emit_node(ctx, node)
-    outputs = _output_tensors(ctx, graph)
+    outputs = _output_tensors(ctx, graph, integer_io)
     sub.inputs, sub.outputs = list(inputs.values()), list(outputs.values())
+    propagate_quantization(sub)
     simplify(sub)
     model.signature(signature_key, index, inputs, outputs)
     return ctx.tensor_nodes
@@ -112,10 +125,13 @@ def _static_dim(v, d) -> int:
 def _emit_node(ctx: Context, node: Node) -> None:
     if node.op in ("input", "constant") or (node.outputs and all(v.id in ctx.tensors for v in node.outputs)):
         return  # (a sibling's emitter wrote it: a piece of a SPLIT)
+    quantized = node.meta.get("quantized")
+    if quantized is not None and "result" not in quantized:
+        return  # written by an int8 layer, or read by int8 layers only (``annotate_quantized``)
     if node.id in ctx.plan.absorbed:  # fused into its producer: the same tensor
         ctx.tensors[node.output.id] = ctx.tensors[node.inputs[0].id]
         return
-    fn = EMITTERS.get(node.op)
+    fn = emit_quantized_layer if quantized is not None else EMITTERS.get(node.op)
     if fn is None:
         raise DirectExportError(node, "has no emitter in the direct TFLite backend")
     if node.op != "cast" and any(v.type.dtype == "f64" for v in (*node.inputs, *node.outputs)):
@@ -136,12 +152,16 @@ def _emit_node(ctx: Context, node: Node) -> None:
         ctx.tensors[v.id] = tensor
 
 
-def _output_tensors(ctx: Context, graph: Graph) -> dict[str, int]:
+def _output_tensors(ctx: Context, graph: Graph, integer_io: bool = False) -> dict[str, int]:
     """Output name -> tensor; an output that is also an input, a constant or another output gets a
-    copy of its own (a signature maps each name to a distinct computed tensor)."""
+    copy of its own (a signature maps each name to a distinct computed tensor). ``integer_io``:
+    an output dequantized from integers is those integers (its DEQUANTIZE is left dead)."""
     outputs: dict[str, int] = {}
     taken = set(ctx.sub.inputs) | {ctx.tensors[v.id] for v in graph.inputs}
     for name, v in zip(graph.output_names, graph.outputs):
+        if integer_io and v.producer.op == "dequantize" and v.producer.attrs["axis"] is None \
+                and not ctx.is_const(v.producer.inputs[0]):
+            v = v.producer.inputs[0]
         tensor = ctx.tensor(v)
         if tensor in taken or ctx.sub.is_constant(tensor):
             ctx.node = v.producer

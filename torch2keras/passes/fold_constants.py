@@ -22,7 +22,9 @@ class FoldConstants(Pass):
     array with a new physical layout, which the backend applies when it stores the constant.
     Skips ops the numpy evaluator does not cover, effects (a ``state_update`` of a constant
     stays), and results larger than ``max_elements`` (folding an ``expand`` must not blow up
-    the model size). A ``state`` is never a constant: its value changes between calls.
+    the model size). A ``state`` is never a constant: its value changes between calls. A
+    ``dequantize`` of a constant stays: it is how a quantized weight reaches its layer (an
+    integer file stores the weight's integers and scales, not the float product).
     """
 
     name = "fold_constants"
@@ -50,7 +52,7 @@ class FoldConstants(Pass):
 
     def _fold(self, node: Node) -> Optional[list]:
         """The results of ``node`` if it is foldable (see the class docstring), else None."""
-        if node.op in ("input", "constant") or not node.inputs or node.schema.effect:
+        if node.op in ("input", "constant", "dequantize") or not node.inputs or node.schema.effect:
             return None
         if not all(v.producer.op == "constant" for v in node.inputs):
             return None

@@ -8,7 +8,7 @@ pooling, ``Embedding``); everything else is a ``TorchOp`` running a kernel of ``
 from __future__ import annotations
 
 from . import creation, elementwise, reduction, scans, shape, indexing, nn, norm, pool  # noqa: F401
-from . import attention, recurrent, control, state, dynamic, custom  # noqa: F401
+from . import attention, recurrent, control, state, dynamic, custom, quantization  # noqa: F401
 from .context import EMITTERS, EmitContext, ModelBuilder, emitter, keras_dtype
 
 __all__ = ["EMITTERS", "EmitContext", "ModelBuilder", "emitter", "keras_dtype"]

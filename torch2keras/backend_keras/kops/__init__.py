@@ -9,7 +9,7 @@ classes (``layers.py``) to load. Kernel names are persisted in ``.keras`` files:
 
 from __future__ import annotations
 
-from . import attention, dynamic, elementwise, indexing, nn, pool, reduction, scans, shape  # noqa: F401
+from . import attention, dynamic, elementwise, indexing, nn, pool, quantization, reduction, scans, shape  # noqa: F401
 from .registry import ALIASES, FORMAT_VERSION, KOPS, register, resolve
 
 __all__ = ["ALIASES", "FORMAT_VERSION", "KOPS", "register", "resolve"]

@@ -9,4 +9,4 @@ families ``state`` and ``custom`` have no lowerings of torch ops (buffers become
 """
 
 from . import creation, elementwise, reduction, scans, shape, indexing, nn, norm, pool  # noqa: F401
-from . import attention, recurrent, control, dynamic  # noqa: F401
+from . import attention, recurrent, control, dynamic, quantization  # noqa: F401

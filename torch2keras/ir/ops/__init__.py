@@ -7,13 +7,13 @@ facets an op declares.
 
 Families (the same names in ``frontend_torch/ops/`` and ``backend_keras/emitters/``):
 creation, elementwise, reduction, scans, shape, indexing, nn, norm, pool, attention, recurrent,
-control, state, dynamic, custom.
+control, state, dynamic, custom, quantization.
 """
 
 from __future__ import annotations
 
 from . import creation, elementwise, reduction, scans, shape, indexing, nn, norm, pool  # noqa: F401
-from . import attention, recurrent, control, state, dynamic, custom  # noqa: F401
+from . import attention, recurrent, control, state, dynamic, custom, quantization  # noqa: F401
 from .common import broadcast_shapes
 from .elementwise import BINARY, COMPARE, UNARY
 from .schema import REQUIRED, SCHEMAS, AttrSpec, OpSchema, define, families, schema

@@ -1,0 +1,182 @@
+"""Integer layers of quantized models: the ``conv`` / ``linear`` / ``add`` / ``mul`` / global
+average pool nodes the ``annotate_quantized`` pass marked (``Node.meta["quantized"]``) written
+as int8 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MUL and MEAN, with the model's own
+scales and zero points.
+
+A marked layer reads the int8 tensors its inputs' ``dequantize`` nodes read, its weights as the
+int8 constant behind their ``dequantize`` (per output channel: TFLite's quantized dimension is
+the output-channel axis of its filter layout), its bias as int32 with scale
+``input scale * weight scale`` and zero point 0, and writes the int8 tensor of the ``quantize``
+that reads it (through its fused relu). ``propagate_quantization`` gives the results of data
+movement ops (RESHAPE, TRANSPOSE, MAX_POOL_2D, PAD, ...) on int8 tensors their input's
+parameters: those ops run on the integers (``move_data_onto_integers``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ..ir import Graph, Node, Value
+from .builder import Quantization, SubgraphBuilder
+from .context import Context, DirectExportError
+from .emitters.common import Window, padding_mode
+from .emitters.nn import _as_2d, fully_connected
+from .schema import fb
+
+__all__ = ["emit_quantized_layer", "integer_input", "propagate_quantization", "quantization_of"]
+
+_ACTIVATION = {None: fb.ActivationFunctionType.NONE, "RELU": fb.ActivationFunctionType.RELU}
+# ops whose result holds elements of their first input: the same quantization
+_DATA_MOVEMENT = ("RESHAPE", "TRANSPOSE", "MAX_POOL_2D", "PAD", "PADV2", "SLICE", "STRIDED_SLICE", "CONCATENATION",
+                  "SPLIT", "GATHER", "SQUEEZE", "EXPAND_DIMS", "TILE", "BROADCAST_TO", "REVERSE_V2")
+
+
+def quantization_of(node: Node, value: Optional[Value] = None) -> Quantization:
+    """The TFLite parameters of a quantize's or dequantize's ``attrs``; a per-channel axis maps to
+    where ``value`` (default: the node's first input) stores it."""
+    a = node.attrs
+    value = node.inputs[0] if value is None else value
+    axis = 0 if a["axis"] is None else value.type.physical_axis(a["axis"])
+    return Quantization(a["scale"], a["zero_point"], axis)
+
+
+def integer_input(graph: Graph, v: Value) -> Optional[Node]:
+    """The quantize every reader of graph input ``v`` is (one set of per-tensor parameters), else
+    None: with integer I/O the input is stored as those integers."""
+    readers = graph.users(v)
+    if not readers or graph.is_output(v) or any(r.op != "quantize" or r.attrs["axis"] is not None for r in readers):
+        return None
+    first = readers[0]
+    if any(r.attrs != first.attrs for r in readers):
+        return None
+    return first
+
+
+def _integers(ctx: Context, v: Value) -> tuple[int, Quantization]:
+    """The int8 tensor a dequantized activation ``v`` comes from, and its parameters."""
+    d = v.producer
+    return ctx.tensor(d.inputs[0]), quantization_of(d)
+
+
+def _result(ctx: Context, node: Node) -> tuple[int, Node]:
+    """The int8 tensor the layer writes: its quantize's result."""
+    q = ctx.graph.node(node.meta["quantized"]["result"])
+    v = q.output
+    tensor = ctx.sub.tensor([int(d) for d in v.type.physical_shape], "i8", ctx.scope(q),
+                            quantization=quantization_of(q))
+    ctx.tensors[v.id] = tensor
+    return tensor, q
+
+
+def _weights(ctx: Context, node: Node) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """(int8 weights in torch's layout, their scale per output channel, float bias or None)."""
+    w = node.inputs[1].producer
+    integers = np.asarray(w.inputs[0].producer.value)
+    if integers.dtype != np.int8:
+        raise DirectExportError(node, f"has {integers.dtype} weights; int8 layers take int8 weights")
+    out = integers.shape[0]
+    scale = np.asarray(w.attrs["scale"], np.float64)
+    scale = np.broadcast_to(scale, (out,)) if scale.size == 1 else scale
+    b = node.inputs[2] if len(node.inputs) > 2 else None
+    return integers, scale, None if b is None else np.asarray(b.producer.value, np.float64)
+
+
+def _bias(ctx: Context, bias: Optional[np.ndarray], in_scale: float, w_scale: np.ndarray) -> int:
+    """The bias as int32 in units of ``in_scale * w_scale`` (TFLite's int8 kernels' accumulator)."""
+    scale = in_scale * w_scale
+    values = np.zeros(w_scale.shape, np.float64) if bias is None else bias
+    q = np.clip(np.round(values / scale), -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
+    return ctx.sub.constant(q, ctx.local_name("bias"), quantization=Quantization(scale, [0] * scale.size, 0))
+
+
+def _filter(ctx: Context, kernel: np.ndarray, scale: np.ndarray, axis: int) -> int:
+    return ctx.sub.constant(np.ascontiguousarray(kernel), ctx.local_name("filter"),
+                            quantization=Quantization(scale, [0] * scale.size, axis))
+
+
+def _conv(ctx: Context, node: Node) -> int:
+    x = node.inputs[0]
+    if x.type.rank != 4:
+        raise DirectExportError(node, "an int8 convolution must be 2-d (1-d and 3-d are written in float)")
+    tensor, q_in = _integers(ctx, x)
+    integers, w_scale, bias = _weights(ctx, node)
+    out, _ = _result(ctx, node)
+    g = _as_2d(node)
+    groups, in_ch, out_ch = node.attrs["groups"], ctx.shape(tensor)[3], integers.shape[0]
+    window = Window(ctx.shape(tensor)[1:3], g["kernel"], g["stride"], g["pads"], g["dilation"], ctx.shape(out)[1:3])
+    tensor, padding = padding_mode(ctx, tensor, window)
+    if groups == in_ch and groups > 1:  # depthwise: [C * m, 1, kh, kw] -> [1, kh, kw, C * m]
+        options: Any = fb.DepthwiseConv2DOptionsT()
+        options.depthMultiplier = out_ch // in_ch
+        kernel, axis, op = integers[:, 0].transpose(1, 2, 0)[None], 3, "DEPTHWISE_CONV_2D"
+    elif groups == 1:
+        options = fb.Conv2DOptionsT()
+        kernel, axis, op = integers.transpose(0, 2, 3, 1), 0, "CONV_2D"  # [O, I, kh, kw] -> [O, kh, kw, I]
+    else:
+        raise DirectExportError(node, f"an int8 grouped convolution ({groups} groups) has no TFLite kernel")
+    options.padding = padding
+    options.strideH, options.strideW = g["stride"]
+    options.dilationHFactor, options.dilationWFactor = g["dilation"]
+    options.fusedActivationFunction = _ACTIVATION[node.meta["quantized"]["activation"]]
+    inputs = [tensor, _filter(ctx, kernel, w_scale, axis), _bias(ctx, bias, q_in.scale[0], w_scale)]
+    ctx.op(op, inputs, [out], options)
+    return out
+
+
+def _linear(ctx: Context, node: Node) -> int:
+    x = node.inputs[0]
+    if x.type.perm[-1] != x.type.rank - 1 or x.type.rank < 2:
+        raise DirectExportError(node, f"an int8 linear layer on a value stored as {x.type} is not supported")
+    tensor, q_in = _integers(ctx, x)
+    integers, w_scale, bias = _weights(ctx, node)
+    out, _ = _result(ctx, node)
+    weight = _filter(ctx, integers, w_scale, 0)
+    activation = _ACTIVATION[node.meta["quantized"]["activation"]]
+    return fully_connected(ctx, tensor, weight, _bias(ctx, bias, q_in.scale[0], w_scale), out, x.type.rank > 2,
+                           activation)
+
+
+def _binary(ctx: Context, node: Node) -> int:
+    a, _ = _integers(ctx, node.inputs[0])
+    b, _ = _integers(ctx, node.inputs[1])
+    out, _ = _result(ctx, node)
+    options = fb.AddOptionsT() if node.op == "add" else fb.MulOptionsT()
+    options.fusedActivationFunction = _ACTIVATION[node.meta["quantized"]["activation"]]
+    ctx.op(node.op.upper(), [a, b], [out], options)
+    return out
+
+
+def _global_average(ctx: Context, node: Node) -> int:
+    """A global average pool: MEAN over the stored spatial axes (its int8 kernel rescales)."""
+    x = node.inputs[0]
+    tensor, _ = _integers(ctx, x)
+    out, _ = _result(ctx, node)
+    options = fb.ReducerOptionsT()
+    options.keepDims = True
+    axes = sorted(x.type.physical_axis(a) for a in range(2, x.type.rank))
+    ctx.op("MEAN", [tensor, ctx.ints(axes, "axes")], [out], options)
+    return out
+
+
+_LAYERS = {"conv": _conv, "linear": _linear, "add": _binary, "mul": _binary, "adaptive_avg_pool": _global_average}
+
+
+def emit_quantized_layer(ctx: Context, node: Node) -> int:
+    """Write a marked layer (see the module docstring); returns the int8 tensor it writes."""
+    return _LAYERS[node.op](ctx, node)
+
+
+def propagate_quantization(sub: SubgraphBuilder) -> None:
+    """Give an int8 result of a data-movement op without parameters its first input's."""
+    names = {v: k for k, v in vars(fb.BuiltinOperator).items() if isinstance(v, int) and not k.startswith("_")}
+    for op in sub.operators:
+        name = names[sub.model.operator_code(op.opcodeIndex)]
+        if name not in _DATA_MOVEMENT:
+            continue
+        source = sub.tensors[int(op.inputs[0])]
+        for index in op.outputs:
+            t = sub.tensors[int(index)]
+            if t.type == fb.TensorType.INT8 and t.quantization is None and source.quantization is not None:
+                t.quantization = source.quantization

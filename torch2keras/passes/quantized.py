@@ -1,0 +1,263 @@
+"""Quantized models (PT2E's ``quantize -> dequantize -> float op -> quantize`` graphs): data movement
+moved onto the integers, a flatten before a linear layer folded into its weights, and the layers
+that compute in integers marked for an integer backend.
+
+``MoveDataOntoIntegers``: ``quantize(op(dequantize(q)))`` where ``op`` only moves or selects
+elements (a reshape, a transpose, max pooling, a concat, a slice, ...) and both quantizations
+have the same per-tensor parameters is ``op(q)``: the op runs on the integers themselves (exact,
+as the affine map is monotone and the same on both sides); float readers of the op's result
+read ``dequantize(op(q))``, the same values.
+
+``AnnotateQuantized``: marks (``Node.meta["quantized"]``) each ``conv`` / ``linear`` / ``add`` /
+``mul`` / global average pool (``adaptive_avg_pool`` to 1x1) that reads ``dequantize`` results
+of per-tensor int8 values (a layer's weights: a ``dequantize`` of a constant with zero points
+0, per output channel or per tensor; its bias a float constant) and whose result, through at
+most one relu, is read only by a per-tensor int8 ``quantize``: the layer writes that quantize's
+integers itself (``{"result": quantize id, "activation": "RELU" or None}``), the quantize and
+the relu are written by it (``{"written_by": layer id}``), and a ``dequantize`` that only such
+layers (or requantizing quantizes) read is written as nothing (``{"unused": True}``).
+Convolutions without an int8 TFLite kernel (grouped, 1-d, transposed) are not marked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from ..ir import Graph, Node, Value
+from .manager import Pass, register_pass
+
+__all__ = ["AnnotateQuantized", "FoldFlattenIntoQuantizedLinear", "MoveDataOntoIntegers", "QUANTIZED_LAYERS",
+           "quant_params"]
+
+# ops that move or select elements: they commute with a monotone per-tensor affine map
+DATA_MOVEMENT = frozenset({"reshape", "relayout", "permute", "max_pool", "adaptive_max_pool", "concat", "slice",
+                           "flip", "expand", "tile"})
+QUANTIZED_LAYERS = frozenset({"conv", "linear", "add", "mul", "adaptive_avg_pool"})
+_BINARY = ("add", "mul")
+_ACTIVATIONS = {"relu": "RELU"}
+
+
+def quant_params(node: Node) -> tuple:
+    """A quantize's or dequantize's parameters: (scales, zero points, axis, qmin, qmax)."""
+    a = node.attrs
+    return (tuple(float(s) for s in a["scale"]), tuple(int(z) for z in a["zero_point"]), a["axis"],
+            int(a["qmin"]), int(a["qmax"]))
+
+
+def _integer_source(v: Value) -> Optional[Value]:
+    """The integers ``v`` is the per-tensor dequantization of, else None."""
+    d = v.producer
+    if d.op != "dequantize" or d.attrs["axis"] is not None:
+        return None
+    return d.inputs[0]
+
+
+def _single_reader(graph: Graph, v: Value) -> Optional[Node]:
+    """The one node reading ``v`` (once), unless ``v`` is a graph output."""
+    users = graph.users(v)
+    if len(users) != 1 or len(graph.uses(v)) != 1 or graph.is_output(v):
+        return None
+    return users[0]
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class MoveDataOntoIntegers(Pass):
+    """Invariant afterwards: no data-movement op (``DATA_MOVEMENT``) reads only per-tensor
+    dequantizations and is read by a quantize, all with the same parameters (see the module
+    docstring): such an op reads the integers, its result is the quantizes', and its float
+    readers read that result dequantized (the same values)."""
+
+    name = "move_data_onto_integers"
+
+    def run(self, graph: Graph) -> bool:
+        changed = False
+        for node in graph.topo_order():
+            if node not in graph or node.op not in DATA_MOVEMENT or len(node.outputs) != 1:
+                continue
+            changed |= self._move(graph, node)
+        return changed
+
+    def _move(self, graph: Graph, node: Node) -> bool:
+        readers = graph.users(node.output)
+        quantizes = [r for r in readers if r.op == "quantize"]
+        sources = [_integer_source(v) for v in node.inputs]
+        if not quantizes or not node.inputs or any(s is None for s in sources):
+            return False
+        params = quant_params(quantizes[0])
+        if params[2] is not None or any(quant_params(q) != params or q.output.type.dtype != sources[0].type.dtype
+                                        for q in quantizes):
+            return False
+        if any(s.type.dtype != sources[0].type.dtype for s in sources):
+            return False
+        differ = [k for k, v in enumerate(node.inputs) if quant_params(v.producer) != params]
+        if differ and node.op != "concat":
+            return False
+        # (a concat's inputs quantized otherwise are requantized to the result's parameters)
+        sources = [_requantized(graph, node.inputs[k], quantizes[0]) if k in differ else x
+                   for k, x in enumerate(sources)]
+        moved = graph.add_node(node.op, sources, attrs=dict(node.attrs), types=[quantizes[0].output.type],
+                               loc=node.loc, name=node.output.name_hint).output
+        for q in quantizes:
+            graph.replace_all_uses(q.output, moved)
+            graph.erase(q)
+        if differ:  # (float readers keep reading the exact float op)
+            return True
+        if graph.users(node.output) or graph.is_output(node.output):  # float readers: the same values
+            attrs = {k: v for k, v in quantizes[0].attrs.items() if k != "dtype"}
+            dequantized = graph.add_node("dequantize", [moved], attrs=attrs, loc=node.loc, name=node.output.name_hint)
+            graph.replace_all_uses(node.output, dequantized.output)
+        graph.erase(node)
+        return True
+
+
+def _requantized(graph: Graph, v: Value, like: Node) -> Value:
+    """``quantize(v)`` with the parameters of quantize ``like`` (``v``: a dequantization)."""
+    return graph.add_node("quantize", [v], attrs=dict(like.attrs), types=[v.type.replace(dtype=like.output.type.dtype)],
+                          loc=v.producer.loc, name=f"{v.name_hint}_requantized").output
+
+
+def _weights(graph: Graph, node: Node) -> bool:
+    """A layer's weights are a dequantized integer constant with zero points 0 (per tensor or
+    per output channel) and its bias, if any, a float constant."""
+    if len(node.inputs) < 2:
+        return False
+    w = node.inputs[1].producer
+    if w.op != "dequantize" or w.inputs[0].producer.op != "constant" or any(z != 0 for z in w.attrs["zero_point"]):
+        return False
+    if w.attrs["axis"] not in (None, 0):
+        return False
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    return bias is None or bias.producer.op == "constant"
+
+
+def _quantized_layer(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[Node]]]:
+    """(the quantize writing the layer's integers, the activation between, if any) when ``node``
+    computes in integers (see the module docstring), else None."""
+    if node.op == "conv" and (node.attrs["transposed"] or node.inputs[0].type.rank != 4
+                              or node.attrs["groups"] not in (1, node.inputs[0].type.shape[1])):
+        return None  # (no int8 TFLite kernel: written in float)
+    if node.op in ("conv", "linear") and not _weights(graph, node):
+        return None
+    if node.op == "adaptive_avg_pool" and (node.inputs[0].type.rank != 4
+                                           or any(o != 1 for o in node.attrs["output_size"])):
+        return None
+    activations = node.inputs[:2] if node.op in _BINARY else node.inputs[:1]
+    if any(_integer_source(v) is None or _integer_source(v).type.dtype != "i8" for v in activations):
+        return None
+    if node.op in _BINARY and (activations[0].type.rank != activations[1].type.rank
+                               or activations[0].type.perm != activations[1].type.perm):
+        return None
+    reader = _single_reader(graph, node.output)
+    act = None
+    if reader is not None and reader.op in _ACTIVATIONS and reader.output.type.layout == node.output.type.layout:
+        act, reader = reader, _single_reader(graph, reader.output)
+    if reader is None or reader.op != "quantize" or reader.attrs["axis"] is not None or \
+            reader.output.type.dtype != "i8":
+        return None
+    return reader, act
+
+
+def _requantizes(node: Node) -> bool:
+    """A per-tensor quantize of a per-tensor dequantization: integers to other parameters (an
+    integer backend reads the integers)."""
+    return node.op == "quantize" and node.attrs["axis"] is None and node.inputs[0].producer.op == "dequantize" \
+        and node.inputs[0].producer.attrs["axis"] is None
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class AnnotateQuantized(Pass):
+    """Invariant afterwards: a node has ``meta["quantized"]`` exactly when it is a layer
+    computing in integers, the quantize or activation it writes, or a dequantize only such
+    layers read (see the module docstring). Run after layout assignment (it reads the final
+    graph); it changes no node, only their ``meta``."""
+
+    name = "annotate_quantized"
+    idempotent = True
+
+    def run(self, graph: Graph) -> bool:
+        before = {n.id: n.meta.get("quantized") for n in graph}
+        for node in graph:
+            node.meta.pop("quantized", None)
+        layers: set[int] = set()
+        for node in graph.topo_order():
+            if node.op not in QUANTIZED_LAYERS:
+                continue
+            found = _quantized_layer(graph, node)
+            if found is None:
+                continue
+            q, act = found
+            node.meta["quantized"] = {"result": q.id, "activation": None if act is None else _ACTIVATIONS[act.op]}
+            q.meta["quantized"] = {"written_by": node.id}
+            if act is not None:
+                act.meta["quantized"] = {"written_by": node.id}
+            layers.add(node.id)
+        for node in graph.nodes_by_op("dequantize"):
+            readers = graph.users(node.output)
+            if not graph.is_output(node.output) and readers and \
+                    all(u.id in layers or _requantizes(u) for u in readers):
+                node.meta["quantized"] = {"unused": True}
+        return {n.id: n.meta.get("quantized") for n in graph} != before
+
+
+def _flatten_of_channels_last(graph: Graph, d: Node) -> Optional[tuple[Node, Node, Value]]:
+    """(the reshape, the relayout, the channels-last integers) when dequantize ``d`` reads
+    ``reshape(relayout(x))`` flattening a channels-last [N, C, H, W] ``x`` to [N, C * H * W], each
+    read once."""
+    reshape = d.inputs[0].producer
+    if reshape.op != "reshape" or _single_reader(graph, reshape.output) is not d:
+        return None
+    relayout = reshape.inputs[0].producer
+    if relayout.op != "relayout" or _single_reader(graph, relayout.output) is not reshape:
+        return None
+    x = relayout.inputs[0]
+    n, c, h, w = x.type.shape if x.type.rank == 4 and x.type.is_static else (0, 0, 0, 0)
+    if x.type.perm != (0, 2, 3, 1) or reshape.output.type.shape != (n, c * h * w) or reshape.output.type.layout:
+        return None
+    return reshape, relayout, x
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class FoldFlattenIntoQuantizedLinear(Pass):
+    """After layout assignment: a linear layer with dequantized constant weights reading a
+    channels-last [N, C, H, W] feature map flattened in PyTorch's order (a relayout to NCHW, a
+    reshape to [N, C * H * W], a dequantize) reads it flattened in its stored order
+    ([N, H * W * C]: a permute that moves no bytes, a reshape) with its weights' columns
+    permuted alike (exact: the same products, summed in another order). Invariant afterwards:
+    no such linear layer reads a flatten through a relayout."""
+
+    name = "fold_flatten_into_quantized_linear"
+
+    def run(self, graph: Graph) -> bool:
+        changed = False
+        for linear in graph.nodes_by_op("linear"):
+            d, wq = linear.inputs[0].producer, linear.inputs[1].producer
+            if d.op != "dequantize" or wq.op != "dequantize" or wq.inputs[0].producer.op != "constant" \
+                    or wq.attrs["axis"] not in (None, 0) or graph.num_uses(linear.inputs[1]) != 1:
+                continue
+            found = _flatten_of_channels_last(graph, d)
+            if found is None:
+                continue
+            self._fold(graph, linear, d, wq, *found)
+            changed = True
+        return changed
+
+    def _fold(self, graph: Graph, linear: Node, d: Node, wq: Node, reshape: Node, relayout: Node, x: Value) -> None:
+        n, c, h, w = x.type.shape
+        nhwc = graph.add_node("permute", [x], attrs={"perm": [0, 2, 3, 1]},
+                              types=[x.type.replace(shape=(n, h, w, c), layout=None)], loc=relayout.loc,
+                              name=f"{x.name_hint}_nhwc")
+        flat = graph.add_node("reshape", [nhwc.output], attrs={"shape": [n, h * w * c]},
+                              types=[reshape.output.type], loc=reshape.loc, name=reshape.output.name_hint)
+        graph.set_input(d, 0, flat.output)
+        integers = wq.inputs[0].producer.value
+        columns = integers.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(integers.shape)
+        weight = graph.add_constant(columns, name=f"{wq.output.name_hint}_nhwc")
+        dequantized = graph.add_node("dequantize", [weight], attrs=dict(wq.attrs), types=[wq.output.type],
+                                     loc=wq.loc, name=wq.output.name_hint)
+        graph.set_input(linear, 1, dequantized.output)
+        for dead in (reshape, relayout, wq):
+            graph.erase(dead)

@@ -204,9 +204,9 @@ def test_fuzz_sample(seed, request):
 
 
 # ----------------------------------------------------------------------------- reproducers of fixed classes
-# each standalone reproducer (tests/fuzz_repros/) compiles its model and compares Keras, TFLite and the
+# each standalone reproducer (tests/fuzz/repros/) compiles its model and compares Keras, TFLite and the
 # reloaded .keras file with PyTorch on new inputs; the op family tests check the same fixes faster
-REPRODUCERS = sorted(pathlib.Path(__file__).parent.joinpath("fuzz_repros").glob("*.py"))
+REPRODUCERS = sorted(pathlib.Path(__file__).parent.joinpath("repros").glob("*.py"))
 
 
 @pytest.mark.slow

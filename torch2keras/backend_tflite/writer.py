@@ -60,7 +60,7 @@ def build_model(graph: Graph, fp16: bool = False, signature_key: str = SIGNATURE
                 ) -> tuple[ModelBuilder, dict[str, Node]]:
     """The TFLite model of ``graph``, not yet written, and its tensor names' nodes."""
     model = ModelBuilder(description)
-    return model, add_signature(model, graph, signature_key, fp16=fp16)
+    return model, add_signature(model, graph, signature_key, fp16=fp16, integer_io=integer_io)
 
 
 def build_signatures(graphs: Mapping[str, Graph], fp16: bool = False, description: str = "torch2keras direct"
@@ -84,7 +84,8 @@ def write_signatures(graphs: Mapping[str, Graph], path: str, fp16: bool = False,
                        tensor_nodes)
 
 
-def add_signature(model: ModelBuilder, graph: Graph, signature_key: str, fp16: bool = False) -> dict[str, Node]:
+def add_signature(model: ModelBuilder, graph: Graph, signature_key: str, fp16: bool = False,
+                  integer_io: bool = False) -> dict[str, Node]:
     """Write ``graph`` as a new subgraph of ``model`` with signature ``signature_key``; returns
     its tensor names' nodes."""
     if not graph.meta.get("layouts_assigned"):

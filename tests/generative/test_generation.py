@@ -100,6 +100,33 @@ def test_too_long_a_generation_is_an_error(llama):
     _, path, _ = llama
     with pytest.raises(ValueError, match="exceed the file's max_context=64"):
         generative.generate(path, _prompt(40)[0].numpy(), 32)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 128\) \(the file's vocabulary\); got 1..128"):
+        generative.generate(path, [1, 128], 4)
+
+
+def _prefill_io(path: str) -> tuple[list[str], tuple[int, ...]]:
+    runner = LiteRTCausalLM(path)
+    prefill = runner.interpreter.get_signature_runner("prefill")
+    return sorted(prefill.get_input_details()), tuple(prefill.get_output_details()["logits"]["shape"])
+
+
+def test_prefill_returns_the_last_real_tokens_logits_only(llama):
+    """The default file's prefill takes ``last_index`` and returns one row of logits; that row
+    (PyTorch's, within 1e-4 relative) is checked for padded prompts by ``_check_greedy``."""
+    _, path, _ = llama
+    inputs, logits = _prefill_io(path)
+    assert "last_index" in inputs and logits == (1, 1, VOCAB)
+    decode = LiteRTCausalLM(path).interpreter.get_signature_runner("decode")
+    assert "last_index" not in decode.get_input_details()
+
+
+def test_all_prefill_logits_when_asked(tmp_path):
+    model = BUILDERS["llama"]()
+    path = generative.export_tflite(model, str(tmp_path / "all.tflite"), max_context=MAX_CONTEXT,
+                                    prefill_len=PREFILL_LEN, last_logits_only=False).path
+    inputs, logits = _prefill_io(path)
+    assert "last_index" not in inputs and logits == (1, PREFILL_LEN, VOCAB)
+    _check_greedy(model, path, prompt_len=5, new=8)
 
 
 @pytest.mark.parametrize("family", ["qwen2", "gpt2"])

@@ -8,6 +8,9 @@ Signature inputs: ``tokens`` [1, T] (int64), ``input_pos`` [1] (int64: the posit
 ``logits`` [1, T, vocab] and the updated caches under the same names. ``prefill`` takes
 ``T = prefill_len`` tokens (a shorter prompt is padded at the end: the padding's cache entries
 lie beyond the prompt and are overwritten before anything attends to them), ``decode`` one.
+With ``last_logits_only`` (the default) ``prefill`` also takes ``last_index`` [1] (int64: the
+index in ``tokens`` of the prompt's last real token) and returns only that token's ``logits``
+[1, 1, vocab].
 """
 
 from __future__ import annotations
@@ -37,26 +40,30 @@ class GenerativeExport:
         return self.result.path
 
 
-def signature_modules(model: torch.nn.Module, max_context: int, prefill_len: int
+def signature_modules(model: torch.nn.Module, max_context: int, prefill_len: int, last_logits_only: bool = True
                       ) -> dict[str, tuple[torch.nn.Module, tuple]]:
     """``{"prefill": (step, example inputs), "decode": (step, example inputs)}``: one
-    ``CausalLMStep`` (one set of weights) called with ``prefill_len`` tokens and with one."""
+    ``CausalLMStep`` (one set of weights) called with ``prefill_len`` tokens (and, with
+    ``last_logits_only``, a ``last_index`` that is not the last row) and with one."""
     if not 1 <= prefill_len <= max_context:
         raise ValueError(f"prefill_len={prefill_len} must be between 1 and max_context={max_context}")
     step = CausalLMStep(model.eval(), cache_layout(model, max_context))
     decode_at = min(prefill_len, max_context - 1)
-    return {"prefill": (step, step.example_inputs(prefill_len, 0, seed=0)),
+    last_index = prefill_len // 2 if last_logits_only else None
+    return {"prefill": (step, step.example_inputs(prefill_len, 0, seed=0, last_index=last_index)),
             "decode": (step, step.example_inputs(1, decode_at, seed=1))}
 
 
 def export_tflite(model: torch.nn.Module, path: str, *, max_context: int, prefill_len: int,
-                  quantize: Optional[str] = None, validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
+                  last_logits_only: bool = True, quantize: Optional[str] = None, validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
                   progress: Optional[Callable[[str], None]] = None) -> GenerativeExport:
     """Write ``model`` (a Hugging Face ``...ForCausalLM``, unmodified) to ``path`` (see the module
     docstring). max_context: the cache's length, the most tokens a generation can hold;
-    prefill_len: the tokens one prefill call takes (longer prompts take several). quantize: None
+    prefill_len: the tokens one prefill call takes (longer prompts take several).
+    last_logits_only: ``prefill`` returns the logits of the last real prompt token only (else
+    of all ``prefill_len`` positions). quantize: None
     or ``"fp16"``. validate: each signature run in LiteRT against PyTorch (``atol``, ``rtol``)."""
-    modules = signature_modules(model, max_context, prefill_len)
+    modules = signature_modules(model, max_context, prefill_len, last_logits_only)
     result = to_tflite_signatures(modules, path, quantize=quantize, validate=validate, atol=atol, rtol=rtol,
                                   progress=progress)
     return GenerativeExport(result, modules["prefill"][0].layout, prefill_len)

@@ -25,6 +25,9 @@ def generate(model: Union[str, LiteRTCausalLM], prompt_ids: Sequence[int], max_n
     if len(prompt) + max_new_tokens > runner.max_context:
         raise ValueError(f"a prompt of {len(prompt)} tokens and {max_new_tokens} new ones exceed the file's "
                          f"max_context={runner.max_context}")
+    if len(prompt) and not (0 <= prompt.min() and prompt.max() < runner.vocab_size):
+        raise ValueError(f"the prompt's token ids must lie in [0, {runner.vocab_size}) (the file's vocabulary); "
+                         f"got {prompt.min()}..{prompt.max()}")
     pick = TokenSampler(do_sample, temperature, top_k, seed)
     runner.reset()
     out = list(prompt)

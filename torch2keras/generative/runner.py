@@ -33,9 +33,12 @@ class LiteRTCausalLM:
         self.prefill_len = int(details["tokens"]["shape"][1])
         self.token_dtype = details["tokens"]["dtype"]
         self.position_dtype = details["input_pos"]["dtype"]
+        # files written with last_logits_only: prefill returns the row of tokens[last_index] only
+        self.last_index_dtype = details["last_index"]["dtype"] if "last_index" in details else None
         self.cache_specs = {name: (tuple(int(n) for n in d["shape"]), d["dtype"]) for name, d in details.items()
                             if name.startswith("kv_cache_")}
         self.max_context = int(next(iter(self.cache_specs.values()))[0][2])
+        self.vocab_size = int(self._decode.get_output_details()["logits"]["shape"][-1])
         self.reset()
 
     def reset(self) -> None:
@@ -43,11 +46,17 @@ class LiteRTCausalLM:
         self.cache = {name: np.zeros(shape, dtype) for name, (shape, dtype) in self.cache_specs.items()}
         self.position = 0
 
-    def _step(self, runner, tokens: np.ndarray, start: int) -> np.ndarray:
+    def _step(self, runner, tokens: np.ndarray, start: int, **extra: np.ndarray) -> np.ndarray:
         out = runner(tokens=tokens.astype(self.token_dtype)[None, :],
-                     input_pos=np.asarray([start], self.position_dtype), **self.cache)
+                     input_pos=np.asarray([start], self.position_dtype), **extra, **self.cache)
         self.cache = {name: out[name] for name in self.cache_specs}
         return out["logits"][0]
+
+    def _prefill_chunk(self, padded: np.ndarray, start: int, last: int) -> np.ndarray:
+        """One prefill call; the logits of ``padded[last]``."""
+        if self.last_index_dtype is None:
+            return self._step(self._prefill, padded, start)[last]
+        return self._step(self._prefill, padded, start, last_index=np.asarray([last], self.last_index_dtype))[0]
 
     def prefill(self, prompt: Sequence[int]) -> np.ndarray:
         """Feed ``prompt`` after the tokens already held; the logits of its last token."""
@@ -65,7 +74,7 @@ class LiteRTCausalLM:
             padded = np.concatenate([chunk, np.zeros(p - len(chunk), np.int64)])
             if start + begin + p > self.max_context:  # the padding would run past the cache
                 return self._decode_each(prompt[begin:], start + begin)
-            logits = self._step(self._prefill, padded, start + begin)[len(chunk) - 1]
+            logits = self._prefill_chunk(padded, start + begin, len(chunk) - 1)
         self.position = start + n
         return logits
 

@@ -7,12 +7,15 @@ returning ``{"logits": [1, T, vocab], "kv_cache_k_0": updated cache, ...}`` (a c
 signature's cache inputs and outputs then have the same names): the tokens at positions
 ``input_pos, ..., input_pos + T - 1`` are attended causally over the cache's first
 ``input_pos`` entries and written into it. The model runs unmodified (its own forward, mask
-and rope); only the cache object (``cache.ArgumentCache``) is ours.
+and rope); only the cache object (``cache.ArgumentCache``) is ours. An optional fourth argument
+``last_index`` [1] (int) keeps only the logits of ``tokens[0, last_index]`` (``logits`` [1, 1,
+vocab]; the other rows are never projected onto the vocabulary: the model's ``logits_to_keep``).
 """
 
 from __future__ import annotations
 
 import inspect
+from typing import Optional
 
 import torch
 
@@ -33,22 +36,25 @@ class CausalLMStep(torch.nn.Module):
         self.model = model
         self.layout = layout
 
-    def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor, kv_cache: dict) -> dict:
+    def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor, kv_cache: dict,
+                last_index: Optional[torch.Tensor] = None) -> dict:
         names = self.layout.names()
         start = input_pos.reshape(())
         kv = ArgumentCache([kv_cache[n] for n in names[0::2]], [kv_cache[n] for n in names[1::2]], start)
         # the positions written so far (and now): later slots of the static cache are masked
         valid = torch.arange(self.layout.max_context, device=tokens.device)[None, :] < start + tokens.shape[1]
-        out = self.model(input_ids=tokens, attention_mask=valid, cache=kv, use_cache=True)
+        keep = {} if last_index is None else {"logits_to_keep": last_index.reshape(1)}
+        out = self.model(input_ids=tokens, attention_mask=valid, cache=kv, use_cache=True, **keep)
         result = {"logits": out.logits}
         for i in range(self.layout.num_layers):
             result[f"kv_cache_{names[2 * i]}"], result[f"kv_cache_{names[2 * i + 1]}"] = kv.keys[i], kv.values[i]
         return result
 
-    def example_inputs(self, length: int, start: int = 0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    def example_inputs(self, length: int, start: int = 0, seed: int = 0, last_index: Optional[int] = None
+                       ) -> tuple:
         """Arguments for a step of ``length`` tokens at position ``start``: seeded random tokens
         (below the vocabulary size) and a seeded random cache (its first ``start`` entries the
-        past the tokens attend to)."""
+        past the tokens attend to); with ``last_index``, that index as a fourth argument."""
         if start + length > self.layout.max_context:
             raise ValueError(f"a step of {length} tokens at position {start} exceeds max_context="
                              f"{self.layout.max_context}")
@@ -57,4 +63,6 @@ class CausalLMStep(torch.nn.Module):
         tokens = torch.randint(0, vocab, (1, length), generator=generator)
         cache = {name: torch.randn(self.layout.shape, generator=generator).to(self.layout.dtype)
                  for name in self.layout.names()}
-        return tokens, torch.tensor([start]), cache
+        if last_index is None:
+            return tokens, torch.tensor([start]), cache
+        return tokens, torch.tensor([start]), cache, torch.tensor([last_index])

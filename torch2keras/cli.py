@@ -3,6 +3,7 @@
     torch2keras convert MODEL (--input-shape SHAPE | --inputs FILE.npz) -o OUT [options]
     torch2keras opt -p PASS,... FILE [-o OUT] [--no-verify]
     torch2keras supported [NAME] [--unsupported]
+    torch2keras generate FILE.tflite --prompt-ids 1,2,3 [--max-new-tokens N] [--sample ...]
     torch2keras --version
 
 A subcommand is a ``_add_<name>`` function registering its parser here and a module in
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert(sub)
     _add_opt(sub)
     _add_supported(sub)
+    _add_generate(sub)
     return parser
 
 
@@ -141,6 +143,20 @@ def _add_supported(sub: "argparse._SubParsersAction") -> None:
     sup.set_defaults(func=_supported)
 
 
+def _add_generate(sub: "argparse._SubParsersAction") -> None:
+    gen = sub.add_parser("generate", help="generate token ids with a .tflite written by generative.export_tflite")
+    gen.add_argument("file", metavar="FILE.tflite", help="a file with prefill and decode signatures")
+    gen.add_argument("--prompt-ids", required=True, metavar="ID,...", help="the prompt's token ids, e.g. 1,2,3")
+    gen.add_argument("--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate (default 16)")
+    gen.add_argument("--eos-token-id", type=int, metavar="ID", help="stop after generating this id")
+    draw = gen.add_argument_group("sampling (default: greedy)")
+    draw.add_argument("--sample", action="store_true", help="draw each token instead of taking the argmax")
+    draw.add_argument("--temperature", type=float, metavar="T", help="divide the logits by T (default 1)")
+    draw.add_argument("--top-k", type=int, metavar="K", help="draw among the K most likely tokens")
+    draw.add_argument("--seed", type=int, metavar="S", help="seed of the draws")
+    gen.set_defaults(func=_generate)
+
+
 def _convert(args: argparse.Namespace) -> int:
     if os.getcwd() not in sys.path and "" not in sys.path:  # MODULE:FACTORY may live in the current folder
         sys.path.insert(0, os.getcwd())
@@ -160,6 +176,12 @@ def _supported(args: argparse.Namespace) -> int:
     from .commands import supported
 
     return supported.run(args)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .commands import generate
+
+    return generate.run(args)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -243,6 +243,7 @@ def test_saved_lstm_reloads_without_torch(tmp_path):
         assert max_abs_error(o, r) < ATOL
 
 
+@pytest.mark.slow  # (tests/tflite/test_deploy.py runs a .keras file on JAX by default)
 def test_layers_give_the_same_numbers_on_jax(tmp_path):
     """Other Keras backends run the parent Keras layers (with the torch options applied around them)."""
     pytest.importorskip("jax")

@@ -23,6 +23,13 @@ MODELS = {"resnet18": dict(input_layouts=CL, output_layouts=CL),
           "vit_b_16": dict(input_layouts=CL)}
 
 
+HEAVY = {"convnext_tiny", "vit_b_16"}  # 20-40 s each to convert: in the slow run (make test-slow)
+
+
+def _params(names) -> list:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in names]
+
+
 @attrs.define
 class Converted:
     model: torch.nn.Module
@@ -50,7 +57,7 @@ def converted(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("name", ["resnet18", "convnext_tiny"])
+@pytest.mark.parametrize("name", _params(["resnet18", "convnext_tiny"]))
 def test_cnn_with_channels_last_images_has_no_transposes(converted, name):
     c = converted(name)
     assert c.result.report.transposes == 0
@@ -62,6 +69,7 @@ def test_cnn_with_nchw_images_has_one_transpose(converted):
     assert c.result.report.tflite["transposes"] == 1
 
 
+@pytest.mark.slow
 def test_convnext_own_permutes_cost_nothing(converted):
     c = converted("convnext_tiny")
     ep = torch.export.export(c.model, (c.x,), strict=False)
@@ -69,20 +77,21 @@ def test_convnext_own_permutes_cost_nothing(converted):
     assert permutes > 0 and c.result.report.tflite["transposes"] == 0  # around its LayerNorms
 
 
+@pytest.mark.slow
 def test_vit_b_16_transposes_bounded(converted):
     c = converted("vit_b_16")
     # per encoder layer: q, k and v split into heads in one move, and the heads merged back
     assert c.result.report.tflite["transposes"] <= 2 * 12
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", _params(MODELS))
 def test_keras_and_tflite_match_pytorch(converted, name):
     c = converted(name)
     assert_matches_torch(c.result, c.model, (c.x,), ATOL, tflite=c.tflite)
     assert c.result.report.tflite["max_abs_error"] < ATOL
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_large", "vit_b_16"])
+@pytest.mark.parametrize("name", _params(["resnet18", "mobilenet_v3_large", "vit_b_16"]))
 def test_saved_keras_reloads_in_a_fresh_process(converted, name, tmp_path):
     c = converted(name)
     ref = torch_outputs(c.model, (c.x,))

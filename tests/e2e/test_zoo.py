@@ -49,7 +49,7 @@ ZOO = {
     "deeplabv3_mobilenet_v3_large": _deeplab,
     "lraspp_mobilenet_v3_large": _lraspp,
 }
-FAST = ["squeezenet1_1", "mobilenet_v3_small"]
+FAST = ["squeezenet1_1"]  # (torchvision classifiers run by default in test_torchvision.py)
 OUTPUT_NAMES = {"deeplabv3_mobilenet_v3_large": ["out", "aux"], "lraspp_mobilenet_v3_large": ["out"]}
 # models whose BatchNorm statistics need a batch of more than one image: DeepLab's ASPP pooling branch
 # normalises a 1x1 map, one value per channel with batch 1, which training-mode BatchNorm refuses

@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: torch2keras imports
+
 _SCRIPT = """
 import json, sys, numpy as np
 import keras, torch2keras
@@ -46,8 +48,9 @@ def run_saved(jobs: dict[str, tuple[str, list[dict[str, np.ndarray]]]], tmp_path
             feed_paths.append(str(tmp_path / f"{name}_feed{call}.npz"))
             np.savez(feed_paths[-1], **feed)
         spec.append({"model": str(path), "feeds": feed_paths, "out": str(tmp_path / f"{name}_out.npz")})
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=backend,
-               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    # only the checkout on the path: folders earlier tests put on sys.path (a user's copy.py...)
+    # must not shadow modules in the child
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=backend, PYTHONPATH=_CHECKOUT)
     if backend == "jax":
         env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps([spec, backend, forbid_torch])],

@@ -201,9 +201,11 @@ def test_load_factory_names_what_is_missing(tmp_path):
         load_factory(f"{tmp_path}/nets.py:value")
 
 
-def test_model_file_named_like_a_loaded_module(tmp_path):
+def test_model_file_named_like_a_loaded_module(tmp_path, monkeypatch):
     """A user's copy.py is loaded under another name: the standard library's copy stays."""
     import copy
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the loader puts the file's folder first: undone after
 
     (tmp_path / "copy.py").write_text("import torch\n\ndef build():\n    return torch.nn.Linear(2, 2)\n")
     model = load_factory(f"{tmp_path}/copy.py:build")()

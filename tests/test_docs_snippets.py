@@ -413,7 +413,8 @@ class ChainRun:
         self.epoch: Optional[int] = None  # the kernel its Python blocks run in
         self.done: list[str] = []
 
-    def run(self, block: Block, timeout: float) -> None:
+    def run(self, block: Block, timeout: float) -> Optional[str]:
+        """Run ``block``; what went wrong (with the block's output), or None."""
         for name in block.files:
             (self.dir / name).write_text(FIXTURES[name])
         start = self.session.mark()
@@ -426,8 +427,9 @@ class ChainRun:
         else:
             problem = self._run_shell(block, timeout)
         if problem:
-            pytest.fail(f"{block.id} {problem}\noutput:\n{self.session.output(start)}", pytrace=False)
+            return f"{block.id} {problem}\noutput:\n{self.session.output(start)}"
         self.done.append(block.id)
+        return None
 
     def _run_shell(self, block: Block, timeout: float) -> Optional[str]:
         py = sys.executable
@@ -481,9 +483,11 @@ def test_snippet(block: Block, session: Session) -> None:
             chain.close()
         chain = _CHAINS[block.chain] = ChainRun(session)
         for earlier in members[:position]:  # selected alone, or after a failure: run what it continues
-            chain.run(earlier, timeout)
+            problem = chain.run(earlier, timeout)
+            assert problem is None, f"an earlier block of the chain failed: {problem}"
     try:
-        chain.run(block, timeout)
+        problem = chain.run(block, timeout)
+        assert problem is None, problem
     finally:
         if block is members[-1] or chain.done[-1:] != [block.id]:
             chain.close()

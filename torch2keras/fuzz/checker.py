@@ -33,6 +33,7 @@ import torch
 
 from .generator import CHECK_SEED_OFFSET
 from .model import ModelSpec, as_numpy, build_model, make_inputs
+from .replay import reloaded_outputs
 
 __all__ = ["ATOL", "RTOL", "STATUSES", "TARGETS", "Outcome", "check", "classify_exception", "compare", "normalize",
            "headline", "root_cause", "same_failure"]
@@ -211,17 +212,12 @@ def _targets(result, tmp: str):
         return result.run_tflite(path, arrays)
 
     def reloaded_run(arrays):
-        import torch2keras
-
         path = os.path.join(tmp, "model.keras")
         try:
             result.save(path)
         except Exception as e:  # noqa: BLE001
             raise _StageError("save", e) from e
-        loaded = torch2keras.load_model(path)
-        outs = loaded(result.keras_inputs(arrays), training=False)
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        return result.torch_outputs([np.asarray(o) for o in outs])
+        return reloaded_outputs(result, path, arrays)
 
     return [("keras", keras_run), ("tflite", tflite_run), ("reloaded", reloaded_run)]
 

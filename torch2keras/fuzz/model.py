@@ -16,6 +16,8 @@ import attrs
 import numpy as np
 import torch
 
+from .replay import random_inputs
+
 __all__ = ["InputSpec", "OpSpec", "ModelSpec", "build_model", "make_inputs", "model_source"]
 
 
@@ -88,6 +90,8 @@ _HEADER = """\
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch2keras.fuzz.replay import random_inputs
 """
 
 
@@ -122,15 +126,7 @@ def make_model():
 
 def make_inputs(seed, batch=None):
     \"\"\"Random inputs (PyTorch layout); ``batch`` replaces the size of axis 0 of every input.\"\"\"
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for name, shape, dtype, high in INPUTS:
-        shape = (batch, *shape[1:]) if batch is not None and len(shape) > 0 else shape
-        if dtype == "int64":
-            out.append(torch.randint(0, high, shape, generator=g))
-        else:
-            out.append(torch.randn(shape, generator=g))
-    return tuple(out)
+    return random_inputs(INPUTS, seed, batch)
 """
 
 
@@ -147,13 +143,7 @@ def build_model(spec: ModelSpec) -> torch.nn.Module:
 
 def make_inputs(spec: ModelSpec, seed: int, batch: Optional[int] = None) -> tuple[torch.Tensor, ...]:
     """Random inputs of the spec's shapes (axis 0 resized to ``batch`` if given), seeded by ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for i in spec.inputs:
-        shape = (batch, *i.shape[1:]) if batch is not None and len(i.shape) > 0 else tuple(i.shape)
-        out.append(torch.randint(0, i.high, shape, generator=g) if i.dtype == "int64"
-                   else torch.randn(shape, generator=g))
-    return tuple(out)
+    return random_inputs([(i.name, tuple(i.shape), i.dtype, i.high) for i in spec.inputs], seed, batch)
 
 
 def as_numpy(tensors) -> list[np.ndarray]:

@@ -81,51 +81,20 @@ def reproducer_source(spec: ModelSpec, outcome: Outcome) -> str:
     first = headline(outcome.message)[:300].replace('"""', "'''")
     dynamic = next((i.shape[0] + 1 for i in spec.inputs if i.dynamic_batch), None)
     check_seed = spec.seed + CHECK_SEED_OFFSET
+    flags = [i.dynamic_batch for i in spec.inputs]
+    check_inputs = (f"batch_resized(make_inputs({check_seed}, batch={dynamic}), make_inputs({check_seed}), {flags!r})"
+                    if dynamic else f"make_inputs({check_seed})")
     header = (f'"""Reproducer of a torch2keras fuzzing failure (seed {spec.seed}, {len(spec.ops)} op(s)).\n\n'
               f'{outcome.status} at {outcome.stage or "-"}: {outcome.error_type}\n{first}\n"""\n')
     return header + model_source(spec) + f'''
 
 def check_all():
     """Compile, then compare Keras, TFLite and the reloaded .keras file with PyTorch on new inputs."""
-    import os
-    import tempfile
+    from torch2keras.fuzz.replay import {"batch_resized, " if dynamic else ""}check_reproducer
 
-    import numpy as np
-
-    import torch2keras
-
-    model = make_model()
-    result = torch2keras.compile(model, make_inputs({spec.seed}), input_layouts={spec.input_layouts()!r},
-                                 output_layouts={spec.output_layout_list()!r}, dynamic_shapes={spec.dynamic_shapes()!r},
-                                 on_mismatch="ignore")
-    assert result.report.ok, result.report.summary()
-    assert result.report.first_mismatch is None, result.report.summary()
-    full, same = make_inputs({check_seed}, batch={dynamic!r}), make_inputs({check_seed})
-    inputs = tuple(f if dynamic else s for f, s, dynamic in zip(full, same, {[i.dynamic_batch for i in spec.inputs]!r}))
-    with torch.no_grad():
-        want = model(*inputs)
-    want = [w.numpy() for w in (want if isinstance(want, tuple) else (want,))]
-    arrays = [t.numpy() for t in inputs]
-    with tempfile.TemporaryDirectory() as tmp:
-        runs = {{"keras": lambda: result.run_keras(arrays),
-                "tflite": lambda: result.run_tflite(result.export_tflite(os.path.join(tmp, "m.tflite")), arrays),
-                "reloaded": lambda: reloaded(result, os.path.join(tmp, "m.keras"), arrays)}}
-        for target, run in runs.items():
-            for k, (got, ref) in enumerate(zip(run(), want)):
-                assert got.shape == ref.shape and got.dtype == ref.dtype, (target, k, got.shape, got.dtype, ref.dtype)
-                err = float(np.max(np.abs(got.astype(np.float64) - ref))) if ref.size else 0.0
-                tol = 1e-4 + 1e-4 * (float(np.max(np.abs(ref))) if ref.size else 0.0)
-                assert err <= tol, f"{{target}} output {{k}}: max |err| {{err:.3g}} > {{tol:.3g}}"
-
-
-def reloaded(result, path, arrays):
-    import numpy as np
-
-    import torch2keras
-
-    result.save(path)
-    outs = torch2keras.load_model(path)(result.keras_inputs(arrays), training=False)
-    return result.torch_outputs([np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])])
+    check_reproducer(make_model(), make_inputs({spec.seed}), {check_inputs},
+                     input_layouts={spec.input_layouts()!r}, output_layouts={spec.output_layout_list()!r},
+                     dynamic_shapes={spec.dynamic_shapes()!r})
 
 
 if __name__ == "__main__":

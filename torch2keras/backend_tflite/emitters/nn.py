@@ -24,7 +24,7 @@ import numpy as np
 from ...ir import Node, Value
 from ..context import Context, DirectExportError, emitter
 from ..schema import fb
-from .common import Window, batch_matmul, matmul_shape, padding_mode
+from .common import Window, batch_matmul, binary, matmul_shape, padding_mode
 
 __all__ = ["fully_connected"]
 
@@ -102,33 +102,67 @@ def _conv(ctx: Context, node: Node, x: int, weight: np.ndarray, bias: Optional[n
 def _transpose_conv(ctx: Context, node: Node, x: int, weight: np.ndarray, bias: Optional[np.ndarray], g: dict,
                     out: int) -> None:
     """TRANSPOSE_CONV computes the full output ((in - 1) * stride + kernel (+ output padding));
-    torch's padding crops it: SAME where that matches, else a crop by STRIDED_SLICE."""
-    if node.attrs["groups"] != 1 or any(d != 1 for d in g["dilation"]):
-        raise DirectExportError(node, "grouped or dilated transposed convolution has no TFLite builtin")
+    torch's padding crops it: SAME where that matches, else a crop by STRIDED_SLICE. TFLite takes
+    at most stride - 1 rows of output padding: more (torch allows up to the dilation) are rows no
+    tap reaches -- zeros PADded after a bias-free product, the bias added last."""
+    weight, g = _plain_transposed_kernel(weight, node.attrs["groups"], g)
     n, h, w, _ = ctx.shape(x)
     pads, s, k = g["pads"], g["stride"], g["kernel"]
-    full = [(h - 1) * s[0] + k[0] + g["output_padding"][0], (w - 1) * s[1] + k[1] + g["output_padding"][1]]
+    extra = [max(g["output_padding"][i] - (s[i] - 1), 0) for i in range(2)]
+    full = [(h - 1) * s[0] + k[0] + g["output_padding"][0] - extra[0],
+            (w - 1) * s[1] + k[1] + g["output_padding"][1] - extra[1]]
     want = ctx.shape(out)[1:3]
-    same = all(-(-want[i] // s[i]) == size and max((size - 1) * s[i] + k[i] - want[i], 0) // 2 == pads[2 * i]
-               for i, size in enumerate((h, w)))
+    same = not any(extra) and all(-(-want[i] // s[i]) == size and
+                                  max((size - 1) * s[i] + k[i] - want[i], 0) // 2 == pads[2 * i]
+                                  for i, size in enumerate((h, w)))
     options = fb.TransposeConvOptionsT()
     options.padding = _SAME if same else _VALID
     options.strideH, options.strideW = s
-    options.fusedActivationFunction = ctx.activation(node)
     kernel = np.ascontiguousarray(weight.transpose(1, 2, 3, 0))  # torch [I, O, kh, kw] -> [O, kh, kw, I]
     out_ch = kernel.shape[0]
-    bias_t = ctx.constant(bias if bias is not None else np.zeros(out_ch, np.float32), f"{ctx.scope(node)}/bias",
-                          weight=True)
+    bias = bias if bias is not None else np.zeros(out_ch, np.float32)
+    if not any(extra):
+        options.fusedActivationFunction = ctx.activation(node)
+    bias_t = ctx.constant(np.zeros(out_ch, np.float32) if any(extra) else bias, f"{ctx.scope(node)}/bias", weight=True)
     filter_t = ctx.constant(kernel, f"{ctx.scope(node)}/filter", weight=True)
     target = out if same else ctx.temp([n, *full, out_ch], np.float32, "full")
-    shape = ctx.ints(ctx.shape(target), "output_shape")
-    ctx.op("TRANSPOSE_CONV", [shape, filter_t, x, bias_t], [target], options)
+    ctx.op("TRANSPOSE_CONV", [ctx.ints(ctx.shape(target), "output_shape"), filter_t, x, bias_t], [target], options)
     if same:
         return
+    if any(extra):
+        paddings = ctx.ints([[0, 0], [0, extra[0]], [0, extra[1]], [0, 0]], "output_padding")
+        padded = ctx.temp([n, full[0] + extra[0], full[1] + extra[1], out_ch], np.float32, "output_padded")
+        ctx.op("PAD", [target, paddings], [padded])
+        target = padded
+    cropped = ctx.temp([n, *want, out_ch], np.float32, "cropped") if any(extra) else out
     begins = ctx.ints([0, pads[0], pads[2], 0], "crop_begin")
     ends = ctx.ints([n, pads[0] + want[0], pads[2] + want[1], out_ch], "crop_end")
-    ctx.op("STRIDED_SLICE", [target, begins, ends, ctx.ints([1, 1, 1, 1], "crop_strides")], [out],
+    ctx.op("STRIDED_SLICE", [target, begins, ends, ctx.ints([1, 1, 1, 1], "crop_strides")], [cropped],
            fb.StridedSliceOptionsT())
+    if any(extra):
+        binary(ctx, "ADD", cropped, ctx.constant(bias, f"{ctx.scope(node)}/bias_after"), out, ctx.activation(node))
+
+
+def _plain_transposed_kernel(weight: np.ndarray, groups: int, g: dict) -> tuple[np.ndarray, dict]:
+    """TRANSPOSE_CONV has neither groups nor dilation: torch's [I, O / groups, kh, kw] kernel as
+    the equivalent dense, undilated one -- block-diagonal over the groups (each group's outputs
+    read only its inputs), with zeros between the taps of a dilated kernel (same output size).
+    The zeros cost compute (groups x, dilation^2 x) but the result is exact."""
+    if groups > 1:
+        i, o = weight.shape[:2]
+        dense = np.zeros((i, o * groups, *weight.shape[2:]), np.float32)
+        step = i // groups
+        for j in range(groups):
+            dense[j * step:(j + 1) * step, j * o:(j + 1) * o] = weight[j * step:(j + 1) * step]
+        weight = dense
+    dilation = g["dilation"]
+    if any(d != 1 for d in dilation):
+        kh, kw = weight.shape[2:]
+        spread = np.zeros((*weight.shape[:2], dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1), np.float32)
+        spread[:, :, ::dilation[0], ::dilation[1]] = weight
+        weight = spread
+        g = {**g, "kernel": list(spread.shape[2:]), "dilation": [1, 1]}
+    return weight, g
 
 
 # ---------------------------------------------------------------------------- matrix products

@@ -48,11 +48,11 @@ def _as_4d(ctx: Context, node: Node) -> tuple[int, bool]:
     if x.type.rank == 3:
         n, length, c = ctx.shape(ctx.tensor(x))
         return ctx.reshape(ctx.tensor(x), [n, 1, length, c], "as_2d"), True
-    raise DirectExportError(node, f"{x.type.rank - 2}-d pooling is not supported (1-d and 2-d are)")
+    raise DirectExportError(node, f"{x.type.rank - 2}-d pooling is not supported (1-d, 2-d and 3-d are)")
 
 
-def _pool_geometry(node: Node, flat: bool, in_shape, out_shape) -> Window:
-    a = node.attrs
+def _pool_geometry(node: Node, attrs: dict, flat: bool, in_shape, out_shape) -> Window:
+    a = attrs
     dil = a.get("dilation") or [1] * len(a["kernel"])
     if any(d != 1 for d in dil):
         raise DirectExportError(node, "with dilation has no TFLite builtin")
@@ -88,36 +88,62 @@ def _out_4d(ctx: Context, node: Node, flat: bool) -> tuple[list[int], int]:
     return shape, ctx.result(node)
 
 
-@emitter("max_pool")
-def emit_max_pool(ctx: Context, node: Node) -> int:
-    x, flat = _as_4d(ctx, node)
-    shape, out = _out_4d(ctx, node, flat)
-    window = _pool_geometry(node, flat, ctx.shape(x), shape)
-    x, padding = padding_mode(ctx, x, window, value=lower_bound(node.inputs[0]))
-    return _finish(ctx, node, _pool_op(ctx, "MAX_POOL_2D", x, window, padding, out), flat)
-
-
-@emitter("avg_pool")
-def emit_avg_pool(ctx: Context, node: Node) -> int:
-    a = node.attrs
-    x, flat = _as_4d(ctx, node)
-    shape, out = _out_4d(ctx, node, flat)
-    window = _pool_geometry(node, flat, ctx.shape(x), shape)
-    if window.padded and window.same() and not a["count_include_pad"] and not a["divisor_override"]:
-        return _finish(ctx, node, _pool_op(ctx, "AVERAGE_POOL_2D", x, window, _SAME, out), flat)
-    factor = _divisor_fix(node, window, flat)
+def _pool_2d(ctx: Context, node: Node, attrs: dict, x: int, flat: bool, shape: list[int], out: int) -> int:
+    """``node``'s pooling (with ``attrs``: a 2-d pool's, or the 1-d one over a height of 1 where
+    ``flat``) of the [N, H, W, C] tensor ``x`` into ``out`` of ``shape``."""
+    window = _pool_geometry(node, attrs, flat, ctx.shape(x), shape)
+    if node.op == "max_pool":
+        x, padding = padding_mode(ctx, x, window, value=lower_bound(node.inputs[0]))
+        return _pool_op(ctx, "MAX_POOL_2D", x, window, padding, out)
+    if window.padded and window.same() and not attrs["count_include_pad"] and not attrs["divisor_override"]:
+        return _pool_op(ctx, "AVERAGE_POOL_2D", x, window, _SAME, out)
+    factor = _divisor_fix(attrs, window, flat)
     padded, _ = padding_mode(ctx, x, Window(window.size, window.kernel, window.stride, window.pads, [1, 1],
                                             [-1, -1]))  # (never SAME: the factor assumes VALID windows)
     if factor is None:
-        return _finish(ctx, node, _pool_op(ctx, "AVERAGE_POOL_2D", padded, window, _VALID, out), flat)
+        return _pool_op(ctx, "AVERAGE_POOL_2D", padded, window, _VALID, out)
     pooled = _pool_op(ctx, "AVERAGE_POOL_2D", padded, window, _VALID, ctx.temp(shape, np.float32, "pool"))
     scale = ctx.constant(factor.reshape(1, *factor.shape, 1), f"{ctx.scope(node)}/divisor")
-    return _finish(ctx, node, binary(ctx, "MUL", pooled, scale, out), flat)
+    return binary(ctx, "MUL", pooled, scale, out)
 
 
-def _divisor_fix(node: Node, window: Window, flat: bool) -> "np.ndarray | None":
+@emitter("max_pool", "avg_pool")
+def emit_pool(ctx: Context, node: Node) -> int:
+    if node.inputs[0].type.rank == 5:
+        return _pool_3d(ctx, node)
+    x, flat = _as_4d(ctx, node)
+    shape, out = _out_4d(ctx, node, flat)
+    return _finish(ctx, node, _pool_2d(ctx, node, node.attrs, x, flat, shape, out), flat)
+
+
+def _pool_3d(ctx: Context, node: Node) -> int:
+    """A 3-d pool as two 2-d ones (max and mean over a box are separable, and so are the counts
+    of its padded or valid elements): over (H, W) with the depth folded into the batch, then
+    over (D, 1) with H * W as the width. Input and output stored [N, D, H, W, C]."""
+    x, a = node.inputs[0], node.attrs
+    if x.type.perm != (0, 2, 3, 4, 1):
+        raise DirectExportError(node, f"3-d pooling of a value stored as {x.type} (not channels-last) is not supported")
+    if a.get("divisor_override"):
+        raise DirectExportError(node, "3-d average pooling with divisor_override has no TFLite builtin; "
+                                      "divide the sum (avg_pool3d * kernel volume) in the model instead")
+    n, d, h, w, c = ctx.shape(ctx.tensor(x))
+    _, d2, h2, w2, _ = node.output.type.physical_shape
+    plane = {**a, "kernel": a["kernel"][1:], "stride": a["stride"][1:], "padding": a["padding"][1:],
+             "dilation": (a.get("dilation") or [1, 1, 1])[1:]}
+    depth = {**a, "kernel": [a["kernel"][0], 1], "stride": [a["stride"][0], 1], "padding": [a["padding"][0], 0],
+             "dilation": [(a.get("dilation") or [1])[0], 1]}
+    folded = ctx.reshape(ctx.tensor(x), [n * d, h, w, c], "depth_in_batch")
+    planes = _pool_2d(ctx, node, plane, folded, False, [n * d, h2, w2, c],
+                      ctx.temp([n * d, h2, w2, c], np.float32, "pool_hw"))
+    columns = ctx.reshape(planes, [n, d, h2 * w2, c], "hw_as_width")
+    pooled = _pool_2d(ctx, node, depth, columns, False, [n, d2, h2 * w2, c],
+                      ctx.temp([n, d2, h2 * w2, c], np.float32, "pool_d"))
+    return ctx.reshape(pooled, [n, d2, h2, w2, c], out=ctx.result(node))
+
+
+def _divisor_fix(attrs: dict, window: Window, flat: bool) -> "np.ndarray | None":
     """window size / torch's divisor per output position, or None where they agree."""
-    a = node.attrs
+    a = attrs
     size = window.size
     real = np.ones(size, np.float32)
     p = window.pads

@@ -34,6 +34,11 @@ __all__ = ["run_fx", "keras_values", "compare", "locate", "validate_values"]
 log = logging.getLogger(__name__)
 
 _aten = torch.ops.aten
+# ops returning indices of values that may be equal (ties): their torch input is kept as well, and
+# an index that differs from torch's but selects an equal value is not a mismatch
+_TIE_PRONE_TARGETS = ("sort", "topk", "argmax", "argmin", "max.dim", "min.dim", "kthvalue")
+_TIE_PRONE_OPS = {"sort": "axis", "topk": "axis", "argreduce": "axes"}
+_INPUT = ":input"
 # ops returning uninitialised memory: the lowering fills them with zeros (frontend_torch/ops/creation.py),
 # and so does the torch run, so that values computed from them (a pad built by slice_scatter into
 # an empty tensor) compare with what the conversion computes instead of with stale memory
@@ -67,6 +72,8 @@ def run_fx(captured: Captured, user_inputs: Sequence[torch.Tensor], keep: set[st
                     env[node] = torch.zeros_like(env[node])
                 if node.name in keep:
                     kept[node.name] = env[node]
+                    if any(name in str(node.target) for name in _TIE_PRONE_TARGETS):
+                        kept[node.name + _INPUT] = arg(node.args[0])
             elif node.op == "output":
                 break
             for src in node.all_input_nodes:
@@ -152,6 +159,8 @@ def compare(graph: Graph, torch_results: dict[str, Any], keras_results: dict[int
             if not _fits(ref.shape, v.type.shape) or tuple(out.shape) != tuple(ref.shape):
                 continue
             err, rel, ref_max = _errors(out, ref)
+            if err and node.op in _TIE_PRONE_OPS and _tied(node, out, ref, torch_results.get(v.meta["torch_node"] + _INPUT)):
+                err = rel = 0.0
             loc = node.loc
             source_op = node.attrs["converter"] if node.op == "custom" else (loc.op if loc else "")
             checks.append(NodeCheck(
@@ -162,6 +171,22 @@ def compare(graph: Graph, torch_results: dict[str, Any], keras_results: dict[int
                 max_abs_error=err, max_rel_error=rel, max_abs_reference=ref_max,
                 tolerance=atol + rtol * ref_max))
     return checks
+
+
+def _tied(node, out: np.ndarray, ref: np.ndarray, source: Any) -> bool:
+    """Whether the indices ``out`` (of a sort, top-k or arg-reduction of ``source``, torch's
+    input) select the same values as torch's indices ``ref``: they differ only among ties."""
+    if not isinstance(source, torch.Tensor) or not np.issubdtype(out.dtype, np.integer):
+        return False
+    x = source.detach().cpu().float().numpy()
+    axis = node.attrs[_TIE_PRONE_OPS[node.op]]
+    axis = (axis[0] if isinstance(axis, (list, tuple)) else axis) % max(x.ndim, 1)
+    if node.op == "argreduce" and not node.attrs["keepdim"]:
+        out, ref = np.expand_dims(out, axis), np.expand_dims(ref, axis)
+    if out.shape != ref.shape or out.ndim != x.ndim or out.min(initial=0) < 0 or out.max(initial=0) >= x.shape[axis]:
+        return False
+    return bool(np.array_equal(np.take_along_axis(x, out.astype(np.int64), axis),
+                               np.take_along_axis(x, ref.astype(np.int64), axis), equal_nan=True))
 
 
 def _fits(shape: tuple, dims: tuple) -> bool:

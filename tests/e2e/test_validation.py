@@ -10,6 +10,7 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -249,3 +250,43 @@ def test_torch_run_zero_fills_uninitialised_memory():
     del dirty
     kept = run_fx(captured, [torch.ones(1)], set(empties))
     assert all(bool((kept[n] == 0).all()) for n in empties)
+
+
+class Ties(nn.Module):
+    """Indices of rounded values: ties everywhere, which PyTorch and TFLite/Keras break differently."""
+
+    def forward(self, x):
+        r = x.round()
+        _, order = torch.sort(r, dim=-1, stable=True)
+        top = torch.topk(r, 3, dim=1)
+        return order, top.indices, torch.argmax(r, dim=1), top.values
+
+
+def test_indices_that_differ_only_among_ties_are_not_mismatches():
+    torch.manual_seed(0)
+    x = torch.randn(3, 16) * 2
+    result = torch2keras.compile(Ties().eval(), x)
+    report = result.report
+    indexed = [c for c in report.nodes if c.op in ("sort", "topk", "argreduce") and c.dtype == "i64"]
+    assert len(indexed) >= 3, [(c.op, c.dtype) for c in report.nodes]
+    assert report.first_mismatch is None and all(c.ok for c in report.nodes), report.summary()
+    # the outputs are tie-broken differently: the values they select are equal
+    got = result.run_keras([x.numpy()])
+    r = x.round().numpy()
+    with torch.no_grad():
+        want = [t.numpy() for t in Ties()(x)]
+    assert any((g != w).any() for g, w in zip(got[:3], want[:3])), "no tie was broken differently: the test tests nothing"
+    for g, w in zip(got[:2], want[:2]):
+        assert (np.take_along_axis(r, g.astype(np.int64), 1) == np.take_along_axis(r, w, 1)).all()
+
+
+def test_indices_selecting_other_values_still_mismatch():
+    from torch2keras.validate import _tied
+
+    graph = Graph("g")
+    x = graph.add_input("x", TensorType([2, 4], "f32"))
+    sorted_node = graph.add_node("sort", [x], {"axis": 1, "descending": False})
+    source = torch.tensor([[1.0, 1.0, 2.0, 3.0], [0.0, 5.0, 5.0, 4.0]])
+    ref = np.array([[0, 1, 2, 3], [0, 3, 1, 2]])
+    assert _tied(sorted_node, np.array([[1, 0, 2, 3], [0, 3, 2, 1]]), ref, source)  # ties swapped
+    assert not _tied(sorted_node, np.array([[0, 2, 1, 3], [0, 3, 1, 2]]), ref, source)  # 1.0 and 2.0 swapped

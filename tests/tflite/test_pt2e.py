@@ -234,6 +234,27 @@ def test_pt2e_model_compiles_to_keras(tmp_path):
     assert check.max_abs_error <= step * 1.001
 
 
+@pytest.mark.parametrize("model_class, name", [(ConvNet, "convnet"), (GatedNet, "gated")])
+def test_compiled_pt2e_model_exported_directly_is_the_integer_file(model_class, name, tmp_path):
+    """``compile(...).export_tflite(backend="direct")`` writes what ``to_tflite`` writes (the
+    integer passes run on a copy of the compiled IR; the Keras model keeps float arithmetic)."""
+    quantized, direct = _convert(model_class, tmp_path, name)
+    step = _output_scale(direct.path)
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    example = torch.randn(1, 3, 8, 8)
+    compiled = torch2keras.compile(quantized, example, atol=step * 1.001, rtol=0.0, input_layouts="channels_last")
+    path = compiled.export_tflite(str(tmp_path / "compiled.tflite"), backend="direct")
+    counts = read_tflite(path).op_counts()
+    assert counts == direct.op_counts and counts.get("TRANSPOSE", 0) == 0
+    assert counts["QUANTIZE"] == 1 if model_class is ConvNet else counts["QUANTIZE"] == 3
+    with torch.no_grad():
+        ref = quantized(x).numpy()
+    got = np.asarray(next(iter(run_tflite(path, {compiled.ir.input_names[0]: x.numpy().transpose(0, 2, 3, 1)}).values())))
+    assert np.abs(got - ref).max() <= step * 2.001
+    assert any(True for _ in compiled.ir.nodes_by_op("quantize"))  # the compiled IR itself is untouched
+
+
 def test_quantize_and_dequantize_references_match_torch():
     from torch2keras.ir.ops.quantization import dequantize_reference, quantize_reference
     decomposed = torch.ops.quantized_decomposed

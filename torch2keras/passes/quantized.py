@@ -25,10 +25,11 @@ import dataclasses
 from typing import Optional
 
 from ..ir import Graph, Node, Value
+from .dce import DeadCodeElimination
 from .manager import Pass, register_pass
 
 __all__ = ["AnnotateQuantized", "FoldFlattenIntoQuantizedLinear", "MoveDataOntoIntegers", "QUANTIZED_LAYERS",
-           "quant_params"]
+           "integer_passes_after_layout", "is_quantized", "quant_params"]
 
 # ops that move or select elements: they commute with a monotone per-tensor affine map
 DATA_MOVEMENT = frozenset({"reshape", "relayout", "permute", "max_pool", "adaptive_max_pool", "concat", "slice",
@@ -261,3 +262,16 @@ class FoldFlattenIntoQuantizedLinear(Pass):
         graph.set_input(linear, 1, dequantized.output)
         for dead in (reshape, relayout, wq):
             graph.erase(dead)
+
+
+def is_quantized(graph: Graph) -> bool:
+    """Whether ``graph`` holds quantized values (a PT2E model's ``quantize`` ops)."""
+    return any(True for _ in graph.nodes_by_op("quantize"))
+
+
+def integer_passes_after_layout() -> list[Pass]:
+    """The passes that prepare a quantized graph already through the default pipeline (a
+    compiled model's IR) for an integer TFLite file: data movement onto the integers (the
+    dequantizes it leaves unread removed), a flatten folded into its linear layer's weights,
+    the integer layers marked."""
+    return [MoveDataOntoIntegers(), DeadCodeElimination(), FoldFlattenIntoQuantizedLinear(), AnnotateQuantized()]

@@ -9,6 +9,7 @@ becomes an ``ExportError`` that names the TensorFlow ops, the torch source of ea
 from __future__ import annotations
 
 import collections
+import copy
 import os
 import tempfile
 import time
@@ -17,7 +18,9 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 import numpy as np
 
 from ..backend_keras import state as keras_state
-from ..ir import ExportError
+from ..ir import ExportError, Graph
+from ..passes import PassManager
+from ..passes.quantized import integer_passes_after_layout, is_quantized
 from .convert import NonBuiltinOps, check_options, keras_to_tflite, warn_flex
 from .delegates import analyze
 from .file import TFLiteFile, read_tflite
@@ -104,7 +107,8 @@ def _export_direct(result: Exportable, path: str, backend: str, quantize: Option
         return result.run_tflite(p, result.example_inputs, delegates=use_delegates)
 
     say(f"writing {os.path.basename(str(path))} directly")
-    done = export_direct(result.ir, path, backend, quantize, run if validate else None, result.reference)
+    done = export_direct(_integer_ready(result.ir), path, backend, quantize, run if validate else None,
+                         result.reference)
     if done is None:
         return False
     result.report.tflite = done.record
@@ -113,6 +117,16 @@ def _export_direct(result: Exportable, path: str, backend: str, quantize: Option
         say("delegate readiness")
         result.report.delegates = analyze(path, done.tensor_nodes, result.output_nodes)
     return True
+
+
+def _integer_ready(graph: Graph) -> Graph:
+    """``graph``, or for a quantized model (PT2E) a copy prepared for an integer file (the
+    compiled IR stays as the Keras model computes it: quantization arithmetic in float)."""
+    if not is_quantized(graph):
+        return graph
+    integer = copy.deepcopy(graph)
+    PassManager(integer_passes_after_layout(), verify=True).run(integer)
+    return integer
 
 
 def check_quantization(result: Exportable, path: str, holdout: Any = None):

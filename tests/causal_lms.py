@@ -58,6 +58,12 @@ PHI3_ORIGINAL_CONTEXT = 64  # longrope's switch to its long factors
 SLIDING_WINDOW = 8  # shorter than a 16-token prompt: the window decides what a sliding layer sees
 
 
+def tiny_mistral(seed: int = 0) -> torch.nn.Module:
+    """Mistral: every layer attends within a sliding window."""
+    config = transformers.MistralConfig(**SMALL, sliding_window=SLIDING_WINDOW)
+    return _seeded(lambda: transformers.MistralForCausalLM(config), seed)
+
+
 def tiny_smollm(seed: int = 0) -> torch.nn.Module:
     """SmolLM-135M's shape, tiny: a Llama with tied embeddings, 9 query heads over 3 key/value heads."""
     config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=36, intermediate_size=96, num_hidden_layers=2,
@@ -116,16 +122,17 @@ def tiny_phi3(seed: int = 0) -> torch.nn.Module:
     """Phi-3: fused qkv and gate/up projections, partial rotary, longrope scaling (its short
     factors: the cache holds at most ``original_max_position_embeddings`` tokens)."""
     rope = {"rope_type": "longrope", "rope_theta": 10000.0, "short_factor": [1.0, 1.5], "long_factor": [2.0, 4.0],
+            "factor": SMALL["max_position_embeddings"] / PHI3_ORIGINAL_CONTEXT,
             "original_max_position_embeddings": PHI3_ORIGINAL_CONTEXT}
     config = transformers.Phi3Config(**{k: v for k, v in SMALL.items() if k != "head_dim"}, partial_rotary_factor=0.5,
                                      original_max_position_embeddings=PHI3_ORIGINAL_CONTEXT, rope_parameters=rope,
-                                     pad_token_id=0)
+                                     pad_token_id=0, bos_token_id=1, eos_token_id=2)
     return _seeded(lambda: transformers.Phi3ForCausalLM(config), seed)
 
 
 BUILDERS = {"llama": tiny_llama, "qwen2": tiny_qwen2, "gpt2": tiny_gpt2, "smollm": tiny_smollm,
             "llama3": tiny_llama3, "qwen3": tiny_qwen3, "gemma": tiny_gemma, "gemma2": tiny_gemma2,
-            "gemma3": tiny_gemma3, "phi3": tiny_phi3}
+            "gemma3": tiny_gemma3, "phi3": tiny_phi3, "mistral": tiny_mistral}
 
 
 class Logits(torch.nn.Module):

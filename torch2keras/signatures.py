@@ -76,7 +76,8 @@ def _convert(run: Stages, key: str, model: torch.nn.Module, args: tuple, validat
     captured, session = run(f"{key} capture", capture_model, model, args, {}, None)
     graph = run(f"{key} lower", lower, captured, key)
     del session
-    run(f"{key} passes", run_passes, graph, build_pipeline(None, (), None, None, True), True, None)
+    # a signature keeps no variables: states no call reads (a rope's rewritten inv_freq) go
+    run(f"{key} passes", run_passes, graph, build_pipeline(None, ("drop_unread_state",), None, None, True), True, None)
     return graph, (args, reference)
 
 

@@ -4,14 +4,17 @@ refuses what it cannot hold."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
-from causal_lms import BUILDERS, VOCAB, transformers
+from causal_lms import BUILDERS, PHI3_ORIGINAL_CONTEXT, SLIDING_WINDOW, VOCAB
 from support import max_abs_error
 from torch2keras.generative import CausalLMStep, cache_layout
 
 ATOL = 1e-5
+RTOL = 1e-5  # of the largest logit (a few units for the families drawn with larger weights)
 
 
 @pytest.mark.parametrize("family", sorted(BUILDERS))
@@ -21,14 +24,30 @@ def test_prefill_then_decode_equals_full_forward(family):
     ids = torch.randint(0, VOCAB, (1, 12), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         full = model(ids).logits
+        tolerance = RTOL * float(full.abs().max())
         padded = torch.cat([ids[:, :8], torch.zeros(1, 4, dtype=torch.long)], 1)  # 8 tokens padded to 12
         out = step(padded, torch.tensor([0]), step.layout.zeros())
-        assert max_abs_error(out["logits"][:, :8], full[:, :8]) <= ATOL
+        assert max_abs_error(out["logits"][:, :8], full[:, :8]) <= tolerance
         cache = {name: out[f"kv_cache_{name}"] for name in step.layout.names()}
         for position in range(8, 12):
             out = step(ids[:, position:position + 1], torch.tensor([position]), cache)
             cache = {name: out[f"kv_cache_{name}"] for name in step.layout.names()}
-            assert max_abs_error(out["logits"][:, 0], full[:, position]) <= ATOL
+            assert max_abs_error(out["logits"][:, 0], full[:, position]) <= tolerance
+
+
+@pytest.mark.parametrize("family", ["gemma2", "gemma3", "mistral"])
+def test_the_sliding_window_decides_later_positions(family):
+    """The step's logits are those of the windowed model (above), which differ from the same
+    weights with the window opened (a sliding-window cache that ignored the window would give
+    these) from the window's length on, and equal them before."""
+    model = BUILDERS[family]()
+    wide = copy.deepcopy(model)
+    wide.config.sliding_window = 64  # read when the masks are built
+    ids = torch.randint(0, VOCAB, (1, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        windowed, opened = model(ids).logits, wide(ids).logits
+    assert max_abs_error(windowed[:, :SLIDING_WINDOW], opened[:, :SLIDING_WINDOW]) <= ATOL
+    assert (windowed[0, SLIDING_WINDOW:] - opened[0, SLIDING_WINDOW:]).abs().amax(-1).min() > 0.01
 
 
 def test_cache_layout_of_grouped_query_attention():
@@ -40,10 +59,10 @@ def test_cache_layout_of_grouped_query_attention():
 def test_cache_layout_refusals():
     with pytest.raises(ValueError, match="exceeds the model's max_position_embeddings=256"):
         cache_layout(BUILDERS["llama"](), 512)
-    config = transformers.MistralConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                        num_attention_heads=4, num_key_value_heads=2, sliding_window=16)
-    with pytest.raises(ValueError, match="sliding window of 16 tokens"):
-        cache_layout(transformers.MistralForCausalLM(config), 64)
+    with pytest.raises(ValueError, match=rf"beyond original_max_position_embeddings={PHI3_ORIGINAL_CONTEXT}, .*"
+                                         rf"use max_context <= {PHI3_ORIGINAL_CONTEXT}"):
+        cache_layout(BUILDERS["phi3"](), PHI3_ORIGINAL_CONTEXT + 1)
+    assert cache_layout(BUILDERS["phi3"](), PHI3_ORIGINAL_CONTEXT).max_context == PHI3_ORIGINAL_CONTEXT
 
 
 def test_a_model_without_a_cache_argument_is_refused():

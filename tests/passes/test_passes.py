@@ -111,6 +111,32 @@ def test_dce_keeps_nodes_reaching_outputs_and_multi_output_nodes_with_one_used_r
     assert str(g) == before
 
 
+UNREAD_STATE_IN = """\
+graph t
+  %x : f32[2] = input() {name='x'}
+  %count : f32[] = state() {name='count', value=float32[][0.]}
+  %next : f32[] = add(%count, %one)
+  state_update(%next) {name='count'}
+  %freq : f32[2] = state() {name='rope.inv_freq', value=float32[2][1.,2.]}
+  %scaled : f32[2] = mul(%x, %two)
+  state_update(%scaled) {name='rope.inv_freq'}
+  %y : f32[2] = add(%scaled, %next)
+  %one : f32[] = constant() {value=float32[][1.]}
+  %two : f32[2] = constant() {value=float32[2][2.,2.]}
+  return y=%y
+"""
+
+
+def test_drop_unread_state_erases_a_state_nothing_reads_and_keeps_a_read_one():
+    """``rope.inv_freq`` is rewritten before its use (its value is never read): it goes with its
+    update; ``count`` is read (the previous call's value is added to): it stays."""
+    changed, out = run_on_text(get_pass("drop_unread_state"), UNREAD_STATE_IN)
+    assert changed
+    assert "inv_freq" not in out and "%scaled : f32[2] = mul(%x, %two)" in out
+    assert "state() {name='count'" in out and "state_update(%next) {name='count'}" in out
+    assert run_on_text(get_pass("drop_unread_state"), out) == (False, out)
+
+
 # ----------------------------------------------------------------------------- constant folding
 
 

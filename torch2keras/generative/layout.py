@@ -40,9 +40,25 @@ def cache_layout(model: torch.nn.Module, max_context: int) -> CacheLayout:
     limit = getattr(config, "max_position_embeddings", None)
     if limit is not None and max_context > limit:
         raise ValueError(f"max_context={max_context} exceeds the model's max_position_embeddings={limit}")
-    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True) \
-            and config.sliding_window < max_context:
-        raise ValueError(f"the model attends within a sliding window of {config.sliding_window} tokens: "
-                         f"max_context={max_context} must not exceed it (sliding-window caches are not supported)")
+    _check_longrope(config, max_context)
     dtype = next(model.parameters()).dtype
     return CacheLayout(int(config.num_hidden_layers), int(kv_heads), int(head_dim), int(max_context), dtype)
+
+
+def _rope_parameters(config) -> list[dict]:
+    """The model's rope parameter sets: one, or one per layer type (Gemma3's local and global)."""
+    rope = getattr(config, "rope_parameters", None) or {}
+    if all(isinstance(v, dict) for v in rope.values()) and rope:
+        return list(rope.values())
+    return [rope]
+
+
+def _check_longrope(config, max_context: int) -> None:
+    """Longrope switches every position's rotary factors once a sequence passes
+    ``original_max_position_embeddings``; ``model.generate`` then recomputes the whole cache
+    (Phi-3's ``prepare_inputs_for_generation``), which a static cache cannot."""
+    for rope in _rope_parameters(config):
+        limit = rope.get("original_max_position_embeddings") or getattr(config, "original_max_position_embeddings", None)
+        if rope.get("rope_type") == "longrope" and limit and max_context > limit:
+            raise ValueError(f"longrope switches to its long factors beyond original_max_position_embeddings={limit}, "
+                             f"recomputing the whole cache, which a static cache cannot: use max_context <= {limit}")

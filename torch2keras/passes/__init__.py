@@ -5,6 +5,7 @@ from .canonicalize_reshapes import CanonicalizeReshapes
 from .compose_transposes import ComposeTransposes
 from .cse import CommonSubexpressionElimination
 from .dce import DeadCodeElimination
+from .drop_unread_state import DropUnreadState
 from .fixpoint import Fixpoint
 from .fold_batchnorm import FoldBatchNorm
 from .fold_channel_permutation import FoldChannelPermutation
@@ -15,6 +16,6 @@ from .manager import PASSES, Pass, PassManager, PassRecord, get_pass, register_p
 from .pipeline import DEFAULT_PIPELINE, Cleanup, Simplify, SimplifyTransposes, default_pipeline
 
 __all__ = ["AssignLayout", "CancelTransposes", "CanonicalizeReshapes", "Cleanup", "CommonSubexpressionElimination",
-           "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "Fixpoint", "FoldBatchNorm",
+           "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "DropUnreadState", "Fixpoint", "FoldBatchNorm",
            "FoldChannelPermutation", "FoldChannelShuffle", "FoldConstants", "PASSES", "Pass", "PassManager", "PassRecord", "Simplify",
            "SimplifyTransposes", "default_pipeline", "get_pass", "register_pass"]

@@ -6,7 +6,6 @@ versions and size; layers kept float; the errors of unknown modes."""
 
 from __future__ import annotations
 
-import copy as copying
 import os
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from causal_lms import Logits, tiny_llama
+from dequantized_weights import dequantized
 from torch2keras import WeightQuantization, to_tflite
 from torch2keras.backend_tflite.schema import fb
 from torch2keras.backend_tflite.weight_quantization import quantize_weight
@@ -47,18 +47,6 @@ def _mlp() -> TokenMLP:
 
 def _ids(vocab: int = 96, length: int = 12) -> torch.Tensor:
     return torch.randint(0, vocab, (1, length), generator=torch.Generator().manual_seed(3))
-
-
-def dequantized(model: nn.Module, mode: WeightQuantization) -> nn.Module:
-    """A copy of ``model`` whose linear and embedding weights the file quantizes are replaced by
-    their dequantized values (the same rule: module path, size)."""
-    copy = copying.deepcopy(model)
-    with torch.no_grad():
-        for name, module in copy.named_modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)) and mode.quantizes(name, module.weight.numel()):
-                q = mode.quantize(module.weight.detach().numpy())
-                module.weight.copy_(torch.from_numpy(q.dequantized()))
-    return copy
 
 
 def _run(path: str, ids: torch.Tensor) -> np.ndarray:

@@ -100,8 +100,15 @@ def _add_convert(sub: "argparse._SubParsersAction") -> None:
     tflite = conv.add_argument_group("TFLite")
     tflite.add_argument("--quantize", type=preflight.quantize_list, metavar="VARIANTS",
                         help="quantize .tflite outputs: fp16 (float16 weights), dynamic_int8 (int8 weights), int8 "
-                        "(full integer, needs --calibration); several separated by commas write one file each, "
-                        "named after -o (m.tflite -> m_fp16.tflite; float32 keeps m.tflite)")
+                        "(full integer, needs --calibration), dynamic_int4 (int4 weights, written directly), "
+                        "dynamic_int4_b32 / _b64 / _b128 (int4, a scale per block of 32 / 64 / 128 inputs); several "
+                        "separated by commas write one file each, named after -o (m.tflite -> m_fp16.tflite; "
+                        "float32 keeps m.tflite)")
+    tflite.add_argument("--keep-float", type=lambda text: [p for p in text.split(",") if p], metavar="MODULE,...",
+                        help="with int8/int4 weights: layers kept float32, by torch module path or glob, e.g. "
+                        "lm_head,model.embed_tokens (the file is written directly, without TensorFlow's converter)")
+    tflite.add_argument("--min-quantized-elements", type=int, metavar="N",
+                        help="with int8/int4 weights: weights smaller than N elements stay float32 (default 1024)")
     tflite.add_argument("--calibration", metavar="FILE.npz",
                         help="representative inputs for --quantize int8: one array per input name (or arr_0, arr_1, "
                         "...) of shape [samples, *input shape], in PyTorch's layout")

@@ -97,6 +97,21 @@ def _add_convert(sub: "argparse._SubParsersAction") -> None:
     conv.add_argument("--draw", metavar="FILE", help="draw the final IR: FILE.svg or a self-contained, "
                       "interactive FILE.html, with layouts, transposes and per-value errors vs PyTorch (if ops have no "
                       "lowering: the captured graph, those calls in red)")
+    _add_tflite_options(conv)
+    check = conv.add_argument_group("checks against PyTorch")
+    check.add_argument("--atol", type=float, help="absolute tolerance: pass when max |err| <= atol + rtol * max |ref| "
+                       "(both default 1e-4; give one and the other is 0)")
+    check.add_argument("--rtol", type=float, help="relative tolerance (see --atol)")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 3 when code was specialised to the example (a Python `if` on tensor data)")
+    check.add_argument("--seed", type=int, default=0, help="seed of the random example inputs")
+    shown = conv.add_argument_group("messages")
+    shown.add_argument("--verbose", action="store_true", help="show the libraries' logs and warnings")
+    shown.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    conv.set_defaults(func=_convert)
+
+
+def _add_tflite_options(conv: argparse.ArgumentParser) -> None:
     tflite = conv.add_argument_group("TFLite")
     tflite.add_argument("--quantize", type=preflight.quantize_list, metavar="VARIANTS",
                         help="quantize .tflite outputs: fp16 (float16 weights), dynamic_int8 (int8 weights), int8 "
@@ -118,17 +133,6 @@ def _add_convert(sub: "argparse._SubParsersAction") -> None:
                         help="input/output type of an int8 .tflite (default int8)")
     tflite.add_argument("--allow-flex", action="store_true",
                         help="keep TensorFlow ops without a TFLite builtin as Flex ops (needs the Flex delegate)")
-    check = conv.add_argument_group("checks against PyTorch")
-    check.add_argument("--atol", type=float, help="absolute tolerance: pass when max |err| <= atol + rtol * max |ref| "
-                       "(both default 1e-4; give one and the other is 0)")
-    check.add_argument("--rtol", type=float, help="relative tolerance (see --atol)")
-    check.add_argument("--strict", action="store_true",
-                       help="exit 3 when code was specialised to the example (a Python `if` on tensor data)")
-    check.add_argument("--seed", type=int, default=0, help="seed of the random example inputs")
-    shown = conv.add_argument_group("messages")
-    shown.add_argument("--verbose", action="store_true", help="show the libraries' logs and warnings")
-    shown.add_argument("--debug", action="store_true", help="show the traceback of a failure")
-    conv.set_defaults(func=_convert)
 
 
 def _add_opt(sub: "argparse._SubParsersAction") -> None:

@@ -197,3 +197,49 @@ def test_unknown_modes_name_the_modes():
         to_tflite(model, (ids,), "unused.tflite", quantize="int3")
     with pytest.raises(ValueError, match=r"unknown weight quantization mode 'dynamic_int4_b48'.*dynamic_int4_b128"):
         WeightQuantization("dynamic_int4_b48")
+
+
+# ---------------------------------------------------------------------------- the reference encoding
+
+
+def _weights(path: str) -> dict[str, tuple[str, bytes, np.ndarray, int]]:
+    """Integer tensor name -> (type, stored bytes, scales, block size) of the main subgraph."""
+    with open(path, "rb") as f:
+        model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(f.read(), 0))
+    graph, found = model.subgraphs[0], {}
+    for t in graph.tensors:
+        if t.type not in (fb.TensorType.INT8, fb.TensorType.INT4):
+            continue
+        q, data = t.quantization, bytes(model.buffers[t.buffer].data)
+        if q.details is not None:
+            scales = graph.tensors[q.details.scales]
+            found[t.name.decode()] = ("blocks", data, np.frombuffer(bytes(model.buffers[scales.buffer].data),
+                                                                    np.float16).astype(np.float32), q.details.blockSize)
+        else:
+            found[t.name.decode()] = ("rows", data, np.asarray(q.scale, np.float32), 0)
+    return found
+
+
+@pytest.mark.parametrize("mode,recipe_name", [("dynamic_int8", "dynamic_wi8_afp32"), ("dynamic_int4", "dynamic_wi4_afp32"),
+                                              ("dynamic_int4_b32", "dynamic_wi4b32_afp32")])
+def test_same_encoding_as_ai_edge_quantizer(tmp_path, mode, recipe_name):
+    """ai-edge-quantizer's recipe applied to our float32 file stores the same integers and
+    scales as our quantized file (blockwise: its float16 scales round differently, by at most
+    a few float16 steps, moving a few values by one)."""
+    aeq = pytest.importorskip("ai_edge_quantizer")
+    model, x = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32)).eval(), torch.randn(1, 64)
+    to_tflite(model, (x,), str(tmp_path / "float.tflite"))
+    to_tflite(model, (x,), str(tmp_path / "ours.tflite"), quantize=mode)
+    quantizer = aeq.quantizer.Quantizer(str(tmp_path / "float.tflite"))
+    quantizer.load_quantization_recipe(getattr(aeq.recipe, recipe_name)())
+    quantizer.quantize().export_model(str(tmp_path / "reference.tflite"))
+    ours, reference = _weights(str(tmp_path / "ours.tflite")), _weights(str(tmp_path / "reference.tflite"))
+    assert sorted(ours) == sorted(reference) == ["p_0_weight", "p_2_weight"]
+    for name, (kind, data, scales, block) in reference.items():
+        assert ours[name][0] == kind and ours[name][3] == block and len(ours[name][1]) == len(data)
+        if kind == "rows":
+            assert ours[name][1] == data and np.array_equal(ours[name][2], scales)
+        else:
+            np.testing.assert_allclose(ours[name][2], scales, rtol=4e-3)
+            differing = np.frombuffer(ours[name][1], np.uint8) != np.frombuffer(data, np.uint8)
+            assert differing.mean() < 0.05

@@ -24,6 +24,7 @@ _LAZY = {
     "NumericalMismatchError": "torch2keras.ir", "ExportError": "torch2keras.ir",
     "RewritePass": "torch2keras.passes.rewrite", "reset_state": "torch2keras.backend_keras.state",
     "to_tflite": "torch2keras.direct", "to_tflite_signatures": "torch2keras.signatures",
+    "WeightQuantization": "torch2keras.backend_tflite.weight_quantization",
 }
 
 __all__ = sorted([*_LAZY, "load_model", "__version__"])

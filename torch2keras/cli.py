@@ -97,20 +97,7 @@ def _add_convert(sub: "argparse._SubParsersAction") -> None:
     conv.add_argument("--draw", metavar="FILE", help="draw the final IR: FILE.svg or a self-contained, "
                       "interactive FILE.html, with layouts, transposes and per-value errors vs PyTorch (if ops have no "
                       "lowering: the captured graph, those calls in red)")
-    tflite = conv.add_argument_group("TFLite")
-    tflite.add_argument("--quantize", type=preflight.quantize_list, metavar="VARIANTS",
-                        help="quantize .tflite outputs: fp16 (float16 weights), dynamic_int8 (int8 weights), int8 "
-                        "(full integer, needs --calibration); several separated by commas write one file each, "
-                        "named after -o (m.tflite -> m_fp16.tflite; float32 keeps m.tflite)")
-    tflite.add_argument("--calibration", metavar="FILE.npz",
-                        help="representative inputs for --quantize int8: one array per input name (or arr_0, arr_1, "
-                        "...) of shape [samples, *input shape], in PyTorch's layout")
-    tflite.add_argument("--holdout", metavar="FILE.npz",
-                        help="held-out inputs (same layout) for the int8 per-layer check (default: the example input)")
-    tflite.add_argument("--io-dtype", choices=["int8", "uint8", "float32"], default="int8",
-                        help="input/output type of an int8 .tflite (default int8)")
-    tflite.add_argument("--allow-flex", action="store_true",
-                        help="keep TensorFlow ops without a TFLite builtin as Flex ops (needs the Flex delegate)")
+    _add_tflite_options(conv)
     check = conv.add_argument_group("checks against PyTorch")
     check.add_argument("--atol", type=float, help="absolute tolerance: pass when max |err| <= atol + rtol * max |ref| "
                        "(both default 1e-4; give one and the other is 0)")
@@ -122,6 +109,30 @@ def _add_convert(sub: "argparse._SubParsersAction") -> None:
     shown.add_argument("--verbose", action="store_true", help="show the libraries' logs and warnings")
     shown.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     conv.set_defaults(func=_convert)
+
+
+def _add_tflite_options(conv: argparse.ArgumentParser) -> None:
+    tflite = conv.add_argument_group("TFLite")
+    tflite.add_argument("--quantize", type=preflight.quantize_list, metavar="VARIANTS",
+                        help="quantize .tflite outputs: fp16 (float16 weights), dynamic_int8 (int8 weights), int8 "
+                        "(full integer, needs --calibration), dynamic_int4 (int4 weights, written directly), "
+                        "dynamic_int4_b32 / _b64 / _b128 (int4, a scale per block of 32 / 64 / 128 inputs); several "
+                        "separated by commas write one file each, named after -o (m.tflite -> m_fp16.tflite; "
+                        "float32 keeps m.tflite)")
+    tflite.add_argument("--keep-float", type=lambda text: [p for p in text.split(",") if p], metavar="MODULE,...",
+                        help="with int8/int4 weights: layers kept float32, by torch module path or glob, e.g. "
+                        "lm_head,model.embed_tokens (the file is written directly, without TensorFlow's converter)")
+    tflite.add_argument("--min-quantized-elements", type=int, metavar="N",
+                        help="with int8/int4 weights: weights smaller than N elements stay float32 (default 1024)")
+    tflite.add_argument("--calibration", metavar="FILE.npz",
+                        help="representative inputs for --quantize int8: one array per input name (or arr_0, arr_1, "
+                        "...) of shape [samples, *input shape], in PyTorch's layout")
+    tflite.add_argument("--holdout", metavar="FILE.npz",
+                        help="held-out inputs (same layout) for the int8 per-layer check (default: the example input)")
+    tflite.add_argument("--io-dtype", choices=["int8", "uint8", "float32"], default="int8",
+                        help="input/output type of an int8 .tflite (default int8)")
+    tflite.add_argument("--allow-flex", action="store_true",
+                        help="keep TensorFlow ops without a TFLite builtin as Flex ops (needs the Flex delegate)")
 
 
 def _add_opt(sub: "argparse._SubParsersAction") -> None:

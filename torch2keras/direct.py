@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .backend_tflite import write_tflite
+from .backend_tflite.weight_quantization import WeightQuantization, resolve_quantize
 from .frontend_torch import lower
 from .ir import Graph, NumericalMismatchError
 from .ir.types import invert
@@ -44,23 +45,28 @@ class DirectResult:
 
 
 def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optional[dict] = None,
-              input_layouts: Any = None, output_layouts: Any = None, quantize: Optional[str] = None,
+              input_layouts: Any = None, output_layouts: Any = None,
+              quantize: "Optional[str | WeightQuantization]" = None,
               integer_io: bool = False, validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
               name: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> DirectResult:
     """Write ``model`` called on ``inputs`` to ``path`` (see the module docstring).
 
     input_layouts / output_layouts: as for ``compile`` (``"channels_last"`` stores images NHWC).
-    quantize: None (float32) or ``"fp16"`` (float16 weights). integer_io: a PT2E-quantized
+    quantize: None (float32), ``"fp16"`` (float16 weights), a weight quantization mode --
+    ``"dynamic_int8"``, ``"dynamic_int4"``, ``"dynamic_int4_b32"`` (``_b64``, ``_b128``): int8 /
+    int4 weights, float activations -- or a ``WeightQuantization`` (a mode, the layers kept
+    float, the smallest weight quantized; docs/generative.md). integer_io: a PT2E-quantized
     model takes and returns its int8 integers (no QUANTIZE / DEQUANTIZE at the boundary; the
     file's I/O tensors carry the scales). validate: run the file in LiteRT
     on ``inputs`` and raise ``NumericalMismatchError`` where an output differs from PyTorch's by
     more than ``atol + rtol * max|reference|`` (an output dequantized from integers: or one
-    quantization step). progress: called with each stage's name as it starts (``"capture..."``,
+    quantization step; with a weight quantization mode: ``rtol`` at least its ``check_rtol``).
+    progress: called with each stage's name as it starts (``"capture..."``,
     ``"lower..."``, ``"passes..."``, ``"write..."``).
     """
-    if quantize not in (None, "fp16"):
-        raise ValueError(f'to_tflite writes float32 or quantize="fp16" files; for {quantize!r} use '
-                         f'torch2keras.compile(...).export_tflite(quantize={quantize!r})')
+    fp16, weights = resolve_quantize(quantize, "to_tflite")
+    if weights is not None:
+        rtol = max(rtol, weights.check_rtol)
     args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     kwargs = dict(kwargs or {})
     check_arguments(model, args, kwargs, input_layouts, "raise")
@@ -72,7 +78,7 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     del session
     pipeline = build_pipeline(None, (MoveDataOntoIntegers(),), input_layouts, output_layouts, True)
     run("passes", run_passes, graph, pipeline + [FoldFlattenIntoQuantizedLinear(), AnnotateQuantized()], True, None)
-    written = run("write", write_tflite, graph, path, fp16=quantize == "fp16", integer_io=integer_io)
+    written = run("write", write_tflite, graph, path, fp16=fp16, integer_io=integer_io, weights=weights)
     result = DirectResult(written.path, written.bytes, written.op_counts, {**run.timings, **written.timings}, graph)
     if reference is not None:
         _check(result, graph, args, kwargs, reference, atol, rtol)

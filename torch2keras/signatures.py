@@ -16,6 +16,7 @@ import attrs
 import numpy as np
 import torch
 
+from .backend_tflite.weight_quantization import WeightQuantization, resolve_quantize
 from .backend_tflite.writer import write_signatures
 from .frontend_torch import lower
 from .ir import Graph, NumericalMismatchError
@@ -40,27 +41,31 @@ class SignaturesResult:
 
 
 def to_tflite_signatures(signatures: Mapping[str, tuple[torch.nn.Module, Any]], path: str, *,
-                         quantize: Optional[str] = None, validate: bool = True, atol: float = 1e-4,
+                         quantize: "Optional[str | WeightQuantization]" = None, validate: bool = True, atol: float = 1e-4,
                          rtol: float = 1e-4, progress: Optional[Callable[[str], None]] = None) -> SignaturesResult:
     """Write ``{key: (model, inputs)}`` to ``path``: signature ``key`` computes ``model(*inputs)``
     (inputs: a tensor, or a tuple of tensors, dicts and lists of them; a dict's entries are named
     ``<argument>_<key>``), with static shapes.
 
-    quantize: None (float32) or ``"fp16"`` (float16 weights). validate: run every signature in
-    LiteRT on its example inputs and raise ``NumericalMismatchError`` where an output differs
-    from PyTorch's by more than ``atol + rtol * max|reference|``.
+    quantize: None (float32), ``"fp16"`` (float16 weights), a weight quantization mode
+    (``"dynamic_int8"``, ``"dynamic_int4"``, ``"dynamic_int4_b32"``, ...) or a
+    ``WeightQuantization``, as for ``to_tflite``. validate: run every signature in LiteRT on its
+    example inputs and raise ``NumericalMismatchError`` where an output differs from PyTorch's by
+    more than ``atol + rtol * max|reference|`` (weight quantization: ``rtol`` at least the
+    mode's ``check_rtol``).
     """
     if not signatures:
         raise ValueError("to_tflite_signatures needs at least one signature: {key: (model, inputs)}")
-    if quantize not in (None, "fp16"):
-        raise ValueError(f'to_tflite_signatures writes float32 or quantize="fp16" files, not {quantize!r}')
+    fp16, weights = resolve_quantize(quantize, "to_tflite_signatures")
+    if weights is not None:
+        rtol = max(rtol, weights.check_rtol)
     run = Stages(progress)
     graphs, checks = {}, {}
     for key, (model, inputs) in signatures.items():
         args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
         graphs[key], checks[key] = _convert(run, key, model.eval(), args, validate)
     started = time.perf_counter()
-    written = run("write", write_signatures, graphs, path, fp16=quantize == "fp16")
+    written = run("write", write_signatures, graphs, path, fp16=fp16, weights=weights)
     result = SignaturesResult(written.path, written.bytes, graphs, {**run.timings})
     result.timings["write"] = time.perf_counter() - started
     if validate:

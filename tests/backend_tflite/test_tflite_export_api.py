@@ -1,4 +1,4 @@
-"""``CompileResult.export_tflite(backend=...)``: the direct path's report record, fp16 weights,
+"""``CompileResult.export_tflite(backend=...)``: the direct path's report record, fp16 and int8 weights,
 quantized exports routed to the converter, and the errors (and the ``"auto"`` fallback) for a
 model the direct backend cannot write."""
 
@@ -14,6 +14,7 @@ from torch import nn
 import torch2keras
 from direct_check import TOL, annotated_ir, run_file
 from torch2keras.backend_tflite import DirectExportError, write_tflite
+from torch2keras.backend_tflite.export import resolve_backend
 from torch2keras.ir import ExportError
 
 
@@ -65,10 +66,17 @@ def test_fp16_weights_are_half_size_and_dequantized(compiled, tmp_path):
     assert half["max_abs_error"] < 1e-2
 
 
-def test_integer_quantization_goes_to_the_converter(compiled, tmp_path):
+def test_int8_weights_are_written_directly_full_integer_by_the_converter(compiled, tmp_path):
+    compiled.export_tflite(str(tmp_path / "f32.tflite"), backend="direct")
+    full = compiled.report.tflite["bytes"]
+    compiled.export_tflite(str(tmp_path / "int8w.tflite"), backend="direct", quantize="dynamic_int8")
+    record = compiled.report.tflite
+    assert record["backend"] == "direct" and record["quantize"] == "dynamic_int8"
+    assert record["bytes"] < 0.5 * full and record["max_abs_error"] < 0.05 * np.abs(compiled.reference[0]).max()
+    with pytest.raises(ValueError, match=r'quantize=\'dynamic_int4\' is written by the direct TFLite backend only'):
+        compiled.export_tflite(str(tmp_path / "int4w.tflite"), quantize="dynamic_int4")
     with pytest.warns(UserWarning, match="written by the TFLite converter"):
-        compiled.export_tflite(str(tmp_path / "int8w.tflite"), backend="direct", quantize="dynamic_int8")
-    assert "backend" not in compiled.report.tflite and compiled.report.tflite["quantize"] == "dynamic_int8"
+        assert resolve_backend("direct", "int8") == "converter"
 
 
 def test_unknown_backend_is_refused(compiled, tmp_path):

@@ -17,6 +17,7 @@ import torch
 
 from torch2keras.cli import main
 from torch2keras.commands import supported
+from torch2keras.tflite.file import read_tflite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models.py")
@@ -126,6 +127,9 @@ PREFLIGHT_CASES = {
     "quantize without tflite": ([*ESS, "-o", "m.keras", "--quantize", "fp16"],
                                 "--quantize applies to .tflite outputs: add -o model.tflite"),
     "unknown quantize": ([*ESS, "-o", "m.tflite", "--quantize", "fp16,int4"], "'int4': choose among"),
+    "keep-float without weight quantization": ([*ESS, "-o", "m.tflite", "--quantize", "fp16", "--keep-float", "fc"],
+                                               "--keep-float applies to weight quantization: add --quantize "
+                                               "dynamic_int8"),
     "calibration without int8": ([*ESS, "-o", "m.tflite", "--calibration", "{w}/cal.npz"],
                                  "--calibration is used by --quantize int8 only"),
     "calibration of another shape": (["tests/models.py:NobucoEssentials", "--input-shape", "1,3,16,16", "-o",
@@ -454,6 +458,31 @@ def test_convert_quantized_with_calibration_file(tmp_path, capsys):
     assert data["tflite"]["quantize"] == "int8" and len(data["quantization"]["layers"]) >= 3
     assert all(layer["rel_error"] < 0.2 for layer in data["quantization"]["layers"])
     assert data["delegates"]["static_shapes"] is True
+
+
+def test_convert_int4_weights_keeping_a_layer_float(tmp_path, capsys):
+    """--quantize dynamic_int4_b32 --keep-float head: written by the direct writer, int4 weights
+    (a float16 scale per 32 inputs) except the kept layer's; the summary names the mode."""
+    (tmp_path / "mlp.py").write_text(
+        "import torch\n"
+        "class MLP(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.body, self.head = torch.nn.Linear(64, 128), torch.nn.Linear(128, 32)\n"
+        "    def forward(self, x):\n"
+        "        return self.head(torch.relu(self.body(x)))\n"
+        "def build():\n"
+        "    torch.manual_seed(0)\n"
+        "    return MLP().eval()\n")
+    out = tmp_path / "m.tflite"
+    code = main(["convert", f"{tmp_path}/mlp.py:build", "--input-shape", "2,64", "-o", str(out),
+                 "--quantize", "dynamic_int4_b32", "--keep-float", "head", "--report-json", str(tmp_path / "r.json")])
+    assert code == 0
+    assert "dynamic_int4_b32" in capsys.readouterr().out
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["tflite"]["backend"] == "direct" and data["tflite"]["quantize"] == "dynamic_int4_b32"
+    tensors = {t.name: t for t in read_tflite(str(out)).tensors[0]}
+    assert tensors["p_body_weight"].dtype == "int4" and tensors["p_head_weight"].dtype == "float32"
 
 
 # ----------------------------------------------------------------------------- supported

@@ -20,6 +20,7 @@ from ..ir.types import DTYPES
 from .builder import ModelBuilder, SubgraphBuilder
 from .plan import Plan
 from .schema import fb, numpy_of_tflite
+from .weight_quantization import WeightQuantization, quantized_tensor
 
 __all__ = ["EMITTERS", "Context", "DirectExportError", "emitter"]
 
@@ -64,12 +65,14 @@ class Context:
     """IR value -> TFLite tensor, plus the helpers emitters use to add tensors and ops."""
 
     def __init__(self, graph: Graph, model: ModelBuilder, subgraph: SubgraphBuilder, plan: Plan,
-                 fp16: bool = False) -> None:
+                 fp16: bool = False, weights: Optional[WeightQuantization] = None) -> None:
         self.graph = graph
         self.model = model
         self.sub = subgraph
         self.plan = plan
         self.fp16 = fp16
+        self.weights = weights  # int8 / int4 weights of the layers it quantizes (weight_quantization.py)
+        self._quantized: dict[tuple[int, bool], int] = {}  # (weight value id, transposed) -> its integer tensor
         self.tensors: dict[int, int] = {}  # IR value id -> tensor index
         self._dequantized: dict[int, int] = {}  # float16 weight tensor -> its DEQUANTIZE result
         self.node: Optional[Node] = None  # the node being emitted (names its new tensors)
@@ -103,6 +106,27 @@ class Context:
                 raise DirectExportError(v.producer, "was read before it was written")
             self.tensors[v.id] = self.constant(self.const(v), v.name_hint, weight=True)
         return self.tensors[v.id]
+
+    def quantized_weight(self, v: Value, node: Node, transposed: bool = False) -> Optional[int]:
+        """The integer tensor of 2-d constant weight ``v`` (``transposed``: of its transpose) that
+        ``node`` reads row by row -- a linear layer's [out, in] filter, an embedding table -- or
+        None where it stays float (no weight mode, a kept-float or small layer). Quantized here,
+        one weight at a time."""
+        mode = self.weights
+        if mode is None or not self.is_const(v) or v.type.rank != 2 or v.type.dtype not in ("f32", "bf16", "f16"):
+            return None
+        module = node.loc.module_path if node.loc is not None else ""
+        if not mode.quantizes(module, int(np.prod(v.type.shape))):
+            return None
+        key = (v.id, transposed)
+        if key not in self._quantized:
+            array = self.const(v).astype(np.float32)
+            array = np.ascontiguousarray(array.T) if transposed else array
+            q = mode.quantize(array)
+            del array
+            self._quantized[key] = quantized_tensor(self.sub, q, _name(v.name_hint + ("/transposed" if transposed
+                                                                                      else "")))
+        return self._quantized[key]
 
     # ------------------------------------------------------------------ new tensors
 

@@ -4,26 +4,29 @@ write itself, its check against PyTorch's outputs and the report's ``tflite`` re
 Backends: ``"converter"`` (Keras model -> TensorFlow's converter), ``"direct"`` (this package;
 an IR op it cannot write is a ``DirectExportError`` naming the op and source line), ``"auto"``
 (direct, and the converter where the direct backend refuses the model, with a warning). The
-direct backend writes float32 and ``quantize="fp16"`` files; the integer quantization modes
-always go to the converter (a warning says so).
+direct backend writes float32, ``quantize="fp16"`` and the weight quantization modes
+(``weight_quantization.py``: ``"dynamic_int8"``, ``"dynamic_int4"``, ``"dynamic_int4_b32"``, ...,
+or a ``WeightQuantization``); full integer ``"int8"`` always goes to the converter (a warning
+says so), and so does ``"dynamic_int8"`` with ``backend="converter"``.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import attrs
 import numpy as np
 
 from ..ir import Graph, Node
 from .context import DirectExportError
+from .weight_quantization import MODES, WeightQuantization, resolve_quantize
 from .writer import WriteResult, write_tflite
 
-__all__ = ["BACKENDS", "DIRECT_QUANTIZE", "DirectExport", "export_direct", "resolve_backend"]
+__all__ = ["BACKENDS", "DIRECT_QUANTIZE", "DirectExport", "direct_only", "export_direct", "resolve_backend"]
 
 BACKENDS = ("converter", "direct", "auto")
-DIRECT_QUANTIZE = (None, "fp16")
+DIRECT_QUANTIZE = (None, "fp16", *MODES)
 
 # run(path, delegates) -> the file's outputs on the example inputs, in PyTorch's layout
 Runner = Callable[[str, bool], Sequence[np.ndarray]]
@@ -42,20 +45,29 @@ class DirectExport:
         return self.written.tensor_nodes
 
 
-def resolve_backend(backend: str, quantize: Optional[str]) -> str:
+def direct_only(quantize: Any) -> bool:
+    """Whether only the direct backend writes files of this quantization mode (int4 weights,
+    layers kept float: a ``WeightQuantization``)."""
+    return isinstance(quantize, WeightQuantization) or (quantize in MODES and quantize != "dynamic_int8")
+
+
+def resolve_backend(backend: str, quantize: Any) -> str:
     """``"direct"`` or ``"converter"``: who writes a file of this quantization mode."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "converter":
+        if direct_only(quantize):
+            raise ValueError(f"quantize={quantize!r} is written by the direct TFLite backend only: "
+                             f"export_tflite(..., backend=\"direct\")")
         return "converter"
-    if quantize not in DIRECT_QUANTIZE:
-        warnings.warn(f"quantize={quantize!r} is written by the TFLite converter: the direct backend writes float32 "
-                      f"and quantize=\"fp16\" files", stacklevel=3)
+    if not (quantize in DIRECT_QUANTIZE or isinstance(quantize, WeightQuantization)):
+        warnings.warn(f"quantize={quantize!r} is written by the TFLite converter: the direct backend writes float32, "
+                      f"quantize=\"fp16\" and weight quantization ({', '.join(MODES)}) files", stacklevel=3)
         return "converter"
     return "direct"
 
 
-def export_direct(graph: Graph, path: str, backend: str = "direct", quantize: Optional[str] = None,
+def export_direct(graph: Graph, path: str, backend: str = "direct", quantize: Any = None,
                   run: Optional[Runner] = None, reference: Optional[Sequence[np.ndarray]] = None
                   ) -> Optional[DirectExport]:
     """Write ``graph`` to ``path`` with the direct backend, or None where the converter must
@@ -67,13 +79,15 @@ def export_direct(graph: Graph, path: str, backend: str = "direct", quantize: Op
     if resolve_backend(backend, quantize) == "converter":
         return None
     try:
-        written = write_tflite(graph, path, fp16=quantize == "fp16")
+        fp16, weights = resolve_quantize(quantize, "export_tflite")
+        written = write_tflite(graph, path, fp16=fp16, weights=weights)
     except DirectExportError as e:
         if backend != "auto":
             raise
         warnings.warn(f"{e}\nwriting the file with the TFLite converter instead", stacklevel=3)
         return None
-    result = DirectExport(_record(graph, written, quantize), written)
+    result = DirectExport(_record(graph, written, quantize.mode if isinstance(quantize, WeightQuantization)
+                                  else quantize), written)
     if run is not None and reference is not None:
         result.record["max_abs_error"] = _max_error(run, path, reference, result.warnings)
     return result

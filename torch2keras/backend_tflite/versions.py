@@ -3,7 +3,8 @@
 An op's version names the kernel features it needs (a grouped convolution, ``keep_num_dims``,
 a 5-d transpose, ...); a runtime older than the version refuses the model, a newer one accepts
 it. These are the rules of TensorFlow Lite's op versioning for the float, integer and bool
-kernels this backend writes (int8 quantized kernels: at least the version that has them).
+kernels this backend writes (int8 quantized kernels: at least the version that has them; the
+dynamic-range kernels of int8 / int4 weights with float inputs, ``weight_quantization.py``).
 """
 
 from __future__ import annotations
@@ -53,9 +54,14 @@ def _depthwise(s: OpSignature) -> int:
 
 
 def _fully_connected(s: OpSignature) -> int:
+    hybrid = s.type(0) == _T.FLOAT32 and s.type(1) == _T.INT8  # float input, int8 filter: dynamic range
+    if hybrid and s.inputs[1][1][0] > 1:  # (the writer's int8 filters have one scale per output channel)
+        return 12
     if len(s.inputs) == 2 or s.inputs[2] is None:
         return 6
-    return 5 if s.options is not None and s.options.keepNumDims else 1
+    if s.options is not None and s.options.keepNumDims:
+        return 5
+    return (9 if s.options is not None and s.options.asymmetricQuantizeInputs else 3) if hybrid else 1
 
 
 def _transpose(s: OpSignature) -> int:
@@ -102,7 +108,7 @@ _RULES: dict[str, Callable[[OpSignature], int]] = {
     "CAST": _cast,
     "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
     "RESIZE_BILINEAR": lambda s: 3 if s.options is not None and s.options.halfPixelCenters else 1,
-    "GATHER": lambda s: 3 if s.type(0) == _T.BOOL else 2 if s.type(0) == _T.INT8 else 1,
+    "GATHER": lambda s: 7 if s.type(0) == _T.INT4 else 3 if s.type(0) == _T.BOOL else 2 if s.type(0) == _T.INT8 else 1,
     "SIGN": lambda s: 2 if s.type(0) == _T.INT32 else 1,
     "MUL": lambda s: 5 if s.type(0) == _T.INT64 else 1,
     "ADD": lambda s: 4 if s.type(0) == _T.INT64 else 1,
@@ -112,7 +118,10 @@ _RULES: dict[str, Callable[[OpSignature], int]] = {
     "MINIMUM": lambda s: 3 if s.broadcasts and s.max_rank > 4 else 1,
     "SPLIT": lambda s: 3 if s.type(1) == _T.INT32 else 2 if s.type(1) == _T.INT8 else 1,
     "SLICE": lambda s: 5 if s.rank(0) > 4 else 1,
-    "DEQUANTIZE": lambda s: 3 if s.type(0) in (_T.FLOAT16, _T.INT16) else 1,
+    "DEQUANTIZE": lambda s: 6 if s.type(0) == _T.INT4 else 3 if s.type(0) in (_T.FLOAT16, _T.INT16) else 1,
+    # an int4 table, or an int8 one with a scale per row (the writer's, for more than one row)
+    "EMBEDDING_LOOKUP": lambda s: 4 if s.type(1) == _T.INT4 or (s.type(1) == _T.INT8 and s.inputs[1][1][0] > 1)
+    else 1,
     "FLOOR_DIV": lambda s: 2 if s.type(0) == _T.FLOAT32 else 1,
     "ABS": lambda s: 5 if s.type(0) == _T.INT32 else 1,
     "REVERSE_V2": lambda s: 2 if s.type(0) == _T.BOOL else 1,

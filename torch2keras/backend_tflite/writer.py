@@ -10,7 +10,7 @@ with ``input_layouts="channels_last"`` takes NHWC arrays, as its Keras model doe
 from __future__ import annotations
 
 import time
-from typing import Mapping
+from typing import Mapping, Optional
 
 import attrs
 
@@ -21,6 +21,7 @@ from .context import EMITTERS, Context, DirectExportError, _name
 from .peephole import simplify
 from .plan import plan_graph
 from .quantized import emit_quantized_layer, integer_input, propagate_quantization, quantization_of
+from .weight_quantization import WeightQuantization
 
 __all__ = ["WriteResult", "add_signature", "build_model", "build_signatures", "write_signatures", "write_tflite"]
 
@@ -41,14 +42,16 @@ class WriteResult:
 
 
 def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
-                 description: str = "torch2keras direct", integer_io: bool = False) -> WriteResult:
+                 description: str = "torch2keras direct", integer_io: bool = False,
+                 weights: Optional[WeightQuantization] = None) -> WriteResult:
     """Write ``graph`` (layouts assigned) to ``path``; ``fp16``: float weights stored as float16,
-    read through DEQUANTIZE ops; ``integer_io``: a quantized model's inputs and outputs are its
+    read through DEQUANTIZE ops; ``weights``: int8 / int4 weights of the layers it quantizes
+    (``weight_quantization.py``); ``integer_io``: a quantized model's inputs and outputs are its
     integers (``integer_input``; outputs dequantized from integers) instead of float. Raises
     ``DirectExportError`` naming the first node that has no TFLite builtin form here."""
     start = time.perf_counter()
     model, tensor_nodes = build_model(graph, fp16=fp16, signature_key=signature_key, description=description,
-                                      integer_io=integer_io)
+                                      integer_io=integer_io, weights=weights)
     built = time.perf_counter()
     size = model.write(path)
     return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built},
@@ -56,27 +59,28 @@ def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str
 
 
 def build_model(graph: Graph, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
-                description: str = "torch2keras direct", integer_io: bool = False
-                ) -> tuple[ModelBuilder, dict[str, Node]]:
+                description: str = "torch2keras direct", integer_io: bool = False,
+                weights: Optional[WeightQuantization] = None) -> tuple[ModelBuilder, dict[str, Node]]:
     """The TFLite model of ``graph``, not yet written, and its tensor names' nodes."""
     model = ModelBuilder(description)
-    return model, add_signature(model, graph, signature_key, fp16=fp16, integer_io=integer_io)
+    return model, add_signature(model, graph, signature_key, fp16=fp16, integer_io=integer_io, weights=weights)
 
 
-def build_signatures(graphs: Mapping[str, Graph], fp16: bool = False, description: str = "torch2keras direct"
-                     ) -> tuple[ModelBuilder, dict[str, dict[str, Node]]]:
+def build_signatures(graphs: Mapping[str, Graph], fp16: bool = False, description: str = "torch2keras direct",
+                     weights: Optional[WeightQuantization] = None) -> tuple[ModelBuilder, dict[str, dict[str, Node]]]:
     """One model with a subgraph and a signature per graph (keyed as ``graphs``); constants of
     equal content, such as the weights the graphs share, are stored once."""
     model = ModelBuilder(description)
-    return model, {key: add_signature(model, graph, key, fp16=fp16) for key, graph in graphs.items()}
+    return model, {key: add_signature(model, graph, key, fp16=fp16, weights=weights) for key, graph in graphs.items()}
 
 
 def write_signatures(graphs: Mapping[str, Graph], path: str, fp16: bool = False,
-                     description: str = "torch2keras direct") -> WriteResult:
+                     description: str = "torch2keras direct", weights: Optional[WeightQuantization] = None
+                     ) -> WriteResult:
     """Write ``build_signatures(graphs)`` to ``path`` (``WriteResult.op_counts``: of the first
     subgraph; ``tensor_nodes``: keyed ``"signature:tensor"``)."""
     start = time.perf_counter()
-    model, nodes = build_signatures(graphs, fp16=fp16, description=description)
+    model, nodes = build_signatures(graphs, fp16=fp16, description=description, weights=weights)
     built = time.perf_counter()
     size = model.write(path)
     tensor_nodes = {f"{key}:{name}": node for key, names in nodes.items() for name, node in names.items()}
@@ -85,14 +89,14 @@ def write_signatures(graphs: Mapping[str, Graph], path: str, fp16: bool = False,
 
 
 def add_signature(model: ModelBuilder, graph: Graph, signature_key: str, fp16: bool = False,
-                  integer_io: bool = False) -> dict[str, Node]:
+                  integer_io: bool = False, weights: Optional[WeightQuantization] = None) -> dict[str, Node]:
     """Write ``graph`` as a new subgraph of ``model`` with signature ``signature_key``; returns
     its tensor names' nodes."""
     if not graph.meta.get("layouts_assigned"):
         raise ValueError("write_tflite expects a graph after the layout pass (the default pass pipeline)")
     index = len(model.subgraphs)
     sub = model.subgraph("main" if index == 0 else _name(signature_key))
-    ctx = Context(graph, model, sub, plan_graph(graph), fp16=fp16)
+    ctx = Context(graph, model, sub, plan_graph(graph), fp16=fp16, weights=weights)
     inputs = {}
     for v in graph.inputs:
         name = v.producer.attrs["name"]

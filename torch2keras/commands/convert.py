@@ -29,7 +29,7 @@ from ..ir import Torch2KerasError, UnsupportedOpError
 from . import examples
 from .console import Progress, Quiet
 from .exits import OK, OUT_OF_TOLERANCE, ConversionFailed, UsageError
-from .preflight import Plan
+from .preflight import DIRECT_VARIANTS, Plan
 
 if TYPE_CHECKING:
     from ..api import CompileResult
@@ -175,6 +175,18 @@ def tflite_files(path: str, variants: list[Optional[str]]) -> list[tuple[str, Op
     return [(path if v is None else f"{stem}_{v}{ext}", v) for v in variants]
 
 
+def _weight_variant(args: argparse.Namespace, variant: Optional[str]) -> tuple[Any, str]:
+    """(quantize, backend) of a ``--quantize`` variant: int4 weights, and int8 weights with
+    ``--keep-float`` or ``--min-quantized-elements``, are written by the direct writer."""
+    from ..backend_tflite.weight_quantization import DEFAULT_MIN_ELEMENTS, WeightQuantization
+
+    options = args.keep_float is not None or args.min_quantized_elements is not None
+    if variant not in DIRECT_VARIANTS and not (variant == "dynamic_int8" and options):
+        return variant, "converter"
+    minimum = DEFAULT_MIN_ELEMENTS if args.min_quantized_elements is None else args.min_quantized_elements
+    return WeightQuantization(variant, keep_float=args.keep_float or (), min_elements=minimum), "direct"
+
+
 def _write_outputs(result: "CompileResult", plan: Plan, args: argparse.Namespace, calibration: Optional[list],
                    holdout: Optional[list], progress: Progress) -> list[dict]:
     written = []
@@ -187,9 +199,10 @@ def _write_outputs(result: "CompileResult", plan: Plan, args: argparse.Namespace
         for path, variant in tflite_files(out.path, plan.variants):
             progress(f"writing {path}")
             int8 = variant == "int8"
-            result.export_tflite(path, quantize=variant, calibration=calibration if int8 else None,
+            quantize, backend = _weight_variant(args, variant)
+            result.export_tflite(path, quantize=quantize, calibration=calibration if int8 else None,
                                  io_dtype=args.io_dtype if int8 else "int8", holdout=holdout if int8 else None,
-                                 allow_flex=args.allow_flex, progress=progress)
+                                 allow_flex=args.allow_flex, progress=progress, backend=backend)
             written.append({"kind": "tflite", **result.report.tflite})
     if args.draw:  # (compile drew it)
         written.append({"path": args.draw, "kind": "drawing"})
@@ -234,11 +247,11 @@ def _problems(report: "Report", written: list[dict], plan: Plan, args: argparse.
 
 
 def _tflite_table(written: list[dict]) -> str:
-    lines = [f"  {'TFLite file':<40} {'kind':<14} {'MB':>7} {'ops':>5} {'max |err|':>10}"]
+    lines = [f"  {'TFLite file':<40} {'kind':<16} {'MB':>7} {'ops':>5} {'max |err|':>10}"]
     for w in written:
         if w["kind"] == "tflite":
             err = w.get("max_abs_error")
-            lines.append(f"  {w['path']:<40} {w.get('quantize') or 'float32':<14} {w['bytes'] / 1e6:>7.2f} "
+            lines.append(f"  {w['path']:<40} {w.get('quantize') or 'float32':<16} {w['bytes'] / 1e6:>7.2f} "
                          f"{w['ops']:>5} {err if err is None else format(err, '.3e'):>10}")
     return "\n".join(lines)
 

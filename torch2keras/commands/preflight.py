@@ -25,7 +25,7 @@ from .exits import UsageError
 if TYPE_CHECKING:  # numpy is imported only to read .npz files: the common checks stay fast
     import numpy as np
 
-__all__ = ["DTYPES", "Output", "Plan", "QUANTIZE", "check", "dtype_spec", "dynamic_spec", "layout_spec", "quantize_list",
+__all__ = ["DIRECT_VARIANTS", "DTYPES", "Output", "Plan", "QUANTIZE", "check", "dtype_spec", "dynamic_spec", "layout_spec", "quantize_list",
            "read_arrays", "shape", "split_samples"]
 
 # dtype names (and their aliases) -> numpy/torch name
@@ -33,7 +33,11 @@ DTYPES = {"float32": "float32", "float": "float32", "float16": "float16", "half"
           "float64": "float64", "double": "float64", "int64": "int64", "long": "int64", "int32": "int32",
           "int": "int32", "int16": "int16", "int8": "int8", "uint8": "uint8", "bool": "bool"}
 # --quantize variants -> export_tflite(quantize=...); None is the float32 file
-QUANTIZE = {"float32": None, "none": None, "fp16": "fp16", "dynamic_int8": "dynamic_int8", "int8": "int8"}
+QUANTIZE = {"float32": None, "none": None, "fp16": "fp16", "dynamic_int8": "dynamic_int8", "int8": "int8",
+            # the direct writer's weight quantization (backend_tflite.weight_quantization.MODES)
+            **{m: m for m in ("dynamic_int4", "dynamic_int4_b32", "dynamic_int4_b64", "dynamic_int4_b128")}}
+# variants written by the direct writer only (dynamic_int8 too, with --keep-float or --min-quantized-elements)
+DIRECT_VARIANTS = ("dynamic_int4", "dynamic_int4_b32", "dynamic_int4_b64", "dynamic_int4_b128")
 _OUTPUT_KINDS = {".keras": "keras", ".h5": "h5", ".tflite": "tflite"}
 _FORMATS = ".keras, .h5, .tflite, or a folder name (SavedModel; end it with / if it holds a dot)"
 
@@ -215,6 +219,13 @@ def _check_quantize(args: argparse.Namespace, outputs: list[Output]) -> list[Opt
         raise UsageError("--calibration is used by --quantize int8 only: add --quantize int8 or drop it")
     if args.holdout and "int8" not in variants:
         raise UsageError("--holdout is used by --quantize int8 only (the per-layer check)")
+    weight_modes = [v for v in variants if v == "dynamic_int8" or v in DIRECT_VARIANTS]
+    for flag, value in (("--keep-float", args.keep_float), ("--min-quantized-elements", args.min_quantized_elements)):
+        if value is not None and not weight_modes:
+            raise UsageError(f"{flag} applies to weight quantization: add --quantize dynamic_int8 (or dynamic_int4, "
+                             f"dynamic_int4_b32, ...)")
+    if args.min_quantized_elements is not None and args.min_quantized_elements < 0:
+        raise UsageError(f"--min-quantized-elements {args.min_quantized_elements}: must be 0 or more")
     return variants
 
 

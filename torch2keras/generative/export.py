@@ -15,7 +15,7 @@ index in ``tokens`` of the prompt's last real token) and returns only that token
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 import torch
@@ -55,14 +55,15 @@ def signature_modules(model: torch.nn.Module, max_context: int, prefill_len: int
 
 
 def export_tflite(model: torch.nn.Module, path: str, *, max_context: int, prefill_len: int,
-                  last_logits_only: bool = True, quantize: Optional[str] = None, validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
+                  last_logits_only: bool = True, quantize: Any = None, validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
                   progress: Optional[Callable[[str], None]] = None) -> GenerativeExport:
     """Write ``model`` (a Hugging Face ``...ForCausalLM``, unmodified) to ``path`` (see the module
     docstring). max_context: the cache's length, the most tokens a generation can hold;
     prefill_len: the tokens one prefill call takes (longer prompts take several).
     last_logits_only: ``prefill`` returns the logits of the last real prompt token only (else
-    of all ``prefill_len`` positions). quantize: None
-    or ``"fp16"``. validate: each signature run in LiteRT against PyTorch (``atol``, ``rtol``)."""
+    of all ``prefill_len`` positions). quantize: None,
+    ``"fp16"``, a weight quantization mode (``"dynamic_int8"``, ``"dynamic_int4"``,
+    ``"dynamic_int4_b32"``, ...) or a ``WeightQuantization`` (``to_tflite``). validate: each signature run in LiteRT against PyTorch (``atol``, ``rtol``)."""
     modules = signature_modules(model, max_context, prefill_len, last_logits_only)
     result = to_tflite_signatures(modules, path, quantize=quantize, validate=validate, atol=atol, rtol=rtol,
                                   progress=progress)

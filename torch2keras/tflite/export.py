@@ -64,7 +64,7 @@ def export_tflite(result: Exportable, path: str, validate: bool = True, quantize
     it in ``result.report`` (see ``CompileResult.export_tflite`` for the options)."""
     say = progress or (lambda message: None)
     start = time.perf_counter()
-    check_options(quantize, io_dtype, calibration is not None)
+    _check_quantize(quantize, io_dtype, calibration is not None, backend)
     if calibration is not None and quantize != "int8":
         raise ValueError(f'calibration data is used by quantize="int8" only (got quantize={quantize!r})')
     if backend != "converter" and _export_direct(result, path, backend, quantize, validate, delegates, say):
@@ -95,6 +95,17 @@ def export_tflite(result: Exportable, path: str, validate: bool = True, quantize
     result.report.tflite = record
     result.report.timings["export_tflite"] = time.perf_counter() - start
     return str(path)
+
+
+def _check_quantize(quantize: Any, io_dtype: str, calibrated: bool, backend: str) -> None:
+    """The converter's options, or a weight quantization only the direct backend writes."""
+    from ..backend_tflite.export import direct_only
+
+    if not direct_only(quantize):
+        check_options(quantize, io_dtype, calibrated)
+    elif backend == "converter":
+        raise ValueError(f"quantize={quantize!r} is written by the direct TFLite backend only: "
+                         f"export_tflite(..., backend=\"direct\")")
 
 
 def _export_direct(result: Exportable, path: str, backend: str, quantize: Optional[str], validate: bool,

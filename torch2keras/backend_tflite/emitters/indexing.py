@@ -1,6 +1,7 @@
 """Emitters of the gathering and scattering IR ops: ``index_select`` (GATHER along the stored
 axis, or -- for a constant channel shuffle, ``ir.shuffle.shuffle_groups`` -- a RESHAPE,
-TRANSPOSE, RESHAPE), ``embedding`` (GATHER of the table's rows) and ``scatter_flat`` (segment
+TRANSPOSE, RESHAPE), ``embedding`` (GATHER of the table's rows; EMBEDDING_LOOKUP of an int8 /
+int4 table, ``weight_quantization.py``) and ``scatter_flat`` (segment
 reductions over the flattened tensor: UNSORTED_SEGMENT_SUM / _MAX, GATHER, SELECT_V2).
 """
 
@@ -56,7 +57,28 @@ def emit_index_select(ctx: Context, node: Node) -> int:
 @emitter("embedding")
 def emit_embedding(ctx: Context, node: Node) -> int:
     w, index = node.inputs
-    return _gather(ctx, node, ctx.tensor(w), index, 0)
+    table = ctx.quantized_weight(w, node)
+    if table is None:
+        return _gather(ctx, node, ctx.tensor(w), index, 0)
+    return _lookup(ctx, node, table, index)
+
+
+def _lookup(ctx: Context, node: Node, table: int, index: Value) -> int:
+    """An integer table's rows as float: EMBEDDING_LOOKUP (1-d int32 ids, one scale per row or
+    block), the ids flattened and the rows shaped back."""
+    shape = [int(d) for d in node.output.type.physical_shape]
+    width = ctx.shape(table)[1]
+    if shape != [*(int(d) for d in index.type.shape), width]:
+        raise DirectExportError(node, f"with its result stored as {node.output.type} is not supported with "
+                                      f"quantized weights (keep this layer float: keep_float)")
+    ids = ctx.tensor(index)
+    if ctx.dtype(ids) != np.int32:
+        ids = ctx.cast(ids, np.int32, "index")
+    count = int(np.prod(shape[:-1]))
+    ids = ctx.reshape(ids, [count], "ids")
+    rows = ctx.temp([count, width], np.float32, "rows") if len(shape) != 2 else ctx.result(node)
+    ctx.op("EMBEDDING_LOOKUP", [ids, table], [rows])
+    return rows if len(shape) == 2 else ctx.reshape(rows, shape, out=ctx.result(node))
 
 
 _SCATTER_DTYPES = (np.float32, np.int32)  # what TFLite's unsorted segment kernels compute in

@@ -12,7 +12,8 @@ number of outputs and the same padding before), else a PAD and ``VALID``.
 FULLY_CONNECTED against a constant matrix, else BATCH_MATMUL. A linear layer's input keeps its
 features physically last (the layout pass guarantees it), so FULLY_CONNECTED with
 ``keep_num_dims`` runs on the stored rows in whatever order they are kept; where the plan merges
-its rows (``flatten_rows``) it writes [rows, out] directly.
+its rows (``flatten_rows``) it writes [rows, out] directly. With a weight quantization mode
+(``weight_quantization.py``) the filter is int8 / int4 and FULLY_CONNECTED runs dynamic-range.
 """
 
 from __future__ import annotations
@@ -194,7 +195,8 @@ def emit_linear(ctx: Context, node: Node) -> int:
     if x.type.perm[-1] != x.type.rank - 1:
         raise DirectExportError(node, f"on a value stored as {x.type} (features not last) is not supported")
     tensor = ctx.tensor(x)
-    weight = ctx.tensor(w)
+    weight = ctx.quantized_weight(w, node)
+    weight = ctx.tensor(w) if weight is None else weight
     bias = _bias(ctx, node, b)
     act = ctx.activation(node)
     if node.id in ctx.plan.into_reshape:  # the reshape merging the rows reads this: write [rows, out]
@@ -213,7 +215,9 @@ def emit_matmul(ctx: Context, node: Node) -> int:
     if x.type.layout is not None or y.type.layout is not None:
         raise DirectExportError(node, "on re-laid-out operands is not supported")
     if ctx.is_const(y) and y.type.rank == 2 and x.type.rank >= 2 and x.type.dtype == "f32":
-        weight = ctx.constant(np.ascontiguousarray(ctx.const(y).T), f"{y.name_hint}/transposed", weight=True)
+        weight = ctx.quantized_weight(y, node, transposed=True)
+        if weight is None:
+            weight = ctx.constant(np.ascontiguousarray(ctx.const(y).T), f"{y.name_hint}/transposed", weight=True)
         return fully_connected(ctx, ctx.tensor(x), weight, None, ctx.result(node), x.type.rank > 2)
     a, b = ctx.tensor(x), ctx.tensor(y)
     if x.type.rank == 1:

@@ -26,6 +26,7 @@ from typing import Any, Optional, Sequence
 
 import attrs
 import torch
+import torch.utils._pytree as pytree
 
 __all__ = ["DynamicDim", "DynamicSpec", "parse_dynamic_shapes", "name_symbols"]
 
@@ -128,6 +129,13 @@ def _axes(input_name: str, spec: Any, example: torch.Tensor) -> tuple[dict, list
     return torch_axes, dims
 
 
+def _static_structure(value: Any) -> Any:
+    """``value``'s containers with None for each leaf: every size of it static."""
+    if isinstance(value, (dict, list, tuple)) and value:
+        return pytree.tree_map(lambda _: None, value)
+    return None
+
+
 def parse_dynamic_shapes(spec: Any, model: torch.nn.Module, args: Sequence, kwargs: dict) -> DynamicSpec:
     """Read ``spec`` (see the module docstring) against the example inputs."""
     params = _param_names(model, len(args))
@@ -155,7 +163,8 @@ def parse_dynamic_shapes(spec: Any, model: torch.nn.Module, args: Sequence, kwar
             raise ValueError(f"dynamic_shapes[{name!r}]: dynamic shapes are supported for tensor inputs, "
                              f"{name!r} is a {type(value).__name__}")
         axes, found = _axes(name, entry, value) if isinstance(value, torch.Tensor) else ({}, [])
-        torch_spec[name] = axes or None
+        # a container of tensors (a dict, a list) is static: torch.export wants its structure
+        torch_spec[name] = (axes or None) if isinstance(value, torch.Tensor) else _static_structure(value)
         dims.extend(found)
     if params is None:  # forward's parameters are unknown (*args): torch.export's positional form
         return DynamicSpec(tuple(torch_spec[n] for n in names[: len(args)]), tuple(dims))

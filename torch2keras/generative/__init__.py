@@ -4,10 +4,11 @@ and ``decode`` signatures over a static key/value cache, and generation with it 
     from torch2keras import generative
     generative.export_tflite(hf_model, "lm.tflite", max_context=256, prefill_len=32)
     ids = generative.generate("lm.tflite", prompt_ids, max_new_tokens=32)
+    ids = generative.generate(generative.compile_keras(hf_model, max_context=256), prompt_ids, 32)
 
 Modules: ``layout`` (the cache's shapes), ``cache`` (a Hugging Face ``Cache`` over argument
 tensors), ``step`` (the module a signature computes), ``export`` (the file), ``runner`` (the
-file in LiteRT), ``sampling`` (the next token), ``generation`` (the loop). Importing
+file in LiteRT), ``keras_runner`` (one Keras model, any number of tokens per call), ``sampling`` (the next token), ``generation`` (the loop). Importing
 ``torch2keras.generative`` needs ``transformers`` only for ``export_tflite``.
 """
 
@@ -21,6 +22,7 @@ _LAZY = {
     "cache_layout": "torch2keras.generative.layout", "CacheLayout": "torch2keras.generative.layout",
     "LiteRTCausalLM": "torch2keras.generative.runner", "TokenSampler": "torch2keras.generative.sampling",
     "generate": "torch2keras.generative.generation",
+    "KerasCausalLM": "torch2keras.generative.keras_runner", "compile_keras": "torch2keras.generative.keras_runner",
 }
 
 __all__ = sorted(_LAZY)

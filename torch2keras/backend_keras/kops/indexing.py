@@ -34,7 +34,7 @@ def _scatter_flat(x, index, src, reduce, include_self):
     src = ops.broadcast_to(src, tuple(index.shape)) if tuple(src.shape) != tuple(index.shape) else src
     ids = ops.reshape(ops.cast(index, "int32"), (-1,))
     u = ops.reshape(ops.cast(src, x.dtype), (-1,))
-    m = ids.shape[0]
+    m = ids.shape[0] if ids.shape[0] is not None else ops.shape(ids)[0]  # (a dynamic count of updates)
     kind = dtype_name(x)
     work = "int32" if kind == "bool" else kind
     xw, uw = ops.cast(xf, work), ops.cast(u, work)

@@ -251,6 +251,15 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines + [""] + notes) + "\n"
 
 
+def write(rows: list[dict], args) -> None:
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"networks": rows, "threads": 2, "runs": args.runs, "train": N_TRAIN, "test": 540,
+                   "calibration": N_CALIBRATION, "qat_steps": QAT_STEPS}, f, indent=2)
+    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+        f.write(markdown(rows))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", default="cnn,mobilenet_v3_small,resnet18")
@@ -258,16 +267,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=os.path.join(HERE, "results", "quantization_trained.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [bench(name, args.runs, tmp) for name in args.networks.split(",")]
-    table = markdown(rows)
-    print("\n" + table)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"networks": rows, "threads": 2, "runs": args.runs, "train": N_TRAIN, "test": 540,
-                   "calibration": N_CALIBRATION}, f, indent=2)
-    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-        f.write(table)
+        for name in args.networks.split(","):
+            rows.append(bench(name, args.runs, tmp))
+            write(rows, args)  # (after each network: a partial run keeps what it measured)
+    print("\n" + markdown(rows))
     print(f"wrote {args.out}")
     return 0
 

@@ -9,7 +9,7 @@ STAMP := .venv/.stamp
 export TF_CPP_MIN_LOG_LEVEL=2
 export CUDA_VISIBLE_DEVICES=-1
 
-.PHONY: env test test-slow demo bench bench-quant fuzz clean supported-list
+.PHONY: env test test-slow demo bench bench-quant bench-quant-random fuzz clean supported-list
 
 env: $(STAMP)
 
@@ -40,7 +40,12 @@ demo: env
 bench: env
 	$(PY) benchmarks/layout.py
 
+# networks trained on scikit-learn's digits: every quantization path (~15 min on 2 cores)
 bench-quant: env
+	nice $(PY) benchmarks/quantization_trained.py
+
+# torchvision models with random weights: the TF converter's fp16 / dynamic / calibrated int8
+bench-quant-random: env
 	$(PY) benchmarks/quantization.py
 
 # random-model fuzzing: make fuzz N=500 SEED=0 (results, table and reproducers in fuzz_out/)

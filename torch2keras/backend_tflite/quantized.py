@@ -1,7 +1,8 @@
-"""Integer layers of quantized models: the ``conv`` / ``linear`` / ``add`` / ``mul`` / global
-average pool nodes the ``annotate_quantized`` pass marked (``Node.meta["quantized"]``) written
-as int8 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MUL and MEAN, with the model's own
-scales and zero points.
+"""Integer layers of quantized models: the nodes the ``annotate_quantized`` pass marked
+(``Node.meta["quantized"]``) written as int8 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD,
+SUB, MUL, MEAN (global average pool, mean over the spatial axes), AVERAGE_POOL_2D, RELU, RELU6,
+RELU_N1_TO_1, HARD_SWISH and LOGISTIC, with the model's own scales and zero points (the int8
+kernels rescale from their inputs' parameters to their result's).
 
 A marked layer reads the int8 tensors its inputs' ``dequantize`` nodes read, its weights as the
 int8 constant behind their ``dequantize`` (per output channel: TFLite's quantized dimension is
@@ -23,11 +24,14 @@ from .builder import Quantization, SubgraphBuilder
 from .context import Context, DirectExportError
 from .emitters.common import Window, padding_mode
 from .emitters.nn import _as_2d, fully_connected
+from .emitters.pool import _VALID, _pool_op
+from .plan import activation_of
 from .schema import fb
 
 __all__ = ["emit_quantized_layer", "integer_input", "propagate_quantization", "quantization_of"]
 
-_ACTIVATION = {None: fb.ActivationFunctionType.NONE, "RELU": fb.ActivationFunctionType.RELU}
+_ACTIVATION = {None: fb.ActivationFunctionType.NONE, "RELU": fb.ActivationFunctionType.RELU,
+               "RELU6": fb.ActivationFunctionType.RELU6, "RELU_N1_TO_1": fb.ActivationFunctionType.RELU_N1_TO_1}
 # ops whose result holds elements of their first input: the same quantization
 _DATA_MOVEMENT = ("RESHAPE", "TRANSPOSE", "MAX_POOL_2D", "PAD", "PADV2", "SLICE", "STRIDED_SLICE", "CONCATENATION",
                   "SPLIT", "GATHER", "SQUEEZE", "EXPAND_DIMS", "TILE", "BROADCAST_TO", "REVERSE_V2")
@@ -142,25 +146,52 @@ def _binary(ctx: Context, node: Node) -> int:
     a, _ = _integers(ctx, node.inputs[0])
     b, _ = _integers(ctx, node.inputs[1])
     out, _ = _result(ctx, node)
-    options = fb.AddOptionsT() if node.op == "add" else fb.MulOptionsT()
+    options = {"add": fb.AddOptionsT, "sub": fb.SubOptionsT, "mul": fb.MulOptionsT}[node.op]()
     options.fusedActivationFunction = _ACTIVATION[node.meta["quantized"]["activation"]]
     ctx.op(node.op.upper(), [a, b], [out], options)
     return out
 
 
-def _global_average(ctx: Context, node: Node) -> int:
-    """A global average pool: MEAN over the stored spatial axes (its int8 kernel rescales)."""
+def _spatial_mean(ctx: Context, node: Node) -> int:
+    """A global average pool or a mean over the spatial axes: MEAN over the stored spatial axes
+    (its int8 kernel rescales)."""
     x = node.inputs[0]
     tensor, _ = _integers(ctx, x)
     out, _ = _result(ctx, node)
     options = fb.ReducerOptionsT()
-    options.keepDims = True
+    options.keepDims = node.op == "adaptive_avg_pool" or bool(node.attrs["keepdim"])
     axes = sorted(x.type.physical_axis(a) for a in range(2, x.type.rank))
     ctx.op("MEAN", [tensor, ctx.ints(axes, "axes")], [out], options)
     return out
 
 
-_LAYERS = {"conv": _conv, "linear": _linear, "add": _binary, "mul": _binary, "adaptive_avg_pool": _global_average}
+def _average_pool(ctx: Context, node: Node) -> int:
+    """An average pool without padding (input and result with the same parameters)."""
+    x = node.inputs[0]
+    if x.type.perm != (0, 2, 3, 1):
+        raise DirectExportError(node, f"an int8 average pool on a value stored as {x.type} is not supported")
+    tensor, _ = _integers(ctx, x)
+    out, _ = _result(ctx, node)
+    a = node.attrs
+    window = Window(ctx.shape(tensor)[1:3], a["kernel"], a["stride"], [0, 0, 0, 0], [1, 1], ctx.shape(out)[1:3])
+    return _pool_op(ctx, "AVERAGE_POOL_2D", tensor, window, _VALID, out)
+
+
+_UNARY = {"hardswish": "HARD_SWISH", "sigmoid": "LOGISTIC"}
+
+
+def _unary(ctx: Context, node: Node) -> int:
+    """relu / relu6 / clamp(-1, 1) / hardswish / sigmoid: the int8 kernel rescales from the
+    input's parameters to the result's."""
+    tensor, _ = _integers(ctx, node.inputs[0])
+    out, _ = _result(ctx, node)
+    ctx.op(_UNARY.get(node.op) or activation_of(node), [tensor], [out])
+    return out
+
+
+_LAYERS = {"conv": _conv, "linear": _linear, "add": _binary, "sub": _binary, "mul": _binary,
+           "adaptive_avg_pool": _spatial_mean, "reduce": _spatial_mean, "avg_pool": _average_pool,
+           "relu": _unary, "clamp": _unary, "hardswish": _unary, "sigmoid": _unary}
 
 
 def emit_quantized_layer(ctx: Context, node: Node) -> int:

@@ -8,15 +8,22 @@ have the same per-tensor parameters is ``op(q)``: the op runs on the integers th
 as the affine map is monotone and the same on both sides); float readers of the op's result
 read ``dequantize(op(q))``, the same values.
 
-``AnnotateQuantized``: marks (``Node.meta["quantized"]``) each ``conv`` / ``linear`` / ``add`` /
-``mul`` / global average pool (``adaptive_avg_pool`` to 1x1) that reads ``dequantize`` results
-of per-tensor int8 values (a layer's weights: a ``dequantize`` of a constant with zero points
-0, per output channel or per tensor; its bias a float constant) and whose result, through at
-most one relu, is read only by a per-tensor int8 ``quantize``: the layer writes that quantize's
-integers itself (``{"result": quantize id, "activation": "RELU" or None}``), the quantize and
-the relu are written by it (``{"written_by": layer id}``), and a ``dequantize`` that only such
-layers (or requantizing quantizes) read is written as nothing (``{"unused": True}``).
-Convolutions without an int8 TFLite kernel (grouped, 1-d, transposed) are not marked.
+``AnnotateQuantized``: marks (``Node.meta["quantized"]``) each layer that reads ``dequantize``
+results of per-tensor int8 values and whose result is read only by a per-tensor int8
+``quantize``: a ``conv`` / ``linear`` (its weights a ``dequantize`` of a constant with zero
+points 0, per output channel or per tensor; its bias a float constant), an ``add`` / ``sub`` /
+``mul``, a global average pool (``adaptive_avg_pool`` to 1x1) or a mean over the spatial axes of
+a feature map (``reduce``), an average pool without padding whose input and result have the same
+parameters (TFLite's int8 AVERAGE_POOL_2D does not rescale), a ``relu``, a ``clamp`` to [0, 6],
+[-1, 1] or [0, inf), a ``hardswish``, and a ``sigmoid`` whose result is quantized with scale
+1/256 and zero point -128 (the only parameters TFLite's int8 LOGISTIC writes). A conv, linear,
+add, sub or mul may reach its quantize through one relu / relu6 / clamp(-1, 1) (fused). The
+layer writes that quantize's integers itself (``{"result": quantize id, "activation": TFLite
+activation name or None}``), the quantize and the fused activation are written by it
+(``{"written_by": layer id}``), and a ``dequantize`` that only such layers (or requantizing
+quantizes) read is written as nothing (``{"unused": True}``). Convolutions without an int8
+TFLite kernel (grouped, 1-d, transposed) and the ops not listed (e.g. ``hardsigmoid``) stay
+float between a DEQUANTIZE and a QUANTIZE.
 """
 
 from __future__ import annotations
@@ -24,19 +31,35 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+import numpy as np
+
 from ..ir import Graph, Node, Value
 from .dce import DeadCodeElimination
 from .manager import Pass, register_pass
 
 __all__ = ["AnnotateQuantized", "FoldFlattenIntoQuantizedLinear", "MoveDataOntoIntegers", "QUANTIZED_LAYERS",
-           "integer_passes_after_layout", "is_quantized", "quant_params"]
+           "activation_name", "integer_passes_after_layout", "is_quantized", "quant_params"]
 
 # ops that move or select elements: they commute with a monotone per-tensor affine map
 DATA_MOVEMENT = frozenset({"reshape", "relayout", "permute", "max_pool", "adaptive_max_pool", "concat", "slice",
                            "flip", "expand", "tile"})
-QUANTIZED_LAYERS = frozenset({"conv", "linear", "add", "mul", "adaptive_avg_pool"})
-_BINARY = ("add", "mul")
-_ACTIVATIONS = {"relu": "RELU"}
+QUANTIZED_LAYERS = frozenset({"conv", "linear", "add", "sub", "mul", "adaptive_avg_pool", "reduce", "avg_pool",
+                              "relu", "clamp", "hardswish", "sigmoid"})
+_BINARY = ("add", "sub", "mul")
+_FUSES_ACTIVATION = ("conv", "linear") + _BINARY
+_UNARY = ("relu", "clamp", "hardswish", "sigmoid")
+LOGISTIC_SCALE, LOGISTIC_ZERO_POINT = 1.0 / 256, -128  # TFLite's int8 LOGISTIC writes only these
+
+
+def activation_name(node: Node) -> Optional[str]:
+    """The TFLite activation (RELU, RELU6, RELU_N1_TO_1) ``node`` computes (a relu or a clamp), else None."""
+    if node.op == "relu":
+        return "RELU"
+    if node.op != "clamp":
+        return None
+    low, high = node.attrs["min"], node.attrs["max"]
+    return {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1", (0.0, None): "RELU"}.get(
+        (None if low is None else float(low), None if high is None else float(high)))
 
 
 def quant_params(node: Node) -> tuple:
@@ -133,16 +156,44 @@ def _weights(graph: Graph, node: Node) -> bool:
     return bias is None or bias.producer.op == "constant"
 
 
+def _shape_allows_integers(graph: Graph, node: Node) -> bool:
+    """Whether ``node``'s own attributes fit a TFLite int8 kernel (see the module docstring)."""
+    x = node.inputs[0].type
+    if node.op == "conv" and (node.attrs["transposed"] or x.rank != 4 or node.attrs["groups"] not in (1, x.shape[1])):
+        return False  # (grouped, 1-d, transposed: no int8 TFLite kernel, written in float)
+    if node.op in ("conv", "linear"):
+        return _weights(graph, node)
+    if node.op == "adaptive_avg_pool":
+        return x.rank == 4 and all(o == 1 for o in node.attrs["output_size"])
+    if node.op == "reduce":
+        axes = node.attrs["axes"]
+        return node.attrs["kind"] == "mean" and x.rank == 4 and axes is not None and \
+            sorted(a % 4 for a in axes) == [2, 3]
+    if node.op == "avg_pool":
+        a = node.attrs
+        return x.rank == 4 and not any(a["padding"]) and not a["ceil_mode"] and not a["divisor_override"]
+    if node.op in ("relu", "clamp"):
+        return activation_name(node) is not None
+    return True
+
+
+def _result_quantize(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[Node]]]:
+    """(the per-tensor int8 quantize reading ``node``'s result, the fused activation between)."""
+    reader = _single_reader(graph, node.output)
+    act = None
+    if node.op in _FUSES_ACTIVATION and reader is not None and activation_name(reader) is not None \
+            and reader.output.type.layout == node.output.type.layout:
+        act, reader = reader, _single_reader(graph, reader.output)
+    if reader is None or reader.op != "quantize" or reader.attrs["axis"] is not None or \
+            reader.output.type.dtype != "i8":
+        return None
+    return reader, act
+
+
 def _quantized_layer(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[Node]]]:
     """(the quantize writing the layer's integers, the activation between, if any) when ``node``
     computes in integers (see the module docstring), else None."""
-    if node.op == "conv" and (node.attrs["transposed"] or node.inputs[0].type.rank != 4
-                              or node.attrs["groups"] not in (1, node.inputs[0].type.shape[1])):
-        return None  # (no int8 TFLite kernel: written in float)
-    if node.op in ("conv", "linear") and not _weights(graph, node):
-        return None
-    if node.op == "adaptive_avg_pool" and (node.inputs[0].type.rank != 4
-                                           or any(o != 1 for o in node.attrs["output_size"])):
+    if not _shape_allows_integers(graph, node):
         return None
     activations = node.inputs[:2] if node.op in _BINARY else node.inputs[:1]
     if any(_integer_source(v) is None or _integer_source(v).type.dtype != "i8" for v in activations):
@@ -150,14 +201,16 @@ def _quantized_layer(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[
     if node.op in _BINARY and (activations[0].type.rank != activations[1].type.rank
                                or activations[0].type.perm != activations[1].type.perm):
         return None
-    reader = _single_reader(graph, node.output)
-    act = None
-    if reader is not None and reader.op in _ACTIVATIONS and reader.output.type.layout == node.output.type.layout:
-        act, reader = reader, _single_reader(graph, reader.output)
-    if reader is None or reader.op != "quantize" or reader.attrs["axis"] is not None or \
-            reader.output.type.dtype != "i8":
+    found = _result_quantize(graph, node)
+    if found is None:
         return None
-    return reader, act
+    q = found[0]
+    if node.op == "avg_pool" and quant_params(q) != quant_params(node.inputs[0].producer):
+        return None  # (TFLite's int8 AVERAGE_POOL_2D keeps its input's parameters: written in float)
+    if node.op == "sigmoid" and (np.float32(quant_params(q)[0][0]) != np.float32(LOGISTIC_SCALE)
+                                 or quant_params(q)[1][0] != LOGISTIC_ZERO_POINT):
+        return None  # (TFLite's int8 LOGISTIC writes scale 1/256, zero point -128 only: written in float)
+    return found
 
 
 def _requantizes(node: Node) -> bool:
@@ -190,7 +243,7 @@ class AnnotateQuantized(Pass):
             if found is None:
                 continue
             q, act = found
-            node.meta["quantized"] = {"result": q.id, "activation": None if act is None else _ACTIVATIONS[act.op]}
+            node.meta["quantized"] = {"result": q.id, "activation": None if act is None else activation_name(act)}
             q.meta["quantized"] = {"written_by": node.id}
             if act is not None:
                 act.meta["quantized"] = {"written_by": node.id}

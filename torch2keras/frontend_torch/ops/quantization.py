@@ -1,9 +1,12 @@
 """Lowerings of PyTorch's ``quantized_decomposed`` ops (what PT2E's ``convert_pt2e`` leaves around
 the float ops of a quantized model) to the IR's ``quantize`` and ``dequantize``.
 
-Scales and zero points must be known when the model is converted: python numbers, or constant
-tensors (the per-channel parameters of weights). The integer range (``quant_min``,
-``quant_max``) and dtype are kept as given.
+Scales and zero points known when the model is converted (python numbers, or constant tensors:
+the per-channel parameters of weights) give ``quantize`` / ``dequantize``. The integer range
+(``quant_min``, ``quant_max``) and dtype are kept as given. Dynamic quantization (PT2E with
+``is_dynamic=True``: ``choose_qparams`` picks a scale and zero point from each activation at run
+time) is lowered to the float arithmetic torch computes: min / max of the tensor, the scale and
+zero point, then ``clamp(round(x / scale) + zero_point)`` cast to the integers and back.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch.ao.quantization.fx._decomposed  # noqa: F401 - defines torch.ops.qu
 
 from ...ir import Value
 from ..registry import LoweringContext, lowering, torch_dtype
+from .common import binary
 
 __all__: list[str] = []
 
@@ -56,16 +60,56 @@ def _params(ctx: LoweringContext, scale: Any, zero_point: Any, axis: Optional[in
     return {"scale": scales, "zero_point": zeros, "axis": axis, "qmin": int(qmin), "qmax": int(qmax)}
 
 
-@lowering(*_decomposed("quantize_per_tensor", "default", "tensor", "tensor2"), emits=("quantize",))
+_ARITHMETIC = ("reduce", "minimum", "maximum", "sub", "div", "mul", "add", "round", "clamp", "cast", "reshape")
+
+
+def _computed(ctx: LoweringContext, scale: Any) -> bool:
+    """Whether a scale is computed by the model (dynamic quantization)."""
+    return isinstance(scale, Value) and ctx.graph.constant_value(scale) is None
+
+
+@lowering(*_decomposed("choose_qparams", "tensor"), emits=_ARITHMETIC)
+def lower_choose_qparams(ctx, x, quant_min, quant_max, eps, dtype):
+    """torch's affine parameters of ``x``: scale = (max(x, 0) - min(x, 0)) / (qmax - qmin), at
+    least ``eps``; zero point = clamp(qmin - round(min(x, 0) / scale), qmin, qmax) (both float32
+    scalars of shape [1])."""
+    low = binary(ctx, "minimum", ctx.emit("reduce", [x], kind="min", axes=None, keepdim=False), 0.0, "f32")
+    high = binary(ctx, "maximum", ctx.emit("reduce", [x], kind="max", axes=None, keepdim=False), 0.0, "f32")
+    scale = binary(ctx, "div", binary(ctx, "sub", high, low, "f32"), float(quant_max - quant_min), "f32")
+    scale = binary(ctx, "maximum", scale, float(eps), "f32")
+    zero = binary(ctx, "sub", float(quant_min), ctx.emit("round", [binary(ctx, "div", low, scale, "f32")]), "f32")
+    zero = ctx.emit("clamp", [zero], min=float(quant_min), max=float(quant_max))
+    one = [1]  # (torch's float64 and int64: cast back to float32 by their readers, see _float32)
+    return (ctx.cast(ctx.emit("reshape", [scale], shape=one), "f64"),
+            ctx.cast(ctx.emit("reshape", [zero], shape=one), "i64"))
+
+
+def _float32(ctx: LoweringContext, v: Value) -> Value:
+    """A computed scale or zero point as float32 (the float32 value ``choose_qparams`` cast, so
+    that no float64 is left once the cast is unread)."""
+    if v.producer.op == "cast" and v.producer.inputs[0].type.dtype == "f32":
+        return v.producer.inputs[0]
+    return ctx.cast(v, "f32")
+
+
+@lowering(*_decomposed("quantize_per_tensor", "default", "tensor", "tensor2"), emits=("quantize",) + _ARITHMETIC)
 def lower_quantize_per_tensor(ctx, x, scale, zero_point, quant_min, quant_max, dtype):
+    if _computed(ctx, scale):  # dynamic: torch's arithmetic
+        scale, zero_point = _float32(ctx, scale), _float32(ctx, zero_point)
+        q = binary(ctx, "add", ctx.emit("round", [binary(ctx, "div", x, scale, "f32")]), zero_point, "f32")
+        q = ctx.emit("clamp", [q], min=float(quant_min), max=float(quant_max))
+        return ctx.cast(q, torch_dtype(dtype))
     return ctx.emit("quantize", [x], **_params(ctx, scale, zero_point, None, quant_min, quant_max),
                     dtype=torch_dtype(dtype))
 
 
-@lowering(*_decomposed("dequantize_per_tensor", "default", "tensor", "tensor2"), emits=("dequantize",))
+@lowering(*_decomposed("dequantize_per_tensor", "default", "tensor", "tensor2"), emits=("dequantize",) + _ARITHMETIC)
 def lower_dequantize_per_tensor(ctx, q, scale, zero_point, quant_min, quant_max, dtype, *, out_dtype=None):
     if out_dtype not in (None, torch.float32):
         raise ctx.fail(f"dequantization to {out_dtype} is not supported (float32 only)")
+    if _computed(ctx, scale):  # dynamic: torch's arithmetic
+        shifted = binary(ctx, "sub", ctx.cast(q, "f32"), _float32(ctx, zero_point), "f32")
+        return binary(ctx, "mul", shifted, _float32(ctx, scale), "f32")
     return ctx.emit("dequantize", [q], **_params(ctx, scale, zero_point, None, quant_min, quant_max))
 
 

@@ -1,0 +1,281 @@
+"""Quantization of trained networks: scikit-learn's digits (8x8, upsampled to 32x32), 1257
+training and 540 held-out images; a small CNN, torchvision's mobilenet_v3_small and resnet18
+(num_classes=10), each trained a few epochs on the CPU.
+
+Per network and variant -- float32, fp16, dynamic-range int8 and calibrated int8 (the TF
+converter path: ``compile(...).export_tflite(quantize=...)``, 100 calibration images), PT2E
+static PTQ and PT2E QAT (quantized in PyTorch, written by ``to_tflite`` with PyTorch's scales):
+held-out accuracy, top-1 agreement with the float PyTorch model and (PT2E) with the quantized
+model in torch, the share of output elements within one int8 step of torch's quantized model,
+file size, LiteRT latency against the float file (2 threads, median, interleaved), TRANSPOSE
+count, and the float ops between quantized ones (ops writing float32 between a DEQUANTIZE and a
+QUANTIZE, counted in the file). Writes benchmarks/results/quantization_trained.json and .md.
+
+    nice python benchmarks/quantization_trained.py [--networks cnn,mobilenet_v3_small,resnet18] [--runs 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+
+import torch2keras  # noqa: E402
+from compat import import_torchvision  # noqa: E402
+from layout import latencies_ms  # noqa: E402
+from torch2keras.tflite.file import read_tflite  # noqa: E402
+from torch2keras.tflite.runtime import tflite_runner  # noqa: E402
+
+N_TRAIN, N_CALIBRATION = 1257, 100
+EPOCHS = {"cnn": 8, "mobilenet_v3_small": 15, "resnet18": 3}
+QAT_STEPS = 10  # batches of 32 of quantization-aware training from the trained float weights
+CONVERTER = {"float32": {}, "fp16": {"quantize": "fp16"}, "dynamic_int8": {"quantize": "dynamic_int8"},
+             "int8": {"quantize": "int8", "io_dtype": "float32"}}
+
+
+class SmallCNN(nn.Module):
+    """Four conv-bn-relu blocks (three strided) on 32x32 digits, maxpool to 1x1, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        widths = [1, 16, 32, 32, 64]
+        self.blocks = nn.Sequential(*[nn.Sequential(nn.Conv2d(a, b, 3, stride=1 if k == 0 else 2, padding=1),
+                                                    nn.BatchNorm2d(b), nn.ReLU())
+                                      for k, (a, b) in enumerate(zip(widths, widths[1:]))])
+        self.pool = nn.MaxPool2d(4)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.blocks(x)), 1))
+
+
+def digits(channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train x, train y, test x, test y): 32x32 in [0, 1], a seeded split 1257 / 540."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = nn.functional.interpolate(torch.tensor(data.images, dtype=torch.float32)[:, None] / 16.0, size=(32, 32),
+                                  mode="bilinear", align_corners=False).repeat(1, channels, 1, 1)
+    y = torch.tensor(data.target)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    x, y = x[order], y[order]
+    return x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:]
+
+
+def build(name: str) -> tuple[nn.Module, int]:
+    """The untrained network and its input channels."""
+    torch.manual_seed(0)
+    if name == "cnn":
+        return SmallCNN(), 1
+    torchvision = import_torchvision()
+    return getattr(torchvision.models, name)(num_classes=10), 3
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float) -> nn.Module:
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(1)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for k in range(0, len(y), 32):
+            batch = order[k:k + 32]
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+    return model.eval()
+
+
+def _quantizer(**config):
+    from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+
+    return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, **config))
+
+
+def pt2e_static(model: nn.Module, calibration: torch.Tensor):
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    prepared = prepare_pt2e(torch.export.export(copy.deepcopy(model).eval(), (calibration[:1],)).module(),
+                            _quantizer())
+    with torch.no_grad():
+        for k in range(len(calibration)):
+            prepared(calibration[k:k + 1])
+    return convert_pt2e(prepared)
+
+
+def pt2e_qat(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """``QAT_STEPS`` batches of quantization-aware training from the trained float weights."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
+
+    batch = torch.export.Dim("batch", min=1, max=64)
+    exported = torch.export.export(copy.deepcopy(model).train(), (x[:32],), dynamic_shapes=({0: batch},)).module()
+    prepared = prepare_qat_pt2e(exported, _quantizer(is_qat=True))
+    optimizer = torch.optim.Adam(prepared.parameters(), lr=1e-4)
+    generator = torch.Generator().manual_seed(2)
+    order = torch.randperm(len(y), generator=generator)
+    for k in range(0, 32 * QAT_STEPS, 32):
+        idx = order[k:k + 32]
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(prepared(x[idx]), y[idx]).backward()
+        optimizer.step()
+    move_exported_model_to_eval(prepared)
+    return convert_pt2e(prepared)
+
+
+@torch.no_grad()
+def torch_outputs(model, x: torch.Tensor) -> np.ndarray:
+    return torch.cat([model(x[k:k + 1]) for k in range(len(x))]).numpy()
+
+
+def tflite_outputs(path: str, x: torch.Tensor) -> np.ndarray:
+    runner = tflite_runner(path)
+    (name,) = runner.get_input_details()
+    nhwc = x.numpy().transpose(0, 2, 3, 1)
+    return np.concatenate([next(iter(runner(**{name: nhwc[k:k + 1]}).values())) for k in range(len(x))])
+
+
+def output_scale(path: str) -> float:
+    """The scale of the int8 tensor the output's DEQUANTIZE reads."""
+    f = read_tflite(path)
+    (output,) = f.signatures["serving_default"]["outputs"].values()
+    (dequantize,) = [op for op in f.main_ops() if op.name == "DEQUANTIZE" and output in op.outputs]
+    return f.tensor(dequantize.inputs[0]).scale
+
+
+def float_ops_between(path: str) -> int:
+    """Ops (not QUANTIZE / DEQUANTIZE) writing float32 after a DEQUANTIZE of computed integers and
+    before a QUANTIZE: float computation inside the quantized part of the file."""
+    f = read_tflite(path)
+    ops = f.main_ops()
+    readers: dict[int, list] = {}
+    for op in ops:
+        for i in op.inputs:
+            readers.setdefault(i, []).append(op)
+    after = {op.index for op in ops if op.name == "DEQUANTIZE" and not f.tensor(op.inputs[0]).constant}
+    for op in ops:  # (ops are stored in execution order)
+        if op.index in after:
+            after.update(r.index for t in op.outputs for r in readers.get(t, []))
+    before: set[int] = set()
+    for op in reversed(ops):
+        if op.name == "QUANTIZE" or any(r.index in before for t in op.outputs for r in readers.get(t, [])):
+            before.add(op.index)
+    return sum(1 for op in ops if op.index in after and op.index in before and op.name not in ("QUANTIZE", "DEQUANTIZE")
+               and any(f.tensor(t).dtype == "float32" for t in op.outputs))
+
+
+def measure(path: str, test_x, test_y, float_top1, quantized=None) -> dict:
+    """Accuracy, agreement, size, structure of one file (and against torch's quantized model)."""
+    out = tflite_outputs(path, test_x)
+    counts = read_tflite(path).op_counts()
+    entry = {"bytes": os.path.getsize(path), "accuracy": float(np.mean(out.argmax(1) == test_y)),
+             "top1_agreement_float_torch": float(np.mean(out.argmax(1) == float_top1)),
+             "transposes": counts.get("TRANSPOSE", 0), "float_ops_between_quantized": float_ops_between(path),
+             "op_counts": counts}
+    if quantized is not None:
+        ref = torch_outputs(quantized, test_x)
+        steps = np.abs(out - ref) / output_scale(path)
+        entry.update({"top1_agreement_quantized_torch": float(np.mean(out.argmax(1) == ref.argmax(1))),
+                      "within_one_step": float(np.mean(steps <= 1.0 + 1e-3)), "max_steps": float(steps.max()),
+                      "quantized_torch_accuracy": float(np.mean(ref.argmax(1) == test_y))})
+    return entry
+
+
+def bench(name: str, runs: int, tmp: str) -> dict:
+    start = time.perf_counter()
+    model, channels = build(name)
+    train_x, train_y, test_x, test_y = digits(channels)
+    model = train(model, train_x, train_y, EPOCHS[name], 3e-3 if name != "resnet18" else 1e-3)
+    trained_s = time.perf_counter() - start
+    float_out = torch_outputs(model, test_x)
+    float_top1, test_y = float_out.argmax(1), test_y.numpy()
+    row = {"network": name, "epochs": EPOCHS[name], "train_s": trained_s,
+           "torch_float_accuracy": float(np.mean(float_top1 == test_y)), "variants": {}}
+    calibration = train_x[:N_CALIBRATION]
+    compiled = torch2keras.compile(model, test_x[:1], name=name, input_layouts="channels_last", validate="outputs")
+    paths = {}
+    for variant, options in CONVERTER.items():
+        paths[variant] = os.path.join(tmp, f"{name}_{variant}.tflite")
+        extra = {"calibration": [(calibration[k:k + 1].numpy(),) for k in range(len(calibration))],
+                 "holdout": [(test_x[k:k + 1].numpy(),) for k in range(4)]} if variant == "int8" else {}
+        compiled.export_tflite(paths[variant], **options, **extra)
+        row["variants"][variant] = measure(paths[variant], test_x, test_y, float_top1)
+        print(f"  {name} {variant}: {row['variants'][variant]['accuracy']:.3f}", flush=True)
+    for variant, quantized in (("pt2e_static", lambda: pt2e_static(model, calibration)),
+                               ("pt2e_qat", lambda: pt2e_qat(model, train_x, train_y))):
+        quantized = quantized()
+        paths[variant] = os.path.join(tmp, f"{name}_{variant}.tflite")
+        torch2keras.to_tflite(quantized, test_x[:1], paths[variant], input_layouts="channels_last", validate=False)
+        row["variants"][variant] = measure(paths[variant], test_x, test_y, float_top1, quantized)
+        print(f"  {name} {variant}: {row['variants'][variant]['accuracy']:.3f}", flush=True)
+    for variant, ms in latencies_ms(paths, runs).items():
+        entry = row["variants"][variant]
+        entry["latency_ms"] = ms
+    base = row["variants"]["float32"]
+    for entry in row["variants"].values():
+        entry["size_ratio"] = entry["bytes"] / base["bytes"]
+        entry["latency_ratio"] = entry["latency_ms"] / base["latency_ms"]
+    row["total_s"] = time.perf_counter() - start
+    return row
+
+
+def _cell(entry: dict, key: str, fmt: str) -> str:
+    return format(entry[key], fmt) if entry.get(key) is not None else "-"
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| network | variant | accuracy | top-1 vs float torch | top-1 vs quantized torch | within 1 step | "
+             "KB | size | latency | TRANSPOSE | float ops between q |", "|" + "---|" * 11]
+    for row in rows:
+        for variant, e in row["variants"].items():
+            lines.append(f"| {row['network']} | {variant} | {e['accuracy']:.2%} | {e['top1_agreement_float_torch']:.2%} | "
+                         f"{_cell(e, 'top1_agreement_quantized_torch', '.2%')} | {_cell(e, 'within_one_step', '.2%')} | "
+                         f"{e['bytes'] / 1e3:.0f} | {e['size_ratio']:.2f} | {e['latency_ratio']:.2f} | "
+                         f"{e['transposes']} | {e['float_ops_between_quantized']} |")
+    notes = [f"- {r['network']}: float PyTorch accuracy {r['torch_float_accuracy']:.2%} after {r['epochs']} "
+             f"epochs ({r['train_s']:.0f} s); whole row {r['total_s']:.0f} s" for r in rows]
+    return "\n".join(lines + [""] + notes) + "\n"
+
+
+def write(rows: list[dict], args) -> None:
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"networks": rows, "threads": 2, "runs": args.runs, "train": N_TRAIN, "test": 540,
+                   "calibration": N_CALIBRATION, "qat_steps": QAT_STEPS}, f, indent=2)
+    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+        f.write(markdown(rows))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", default="cnn,mobilenet_v3_small,resnet18")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "quantization_trained.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.networks.split(","):
+            rows.append(bench(name, args.runs, tmp))
+            write(rows, args)  # (after each network: a partial run keeps what it measured)
+    print("\n" + markdown(rows))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,6 @@ model's prefill and decode steps) add their weights to the file once.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Mapping, Optional
 
 import attrs
@@ -29,14 +28,18 @@ __all__ = ["SignaturesResult", "to_tflite_signatures"]
 @attrs.define
 class SignaturesResult:
     """What ``to_tflite_signatures`` wrote: the file, its size, each signature's IR, seconds per
-    stage (``"<key> capture"``, ..., ``"write"``) and each signature's max abs error against
-    PyTorch on its example inputs (empty without validation)."""
+    stage (``"<key> reference"``, ``"<key> capture"``, ..., ``"write"``), the process's peak
+    resident memory per stage in bytes (``memory``; ``memory_start``: as the stage began) and
+    each signature's max abs error against PyTorch on its example inputs (empty without
+    validation)."""
 
     path: str
     bytes: int
     graphs: dict[str, Graph]
     timings: dict[str, float]
     max_abs_errors: dict[str, float] = attrs.field(factory=dict)
+    memory: dict[str, int] = attrs.field(factory=dict)
+    memory_start: dict[str, int] = attrs.field(factory=dict)
 
 
 def to_tflite_signatures(signatures: Mapping[str, tuple[torch.nn.Module, Any]], path: str, *,
@@ -59,20 +62,24 @@ def to_tflite_signatures(signatures: Mapping[str, tuple[torch.nn.Module, Any]], 
     for key, (model, inputs) in signatures.items():
         args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
         graphs[key], checks[key] = _convert(run, key, model.eval(), args, validate)
-    started = time.perf_counter()
-    written = run("write", write_signatures, graphs, path, fp16=quantize == "fp16")
-    result = SignaturesResult(written.path, written.bytes, graphs, {**run.timings})
-    result.timings["write"] = time.perf_counter() - started
+    written = run("write", write_signatures, graphs, path, fp16=quantize == "fp16", progress=_written(run))
+    result = SignaturesResult(written.path, written.bytes, graphs, run.timings, memory=run.memory,
+                              memory_start=run.memory_start)
     if validate:
-        _check(result, checks, atol, rtol)
+        run("validate", _check, result, checks, atol, rtol)
     return result
+
+
+def _written(run: Stages) -> Callable[[int, int], None]:
+    """The writer's progress as the write stage's detail."""
+    return lambda done, total: run.detail(f"{done / 1e9:.2f} of {total / 1e9:.2f} GB of weights written")
 
 
 def _convert(run: Stages, key: str, model: torch.nn.Module, args: tuple, validate: bool
              ) -> tuple[Graph, tuple[tuple, Optional[list[np.ndarray]]]]:
     """The IR of one signature after the default passes, and what its check needs."""
     check_arguments(model, args, {}, None, "raise")
-    reference = reference_outputs(model, args, {}, None) if validate else None
+    reference = run(f"{key} reference", reference_outputs, model, args, {}, None) if validate else None
     captured, session = run(f"{key} capture", capture_model, model, args, {}, None)
     graph = run(f"{key} lower", lower, captured, key)
     del session

@@ -88,10 +88,12 @@ def _convert(run: Stages, key: str, model: torch.nn.Module, args: tuple, validat
 
 
 def _check(result: SignaturesResult, checks: dict, atol: float, rtol: float) -> None:
-    """Each signature run in LiteRT on its example inputs against PyTorch's outputs."""
-    tflite = interpreter(result.path, delegates=False)
+    """Each signature run in LiteRT on its example inputs against PyTorch's outputs, in an
+    interpreter of its own (LiteRT computes an fp16 file's float32 weights for each signature it
+    prepares: one signature's at a time)."""
     bad = []
     for key, graph in result.graphs.items():
+        tflite = interpreter(result.path, delegates=False)
         args, reference = checks[key]
         tensors = [t for t in flatten((args, {})) if isinstance(t, torch.Tensor)]
         feed = {}
@@ -108,5 +110,6 @@ def _check(result: SignaturesResult, checks: dict, atol: float, rtol: float) -> 
             if err > atol + rtol * (float(np.max(np.abs(ref))) if ref.size else 0.0):
                 bad.append(f"{key}.{name}: max |err| {err:.3g}")
         result.max_abs_errors[key] = worst
+        del tflite, outs  # (before the next signature's interpreter is made)
     if bad:
         raise NumericalMismatchError(f"{result.path} differs from PyTorch: {'; '.join(bad)}", result)

@@ -63,12 +63,13 @@ class Stages:
         self.say(f"{stage}...")
         self._detail = ""
         start = time.perf_counter()
-        with PeakRSS() as span, _Heartbeat(self, stage, span, start):
-            out = fn(*args, **kwargs)
-        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
-        self.memory[stage] = max(self.memory.get(stage, 0), span.peak)
-        self.memory_start.setdefault(stage, span.start)
-        return out
+        try:
+            with PeakRSS() as span, _Heartbeat(self, stage, span, start):
+                return fn(*args, **kwargs)
+        finally:  # (a stage that raises is measured too: a mismatch's result carries the record)
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+            self.memory[stage] = max(self.memory.get(stage, 0), span.peak)
+            self.memory_start.setdefault(stage, span.start)
 
     def detail(self, text: str) -> None:
         """What the running stage has done so far (e.g. ``"1.2 of 4.4 GB"``), shown with its

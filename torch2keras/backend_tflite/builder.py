@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import weakref
 from typing import Any, BinaryIO, Callable, Optional, Sequence
 
 import attrs
@@ -100,7 +101,9 @@ class SubgraphBuilder:
     """Tensors and operators of one subgraph; constants go to the model's shared buffers."""
 
     def __init__(self, model: "ModelBuilder", name: str) -> None:
-        self.model = model
+        # a proxy, not a reference: no cycle with the model's subgraph list, so the model and the
+        # weights it holds (an fp16 file's float16 copies) are freed as soon as it is dropped
+        self.model = weakref.proxy(model)
         self.name = name
         self.tensors: list[Any] = []
         self.operators: list[Any] = []

@@ -137,6 +137,7 @@ def measure(args: argparse.Namespace, path: str) -> dict:
     matched = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), len(expected))
     return {"size": args.size, "quantize": args.quantize, "parameters": weights // 4, "float32_weight_gb": round(weights / GB, 3),
             "max_context": args.max_context, "prefill_len": args.prefill_len,
+            "load_average_1min": round(os.getloadavg()[0], 1),  # (others' work on the machine slows every stage)
             "baseline_rss_gb": round(baseline / GB, 3), "model_build": {"seconds": round(build_seconds, 1),
                                                                          "peak_rss_gb": round(built_span.peak / GB, 3)},
             "conversion": converted, "file_gb": round(converted["bytes"] / GB, 3),

@@ -1,10 +1,13 @@
 """Peak resident memory: ``torch2keras.memory.PeakRSS`` sees an allocation made and freed inside
-its span (nested spans too), and the stages of ``to_tflite`` copy no weights: lowering, the
-passes and the writer each add far less than the weights' bytes to the process's peak RSS."""
+its span (nested spans too); the stages of ``to_tflite`` copy no weights (lowering, the passes
+and the writer each add far less than the weights' bytes to the process's peak RSS); a long
+stage reports its time, memory and progress to the progress callback."""
 
 from __future__ import annotations
 
+import re
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from torch import nn
 
 import torch2keras
 from torch2keras.memory import PeakRSS, current_rss
+from torch2keras.stages import Stages
 
 MB = 1 << 20
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
@@ -64,3 +68,20 @@ def test_conversion_stages_copy_no_weights(tmp_path, quantize):
     assert grown["lower"] < weights / 4 and grown["passes"] < weights / 4, grown
     written = weights / 2 if quantize == "fp16" else 0  # the float16 weights the file holds
     assert grown["write"] < written + weights / 2, grown
+
+
+def test_a_long_stage_reports_its_time_memory_and_progress():
+    said: list[str] = []
+    run = Stages(said.append, heartbeat=0.05)
+
+    def slow() -> str:
+        run.detail("1.00 of 2.00 GB of weights written")
+        time.sleep(0.3)
+        return "done"
+
+    assert run("write", slow) == "done" and run("quick", lambda: None) is None
+    assert said[0] == "write..." and said[-1] == "quick..."
+    beats = said[1:-1]
+    assert len(beats) >= 2 and all(re.fullmatch(r"write: \d+ s, \d+\.\d GB resident, 1\.00 of 2\.00 GB of weights "
+                                                r"written", b) for b in beats), beats
+    assert set(run.timings) == set(run.memory) == {"write", "quick"} and run.timings["write"] >= 0.3

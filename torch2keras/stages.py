@@ -48,8 +48,8 @@ class Stages:
     """Runs named stages, announcing each to ``progress``, timing it (``timings``: seconds) and
     measuring the process's peak resident memory during it (``memory``: bytes; ``memory_start``:
     the resident memory as it began). A stage running longer than ``heartbeat`` seconds is
-    reported again every ``heartbeat`` seconds as ``"<stage>: <seconds> s, <GB> GB resident"``
-    (and what the stage said of its progress with ``detail``)."""
+    reported again every ``heartbeat`` seconds (from a thread of its own) as ``"<stage>:
+    <seconds> s, <GB> GB resident"`` and what the stage said of its progress with ``detail``."""
 
     def __init__(self, progress: Optional[Progress], heartbeat: float = 10.0) -> None:
         self.say = progress or (lambda msg: None)
@@ -62,9 +62,9 @@ class Stages:
     def __call__(self, stage: str, fn: Callable, *args, **kwargs):
         self.say(f"{stage}...")
         self._detail = ""
-        start = time.perf_counter()
+        start, span = time.perf_counter(), PeakRSS()
         try:
-            with PeakRSS() as span, _Heartbeat(self, stage, span, start):
+            with span, _Heartbeat(self, stage, start):
                 return fn(*args, **kwargs)
         finally:  # (a stage that raises is measured too: a mismatch's result carries the record)
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
@@ -80,8 +80,8 @@ class Stages:
 class _Heartbeat:
     """While a stage runs: its seconds, resident memory and ``Stages.detail`` every few seconds."""
 
-    def __init__(self, stages: Stages, stage: str, span: PeakRSS, start: float) -> None:
-        self.stages, self.stage, self.span, self.start = stages, stage, span, start
+    def __init__(self, stages: Stages, stage: str, start: float) -> None:
+        self.stages, self.stage, self.start = stages, stage, start
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 

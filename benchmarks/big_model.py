@@ -16,8 +16,9 @@ quantization mode, earlier entries kept).
                                    [--max-context 256] [--prefill-len 32] [--new-tokens 16] [--xnnpack]
 
 ``--quantize`` is passed to ``export_tflite`` as it is: a mode the writer does not know fails
-with its own error. The 3B size needs about 3 x 13.7 GB: measure 0.5B and 1.1B and extrapolate
-on a machine with less than ~48 GB.
+with its own error. The 3B size needs about 28 GB (2.1 x its 13.7 GB of float32 weights: the
+LiteRT check maps the file next to the model): on a smaller machine measure 0.5B and 1.1B and
+extrapolate.
 """
 
 from __future__ import annotations

@@ -90,6 +90,7 @@ def compile(  # noqa: A001 - the public verb
     example = [t.detach().cpu().numpy().copy() for t in flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
     result = make_result(graph, keras_model, emit_ctx, captured, name, run.timings, example, reference, atol, rtol,
                          passes=manager.records)
+    result.report.memory = run.memory  # (the stages still to run add theirs)
     if validate:
         run("validate", _validate, result, captured, emit_ctx, args, kwargs, validate, atol, rtol)
     if draw:

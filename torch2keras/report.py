@@ -95,6 +95,7 @@ class Report:
     transposes: int = 0
     keras_layers: int = 0
     timings: dict[str, float] = attrs.field(factory=dict)
+    memory: dict[str, int] = attrs.field(factory=dict)  # stage -> the process's peak resident bytes during it
     passes: list = attrs.field(factory=list)  # passes.PassRecord per pipeline position (group members too)
     warnings: list[str] = attrs.field(factory=list)
     tflite: dict = attrs.field(factory=dict)
@@ -179,6 +180,8 @@ class Report:
             lines.append(self.delegates.summary())
         if self.timings:
             lines.append("  time: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items()))
+        if self.memory:
+            lines.append("  peak memory (RSS): " + ", ".join(f"{k} {v / 1e9:.2f} GB" for k, v in self.memory.items()))
         if self.passes:
             lines.extend(_passes_table(self.passes))
         for w in self.warnings:

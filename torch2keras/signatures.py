@@ -9,7 +9,6 @@ model's prefill and decode steps) add their weights to the file once.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Mapping, Optional
 
 import attrs
@@ -30,14 +29,18 @@ __all__ = ["SignaturesResult", "to_tflite_signatures"]
 @attrs.define
 class SignaturesResult:
     """What ``to_tflite_signatures`` wrote: the file, its size, each signature's IR, seconds per
-    stage (``"<key> capture"``, ..., ``"write"``) and each signature's max abs error against
-    PyTorch on its example inputs (empty without validation)."""
+    stage (``"<key> reference"``, ``"<key> capture"``, ..., ``"write"``), the process's peak
+    resident memory per stage in bytes (``memory``; ``memory_start``: as the stage began) and
+    each signature's max abs error against PyTorch on its example inputs (empty without
+    validation)."""
 
     path: str
     bytes: int
     graphs: dict[str, Graph]
     timings: dict[str, float]
     max_abs_errors: dict[str, float] = attrs.field(factory=dict)
+    memory: dict[str, int] = attrs.field(factory=dict)
+    memory_start: dict[str, int] = attrs.field(factory=dict)
 
 
 def to_tflite_signatures(signatures: Mapping[str, tuple[torch.nn.Module, Any]], path: str, *,
@@ -64,20 +67,24 @@ def to_tflite_signatures(signatures: Mapping[str, tuple[torch.nn.Module, Any]], 
     for key, (model, inputs) in signatures.items():
         args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
         graphs[key], checks[key] = _convert(run, key, model.eval(), args, validate)
-    started = time.perf_counter()
-    written = run("write", write_signatures, graphs, path, fp16=fp16, weights=weights)
-    result = SignaturesResult(written.path, written.bytes, graphs, {**run.timings})
-    result.timings["write"] = time.perf_counter() - started
+    written = run("write", write_signatures, graphs, path, fp16=fp16, weights=weights, progress=_written(run))
+    result = SignaturesResult(written.path, written.bytes, graphs, run.timings, memory=run.memory,
+                              memory_start=run.memory_start)
     if validate:
-        _check(result, checks, atol, rtol)
+        run("validate", _check, result, checks, atol, rtol)
     return result
+
+
+def _written(run: Stages) -> Callable[[int, int], None]:
+    """The writer's progress as the write stage's detail."""
+    return lambda done, total: run.detail(f"{done / 1e9:.2f} of {total / 1e9:.2f} GB of weights written")
 
 
 def _convert(run: Stages, key: str, model: torch.nn.Module, args: tuple, validate: bool
              ) -> tuple[Graph, tuple[tuple, Optional[list[np.ndarray]]]]:
     """The IR of one signature after the default passes, and what its check needs."""
     check_arguments(model, args, {}, None, "raise")
-    reference = reference_outputs(model, args, {}, None) if validate else None
+    reference = run(f"{key} reference", reference_outputs, model, args, {}, None) if validate else None
     captured, session = run(f"{key} capture", capture_model, model, args, {}, None)
     graph = run(f"{key} lower", lower, captured, key)
     del session
@@ -87,10 +94,12 @@ def _convert(run: Stages, key: str, model: torch.nn.Module, args: tuple, validat
 
 
 def _check(result: SignaturesResult, checks: dict, atol: float, rtol: float) -> None:
-    """Each signature run in LiteRT on its example inputs against PyTorch's outputs."""
-    tflite = interpreter(result.path, delegates=False)
+    """Each signature run in LiteRT on its example inputs against PyTorch's outputs, in an
+    interpreter of its own (LiteRT computes an fp16 file's float32 weights for each signature it
+    prepares: one signature's at a time)."""
     bad = []
     for key, graph in result.graphs.items():
+        tflite = interpreter(result.path, delegates=False)
         args, reference = checks[key]
         tensors = [t for t in flatten((args, {})) if isinstance(t, torch.Tensor)]
         feed = {}
@@ -107,5 +116,6 @@ def _check(result: SignaturesResult, checks: dict, atol: float, rtol: float) -> 
             if err > atol + rtol * (float(np.max(np.abs(ref))) if ref.size else 0.0):
                 bad.append(f"{key}.{name}: max |err| {err:.3g}")
         result.max_abs_errors[key] = worst
+        del tflite, outs  # (before the next signature's interpreter is made)
     if bad:
         raise NumericalMismatchError(f"{result.path} differs from PyTorch: {'; '.join(bad)}", result)

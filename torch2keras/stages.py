@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
@@ -27,6 +28,7 @@ from .frontend_torch.capture import Captured
 from .frontend_torch.state import BufferSnapshot
 from .ir import Graph
 from .ir.storage import IRDumper
+from .memory import PeakRSS, current_rss
 from .passes import AssignLayout, Pass, PassManager, default_pipeline, get_pass
 from .report import OutputCheck
 from .validate import validate_values
@@ -43,18 +45,62 @@ Progress = Callable[[str], None]
 
 
 class Stages:
-    """Runs named stages, announcing each to ``progress`` and timing it."""
+    """Runs named stages, announcing each to ``progress``, timing it (``timings``: seconds) and
+    measuring the process's peak resident memory during it (``memory``: bytes; ``memory_start``:
+    the resident memory as it began). A stage running longer than ``heartbeat`` seconds is
+    reported again every ``heartbeat`` seconds (from a thread of its own) as ``"<stage>:
+    <seconds> s, <GB> GB resident"`` and what the stage said of its progress with ``detail``."""
 
-    def __init__(self, progress: Optional[Progress]) -> None:
+    def __init__(self, progress: Optional[Progress], heartbeat: float = 10.0) -> None:
         self.say = progress or (lambda msg: None)
         self.timings: dict[str, float] = {}
+        self.memory: dict[str, int] = {}
+        self.memory_start: dict[str, int] = {}
+        self._heartbeat = heartbeat if progress is not None else None
+        self._detail = ""
 
     def __call__(self, stage: str, fn: Callable, *args, **kwargs):
         self.say(f"{stage}...")
-        start = time.perf_counter()
-        out = fn(*args, **kwargs)
-        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
-        return out
+        self._detail = ""
+        start, span = time.perf_counter(), PeakRSS()
+        try:
+            with span, _Heartbeat(self, stage, start):
+                return fn(*args, **kwargs)
+        finally:  # (a stage that raises is measured too: a mismatch's result carries the record)
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+            self.memory[stage] = max(self.memory.get(stage, 0), span.peak)
+            self.memory_start.setdefault(stage, span.start)
+
+    def detail(self, text: str) -> None:
+        """What the running stage has done so far (e.g. ``"1.2 of 4.4 GB"``), shown with its
+        next heartbeat."""
+        self._detail = text
+
+
+class _Heartbeat:
+    """While a stage runs: its seconds, resident memory and ``Stages.detail`` every few seconds."""
+
+    def __init__(self, stages: Stages, stage: str, start: float) -> None:
+        self.stages, self.stage, self.start = stages, stage, start
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def __enter__(self) -> "_Heartbeat":
+        if self.stages._heartbeat is not None:
+            self._thread = threading.Thread(target=self._beat, name="torch2keras-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.stages._heartbeat):
+            detail = self.stages._detail
+            self.stages.say(f"{self.stage}: {time.perf_counter() - self.start:.0f} s, "
+                            f"{current_rss() / 1e9:.1f} GB resident" + (f", {detail}" if detail else ""))
 
 
 def flatten(x: Any) -> list:

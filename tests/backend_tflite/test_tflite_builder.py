@@ -143,3 +143,30 @@ def test_backend_imports_no_framework():
             "print(sorted(m for m in ('torch', 'keras', 'tensorflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_model_above_2_gb_stores_its_buffers_after_the_flatbuffer(tmp_path):
+    """Over the flatbuffer's 2 GB limit the weights go after it (``Buffer.offset``/``size``) and
+    LiteRT reads them there: a 2.2 GB table (zeros but three rows: the zeros' pages are never
+    allocated, the test's memory stays small) gathered at its first, middle and last rows."""
+    rows, width = 540_000, 1024
+    table = np.zeros((rows, width), np.float32)
+    picked = np.array([0, 270_001, rows - 1], np.int32)
+    table[picked] = np.arange(3 * width, dtype=np.float32).reshape(3, width) + 1
+    model = ModelBuilder()
+    g = model.subgraph("main")
+    index = g.tensor([3], "i32", "index")
+    out = g.tensor([3, width], "f32", "rows")
+    options = fb.GatherOptionsT()
+    options.axis = 0
+    g.operator("GATHER", [g.constant(table, "table"), index], [out], options)
+    g.inputs, g.outputs = [index], [out]
+    model.signature("serving_default", 0, {"index": index}, {"rows": out})
+    path = tmp_path / "big.tflite"
+    assert model.write(str(path)) == path.stat().st_size > 2 ** 31
+    with open(path, "rb") as f:
+        m = fb.Model.GetRootAs(f.read(1 << 20), 0)  # the tables: at the start
+    stored = [m.Buffers(k) for k in range(m.BuffersLength())]
+    assert [b.Size() for b in stored if b.Size()] == [table.nbytes] and not any(b.DataLength() for b in stored)
+    np.testing.assert_array_equal(_run(path, index=picked)["rows"], table[picked])
+    np.testing.assert_array_equal(_run(path, index=picked[::-1].copy())["rows"], table[picked[::-1]])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import io
 import json
 import os
 import resource
@@ -17,6 +18,7 @@ import torch
 
 from torch2keras.cli import main
 from torch2keras.commands import supported
+from torch2keras.commands.console import Progress
 from torch2keras.tflite.file import read_tflite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -590,3 +592,17 @@ def test_readme_command_lines(tmp_path):
         assert all((tmp_path / o).exists() for o in outputs), command
         if command[1] == "convert":
             assert "max |err|" in out and "MISMATCH" not in out, out
+
+
+def test_progress_shows_how_a_long_stage_is_getting_on():
+    """``"<stage>: ..."`` while the stage runs is a line under it (not a new stage) off a terminal."""
+    stream = io.StringIO()
+    progress = Progress(stream)
+    progress("write...")
+    progress("write: 10 s, 5.0 GB resident, 1.18 of 4.40 GB of weights written")
+    assert progress.stage == "write" and progress.detail.startswith("10 s, 5.0 GB resident")
+    progress("validate...")
+    progress.close()
+    lines = [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines == ["write", "  write: 10 s, 5.0 GB resident, 1.18 of 4.40 GB of weights written",
+                     "checking against PyTorch"]

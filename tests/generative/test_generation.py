@@ -72,6 +72,36 @@ def test_llama_signatures_share_weights_and_match_pytorch(llama):
     assert runner.cache_specs["kv_cache_k_0"][0] == (1, 2, MAX_CONTEXT, 8)
 
 
+def test_llama_graphs_hold_the_models_weights_not_copies(llama):
+    """Both signatures' IR constants are numpy views of the model's parameters (a billion-
+    parameter model is converted with one copy of its weights in memory: the model's)."""
+    model, _, exported = llama
+    params = [p.detach().numpy() for p in model.parameters()]
+    matrices = sum(p.size >= 256 for p in params)  # (not the norms' vectors)
+    for key, graph in exported.result.graphs.items():
+        weights = [n.attrs["value"] for n in graph if n.op == "constant" and n.attrs["value"].size >= 256]
+        assert len(weights) >= matrices, key
+        assert [w.shape for w in weights if not any(np.shares_memory(w, p) for p in params)] == [], key
+
+
+def test_llama_memory_record_per_stage(llama):
+    model, _, exported = llama
+    result = exported.result
+    assert set(result.memory) == set(result.timings) == {f"{key} {stage}" for key in ("prefill", "decode") for stage in
+                                                        ("reference", "capture", "lower", "passes")} | {"write", "validate"}
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert all(weights < result.memory_start[s] <= result.memory[s] < 64e9 for s in result.memory)
+
+
+def test_llama_without_xnnpack_generates_pytorch_greedy_ids(llama):
+    """LiteRT's own kernels reading the mapped file (``delegates=False``: no packed copy of the
+    weights per signature) generate what PyTorch does."""
+    model, path, _ = llama
+    prompt = _prompt(16)
+    ids = generative.generate(LiteRTCausalLM(path, delegates=False), prompt[0].numpy(), 12)
+    np.testing.assert_array_equal(ids, _torch_greedy(model, prompt, 12)[0])
+
+
 def test_llama_greedy_32_tokens_equal_pytorch(llama):
     model, path, _ = llama
     _check_greedy(model, path, prompt_len=16, new=32)
@@ -94,6 +124,13 @@ def test_sampling_is_seeded_and_top_1_is_greedy(llama):
     assert not np.array_equal(first, other)
     greedy = generative.generate(path, prompt, 12)
     np.testing.assert_array_equal(generative.generate(path, prompt, 12, do_sample=True, top_k=1, seed=5), greedy)
+
+
+def test_a_bfloat16_model_is_refused_saying_how_to_load_it(tmp_path):
+    model = BUILDERS["llama"]().to(torch.bfloat16)
+    with pytest.raises(TypeError, match=r"LlamaForCausalLM holds bfloat16 weights: export_tflite converts float32 "
+                                        r"models .* from_pretrained\(\.\.\., dtype=torch.float32\) or .* model.float\(\)"):
+        generative.export_tflite(model, str(tmp_path / "bf16.tflite"), max_context=MAX_CONTEXT, prefill_len=PREFILL_LEN)
 
 
 def test_too_long_a_generation_is_an_error(llama):

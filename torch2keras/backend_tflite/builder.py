@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, BinaryIO, Optional, Sequence
+import weakref
+from typing import Any, BinaryIO, Callable, Optional, Sequence
 
 import attrs
 import flatbuffers
@@ -30,6 +31,7 @@ __all__ = ["ALIGNMENT", "FLATBUFFER_LIMIT", "ModelBuilder", "Quantization", "Sub
 
 ALIGNMENT = 16  # bytes: where every buffer's data starts (SIMD kernels read weights in place)
 FLATBUFFER_LIMIT = (1 << 31) - (1 << 20)  # a flatbuffer's offsets are 32-bit signed: keep clear of 2 GB
+WriteProgress = Callable[[int, int], None]  # (bytes written, bytes to write)
 _SAMPLE = 4096  # elements of an array hashed for its deduplication key (equal keys compare in full)
 
 
@@ -68,6 +70,12 @@ class _StoredBuffer(fb.BufferT):
         return fb.BufferEnd(builder)
 
 
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` (of one dtype and shape) read the same bytes: views of one weight,
+    such as the tensor two signatures' graphs hold, need no comparison element by element."""
+    return a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.strides == b.strides
+
+
 def _aligned(n: int, alignment: int = ALIGNMENT) -> int:
     return -(-n // alignment) * alignment
 
@@ -93,7 +101,9 @@ class SubgraphBuilder:
     """Tensors and operators of one subgraph; constants go to the model's shared buffers."""
 
     def __init__(self, model: "ModelBuilder", name: str) -> None:
-        self.model = model
+        # a proxy, not a reference: no cycle with the model's subgraph list, so the model and the
+        # weights it holds (an fp16 file's float16 copies) are freed as soon as it is dropped
+        self.model = weakref.proxy(model)
         self.name = name
         self.tensors: list[Any] = []
         self.operators: list[Any] = []
@@ -193,7 +203,7 @@ class ModelBuilder:
         array = np.ascontiguousarray(array).reshape(array.shape)  # (0-d arrays stay 0-d)
         key = _content_key(array)
         for index in self._by_key.get(key, ()):
-            if np.array_equal(self._arrays[index], array):
+            if _same_memory(self._arrays[index], array) or np.array_equal(self._arrays[index], array):
                 return index
         self._arrays.append(array)
         self._by_key.setdefault(key, []).append(len(self._arrays) - 1)
@@ -251,9 +261,10 @@ class ModelBuilder:
 
     # ------------------------------------------------------------------ writing
 
-    def write(self, path: str, inline: Optional[bool] = None) -> int:
+    def write(self, path: str, inline: Optional[bool] = None, progress: Optional[WriteProgress] = None) -> int:
         """Write the ``.tflite`` file; returns its size. ``inline``: buffers as flatbuffer vectors
-        (default below 2 GB) or after the flatbuffer at ``Buffer.offset`` (above)."""
+        (default below 2 GB) or after the flatbuffer at ``Buffer.offset`` (above). ``progress``:
+        called with (bytes of weights written, of all) after each buffer."""
         positions, tail_size = self._tail_layout()
         if inline is None:
             inline = tail_size < FLATBUFFER_LIMIT - (64 << 20)
@@ -268,7 +279,7 @@ class ModelBuilder:
             f.write(tables)
             if not inline:
                 f.write(bytes(_aligned(len(tables)) - len(tables)))
-            written = self._write_tail(f, positions, inline)
+            written = self._write_tail(f, positions, inline, tail_size, progress or (lambda done, total: None))
         return len(tables) + (0 if inline else _aligned(len(tables)) - len(tables)) + written
 
     def _tail_layout(self) -> tuple[list[int], int]:
@@ -300,7 +311,8 @@ class ModelBuilder:
         builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
         return memoryview(builder.Bytes)[builder.Head():]
 
-    def _write_tail(self, f: BinaryIO, positions: list[int], inline: bool) -> int:
+    def _write_tail(self, f: BinaryIO, positions: list[int], inline: bool, total: int, progress: WriteProgress
+                    ) -> int:
         at = 0
         for array, start in zip(self._arrays[1:], positions[1:]):
             if not array.nbytes:
@@ -312,6 +324,7 @@ class ModelBuilder:
                 f.write(bytes(4))
             f.write(_raw(array))
             at = start + 4 + array.nbytes
+            progress(at, total)
         return at
 
 

@@ -16,7 +16,7 @@ import attrs
 
 from ..ir import Graph, Node
 from . import emitters  # noqa: F401 - registers the emitters
-from .builder import ModelBuilder
+from .builder import ModelBuilder, WriteProgress
 from .context import EMITTERS, Context, DirectExportError, _name
 from .peephole import simplify
 from .plan import plan_graph
@@ -43,17 +43,19 @@ class WriteResult:
 
 def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str = SIGNATURE_KEY,
                  description: str = "torch2keras direct", integer_io: bool = False,
-                 weights: Optional[WeightQuantization] = None) -> WriteResult:
+                 weights: Optional[WeightQuantization] = None, progress: Optional[WriteProgress] = None
+                 ) -> WriteResult:
     """Write ``graph`` (layouts assigned) to ``path``; ``fp16``: float weights stored as float16,
     read through DEQUANTIZE ops; ``weights``: int8 / int4 weights of the layers it quantizes
     (``weight_quantization.py``); ``integer_io``: a quantized model's inputs and outputs are its
     integers (``integer_input``; outputs dequantized from integers) instead of float. Raises
-    ``DirectExportError`` naming the first node that has no TFLite builtin form here."""
+    ``DirectExportError`` naming the first node that has no TFLite builtin form here. progress:
+    called with (bytes of weights written, of all) as the weights are written."""
     start = time.perf_counter()
     model, tensor_nodes = build_model(graph, fp16=fp16, signature_key=signature_key, description=description,
                                       integer_io=integer_io, weights=weights)
     built = time.perf_counter()
-    size = model.write(path)
+    size = model.write(path, progress=progress)
     return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built},
                        tensor_nodes)
 
@@ -75,14 +77,14 @@ def build_signatures(graphs: Mapping[str, Graph], fp16: bool = False, descriptio
 
 
 def write_signatures(graphs: Mapping[str, Graph], path: str, fp16: bool = False,
-                     description: str = "torch2keras direct", weights: Optional[WeightQuantization] = None
-                     ) -> WriteResult:
+                     description: str = "torch2keras direct", weights: Optional[WeightQuantization] = None,
+                     progress: Optional[WriteProgress] = None) -> WriteResult:
     """Write ``build_signatures(graphs)`` to ``path`` (``WriteResult.op_counts``: of the first
     subgraph; ``tensor_nodes``: keyed ``"signature:tensor"``)."""
     start = time.perf_counter()
     model, nodes = build_signatures(graphs, fp16=fp16, description=description, weights=weights)
     built = time.perf_counter()
-    size = model.write(path)
+    size = model.write(path, progress=progress)
     tensor_nodes = {f"{key}:{name}": node for key, names in nodes.items() for name, node in names.items()}
     return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built},
                        tensor_nodes)

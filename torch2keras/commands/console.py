@@ -8,8 +8,9 @@ and hands Python warnings to a callback: torch2keras's own are shown as one line
 dropped. Our own messages go to the real standard error (``Quiet.stream``).
 
 ``Progress`` is the callback ``compile(progress=...)`` and ``export_tflite(progress=...)``
-call with each stage's name: on a terminal a spinner with the running stage's time and a line
-per finished stage (rich); elsewhere one plain line per stage as it starts.
+call with each stage's name (and, during a long stage, ``"<stage>: <how it is getting on>"``):
+on a terminal a spinner with the running stage's time and progress and a line per finished
+stage (rich); elsewhere one plain line per stage as it starts and per progress report.
 """
 
 from __future__ import annotations
@@ -143,9 +144,15 @@ class Progress:
         self.stage: Optional[str] = None
         self._stage_start = self.start
         self._live: Optional[Live] = None
+        self._raw_stage: Optional[str] = None
+        self.detail = ""
 
     def __call__(self, message: str) -> None:
+        if self._raw_stage is not None and message.startswith(f"{self._raw_stage}: "):
+            self._update(message[len(self._raw_stage) + 2:])  # how the running stage is getting on
+            return
         self._end_stage()
+        self._raw_stage, self.detail = message.rstrip(". "), ""
         name = message.rstrip(". ")
         self.stage = _LABELS.get(name, name)
         self._stage_start = time.perf_counter()
@@ -157,6 +164,11 @@ class Progress:
         else:
             self.console.print(f"[{self._stage_start - self.start:6.1f}s] {self.stage}", markup=False)
 
+    def _update(self, detail: str) -> None:
+        self.detail = detail
+        if not self.tty:
+            self.console.print(f"[{time.perf_counter() - self.start:6.1f}s]   {self.stage}: {detail}", markup=False)
+
     def note(self, text: str, style: str = "yellow") -> None:
         """A line above the progress (a warning, a remark)."""
         self.console.print(Text(text, style=style if self.tty else ""))
@@ -166,7 +178,7 @@ class Progress:
             self._live.stop()
             self._live = None
         self._end_stage()
-        self.stage = None
+        self.stage = self._raw_stage = None
 
     def _end_stage(self) -> None:
         if self.stage is None or not self.tty:
@@ -176,4 +188,5 @@ class Progress:
 
     def _running(self) -> Spinner:
         took = time.perf_counter() - self._stage_start
-        return Spinner("dots", Text.assemble(f" {self.stage or '':<48}", (f"{took:6.1f}s", "dim")))
+        detail = f"  {self.detail}" if self.detail else ""
+        return Spinner("dots", Text.assemble(f" {self.stage or '':<48}", (f"{took:6.1f}s", "dim"), (detail, "dim")))

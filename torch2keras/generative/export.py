@@ -47,11 +47,20 @@ def signature_modules(model: torch.nn.Module, max_context: int, prefill_len: int
     ``last_logits_only``, a ``last_index`` that is not the last row) and with one."""
     if not 1 <= prefill_len <= max_context:
         raise ValueError(f"prefill_len={prefill_len} must be between 1 and max_context={max_context}")
+    _check_float32(model)
     step = CausalLMStep(model.eval(), cache_layout(model, max_context))
     decode_at = min(prefill_len, max_context - 1)
     last_index = prefill_len // 2 if last_logits_only else None
     return {"prefill": (step, step.example_inputs(prefill_len, 0, seed=0, last_index=last_index)),
             "decode": (step, step.example_inputs(1, decode_at, seed=1))}
+
+
+def _check_float32(model: torch.nn.Module) -> None:
+    dtypes = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters() if p.is_floating_point()})
+    if dtypes not in ([], ["float32"]):
+        raise TypeError(f"{type(model).__name__} holds {', '.join(dtypes)} weights: export_tflite converts float32 "
+                        f"models (quantize=\"fp16\" stores float16 weights). Load it with "
+                        f"from_pretrained(..., dtype=torch.float32) or convert it with model.float()")
 
 
 def export_tflite(model: torch.nn.Module, path: str, *, max_context: int, prefill_len: int,

@@ -17,11 +17,14 @@ __all__ = ["LiteRTCausalLM"]
 class LiteRTCausalLM:
     """The ``prefill`` and ``decode`` signatures of one ``.tflite`` file and the cache state."""
 
-    def __init__(self, path: str, num_threads: Optional[int] = None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, path: str, num_threads: Optional[int] = None, delegates: bool = True) -> None:
+        """delegates: LiteRT's default XNNPACK delegate (fast prefill; it packs a float copy of
+        the weights for each signature: about three times a float32 file's size in memory);
+        False: LiteRT's own kernels read the weights where the file is mapped (about its size)."""
+        from ..tflite.runtime import interpreter
 
         self.path = str(path)
-        self.interpreter = Interpreter(model_path=self.path, num_threads=num_threads)
+        self.interpreter = interpreter(self.path, delegates=delegates, num_threads=num_threads)
         keys = self.interpreter.get_signature_list()
         missing = {"prefill", "decode"} - set(keys)
         if missing:

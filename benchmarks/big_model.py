@@ -12,11 +12,12 @@ mapped file, or with ``--xnnpack`` the XNNPACK delegate, which packs a copy of t
 signature): the tokens must match. Writes benchmarks/results/big_model.json (one entry per size and
 quantization mode, earlier entries kept).
 
-    python benchmarks/big_model.py [--size 0.5b|1.1b|3b] [--quantize fp16|int8|int4]
+    python benchmarks/big_model.py [--size 0.5b|1.1b|3b] [--quantize fp16|dynamic_int8|dynamic_int4|dynamic_int4_b32]
                                    [--max-context 256] [--prefill-len 32] [--new-tokens 16] [--xnnpack]
 
 ``--quantize`` is passed to ``export_tflite`` as it is: a mode the writer does not know fails
-with its own error. The 3B size needs about 28 GB (2.1 x its 13.7 GB of float32 weights: the
+with its own error. With a weight quantization mode PyTorch generates with the weights the file
+computes with (each quantized weight replaced, in place, by its dequantized value). The 3B size needs about 28 GB (2.1 x its 13.7 GB of float32 weights: the
 LiteRT check maps the file next to the model): on a smaller machine measure 0.5B and 1.1B and
 extrapolate.
 """
@@ -30,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
@@ -46,6 +48,7 @@ import_torchvision()
 import transformers  # noqa: E402
 
 from torch2keras import generative  # noqa: E402
+from torch2keras.backend_tflite.weight_quantization import resolve_quantize  # noqa: E402
 from torch2keras.ir import NumericalMismatchError  # noqa: E402
 from torch2keras.memory import PeakRSS, current_rss  # noqa: E402
 
@@ -83,6 +86,23 @@ def torch_greedy(model: torch.nn.Module, prompt: list[int], new_tokens: int) -> 
         out = model.generate(torch.tensor([prompt]), max_new_tokens=new_tokens, do_sample=False, min_new_tokens=new_tokens,
                              pad_token_id=0, eos_token_id=None)
     return [int(t) for t in out[0, len(prompt):]]
+
+
+def dequantize_in_place(model: torch.nn.Module, quantize: Optional[str]) -> int:
+    """With a weight quantization mode: each linear and embedding weight the file quantizes
+    replaced, in place, by the values the file computes with (PyTorch then generates what the
+    file should; no second copy of the model). The number of weights replaced."""
+    _, mode = resolve_quantize(quantize)
+    if mode is None:
+        return 0
+    replaced = 0
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)) and \
+                    mode.quantizes(f"model.{name}", module.weight.numel()):  # (the step's path: model.<name>)
+                module.weight.copy_(torch.from_numpy(mode.quantize(module.weight.detach().numpy()).dequantized()))
+                replaced += 1
+    return replaced
 
 
 def convert(model: torch.nn.Module, path: str, args: argparse.Namespace) -> dict:
@@ -130,8 +150,9 @@ def measure(args: argparse.Namespace, path: str) -> dict:
     print(f"{args.size}: {weights / 4 / 1e9:.2f} B parameters, {weights / GB:.2f} GB float32, built in "
           f"{build_seconds:.0f} s ({current_rss() / GB:.1f} GB resident)", flush=True)
     prompt = [int(t) for t in np.random.default_rng(0).integers(1, 32000, args.prompt_len)]
-    expected = torch_greedy(model, prompt, args.new_tokens)
     converted = convert(model, path, args)
+    dequantized = dequantize_in_place(model, args.quantize)  # (after writing: the file's weights)
+    expected = torch_greedy(model, prompt, args.new_tokens)
     del model
     gc.collect()
     got, run = litert_greedy(path, prompt, args.new_tokens, args.xnnpack)
@@ -143,7 +164,9 @@ def measure(args: argparse.Namespace, path: str) -> dict:
                                                                          "peak_rss_gb": round(built_span.peak / GB, 3)},
             "conversion": converted, "file_gb": round(converted["bytes"] / GB, 3),
             "peak_rss_over_weights": round(converted["peak_rss_gb"] * GB / weights, 2), "goal_ratio": GOAL_RATIO,
-            "generation": {"prompt_len": len(prompt), "new_tokens": args.new_tokens, "torch": expected, "litert": got,
+            "generation": {"prompt_len": len(prompt), "new_tokens": args.new_tokens,
+                           "torch_weights": f"dequantized ({dequantized} layers)" if dequantized else "float32",
+                           "torch": expected, "litert": got,
                            "matching_prefix": matched, "match": got == expected, **run}}
 
 

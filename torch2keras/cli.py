@@ -116,7 +116,8 @@ def _add_tflite_options(conv: argparse.ArgumentParser) -> None:
     tflite.add_argument("--quantize", type=preflight.quantize_list, metavar="VARIANTS",
                         help="quantize .tflite outputs: fp16 (float16 weights), dynamic_int8 (int8 weights), int8 "
                         "(full integer, needs --calibration), dynamic_int4 (int4 weights, written directly), "
-                        "dynamic_int4_b32 / _b64 / _b128 (int4, a scale per block of 32 / 64 / 128 inputs); several "
+                        "dynamic_int4_b32 / _b64 / _b128 (int4, a scale per block of 32 / 64 / 128 inputs), weight_only_int8 / "
+                        "weight_only_int4 (int8 / int4 weights dequantized to float: float products); several "
                         "separated by commas write one file each, named after -o (m.tflite -> m_fp16.tflite; "
                         "float32 keeps m.tflite)")
     tflite.add_argument("--keep-float", type=lambda text: [p for p in text.split(",") if p], metavar="MODULE,...",

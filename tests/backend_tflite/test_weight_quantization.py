@@ -134,6 +134,26 @@ def test_token_mlp_matches_pytorch_with_the_dequantized_weights(tmp_path, mode):
     assert versions["FULLY_CONNECTED"] == (12 if weights.bits == 8 else 6)  # (6: the head has no bias)
 
 
+@pytest.mark.parametrize("mode", ["weight_only_int8", "weight_only_int4"])
+def test_weight_only_modes_compute_in_float_on_exactly_the_dequantized_weights(tmp_path, mode):
+    """The same integers, read through a DEQUANTIZE: float products, PyTorch's with the
+    dequantized weights to float rounding (the dynamic modes quantize the input per call)."""
+    model, ids = _mlp(), _ids()
+    weights = WeightQuantization(mode, min_elements=0)
+    path = str(tmp_path / f"{mode}.tflite")
+    result = to_tflite(model, (ids,), path, quantize=weights)
+    with torch.no_grad():
+        reference = dequantized(model, weights)(ids).numpy()
+    assert np.abs(_run(path, ids) - reference).max() <= 1e-5 * np.abs(reference).max()
+    assert result.op_counts["DEQUANTIZE"] == 3 and result.op_counts["FULLY_CONNECTED"] == 3  # one per linear layer
+    tensors = _tensors(path)
+    assert tensors["p_up_weight"][0] == ("INT8" if weights.bits == 8 else "INT4")
+    assert tensors["p_up_weight/dequantize"][0] == "FLOAT32"
+    dynamic = str(tmp_path / "dynamic.tflite")
+    to_tflite(model, (ids,), dynamic, quantize=WeightQuantization(mode.replace("weight_only", "dynamic"), min_elements=0))
+    assert abs(os.path.getsize(dynamic) - os.path.getsize(path)) < 0.02 * os.path.getsize(path)  # as small
+
+
 def test_file_sizes_against_float32(tmp_path):
     model, ids = nn.Sequential(nn.Linear(256, 1024), nn.ReLU(), nn.Linear(1024, 256)).eval(), torch.randn(1, 4, 256)
     sizes = {}

@@ -128,6 +128,18 @@ class Context:
                                                                                       else "")))
         return self._quantized[key]
 
+    def linear_filter(self, v: Value, node: Node, transposed: bool = False) -> Optional[int]:
+        """A linear layer's filter from ``quantized_weight``: the integers (dynamic modes), or
+        their DEQUANTIZE to float32 (``weight_only_*`` modes); None where it stays float."""
+        integers = self.quantized_weight(v, node, transposed)
+        if integers is None or not self.weights.float_activations:
+            return integers
+        if integers not in self._dequantized:
+            out = self.sub.tensor(self.sub.shape(integers), np.float32, f"{self.sub.tensors[integers].name}/dequantize")
+            self.sub.operator("DEQUANTIZE", [integers], [out])
+            self._dequantized[integers] = out
+        return self._dequantized[integers]
+
     # ------------------------------------------------------------------ new tensors
 
     def scope(self, node: Node) -> str:

@@ -9,6 +9,11 @@ Modes (``quantize=`` of ``to_tflite``, ``to_tflite_signatures``, ``generative.ex
 * ``"dynamic_int4_b32"`` / ``_b64`` / ``_b128``: int4 with one float16 scale per block of 32 / 64 /
   128 input features of each row (TFLite's ``BlockwiseQuantization``). A layer whose input
   size is not a multiple of the block size gets one scale per row.
+* ``"weight_only_int8"`` / ``"weight_only_int4"``: the same integers per output channel, but a
+  linear layer reads them through a DEQUANTIZE: float products on exactly the dequantized
+  weights (what PyTorch computes with them; ai-edge-quantizer's ``weight_only_wi8_afp32``).
+  The file is as small; LiteRT computes the float32 weights when it prepares the model (the
+  memory of a float file while it runs) and the products run in float (no faster).
 
 The encoding is the one LiteRT's kernels run and Google's ai-edge-quantizer writes
 (``dynamic_wi8_afp32``, ``dynamic_wi4_afp32``, ``dynamic_wi4b32_afp32``): FULLY_CONNECTED reads
@@ -36,9 +41,10 @@ __all__ = ["BLOCK_SIZES", "DEFAULT_MIN_ELEMENTS", "MODES", "QuantizedWeight", "W
            "quantize_weight", "resolve_quantize"]
 
 BLOCK_SIZES = (32, 64, 128)
-MODES = ("dynamic_int8", "dynamic_int4", *(f"dynamic_int4_b{b}" for b in BLOCK_SIZES))
+MODES = ("dynamic_int8", "dynamic_int4", *(f"dynamic_int4_b{b}" for b in BLOCK_SIZES), "weight_only_int8",
+         "weight_only_int4")
 DEFAULT_MIN_ELEMENTS = 1024  # smaller weights stay float32 (as TensorFlow's dynamic-range converter does)
-_MODE = re.compile(r"dynamic_int(8|4)(?:_b(\d+))?")
+_MODE = re.compile(r"(?:dynamic|weight_only)_int(8|4)(?:_b(\d+))?")
 
 KeepFloat = Union[Sequence[str], Callable[[str], bool]]
 
@@ -77,6 +83,14 @@ class WeightQuantization:
         activations' per-call quantization, with room; a wrong scale or an unsupported kernel
         is far beyond it."""
         return 0.05 if self.bits == 8 else 0.25
+
+    @property
+    def float_activations(self) -> bool:
+        """``weight_only_*``: a linear layer reads its weights DEQUANTIZEd to float32 (float
+        products, as PyTorch computes with the dequantized weights; LiteRT holds the float32
+        weights it computes when it prepares the model), not the integers with its input
+        quantized per call (``dynamic_*``)."""
+        return self.mode.startswith("weight_only")
 
     @property
     def bits(self) -> int:

@@ -35,9 +35,11 @@ DTYPES = {"float32": "float32", "float": "float32", "float16": "float16", "half"
 # --quantize variants -> export_tflite(quantize=...); None is the float32 file
 QUANTIZE = {"float32": None, "none": None, "fp16": "fp16", "dynamic_int8": "dynamic_int8", "int8": "int8",
             # the direct writer's weight quantization (backend_tflite.weight_quantization.MODES)
-            **{m: m for m in ("dynamic_int4", "dynamic_int4_b32", "dynamic_int4_b64", "dynamic_int4_b128")}}
+            **{m: m for m in ("dynamic_int4", "dynamic_int4_b32", "dynamic_int4_b64", "dynamic_int4_b128",
+                              "weight_only_int8", "weight_only_int4")}}
 # variants written by the direct writer only (dynamic_int8 too, with --keep-float or --min-quantized-elements)
-DIRECT_VARIANTS = ("dynamic_int4", "dynamic_int4_b32", "dynamic_int4_b64", "dynamic_int4_b128")
+DIRECT_VARIANTS = ("dynamic_int4", "dynamic_int4_b32", "dynamic_int4_b64", "dynamic_int4_b128", "weight_only_int8",
+                   "weight_only_int4")
 _OUTPUT_KINDS = {".keras": "keras", ".h5": "h5", ".tflite": "tflite"}
 _FORMATS = ".keras, .h5, .tflite, or a folder name (SavedModel; end it with / if it holds a dot)"
 

@@ -195,7 +195,7 @@ def emit_linear(ctx: Context, node: Node) -> int:
     if x.type.perm[-1] != x.type.rank - 1:
         raise DirectExportError(node, f"on a value stored as {x.type} (features not last) is not supported")
     tensor = ctx.tensor(x)
-    weight = ctx.quantized_weight(w, node)
+    weight = ctx.linear_filter(w, node)
     weight = ctx.tensor(w) if weight is None else weight
     bias = _bias(ctx, node, b)
     act = ctx.activation(node)
@@ -215,7 +215,7 @@ def emit_matmul(ctx: Context, node: Node) -> int:
     if x.type.layout is not None or y.type.layout is not None:
         raise DirectExportError(node, "on re-laid-out operands is not supported")
     if ctx.is_const(y) and y.type.rank == 2 and x.type.rank >= 2 and x.type.dtype == "f32":
-        weight = ctx.quantized_weight(y, node, transposed=True)
+        weight = ctx.linear_filter(y, node, transposed=True)
         if weight is None:
             weight = ctx.constant(np.ascontiguousarray(ctx.const(y).T), f"{y.name_hint}/transposed", weight=True)
         return fully_connected(ctx, ctx.tensor(x), weight, None, ctx.result(node), x.type.rank > 2)

@@ -1,5 +1,6 @@
 """Comparisons with PyTorch that the tests share: PyTorch's reference outputs, the max abs error,
-and the check that a converted model (Keras, and a .tflite file when given) matches PyTorch."""
+the check that a converted model (Keras, and a .tflite file when given) matches PyTorch, and the
+check that its saved ``.keras`` file, reloaded in a fresh process, still does."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 import torch.utils._pytree as pytree
 
-__all__ = ["arrays", "assert_matches_torch", "clone", "max_abs_error", "torch_outputs"]
+__all__ = ["arrays", "assert_matches_torch", "assert_reloads_like_torch", "clone", "max_abs_error", "torch_outputs"]
 
 
 def clone(x: Any) -> Any:
@@ -54,3 +55,19 @@ def assert_matches_torch(result, model: torch.nn.Module, inputs: Sequence[torch.
             assert err <= atol, f"{backend} output {i} differs from PyTorch by {err:.3g} (tolerance {atol:g})"
             worst = max(worst, err)
     return worst
+
+
+def assert_reloads_like_torch(cases: dict[str, tuple[Any, Sequence[torch.Tensor], Sequence[np.ndarray]]], tmp_path,
+                              atol: float) -> None:
+    """``{name: (compile result, inputs, PyTorch's outputs)}``: each result saved as ``.keras``, all
+    loaded (safe mode, without torch) and run in one fresh process; every output within ``atol``."""
+    from fresh_process import run_saved
+
+    jobs = {name: (result.save(str(tmp_path / f"{name}.keras")),
+                   [result.keras_inputs([t.numpy() for t in inputs])])
+            for name, (result, inputs, _) in cases.items()}
+    outs = run_saved(jobs, tmp_path)
+    for name, (result, _, ref) in cases.items():
+        got = result.torch_outputs(outs[name][0])
+        for i, (o, r) in enumerate(zip(got, ref, strict=True)):
+            assert max_abs_error(o, r) < atol, f"{name}: reloaded output {i} differs from PyTorch"

@@ -10,10 +10,9 @@ import pytest
 import torch
 
 import torch2keras
-from fresh_process import run_saved
 from models import (ConvSliceReLU, NobucoEssentials, OnlyScalarInput, ScalarInputs, SliceReLU, TwoOutputs,
                     transformer_encoder)
-from support import max_abs_error
+from support import assert_reloads_like_torch, max_abs_error
 
 ATOL = 1e-4
 
@@ -40,15 +39,6 @@ def _check(result, model, inputs, tmp_path, name, tol=ATOL):
     return ref
 
 
-def _reload_in_fresh_process(result, tmp_path, name, inputs, ref):
-    """Save .keras, load it with safe_mode=True in a new process without torch, compare."""
-    keras_path = result.save(str(tmp_path / f"{name}.keras"))
-    feed = result.keras_inputs([t.numpy() for t in inputs])
-    [outs] = run_saved({name: (keras_path, [feed])}, tmp_path)[name]
-    for o, r in zip(result.torch_outputs(outs), ref, strict=True):
-        assert max_abs_error(o, r) < ATOL
-
-
 @pytest.mark.parametrize("layouts", [None, "channels_last"])
 def test_nobuco_essentials(tmp_path, layouts):
     torch.manual_seed(0)
@@ -56,7 +46,7 @@ def test_nobuco_essentials(tmp_path, layouts):
     x = torch.rand(1, 3, 256, 256)
     result = torch2keras.compile(model, x, input_layouts=layouts, output_layouts=layouts)
     ref = _check(result, model, (x,), tmp_path, "essentials")
-    _reload_in_fresh_process(result, tmp_path, "essentials", (x,), ref)
+    assert_reloads_like_torch({"essentials": (result, (x,), ref)}, tmp_path, ATOL)
     if layouts == "channels_last":
         assert result.report.tflite["transposes"] == 0
 
@@ -67,7 +57,7 @@ def test_transformer_encoder(tmp_path):
     x = torch.randn(2, 10, 32)
     result = torch2keras.compile(model, x)
     ref = _check(result, model, (x,), tmp_path, "encoder")
-    _reload_in_fresh_process(result, tmp_path, "encoder", (x,), ref)
+    assert_reloads_like_torch({"encoder": (result, (x,), ref)}, tmp_path, ATOL)
 
 
 def test_inplace_relu_on_view_writes_through(tmp_path):
@@ -136,7 +126,7 @@ def test_scalar_inputs_and_outputs(tmp_path, layouts):
     details = {d["name"]: tuple(d["shape"]) for d in Interpreter(result.report.tflite["path"]).get_input_details()}
     assert sorted(shape for name, shape in details.items() if "image" not in name) == [(), ()]
     if layouts is None:
-        _reload_in_fresh_process(result, tmp_path, "scalar_inputs", inputs, ref)
+        assert_reloads_like_torch({"scalar_inputs": (result, inputs, ref)}, tmp_path, ATOL)
 
 
 def test_only_input_is_scalar(tmp_path):

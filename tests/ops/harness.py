@@ -169,6 +169,7 @@ class Outcome:
     detail: str = ""
     max_error: Optional[float] = None
     tflite: Optional[str] = None  # the TFLite outcome's status when TFLite was checked
+    result: Any = field(default=None, repr=False, compare=False)  # the compile result, when it compiled
 
     @property
     def ok(self) -> bool:
@@ -383,8 +384,9 @@ def _check_outputs(case: Case, outs: list, values: bool) -> Outcome:
     return Outcome("passed", max_error=worst)
 
 
-def run_case(case: Case, undefined_values: bool = False, tflite: bool = False) -> Outcome:
-    """Compile the case's module, run Keras (and TFLite) and compare with PyTorch."""
+def run_case(case: Case, undefined_values: bool = False, tflite: bool = False, result: Any = None) -> Outcome:
+    """Compile the case's module (unless ``result``, an earlier compile of this very case, is
+    given), run Keras (and TFLite) and compare with PyTorch."""
     if case.skip:
         return Outcome("skipped", case.skip)
     import torch2keras
@@ -393,11 +395,13 @@ def run_case(case: Case, undefined_values: bool = False, tflite: bool = False) -
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = torch2keras.compile(case.module, tuple(t.clone() for t in case.inputs), validate=False)
+            if result is None:
+                result = torch2keras.compile(case.module, tuple(t.clone() for t in case.inputs), validate=False)
             outs = result.run_keras(feed)
     except Exception as e:  # noqa: BLE001 - classified and reported
         return _classify(e)
     outcome = _check_outputs(case, outs, not undefined_values)
+    outcome.result = result
     if tflite and outcome.status == "passed":
         with tempfile.TemporaryDirectory() as tmp:
             try:

@@ -4,9 +4,11 @@
 Per in-scope OpInfo entry (see ``harness.py`` for the scope):
 
 * ``test_first_sample`` (default run): the first sample that can be a model, in float32 (or in
-  the first of int64/int32/bool the op takes), through Keras;
+  the first of int64/int32/bool the op takes), through Keras; for an entry that vouches for Core
+  ATen ops (``core_coverage.py``), its captured graph must still contain them;
 * ``test_tflite`` (default run, a fixed subset: every ``TFLITE_EVERY``-th entry by name): the
-  same sample through Keras *and* TFLite;
+  same sample through Keras *and* TFLite (reusing ``test_first_sample``'s compile of it when that
+  ran first in this process);
 * ``test_sweep`` (``slow``): every dtype the op takes (float32, int64, int32, bool), up to
   ``MAX_SAMPLES`` samples that can be a model each (``T2K_OPINFO_MAX_SAMPLES``; 0 for all).
 
@@ -22,6 +24,7 @@ import pytest
 import torch
 
 import harness
+from core_coverage import CORE_VIA_OPINFO
 from expectations import FIRST_SAMPLE, SWEEP, TFLITE
 
 __all__ = ["make_tests", "SHARDS", "TFLITE_EVERY", "default_case", "in_scope_names", "tflite_subset"]
@@ -76,6 +79,7 @@ def _check(outcome, what: str) -> None:
 def make_tests(shard: int):
     names = [n for i, n in enumerate(in_scope_names()) if i % SHARDS == shard]
     subset = set(tflite_subset())
+    compiled: dict = {}  # entry of the TFLite subset -> (case, compile result) of its test_first_sample
 
     @pytest.mark.parametrize("entry", _params(names, FIRST_SAMPLE))
     def test_first_sample(entry):
@@ -83,16 +87,22 @@ def make_tests(shard: int):
         dtype, index, case = default_case(opinfo)
         if dtype is None:
             pytest.fail(f"no sample of {entry} can be a model: {case}")
-        outcome = harness.run_case(case, undefined_values=opinfo.name in harness.UNDEFINED_VALUES)
+        with harness.recording_ops() as ops:
+            outcome = harness.run_case(case, undefined_values=opinfo.name in harness.UNDEFINED_VALUES)
+        if entry in subset and outcome.result is not None:  # test_tflite (same file, same process) reuses it
+            compiled[entry] = (dtype, index, case, outcome.result)
         _check(outcome, f"{entry} {_dtype_name(dtype)} sample {index}")
+        missing = set(CORE_VIA_OPINFO.get(entry, ())) - ops
+        assert not missing, f"{entry}'s default case no longer contains {sorted(missing)} (core_coverage.py)"
 
     @pytest.mark.parametrize("entry", _params([n for n in names if n in subset], TFLITE))
     def test_tflite(entry, tmp_path):
         opinfo = harness.all_entries()[entry]
-        dtype, index, case = default_case(opinfo)
+        dtype, index, case, result = compiled.pop(entry, None) or (*default_case(opinfo), None)
         if dtype is None:
             pytest.fail(f"no sample of {entry} can be a model: {case}")
-        outcome = harness.run_case(case, undefined_values=opinfo.name in harness.UNDEFINED_VALUES, tflite=True)
+        outcome = harness.run_case(case, undefined_values=opinfo.name in harness.UNDEFINED_VALUES, tflite=True,
+                                   result=result)
         _check(outcome, f"{entry} {_dtype_name(dtype)} sample {index} (Keras and TFLite)")
 
     sweep = []

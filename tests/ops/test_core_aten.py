@@ -2,15 +2,14 @@
 its reason (``torch2keras/frontend_torch/unsupported.py``).
 
 A lowered op is tested either by an OpInfo entry whose default case (``suite.default_case``,
-checked numerically by ``test_first_sample``) contains it -- ``CORE_VIA_OPINFO`` -- or, for ops
+checked numerically by ``test_first_sample``, which also checks that its graph contains the op)
+contains it -- ``CORE_VIA_OPINFO`` (``core_coverage.py``) -- or, for ops
 torch.export never produces from OpInfo's samples, by a direct call traced without
 decompositions and compared with PyTorch here, through Keras and TFLite -- ``DIRECT`` (the ops
 TFLite has no builtin kernel for are in ``DIRECT_NO_TFLITE`` with the reason).
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pytest
@@ -21,126 +20,14 @@ import harness
 import suite
 import torch2keras
 import torch2keras.stages as stages
+from core_coverage import CORE_VIA_OPINFO
 from expectations import FIRST_SAMPLE
 from torch2keras.frontend_torch import LOWERINGS
-from torch2keras.frontend_torch.capture import Captured, capture
+from torch2keras.frontend_torch.capture import Captured
 from torch2keras.frontend_torch.unsupported import UNSUPPORTED, core_aten_ops
 
 aten = torch.ops.aten
 
-CORE_VIA_OPINFO = {
-    '__rdiv__': ['aten.reciprocal.default'],
-    '__rpow__': ['aten.pow.Tensor_Tensor'],
-    '__rxor__': ['aten.bitwise_xor.Tensor'],
-    'acos': ['aten.acos.default'],
-    'acosh': ['aten.acosh.default'],
-    'addmm': ['aten.addmm.default'],
-    'all': ['aten.any.dims'],
-    'amax': ['aten.amax.default'],
-    'any': ['aten.any.default'],
-    'argmax': ['aten.argmax.default'],
-    'argmin': ['aten.argmin.default'],
-    'as_strided': ['aten.as_strided.default'],
-    'asin': ['aten.asin.default'],
-    'asinh': ['aten.asinh.default'],
-    'atan': ['aten.atan.default'],
-    'atan2': ['aten.atan2.default'],
-    'atanh': ['aten.atanh.default'],
-    'bitwise_not': ['aten.bitwise_not.default'],
-    'cdist': ['aten._cdist_forward.default'],
-    'clamp': ['aten.clamp.Tensor'],
-    'corrcoef': ['aten.mm.default'],
-    'cos': ['aten.cos.default'],
-    'cosh': ['aten.cosh.default'],
-    'cross': ['aten.index_select.default', 'aten.remainder.Scalar'],
-    'cumulative_trapezoid': ['aten.cumsum.default', 'aten.div.Scalar'],
-    'diagonal': ['aten.diagonal.default'],
-    'empty_strided': ['aten.empty_strided.default'],
-    'erf': ['aten.erf.default'],
-    'flip': ['aten.flip.default'],
-    'fmod': ['aten.fmod.Tensor'],
-    'frac': ['aten.trunc.default'],
-    'grid_sampler_2d': ['aten.grid_sampler_2d.default'],
-    'gt': ['aten.gt.Tensor'],
-    'heaviside': ['aten.logical_or.default'],
-    'index_fill': ['aten.clone.default', 'aten.expand.default', 'aten.index_put.default'],
-    'isclose': [
-        'aten.add.Scalar', 'aten.bitwise_and.Tensor', 'aten.bitwise_or.Tensor', 'aten.le.Tensor', 'aten.mul.Scalar',
-        'aten.ne.Scalar',
-    ],
-    'isinf': ['aten.isinf.default'],
-    'log10': ['aten.log10.default'],
-    'log2': ['aten.log2.default'],
-    'logaddexp': ['aten.exp.default', 'aten.ge.Tensor', 'aten.logical_and.default'],
-    'logical_xor': ['aten.logical_xor.default'],
-    'logspace': ['aten.pow.Scalar'],
-    'masked_scatter': ['aten.masked_scatter.default'],
-    'max.reduction_with_dim': ['aten.max.dim'],
-    'min.binary': ['aten.minimum.default'],
-    'min.reduction_with_dim': ['aten.min.dim'],
-    'nanmean': ['aten.alias.default', 'aten.ne.Tensor'],
-    'nanquantile': [
-        'aten._to_copy.default', 'aten.abs.default', 'aten.add.Tensor', 'aten.ceil.default', 'aten.gather.default',
-        'aten.ge.Scalar', 'aten.isnan.default', 'aten.logical_not.default', 'aten.lt.Scalar', 'aten.mul.Tensor',
-        'aten.scalar_tensor.default', 'aten.sort.default', 'aten.squeeze.dims', 'aten.sub.Scalar', 'aten.sub.Tensor',
-        'aten.sum.dim_IntList', 'aten.view.default', 'aten.where.self',
-    ],
-    'native_group_norm': ['aten.native_group_norm.default'],
-    'native_layer_norm': ['aten.native_layer_norm.default'],
-    'nn.functional.adaptive_avg_pool1d': ['aten.adaptive_avg_pool1d.default'],
-    'nn.functional.adaptive_avg_pool3d': ['aten._adaptive_avg_pool3d.default'],
-    'nn.functional.avg_pool3d': ['aten.avg_pool3d.default'],
-    'nn.functional.binary_cross_entropy': [
-        'aten.full.default', 'aten.log.default', 'aten.log1p.default', 'aten.maximum.default', 'aten.neg.default',
-    ],
-    'nn.functional.celu': ['aten.expm1.default', 'aten.gt.Scalar'],
-    'nn.functional.conv3d': ['aten.convolution.default'],
-    'nn.functional.cosine_embedding_loss': ['aten.full_like.default', 'aten.sqrt.default'],
-    'nn.functional.elu': ['aten.elu.default'],
-    'nn.functional.embedding': ['aten.embedding.default'],
-    'nn.functional.gelu': ['aten.gelu.default'],
-    'nn.functional.glu': ['aten.sigmoid.default'],
-    'nn.functional.hardshrink': ['aten.le.Scalar'],
-    'nn.functional.hardtanh': ['aten.hardtanh.default'],
-    'nn.functional.interpolate.bicubic': ['aten.floor.default', 'aten.index.Tensor'],
-    'nn.functional.interpolate.bilinear': ['aten.upsample_bilinear2d.vec'],
-    'nn.functional.leaky_relu': ['aten.leaky_relu.default'],
-    'nn.functional.local_response_norm': [
-        'aten.avg_pool2d.default', 'aten.constant_pad_nd.default', 'aten.pow.Tensor_Scalar',
-    ],
-    'nn.functional.max_pool1d': ['aten.max_pool2d_with_indices.default'],
-    'nn.functional.max_pool3d': ['aten.max_pool3d_with_indices.default'],
-    'nn.functional.multi_head_attention_forward': [
-        'aten.bmm.default', 'aten.cat.default', 'aten.mean.dim', 'aten.repeat.default',
-        'aten.split_with_sizes.default',
-    ],
-    'nn.functional.multilabel_margin_loss': [
-        'aten.amin.default', 'aten.any.dim', 'aten.arange.start_step', 'aten.clamp.default', 'aten.div.Tensor',
-        'aten.eq.Scalar', 'aten.eq.Tensor', 'aten.lt.Tensor', 'aten.mean.default', 'aten.permute.default',
-        'aten.unsqueeze.default',
-    ],
-    'nn.functional.pad.circular': [
-        'aten.copy.default', 'aten.empty.memory_format', 'aten.slice.Tensor', 'aten.slice_scatter.default',
-    ],
-    'nn.functional.pdist': ['aten._pdist_forward.default'],
-    'nn.functional.relu': ['aten.relu.default'],
-    'nn.functional.rms_norm': ['aten.rsqrt.default'],
-    'nn.functional.softshrink': ['aten.sign.default'],
-    'nn.functional.tanhshrink': ['aten.tanh.default'],
-    'prod': ['aten.prod.default'],
-    'roll': ['aten.fmod.Scalar'],
-    'round': ['aten.round.default'],
-    'scatter': ['aten.scatter.src'],
-    'scatter_add': ['aten.scatter_add.default'],
-    'scatter_reduce.amax': ['aten.scatter_reduce.two'],
-    'select': ['aten.select.int'],
-    'sin': ['aten.sin.default'],
-    'sinh': ['aten.sinh.default'],
-    'std': ['aten.var.correction'],
-    'tan': ['aten.tan.default'],
-    'topk': ['aten.topk.default'],
-    'unravel_index': ['aten.div.Tensor_mode', 'aten.remainder.Tensor'],
-}
 
 def _x(*shape, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -228,18 +115,6 @@ def test_core_op_tests_are_real():
 def _ops_of(graph) -> set[str]:
     return {str(n.target) for n in graph.nodes
             if n.op == "call_function" and isinstance(n.target, torch._ops.OpOverload)}
-
-
-@pytest.mark.parametrize("entry", sorted(CORE_VIA_OPINFO))
-def test_core_ops_in_opinfo_default_case(entry):
-    """The entry's default case (numerically checked by test_first_sample) contains the ops."""
-    dtype, _, case = suite.default_case(harness.all_entries()[entry])
-    assert dtype is not None, case
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        captured = capture(case.module, tuple(t.clone() for t in case.inputs))
-    missing = set(CORE_VIA_OPINFO[entry]) - _ops_of(captured.graph)
-    assert not missing, f"{entry}'s default case no longer contains {sorted(missing)}"
 
 
 def _trace(fn, inputs) -> Captured:

@@ -1,4 +1,4 @@
-"""Channel shuffles (passes/fold_channel_shuffle.py): reshape-permute-reshape shuffles become channel
+"""Channel shuffles (passes/fold_channel_permutation.py): reshape-permute-reshape shuffles become channel
 permutations, folded into the convolutions that read them (through depthwise convs and
 elementwise ops); the ones left are one TRANSPOSE each on both TFLite paths. Checked on the IR
 and end to end against PyTorch (Keras, converter TFLite, direct TFLite)."""
@@ -17,7 +17,7 @@ import torch2keras
 from compat import import_torchvision, seeded_model
 from torch2keras.tflite.file import read_tflite
 from torch2keras.frontend_torch import capture, lower
-from torch2keras.passes import DeadCodeElimination, FoldBatchNorm, FoldChannelShuffle, FoldConstants, PassManager
+from torch2keras.passes import DeadCodeElimination, FoldBatchNorm, FoldChannelPermutation, FoldConstants, PassManager
 from torch2keras.ir.shuffle import shuffle_groups, shuffle_permutation
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "backend_tflite"))
@@ -65,7 +65,7 @@ class ShuffleThenChunk(nn.Module):
 
 def _passes(model, x):
     graph = lower(capture(model.eval(), (x,), {}), "m")
-    PassManager([DeadCodeElimination(), FoldConstants(), FoldBatchNorm(), FoldChannelShuffle()]).run(graph)
+    PassManager([DeadCodeElimination(), FoldConstants(), FoldBatchNorm(), FoldChannelPermutation()]).run(graph)
     return graph
 
 

@@ -12,7 +12,6 @@ from .dce import DeadCodeElimination
 from .fixpoint import Fixpoint
 from .fold_batchnorm import FoldBatchNorm
 from .fold_channel_permutation import FoldChannelPermutation
-from .fold_channel_shuffle import FoldChannelShuffle
 from .fold_constants import FoldConstants
 from .layout import AssignLayout
 from .manager import Pass, register_pass
@@ -61,7 +60,6 @@ def default_pipeline(input_layouts=None, output_layouts=None, optimize_layout: b
     return [
         Simplify(),
         FoldBatchNorm(),
-        FoldChannelShuffle(),
         FoldChannelPermutation(),
         CanonicalizeReshapes(),
         layout,

@@ -11,7 +11,7 @@ round-robin over the files) and greedy-token agreement with PyTorch over new tok
 prompts. The blockwise int4 file is also scored without XNNPACK (LiteRT's optimized builtin
 kernels) and on LiteRT's reference kernels. Writes benchmarks/results/lm_quality.json and .md.
 
-    PYTHONPATH=$PWD python benchmarks/lm_quality.py [--steps 200] [--retrain] [--windows 32]
+    PYTHONPATH=$PWD python benchmarks/lm_quality.py [--steps 600] [--retrain] [--windows 32]
 
 The trained weights are cached (--cache-dir, a temp folder by default), keyed by the model,
 the training settings and the corpus; --retrain trains again.
@@ -82,7 +82,8 @@ def variants() -> dict:
     }
 
 
-GOALS = {"dynamic_int8": 1.01, "dynamic_int4_b32": 1.05, "dynamic_int4_b128": 1.05}  # perplexity / float
+# perplexity / float: int8 within 1 %, int4 in blocks within 5 % (per channel: held to the same 5 %)
+GOALS = {"dynamic_int8": 1.01, "dynamic_int4": 1.05, "dynamic_int4_b32": 1.05, "dynamic_int4_b128": 1.05}
 
 
 # ---------------------------------------------------------------------------- data
@@ -410,10 +411,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
     parser.add_argument("--corpus-bytes", type=int, default=1_500_000)
     parser.add_argument("--val-fraction", type=float, default=0.05)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--max-train-seconds", type=float, default=None, help="stop training earlier")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--retrain", action="store_true", help="train even if cached weights exist")

@@ -16,9 +16,9 @@ from torch import nn
 
 from causal_lms import Logits, tiny_llama
 from dequantized_weights import dequantized
-from torch2keras import WeightQuantization, to_tflite
+from torch2keras import BlockwiseInt4Warning, WeightQuantization, to_tflite
 from torch2keras.backend_tflite.schema import fb
-from torch2keras.backend_tflite.weight_quantization import BlockwiseInt4Warning, quantize_weight
+from torch2keras.backend_tflite.weight_quantization import quantize_weight
 from torch2keras.tflite.file import blockwise_tensors
 from torch2keras.tflite.runtime import interpreter, run_tflite
 

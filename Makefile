@@ -43,8 +43,8 @@ bench: env
 bench-quant: env
 	$(PY) benchmarks/quantization.py
 
-# perplexity of a small Llama trained here, float vs int8 / int4 weights in LiteRT (~15 min on
-# 2 cores; the trained weights are cached: ARGS=--retrain trains again)
+# perplexity of a small Llama trained here, float vs int8 / int4 weights in LiteRT (~25 min on
+# 2 shared cores; the trained weights are cached: ARGS=--retrain trains again)
 bench-lm-quality: env
 	nice $(PY) benchmarks/lm_quality.py $(ARGS)
 

@@ -9,7 +9,7 @@ STAMP := .venv/.stamp
 export TF_CPP_MIN_LOG_LEVEL=2
 export CUDA_VISIBLE_DEVICES=-1
 
-.PHONY: env test test-slow demo bench bench-quant bench-quant-random fuzz clean supported-list
+.PHONY: env test test-slow demo bench bench-quant bench-quant-random bench-lm-quality fuzz clean supported-list
 
 env: $(STAMP)
 
@@ -47,6 +47,11 @@ bench-quant: env
 # torchvision models with random weights: the TF converter's fp16 / dynamic / calibrated int8
 bench-quant-random: env
 	$(PY) benchmarks/quantization.py
+
+# perplexity of a small Llama trained here, float vs int8 / int4 weights in LiteRT (~25 min on
+# 2 shared cores; the trained weights are cached: ARGS=--retrain trains again)
+bench-lm-quality: env
+	nice $(PY) benchmarks/lm_quality.py $(ARGS)
 
 # random-model fuzzing: make fuzz N=500 SEED=0 (results, table and reproducers in fuzz_out/)
 N ?= 200

@@ -25,6 +25,7 @@ _LAZY = {
     "RewritePass": "torch2keras.passes.rewrite", "reset_state": "torch2keras.backend_keras.state",
     "to_tflite": "torch2keras.direct", "to_tflite_signatures": "torch2keras.signatures",
     "WeightQuantization": "torch2keras.backend_tflite.weight_quantization",
+    "BlockwiseInt4Warning": "torch2keras.backend_tflite.weight_quantization",
 }
 
 __all__ = sorted([*_LAZY, "load_model", "__version__"])

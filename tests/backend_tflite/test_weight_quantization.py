@@ -7,6 +7,7 @@ versions and size; layers kept float; the errors of unknown modes."""
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -15,10 +16,11 @@ from torch import nn
 
 from causal_lms import Logits, tiny_llama
 from dequantized_weights import dequantized
-from torch2keras import WeightQuantization, to_tflite
+from torch2keras import BlockwiseInt4Warning, WeightQuantization, to_tflite
 from torch2keras.backend_tflite.schema import fb
 from torch2keras.backend_tflite.weight_quantization import quantize_weight
-from torch2keras.tflite.runtime import run_tflite
+from torch2keras.tflite.file import blockwise_tensors
+from torch2keras.tflite.runtime import interpreter, run_tflite
 
 MODES = ["dynamic_int8", "dynamic_int4", "dynamic_int4_b32"]
 # LiteRT quantizes each FULLY_CONNECTED input per call (8 bits): against the dequantized-weight
@@ -204,6 +206,48 @@ def test_tiny_llama_logits_match_pytorch_with_the_dequantized_weights(tmp_path, 
     types = [t for name, (t, _) in _tensors(path).items() if name.endswith("_weight") and "norm" not in name]
     assert len(types) == 2 * 7 + 2 and set(types) == {"INT8" if weights.bits == 8 else "INT4"}
     assert result.op_counts["EMBEDDING_LOOKUP"] == 1
+
+
+# ---------------------------------------------------------------------------- blockwise int4 and LiteRT's kernels
+
+
+def test_blockwise_int4_warns_when_written_and_refuses_the_reference_kernels(tmp_path):
+    """LiteRT's reference kernels ignore block scales (measured below: far off); XNNPACK and the
+    optimized builtin kernels (``delegates=False``) compute the file right. Writing blocks warns,
+    naming XNNPACK; ``interpreter(..., reference_kernels=True)`` refuses such a file."""
+    model, ids = _mlp(), _ids()
+    blocks = WeightQuantization("dynamic_int4_b32", min_elements=0)
+    path = str(tmp_path / "b32.tflite")
+    with pytest.warns(BlockwiseInt4Warning, match=r"4 weights in int4 blocks .*XNNPACK"):
+        to_tflite(model, (ids,), path, quantize=blocks)
+    assert len(blockwise_tensors(path)) == 4  # embedding, up, down, head
+    with torch.no_grad():
+        reference = dequantized(model, blocks)(ids).numpy()
+    bound = ACTIVATION_RTOL * np.abs(reference).max()
+    for delegates in (True, False):
+        got = next(iter(run_tflite(path, {"ids": ids.numpy()}, delegates=delegates).values()))
+        assert np.abs(got - reference).max() <= bound, delegates
+    with pytest.raises(ValueError, match=r"4 weights in int4 blocks .*reference kernels compute wrong.*XNNPACK"):
+        interpreter(path, reference_kernels=True)
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    unguarded = Interpreter(model_path=path, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    got = next(iter(unguarded.get_signature_runner()(ids=ids.numpy()).values()))
+    assert np.abs(got - reference).max() > 10 * bound  # why the guard exists
+
+    per_channel = str(tmp_path / "int4.tflite")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BlockwiseInt4Warning)
+        to_tflite(model, (ids,), per_channel, quantize=WeightQuantization("dynamic_int4", min_elements=0))
+        # blocks of 64 do not divide 96 inputs: one scale per row, no blocks, no warning
+        to_tflite(nn.Linear(96, 8).eval(), (torch.randn(1, 96),), str(tmp_path / "rows.tflite"),
+                  quantize=WeightQuantization("dynamic_int4_b64", min_elements=0))
+    assert blockwise_tensors(per_channel) == []
+    runner = interpreter(per_channel, reference_kernels=True).get_signature_runner()
+    with torch.no_grad():
+        reference = dequantized(model, WeightQuantization("dynamic_int4", min_elements=0))(ids).numpy()
+    got = next(iter(runner(ids=ids.numpy()).values()))
+    assert np.abs(got - reference).max() <= ACTIVATION_RTOL * np.abs(reference).max()
 
 
 # ---------------------------------------------------------------------------- the modes' errors

@@ -19,8 +19,10 @@ The encoding is the one LiteRT's kernels run and Google's ai-edge-quantizer writ
 (``dynamic_wi8_afp32``, ``dynamic_wi4_afp32``, ``dynamic_wi4b32_afp32``): FULLY_CONNECTED reads
 the integer filter and a float input, quantizing the input per call (dynamic range, "hybrid");
 an embedding table is read by EMBEDDING_LOOKUP, which returns float rows. Blockwise int4
-FULLY_CONNECTED runs in LiteRT's XNNPACK delegate (the default CPU path) only: its builtin
-kernel, without delegates, ignores the blocks' scales.
+FULLY_CONNECTED needs a kernel that reads the block scales: LiteRT's XNNPACK delegate (its
+default CPU path) and its optimized builtin kernels do; its reference kernels
+(``OpResolverType.BUILTIN_REF``) ignore them and compute wrong numbers. Writing such a file
+warns (``BlockwiseInt4Warning``, ``warn_if_blockwise``).
 
 Each weight is quantized when its layer is written (``quantize_weight``), one tensor at a time:
 the integer copy replaces the float one in the file.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import warnings
 from typing import Callable, Optional, Sequence, Union
 
 import attrs
@@ -37,8 +40,9 @@ import numpy as np
 
 from .schema import fb
 
-__all__ = ["BLOCK_SIZES", "DEFAULT_MIN_ELEMENTS", "MODES", "QuantizedWeight", "WeightQuantization",
-           "quantize_weight", "resolve_quantize"]
+__all__ = ["BLOCK_SIZES", "BLOCKWISE_INT4_RUNTIMES", "BlockwiseInt4Warning", "DEFAULT_MIN_ELEMENTS", "MODES",
+           "QuantizedWeight", "WeightQuantization", "blockwise_tensor_names", "quantize_weight", "resolve_quantize",
+           "warn_if_blockwise"]
 
 BLOCK_SIZES = (32, 64, 128)
 MODES = ("dynamic_int8", "dynamic_int4", *(f"dynamic_int4_b{b}" for b in BLOCK_SIZES), "weight_only_int8",
@@ -47,6 +51,16 @@ DEFAULT_MIN_ELEMENTS = 1024  # smaller weights stay float32 (as TensorFlow's dyn
 _MODE = re.compile(r"(?:dynamic|weight_only)_int(8|4)(?:_b(\d+))?")
 
 KeepFloat = Union[Sequence[str], Callable[[str], bool]]
+BLOCKWISE_INT4_RUNTIMES = (
+    "int4 weights in blocks (of FULLY_CONNECTED, EMBEDDING_LOOKUP) need kernels that read the block scales: "
+    "LiteRT's XNNPACK delegate (its default CPU path) and its optimized builtin kernels do; LiteRT's reference "
+    "kernels (OpResolverType.BUILTIN_REF) ignore them and compute wrong numbers, as may other runtimes. Run the "
+    "file with XNNPACK, or write it with quantize=\"dynamic_int4\" (one scale per output channel) where XNNPACK "
+    "is not there")
+
+
+class BlockwiseInt4Warning(UserWarning):
+    """A file was written with blockwise int4 weights (``BLOCKWISE_INT4_RUNTIMES``)."""
 
 
 def _check_mode(_: object, __: object, mode: str) -> None:
@@ -218,3 +232,23 @@ def quantized_tensor(sub, q: QuantizedWeight, name: str) -> int:
     tensor.type = fb.TensorType.INT8 if q.bits == 8 else fb.TensorType.INT4
     tensor.quantization = params
     return index
+
+
+def blockwise_tensor_names(subgraphs) -> list[str]:
+    """Names of the tensors with ``BlockwiseQuantization`` in ``subgraphs`` (the ``SubgraphT``-like
+    objects of a model being written or read: ``.tensors`` with ``.quantization`` and ``.name``)."""
+    names = []
+    for sub in subgraphs:
+        for t in sub.tensors:
+            q = t.quantization
+            if q is not None and q.detailsType == fb.QuantizationDetails.BlockwiseQuantization:
+                names.append(t.name.decode() if isinstance(t.name, bytes) else str(t.name))
+    return names
+
+
+def warn_if_blockwise(subgraphs, path: str) -> None:
+    """A ``BlockwiseInt4Warning`` when the file at ``path`` holds blockwise int4 weights."""
+    names = blockwise_tensor_names(subgraphs)
+    if names:
+        warnings.warn(f"{path}: {len(names)} weights in int4 blocks ({names[0]}, ...): {BLOCKWISE_INT4_RUNTIMES}",
+                      BlockwiseInt4Warning, stacklevel=2)

@@ -21,7 +21,7 @@ from .context import EMITTERS, Context, DirectExportError, _name
 from .peephole import simplify
 from .plan import plan_graph
 from .quantized import emit_quantized_layer, integer_input, propagate_quantization, quantization_of
-from .weight_quantization import WeightQuantization
+from .weight_quantization import WeightQuantization, warn_if_blockwise
 
 __all__ = ["WriteResult", "add_signature", "build_model", "build_signatures", "write_signatures", "write_tflite"]
 
@@ -56,6 +56,7 @@ def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str
                                       integer_io=integer_io, weights=weights)
     built = time.perf_counter()
     size = model.write(path, progress=progress)
+    warn_if_blockwise(model.subgraphs, path)
     return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built},
                        tensor_nodes)
 
@@ -85,6 +86,7 @@ def write_signatures(graphs: Mapping[str, Graph], path: str, fp16: bool = False,
     model, nodes = build_signatures(graphs, fp16=fp16, description=description, weights=weights)
     built = time.perf_counter()
     size = model.write(path, progress=progress)
+    warn_if_blockwise(model.subgraphs, path)
     tensor_nodes = {f"{key}:{name}": node for key, names in nodes.items() for name, node in names.items()}
     return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built},
                        tensor_nodes)

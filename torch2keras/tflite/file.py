@@ -9,13 +9,15 @@ fused op); ``layer_names_in`` maps them back to the Keras layers they came from.
 
 from __future__ import annotations
 
+import mmap
 import re
 from typing import Iterable, Optional
 
 import attrs
 import numpy as np
 
-__all__ = ["TFLiteFile", "TFLiteOp", "TFLiteTensor", "dequantize", "layer_names_in", "op_counts", "read_tflite"]
+__all__ = ["TFLiteFile", "TFLiteOp", "TFLiteTensor", "blockwise_tensors", "dequantize", "layer_names_in", "op_counts",
+           "read_tflite"]
 
 _DTYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
                 7: "int16", 8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64",
@@ -191,3 +193,22 @@ def op_counts(path: str) -> dict[str, int]:
     import collections
 
     return dict(sorted(collections.Counter(op.name for op in read_tflite(path).main_ops()).items()))
+
+
+def blockwise_tensors(path: str) -> list[str]:
+    """Names of the tensors of ``path`` quantized in blocks (``BlockwiseQuantization``: int4
+    weights with one scale per block of inputs), read from the mapped file without loading it."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        model = schema.Model.GetRootAs(buf, 0)
+        names = []
+        for s in range(model.SubgraphsLength()):
+            graph = model.Subgraphs(s)
+            for t in range(graph.TensorsLength()):
+                tensor = graph.Tensors(t)
+                q = tensor.Quantization()
+                if q is not None and q.DetailsType() == schema.QuantizationDetails.BlockwiseQuantization:
+                    names.append((tensor.Name() or b"").decode(errors="replace"))
+        del model, graph, tensor, q  # (the mapping closes only once nothing reads it)
+    return names

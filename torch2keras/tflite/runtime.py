@@ -7,18 +7,31 @@ from typing import Optional
 
 import numpy as np
 
+from ..backend_tflite.weight_quantization import BLOCKWISE_INT4_RUNTIMES
+from .file import blockwise_tensors
+
 __all__ = ["dequantize_array", "interpreter", "quantize_array", "quantized_feed", "run_tflite", "tflite_runner",
            "tflite_signature_shapes", "xnnpack_delegated_ops"]
 
 
 def interpreter(path: str, delegates: bool = True, num_threads: Optional[int] = None,
-                preserve_all_tensors: bool = False):
+                preserve_all_tensors: bool = False, reference_kernels: bool = False):
     """A LiteRT interpreter of ``path`` (with LiteRT's default XNNPACK delegate unless
-    ``delegates=False``; ``preserve_all_tensors`` keeps every intermediate tensor readable)."""
+    ``delegates=False``: then LiteRT's optimized builtin kernels; ``reference_kernels``: its
+    simple reference kernels, no delegate; ``preserve_all_tensors`` keeps every intermediate
+    tensor readable). The reference kernels ignore the scales of int4 weights quantized in
+    blocks: a file holding such weights raises a ``ValueError`` there."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     kwargs = {"experimental_preserve_all_tensors": True} if preserve_all_tensors else {}
-    if not delegates:
+    if reference_kernels:
+        blocks = blockwise_tensors(str(path))
+        if blocks:
+            raise ValueError(f"{path} holds {len(blocks)} weights in int4 blocks ({blocks[0]}, ...) that LiteRT's "
+                             f"reference kernels compute wrong (they ignore the block scales): "
+                             f"{BLOCKWISE_INT4_RUNTIMES}")
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_REF
+    elif not delegates:
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     if num_threads:
         kwargs["num_threads"] = num_threads

@@ -9,7 +9,7 @@ STAMP := .venv/.stamp
 export TF_CPP_MIN_LOG_LEVEL=2
 export CUDA_VISIBLE_DEVICES=-1
 
-.PHONY: env test test-slow demo bench bench-quant bench-quant-random fuzz clean supported-list
+.PHONY: env test test-slow demo bench bench-quant bench-quant-random bench-generative fuzz clean supported-list
 
 env: $(STAMP)
 
@@ -47,6 +47,16 @@ bench-quant: env
 # torchvision models with random weights: the TF converter's fp16 / dynamic / calibrated int8
 bench-quant-random: env
 	$(PY) benchmarks/quantization.py
+
+# a SmolLM-135M-shaped Llama: conversion, file, LiteRT prefill/decode speed against litert-torch
+# (~30 min on 2 cores). litert-torch runs in its own venv (it pins its own dependencies).
+PEER_PYTHON ?= .peers-venv/bin/python
+bench-generative: env $(PEER_PYTHON)
+	nice $(PY) benchmarks/generative.py --peer-python $(PEER_PYTHON)
+
+.peers-venv/bin/python:
+	python3 -m venv .peers-venv
+	.peers-venv/bin/pip install -c benchmarks/peers-constraints.txt torch==2.13.0 litert-torch==0.10.0 tensorflow-cpu
 
 # random-model fuzzing: make fuzz N=500 SEED=0 (results, table and reproducers in fuzz_out/)
 N ?= 200

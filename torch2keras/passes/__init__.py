@@ -10,6 +10,7 @@ from .fixpoint import Fixpoint
 from .fold_batchnorm import FoldBatchNorm
 from .fold_channel_permutation import FoldChannelPermutation
 from .fold_channel_shuffle import FoldChannelShuffle
+from .group_query_attention import GroupQueryAttention
 from .fold_constants import FoldConstants
 from .layout import AssignLayout
 from .manager import PASSES, Pass, PassManager, PassRecord, get_pass, register_pass
@@ -17,5 +18,5 @@ from .pipeline import DEFAULT_PIPELINE, Cleanup, Simplify, SimplifyTransposes, d
 
 __all__ = ["AssignLayout", "CancelTransposes", "CanonicalizeReshapes", "Cleanup", "CommonSubexpressionElimination",
            "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "DropUnreadState", "Fixpoint", "FoldBatchNorm",
-           "FoldChannelPermutation", "FoldChannelShuffle", "FoldConstants", "PASSES", "Pass", "PassManager", "PassRecord", "Simplify",
+           "FoldChannelPermutation", "FoldChannelShuffle", "FoldConstants", "GroupQueryAttention", "PASSES", "Pass", "PassManager", "PassRecord", "Simplify",
            "SimplifyTransposes", "default_pipeline", "get_pass", "register_pass"]

@@ -230,7 +230,10 @@ def convert_all(args: argparse.Namespace, model: torch.nn.Module, folder: str) -
                                            "conversion": convert_ours(model, path, args.max_context,
                                                                       args.prefill_len, ours_mode)}
         print(f"torch2keras {variant}: {files[f'torch2keras {variant}']['conversion']['seconds']:.0f} s", flush=True)
-        if peer_mode and not args.no_peer:
+        earlier = _earlier_peer(args.reuse_peer, variant)
+        if earlier is not None:
+            files[f"litert-torch {variant}"] = earlier
+        elif peer_mode and not args.no_peer:
             path = os.path.join(folder, f"litert_torch_{variant}.tflite")
             files[f"litert-torch {variant}"] = {"variant": variant, "converter": "litert-torch", "path": path,
                                                 "conversion": convert_peer(args.peer_python, weights, shape, path,
@@ -238,6 +241,18 @@ def convert_all(args: argparse.Namespace, model: torch.nn.Module, folder: str) -
                                                                            peer_mode)}
             print(f"litert-torch {variant}: {files[f'litert-torch {variant}']['conversion']}", flush=True)
     return files
+
+
+def _earlier_peer(results_path: Optional[str], variant: str) -> Optional[dict]:
+    """litert-torch's entry for ``variant`` in an earlier run's results whose file still exists
+    (``--reuse-peer``: its conversion is not repeated), else None."""
+    if not results_path:
+        return None
+    with open(results_path) as f:
+        entry = json.load(f)["files"].get(f"litert-torch {variant}")
+    if entry is None or not os.path.exists(entry["path"]):
+        return None
+    return {**entry, "reused_from": results_path}
 
 
 def bucket_entry(args: argparse.Namespace, model: torch.nn.Module, folder: str, single: dict) -> dict:
@@ -292,6 +307,8 @@ def main() -> None:
     parser.add_argument("--decode-steps", type=int, default=32)
     parser.add_argument("--peer-python", default=PEER_PYTHON)
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--reuse-peer", metavar="RESULTS.json",
+                        help="litert-torch's files and conversion records from an earlier run (same shape and weights)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "generative.json"))
     args = parser.parse_args()
     results = run(args)

@@ -203,7 +203,7 @@ def test_two_signatures_within_5_percent_of_one(tmp_path):
     (21, 41, [(0, 16), (13, 8)]),  # the 8 after 16 would run past 64: the last 8 tokens re-fed
 ])
 def test_prefill_plan_takes_the_smallest_length_that_holds_the_rest(n, start, plan):
-    assert generative.runner.prefill_plan(n, start, (16, 4, 8), max_context=64) == plan
+    assert generative.prefill_plan(n, start, (16, 4, 8), max_context=64) == plan
 
 
 @pytest.fixture(scope="module")

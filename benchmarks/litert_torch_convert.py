@@ -34,6 +34,9 @@ def _config(shape: dict):
     block.attn_config.head_dim = shape["hidden_size"] // shape["num_attention_heads"]
     block.attn_config.rotary_base = shape.get("rope_theta", 10000.0)
     block.ff_config.intermediate_size = shape["intermediate_size"]
+    eps = shape.get("rms_norm_eps", 1e-6)  # (LlamaConfig's default; litert-torch's is 1e-5)
+    for norm in (block.pre_attention_norm_config, block.post_attention_norm_config, config.final_norm_config):
+        norm.epsilon = eps
     return config
 
 

@@ -9,7 +9,7 @@ STAMP := .venv/.stamp
 export TF_CPP_MIN_LOG_LEVEL=2
 export CUDA_VISIBLE_DEVICES=-1
 
-.PHONY: env test test-slow demo bench bench-quant bench-quant-random bench-lm-quality fuzz clean supported-list
+.PHONY: env test test-slow demo bench bench-quant bench-quant-random bench-lm-quality bench-generative fuzz clean supported-list
 
 env: $(STAMP)
 
@@ -52,6 +52,16 @@ bench-quant-random: env
 # 2 shared cores; the trained weights are cached: ARGS=--retrain trains again)
 bench-lm-quality: env
 	nice $(PY) benchmarks/lm_quality.py $(ARGS)
+
+# a SmolLM-135M-shaped Llama: conversion, file, LiteRT prefill/decode speed against litert-torch
+# (~30 min on 2 cores). litert-torch runs in its own venv (it pins its own dependencies).
+PEER_PYTHON ?= .peers-venv/bin/python
+bench-generative: env $(PEER_PYTHON)
+	nice $(PY) benchmarks/generative.py --peer-python $(PEER_PYTHON)
+
+.peers-venv/bin/python:
+	python3 -m venv .peers-venv
+	.peers-venv/bin/pip install -c benchmarks/peers-constraints.txt torch==2.13.0 litert-torch==0.10.0 tensorflow-cpu
 
 # random-model fuzzing: make fuzz N=500 SEED=0 (results, table and reproducers in fuzz_out/)
 N ?= 200

@@ -190,3 +190,51 @@ def test_two_signatures_within_5_percent_of_one(tmp_path):
     single = to_tflite_signatures({"prefill": modules["prefill"]}, str(tmp_path / "prefill.tflite"))
     assert max(both.result.max_abs_errors.values()) <= 1e-4
     assert both.result.bytes <= 1.05 * single.bytes
+    buckets = generative.export_tflite(model, str(tmp_path / "buckets.tflite"), max_context=128, prefill_len=(8, 32),
+                                       validate=False)
+    assert both.result.bytes < buckets.result.bytes <= 1.01 * both.result.bytes  # one more signature, no weights
+
+
+@pytest.mark.parametrize("n, start, plan", [
+    (3, 0, [(0, 4)]), (5, 0, [(0, 8)]), (4, 0, [(0, 4)]), (6, 0, [(0, 8)]), (16, 0, [(0, 16)]),
+    (17, 0, [(0, 16), (16, 4)]), (40, 0, [(0, 16), (16, 16), (32, 8)]),
+    (3, 62, [(0, 0)]),  # no length holding the rest fits in the cache, the prompt is shorter than all: decode
+    (9, 50, [(0, 0)]),  # the 16's padding runs past 64 and 16 > 9 tokens: decode
+    (21, 41, [(0, 16), (13, 8)]),  # the 8 after 16 would run past 64: the last 8 tokens re-fed
+])
+def test_prefill_plan_takes_the_smallest_length_that_holds_the_rest(n, start, plan):
+    assert generative.prefill_plan(n, start, (16, 4, 8), max_context=64) == plan
+
+
+@pytest.fixture(scope="module")
+def llama_buckets(tmp_path_factory):
+    model = BUILDERS["llama"]()
+    path = str(tmp_path_factory.mktemp("buckets") / "llama_buckets.tflite")
+    return model, generative.export_tflite(model, path, max_context=MAX_CONTEXT, prefill_len=(16, 4, 8))
+
+
+def test_prefill_buckets_are_signatures_of_one_file(llama_buckets):
+    _, exported = llama_buckets
+    runner = LiteRTCausalLM(exported.path)
+    assert sorted(runner.interpreter.get_signature_list()) == ["decode", "prefill_16", "prefill_4", "prefill_8"]
+    assert runner.prefill_lens == exported.prefill_lens == (4, 8, 16) and runner.prefill_len == 16
+    assert max(exported.result.max_abs_errors.values()) <= 1e-4
+
+
+@pytest.mark.parametrize("prompt_len", [3, 7, 16, 21, 45])
+def test_prefill_buckets_generate_pytorch_greedy_ids(llama_buckets, prompt_len):
+    """Prompts fed as one bucket, a bucket and a smaller one, several of the largest and the rest."""
+    model, exported = llama_buckets
+    _check_greedy(model, exported.path, prompt_len=prompt_len, new=8)
+
+
+def test_prefill_buckets_call_the_planned_signatures(llama_buckets, monkeypatch):
+    _, exported = llama_buckets
+    runner = LiteRTCausalLM(exported.path)
+    called = []
+    original = runner._prefill_chunk
+    monkeypatch.setattr(runner, "_prefill_chunk", lambda chunk, length, start: (
+        called.append((len(chunk), length, start)), original(chunk, length, start))[1])
+    runner.prefill(_prompt(21)[0].numpy())
+    assert called == [(16, 16, 0), (5, 8, 16)]
+    assert runner.position == 21

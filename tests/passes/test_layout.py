@@ -162,3 +162,22 @@ def test_adjacent_permutes_fuse_into_one():
     result = torch2keras.compile(_TwoPermutes(), torch.randn(2, 3, 4, 5))
     assert result.report.transposes == 1
     assert result.report.max_abs_error == 0.0
+
+
+class _RowWrite(nn.Module):
+    """A key/value cache [1, heads, slots, d] with one token's row written by a select: the row
+    comes from a projection as [1, 1, heads, d] and is permuted (a free permute: it moves an
+    axis of one element), the cache is a graph input and output in PyTorch's order."""
+
+    def forward(self, cache, x, keep):
+        row = x.reshape(1, 1, 2, 16).permute(0, 2, 1, 3) * 2.0
+        return torch.where(keep.reshape(1, 1, -1, 1), cache, row)
+
+
+def test_a_select_follows_its_largest_input_not_a_broadcast_row():
+    """The select runs in the cache's layout: converting the row costs 32 values, the cache
+    (in and out) 2 x 4096."""
+    keep = torch.arange(128) != 5
+    result = torch2keras.compile(_RowWrite(), (torch.randn(1, 2, 128, 16), torch.randn(1, 1, 32), keep))
+    assert result.report.transposes == 0
+    assert result.report.max_abs_error == 0.0

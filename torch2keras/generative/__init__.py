@@ -20,7 +20,8 @@ _LAZY = {
     "export_tflite": "torch2keras.generative.export", "GenerativeExport": "torch2keras.generative.export",
     "signature_modules": "torch2keras.generative.export", "CausalLMStep": "torch2keras.generative.step",
     "cache_layout": "torch2keras.generative.layout", "CacheLayout": "torch2keras.generative.layout",
-    "LiteRTCausalLM": "torch2keras.generative.runner", "TokenSampler": "torch2keras.generative.sampling",
+    "LiteRTCausalLM": "torch2keras.generative.runner", "prefill_plan": "torch2keras.generative.runner",
+    "TokenSampler": "torch2keras.generative.sampling",
     "generate": "torch2keras.generative.generation",
     "KerasCausalLM": "torch2keras.generative.keras_runner", "compile_keras": "torch2keras.generative.keras_runner",
 }

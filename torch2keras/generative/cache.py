@@ -14,12 +14,26 @@ from typing import Sequence
 import torch
 from transformers.cache_utils import Cache, StaticLayer
 
-__all__ = ["ArgumentCache", "ArgumentLayer"]
+__all__ = ["ArgumentCache", "ArgumentLayer", "written"]
+
+
+def written(cache: torch.Tensor, new: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """``cache`` [b, h, max_context, d] with ``new`` [b, h, T, d] at positions ``start ...
+    start + T - 1``, out of place, as one select over the cache: ``where(slot is written,
+    new's row for the slot, cache)``. One new token (decode) is broadcast over the slots;
+    several are gathered to them first. (A scatter, ``index_copy``, lowers to a flattened
+    scatter with transposes of the whole cache around it: several passes over it per layer.)"""
+    slots = torch.arange(cache.shape[2], device=cache.device)
+    steps = new.shape[2]
+    kept = (slots < start) | (slots >= start + steps)
+    if not (isinstance(steps, int) and steps == 1):  # (a dynamic token count: always gathered)
+        new = new.index_select(2, (slots - start).clamp(0, steps - 1))
+    return torch.where(kept.reshape(1, 1, -1, 1), cache, new.to(cache.dtype))
 
 
 class ArgumentLayer(StaticLayer):
     """A static cache layer over given tensors: ``update`` writes the new keys and values at
-    positions ``start, start + 1, ...`` of a copy (``index_copy``), which becomes the layer's."""
+    positions ``start, start + 1, ...`` of a copy (``written``), which becomes the layer's."""
 
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, start: torch.Tensor) -> None:
         super().__init__(max_cache_len=keys.shape[2])
@@ -32,9 +46,8 @@ class ArgumentLayer(StaticLayer):
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        positions = torch.arange(key_states.shape[-2], device=self.device) + self.cumulative_length
-        self.keys = self.keys.index_copy(2, positions, key_states.to(self.keys.dtype))
-        self.values = self.values.index_copy(2, positions, value_states.to(self.values.dtype))
+        self.keys = written(self.keys, key_states, self.cumulative_length)
+        self.values = written(self.values, value_states, self.cumulative_length)
         return self.keys, self.values
 
 

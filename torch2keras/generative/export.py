@@ -8,6 +8,8 @@ Signature inputs: ``tokens`` [1, T] (int64), ``input_pos`` [1] (int64: the posit
 ``logits`` [1, T, vocab] and the updated caches under the same names. ``prefill`` takes
 ``T = prefill_len`` tokens (a shorter prompt is padded at the end: the padding's cache entries
 lie beyond the prompt and are overwritten before anything attends to them), ``decode`` one.
+Several prefill lengths (``prefill_len=(16, 64, 256)``: buckets) write one ``prefill_<n>``
+signature per length instead of ``prefill``, over the same weights.
 With ``last_logits_only`` (the default) ``prefill`` also takes ``last_index`` [1] (int64: the
 index in ``tokens`` of the prompt's last real token) and returns only that token's ``logits``
 [1, 1, vocab].
@@ -15,7 +17,7 @@ index in ``tokens`` of the prompt's last real token) and returns only that token
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence, Union
 
 import attrs
 import torch
@@ -24,7 +26,7 @@ from ..signatures import SignaturesResult, to_tflite_signatures
 from .layout import CacheLayout, cache_layout
 from .step import CausalLMStep
 
-__all__ = ["GenerativeExport", "export_tflite", "signature_modules"]
+__all__ = ["GenerativeExport", "export_tflite", "prefill_lengths", "prefill_signature_names", "signature_modules"]
 
 
 @attrs.define
@@ -33,26 +35,51 @@ class GenerativeExport:
 
     result: SignaturesResult
     layout: CacheLayout
-    prefill_len: int
+    prefill_len: Union[int, tuple[int, ...]]
+
+    @property
+    def prefill_lens(self) -> tuple[int, ...]:
+        """The file's prefill lengths, ascending."""
+        return prefill_lengths(self.prefill_len)
 
     @property
     def path(self) -> str:
         return self.result.path
 
 
-def signature_modules(model: torch.nn.Module, max_context: int, prefill_len: int, last_logits_only: bool = True
-                      ) -> dict[str, tuple[torch.nn.Module, tuple]]:
-    """``{"prefill": (step, example inputs), "decode": (step, example inputs)}``: one
-    ``CausalLMStep`` (one set of weights) called with ``prefill_len`` tokens (and, with
-    ``last_logits_only``, a ``last_index`` that is not the last row) and with one."""
-    if not 1 <= prefill_len <= max_context:
-        raise ValueError(f"prefill_len={prefill_len} must be between 1 and max_context={max_context}")
+def prefill_lengths(prefill_len: Union[int, Sequence[int]]) -> tuple[int, ...]:
+    """``prefill_len`` (one length or several) as ascending distinct lengths."""
+    lens = (prefill_len,) if isinstance(prefill_len, int) else tuple(sorted({int(n) for n in prefill_len}))
+    if not lens:
+        raise ValueError("prefill_len=(): give at least one prefill length")
+    return lens
+
+
+def prefill_signature_names(prefill_len: Union[int, Sequence[int]]) -> dict[str, int]:
+    """``{signature: tokens}``: ``{"prefill": n}`` for one length (an int), else one
+    ``prefill_<n>`` per length."""
+    if isinstance(prefill_len, int):
+        return {"prefill": prefill_len}
+    return {f"prefill_{n}": n for n in prefill_lengths(prefill_len)}
+
+
+def signature_modules(model: torch.nn.Module, max_context: int, prefill_len: Union[int, Sequence[int]],
+                      last_logits_only: bool = True) -> dict[str, tuple[torch.nn.Module, tuple]]:
+    """``{"prefill": (step, example inputs), "decode": (step, example inputs)}`` (several
+    prefill lengths: ``prefill_<n>`` each): one ``CausalLMStep`` (one set of weights) called with
+    each prefill length's tokens (and, with ``last_logits_only``, a ``last_index`` that is not
+    the last row) and with one."""
+    names = prefill_signature_names(prefill_len)
+    for n in names.values():
+        if not 1 <= n <= max_context:
+            raise ValueError(f"prefill_len={n} must be between 1 and max_context={max_context}")
     _check_float32(model)
     step = CausalLMStep(model.eval(), cache_layout(model, max_context))
-    decode_at = min(prefill_len, max_context - 1)
-    last_index = prefill_len // 2 if last_logits_only else None
-    return {"prefill": (step, step.example_inputs(prefill_len, 0, seed=0, last_index=last_index)),
-            "decode": (step, step.example_inputs(1, decode_at, seed=1))}
+    decode_at = min(max(names.values()), max_context - 1)
+    modules = {name: (step, step.example_inputs(n, 0, seed=0, last_index=n // 2 if last_logits_only else None))
+               for name, n in names.items()}
+    modules["decode"] = (step, step.example_inputs(1, decode_at, seed=1))
+    return modules
 
 
 def _check_float32(model: torch.nn.Module) -> None:
@@ -63,12 +90,14 @@ def _check_float32(model: torch.nn.Module) -> None:
                         f"from_pretrained(..., dtype=torch.float32) or convert it with model.float()")
 
 
-def export_tflite(model: torch.nn.Module, path: str, *, max_context: int, prefill_len: int,
+def export_tflite(model: torch.nn.Module, path: str, *, max_context: int, prefill_len: Union[int, Sequence[int]],
                   last_logits_only: bool = True, quantize: Any = None, validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
                   progress: Optional[Callable[[str], None]] = None) -> GenerativeExport:
     """Write ``model`` (a Hugging Face ``...ForCausalLM``, unmodified) to ``path`` (see the module
     docstring). max_context: the cache's length, the most tokens a generation can hold;
-    prefill_len: the tokens one prefill call takes (longer prompts take several).
+    prefill_len: the tokens one prefill call takes (longer prompts take several); several
+    lengths (a tuple) write a ``prefill_<n>`` signature each, and ``LiteRTCausalLM`` feeds each
+    chunk of a prompt to the smallest that holds it.
     last_logits_only: ``prefill`` returns the logits of the last real prompt token only (else
     of all ``prefill_len`` positions). quantize: None,
     ``"fp16"``, a weight quantization mode (``"dynamic_int8"``, ``"dynamic_int4"``,
@@ -76,4 +105,5 @@ def export_tflite(model: torch.nn.Module, path: str, *, max_context: int, prefil
     modules = signature_modules(model, max_context, prefill_len, last_logits_only)
     result = to_tflite_signatures(modules, path, quantize=quantize, validate=validate, atol=atol, rtol=rtol,
                                   progress=progress)
-    return GenerativeExport(result, modules["prefill"][0].layout, prefill_len)
+    layout = modules["decode"][0].layout
+    return GenerativeExport(result, layout, prefill_len if isinstance(prefill_len, int) else prefill_lengths(prefill_len))

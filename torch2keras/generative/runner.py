@@ -1,21 +1,48 @@
 """``LiteRTCausalLM``: a file written by ``export_tflite`` run in LiteRT, one token step at a time.
 
 It holds the key/value caches between calls (the signatures take and return them) and the
-number of tokens they hold; ``prefill`` feeds a prompt (in chunks of the file's prefill length)
-and ``decode`` one token, each returning the logits of the last token fed.
+number of tokens they hold; ``prefill`` feeds a prompt (in chunks of the file's prefill
+lengths, ``prefill_plan``) and ``decode`` one token, each returning the logits of the last
+token fed.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["LiteRTCausalLM"]
+__all__ = ["LiteRTCausalLM", "prefill_plan"]
+
+_PREFILL = re.compile(r"prefill(_(\d+))?$")
+
+
+def prefill_plan(n: int, start: int, lengths: Sequence[int], max_context: int) -> list[tuple[int, int]]:
+    """How a prompt of ``n`` tokens fed after ``start`` held ones is split over prefill calls:
+    ``[(begin, length), ...]``, each call taking ``prompt[begin:begin + length]`` padded to
+    ``length`` (one of ``lengths``); ``length`` 0 feeds ``prompt[begin:]`` one decode step at a
+    time. Chunks of the largest length while more than it remains, then the smallest length
+    that holds the rest (the fewest padded tokens). Where that padding would run past the cache,
+    the smallest length that holds the rest and fits in the prompt ends at the prompt's end
+    (re-feeding tokens already fed rewrites their entries with equal values); failing that,
+    decode steps."""
+    lengths = sorted(lengths)
+    plan, begin = [], 0
+    while n - begin > lengths[-1]:
+        plan.append((begin, lengths[-1]))
+        begin += lengths[-1]
+    rest = n - begin
+    holding = [p for p in lengths if p >= rest]
+    if start + begin + holding[0] <= max_context:
+        return plan + [(begin, holding[0])]
+    refeed = [p for p in holding if p <= n]
+    return plan + [(n - refeed[0], refeed[0]) if refeed else (begin, 0)]
 
 
 class LiteRTCausalLM:
-    """The ``prefill`` and ``decode`` signatures of one ``.tflite`` file and the cache state."""
+    """The ``prefill`` (or ``prefill_<n>``) and ``decode`` signatures of one ``.tflite`` file and
+    the cache state."""
 
     def __init__(self, path: str, num_threads: Optional[int] = None, delegates: bool = True) -> None:
         """delegates: LiteRT's default XNNPACK delegate (fast prefill; it packs a float copy of
@@ -26,14 +53,28 @@ class LiteRTCausalLM:
         self.path = str(path)
         self.interpreter = interpreter(self.path, delegates=delegates, num_threads=num_threads)
         keys = self.interpreter.get_signature_list()
-        missing = {"prefill", "decode"} - set(keys)
-        if missing:
-            raise ValueError(f"{self.path} has no {sorted(missing)} signature (it has {sorted(keys)}): write it with "
-                             f"torch2keras.generative.export_tflite")
-        self._prefill = self.interpreter.get_signature_runner("prefill")
+        prefills = [key for key in keys if _PREFILL.match(key)]
+        if not prefills or "decode" not in keys:
+            raise ValueError(f"{self.path} has no prefill and decode signatures (it has {sorted(keys)}): write it "
+                             f"with torch2keras.generative.export_tflite")
+        runners = [self.interpreter.get_signature_runner(key) for key in prefills]
+        lengths = [int(r.get_input_details()["tokens"]["shape"][1]) for r in runners]
+        self._prefills = dict(sorted(zip(lengths, runners), key=lambda item: item[0]))
         self._decode = self.interpreter.get_signature_runner("decode")
-        details = self._prefill.get_input_details()
-        self.prefill_len = int(details["tokens"]["shape"][1])
+        self._read_details(runners[0].get_input_details())
+        self.reset()
+
+    @property
+    def prefill_lens(self) -> tuple[int, ...]:
+        """The file's prefill lengths, ascending (one unless it has ``prefill_<n>`` buckets)."""
+        return tuple(self._prefills)
+
+    @property
+    def prefill_len(self) -> int:
+        """The longest prefill call."""
+        return self.prefill_lens[-1]
+
+    def _read_details(self, details: dict) -> None:
         self.token_dtype = details["tokens"]["dtype"]
         self.position_dtype = details["input_pos"]["dtype"]
         # files written with last_logits_only: prefill returns the row of tokens[last_index] only
@@ -42,7 +83,6 @@ class LiteRTCausalLM:
                             if name.startswith("kv_cache_")}
         self.max_context = int(next(iter(self.cache_specs.values()))[0][2])
         self.vocab_size = int(self._decode.get_output_details()["logits"]["shape"][-1])
-        self.reset()
 
     def reset(self) -> None:
         """Empty caches: the next ``prefill`` starts a new sequence."""
@@ -55,29 +95,25 @@ class LiteRTCausalLM:
         self.cache = {name: out[name] for name in self.cache_specs}
         return out["logits"][0]
 
-    def _prefill_chunk(self, padded: np.ndarray, start: int, last: int) -> np.ndarray:
-        """One prefill call; the logits of ``padded[last]``."""
+    def _prefill_chunk(self, chunk: np.ndarray, length: int, start: int) -> np.ndarray:
+        """One call of the ``length`` prefill on ``chunk`` padded; the logits of its last token."""
+        runner, last = self._prefills[length], len(chunk) - 1
+        padded = np.concatenate([chunk, np.zeros(length - len(chunk), np.int64)])
         if self.last_index_dtype is None:
-            return self._step(self._prefill, padded, start)[last]
-        return self._step(self._prefill, padded, start, last_index=np.asarray([last], self.last_index_dtype))[0]
+            return self._step(runner, padded, start)[last]
+        return self._step(runner, padded, start, last_index=np.asarray([last], self.last_index_dtype))[0]
 
     def prefill(self, prompt: Sequence[int]) -> np.ndarray:
         """Feed ``prompt`` after the tokens already held; the logits of its last token."""
         prompt = np.asarray(prompt, np.int64).reshape(-1)
-        n, start, p = len(prompt), self.position, self.prefill_len
+        n, start = len(prompt), self.position
         if n == 0:
             raise ValueError("prefill needs at least one token")
         self._check_room(n)
-        logits = None
-        for begin in range(0, n, p):
-            # the last chunk ends at the prompt's end (re-feeding earlier tokens rewrites their
-            # entries with equal values) unless the whole prompt is shorter than a chunk
-            begin = min(begin, max(n - p, 0))
-            chunk = prompt[begin:begin + p]
-            padded = np.concatenate([chunk, np.zeros(p - len(chunk), np.int64)])
-            if start + begin + p > self.max_context:  # the padding would run past the cache
+        for begin, length in prefill_plan(n, start, self.prefill_lens, self.max_context):
+            if length == 0:
                 return self._decode_each(prompt[begin:], start + begin)
-            logits = self._prefill_chunk(padded, start + begin, len(chunk) - 1)
+            logits = self._prefill_chunk(prompt[begin:begin + length], length, start + begin)
         self.position = start + n
         return logits
 

@@ -22,6 +22,7 @@ from typing import Callable, ClassVar, Optional, Protocol
 from .layouts import permute_image, reshape_image, reshape_is_free
 from .regions import stacked_layout
 from .core import Node, Value
+from .symbolic import nominal_numel
 from .types import Layout, channels_last, full
 
 __all__ = ["LAYOUT_RULES", "LayoutRule", "OptionContext", "Options", "cl", "ident", "rule_for"]
@@ -169,9 +170,24 @@ class ShapeRule(LayoutRule):
         return Options.single([None] * len(node.inputs), [ident(v.type.rank) for v in node.outputs])
 
 
+def _reference_input(node: Node, ctx) -> Optional[Value]:
+    """The input an elementwise op's layouts follow: of its non-constant full-rank inputs, the
+    largest (a broadcast's small operand is cheap to convert, its large one is not: a
+    cache written by a select follows the cache, not the token's row), among equals the first
+    with a choice of layouts."""
+    rank = node.outputs[0].type.rank
+    full_rank = [v for v in node.inputs if v.type.rank == rank and not _is_const(v)]
+    if not full_rank:
+        return None
+    largest = max(nominal_numel(v.type) for v in full_rank)
+    biggest = [v for v in full_rank if nominal_numel(v.type) == largest]
+    return next((v for v in biggest if len(set(ctx.candidates(v))) == 2), biggest[0])
+
+
 class AgnosticRule(LayoutRule):
     """Elementwise: the results and all full-rank inputs share one layout, one of the two
-    candidates of the reference input (the first non-constant full-rank input with a choice);
+    candidates of the reference input (``_reference_input``: the largest non-constant
+    full-rank input, among equals the first with a choice);
     single elements broadcast alike in every layout; lower-rank inputs are brought to full rank
     when the layout is not PyTorch's."""
 
@@ -179,8 +195,7 @@ class AgnosticRule(LayoutRule):
 
     def options(self, node, ctx):
         rank = node.outputs[0].type.rank
-        full_rank = [v for v in node.inputs if v.type.rank == rank and not _is_const(v)]
-        ref = next((v for v in full_rank if len(set(ctx.candidates(v))) == 2), full_rank[0] if full_rank else None)
+        ref = _reference_input(node, ctx)
         cands = ctx.candidates(ref) if ref is not None else (ident(rank), ident(rank))
         if not ctx.optimize:
             cands = (ident(rank), ident(rank))

@@ -9,6 +9,7 @@ from .drop_unread_state import DropUnreadState
 from .fixpoint import Fixpoint
 from .fold_batchnorm import FoldBatchNorm
 from .fold_channel_permutation import FoldChannelPermutation
+from .group_query_attention import GroupQueryAttention
 from .fold_constants import FoldConstants
 from .layout import AssignLayout
 from .manager import PASSES, Pass, PassManager, PassRecord, get_pass, register_pass
@@ -16,5 +17,5 @@ from .pipeline import DEFAULT_PIPELINE, Cleanup, Simplify, SimplifyTransposes, d
 
 __all__ = ["AssignLayout", "CancelTransposes", "CanonicalizeReshapes", "Cleanup", "CommonSubexpressionElimination",
            "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "DropUnreadState", "Fixpoint", "FoldBatchNorm",
-           "FoldChannelPermutation", "FoldConstants", "PASSES", "Pass", "PassManager", "PassRecord", "Simplify",
+           "FoldChannelPermutation", "FoldConstants", "GroupQueryAttention", "PASSES", "Pass", "PassManager", "PassRecord", "Simplify",
            "SimplifyTransposes", "default_pipeline", "get_pass", "register_pass"]

@@ -12,6 +12,7 @@ from .dce import DeadCodeElimination
 from .fixpoint import Fixpoint
 from .fold_batchnorm import FoldBatchNorm
 from .fold_channel_permutation import FoldChannelPermutation
+from .group_query_attention import GroupQueryAttention
 from .fold_constants import FoldConstants
 from .layout import AssignLayout
 from .manager import Pass, register_pass
@@ -61,6 +62,7 @@ def default_pipeline(input_layouts=None, output_layouts=None, optimize_layout: b
         Simplify(),
         FoldBatchNorm(),
         FoldChannelPermutation(),
+        GroupQueryAttention(),
         CanonicalizeReshapes(),
         layout,
         SimplifyTransposes(),

@@ -30,8 +30,9 @@ from typing import Optional
 import attrs
 
 from ..ir import Graph, Node
+from ..ir.ops.elementwise import fused_activation
 
-__all__ = ["FUSABLE_ACTIVATION", "Plan", "activation_of", "plan_graph"]
+__all__ = ["FUSABLE_ACTIVATION", "Plan", "plan_graph"]
 
 FUSES_ACTIVATION = {"conv", "linear", "add", "sub", "mul", "div"}  # IR ops whose TFLite op fuses one
 FUSABLE_ACTIVATION = ("RELU", "RELU6", "RELU_N1_TO_1")
@@ -48,17 +49,6 @@ class Plan:
     bias_shift: dict[int, float] = attrs.field(factory=dict)  # conv/linear -> a constant added to its bias
     scale_only: set[int] = attrs.field(factory=set)  # hardsigmoids written as their MUL by 1/6 alone
     splits: dict[int, list[int]] = attrs.field(factory=dict)  # slice -> its split's slices, in order
-
-
-def activation_of(node: Node) -> Optional[str]:
-    """The TFLite fused activation that computes ``node`` (a relu or a clamp), or None."""
-    if node.op == "relu":
-        return "RELU"
-    if node.op != "clamp":
-        return None
-    low, high = node.attrs["min"], node.attrs["max"]
-    return {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1", (0.0, None): "RELU"}.get(
-        (None if low is None else float(low), None if high is None else float(high)))
 
 
 def _single_reader(graph: Graph, node: Node) -> Optional[Node]:
@@ -87,7 +77,7 @@ def _activation_fusion(graph: Graph, node: Node) -> Optional[tuple[Node, str]]:
         return None
     if reader.op == "hardsigmoid" and _layer_with_constants(node):
         return reader, "RELU6"
-    act = activation_of(reader)
+    act = fused_activation(reader)
     return (reader, act) if act is not None else None
 
 

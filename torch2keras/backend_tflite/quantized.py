@@ -25,7 +25,7 @@ from .context import Context, DirectExportError
 from .emitters.common import Window, padding_mode
 from .emitters.nn import _as_2d, fully_connected
 from .emitters.pool import _VALID, _pool_op
-from .plan import activation_of
+from ..ir.ops.elementwise import fused_activation
 from .schema import fb
 
 __all__ = ["emit_quantized_layer", "integer_input", "propagate_quantization", "quantization_of"]
@@ -185,7 +185,7 @@ def _unary(ctx: Context, node: Node) -> int:
     input's parameters to the result's."""
     tensor, _ = _integers(ctx, node.inputs[0])
     out, _ = _result(ctx, node)
-    ctx.op(_UNARY.get(node.op) or activation_of(node), [tensor], [out])
+    ctx.op(_UNARY.get(node.op) or fused_activation(node), [tensor], [out])
     return out
 
 

@@ -34,11 +34,12 @@ from typing import Optional
 import numpy as np
 
 from ..ir import Graph, Node, Value
+from ..ir.ops.elementwise import fused_activation
 from .dce import DeadCodeElimination
 from .manager import Pass, register_pass
 
 __all__ = ["AnnotateQuantized", "FoldFlattenIntoQuantizedLinear", "MoveDataOntoIntegers", "QUANTIZED_LAYERS",
-           "activation_name", "integer_passes_after_layout", "is_quantized", "quant_params"]
+           "integer_passes_after_layout", "is_quantized", "quant_params"]
 
 # ops that move or select elements: they commute with a monotone per-tensor affine map
 DATA_MOVEMENT = frozenset({"reshape", "relayout", "permute", "max_pool", "adaptive_max_pool", "concat", "slice",
@@ -49,17 +50,6 @@ _BINARY = ("add", "sub", "mul")
 _FUSES_ACTIVATION = ("conv", "linear") + _BINARY
 _UNARY = ("relu", "clamp", "hardswish", "sigmoid")
 LOGISTIC_SCALE, LOGISTIC_ZERO_POINT = 1.0 / 256, -128  # TFLite's int8 LOGISTIC writes only these
-
-
-def activation_name(node: Node) -> Optional[str]:
-    """The TFLite activation (RELU, RELU6, RELU_N1_TO_1) ``node`` computes (a relu or a clamp), else None."""
-    if node.op == "relu":
-        return "RELU"
-    if node.op != "clamp":
-        return None
-    low, high = node.attrs["min"], node.attrs["max"]
-    return {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1", (0.0, None): "RELU"}.get(
-        (None if low is None else float(low), None if high is None else float(high)))
 
 
 def quant_params(node: Node) -> tuple:
@@ -173,7 +163,7 @@ def _shape_allows_integers(graph: Graph, node: Node) -> bool:
         a = node.attrs
         return x.rank == 4 and not any(a["padding"]) and not a["ceil_mode"] and not a["divisor_override"]
     if node.op in ("relu", "clamp"):
-        return activation_name(node) is not None
+        return fused_activation(node) is not None
     return True
 
 
@@ -181,7 +171,7 @@ def _result_quantize(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[
     """(the per-tensor int8 quantize reading ``node``'s result, the fused activation between)."""
     reader = _single_reader(graph, node.output)
     act = None
-    if node.op in _FUSES_ACTIVATION and reader is not None and activation_name(reader) is not None \
+    if node.op in _FUSES_ACTIVATION and reader is not None and fused_activation(reader) is not None \
             and reader.output.type.layout == node.output.type.layout:
         act, reader = reader, _single_reader(graph, reader.output)
     if reader is None or reader.op != "quantize" or reader.attrs["axis"] is not None or \
@@ -243,7 +233,7 @@ class AnnotateQuantized(Pass):
             if found is None:
                 continue
             q, act = found
-            node.meta["quantized"] = {"result": q.id, "activation": None if act is None else activation_name(act)}
+            node.meta["quantized"] = {"result": q.id, "activation": None if act is None else fused_activation(act)}
             q.meta["quantized"] = {"written_by": node.id}
             if act is not None:
                 act.meta["quantized"] = {"written_by": node.id}

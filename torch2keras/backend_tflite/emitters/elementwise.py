@@ -17,7 +17,7 @@ import numpy as np
 from ...ir import Node
 from ...ir.types import dtype_to_numpy
 from ..context import Context, DirectExportError, emitter
-from ..plan import activation_of
+from ...ir.ops.elementwise import fused_activation
 from ..schema import fb
 from .common import binary
 
@@ -165,7 +165,7 @@ def emit_elu(ctx: Context, node: Node) -> int:
 def emit_clamp(ctx: Context, node: Node) -> int:
     x = ctx.tensor(node.inputs[0])
     out = ctx.result(node)
-    act = activation_of(node) if ctx.dtype(x) == np.float32 else None
+    act = fused_activation(node) if ctx.dtype(x) == np.float32 else None
     if act is not None:
         ctx.op(act, [x], [out])
         return out

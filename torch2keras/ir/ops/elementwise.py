@@ -14,7 +14,7 @@ from ..types import TensorType, dtype_to_numpy
 from .common import broadcast, broadcast_shapes, compare, same, with_dtype
 from .schema import define
 
-__all__ = ["BINARY", "COMPARE", "UNARY"]
+__all__ = ["BINARY", "COMPARE", "UNARY", "fused_activation"]
 
 FAMILY = "elementwise"
 
@@ -160,3 +160,15 @@ define("cast", FAMILY, ["x"], lambda t, a: [TensorType(t[0].shape, a["dtype"])],
 define("where", FAMILY, ["cond", "x", "y"],
        lambda t, a: [TensorType(broadcast_shapes(*(x.shape for x in t)), t[1].dtype)], "agnostic",
        reference=np.where, tflite=("SELECT_V2",))
+
+
+def fused_activation(node) -> "str | None":
+    """The TFLite fused activation (RELU, RELU6, RELU_N1_TO_1) that computes ``node`` -- a
+    relu, or a clamp to [0, 6], [-1, 1] or [0, inf) -- else None."""
+    if node.op == "relu":
+        return "RELU"
+    if node.op != "clamp":
+        return None
+    low, high = node.attrs["min"], node.attrs["max"]
+    return {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1", (0.0, None): "RELU"}.get(
+        (None if low is None else float(low), None if high is None else float(high)))

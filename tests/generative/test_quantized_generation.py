@@ -30,3 +30,15 @@ def test_int8_llama_greedy_tokens_equal_pytorch_with_dequantized_weights(tmp_pat
             expected = reference.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=24,
                                           do_sample=False, pad_token_id=0)[0].numpy()
         np.testing.assert_array_equal(generative.generate(exported.path, prompt[0].numpy(), 24), expected)
+
+
+def test_signatures_share_one_quantization_of_each_weight(tmp_path, monkeypatch):
+    """prefill and decode read the same parameters: each weight is quantized once for the file."""
+    calls = []
+    original = WeightQuantization.quantize
+    monkeypatch.setattr(WeightQuantization, "quantize", lambda self, w: calls.append(w.shape) or original(self, w))
+    model = tiny_llama()
+    generative.export_tflite(model, str(tmp_path / "q.tflite"), max_context=32, prefill_len=8,
+                             quantize=WeightQuantization("dynamic_int8", min_elements=0), validate=False)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(calls) == len(linears) + 1  # each linear layer's weight and the embedding table, once

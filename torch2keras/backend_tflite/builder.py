@@ -189,6 +189,10 @@ class ModelBuilder:
         self._opcodes: list[Any] = []
         self._opcode_index: dict[int, int] = {}
         self._signatures: list[Any] = []
+        # arrays computed from a source array (a weight's integers), shared by every subgraph that
+        # reads it: (what, where the source's elements lie, ...) -> (source, result); the source is held
+        # so that its memory is not reused while the model is built
+        self.derived: dict[tuple, tuple[np.ndarray, Any]] = {}
 
     # ------------------------------------------------------------------ contents
 

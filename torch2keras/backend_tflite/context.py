@@ -20,7 +20,7 @@ from ..ir.types import DTYPES
 from .builder import ModelBuilder, SubgraphBuilder
 from .plan import Plan
 from .schema import fb, numpy_of_tflite
-from .weight_quantization import WeightQuantization, quantized_tensor
+from .weight_quantization import QuantizedWeight, WeightQuantization, quantized_tensor
 
 __all__ = ["EMITTERS", "Context", "DirectExportError", "emitter"]
 
@@ -55,6 +55,13 @@ class DirectExportError(ExportError):
                          f"use export_tflite(..., backend=\"converter\") for this model",
                          [(node.op, torch_op, loc.short() if loc is not None else "")])
         self.node = node
+
+
+def _memory(array: Optional[np.ndarray]) -> tuple:
+    """Where ``array``'s elements lie (equal for two views of one parameter's memory)."""
+    if array is None:
+        return (None,)
+    return array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str
 
 
 def _name(text: str) -> str:
@@ -120,13 +127,23 @@ class Context:
             return None
         key = (v.id, transposed)
         if key not in self._quantized:
-            array = self.const(v).astype(np.float32)
-            array = np.ascontiguousarray(array.T) if transposed else array
-            q = mode.quantize(array)
-            del array
-            self._quantized[key] = quantized_tensor(self.sub, q, _name(v.name_hint + ("/transposed" if transposed
-                                                                                      else "")))
+            self._quantized[key] = quantized_tensor(self.sub, self._quantize(v, transposed, mode),
+                                                    _name(v.name_hint + ("/transposed" if transposed else "")))
         return self._quantized[key]
+
+    def _quantize(self, v: Value, transposed: bool, mode: WeightQuantization) -> QuantizedWeight:
+        """``v``'s weight quantized, once per model: signatures reading the same parameter array
+        (a language model's prefill and decode) share the integers."""
+        source = v.producer.value if v.producer.op == "constant" and v.type.layout is None else None
+        source = source if isinstance(source, np.ndarray) else None
+        key = ("quantized", *_memory(source), transposed, mode.mode)
+        if source is not None and key in self.model.derived:
+            return self.model.derived[key][1]
+        array = self.const(v).astype(np.float32)
+        q = mode.quantize(np.ascontiguousarray(array.T) if transposed else array)
+        if source is not None:
+            self.model.derived[key] = (source, q)
+        return q
 
     def linear_filter(self, v: Value, node: Node, transposed: bool = False) -> Optional[int]:
         """A linear layer's filter from ``quantized_weight``: the integers (dynamic modes), or

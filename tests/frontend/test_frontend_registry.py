@@ -17,7 +17,7 @@ import torch  # noqa: E402
 import torch2keras  # noqa: E402
 from torch2keras import registries  # noqa: E402
 from torch2keras.frontend_torch import KEEP_WHOLE, LOWERINGS, LoweringContext, capture, lower, lowering  # noqa: E402
-from torch2keras.frontend_torch.capture import _decomposition_table  # noqa: E402
+from torch2keras.frontend_torch.decompositions import decomposition_table  # noqa: E402
 from torch2keras.frontend_torch.registry import AMBIENT_OPS  # noqa: E402
 from torch2keras.ir import Graph, LoweringError, TensorType  # noqa: E402
 from torch2keras.ir.ops import SCHEMAS, families  # noqa: E402
@@ -51,7 +51,7 @@ def test_keep_whole_is_the_registered_set():
         aten.max_pool1d.default, aten.max_pool2d.default, aten.max_pool3d.default,
     }
     assert len(KEEP_WHOLE) == 31  # each once
-    decomposed = set(_decomposition_table().keys())
+    decomposed = set(decomposition_table().keys())
     assert not decomposed & set(KEEP_WHOLE)
     assert aten.conv2d.padding in decomposed and aten.relu6.default in decomposed  # the rest decompose
 

@@ -28,6 +28,7 @@ import torch.utils._pytree as pytree
 
 from ..ir import Torch2KerasError
 from . import ops  # noqa: F401  (registers the lowerings, and with them KEEP_WHOLE)
+from .decompositions import decompose, decomposition_table
 from .dynamic import name_symbols, parse_dynamic_shapes
 from .registry import KEEP_WHOLE
 from .source import user_frame
@@ -73,13 +74,6 @@ class Captured:
     warnings: list[str] = attrs.field(factory=list)
     mutated_buffers: list[MutatedBuffer] = attrs.field(factory=list)  # the model's state (state.py)
     dim_names: dict[str, str] = attrs.field(factory=dict)  # torch size symbol -> the user's dim name
-
-
-def _decomposition_table() -> dict:
-    table = torch.export.default_decompositions()
-    for op in KEEP_WHOLE:
-        table.pop(op, None)
-    return table
 
 
 def _path_name(path) -> str:
@@ -234,7 +228,7 @@ def _capture_export(model, args, kwargs, dynamic_shapes=None) -> Captured:
         # weights are parameters), but torch.export warns about it on every capture
         warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* were assigned during export")
         ep = torch.export.export(model, args, kwargs, strict=False, dynamic_shapes=dynamic_shapes)
-    ep = ep.run_decompositions(_decomposition_table())
+    ep = decompose(ep)
     sig = ep.graph_signature
     from torch.export.graph_signature import InputKind, OutputKind
 
@@ -293,7 +287,7 @@ def _capture_trace(model, args, kwargs) -> Captured:
     real_inputs = [named[k].detach().clone() if k in buffers else named[k].detach() for k in keys] + \
         [flat_inputs[i].clone() for i in tensor_pos]
     with torch.no_grad():
-        gm = make_fx(functional, decomposition_table=_decomposition_table(), tracing_mode="real",
+        gm = make_fx(functional, decomposition_table=decomposition_table(), tracing_mode="real",
                      record_module_stack=True, record_stack_traces=True,
                      _error_on_data_dependent_ops=False)(*real_inputs)
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]

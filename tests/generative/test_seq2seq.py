@@ -217,7 +217,7 @@ def test_a_causal_step_refuses_an_encoder_decoder_model(t5):
     model, _ = t5
     with pytest.raises(TypeError, match="T5ForConditionalGeneration is an encoder-decoder model: CausalLMStep steps "
                                         r"causal LMs \(generative.export_tflite takes both\)"):
-        generative.compile_keras(model, max_context=MAX_CONTEXT)
+        generative.CausalLMStep(model, generative.CacheLayout(2, 8, 16, MAX_CONTEXT))
 
 
 def test_whisper_max_context_within_its_decoder_positions():

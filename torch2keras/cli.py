@@ -3,7 +3,7 @@
     torch2keras convert MODEL (--input-shape SHAPE | --inputs FILE.npz) -o OUT [options]
     torch2keras opt -p PASS,... FILE [-o OUT] [--no-verify]
     torch2keras supported [NAME] [--unsupported]
-    torch2keras generate FILE.tflite --prompt-ids 1,2,3 [--max-new-tokens N] [--sample ...]
+    torch2keras generate FILE.tflite --prompt-ids 1,2,3 [--encoder-ids 4,5,6] [--max-new-tokens N] [--sample ...]
     torch2keras --version
 
 A subcommand is a ``_add_<name>`` function registering its parser here and a module in
@@ -157,8 +157,12 @@ def _add_supported(sub: "argparse._SubParsersAction") -> None:
 
 def _add_generate(sub: "argparse._SubParsersAction") -> None:
     gen = sub.add_parser("generate", help="generate token ids with a .tflite written by generative.export_tflite")
-    gen.add_argument("file", metavar="FILE.tflite", help="a file with prefill and decode signatures")
-    gen.add_argument("--prompt-ids", required=True, metavar="ID,...", help="the prompt's token ids, e.g. 1,2,3")
+    gen.add_argument("file", metavar="FILE.tflite", help="a file with prefill and decode signatures (an "
+                     "encoder-decoder one: encode and decode)")
+    gen.add_argument("--prompt-ids", required=True, metavar="ID,...", help="the prompt's token ids, e.g. 1,2,3 (an "
+                     "encoder-decoder file: the decoder's, e.g. its decoder start token)")
+    gen.add_argument("--encoder-ids", metavar="ID,...", help="an encoder-decoder file's encoder input ids (T5's "
+                     "input_ids), e.g. 4,5,6")
     gen.add_argument("--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate (default 16)")
     gen.add_argument("--eos-token-id", type=int, metavar="ID", help="stop after generating this id")
     draw = gen.add_argument_group("sampling (default: greedy)")

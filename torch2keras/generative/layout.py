@@ -30,6 +30,10 @@ class CacheLayout:
         """An empty cache (what generation starts from)."""
         return {name: torch.zeros(self.shape, dtype=self.dtype) for name in self.names()}
 
+    def random(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """A cache of standard normal draws from ``generator`` (example inputs)."""
+        return {name: torch.randn(self.shape, generator=generator).to(self.dtype) for name in self.names()}
+
 
 def cache_layout(model: torch.nn.Module, max_context: int) -> CacheLayout:
     """The cache layout of ``model`` (a Hugging Face ``...ForCausalLM``) for ``max_context`` tokens."""

@@ -42,7 +42,7 @@ def prefill_plan(n: int, start: int, lengths: Sequence[int], max_context: int) -
 
 class LiteRTCausalLM:
     """The ``prefill`` (or ``prefill_<n>``) and ``decode`` signatures of one ``.tflite`` file and
-    the cache state."""
+    the cache state (``LiteRTSeq2SeqLM``: an encoder-decoder file, whose prefill is optional)."""
 
     def __init__(self, path: str, num_threads: Optional[int] = None, delegates: bool = True) -> None:
         """delegates: LiteRT's default XNNPACK delegate (fast prefill; it packs a float copy of
@@ -54,15 +54,23 @@ class LiteRTCausalLM:
         self.interpreter = interpreter(self.path, delegates=delegates, num_threads=num_threads)
         keys = self.interpreter.get_signature_list()
         prefills = [key for key in keys if _PREFILL.match(key)]
-        if not prefills or "decode" not in keys:
-            raise ValueError(f"{self.path} has no prefill and decode signatures (it has {sorted(keys)}): write it "
-                             f"with torch2keras.generative.export_tflite")
+        self._check_signatures(sorted(keys), prefills)
         runners = [self.interpreter.get_signature_runner(key) for key in prefills]
         lengths = [int(r.get_input_details()["tokens"]["shape"][1]) for r in runners]
         self._prefills = dict(sorted(zip(lengths, runners), key=lambda item: item[0]))
         self._decode = self.interpreter.get_signature_runner("decode")
-        self._read_details(runners[0].get_input_details())
+        self._read_details((runners[0] if runners else self._decode).get_input_details())
+        self.context: dict[str, np.ndarray] = {}  # inputs every step takes besides tokens, position and cache
         self.reset()
+
+    def _check_signatures(self, keys: list[str], prefills: list[str]) -> None:
+        if "encode" in keys:
+            raise ValueError(f"{self.path} is an encoder-decoder file (it has an encode signature): give its "
+                             f"encoder input (generate(..., encoder_input=...), LiteRTSeq2SeqLM.encode; on the "
+                             f"command line --encoder-ids)")
+        if not prefills or "decode" not in keys:
+            raise ValueError(f"{self.path} has no prefill and decode signatures (it has {keys}): write it "
+                             f"with torch2keras.generative.export_tflite")
 
     @property
     def prefill_lens(self) -> tuple[int, ...]:
@@ -71,8 +79,8 @@ class LiteRTCausalLM:
 
     @property
     def prefill_len(self) -> int:
-        """The longest prefill call."""
-        return self.prefill_lens[-1]
+        """The longest prefill call (0 for a file without prefill: decode steps feed a prompt)."""
+        return self.prefill_lens[-1] if self._prefills else 0
 
     def _read_details(self, details: dict) -> None:
         self.token_dtype = details["tokens"]["dtype"]
@@ -91,7 +99,7 @@ class LiteRTCausalLM:
 
     def _step(self, runner, tokens: np.ndarray, start: int, **extra: np.ndarray) -> np.ndarray:
         out = runner(tokens=tokens.astype(self.token_dtype)[None, :],
-                     input_pos=np.asarray([start], self.position_dtype), **extra, **self.cache)
+                     input_pos=np.asarray([start], self.position_dtype), **extra, **self.context, **self.cache)
         self.cache = {name: out[name] for name in self.cache_specs}
         return out["logits"][0]
 
@@ -110,6 +118,8 @@ class LiteRTCausalLM:
         if n == 0:
             raise ValueError("prefill needs at least one token")
         self._check_room(n)
+        if not self._prefills:  # (a file with a decode signature only)
+            return self._decode_each(prompt, start)
         for begin, length in prefill_plan(n, start, self.prefill_lens, self.max_context):
             if length == 0:
                 return self._decode_each(prompt[begin:], start + begin)

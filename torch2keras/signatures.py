@@ -4,7 +4,9 @@ points) in ONE ``.tflite`` file, a signature each, sharing their weights.
 Each entry is converted as ``to_tflite`` converts a model (capture, lower, the default passes,
 no Keras); the direct TFLite writer then writes every graph as a subgraph with its own
 signature, storing each distinct constant once: modules that wrap the same weights (a language
-model's prefill and decode steps) add their weights to the file once.
+model's prefill and decode steps) add their weights to the file once. Buffers a module's
+``forward()`` mutates (state) become resource variables shared by every signature naming the
+same buffer: calls of any signature on one interpreter follow the module's calls.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def _convert(run: Stages, key: str, model: torch.nn.Module, args: tuple, validat
     captured, session = run(f"{key} capture", capture_model, model, args, {}, None)
     graph = run(f"{key} lower", lower, captured, key)
     del session
-    # a signature keeps no variables: states no call reads (a rope's rewritten inv_freq) go
+    # states no call reads (a rope's rewritten inv_freq) go; the others are variables the
+    # file's signatures share (by state name)
     run(f"{key} passes", run_passes, graph, build_pipeline(None, ("drop_unread_state",), None, None, True), True, None)
     return graph, (args, reference)
 

@@ -70,11 +70,14 @@ def test_five_calls_follow_pytorch_in_keras_and_tflite(tmp_path, name):
     refs = _torch_calls(model, inputs)
     _assert_follows(_keras_calls(result, inputs), refs, "Keras")
 
-    path = result.export_tflite(str(tmp_path / f"{name}.tflite"))
-    assert result.report.tflite["max_abs_error"] < ATOL  # first call of a fresh interpreter
-    assert {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"} <= set(result.report.tflite["op_counts"])
-    session = result.tflite_session(path)
-    _assert_follows([session([x.numpy()])[0] for x in inputs], refs, "TFLite")
+    for backend in ("converter", "direct"):
+        path = result.export_tflite(str(tmp_path / f"{name}_{backend}.tflite"), backend=backend)
+        assert result.report.tflite["max_abs_error"] < ATOL  # first call of a fresh interpreter
+        assert {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"} <= set(result.report.tflite["op_counts"])
+        session = result.tflite_session(path)
+        _assert_follows([session([x.numpy()])[0] for x in inputs], refs, f"TFLite ({backend})")
+        fresh = result.tflite_session(path)  # a new interpreter starts from the initial state
+        assert max_abs_error(fresh([inputs[0].numpy()])[0], refs[0]) < ATOL, backend
 
 
 def test_ir_shows_state_and_updates():
@@ -217,10 +220,11 @@ def test_channels_last_stream_keeps_its_state_channels_last(tmp_path):
             after(x)
     assert max_abs_error(result.state["rows"], after.rows.numpy()) < 1e-6  # the state after 5 calls, PyTorch's order
 
-    path = result.export_tflite(str(tmp_path / "stream2d.tflite"))  # written with the initial state
-    assert result.report.tflite["all_op_counts"].get("TRANSPOSE", 0) == 0
-    session = result.tflite_session(path)
-    _assert_follows([session([x.numpy()])[0] for x in inputs], refs, "TFLite")
+    for backend in ("converter", "direct"):  # written with the initial state, stored NHWC
+        path = result.export_tflite(str(tmp_path / f"stream2d_{backend}.tflite"), backend=backend)
+        assert result.report.tflite["all_op_counts"].get("TRANSPOSE", 0) == 0
+        session = result.tflite_session(path)
+        _assert_follows([session([x.numpy()])[0] for x in inputs], refs, f"TFLite ({backend})")
 
     saved = result.save(str(tmp_path / "stream2d.keras"))
     result.reset_state()
@@ -280,8 +284,10 @@ def test_state_read_as_an_output_and_write_only_state(tmp_path):
     refs = _torch_calls(model, inputs)
     _assert_follows(_keras_calls(result, inputs), refs, "Keras")  # the read is a snapshot, not the variable
     np.testing.assert_allclose(result.state["seen"], inputs[-1].numpy() * 2, atol=1e-6)
-    session = result.tflite_session(result.export_tflite(str(tmp_path / "delay.tflite")))
-    _assert_follows([session([x.numpy()])[0] for x in inputs], refs, "TFLite")
+    for backend in ("converter", "direct"):
+        session = result.tflite_session(result.export_tflite(str(tmp_path / f"delay_{backend}.tflite"),
+                                                             backend=backend))
+        _assert_follows([session([x.numpy()])[0] for x in inputs], refs, f"TFLite ({backend})")
 
 
 def test_mutated_parameter_is_refused():

@@ -138,6 +138,64 @@ def test_peephole_merges_reshapes_and_duplicates_and_drops_dead_ops():
     assert int(g.operators[0].inputs[0]) == x and list(g.operators[2].inputs) == [neg1, neg1]
 
 
+def _counter_model(size: int, start: float) -> ModelBuilder:
+    """Signatures ``add`` (y = v + x; v = y) and ``read`` (y = v) over one variable ``v``
+    [size] starting at ``start``; ``add`` also sets a variable ``log`` [2] (from 0, 1) to its
+    input ``tag``, which nothing reads."""
+    model = ModelBuilder()
+    for key in ("add", "read"):
+        g = model.subgraph(key)
+        handle = g.variable("v", np.full(size, start, np.float32))
+        value, y = g.tensor([size], "f32", "value"), g.tensor([size], "f32", "y")
+        g.operator("READ_VARIABLE", [handle], [value])
+        inputs = {}
+        if key == "add":
+            inputs = {"x": g.tensor([size], "f32", "x"), "tag": g.tensor([2], "f32", "tag")}
+            g.operator("ADD", [value, inputs["x"]], [y], fb.AddOptionsT())
+            g.operator("ASSIGN_VARIABLE", [handle, y], [])
+            g.operator("ASSIGN_VARIABLE", [g.variable("log", np.arange(2, dtype=np.float32)), inputs["tag"]], [])
+        else:
+            g.operator("RESHAPE", [value, g.constant(np.array([size], np.int32), "shape")], [y])
+        g.inputs, g.outputs = list(inputs.values()), [y]
+        simplify(g)  # (keeps the assignments, which no op reads)
+        model.signature(key, len(model.subgraphs) - 1, inputs, {"y": y})
+    return model
+
+
+def test_variables_are_shared_by_signatures_and_initialised_once_per_interpreter(tmp_path):
+    size = 1 << 18  # 1 MB of equal values: made by a FILL, not stored
+    path = tmp_path / "counter.tflite"
+    model = _counter_model(size, 0.25)
+    assert model.variables == {"v": ("<f4", (size,)), "log": ("<f4", (2,))}
+    assert model.write(str(path)) < 4096
+    m = fb.ModelT.InitFromObj(fb.Model.GetRootAs(path.read_bytes(), 0))
+    init = len(m.subgraphs) - 1
+    assert m.subgraphs[init].name == b"init_variables" and len(m.subgraphs) == 3
+    for sub in m.subgraphs[:init]:  # each signature calls the initialisation first
+        first = sub.operators[0]
+        assert m.operatorCodes[first.opcodeIndex].builtinCode == fb.BuiltinOperator.CALL_ONCE
+        assert first.builtinOptions.initSubgraphIndex == init
+        assert len(sub.operators) == (7 if sub.name == b"add" else 4)  # (2 VAR_HANDLE, 2 ASSIGN_VARIABLE in add)
+    tflite = Interpreter(model_path=str(path))
+    add, read = tflite.get_signature_runner("add"), tflite.get_signature_runner("read")
+    x, tag = np.random.default_rng(0).standard_normal(size).astype(np.float32), np.ones(2, np.float32)
+    once = np.float32(0.25) + x
+    np.testing.assert_array_equal(read()["y"], np.full(size, 0.25, np.float32))
+    np.testing.assert_array_equal(add(x=x, tag=tag)["y"], once)
+    np.testing.assert_array_equal(add(x=x, tag=tag)["y"], once + x)
+    np.testing.assert_array_equal(read()["y"], once + x)  # the other signature sees it
+    fresh = Interpreter(model_path=str(path)).get_signature_runner("add")
+    np.testing.assert_array_equal(fresh(x=x, tag=tag)["y"], once)  # a new interpreter starts afresh
+
+
+def test_a_variable_declared_twice_must_agree():
+    model = ModelBuilder()
+    model.subgraph("a").variable("v", np.zeros(3, np.float32))
+    model.subgraph("b").variable("v", np.ones(3, np.float32))  # (the first initial value is kept)
+    with pytest.raises(ValueError, match="variable 'v' is declared as"):
+        model.subgraph("c").variable("v", np.zeros(4, np.float32))
+
+
 def test_backend_imports_no_framework():
     code = ("import sys, torch2keras.backend_tflite; "
             "print(sorted(m for m in ('torch', 'keras', 'tensorflow') if m in sys.modules))")

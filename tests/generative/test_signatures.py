@@ -3,6 +3,7 @@ PyTorch module does, and weights the modules share are stored once."""
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
 import weakref
@@ -75,6 +76,41 @@ def test_shared_weights_are_stored_once(two_signatures):
     alone, _ = build_signatures({"score": single.graphs["score"]})
     assert model.weight_bytes - alone.weight_bytes < shared / 10
     assert os.path.getsize(both.path) < 1.1 * os.path.getsize(single.path)
+
+
+class Accumulator(nn.Module):
+    """A running total of the rows it is given and a call counter: state its signatures share."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("total", torch.full((1, 3), 0.5))
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x):
+        self.total += x.sum(0, keepdim=True)
+        self.calls += 1
+        return self.total * self.calls
+
+
+def test_signatures_share_state(tmp_path):
+    """Each signature reads and writes the same variables: calls of either, on one interpreter,
+    follow PyTorch's calls; a new interpreter starts from the buffers' values."""
+    model = Accumulator().eval()
+    rows = {"one": torch.randn(1, 3), "many": torch.randn(4, 3)}
+    written = torch2keras.to_tflite_signatures({key: (model, (x,)) for key, x in rows.items()},
+                                               str(tmp_path / "accumulator.tflite"))
+    assert written.max_abs_errors["one"] < ATOL and written.max_abs_errors["many"] < ATOL
+    reference = copy.deepcopy(model)
+    tflite = interpreter(written.path)
+    runners = {key: tflite.get_signature_runner(key) for key in rows}
+    for key in ("one", "many", "many", "one"):
+        with torch.no_grad():
+            expected = reference(rows[key]).numpy()
+        assert max_abs_error(runners[key](x=rows[key].numpy())["output"], expected) < ATOL, key
+    assert float(reference.calls) == 4 and float(model.calls) == 0
+    fresh = interpreter(written.path).get_signature_runner("many")(x=rows["many"].numpy())["output"]
+    with torch.no_grad():
+        assert max_abs_error(fresh, model(rows["many"]).numpy()) < ATOL
 
 
 def test_no_signature_is_an_error(tmp_path):

@@ -5,6 +5,14 @@ Constant buffers are deduplicated by content (dtype, shape and bytes): an array 
 stored once, whichever subgraph or signature reads it, so several signatures can share one set
 of weights. Operator codes carry the highest version any of their uses asked for.
 
+Resource variables (``SubgraphBuilder.variable``: a model's state) are TFLite's: a subgraph
+reads and writes a variable through the handle of a ``VAR_HANDLE`` op whose ``shared_name`` is
+the variable's name, so every subgraph naming it -- each signature of the file -- reaches the
+same variable of an interpreter. Their initial values are assigned by one initialisation
+subgraph, written last, that every subgraph using a variable calls first (``CALL_ONCE``, its
+first op): it runs once per interpreter, whichever signature runs first. A value whose
+elements are all equal is made by a ``FILL`` there rather than stored (an empty cache).
+
 The file is written in two parts: the flatbuffer's tables (small, built with the schema's object
 API), then the buffers' bytes, each 16-byte aligned, written straight from the arrays (no copy
 of the weights is made). Below 2 GB the buffers are ordinary flatbuffer vectors at the end of
@@ -27,12 +35,14 @@ import numpy as np
 from .schema import builtin_code, fb, options_type, tflite_type
 from .versions import op_version
 
-__all__ = ["ALIGNMENT", "FLATBUFFER_LIMIT", "ModelBuilder", "Quantization", "SubgraphBuilder"]
+__all__ = ["ALIGNMENT", "FLATBUFFER_LIMIT", "INIT_SUBGRAPH", "ModelBuilder", "Quantization", "SubgraphBuilder"]
 
 ALIGNMENT = 16  # bytes: where every buffer's data starts (SIMD kernels read weights in place)
 FLATBUFFER_LIMIT = (1 << 31) - (1 << 20)  # a flatbuffer's offsets are 32-bit signed: keep clear of 2 GB
 WriteProgress = Callable[[int, int], None]  # (bytes written, bytes to write)
 _SAMPLE = 4096  # elements of an array hashed for its deduplication key (equal keys compare in full)
+INIT_SUBGRAPH = "init_variables"  # the subgraph assigning the variables' initial values
+_FILLED = (np.float32, np.int32, np.int64)  # dtypes whose uniform initial values FILL makes (FILL version 1)
 
 
 def _content_key(array: np.ndarray) -> tuple:
@@ -110,6 +120,7 @@ class SubgraphBuilder:
         self.inputs: list[int] = []
         self.outputs: list[int] = []
         self._constants: dict[Any, int] = {}  # buffer index (and quantization) -> the tensor holding it
+        self._handles: dict[str, int] = {}  # variable name -> the resource tensor of its VAR_HANDLE
 
     def tensor(self, shape: Sequence[int], dtype: "str | np.dtype", name: str, *, buffer: int = 0,
                variable: bool = False, signature: Optional[Sequence[int]] = None,
@@ -141,19 +152,24 @@ class SubgraphBuilder:
         self._constants[key] = index
         return index
 
+    def variable(self, name: str, initial: np.ndarray) -> int:
+        """The handle (a resource tensor) of the model's variable ``name``, whose value is
+        ``initial`` (its dtype and shape) when an interpreter starts: one ``VAR_HANDLE`` per
+        subgraph, the first one preceded by the ``CALL_ONCE`` of the initialisation subgraph.
+        Read it with ``READ_VARIABLE``, write it with ``ASSIGN_VARIABLE``."""
+        if name not in self._handles:
+            init = self.model.declare_variable(name, initial)
+            if not self._handles:
+                self.operators.insert(0, _operator(self.model.opcode("CALL_ONCE"), [], [], init))
+            self._handles[name] = var_handle(self, name)
+        return self._handles[name]
+
     def operator(self, op: str, inputs: Sequence[int], outputs: Sequence[int], options: Any = None) -> int:
         """Append builtin ``op`` (e.g. ``"CONV_2D"``) reading ``inputs`` (-1: an omitted optional
         input) and writing ``outputs``; returns the operator's index. Its version follows from
         the operands and options (``versions.py``)."""
         version = op_version(op, [self._operand(i) for i in inputs], [self._operand(i) for i in outputs], options)
-        o = fb.OperatorT()
-        o.opcodeIndex = self.model.opcode(op, version)
-        o.inputs = np.asarray([int(i) for i in inputs], np.int32)
-        o.outputs = np.asarray([int(i) for i in outputs], np.int32)
-        if options is not None:
-            o.builtinOptionsType = options_type(options)
-            o.builtinOptions = options
-        self.operators.append(o)
+        self.operators.append(_operator(self.model.opcode(op, version), inputs, outputs, options))
         return len(self.operators) - 1
 
     def _operand(self, index: int) -> Optional[tuple[int, tuple[int, ...]]]:
@@ -178,6 +194,26 @@ class SubgraphBuilder:
         return g
 
 
+def _operator(opcode: int, inputs: Sequence[int], outputs: Sequence[int], options: Any) -> Any:
+    o = fb.OperatorT()
+    o.opcodeIndex = opcode
+    o.inputs = np.asarray([int(i) for i in inputs], np.int32)
+    o.outputs = np.asarray([int(i) for i in outputs], np.int32)
+    if options is not None:
+        o.builtinOptionsType = options_type(options)
+        o.builtinOptions = options
+    return o
+
+
+def var_handle(sub: SubgraphBuilder, name: str) -> int:
+    """A ``VAR_HANDLE`` of variable ``name`` (its ``shared_name``) in ``sub``; its resource tensor."""
+    handle = sub.tensor([], "resource", f"{name}/handle")
+    options = fb.VarHandleOptionsT()
+    options.container, options.sharedName = "", name
+    sub.operator("VAR_HANDLE", [], [handle], options)
+    return handle
+
+
 class ModelBuilder:
     """A TFLite model under construction (see the module docstring)."""
 
@@ -193,6 +229,9 @@ class ModelBuilder:
         # reads it: (what, where the source's elements lie, ...) -> (source, result); the source is held
         # so that its memory is not reused while the model is built
         self.derived: dict[tuple, tuple[np.ndarray, Any]] = {}
+        self._variables: dict[str, tuple[str, tuple[int, ...]]] = {}  # name -> (dtype, shape) of its value
+        self._init: Optional[SubgraphBuilder] = None  # assigns the initial values; written last
+        self._call_init = fb.CallOnceOptionsT()  # (every CALL_ONCE's; its subgraph index is set when packed)
 
     # ------------------------------------------------------------------ contents
 
@@ -212,6 +251,35 @@ class ModelBuilder:
         self._arrays.append(array)
         self._by_key.setdefault(key, []).append(len(self._arrays) - 1)
         return len(self._arrays) - 1
+
+    def declare_variable(self, name: str, initial: np.ndarray) -> Any:
+        """Variable ``name`` starts as ``initial`` (assigned by the initialisation subgraph); a
+        name declared again must have the same dtype and shape. Returns the ``CALL_ONCE``
+        options calling the initialisation subgraph."""
+        initial = np.asarray(initial)
+        spec = (initial.dtype.str, tuple(initial.shape))
+        if name in self._variables:
+            if self._variables[name] != spec:
+                raise ValueError(f"variable {name!r} is declared as {self._variables[name]} and as {spec}")
+            return self._call_init
+        self._variables[name] = spec
+        if self._init is None:
+            self._init = SubgraphBuilder(self, INIT_SUBGRAPH)
+        init = self._init
+        flat = initial.reshape(-1)
+        if initial.dtype.type in _FILLED and flat.size > 1 and (flat == flat[0]).all():
+            value = init.tensor(initial.shape, initial.dtype, f"{name}/initial")
+            init.operator("FILL", [init.constant(np.asarray(initial.shape, np.int32), f"{name}/shape"),
+                                   init.constant(flat[:1].reshape(()), f"{name}/fill")], [value])
+        else:
+            value = init.constant(initial, f"{name}/initial")
+        init.operator("ASSIGN_VARIABLE", [var_handle(init, name), value], [])
+        return self._call_init
+
+    @property
+    def variables(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """The declared variables: name -> (numpy dtype string, shape)."""
+        return dict(self._variables)
 
     def opcode(self, op: str, version: int = 1) -> int:
         code = builtin_code(op)
@@ -305,7 +373,8 @@ class ModelBuilder:
         model.version = 3
         model.description = self.description
         model.operatorCodes = self._opcodes
-        model.subgraphs = [g.table() for g in self.subgraphs]
+        self._call_init.initSubgraphIndex = len(self.subgraphs)
+        model.subgraphs = [g.table() for g in self.subgraphs] + ([self._init.table()] if self._init else [])
         model.signatureDefs = self._signatures
         model.buffers = [_StoredBuffer(0, 0, inline)] + [
             _StoredBuffer(a.nbytes, positions[i] + (0 if inline else 4), inline, tables_size)

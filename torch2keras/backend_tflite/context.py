@@ -85,6 +85,7 @@ class Context:
         self.node: Optional[Node] = None  # the node being emitted (names its new tensors)
         self.scopes: dict[int, str] = {}  # node id -> the unique name its tensors start with
         self.tensor_nodes: dict[str, Node] = {}  # that name -> the node (locates tensors in the source)
+        self.last_ops: list[tuple] = []  # ops written after every node's (``op_last``)
 
     # ------------------------------------------------------------------ IR values
 
@@ -207,6 +208,16 @@ class Context:
 
     def op(self, op: str, inputs: Sequence[int], outputs: Sequence[int], options: Any = None) -> None:
         self.sub.operator(op, inputs, outputs, options)
+
+    def op_last(self, op: str, inputs: Sequence[int], outputs: Sequence[int], options: Any = None) -> None:
+        """An op written after the ops of every node (``write_last_ops``): a variable's
+        assignment, after each read of it."""
+        self.last_ops.append((op, list(inputs), list(outputs), options))
+
+    def write_last_ops(self) -> None:
+        for op in self.last_ops:
+            self.sub.operator(*op)
+        self.last_ops.clear()
 
     def shape(self, tensor: int) -> tuple[int, ...]:
         return self.sub.shape(tensor)

@@ -8,9 +8,11 @@ pass leaves:
 * no RESHAPE to the shape its input already has (its readers read the input), unless it writes a
   graph output from a graph input or constant;
 * no two ops of one kind with the same inputs and options (the second one's readers read the
-  first one's results), unless they write variables or graph outputs -- two IR nodes can stand
-  for one transpose (a free permute and a relayout of the same input);
-* no op whose results nobody reads (graph outputs and variable tensors count as read).
+  first one's results), unless they write variables or graph outputs or touch a resource
+  variable's handle -- two IR nodes can stand for one transpose (a free permute and a relayout
+  of the same input);
+* no op whose results nobody reads (graph outputs and variable tensors count as read; an op
+  without results, such as ``ASSIGN_VARIABLE`` or ``CALL_ONCE``, is kept for its effect).
 
 Tensors and buffers stay (unreferenced ones cost a table entry each).
 """
@@ -82,13 +84,13 @@ def _rewire(sub: SubgraphBuilder, alias: dict[int, int]) -> None:
 
 
 def _merge_duplicates(sub: SubgraphBuilder) -> bool:
-    variable = {k for k, t in enumerate(sub.tensors) if t.isVariable}
+    variable = {k for k, t in enumerate(sub.tensors) if t.isVariable or t.type == fb.TensorType.RESOURCE}
     keep = set(int(t) for t in sub.outputs)
     seen: dict[tuple, object] = {}
     alias: dict[int, int] = {}
     for op in sub.operators:
         touched = [int(t) for t in (*op.inputs, *op.outputs)]
-        if any(t in variable for t in touched) or any(int(t) in keep for t in op.outputs):
+        if any(t in variable for t in touched) or any(int(t) in keep for t in op.outputs) or not len(op.outputs):
             continue
         key = (op.opcodeIndex, tuple(int(t) for t in op.inputs), _options_key(op.builtinOptions))
         if key in seen:
@@ -103,8 +105,8 @@ def _merge_duplicates(sub: SubgraphBuilder) -> bool:
 def _drop_dead(sub: SubgraphBuilder) -> bool:
     variable = {k for k, t in enumerate(sub.tensors) if t.isVariable}
     uses = _uses(sub)
-    live = [op for op in sub.operators
-            if any(uses.get(int(t), 0) for t in op.outputs) or any(int(t) in variable for t in op.inputs)]
+    live = [op for op in sub.operators if not len(op.outputs) or any(uses.get(int(t), 0) for t in op.outputs)
+            or any(int(t) in variable for t in op.inputs)]
     dropped = len(live) != len(sub.operators)
     sub.operators[:] = live
     return dropped

@@ -21,7 +21,7 @@ _TFLITE_TYPES = {
     "f16": fb.TensorType.FLOAT16, "bf16": fb.TensorType.FLOAT32, "f32": fb.TensorType.FLOAT32,
     "f64": fb.TensorType.FLOAT64, "i8": fb.TensorType.INT8, "u8": fb.TensorType.UINT8,
     "i16": fb.TensorType.INT16, "i32": fb.TensorType.INT32, "i64": fb.TensorType.INT64,
-    "bool": fb.TensorType.BOOL,
+    "bool": fb.TensorType.BOOL, "resource": fb.TensorType.RESOURCE,  # (a variable's handle)
 }
 _NUMPY = {fb.TensorType.FLOAT16: np.float16, fb.TensorType.FLOAT32: np.float32, fb.TensorType.FLOAT64: np.float64,
           fb.TensorType.INT8: np.int8, fb.TensorType.UINT8: np.uint8, fb.TensorType.INT16: np.int16,

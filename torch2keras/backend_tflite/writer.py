@@ -116,6 +116,7 @@ def add_signature(model: ModelBuilder, graph: Graph, signature_key: str, fp16: b
         inputs[name] = ctx.tensors[v.id]
     for node in graph.topo_order():
         _emit_node(ctx, node)
+    ctx.write_last_ops()
     outputs = _output_tensors(ctx, graph, integer_io)
     sub.inputs, sub.outputs = list(inputs.values()), list(outputs.values())
     propagate_quantization(sub)

@@ -3,6 +3,6 @@ importing this package registers every emitter in ``context.EMITTERS``. Helpers 
 families use are in ``common``."""
 
 from . import (attention, elementwise, indexing, nn, norm, pool, quantization, recurrent,  # noqa: F401
-               reduction, scans, shape)
+               reduction, scans, shape, state)
 
 __all__: list[str] = []

@@ -47,7 +47,8 @@ class SignaturesResult:
 
 def to_tflite_signatures(signatures: Mapping[str, tuple[torch.nn.Module, Any]], path: str, *,
                          quantize: "Optional[str | WeightQuantization]" = None, validate: bool = True, atol: float = 1e-4,
-                         rtol: float = 1e-4, progress: Optional[Callable[[str], None]] = None) -> SignaturesResult:
+                         rtol: float = 1e-4, progress: Optional[Callable[[str], None]] = None,
+                         metadata: Optional[Mapping[str, bytes]] = None) -> SignaturesResult:
     """Write ``{key: (model, inputs)}`` to ``path``: signature ``key`` computes ``model(*inputs)``
     (inputs: a tensor, or a tuple of tensors, dicts and lists of them; a dict's entries are named
     ``<argument>_<key>``), with static shapes.
@@ -57,7 +58,8 @@ def to_tflite_signatures(signatures: Mapping[str, tuple[torch.nn.Module, Any]], 
     ``WeightQuantization``, as for ``to_tflite``. validate: run every signature in LiteRT on its
     example inputs and raise ``NumericalMismatchError`` where an output differs from PyTorch's by
     more than ``atol + rtol * max|reference|`` (weight quantization: ``rtol`` at least the
-    mode's ``check_rtol``).
+    mode's ``check_rtol``). metadata: entries of the file's ``Model.metadata`` (name -> bytes;
+    ``torch2keras.tflite.file.read_metadata`` reads them back).
     """
     if not signatures:
         raise ValueError("to_tflite_signatures needs at least one signature: {key: (model, inputs)}")
@@ -69,7 +71,8 @@ def to_tflite_signatures(signatures: Mapping[str, tuple[torch.nn.Module, Any]], 
     for key, (model, inputs) in signatures.items():
         args = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
         graphs[key], checks[key] = _convert(run, key, model.eval(), args, validate)
-    written = run("write", write_signatures, graphs, path, fp16=fp16, weights=weights, progress=_written(run))
+    written = run("write", write_signatures, graphs, path, fp16=fp16, weights=weights, progress=_written(run),
+                  metadata=metadata)
     result = SignaturesResult(written.path, written.bytes, graphs, run.timings, memory=run.memory,
                               memory_start=run.memory_start)
     if validate:

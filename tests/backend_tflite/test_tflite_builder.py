@@ -14,6 +14,7 @@ from ai_edge_litert.interpreter import Interpreter
 from torch2keras.backend_tflite.builder import ALIGNMENT, ModelBuilder
 from torch2keras.backend_tflite.peephole import simplify
 from torch2keras.backend_tflite.schema import fb
+from torch2keras.tflite.file import read_metadata
 
 W = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
 
@@ -186,6 +187,18 @@ def test_variables_are_shared_by_signatures_and_initialised_once_per_interpreter
     np.testing.assert_array_equal(read()["y"], once + x)  # the other signature sees it
     fresh = Interpreter(model_path=str(path)).get_signature_runner("add")
     np.testing.assert_array_equal(fresh(x=x, tag=tag)["y"], once)  # a new interpreter starts afresh
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_metadata_entries_are_read_back(tmp_path, inline):
+    path = tmp_path / "dense.tflite"
+    model = _dense_model()
+    model.metadata("params", b'{"max_context": 64}')
+    model.metadata("empty", b"")
+    model.write(str(path), inline=inline)
+    assert read_metadata(str(path)) == {"params": b'{"max_context": 64}', "empty": b""}
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(_run(path, x=x)["y"], x @ W.T + 1, rtol=1e-6)
 
 
 def test_a_variable_declared_twice_must_agree():

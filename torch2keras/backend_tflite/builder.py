@@ -205,6 +205,12 @@ def _operator(opcode: int, inputs: Sequence[int], outputs: Sequence[int], option
     return o
 
 
+def _metadata_entry(name: str, buffer: int) -> Any:
+    entry = fb.MetadataT()
+    entry.name, entry.buffer = name, buffer
+    return entry
+
+
 def var_handle(sub: SubgraphBuilder, name: str) -> int:
     """A ``VAR_HANDLE`` of variable ``name`` (its ``shared_name``) in ``sub``; its resource tensor."""
     handle = sub.tensor([], "resource", f"{name}/handle")
@@ -225,6 +231,7 @@ class ModelBuilder:
         self._opcodes: list[Any] = []
         self._opcode_index: dict[int, int] = {}
         self._signatures: list[Any] = []
+        self._metadata: dict[str, int] = {}  # Model.metadata: name -> buffer index
         # arrays computed from a source array (a weight's integers), shared by every subgraph that
         # reads it: (what, where the source's elements lie, ...) -> (source, result); the source is held
         # so that its memory is not reused while the model is built
@@ -308,6 +315,11 @@ class ModelBuilder:
         sig.outputs = [self._tensor_map(n, i) for n, i in outputs.items()]
         self._signatures.append(sig)
 
+    def metadata(self, name: str, data: bytes) -> None:
+        """A ``Model.metadata`` entry: ``data`` stored in a buffer under ``name`` (what a runtime
+        reads besides the signatures, such as a file's generation parameters)."""
+        self._metadata[name] = self.buffer(np.frombuffer(bytes(data), np.uint8))
+
     @staticmethod
     def _tensor_map(name: str, index: int) -> Any:
         m = fb.TensorMapT()
@@ -376,6 +388,7 @@ class ModelBuilder:
         self._call_init.initSubgraphIndex = len(self.subgraphs)
         model.subgraphs = [g.table() for g in self.subgraphs] + ([self._init.table()] if self._init else [])
         model.signatureDefs = self._signatures
+        model.metadata = [_metadata_entry(name, buffer) for name, buffer in self._metadata.items()]
         model.buffers = [_StoredBuffer(0, 0, inline)] + [
             _StoredBuffer(a.nbytes, positions[i] + (0 if inline else 4), inline, tables_size)
             for i, a in enumerate(self._arrays[1:], start=1)]

@@ -79,11 +79,15 @@ def build_signatures(graphs: Mapping[str, Graph], fp16: bool = False, descriptio
 
 def write_signatures(graphs: Mapping[str, Graph], path: str, fp16: bool = False,
                      description: str = "torch2keras direct", weights: Optional[WeightQuantization] = None,
-                     progress: Optional[WriteProgress] = None) -> WriteResult:
+                     progress: Optional[WriteProgress] = None, metadata: Optional[Mapping[str, bytes]] = None
+                     ) -> WriteResult:
     """Write ``build_signatures(graphs)`` to ``path`` (``WriteResult.op_counts``: of the first
-    subgraph; ``tensor_nodes``: keyed ``"signature:tensor"``)."""
+    subgraph; ``tensor_nodes``: keyed ``"signature:tensor"``), with ``metadata`` entries
+    (``Model.metadata``: name -> bytes)."""
     start = time.perf_counter()
     model, nodes = build_signatures(graphs, fp16=fp16, description=description, weights=weights)
+    for name, data in (metadata or {}).items():
+        model.metadata(name, data)
     built = time.perf_counter()
     size = model.write(path, progress=progress)
     warn_if_blockwise(model.subgraphs, path)

@@ -11,8 +11,10 @@ LiteRT.
     ids = generative.generate("t5.tflite", [t5.config.decoder_start_token_id], 32, encoder_input=input_ids)
 
 Modules: ``layout`` (the cache's shapes), ``cache`` (Hugging Face ``Cache`` objects over argument
-tensors), ``step`` (the module a signature computes), ``seq2seq_step`` (an encoder-decoder's
-``encode`` and decoder steps), ``export`` (the file), ``runner`` (the file in LiteRT),
+tensors), ``step`` (the module a signature computes), ``state_step`` (a step holding its cache
+as state: ``export_tflite(..., cache="state")``), ``seq2seq_step`` (an encoder-decoder's
+``encode`` and decoder steps), ``export`` (the file), ``file_metadata`` (what the file records
+about its cache), ``runner`` (the file in LiteRT),
 ``seq2seq_runner`` (an encoder-decoder file in LiteRT), ``keras_runner`` (one Keras model, any
 number of tokens per call), ``sampling`` (the next token), ``generation`` (the loop). Importing
 ``torch2keras.generative`` needs ``transformers`` only for ``export_tflite``.
@@ -28,7 +30,7 @@ _LAZY = {
     "cache_layout": "torch2keras.generative.layout", "CacheLayout": "torch2keras.generative.layout",
     "LiteRTCausalLM": "torch2keras.generative.runner", "prefill_plan": "torch2keras.generative.runner",
     "LiteRTSeq2SeqLM": "torch2keras.generative.seq2seq_runner", "Seq2SeqStep": "torch2keras.generative.seq2seq_step",
-    "encode_step": "torch2keras.generative.seq2seq_step",
+    "encode_step": "torch2keras.generative.seq2seq_step", "StateCacheStep": "torch2keras.generative.state_step",
     "TokenSampler": "torch2keras.generative.sampling",
     "generate": "torch2keras.generative.generation",
     "KerasCausalLM": "torch2keras.generative.keras_runner", "compile_keras": "torch2keras.generative.keras_runner",

@@ -17,6 +17,10 @@ its ``prefill`` is optional.
 With ``last_logits_only`` (the default) ``prefill`` also takes ``last_index`` [1] (int64: the
 index in ``tokens`` of the prompt's last real token) and returns only that token's ``logits``
 [1, 1, vocab].
+With ``cache="state"`` (causal LMs) the cache is no signature input or output: it lives in
+resource variables of the file that ``prefill`` and ``decode`` share (``state_step``), and the
+signatures take ``tokens``, ``input_pos`` (and ``last_index``) only. The file's metadata
+records the cache kind and layout (``file_metadata``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import torch
 
 from ..signatures import SignaturesResult, to_tflite_signatures
 from .layout import CacheLayout, cache_layout
+from .file_metadata import file_metadata
 from .seq2seq_step import Seq2SeqStep, TextEncodeStep, encode_step, seq2seq_layouts
+from .state_step import CACHE_KINDS, StateCacheStep
 from .step import CausalLMStep
 
 __all__ = ["GenerativeExport", "export_tflite", "prefill_lengths", "prefill_signature_names", "signature_modules"]
@@ -36,13 +42,15 @@ __all__ = ["GenerativeExport", "export_tflite", "prefill_lengths", "prefill_sign
 
 @attrs.define
 class GenerativeExport:
-    """The written file (``result``: sizes, seconds, errors per signature), its cache layout and,
-    for an encoder-decoder model, the cross-attention cache's (``cross_layout``)."""
+    """The written file (``result``: sizes, seconds, errors per signature), its cache layout, where
+    the cache lives (``cache``: ``"arguments"`` or ``"state"``) and, for an encoder-decoder
+    model, the cross-attention cache's layout (``cross_layout``)."""
 
     result: SignaturesResult
     layout: CacheLayout
     prefill_len: Union[int, tuple[int, ...], None]
     cross_layout: Optional[CacheLayout] = None
+    cache: str = "arguments"
 
     @property
     def prefill_lens(self) -> tuple[int, ...]:
@@ -71,7 +79,7 @@ def prefill_signature_names(prefill_len: Union[int, Sequence[int]]) -> dict[str,
 
 
 def signature_modules(model: torch.nn.Module, max_context: int, prefill_len: Union[int, Sequence[int], None],
-                      last_logits_only: bool = True, encoder_len: Optional[int] = None
+                      last_logits_only: bool = True, encoder_len: Optional[int] = None, cache: str = "arguments"
                       ) -> dict[str, tuple[torch.nn.Module, tuple]]:
     """``{"prefill": (step, example inputs), "decode": (step, example inputs)}`` (several
     prefill lengths: ``prefill_<n>`` each): one ``CausalLMStep`` (one set of weights) called with
@@ -79,19 +87,25 @@ def signature_modules(model: torch.nn.Module, max_context: int, prefill_len: Uni
     the last row) and with one. An encoder-decoder model (``config.is_encoder_decoder``): an
     ``encode`` entry first (``encoder_len``: its input length), a ``Seq2SeqStep`` for the
     decoder's entries, and ``prefill_len`` may be None (no prefill: a decoder prompt is fed one
-    decode step at a time)."""
+    decode step at a time). ``cache="state"``: a causal LM's step holds its cache as state
+    (``StateCacheStep``), its example inputs are tokens and positions only."""
     _check_float32(model)
+    if cache not in CACHE_KINDS:
+        raise ValueError(f"cache={cache!r}: give one of {CACHE_KINDS}")
     if getattr(model.config, "is_encoder_decoder", False):
+        if cache != "arguments":
+            raise ValueError(f"{type(model).__name__} is an encoder-decoder model: cache=\"state\" is written for "
+                             f"causal LMs (an encoder-decoder file takes its caches as arguments)")
         return _seq2seq_modules(model, max_context, prefill_len, last_logits_only, encoder_len)
     if prefill_len is None:
         raise ValueError(f"{type(model).__name__}: give prefill_len, the tokens one prefill call takes")
     if encoder_len is not None:
         raise ValueError(f"encoder_len={encoder_len}: {type(model).__name__} has no encoder")
     step = CausalLMStep(model.eval(), cache_layout(model, max_context))
-    return _decoder_modules(step, prefill_len, last_logits_only)
+    return _decoder_modules(StateCacheStep(step) if cache == "state" else step, prefill_len, last_logits_only)
 
 
-def _decoder_modules(step: CausalLMStep, prefill_len: Union[int, Sequence[int], None], last_logits_only: bool
+def _decoder_modules(step: Union[CausalLMStep, StateCacheStep], prefill_len: Union[int, Sequence[int], None], last_logits_only: bool
                      ) -> dict[str, tuple[torch.nn.Module, tuple]]:
     """The prefill entries (none for ``prefill_len=None``) and the decode entry of ``step``."""
     max_context = step.layout.max_context
@@ -128,8 +142,9 @@ def _check_float32(model: torch.nn.Module) -> None:
 
 def export_tflite(model: torch.nn.Module, path: str, *, max_context: int,
                   prefill_len: Union[int, Sequence[int], None] = None, encoder_len: Optional[int] = None,
-                  last_logits_only: bool = True, quantize: Any = None, validate: bool = True, atol: float = 1e-4,
-                  rtol: float = 1e-4, progress: Optional[Callable[[str], None]] = None) -> GenerativeExport:
+                  last_logits_only: bool = True, cache: str = "arguments", quantize: Any = None,
+                  validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
+                  progress: Optional[Callable[[str], None]] = None) -> GenerativeExport:
     """Write ``model`` (a Hugging Face ``...ForCausalLM``, or an encoder-decoder
     ``T5ForConditionalGeneration`` / ``WhisperForConditionalGeneration``, unmodified) to ``path``
     (see the module docstring). max_context: the cache's length, the most tokens a generation
@@ -139,12 +154,15 @@ def export_tflite(model: torch.nn.Module, path: str, *, max_context: int,
     encoder-decoder file without it feeds its decoder prompt, usually one start token, to
     ``decode``). encoder_len: a text encoder's input length (shorter inputs are padded).
     last_logits_only: ``prefill`` returns the logits of the last real prompt token only (else
-    of all ``prefill_len`` positions). quantize: None,
+    of all ``prefill_len`` positions). cache: ``"arguments"`` (the signatures take and return
+    the cache: the caller holds it) or ``"state"`` (a causal LM's cache kept in variables of the
+    file that its signatures share: the caller feeds tokens and positions only; one cache per
+    interpreter). quantize: None,
     ``"fp16"``, a weight quantization mode (``"dynamic_int8"``, ``"dynamic_int4"``,
     ``"dynamic_int4_b32"``, ...) or a ``WeightQuantization`` (``to_tflite``). validate: each signature run in LiteRT against PyTorch (``atol``, ``rtol``)."""
-    modules = signature_modules(model, max_context, prefill_len, last_logits_only, encoder_len)
-    result = to_tflite_signatures(modules, path, quantize=quantize, validate=validate, atol=atol, rtol=rtol,
-                                  progress=progress)
+    modules = signature_modules(model, max_context, prefill_len, last_logits_only, encoder_len, cache)
     step = modules["decode"][0]
+    result = to_tflite_signatures(modules, path, quantize=quantize, validate=validate, atol=atol, rtol=rtol,
+                                  progress=progress, metadata=file_metadata(step.layout, cache))
     lens = prefill_len if isinstance(prefill_len, int) or prefill_len is None else prefill_lengths(prefill_len)
-    return GenerativeExport(result, step.layout, lens, getattr(step, "cross_layout", None))
+    return GenerativeExport(result, step.layout, lens, getattr(step, "cross_layout", None), cache)

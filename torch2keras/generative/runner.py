@@ -1,9 +1,9 @@
 """``LiteRTCausalLM``: a file written by ``export_tflite`` run in LiteRT, one token step at a time.
 
-It holds the key/value caches between calls (the signatures take and return them) and the
-number of tokens they hold; ``prefill`` feeds a prompt (in chunks of the file's prefill
-lengths, ``prefill_plan``) and ``decode`` one token, each returning the logits of the last
-token fed.
+It holds the key/value caches between calls (the signatures take and return them; a
+``cache="state"`` file keeps them in its variables, one cache per interpreter) and the number
+of tokens they hold; ``prefill`` feeds a prompt (in chunks of the file's prefill lengths,
+``prefill_plan``) and ``decode`` one token, each returning the logits of the last token fed.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import re
 from typing import Optional, Sequence
 
 import numpy as np
+
+from .file_metadata import read_file_metadata
 
 __all__ = ["LiteRTCausalLM", "prefill_plan"]
 
@@ -88,12 +90,23 @@ class LiteRTCausalLM:
         # files written with last_logits_only: prefill returns the row of tokens[last_index] only
         self.last_index_dtype = details["last_index"]["dtype"] if "last_index" in details else None
         self.cache_specs = {name: (tuple(int(n) for n in d["shape"]), d["dtype"]) for name, d in details.items()
-                            if name.startswith("kv_cache_")}
-        self.max_context = int(next(iter(self.cache_specs.values()))[0][2])
+                            if name.startswith("kv_cache_")}  # (none: the cache is state, inside the file)
+        self.cache_kind = "arguments" if self.cache_specs else "state"
+        self.max_context = int(next(iter(self.cache_specs.values()))[0][2]) if self.cache_specs else \
+            self._state_max_context()
         self.vocab_size = int(self._decode.get_output_details()["logits"]["shape"][-1])
 
+    def _state_max_context(self) -> int:
+        record = read_file_metadata(self.path)
+        if record.get("cache") != "state":
+            raise ValueError(f"{self.path}: its signatures take no kv_cache_* inputs and its metadata names no cache "
+                             f"kept as state: write it with torch2keras.generative.export_tflite")
+        return int(record["max_context"])
+
     def reset(self) -> None:
-        """Empty caches: the next ``prefill`` starts a new sequence."""
+        """Empty caches: the next ``prefill`` starts a new sequence (a ``cache="state"`` file's
+        variables keep the last sequence's entries, which the new one overwrites before it
+        attends to them)."""
         self.cache = {name: np.zeros(shape, dtype) for name, (shape, dtype) in self.cache_specs.items()}
         self.position = 0
 

@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 __all__ = ["TFLiteFile", "TFLiteOp", "TFLiteTensor", "blockwise_tensors", "dequantize", "layer_names_in", "op_counts",
-           "read_tflite"]
+           "read_metadata", "read_tflite"]
 
 _DTYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
                 7: "int16", 8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64",
@@ -193,6 +193,26 @@ def op_counts(path: str) -> dict[str, int]:
     import collections
 
     return dict(sorted(collections.Counter(op.name for op in read_tflite(path).main_ops()).items()))
+
+
+def read_metadata(path: str) -> dict[str, bytes]:
+    """The file's ``Model.metadata`` entries (name -> bytes), read from the mapped file without
+    loading it (a buffer stored inline or at an offset after the flatbuffer)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    entries = {}
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        model, entry, buffer = schema.Model.GetRootAs(buf, 0), None, None
+        for k in range(model.MetadataLength()):
+            entry = model.Metadata(k)
+            buffer = model.Buffers(entry.Buffer())
+            if buffer.Offset() > 1:
+                data = bytes(buf[buffer.Offset():buffer.Offset() + buffer.Size()])
+            else:
+                data = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+            entries[(entry.Name() or b"").decode(errors="replace")] = data
+        del model, entry, buffer  # (the mapping closes only once nothing reads it)
+    return entries
 
 
 def blockwise_tensors(path: str) -> list[str]:

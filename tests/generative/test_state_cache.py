@@ -13,7 +13,7 @@ import torch
 
 from causal_lms import VOCAB, tiny_llama
 from seq2seq_lms import small_t5
-from torch2keras import generative
+from torch2keras import generative, to_tflite_signatures
 from torch2keras.backend_tflite.schema import fb
 from torch2keras.generative.file_metadata import read_file_metadata
 from torch2keras.generative.runner import LiteRTCausalLM
@@ -121,6 +121,21 @@ def test_cache_kind_is_checked(tmp_path):
                                          "written for causal LMs"):
         generative.export_tflite(small_t5(), str(tmp_path / "t5.tflite"), max_context=32, encoder_len=16,
                                  cache="state")
+
+
+class _TokensToLogits(torch.nn.Module):
+    def forward(self, tokens, input_pos):
+        return {"logits": (tokens + input_pos).float()[..., None]}
+
+
+def test_a_file_without_cache_inputs_or_metadata_is_refused(tmp_path):
+    path = str(tmp_path / "bare.tflite")
+    step = (_TokensToLogits(), (torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, dtype=torch.long)))
+    to_tflite_signatures({"prefill": step, "decode": (step[0], (torch.zeros(1, 1, dtype=torch.long), step[1][1]))},
+                         path)
+    with pytest.raises(ValueError, match="bare.tflite: its signatures take no kv_cache_\\* inputs and its metadata "
+                                         "names no cache kept as state"):
+        LiteRTCausalLM(path)
 
 
 def test_benchmark_times_a_state_file_as_the_runner_runs_it(llama_files):

@@ -164,6 +164,10 @@ class SubgraphBuilder:
             self._handles[name] = var_handle(self, name)
         return self._handles[name]
 
+    def handle(self, name: str) -> Optional[int]:
+        """The handle of variable ``name`` if ``variable`` made one in this subgraph, else None."""
+        return self._handles.get(name)
+
     def operator(self, op: str, inputs: Sequence[int], outputs: Sequence[int], options: Any = None) -> int:
         """Append builtin ``op`` (e.g. ``"CONV_2D"``) reading ``inputs`` (-1: an omitted optional
         input) and writing ``outputs``; returns the operator's index. Its version follows from
@@ -261,8 +265,8 @@ class ModelBuilder:
 
     def declare_variable(self, name: str, initial: np.ndarray) -> Any:
         """Variable ``name`` starts as ``initial`` (assigned by the initialisation subgraph); a
-        name declared again must have the same dtype and shape. Returns the ``CALL_ONCE``
-        options calling the initialisation subgraph."""
+        name declared again must have the same dtype and shape (the first initial value is
+        kept). Returns the ``CALL_ONCE`` options calling the initialisation subgraph."""
         initial = np.asarray(initial)
         spec = (initial.dtype.str, tuple(initial.shape))
         if name in self._variables:
@@ -388,7 +392,7 @@ class ModelBuilder:
         self._call_init.initSubgraphIndex = len(self.subgraphs)
         model.subgraphs = [g.table() for g in self.subgraphs] + ([self._init.table()] if self._init else [])
         model.signatureDefs = self._signatures
-        model.metadata = [_metadata_entry(name, buffer) for name, buffer in self._metadata.items()]
+        model.metadata = [_metadata_entry(name, buffer) for name, buffer in self._metadata.items()] or None
         model.buffers = [_StoredBuffer(0, 0, inline)] + [
             _StoredBuffer(a.nbytes, positions[i] + (0 if inline else 4), inline, tables_size)
             for i, a in enumerate(self._arrays[1:], start=1)]

@@ -40,6 +40,9 @@ def emit_state(ctx: Context, node: Node) -> int:
 
 @emitter("state_update")
 def emit_state_update(ctx: Context, node: Node) -> tuple:
-    handle = _variable(ctx, state_nodes(ctx.graph)[node.attrs["name"]])
+    name = node.attrs["name"]
+    handle = ctx.sub.handle(name)
+    if handle is None:  # (its state node is written later, or not read)
+        handle = _variable(ctx, state_nodes(ctx.graph)[name])
     ctx.op_last("ASSIGN_VARIABLE", [handle, ctx.tensor(node.inputs[0])], [])
     return ()

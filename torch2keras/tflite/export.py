@@ -170,7 +170,7 @@ def _file_record(path: str, info: TFLiteFile, quantize: Optional[str], io_dtype:
             "io_dtype": io_dtype if quantize == "int8" else "float32", "ops": sum(main.values()),
             "transposes": main.get("TRANSPOSE", 0), "op_counts": dict(sorted(main.items())),
             "all_op_counts": info.op_counts(), "flex_ops": info.flex_ops, "max_abs_error": None,
-            "signature": tflite_signature_shapes(path)}  # -1: a run-time size
+            "signature": tflite_signature_shapes(path), "backend": "converter"}  # -1: a run-time size
 
 
 def _max_error(result: Exportable, path: str) -> float:

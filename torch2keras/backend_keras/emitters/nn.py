@@ -58,7 +58,7 @@ def emit_conv(ctx: EmitContext, node: Node, x: Value, w: Value, b: Optional[Valu
     a = node.attrs
     n = x.type.rank - 2
     if not ctx.is_const(w) or (b is not None and not ctx.is_const(b)) or x.type.dtype not in ("f16", "f32", "f64") \
-            or (max(a["stride"]) > 1 and max(a["dilation"]) > 1):
+            or (not a["transposed"] and max(a["stride"]) > 1 and max(a["dilation"]) > 1):
         return emit_conv_dynamic(ctx, node, x, w, b)  # weights computed by the model (or integers): keras.ops
     weight = ctx.const(w)
     bias = [ctx.const(b)] if b is not None else []
@@ -89,7 +89,7 @@ def _conv_transpose(ctx: EmitContext, node: Node, x: Value, weight: np.ndarray, 
     """A Keras ConvNDTranspose given its exact output size: an output padding Keras refuses (not
     below the stride; torch takes it below the dilation too) becomes zero input positions appended
     per axis (their outputs hold the bias only, as torch's), then torch's padding and the surplus
-    are cropped."""
+    are cropped. A dilated kernel is spread with zeros between its taps."""
     a = node.attrs
     if a["groups"] != 1:
         return emit_conv_dynamic(ctx, node, x, *node.inputs[1:])  # no Keras layer: keras.ops.conv per group
@@ -99,12 +99,12 @@ def _conv_transpose(ctx: EmitContext, node: Node, x: Value, weight: np.ndarray, 
     surplus = [z * s - op if z else 0 for z, s, op in zip(appended, strides, output_padding)]
     t = pad_spatial(ctx, node, ctx.tensor(x), [p for z in appended for p in (0, z)], n)
     cls = {1: keras.layers.Conv1DTranspose, 2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}[n]
+    weight = _spread_kernel(weight, a["dilation"])
     kern = weight.transpose(*range(2, 2 + n), 1, 0)  # torch [I, O, *k] -> keras [*k, O, I]
-    # an explicit output padding (zeros included) makes Keras's size (in - 1) * stride + dilated kernel
+    # an explicit output padding (zeros included) makes Keras's size (in - 1) * stride + kernel
     # + output padding, torch's before its padding; without it Keras pads to in * stride
     layer = cls(filters=weight.shape[1], kernel_size=tuple(weight.shape[2:]), strides=strides, padding="valid",
-                output_padding=tuple(given), dilation_rate=tuple(a["dilation"]), use_bias=bool(bias),
-                name=ctx.name(node))
+                output_padding=tuple(given), use_bias=bool(bias), name=ctx.name(node))
     t = ctx.layer(node, layer, t, [kern] + bias)
     pads = a["padding"]
     crop = [(pads[2 * i], pads[2 * i + 1] + surplus[i]) for i in range(n)]
@@ -112,6 +112,18 @@ def _conv_transpose(ctx: EmitContext, node: Node, x: Value, weight: np.ndarray, 
         ccls = {1: keras.layers.Cropping1D, 2: keras.layers.Cropping2D, 3: keras.layers.Cropping3D}[n]
         t = ctx.layer(node, ccls(crop[0] if n == 1 else tuple(crop), name=ctx.name(node, "_crop")), t)
     return t
+
+
+def _spread_kernel(weight: np.ndarray, dilation: Sequence[int]) -> np.ndarray:
+    """A transposed convolution's torch kernel [I, O, *k] with ``dilation - 1`` zeros between its
+    taps: the same products, with no dilation (TensorFlow's dilated transposed convolution has no
+    TFLite builtin, and the converter keeps it as Conv2DBackpropInput)."""
+    if all(d == 1 for d in dilation):
+        return weight
+    k = weight.shape[2:]
+    spread = np.zeros((*weight.shape[:2], *[d * (s - 1) + 1 for d, s in zip(dilation, k)]), weight.dtype)
+    spread[(slice(None), slice(None), *[slice(None, None, d) for d in dilation])] = weight
+    return spread
 
 
 def emit_conv_dynamic(ctx: EmitContext, node: Node, x: Value, w: Value, b: Optional[Value] = None):

@@ -118,6 +118,10 @@ CASES = {
                                                        torch.minimum(a, b), a.abs() ** b, torch.floor_divide(a, 0.7),
                                                        torch.remainder(a, 0.7), 1 / (a.abs() + 1)], 1)),
                             (_image(), _image())),
+    # ATAN2's kernel does not broadcast (operands of one rank: wrong numbers, not an error)
+    "atan2_broadcast": lambda: (Fn(lambda a, b, c: torch.cat([torch.atan2(a, b), torch.atan2(b, a), torch.atan2(a, c),
+                                                              torch.atan2(a, torch.tensor(0.5))], 1)),
+                                (torch.randn(3, 2, 7), torch.randn(1, 2, 7), torch.randn(7))),
     "compare_where": lambda: (Fn(lambda a, b: torch.where(a > b, a, b * 2) + (a <= 0).float() - (a == b).float()
                                  + ((a > 0) & (b < 0)).float() + (~(a < b)).float()), (_image(), _image())),
     "broadcast_channels_last": lambda: (_conv_then(Fn(lambda x: x * torch.linspace(0.5, 2, 4).reshape(4, 1, 1)

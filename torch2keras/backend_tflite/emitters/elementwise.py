@@ -70,11 +70,28 @@ def _operands(ctx: Context, node: Node) -> list[int]:
     return [ctx.cast(t, common, f"cast{i}") for i, t in enumerate(tensors)]
 
 
+# builtins whose LiteRT kernel does not broadcast (ATAN2 takes its first operand's shape and reads
+# both as flat arrays: operands of one rank and different shapes give wrong numbers, not an error)
+_NO_BROADCAST = {"ATAN2"}
+
+
+def _broadcast_to(ctx: Context, t: int, shape: list[int], suffix: str) -> int:
+    """``t`` broadcast to ``shape`` (BROADCAST_TO), or ``t`` where it has that shape."""
+    if list(ctx.shape(t)) == list(shape):
+        return t
+    out = ctx.temp(shape, ctx.dtype(t), suffix)
+    ctx.op("BROADCAST_TO", [t, ctx.ints(list(shape), f"{suffix}_shape")], [out])
+    return out
+
+
 @emitter(*BINARY)
 def emit_binary(ctx: Context, node: Node) -> int:
     op = BINARY[node.op]
     x, y = _operands(ctx, node)
     require_kernel(ctx, node, op, [x])
+    if op in _NO_BROADCAST:
+        shape = list(node.output.type.physical_shape)
+        x, y = _broadcast_to(ctx, x, shape, "broadcast0"), _broadcast_to(ctx, y, shape, "broadcast1")
     return binary(ctx, op, x, y, ctx.result(node), ctx.activation(node))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...ir import Value
 from ..registry import LoweringContext, lowering
-from ..symbolic import INT32_MAX
+from ..symbolic import INT32_MAX, dim_of, expression
 from .common import aten, dynamic_slice, expand, norm_axes, norm_axis, overloads, permute, slice_
 
 
@@ -51,9 +51,24 @@ def lower_expand(ctx, x, shape, *args, **kwargs):
     return expand(ctx, x, out)
 
 
-@lowering(aten.repeat.default, emits=("tile",))
+@lowering(aten.repeat.default, emits=("tile", "dynamic_expand"))
 def lower_repeat(ctx, x, repeats):
-    return ctx.emit("tile", [x], reps=list(repeats))
+    if all(isinstance(r, int) for r in repeats):
+        return ctx.emit("tile", [x], reps=list(repeats))
+    return _repeat_run_time(ctx, x, repeats)
+
+
+def _repeat_run_time(ctx: LoweringContext, x: Value, repeats) -> Value:
+    """``x.repeat(*repeats)`` with counts known at run time only (e.g. the batch size, as
+    instance_norm repeats its weights): the copies of each axis as a new axis before it -- x
+    reshaped to [1, d0, 1, d1, ...], broadcast to [r0, d0, r1, d1, ...] -- merged into it."""
+    out = list(ctx.out_type.shape)
+    shape = [1] * (len(repeats) - x.type.rank) + list(x.type.shape)
+    counts = [dim_of(expression(o) / expression(d)) for o, d in zip(out, shape)]
+    spread = ctx.reshape(x, [d for s in shape for d in (1, s)])
+    sizes = ctx.sizes.vector([d for r, s in zip(repeats, shape) for d in (r, s)])
+    copies = ctx.emit("dynamic_expand", [spread, sizes], shape=[d for c, s in zip(counts, shape) for d in (c, s)])
+    return ctx.reshape(copies, out)
 
 
 @lowering(aten.cat.default, aten.concat.default, emits=("concat",))

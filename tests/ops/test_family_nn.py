@@ -46,6 +46,17 @@ def test_conv_transpose_output_sizes(n, dilated, tmp_path):
         assert assert_matches_torch(result, model, [x], atol=1e-5, tflite=path) <= 1e-5
 
 
+def test_grouped_transposed_convolutions_of_a_dynamic_batch(tmp_path):
+    """Grouped transposed convolutions (no Keras layer: keras.ops per group, the input spread with
+    zeros by reshapes that must keep the batch a run-time size)."""
+    torch.manual_seed(0)
+    model = Parallel([nn.ConvTranspose1d(6, 6, 2, stride=3, padding=1, groups=3, bias=False),
+                      nn.ConvTranspose1d(6, 4, 3, stride=2, output_padding=1, groups=2)]).eval()
+    result = torch2keras.compile(model, torch.randn(2, 6, 5), dynamic_shapes=[{0: "batch"}])
+    path = result.export_tflite(str(tmp_path / "m.tflite"))
+    assert assert_matches_torch(result, model, [torch.randn(3, 6, 5)], atol=1e-5, tflite=path) <= 1e-5
+
+
 def test_linear_of_a_vector(tmp_path):
     """Dense takes rank >= 2: a 1-D input is a row of one."""
     torch.manual_seed(0)

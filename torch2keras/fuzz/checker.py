@@ -38,8 +38,8 @@ from .generator import CHECK_SEED_OFFSET
 from .model import ModelSpec, as_numpy, build_model, make_inputs
 from .replay import reloaded_outputs
 
-__all__ = ["ATOL", "RTOL", "STATUSES", "TARGETS", "TFLITE_BACKENDS", "Outcome", "check", "classify_exception", "compare", "normalize",
-           "headline", "root_cause", "same_failure"]
+__all__ = ["ATOL", "RTOL", "STATUSES", "TARGETS", "TFLITE_BACKENDS", "Outcome", "check", "classify_exception",
+           "compare", "normalize", "headline", "root_cause", "same_failure"]
 
 ATOL = 1e-4
 RTOL = 1e-4

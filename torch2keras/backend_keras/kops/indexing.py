@@ -29,8 +29,12 @@ def _take(x, index, axis):
 
 def _scatter_flat(x, index, src, reduce, include_self):
     shape = tuple(x.shape)
-    n = int(np.prod(shape)) if shape else 1
-    xf = ops.reshape(x, (n,))
+    if None in shape:  # (a dynamic batch: as many segments as x has elements at run time)
+        shape = tuple(ops.shape(x))
+        n = ops.prod(ops.convert_to_tensor(shape, "int32"))
+    else:
+        n = int(np.prod(shape)) if shape else 1
+    xf = ops.reshape(x, (-1,))
     src = ops.broadcast_to(src, tuple(index.shape)) if tuple(src.shape) != tuple(index.shape) else src
     ids = ops.reshape(ops.cast(index, "int32"), (-1,))
     u = ops.reshape(ops.cast(src, x.dtype), (-1,))

@@ -211,6 +211,23 @@ def test_repeat_by_a_run_time_count(tmp_path):
     assert _check(result, model, [(2, 4, 5), (3, 4, 5), (1, 4, 5)], path) < ATOL
 
 
+class SplitTheBatch(nn.Module):
+    """A dynamic batch cut in two halves (torch's sizes: ceil(b / 2) and the rest)."""
+
+    def forward(self, x):
+        first, second = x.chunk(2, dim=0)
+        return second * 2.0, first.sum(0)
+
+
+def test_split_along_a_run_time_axis(tmp_path):
+    model = SplitTheBatch().eval()
+    result = torch2keras.compile(model, torch.randn(3, 4, 5), dynamic_shapes=[{0: "batch"}])
+    assert result.report.ok, result.report.summary()
+    assert result.ir.op_counts().get("dynamic_slice") == 2
+    path = result.export_tflite(str(tmp_path / "split.tflite"))
+    assert _check(result, model, [(3, 4, 5), (4, 4, 5), (7, 4, 5)], path) < ATOL
+
+
 def test_size_queries_are_captured_and_lowered():
     """``x.shape`` / ``size()`` of a dynamic dim stay in the captured graph as ``aten.sym_size``
     (with Python operators on the result) and lower to ``dim`` and integer ops on it."""

@@ -4,7 +4,7 @@ rolls, and writing into slices."""
 from __future__ import annotations
 
 from ...ir import Value
-from ..registry import LoweringContext, lowering
+from ..registry import LoweringContext, lowering, tensor_type
 from ..symbolic import INT32_MAX, dim_of, expression
 from .common import aten, dynamic_slice, expand, norm_axes, norm_axis, overloads, permute, slice_
 
@@ -127,7 +127,7 @@ def _dynamic_select(ctx: LoweringContext, x: Value, axis: int, index) -> Value:
 def _split(ctx, x, sizes, dim):
     axis = norm_axis(dim, x.type.rank)
     if isinstance(x.type.shape[axis], str) or any(not isinstance(s, int) for s in sizes):
-        raise ctx.fail(f"splitting along an axis of run-time size ({x.type.shape[axis]}) is not supported yet")
+        return _split_run_time(ctx, x, sizes, axis)
     outs, start = [], 0
     for s in sizes:
         outs.append(slice_(ctx, x, axis, start, start + s))
@@ -135,7 +135,26 @@ def _split(ctx, x, sizes, dim):
     return tuple(outs)
 
 
-@lowering(*overloads("split_with_sizes", "default"), emits=("slice",))
+def _split_run_time(ctx, x, sizes, axis):
+    """Pieces of sizes known at run time only (e.g. a dynamic batch cut in two): one
+    ``dynamic_slice`` each, its bounds the running sums of the sizes (the last to the end), its
+    length torch's."""
+    pieces = ctx.meta_val if isinstance(ctx.meta_val, (tuple, list)) else [ctx.meta_val]
+    outs, start = [], 0
+    for k, (size, piece) in enumerate(zip(sizes, pieces)):
+        size = ctx.sizes.value(size)
+        if k == len(sizes) - 1:
+            end = INT32_MAX
+        elif isinstance(start, int) and isinstance(size, int):
+            end = start + size
+        else:
+            end = ctx.emit_ambient("add", [ctx.sizes.scalar(start), ctx.sizes.scalar(size)])
+        outs.append(dynamic_slice(ctx, x, axis, start, end, 1, tensor_type(piece).shape[axis]))
+        start = end
+    return tuple(outs)
+
+
+@lowering(*overloads("split_with_sizes", "default"), emits=("slice", "dynamic_slice"))
 def lower_split_with_sizes(ctx, x, split_sizes, dim=0):
     return _split(ctx, x, split_sizes, dim)
 

@@ -158,6 +158,10 @@ CASES = {
     "slice_assign": lambda: (Fn(lambda x: (lambda y: (y.__setitem__((slice(None), slice(1, 3)), x[:, 1:3].tanh()), y)[1])(
         x * 1)), (torch.randn(2, 5),)),
     "index_select": lambda: (Fn(lambda x: x.index_select(1, torch.tensor([2, 0, 1, 2]))), (torch.randn(2, 3, 4),)),
+    "gather": lambda: (Fn(lambda x: (torch.gather(x, 1, torch.tensor([[[2, 0], [1, 1]], [[0, 2], [2, 2]]])),
+                                     torch.gather(x, 2, x.argmax(2, keepdim=True).expand(2, 3, 2)),
+                                     torch.gather(x > 0, 0, torch.tensor([[[1, 0]]])))), (torch.randn(2, 3, 4),)),
+    "gather_channels_last": lambda: (_conv_then(Fn(lambda x: torch.gather(x, 1, x.argsort(1)[:, :2]))), (_image(3),)),
     "embedding": lambda: (Fn(lambda m, i: m(i).sum(1), nn.Embedding(10, 4)), (torch.tensor([[1, 3, 9], [0, 0, 2]]),)),
     # scatters (scatter_flat): a cache written at run-time positions, sums at repeated ids
     "index_copy_at_position": lambda: (Fn(lambda cache, new, start: cache.index_copy(2, torch.arange(3) + start, new)),

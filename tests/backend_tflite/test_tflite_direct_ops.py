@@ -126,6 +126,10 @@ CASES = {
     "atan2_broadcast": lambda: (Fn(lambda a, b, c: torch.cat([torch.atan2(a, b), torch.atan2(b, a), torch.atan2(a, c),
                                                               torch.atan2(a, torch.tensor(0.5))], 1)),
                                 (torch.randn(3, 2, 7), torch.randn(1, 2, 7), torch.randn(7))),
+    "bitwise_bools": lambda: (Fn(lambda a, b: torch.cat([((a > 0) & (b > 0)).float(), ((a > 0) | (b < 0)).float(),
+                                                         ((a > 0) ^ (b > 0)).float(),
+                                                         ((a * 4).int() ^ (b * 4).int()).float()], 1)),
+                              (_image(), _image())),
     "compare_where": lambda: (Fn(lambda a, b: torch.where(a > b, a, b * 2) + (a <= 0).float() - (a == b).float()
                                  + ((a > 0) & (b < 0)).float() + (~(a < b)).float()), (_image(), _image())),
     "broadcast_channels_last": lambda: (_conv_then(Fn(lambda x: x * torch.linspace(0.5, 2, 4).reshape(4, 1, 1)

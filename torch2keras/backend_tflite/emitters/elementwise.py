@@ -28,7 +28,7 @@ BINARY = {
     "add": "ADD", "sub": "SUB", "mul": "MUL", "div": "DIV", "pow": "POW", "maximum": "MAXIMUM", "minimum": "MINIMUM",
     "floor_divide": "FLOOR_DIV", "remainder": "FLOOR_MOD", "atan2": "ATAN2", "eq": "EQUAL", "ne": "NOT_EQUAL",
     "lt": "LESS", "le": "LESS_EQUAL", "gt": "GREATER", "ge": "GREATER_EQUAL", "logical_and": "LOGICAL_AND",
-    "logical_or": "LOGICAL_OR", "bitwise_xor": "BITWISE_XOR",
+    "logical_or": "LOGICAL_OR",
 }
 _COMPARE = {"eq", "ne", "lt", "le", "gt", "ge"}
 UNARY = {
@@ -390,6 +390,24 @@ def emit_hypot(ctx: Context, node: Node) -> int:
     out = ctx.result(node)
     ctx.op("SQRT", [total], [out])
     return out
+
+
+_BOOL_BITWISE = {"bitwise_and": "LOGICAL_AND", "bitwise_or": "LOGICAL_OR", "bitwise_xor": "NOT_EQUAL"}
+
+
+@emitter("bitwise_and", "bitwise_or", "bitwise_xor")
+def emit_bitwise(ctx: Context, node: Node) -> int:
+    """On bools, the logical builtins (xor: NOT_EQUAL); on integers, BITWISE_XOR (8 to 32 bits;
+    TFLite has no AND / OR of integers)."""
+    x, y = _operands(ctx, node)
+    out = ctx.result(node)
+    if ctx.dtype(x) == np.bool_:
+        ctx.op(_BOOL_BITWISE[node.op], [x, y], [out])
+        return out
+    if node.op != "bitwise_xor":
+        raise DirectExportError(node, f"on {ctx.dtype(x)} values has no TFLite builtin (bools only)")
+    require_kernel(ctx, node, "BITWISE_XOR", [x])
+    return binary(ctx, "BITWISE_XOR", x, y, out)
 
 
 @emitter("logical_xor")

@@ -27,7 +27,8 @@ def test_3d_pools_convert_to_tflite_builtins(tmp_path):
     model = Parallel([nn.MaxPool3d((2, 3, 3), (1, 2, 2), (1, 1, 0)), nn.MaxPool3d(3, 2, 1, ceil_mode=True),
                       nn.AvgPool3d((2, 3, 3), (2, 2, 1), 1), nn.AvgPool3d(3, 2, 1, ceil_mode=True,
                                                                           count_include_pad=False),
-                      nn.AvgPool3d(2, divisor_override=3)]).eval()
+                      nn.AvgPool3d(2, divisor_override=3), nn.AdaptiveAvgPool3d((7, 3, 4)),
+                      nn.AdaptiveMaxPool3d((1, 3, 2))]).eval()
     x = torch.randn(2, 3, 7, 9, 8)
     result = torch2keras.compile(model, x)
     path = result.export_tflite(str(tmp_path / "m.tflite"), backend="converter")

@@ -144,8 +144,11 @@ def _adaptive(ctx: EmitContext, node: Node, x: Value, kind: str):
     if all(o == 1 for o in out):
         return ctx.layer(node, _GLOBAL[kind, n](keepdims=True, name=ctx.name(node)), ctx.tensor(x))
     if all(s % o == 0 for s, o in zip(spatial, out)):
-        k = tuple(s // o for s, o in zip(spatial, out))
-        return ctx.layer(node, _WINDOWED[kind, n](pool_size=k, strides=k, name=ctx.name(node)), ctx.tensor(x))
+        k = [s // o for s, o in zip(spatial, out)]
+        if n == 3:  # (TFLite has no 3-d pool builtin: two 2-d pools)
+            return ctx.op_on(node, "pool_3d", [ctx.tensor(x)], kind=kind, kernel=k, stride=k)
+        return ctx.layer(node, _WINDOWED[kind, n](pool_size=tuple(k), strides=tuple(k), name=ctx.name(node)),
+                         ctx.tensor(x))
     raise EmissionError(f"adaptive pooling from {tuple(spatial)} to {tuple(out)} (not a divisor) is not supported yet"
                         f" ({node.loc})")
 

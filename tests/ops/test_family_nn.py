@@ -57,6 +57,19 @@ def test_grouped_transposed_convolutions_of_a_dynamic_batch(tmp_path):
     assert assert_matches_torch(result, model, [torch.randn(3, 6, 5)], atol=1e-5, tflite=path) <= 1e-5
 
 
+def test_dilated_and_grouped_3d_convolutions(tmp_path):
+    """TensorFlow writes a dilated Conv3D between SpaceToBatchND / BatchToSpaceND (no 5-d TFLite
+    kernels): the kernel is spread with zeros instead, strided or not; TFLite's CONV_3D has no
+    groups: a grouped one gets a block-diagonal kernel."""
+    torch.manual_seed(0)
+    model = Parallel([nn.Conv3d(3, 2, 2, padding="same", dilation=2), nn.Conv3d(3, 4, 2, stride=2, dilation=(1, 2, 3)),
+                      nn.Conv3d(3, 3, 3, padding=2, dilation=2, groups=3), nn.Conv3d(3, 6, 2, groups=3)]).eval()
+    x = torch.randn(2, 3, 7, 7, 8)
+    result = torch2keras.compile(model, x)
+    path = result.export_tflite(str(tmp_path / "m.tflite"), backend="converter")
+    assert assert_matches_torch(result, model, [x], atol=1e-5, tflite=path) <= 1e-5
+
+
 def test_linear_of_a_vector(tmp_path):
     """Dense takes rank >= 2: a 1-D input is a row of one."""
     torch.manual_seed(0)

@@ -56,6 +56,13 @@ CASES = {
                                                (_image(6, h=7, w=6),)),
     "conv_transpose_1d_depthwise": lambda: (nn.ConvTranspose1d(4, 4, 4, groups=4, stride=2, padding=1),
                                             (torch.randn(2, 4, 9),)),
+    "conv_3d": lambda: (nn.Conv3d(3, 4, (2, 3, 3), stride=(1, 2, 1), padding=(1, 0, 2)), (torch.randn(2, 3, 5, 7, 6),)),
+    "conv_3d_dilated_grouped": lambda: (nn.Sequential(nn.Conv3d(4, 6, 3, padding=2, dilation=2, groups=2), nn.ReLU()),
+                                        (torch.randn(1, 4, 5, 6, 7),)),
+    "conv_transpose_3d": lambda: (nn.ConvTranspose3d(3, 4, (2, 3, 2), stride=(2, 1, 3), padding=(1, 1, 0),
+                                                     output_padding=(1, 0, 2)), (torch.randn(2, 3, 3, 4, 5),)),
+    "conv_transpose_3d_dilated_grouped": lambda: (nn.ConvTranspose3d(4, 6, 2, stride=2, dilation=(2, 1, 3), groups=2,
+                                                                     bias=False), (torch.randn(1, 4, 3, 4, 2),)),
     # pooling and resizing
     "max_pool_padded": lambda: (nn.MaxPool2d(3, 2, 1), (_image(h=10),)),
     "max_pool_ceil": lambda: (nn.MaxPool2d(3, 2, ceil_mode=True), (_image(h=10),)),

@@ -80,3 +80,26 @@ def test_scatter_into_a_dynamic_batch(tmp_path):
     result = torch2keras.compile(model, torch.randn(3, 4, 5, generator=g), dynamic_shapes=[{0: "batch"}])
     path = result.export_tflite(str(tmp_path / "m.tflite"))
     assert assert_matches_torch(result, model, [torch.randn(5, 4, 5, generator=g)], atol=1e-6, tflite=path) <= 1e-6
+
+
+class ScatterChain(nn.Module):
+    """Scatters into [batch, 1, 1] along the batch: TensorFlow's converter folded the src region's
+    slice (run-time bounds held as weights) into an empty constant, which LiteRT then failed to
+    broadcast."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("order", torch.argsort(torch.rand(2, 1, 1, generator=torch.Generator().manual_seed(0)),
+                                                    dim=0))
+
+    def forward(self, x):
+        y = torch.scatter(x, 0, self.order, x * 2.0)
+        return torch.scatter(y, 0, self.order, y * 2.0)
+
+
+def test_scatter_chain_into_a_dynamic_batch_of_single_elements(tmp_path):
+    model = ScatterChain().eval()
+    g = torch.Generator().manual_seed(1)
+    result = torch2keras.compile(model, torch.randn(2, 1, 1, generator=g), dynamic_shapes=[{0: "batch"}])
+    path = result.export_tflite(str(tmp_path / "m.tflite"), backend="converter")
+    assert assert_matches_torch(result, model, [torch.randn(4, 1, 1, generator=g)], atol=1e-6, tflite=path) <= 1e-6

@@ -172,6 +172,15 @@ def test_auto_backend_records_the_direct_writers_refusal(monkeypatch):
     assert (refused.status, refused.stage, refused.tflite_backend) == ("typed_error", "export_tflite", "direct")
 
 
+def test_a_batch_torch_export_specialised_keeps_its_size():
+    """unbind along a requested dynamic batch makes torch.export fix it (compile warns): the check
+    feeds the compiled batch size there, not another one the model cannot take."""
+    spec = generate(0, kinds=["unbind"], min_ops=1, max_ops=3)
+    assert spec.inputs[0].dynamic_batch and "unbind" in spec.kinds
+    outcome = check(spec)
+    assert outcome.status == "ok", root_cause(outcome)
+
+
 # ----------------------------------------------------------------------------- shrinker and report
 def test_shrinker_reduces_a_planted_failure_to_one_or_two_ops():
     kinds = ["atan2", "conv2d", "relu", "add", "mul", "permute", "sum", "softmax", "layer_norm", "cat", "tanh",

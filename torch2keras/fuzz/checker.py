@@ -159,7 +159,7 @@ def _check(spec: ModelSpec, tmp: str, tflite_backend: str) -> Outcome:
                                      on_mismatch="ignore", name=f"fuzz_{spec.seed}")
     except Exception as e:  # noqa: BLE001 - classified
         return classify_exception(e, "compile")
-    feed = _new_inputs(spec)
+    feed = _new_inputs(spec, _run_time_batch(result))
     with torch.no_grad():
         out = model(*feed)
     reference = as_numpy(out if isinstance(out, tuple) else (out,))
@@ -205,15 +205,24 @@ class _StageError(Exception):
         self.stage, self.error = stage, error
 
 
-def _new_inputs(spec: ModelSpec) -> tuple:
-    """Inputs the model was not compiled on: another seed and, where the batch is dynamic,
-    another batch size."""
+def _run_time_batch(result) -> set[str]:
+    """The inputs whose batch the compiled model takes at any size (torch.export specialises a
+    requested dynamic batch the model's code fixes -- unbind along it, ... -- and compile's report
+    says so: those keep their size)."""
+    return {name for name, v in zip(result.input_names, result.ir.inputs)
+            if v.type.rank and isinstance(v.type.shape[0], str)}
+
+
+def _new_inputs(spec: ModelSpec, run_time_batch: Optional[set] = None) -> tuple:
+    """Inputs the model was not compiled on: another seed and, where the batch is dynamic (and
+    the compiled model kept it so: ``run_time_batch``, default all), another batch size."""
     seed = spec.seed + CHECK_SEED_OFFSET
-    dynamic = [i for i in spec.inputs if i.dynamic_batch]
+    dynamic = [i for i in spec.inputs if i.dynamic_batch and (run_time_batch is None or i.name in run_time_batch)]
     if not dynamic:
         return make_inputs(spec, seed)
     full, same = make_inputs(spec, seed, dynamic[0].shape[0] + 1), make_inputs(spec, seed)
-    return tuple(f if i.dynamic_batch else s for i, f, s in zip(spec.inputs, full, same))
+    names = {i.name for i in dynamic}
+    return tuple(f if i.name in names else s for i, f, s in zip(spec.inputs, full, same))
 
 
 def _targets(result, tmp: str, tflite_backend: str, written: dict):

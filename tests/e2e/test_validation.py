@@ -288,5 +288,11 @@ def test_indices_selecting_other_values_still_mismatch():
     sorted_node = graph.add_node("sort", [x], {"axis": 1, "descending": False})
     source = torch.tensor([[1.0, 1.0, 2.0, 3.0], [0.0, 5.0, 5.0, 4.0]])
     ref = np.array([[0, 1, 2, 3], [0, 3, 1, 2]])
-    assert _tied(sorted_node, np.array([[1, 0, 2, 3], [0, 3, 2, 1]]), ref, source)  # ties swapped
-    assert not _tied(sorted_node, np.array([[0, 2, 1, 3], [0, 3, 1, 2]]), ref, source)  # 1.0 and 2.0 swapped
+    assert _tied(sorted_node, np.array([[1, 0, 2, 3], [0, 3, 2, 1]]), ref, source, 1e-4, 1e-4)  # ties swapped
+    assert not _tied(sorted_node, np.array([[0, 2, 1, 3], [0, 3, 1, 2]]), ref, source, 1e-4, 1e-4)  # 1.0, 2.0 swapped
+    # values one rounding apart (cosine similarities of a vector with itself: 1 +- 1 ulp) rank
+    # either way: within the input's tolerance, not a mismatch; 1e-3 apart is one
+    near = torch.tensor([[1.0, 1.0 - 6e-8, 1.0 + 1.2e-7, 0.5], [0.0, 0.999, 1.0, 4.0]])
+    near_ref = np.array([[3, 1, 0, 2], [0, 1, 2, 3]])
+    assert _tied(sorted_node, np.array([[3, 0, 1, 2], [0, 1, 2, 3]]), near_ref, near, 1e-4, 1e-4)
+    assert not _tied(sorted_node, np.array([[3, 1, 0, 2], [0, 2, 1, 3]]), near_ref, near, 1e-4, 1e-4)

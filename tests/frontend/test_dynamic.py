@@ -184,6 +184,50 @@ def test_size_taking_ops(tmp_path):
     assert _check(result, model, [(2, 8, 4, 6), (1, 8, 6, 2), (3, 8, 2, 8)], path) < ATOL
 
 
+class RunTimeRepeats(nn.Module):
+    """Repeats by a run-time count: instance norm of a dynamic batch (its weights repeated per
+    sample), and a table repeated batch times along one axis and twice along another."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.InstanceNorm1d(4, affine=True)
+        self.table = nn.Parameter(torch.randn(3, 5))
+
+    def forward(self, x):  # x: [b, 4, 5]
+        b = x.shape[0]
+        return self.norm(x), self.table.repeat(b, 2) * x.sum(), self.table.repeat(2, b, 1).sum(0) + 1.0
+
+
+def test_repeat_by_a_run_time_count(tmp_path):
+    torch.manual_seed(0)
+    model = RunTimeRepeats().eval()
+    with torch.no_grad():
+        model.norm.weight.uniform_(0.5, 1.5)
+        model.norm.bias.uniform_(-0.5, 0.5)
+    result = torch2keras.compile(model, torch.randn(2, 4, 5), dynamic_shapes=[{0: "batch"}])
+    assert result.report.ok, result.report.summary()
+    assert result.ir.op_counts().get("dynamic_expand") == 4 and not result.ir.nodes_by_op("tile")
+    path = result.export_tflite(str(tmp_path / "repeat.tflite"))
+    assert _check(result, model, [(2, 4, 5), (3, 4, 5), (1, 4, 5)], path) < ATOL
+
+
+class SplitTheBatch(nn.Module):
+    """A dynamic batch cut in two halves (torch's sizes: ceil(b / 2) and the rest)."""
+
+    def forward(self, x):
+        first, second = x.chunk(2, dim=0)
+        return second * 2.0, first.sum(0)
+
+
+def test_split_along_a_run_time_axis(tmp_path):
+    model = SplitTheBatch().eval()
+    result = torch2keras.compile(model, torch.randn(3, 4, 5), dynamic_shapes=[{0: "batch"}])
+    assert result.report.ok, result.report.summary()
+    assert result.ir.op_counts().get("dynamic_slice") == 2
+    path = result.export_tflite(str(tmp_path / "split.tflite"))
+    assert _check(result, model, [(3, 4, 5), (4, 4, 5), (7, 4, 5)], path) < ATOL
+
+
 def test_size_queries_are_captured_and_lowered():
     """``x.shape`` / ``size()`` of a dynamic dim stay in the captured graph as ``aten.sym_size``
     (with Python operators on the result) and lower to ``dim`` and integer ops on it."""

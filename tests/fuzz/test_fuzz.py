@@ -141,6 +141,46 @@ def test_verdicts():
     assert _verdict(_Report([_Check("output", True)], _Node()), {}, []).status == "misreported"
 
 
+def test_root_cause_names_the_backend_that_wrote_the_tflite_file():
+    a = Outcome("typed_error", "export_tflite", "ExportError", "TFLite export: x", "Erf", tflite_backend="converter")
+    b = attrs.evolve(a, tflite_backend="direct")
+    assert root_cause(a).startswith("typed_error @ export_tflite (converter): ")
+    assert root_cause(a) != root_cause(b) and not same_failure(a, b)
+    assert root_cause(Outcome("typed_error", "compile", "EmissionError", "x", tflite_backend="")) == \
+        "typed_error @ compile: EmissionError: x"
+
+
+def test_check_writes_the_tflite_file_with_the_chosen_backend():
+    spec = generate(3, kinds=["conv2d", "relu", "add"], min_ops=2, max_ops=3)
+    auto, converter = check(spec), check(spec, tflite_backend="converter")
+    assert (auto.status, auto.tflite_backend, auto.direct_refusal) == ("ok", "direct", ""), root_cause(auto)
+    assert (converter.status, converter.tflite_backend) == ("ok", "converter"), root_cause(converter)
+    assert auto.errors["tflite"] <= 1e-4 and converter.errors["tflite"] <= 1e-4
+    with pytest.raises(ValueError, match="tflite_backend"):
+        check(spec, tflite_backend="tflite")
+
+
+def test_auto_backend_records_the_direct_writers_refusal(monkeypatch):
+    from torch2keras.backend_tflite.context import EMITTERS
+
+    monkeypatch.delitem(EMITTERS, "sin")  # an op the direct writer lacks: "auto" falls back on the converter
+    spec = generate(3, kinds=["sin"], min_ops=1, max_ops=1)
+    outcome = check(spec)
+    assert (outcome.status, outcome.tflite_backend) == ("ok", "converter"), root_cause(outcome)
+    assert outcome.direct_refusal.startswith("direct TFLite export: IR op 'sin'")
+    refused = check(spec, tflite_backend="direct")
+    assert (refused.status, refused.stage, refused.tflite_backend) == ("typed_error", "export_tflite", "direct")
+
+
+def test_a_batch_torch_export_specialised_keeps_its_size():
+    """unbind along a requested dynamic batch makes torch.export fix it (compile warns): the check
+    feeds the compiled batch size there, not another one the model cannot take."""
+    spec = generate(0, kinds=["unbind"], min_ops=1, max_ops=3)
+    assert spec.inputs[0].dynamic_batch and "unbind" in spec.kinds
+    outcome = check(spec)
+    assert outcome.status == "ok", root_cause(outcome)
+
+
 # ----------------------------------------------------------------------------- shrinker and report
 def test_shrinker_reduces_a_planted_failure_to_one_or_two_ops():
     kinds = ["atan2", "conv2d", "relu", "add", "mul", "permute", "sum", "softmax", "layer_norm", "cat", "tanh",
@@ -182,6 +222,17 @@ def test_summary_and_table():
     assert list(summary["root_causes"])[0].startswith("untyped_exception @ compile: KeyError")
     text = table(summary)
     assert "4 models (seeds 0..3), 2 pass end to end (50.0%)" in text and "| 1 | 1 | untyped_exception" in text
+
+
+def test_summary_counts_the_tflite_backends_and_direct_refusals():
+    specs = [generate(s, max_ops=3) for s in range(3)]
+    refusal = "direct TFLite export: IR op 'sort' (from aten.sort.default) has no emitter in the direct TFLite backend"
+    outcomes = [Outcome("ok", tflite_backend="direct"), Outcome("ok", tflite_backend="converter", direct_refusal=refusal),
+                Outcome("typed_error", "compile", "EmissionError", "x")]
+    summary = summarize(specs, outcomes, seeds="0..2")
+    assert summary["tflite_written_by"] == {"direct": 1, "converter": 1}
+    assert summary["direct_refusals"] == {"sort": 1}
+    assert "written by: converter 1, direct 1; the direct writer refused (IR op: models): sort 1" in table(summary)
 
 
 # ----------------------------------------------------------------------------- a fixed-seed sample, end to end

@@ -57,3 +57,49 @@ def test_diagonal_of_a_dynamic_dim_is_a_clear_error():
 
     with pytest.raises(LoweringError, match=r"diagonal of dims 0 and 1 .*static in dynamic_shapes.*test_family_indexing"):
         torch2keras.compile(Diagonal().eval(), torch.randn(3, 4), dynamic_shapes={"x": {0: "batch"}})
+
+
+class ScatterIntoADynamicBatch(nn.Module):
+    """Scatters into an input of a run-time batch with a constant index of 3 rows (which reads
+    only src's first 3 rows and writes x's first 3), along another axis and along the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("perm", torch.argsort(torch.rand(3, 4, 5, generator=g), dim=1))
+        self.register_buffer("rows", torch.randint(0, 3, (2, 4, 5), generator=g))
+
+    def forward(self, x):
+        return (torch.scatter(x, 1, self.perm, x * 2.0), x.scatter_add(0, self.rows, x[:2] + 1.0),
+                x.scatter_reduce(1, self.perm, x, "amax", include_self=False))
+
+
+def test_scatter_into_a_dynamic_batch(tmp_path):
+    model = ScatterIntoADynamicBatch().eval()
+    g = torch.Generator().manual_seed(1)
+    result = torch2keras.compile(model, torch.randn(3, 4, 5, generator=g), dynamic_shapes=[{0: "batch"}])
+    path = result.export_tflite(str(tmp_path / "m.tflite"))
+    assert assert_matches_torch(result, model, [torch.randn(5, 4, 5, generator=g)], atol=1e-6, tflite=path) <= 1e-6
+
+
+class ScatterChain(nn.Module):
+    """Scatters into [batch, 1, 1] along the batch: TensorFlow's converter folded the src region's
+    slice (run-time bounds held as weights) into an empty constant, which LiteRT then failed to
+    broadcast."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("order", torch.argsort(torch.rand(2, 1, 1, generator=torch.Generator().manual_seed(0)),
+                                                    dim=0))
+
+    def forward(self, x):
+        y = torch.scatter(x, 0, self.order, x * 2.0)
+        return torch.scatter(y, 0, self.order, y * 2.0)
+
+
+def test_scatter_chain_into_a_dynamic_batch_of_single_elements(tmp_path):
+    model = ScatterChain().eval()
+    g = torch.Generator().manual_seed(1)
+    result = torch2keras.compile(model, torch.randn(2, 1, 1, generator=g), dynamic_shapes=[{0: "batch"}])
+    path = result.export_tflite(str(tmp_path / "m.tflite"), backend="converter")
+    assert assert_matches_torch(result, model, [torch.randn(4, 1, 1, generator=g)], atol=1e-6, tflite=path) <= 1e-6

@@ -13,8 +13,8 @@ from support import assert_matches_torch
 # those to in * stride), output paddings at or above the stride (below the dilation, which torch
 # allows and Keras refuses), paddings cropped on both sides
 TRANSPOSED = [(1, 2, 1, 0, 1), (1, 3, 0, 2, 1), (3, 2, 1, 1, 1), (2, 3, 1, 0, 1), (2, 2, 2, 1, 1)]
-# dilated ones: TFLite has no dilated transposed convolution builtin; the direct backend writes
-# them with a zero-spread kernel (TFLite of 3-d ones: not written, checked in Keras only)
+# dilated ones: TFLite has no dilated transposed convolution builtin; both backends write them
+# with a zero-spread kernel (the direct one: 1-d and 2-d only)
 DILATED = [(1, 1, 0, 1, 2), (2, 2, 0, 2, 3), (3, 1, 1, 0, 2)]
 
 
@@ -39,13 +39,34 @@ def test_conv_transpose_output_sizes(n, dilated, tmp_path):
     model = Parallel(layers).eval()
     x = torch.randn(2, 3, *[5, 4, 3][:n])
     result = torch2keras.compile(model, x)
-    path = str(tmp_path / "m.tflite")
-    if not dilated:
-        result.export_tflite(path)
-    elif n < 3:
-        result.export_tflite(path, backend="direct")
-    else:
-        path = None
+    path = result.export_tflite(str(tmp_path / "m.tflite"), backend="converter")
+    assert assert_matches_torch(result, model, [x], atol=1e-5, tflite=path) <= 1e-5
+    if dilated and n < 3:
+        path = result.export_tflite(str(tmp_path / "direct.tflite"), backend="direct")
+        assert assert_matches_torch(result, model, [x], atol=1e-5, tflite=path) <= 1e-5
+
+
+def test_grouped_transposed_convolutions_of_a_dynamic_batch(tmp_path):
+    """Grouped transposed convolutions (no Keras layer: keras.ops per group, the input spread with
+    zeros by reshapes that must keep the batch a run-time size)."""
+    torch.manual_seed(0)
+    model = Parallel([nn.ConvTranspose1d(6, 6, 2, stride=3, padding=1, groups=3, bias=False),
+                      nn.ConvTranspose1d(6, 4, 3, stride=2, output_padding=1, groups=2)]).eval()
+    result = torch2keras.compile(model, torch.randn(2, 6, 5), dynamic_shapes=[{0: "batch"}])
+    path = result.export_tflite(str(tmp_path / "m.tflite"))
+    assert assert_matches_torch(result, model, [torch.randn(3, 6, 5)], atol=1e-5, tflite=path) <= 1e-5
+
+
+def test_dilated_and_grouped_3d_convolutions(tmp_path):
+    """TensorFlow writes a dilated Conv3D between SpaceToBatchND / BatchToSpaceND (no 5-d TFLite
+    kernels): the kernel is spread with zeros instead, strided or not; TFLite's CONV_3D has no
+    groups: a grouped one gets a block-diagonal kernel."""
+    torch.manual_seed(0)
+    model = Parallel([nn.Conv3d(3, 2, 2, padding="same", dilation=2), nn.Conv3d(3, 4, 2, stride=2, dilation=(1, 2, 3)),
+                      nn.Conv3d(3, 3, 3, padding=2, dilation=2, groups=3), nn.Conv3d(3, 6, 2, groups=3)]).eval()
+    x = torch.randn(2, 3, 7, 7, 8)
+    result = torch2keras.compile(model, x)
+    path = result.export_tflite(str(tmp_path / "m.tflite"), backend="converter")
     assert assert_matches_torch(result, model, [x], atol=1e-5, tflite=path) <= 1e-5
 
 

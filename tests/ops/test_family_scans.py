@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 import torch2keras
-from torch2keras.ir import EmissionError
 
 
 class Fn(nn.Module):
@@ -63,7 +62,23 @@ def test_cummax_with_a_dynamic_batch(tmp_path):
         assert np.abs(got[0] - want[0]).max() == 0.0 and np.array_equal(got[1], want[1]), backend
 
 
-def test_scan_along_a_dynamic_axis_is_a_clear_error():
-    model = Fn(lambda x: torch.cumprod(x, 0))
-    with pytest.raises(EmissionError, match=r"(?s)cumulative.*axis 0.*run time.*dynamic_shapes"):
-        torch2keras.compile(model.eval(), torch.randn(3, 4), dynamic_shapes={"x": {0: "batch"}})
+def test_scans_along_a_dynamic_axis(tmp_path):
+    """Along the run-time batch axis every prefix is reduced at once (n x n masks): cumprod,
+    logcumsumexp, cummax / cummin with ties (the last position holding the extreme) and a NaN."""
+    model = Fn(lambda x: (torch.cumprod(x, 0), torch.logcumsumexp(x, 0), *torch.cummax(x.round(), 0),
+                          *torch.cummin(x, 0), *torch.cummax(x.round().long(), 0),
+                          *torch.cummax(torch.where(x > 1.5, torch.nan, x), 0)))
+    g = torch.Generator().manual_seed(4)
+    result = torch2keras.compile(model.eval(), torch.randn(3, 4, generator=g), dynamic_shapes={"x": {0: "batch"}})
+    path = result.export_tflite(str(tmp_path / "m.tflite"))
+    other = torch.randn(7, 4, generator=g) * 1.5
+    want = [w.numpy() for w in model(other)]
+    assert np.isnan(want[-2]).any()
+    for backend, got in _outputs(result, path, [other.numpy()]).items():
+        for k, (g_, w) in enumerate(zip(got, want)):
+            assert g_.dtype == w.dtype and g_.shape == w.shape, (backend, k)
+            if w.dtype.kind == "f":
+                assert np.array_equal(np.isnan(g_), np.isnan(w)), (backend, k)
+                assert np.nanmax(np.abs(g_ - w)) <= 1e-5 * max(1.0, float(np.nanmax(np.abs(w)))), (backend, k)
+            else:
+                assert np.array_equal(g_, w), (backend, k)

@@ -256,6 +256,44 @@ def test_flex_ops_are_named_and_opt_in(tmp_path):
     assert "FlexErf" in result.report.delegates.unsupported_ops("GPU")
 
 
+class Shift(nn.Module):
+    def forward(self, x):
+        return x + torch.arange(4.0).reshape(4, 1)
+
+
+def test_a_converter_crash_is_an_export_error_naming_the_op(tmp_path):
+    """TensorFlow's converter fails on a channels-first BiasAdd of rank 3 (it transposes it with a
+    rank-4 permutation): an ExportError naming the op and the torch line, not the converter's own
+    exception."""
+    import tensorflow as tf
+
+    class BiasNCW(keras.layers.Layer):
+        def call(self, t):
+            return tf.nn.bias_add(t, tf.range(4.0), data_format="NCHW")
+
+    @torch2keras.converter(Shift, layout="any")
+    def convert(module, x):
+        return BiasNCW()(x)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.shift = Shift()
+
+        def forward(self, x):
+            return self.shift(torch.tanh(x))
+
+    try:
+        result = torch2keras.compile(Net().eval(), torch.randn(2, 4, 5))
+        with pytest.raises(torch2keras.ExportError, match=r"(?s)converter failed on Transpose: 'Transpose' op x should "
+                                                          r"be of the same rank.*- Transpose: shift test_deploy.py:\d+"
+                                                          r".*backend=\"direct\"") as caught:
+            result.export_tflite(str(tmp_path / "m.tflite"))
+    finally:
+        torch2keras.converters.unregister(Shift)
+    assert [op for op, _ in caught.value.ops] == ["Transpose"]
+
+
 class ArgmaxHead(nn.Module):
     def __init__(self):
         super().__init__()

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from .checker import Outcome, root_cause, same_failure
+from .checker import TFLITE_BACKENDS, Outcome, root_cause, same_failure
 from .generator import generate
 from .model import ModelSpec
 from .report import attach_shrunk, slug, summarize, table, write_json, write_reproducer
@@ -27,6 +27,9 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--max-ops", type=int, default=15)
     p.add_argument("--shrink-budget", type=int, default=30, help="checks per root cause spent shrinking (0: none)")
     p.add_argument("--shrink-above", type=int, default=2, help="shrink only groups whose smallest model has more ops")
+    p.add_argument("--tflite-backend", choices=TFLITE_BACKENDS, default="auto",
+                   help="who writes the TFLite file: auto (the direct writer, TensorFlow's converter where it refuses "
+                        "the model), converter or direct")
     p.add_argument("--resume", action="store_true", help="keep the outcomes already in OUT/results.jsonl")
     return p.parse_args(argv)
 
@@ -54,10 +57,12 @@ def _check_all(specs: list[ModelSpec], args: argparse.Namespace, log: str, resul
         with open(results, "a") as f:
             f.write(json.dumps({"seed": spec.seed, "ops": len(spec.ops), "outcome": outcome.to_dict()}) + "\n")
         print(f"[{time.perf_counter() - start:7.1f}s] {done[0]}/{len(todo)} seed {spec.seed}: {outcome.status}"
-              + (f" @ {outcome.stage}" if outcome.stage else ""), flush=True)
+              + (f" @ {outcome.stage}" if outcome.stage else "")
+              + (f" (tflite: {outcome.tflite_backend})" if outcome.tflite_backend else ""), flush=True)
         return outcome
 
-    fresh = run_parallel(todo, work, workers=args.workers, timeout=args.timeout, log_path=log)
+    fresh = run_parallel(todo, work, workers=args.workers, timeout=args.timeout, log_path=log,
+                         tflite_backend=args.tflite_backend)
     known.update({s.seed: o for s, o in zip(todo, fresh)})
     return [known[s.seed] for s in specs]
 
@@ -77,7 +82,8 @@ def _shrink_groups(specs: list[ModelSpec], outcomes: list[Outcome], summary: dic
         attach_shrunk(summary, key, small, path, spent)
         print(f"shrunk {key[:90]}: {len(spec.ops)} -> {len(small.ops)} op(s) in {spent} checks", flush=True)
 
-    run_parallel(jobs, work, workers=args.workers, timeout=args.timeout, log_path=log)
+    run_parallel(jobs, work, workers=args.workers, timeout=args.timeout, log_path=log,
+                 tflite_backend=args.tflite_backend)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -87,7 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     seeds = range(args.seed, args.seed + args.n)
     specs = [generate(s, max_ops=args.max_ops) for s in seeds]
     outcomes = _check_all(specs, args, log, results)
-    summary = summarize(specs, outcomes, seeds=f"{seeds.start}..{seeds.stop - 1}")
+    summary = summarize(specs, outcomes, seeds=f"{seeds.start}..{seeds.stop - 1}", tflite_backend=args.tflite_backend)
     if args.shrink_budget > 0:
         _shrink_groups(specs, outcomes, summary, args, log)
     summary["models_by_seed"] = {s.seed: {"ops": s.kinds, "root_cause": root_cause(o) if o.status != "ok" else "ok"}

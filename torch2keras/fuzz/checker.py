@@ -2,7 +2,10 @@
 
 The model is compiled on its example inputs, then run on NEW random inputs (another seed, and
 another batch size where the batch is dynamic) in Keras, in TFLite (LiteRT) and after saving
-and reloading the ``.keras`` file; each is compared with PyTorch on those inputs.
+and reloading the ``.keras`` file; each is compared with PyTorch on those inputs. The TFLite file
+is written by ``export_tflite(backend=...)``: ``"auto"`` by default (the direct writer, TensorFlow's
+converter where the direct writer refuses the model); the outcome records which one wrote it and,
+for a fallback, the direct writer's refusal.
 
 Statuses (worst first):
 
@@ -35,13 +38,14 @@ from .generator import CHECK_SEED_OFFSET
 from .model import ModelSpec, as_numpy, build_model, make_inputs
 from .replay import reloaded_outputs
 
-__all__ = ["ATOL", "RTOL", "STATUSES", "TARGETS", "Outcome", "check", "classify_exception", "compare", "normalize",
-           "headline", "root_cause", "same_failure"]
+__all__ = ["ATOL", "RTOL", "STATUSES", "TARGETS", "TFLITE_BACKENDS", "Outcome", "check", "classify_exception",
+           "compare", "normalize", "headline", "root_cause", "same_failure"]
 
 ATOL = 1e-4
 RTOL = 1e-4
 STATUSES = ("silent_wrong", "untyped_exception", "crash", "flagged_mismatch", "typed_error", "misreported", "ok")
 TARGETS = ("keras", "tflite", "reloaded")
+TFLITE_BACKENDS = ("auto", "converter", "direct")  # export_tflite's backends
 
 
 @attrs.define
@@ -55,6 +59,8 @@ class Outcome:
     where: str = ""  # innermost torch2keras frame of an untyped exception, or the first mismatch's op
     errors: dict = attrs.field(factory=dict)  # target -> max abs error vs PyTorch (inf: shape/NaN differ)
     seconds: float = 0.0
+    tflite_backend: str = ""  # who wrote the .tflite file: direct | converter ("" : none was written)
+    direct_refusal: str = ""  # backend "auto" fell back on the converter: the direct writer's refusal
 
     @property
     def passed(self) -> bool:
@@ -115,18 +121,34 @@ def compare(got: np.ndarray, want: np.ndarray) -> tuple[float, str]:
     return err, "" if err <= tol else f"max |err| {err:.3g} > tolerance {tol:.3g}"
 
 
-def check(spec: ModelSpec, workdir: Optional[str] = None) -> Outcome:
-    """Compile ``spec``'s model, run it on new inputs in Keras, TFLite and reloaded from
-    ``.keras``, and classify the outcome."""
+def check(spec: ModelSpec, workdir: Optional[str] = None, tflite_backend: str = "auto") -> Outcome:
+    """Compile ``spec``'s model, run it on new inputs in Keras, TFLite (the file written by
+    ``export_tflite(backend=tflite_backend)``) and reloaded from ``.keras``, and classify the outcome."""
+    if tflite_backend not in TFLITE_BACKENDS:
+        raise ValueError(f"tflite_backend must be one of {TFLITE_BACKENDS}, got {tflite_backend!r}")
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        outcome = _check(spec, tmp)
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = _check(spec, tmp, tflite_backend)
+    refusal = _direct_refusal(caught) if tflite_backend == "auto" else ""
+    if outcome.stage == "export_tflite":  # the file was not written: who refused it
+        outcome.tflite_backend = tflite_backend if tflite_backend != "auto" else "converter" if refusal else "direct"
+    if outcome.tflite_backend == "converter":
+        outcome.direct_refusal = refusal
     outcome.seconds = round(time.perf_counter() - start, 3)
     return outcome
 
 
-def _check(spec: ModelSpec, tmp: str) -> Outcome:
+def _direct_refusal(caught: list) -> str:
+    """The first line of the direct writer's refusal among the warnings ``backend="auto"`` gave."""
+    for w in caught:
+        text = str(w.message)
+        if "writing the file with the TFLite converter instead" in text:
+            return text.strip().splitlines()[0][:300]
+    return ""
+
+
+def _check(spec: ModelSpec, tmp: str, tflite_backend: str) -> Outcome:
     import torch2keras
 
     model = build_model(spec)
@@ -137,30 +159,27 @@ def _check(spec: ModelSpec, tmp: str) -> Outcome:
                                      on_mismatch="ignore", name=f"fuzz_{spec.seed}")
     except Exception as e:  # noqa: BLE001 - classified
         return classify_exception(e, "compile")
-    feed = _new_inputs(spec)
+    feed = _new_inputs(spec, _run_time_batch(result))
     with torch.no_grad():
         out = model(*feed)
     reference = as_numpy(out if isinstance(out, tuple) else (out,))
     arrays = as_numpy(feed)
     errors: dict = {}
     mismatches: list[str] = []
-    for target, run in _targets(result, tmp):
+    written = {"backend": ""}
+    for target, run in _targets(result, tmp, tflite_backend, written):
         try:
             outs = run(arrays)
         except _StageError as e:
-            outcome = classify_exception(e.error, e.stage)
-            outcome.errors = errors
-            return outcome
+            return attrs.evolve(classify_exception(e.error, e.stage), errors=errors, tflite_backend=written["backend"])
         except Exception as e:  # noqa: BLE001
-            outcome = classify_exception(e, target)
-            outcome.errors = errors
-            return outcome
+            return attrs.evolve(classify_exception(e, target), errors=errors, tflite_backend=written["backend"])
         diffs = [compare(g, w) for g, w in zip(outs, reference)]
         errors[target] = max((d[0] for d in diffs), default=0.0)
         mismatches += [f"{target} output {k} ({spec.outputs[k]}): {what}" for k, (_, what) in enumerate(diffs) if what]
         if len(outs) != len(reference):
             mismatches.append(f"{target}: {len(outs)} outputs, PyTorch has {len(reference)}")
-    return _verdict(result.report, errors, mismatches)
+    return attrs.evolve(_verdict(result.report, errors, mismatches), tflite_backend=written["backend"])
 
 
 def _verdict(report, errors: dict, mismatches: list[str]) -> Outcome:
@@ -186,29 +205,40 @@ class _StageError(Exception):
         self.stage, self.error = stage, error
 
 
-def _new_inputs(spec: ModelSpec) -> tuple:
-    """Inputs the model was not compiled on: another seed and, where the batch is dynamic,
-    another batch size."""
+def _run_time_batch(result) -> set[str]:
+    """The inputs whose batch the compiled model takes at any size (torch.export specialises a
+    requested dynamic batch the model's code fixes -- unbind along it, ... -- and compile's report
+    says so: those keep their size)."""
+    return {name for name, v in zip(result.input_names, result.ir.inputs)
+            if v.type.rank and isinstance(v.type.shape[0], str)}
+
+
+def _new_inputs(spec: ModelSpec, run_time_batch: Optional[set] = None) -> tuple:
+    """Inputs the model was not compiled on: another seed and, where the batch is dynamic (and
+    the compiled model kept it so: ``run_time_batch``, default all), another batch size."""
     seed = spec.seed + CHECK_SEED_OFFSET
-    dynamic = [i for i in spec.inputs if i.dynamic_batch]
+    dynamic = [i for i in spec.inputs if i.dynamic_batch and (run_time_batch is None or i.name in run_time_batch)]
     if not dynamic:
         return make_inputs(spec, seed)
     full, same = make_inputs(spec, seed, dynamic[0].shape[0] + 1), make_inputs(spec, seed)
-    return tuple(f if i.dynamic_batch else s for i, f, s in zip(spec.inputs, full, same))
+    names = {i.name for i in dynamic}
+    return tuple(f if i.name in names else s for i, f, s in zip(spec.inputs, full, same))
 
 
-def _targets(result, tmp: str):
+def _targets(result, tmp: str, tflite_backend: str, written: dict):
     """(target name, function running it on arrays in PyTorch layout) for Keras, TFLite and the
-    reloaded ``.keras`` file; export/save failures surface as ``_StageError``."""
+    reloaded ``.keras`` file; export/save failures surface as ``_StageError``; ``written["backend"]``
+    gets the backend that wrote the ``.tflite`` file."""
     def keras_run(arrays):
         return result.run_keras(arrays)
 
     def tflite_run(arrays):
         path = os.path.join(tmp, "model.tflite")
         try:
-            result.export_tflite(path)
+            result.export_tflite(path, backend=tflite_backend)
         except Exception as e:  # noqa: BLE001
             raise _StageError("export_tflite", e) from e
+        written["backend"] = (result.report.tflite or {}).get("backend", "converter")
         return result.run_tflite(path, arrays)
 
     def reloaded_run(arrays):
@@ -260,9 +290,12 @@ def _drop_locations(text: str) -> str:
 
 
 def root_cause(outcome: Outcome) -> str:
-    """The group an outcome belongs to: status and stage, then the exception's type and first
-    line (blurred), or for a numeric mismatch the op where the report saw it start."""
+    """The group an outcome belongs to: status and stage (with the backend that wrote a TFLite
+    file that failed), then the exception's type and first line (blurred), or for a numeric
+    mismatch the op where the report saw it start."""
     head = f"{outcome.status} @ {outcome.stage}" if outcome.stage else outcome.status
+    if outcome.stage in ("export_tflite", "tflite") and outcome.tflite_backend:
+        head += f" ({outcome.tflite_backend})"
     if outcome.status in ("typed_error", "untyped_exception", "crash"):
         tail = f"{outcome.error_type.rsplit('.', 1)[-1]}: {normalize(outcome.message)}"
         if outcome.error_type.endswith("ExportError") and outcome.where:
@@ -276,6 +309,8 @@ def root_cause(outcome: Outcome) -> str:
 def same_failure(a: Outcome, b: Outcome) -> bool:
     """Whether ``b`` fails the way ``a`` does (the shrinker keeps a reduction only then)."""
     if a.status != b.status or a.stage != b.stage:
+        return False
+    if a.stage in ("export_tflite", "tflite") and a.tflite_backend != b.tflite_backend:
         return False
     if a.status in ("typed_error", "untyped_exception", "crash"):
         same_ops = a.where == b.where or not a.error_type.endswith("ExportError")

@@ -35,10 +35,11 @@ def batch_resized(resized: Sequence[torch.Tensor], same: Sequence[torch.Tensor],
     return tuple(r if d else s for r, s, d in zip(resized, same, dynamic))
 
 
-def check_reproducer(model: torch.nn.Module, example: tuple, check: tuple, **compile_kwargs) -> None:
+def check_reproducer(model: torch.nn.Module, example: tuple, check: tuple, tflite_backend: str = "auto",
+                     **compile_kwargs) -> None:
     """Compile ``model`` on ``example`` (``compile_kwargs``: layouts, dynamic shapes), then assert that
-    Keras, TFLite and the reloaded ``.keras`` file give PyTorch's outputs on ``check`` (shape, dtype,
-    max abs error <= 1e-4 + 1e-4 * max|reference|)."""
+    Keras, TFLite (written by ``export_tflite(backend=tflite_backend)``) and the reloaded ``.keras``
+    file give PyTorch's outputs on ``check`` (shape, dtype, max abs error <= 1e-4 + 1e-4 * max|reference|)."""
     import torch2keras
 
     result = torch2keras.compile(model, example, on_mismatch="ignore", **compile_kwargs)
@@ -50,7 +51,8 @@ def check_reproducer(model: torch.nn.Module, example: tuple, check: tuple, **com
     arrays = [t.numpy() for t in check]
     with tempfile.TemporaryDirectory() as tmp:
         runs = {"keras": lambda: result.run_keras(arrays),
-                "tflite": lambda: result.run_tflite(result.export_tflite(os.path.join(tmp, "m.tflite")), arrays),
+                "tflite": lambda: result.run_tflite(result.export_tflite(os.path.join(tmp, "m.tflite"),
+                                                                          backend=tflite_backend), arrays),
                 "reloaded": lambda: reloaded_outputs(result, result.save(os.path.join(tmp, "m.keras")), arrays)}
         for target, run in runs.items():
             for k, (got, ref) in enumerate(zip(run(), want)):

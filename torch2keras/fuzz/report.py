@@ -16,9 +16,11 @@ from .model import ModelSpec, model_source
 __all__ = ["summarize", "table", "reproducer_source", "write_json", "slug"]
 
 
-def summarize(specs: list[ModelSpec], outcomes: list[Outcome], seeds: str = "") -> dict:
-    """Counts by status, pass rate, time per model and the failures grouped by root cause
-    (each group: count, seeds, one example message, and the smallest failing model's size)."""
+def summarize(specs: list[ModelSpec], outcomes: list[Outcome], seeds: str = "", tflite_backend: str = "auto") -> dict:
+    """Counts by status, pass rate, time per model, which backend wrote the TFLite files (and
+    the direct writer's refusals that sent a model to the converter, by IR op), and the failures
+    grouped by root cause (each group: count, seeds, one example message, and the smallest
+    failing model's size)."""
     statuses = collections.Counter(o.status for o in outcomes)
     groups: dict[str, dict] = {}
     for spec, o in zip(specs, outcomes):
@@ -42,9 +44,22 @@ def summarize(specs: list[ModelSpec], outcomes: list[Outcome], seeds: str = "") 
                               "median": round(statistics.median(seconds), 2) if seconds else None,
                               "max": round(max(seconds), 2) if seconds else None},
         "ops_per_model": round(statistics.mean(len(s.ops) for s in specs), 2) if specs else None,
+        "tflite_backend": tflite_backend,
+        "tflite_written_by": dict(collections.Counter(o.tflite_backend for o in outcomes if o.tflite_backend)),
+        "direct_refusals": dict(collections.Counter(_refused_op(o.direct_refusal) for o in outcomes
+                                                    if o.direct_refusal).most_common()),
         "root_causes": dict(sorted(groups.items(), key=lambda kv: (STATUSES.index(kv[1]["status"]),
                                                                    -kv[1]["count"]))),
     }
+
+
+_REFUSED_OP = re.compile(r"IR op '([^']+)'")
+
+
+def _refused_op(refusal: str) -> str:
+    """The IR op a direct writer's refusal names (its first line otherwise)."""
+    m = _REFUSED_OP.search(refusal)
+    return m.group(1) if m else refusal[:120]
 
 
 def table(summary: dict) -> str:
@@ -54,6 +69,14 @@ def table(summary: dict) -> str:
              f"{summary['seconds_per_model']['mean']} s per model (median {summary['seconds_per_model']['median']} s)",
              "", "| status | count |", "| --- | --- |"]
     lines += [f"| {s} | {n} |" for s, n in summary["by_status"].items() if n]
+    written = summary.get("tflite_written_by") or {}
+    if written:
+        lines += ["", f"TFLite files (backend \"{summary.get('tflite_backend', 'auto')}\") written by: "
+                  + ", ".join(f"{k} {n}" for k, n in sorted(written.items()))]
+        refusals = summary.get("direct_refusals") or {}
+        if refusals:
+            lines[-1] += "; the direct writer refused (IR op: models): " + ", ".join(
+                f"{op} {n}" for op, n in refusals.items())
     lines += ["", "| # | count | status @ stage | error / first line | where | minimal reproducer |",
               "| --- | --- | --- | --- | --- | --- |"]
     for k, (key, g) in enumerate(summary["root_causes"].items(), 1):
@@ -84,6 +107,7 @@ def reproducer_source(spec: ModelSpec, outcome: Outcome) -> str:
     flags = [i.dynamic_batch for i in spec.inputs]
     check_inputs = (f"batch_resized(make_inputs({check_seed}, batch={dynamic}), make_inputs({check_seed}), {flags!r})"
                     if dynamic else f"make_inputs({check_seed})")
+    backend = outcome.tflite_backend or "auto"
     header = (f'"""Reproducer of a torch2keras fuzzing failure (seed {spec.seed}, {len(spec.ops)} op(s)).\n\n'
               f'{outcome.status} at {outcome.stage or "-"}: {outcome.error_type}\n{first}\n"""\n')
     return header + model_source(spec) + f'''
@@ -92,7 +116,7 @@ def check_all():
     """Compile, then compare Keras, TFLite and the reloaded .keras file with PyTorch on new inputs."""
     from torch2keras.fuzz.replay import {"batch_resized, " if dynamic else ""}check_reproducer
 
-    check_reproducer(make_model(), make_inputs({spec.seed}), {check_inputs},
+    check_reproducer(make_model(), make_inputs({spec.seed}), {check_inputs}, tflite_backend={backend!r},
                      input_layouts={spec.input_layouts()!r}, output_layouts={spec.output_layout_list()!r},
                      dynamic_shapes={spec.dynamic_shapes()!r})
 

@@ -20,7 +20,7 @@ from .model import ModelSpec
 __all__ = ["Worker", "run_parallel"]
 
 
-def _serve(conn, log_path: Optional[str]) -> None:
+def _serve(conn, log_path: Optional[str], tflite_backend: str = "auto") -> None:
     """The worker's loop: a spec dict in, an outcome dict out; ``None`` ends it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
@@ -35,15 +35,17 @@ def _serve(conn, log_path: Optional[str]) -> None:
         job = conn.recv()
         if job is None:
             return
-        conn.send(check(ModelSpec.from_dict(job)).to_dict())
+        conn.send(check(ModelSpec.from_dict(job), tflite_backend=tflite_backend).to_dict())
 
 
 class Worker:
-    """One checking process; ``check`` restarts it as needed and never raises for the model's sake."""
+    """One checking process; ``check`` restarts it as needed and never raises for the model's sake.
+    tflite_backend: ``export_tflite``'s backend for the TFLite target (``checker.TFLITE_BACKENDS``)."""
 
     def __init__(self, timeout: float = 300.0, log_path: Optional[str] = None, recycle: int = 150,
-                 startup_timeout: float = 900.0) -> None:
+                 startup_timeout: float = 900.0, tflite_backend: str = "auto") -> None:
         self.timeout = timeout
+        self.tflite_backend = tflite_backend
         self.startup_timeout = startup_timeout
         self.log_path = log_path
         self.recycle = recycle
@@ -54,7 +56,7 @@ class Worker:
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self.log_path), daemon=True)
+        self._proc = ctx.Process(target=_serve, args=(child, self.log_path, self.tflite_backend), daemon=True)
         self._proc.start()
         child.close()
         self._served = 0
@@ -98,7 +100,7 @@ class Worker:
 
 
 def run_parallel(jobs: Iterable, work: Callable[[Worker, object], object], workers: int = 2,
-                 timeout: float = 300.0, log_path: Optional[str] = None) -> list:
+                 timeout: float = 300.0, log_path: Optional[str] = None, tflite_backend: str = "auto") -> list:
     """``work(worker, job)`` for every job, each thread with its own ``Worker``; results in job order."""
     local = threading.local()
     made: list[Worker] = []
@@ -106,7 +108,7 @@ def run_parallel(jobs: Iterable, work: Callable[[Worker, object], object], worke
 
     def run(job):
         if not hasattr(local, "worker"):
-            local.worker = Worker(timeout=timeout, log_path=log_path)
+            local.worker = Worker(timeout=timeout, log_path=log_path, tflite_backend=tflite_backend)
             with lock:
                 made.append(local.worker)
         return work(local.worker, job)

@@ -29,11 +29,23 @@ import keras
 from ..backend_keras.export import export_saved_model
 from ..backend_keras.rnn_layers import unclip_lstm_cells
 
-__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "NonBuiltinOps", "check_options", "convert_saved_model", "keras_to_tflite",
+__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "ConverterFailure", "NonBuiltinOps", "check_options", "convert_saved_model", "keras_to_tflite",
            "warn_flex"]
 
 QUANTIZE_MODES = (None, "fp16", "dynamic_int8", "int8")
 IO_DTYPES = ("int8", "uint8", "float32")
+
+
+class ConverterFailure(Exception):
+    """The converter failed for another reason than missing kernels (an internal error of its
+    own); ``ops`` maps the TF / TFLite ops its error lines name to their TF scopes, ``headline``
+    is the first error line without MLIR locations."""
+
+    def __init__(self, ops: dict[str, list[str]], headline: str, detail: str) -> None:
+        super().__init__(headline)
+        self.ops = ops
+        self.headline = headline
+        self.detail = detail
 
 
 class NonBuiltinOps(Exception):
@@ -97,7 +109,7 @@ def convert_saved_model(saved_model_dir: str, quantize: Optional[str] = None,
     except Exception as e:  # noqa: BLE001 - tf.lite's ConverterError (and friends): re-raised with the ops named
         refused = _refused_ops(str(e))
         if not refused:
-            raise
+            raise _failure(str(e)) from e
         if quantize == "int8" and "int8" in str(e).lower() and not int8_fallback:
             reason = "no int8 kernel"
         elif allow_flex:
@@ -111,6 +123,28 @@ def convert_saved_model(saved_model_dir: str, quantize: Optional[str] = None,
 _REFUSED = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
 _NOT_INT8 = re.compile(r"'tfl\.(\w+)' op (?:is not supported|.*quantiz)", re.IGNORECASE)
 _LOC = re.compile(r'fused\["(\w+):", "([^"@]+)')
+
+
+_FAILED_OP = re.compile(r"'(?:tfl?|mhlo|stablehlo)\.(\w+)' op (.*)")
+
+
+def _failure(message: str) -> ConverterFailure:
+    """The ops (with the TF scopes of the ops they were made from) and the first line of a
+    converter error."""
+    ops: dict[str, list[str]] = {}
+    headline = ""
+    for line in message.splitlines():
+        m = _FAILED_OP.search(line) if "error:" in line else None
+        if not m:
+            continue
+        headline = headline or f"'{m.group(1)}' op {m.group(2).strip()}"
+        scopes = ops.setdefault(m.group(1), [])
+        scopes += [scope for op, scope in _LOC.findall(line) if op != "PartitionedCall" and scope not in scopes]
+    if not headline:
+        lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+        errors = [ln.split("error:", 1)[1].strip() for ln in lines if "error:" in ln]
+        headline = (errors or lines or ["(no message)"])[0][:300]
+    return ConverterFailure(ops, headline, message)
 
 
 def _refused_ops(message: str) -> dict[str, list[str]]:

@@ -21,7 +21,7 @@ from ..backend_keras import state as keras_state
 from ..ir import ExportError, Graph
 from ..passes import PassManager
 from ..passes.quantized import integer_passes_after_layout, is_quantized
-from .convert import NonBuiltinOps, check_options, keras_to_tflite, warn_flex
+from .convert import ConverterFailure, NonBuiltinOps, check_options, keras_to_tflite, warn_flex
 from .delegates import analyze
 from .file import TFLiteFile, read_tflite
 from .quantize import layer_errors
@@ -162,6 +162,8 @@ def _convert(result: Exportable, path: str, options: dict) -> None:
                             resource_variables=bool(result.state_names), **options)
     except NonBuiltinOps as e:
         raise _export_error(result, e) from None
+    except ConverterFailure as e:
+        raise _failure_error(result, e) from None
 
 
 def _file_record(path: str, info: TFLiteFile, quantize: Optional[str], io_dtype: str) -> dict:
@@ -170,7 +172,7 @@ def _file_record(path: str, info: TFLiteFile, quantize: Optional[str], io_dtype:
             "io_dtype": io_dtype if quantize == "int8" else "float32", "ops": sum(main.values()),
             "transposes": main.get("TRANSPOSE", 0), "op_counts": dict(sorted(main.items())),
             "all_op_counts": info.op_counts(), "flex_ops": info.flex_ops, "max_abs_error": None,
-            "signature": tflite_signature_shapes(path)}  # -1: a run-time size
+            "signature": tflite_signature_shapes(path), "backend": "converter"}  # -1: a run-time size
 
 
 def _max_error(result: Exportable, path: str) -> float:
@@ -199,6 +201,21 @@ def _export_error(result: Exportable, e: NonBuiltinOps) -> ExportError:
                                         "Flex delegate), or " + replace}.get(e.reason, replace)
     return ExportError(f"TFLite export: {len(ops)} TensorFlow op(s) have {e.reason}:\n" + "\n".join(lines)
                        + f"\n{hint}", ops)
+
+
+def _failure_error(result: Exportable, e: ConverterFailure) -> ExportError:
+    """TensorFlow's converter failed on its own: the ops its error names, with their torch sources."""
+    lines, ops = [], []
+    for op, scopes in e.ops.items():
+        where = {locate(scope, result.layer_nodes)[2] for scope in scopes} - {""}
+        where = sorted(where or _keras_op_sources(result, op)) or sorted(scopes) or ["(location unknown)"]
+        ops.append((op, where))
+        lines.append(f"  - {op}: " + "; ".join(where))
+    named = ", ".join(op for op, _ in ops) or "an op it does not name"
+    return ExportError(f"TFLite export: TensorFlow's converter failed on {named}: {e.headline}\n"
+                       + "".join(line + "\n" for line in lines)
+                       + "write the file with export_tflite(..., backend=\"direct\"), which does not go through "
+                         "TensorFlow, or report the model to torch2keras", ops)
 
 
 def _keras_op_sources(result: Exportable, tf_op: str) -> set[str]:

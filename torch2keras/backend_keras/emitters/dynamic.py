@@ -62,8 +62,14 @@ def emit_dynamic_expand(ctx: EmitContext, node: Node, x: Value, sizes: Value):
 
 @emitter("dynamic_slice")
 def emit_dynamic_slice(ctx: EmitContext, node: Node, x: Value, start: Value, end: Value):
+    """x[start:end:step] along an axis of run-time size; constant bounds stay Python ints (a
+    slice of constant bounds: no bound tensors for TensorFlow's converter to fold)."""
     a = node.attrs
-    return ctx.op(node, "slice_dynamic", [x, start, end], axis=x.type.physical_axis(a["axis"]), step=a["step"])
+    axis = x.type.physical_axis(a["axis"])
+    if ctx.is_const(start) and ctx.is_const(end):
+        return ctx.op(node, "slice", [x], axis=axis, start=int(ctx.const(start)), end=int(ctx.const(end)),
+                      step=a["step"])
+    return ctx.op(node, "slice_dynamic", [x, start, end], axis=axis, step=a["step"])
 
 
 @emitter("arange")

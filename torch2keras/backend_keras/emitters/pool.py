@@ -62,7 +62,17 @@ def emit_max_pool(ctx: EmitContext, node: Node, x: Value):
     # pad with a bound of the input (0 after a ReLU): as exact as -inf (every window holds an
     # element of the input) and it keeps int8 calibration ranges finite
     t = pad_spatial(ctx, node, ctx.tensor(x), _pool_pads(node), n, value=_lower_bound(x))
-    cls = {1: keras.layers.MaxPooling1D, 2: keras.layers.MaxPooling2D, 3: keras.layers.MaxPooling3D}[n]
+    return _valid_pool(ctx, node, x, t, "max")
+
+
+def _valid_pool(ctx: EmitContext, node: Node, x: Value, t, kind: str):
+    """A VALID pool of the (padded) channels-last ``t``: Keras's pooling layer, or for 3-d pools of
+    static sizes the ``pool_3d`` kernel (two 2-d pools: TFLite has no 3-d pool builtin)."""
+    a = node.attrs
+    n = len(a["kernel"])
+    if n == 3 and not any(isinstance(d, str) for d in x.type.shape[1:]):
+        return ctx.op_on(node, "pool_3d", [t], kind=kind, kernel=list(a["kernel"]), stride=list(a["stride"]))
+    cls = _WINDOWED[kind, n]
     return ctx.layer(node, cls(pool_size=tuple(a["kernel"]), strides=tuple(a["stride"]), padding="valid",
                                name=ctx.name(node)), t)
 
@@ -72,10 +82,8 @@ def emit_avg_pool(ctx: EmitContext, node: Node, x: Value):
     a = node.attrs
     n = len(a["kernel"])
     pads = _pool_pads(node)
-    cls = {1: keras.layers.AveragePooling1D, 2: keras.layers.AveragePooling2D, 3: keras.layers.AveragePooling3D}[n]
     t = pad_spatial(ctx, node, ctx.tensor(x), pads, n)
-    out = ctx.layer(node, cls(pool_size=tuple(a["kernel"]), strides=tuple(a["stride"]), padding="valid",
-                              name=ctx.name(node)), t)
+    out = _valid_pool(ctx, node, x, t, "avg")
     # Keras divides by the full window; torch by the window's overlap with the input (and with
     # the symmetric padding when count_include_pad), or by divisor_override
     spatial = x.type.shape[2:]
@@ -136,8 +144,11 @@ def _adaptive(ctx: EmitContext, node: Node, x: Value, kind: str):
     if all(o == 1 for o in out):
         return ctx.layer(node, _GLOBAL[kind, n](keepdims=True, name=ctx.name(node)), ctx.tensor(x))
     if all(s % o == 0 for s, o in zip(spatial, out)):
-        k = tuple(s // o for s, o in zip(spatial, out))
-        return ctx.layer(node, _WINDOWED[kind, n](pool_size=k, strides=k, name=ctx.name(node)), ctx.tensor(x))
+        k = [s // o for s, o in zip(spatial, out)]
+        if n == 3:  # (TFLite has no 3-d pool builtin: two 2-d pools)
+            return ctx.op_on(node, "pool_3d", [ctx.tensor(x)], kind=kind, kernel=k, stride=k)
+        return ctx.layer(node, _WINDOWED[kind, n](pool_size=tuple(k), strides=tuple(k), name=ctx.name(node)),
+                         ctx.tensor(x))
     raise EmissionError(f"adaptive pooling from {tuple(spatial)} to {tuple(out)} (not a divisor) is not supported yet"
                         f" ({node.loc})")
 

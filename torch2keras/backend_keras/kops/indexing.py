@@ -29,9 +29,17 @@ def _take(x, index, axis):
 
 def _scatter_flat(x, index, src, reduce, include_self):
     shape = tuple(x.shape)
-    n = int(np.prod(shape)) if shape else 1
-    xf = ops.reshape(x, (n,))
-    src = ops.broadcast_to(src, tuple(index.shape)) if tuple(src.shape) != tuple(index.shape) else src
+    if None in shape:  # (a dynamic batch: as many segments as x has elements at run time)
+        shape = tuple(ops.shape(x))
+        n = ops.prod(ops.convert_to_tensor(shape, "int32"))
+    else:
+        n = int(np.prod(shape)) if shape else 1
+    xf = ops.reshape(x, (-1,))
+    if tuple(src.shape) != tuple(index.shape):
+        same = len(src.shape) == len(index.shape) and all(s is None or s == i for s, i in zip(src.shape, index.shape))
+        # (a src of index's sizes, some known at run time only: its static shape; else broadcast)
+        src = ops.reshape(src, tuple(index.shape)) if same and None not in index.shape else \
+            ops.broadcast_to(src, tuple(index.shape))
     ids = ops.reshape(ops.cast(index, "int32"), (-1,))
     u = ops.reshape(ops.cast(src, x.dtype), (-1,))
     m = ids.shape[0] if ids.shape[0] is not None else ops.shape(ids)[0]  # (a dynamic count of updates)

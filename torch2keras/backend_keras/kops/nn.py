@@ -12,13 +12,18 @@ from .registry import register
 __all__: list[str] = []
 
 
+def _sizes(x) -> list:
+    """x's shape: ints where static, run-time scalars elsewhere (a dynamic batch)."""
+    return [d if d is not None else ops.shape(x)[i] for i, d in enumerate(x.shape)]
+
+
 def _dilate_zeros(x, axis, factor):
-    """Insert factor - 1 zeros between the elements of x along axis."""
+    """Insert factor - 1 zeros between the elements of x along axis (a static axis)."""
     if factor == 1:
         return x
     parts = [ops.expand_dims(x, axis + 1)] + [ops.expand_dims(ops.zeros_like(x), axis + 1)] * (factor - 1)
     y = ops.concatenate(parts, axis=axis + 1)
-    shape = list(x.shape)
+    shape = _sizes(x)
     shape[axis] = shape[axis] * factor
     y = ops.reshape(y, shape)
     index = [slice(None)] * len(shape)
@@ -31,7 +36,7 @@ def _pad_or_crop(x, pads):
     grow = [[max(lo, 0), max(hi, 0)] for lo, hi in pads]
     if any(p for pair in grow for p in pair):
         x = ops.pad(x, grow)
-    index = tuple(slice(max(-lo, 0), x.shape[i] - max(-hi, 0)) for i, (lo, hi) in enumerate(pads))
+    index = tuple(slice(max(-lo, 0), x.shape[i] - max(-hi, 0) if hi < 0 else None) for i, (lo, hi) in enumerate(pads))
     return x[index]
 
 
@@ -46,11 +51,11 @@ def _integer_conv(x, kernel, strides, dilation):
     for d in range(n):
         pos = np.arange(out[d])[:, None] * strides[d] + np.arange(k[d])[None, :] * dilation[d]
         ids = (ids[:, None, :, None] * spatial[d] + pos[None, :, None, :]).reshape(ids.shape[0] * out[d], -1)
-    flat = ops.reshape(x, (x.shape[0], int(np.prod(spatial)), c))
+    flat = ops.reshape(x, (-1, int(np.prod(spatial)), c))  # (-1: the batch, static or not)
     patches = ops.take(flat, ops.convert_to_tensor(ids.astype(np.int32)), axis=1)  # [N, P, K, C]
-    patches = ops.reshape(patches, (x.shape[0], ids.shape[0], ids.shape[1] * c))
+    patches = ops.reshape(patches, (-1, ids.shape[0], ids.shape[1] * c))
     y = ops.matmul(patches, ops.reshape(kernel, (ids.shape[1] * c, o)))
-    return ops.reshape(y, (x.shape[0], *out, o))
+    return ops.reshape(y, (-1, *out, o))
 
 
 def _conv_one(x, kernel, strides, dilation):

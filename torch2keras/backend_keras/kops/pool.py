@@ -1,5 +1,5 @@
-"""Kernels of the pool family's ops without a Keras layer: depth/space rearrangements, ``resize``
-to arbitrary sizes and ``grid_sample``."""
+"""Kernels of the pool family's ops without a Keras layer: 3-d pools as 2-d ones (TFLite has no
+3-d pool builtin), depth/space rearrangements, ``resize`` to arbitrary sizes and ``grid_sample``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,18 @@ def _space_to_depth(x, block):
     x = ops.reshape(x, (n, h // block, block, w // block, block, c))
     x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
     return ops.reshape(x, (n, h // block, w // block, c * block * block))
+
+
+def _pool_3d(x, kind, kernel, stride):
+    """A VALID 3-d max or average pool of channels-last [N, D, H, W, C] (D, H, W, C static) as two
+    2-d pools: over (H, W) with the depth folded into the batch, then over (D, 1) with H * W as the
+    width. Max and mean over a box are separable (every window is whole: padding is explicit)."""
+    pool = ops.max_pool if kind == "max" else ops.average_pool
+    _, d, h, w, c = x.shape
+    planes = pool(ops.reshape(x, (-1, h, w, c)), tuple(kernel[1:]), tuple(stride[1:]), padding="valid")
+    h2, w2 = planes.shape[1], planes.shape[2]
+    columns = pool(ops.reshape(planes, (-1, d, h2 * w2, c)), (kernel[0], 1), (stride[0], 1), padding="valid")
+    return ops.reshape(columns, (-1, columns.shape[1], h2, w2, c))
 
 
 def _resize(x, size, interpolation):
@@ -133,6 +145,6 @@ def _grid_sample(x, grid, mode, padding_mode, align_corners):
 
 
 register({
-    "depth_to_space": _depth_to_space, "space_to_depth": _space_to_depth, "resize": _resize,
+    "pool_3d": _pool_3d, "depth_to_space": _depth_to_space, "space_to_depth": _space_to_depth, "resize": _resize,
     "grid_sample": _grid_sample,
 })

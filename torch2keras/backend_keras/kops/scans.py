@@ -2,7 +2,9 @@
 and ``topk``.
 
 Scans Keras has no op for, and cumprod (TFLite has no CUMPROD), run as a Hillis-Steele scan
-(log2(n) steps of elementwise ops), which converts to plain TFLite builtins.
+(log2(n) steps of elementwise ops), which converts to plain TFLite builtins. Along an axis of
+run-time size (a dynamic batch) the number of steps is unknown: there every prefix is reduced at
+once, over an [n, n] mask of the positions j <= i (n^2 elements, plain builtins again).
 """
 
 from __future__ import annotations
@@ -69,7 +71,47 @@ def _logaddexp(a, b):
     return ops.where(ops.equal(m, -np.inf), m, ops.where(ops.isinf(m), m, out))
 
 
+def _prefixes(x, axis, fill):
+    """x with its ``axis`` last and a new axis before it: element [..., i, j] is x[..., j] where
+    j <= i, else ``fill`` (each row i holds the prefix ending at i), and the positions j."""
+    moved = ops.moveaxis(x, axis, -1)
+    pos = ops.arange(ops.shape(moved)[-1], dtype="int32")
+    before = ops.less_equal(pos[None, :], pos[:, None])
+    return ops.where(before, ops.expand_dims(moved, -2), ops.cast(fill, x.dtype)), before, pos
+
+
+def _prefix_reduced(x, axis, kind):
+    """The scan ``kind`` (prod | logsumexp) along an axis of run-time size: every prefix reduced."""
+    rows, _, _ = _prefixes(x, axis, 1 if kind == "prod" else -np.inf)
+    out = ops.prod(rows, axis=-1) if kind == "prod" else ops.logsumexp(rows, axis=-1)
+    return ops.moveaxis(out, -1, axis)
+
+
+def _prefix_extreme(x, axis, kind):
+    """cummax / cummin along an axis of run-time size: each prefix's extreme and the last position
+    holding it (the last NaN where the prefix has one, as the step-wise scan takes)."""
+    floating = not is_integer(x)
+    if floating:
+        low = -np.inf if kind == "max" else np.inf
+    else:
+        info = np.iinfo(dtype_name(x)) if dtype_name(x) != "bool" else np.iinfo(np.int8)
+        low = info.min if kind == "max" else info.max
+    clean = ops.where(ops.isnan(x), ops.cast(low, x.dtype), x) if floating else x
+    rows, before, pos = _prefixes(clean, axis, low)
+    value = (ops.max if kind == "max" else ops.min)(rows, axis=-1)
+    at = ops.logical_and(before, ops.equal(rows, ops.expand_dims(value, -1)))
+    index = ops.max(ops.where(at, pos, -1), axis=-1)
+    if floating:
+        nan = ops.logical_and(before, ops.expand_dims(ops.isnan(ops.moveaxis(x, axis, -1)), -2))
+        seen = ops.any(nan, axis=-1)
+        value = ops.where(seen, ops.cast(np.nan, x.dtype), value)
+        index = ops.where(seen, ops.max(ops.where(nan, pos, -1), axis=-1), index)
+    return ops.moveaxis(value, -1, axis), ops.cast(ops.moveaxis(index, -1, axis), "int64")
+
+
 def _cumulative(x, axis, kind):
+    if x.shape[axis] is None:
+        return _prefix_reduced(x, axis, kind)
     if kind == "prod":  # (TFLite has no CUMPROD builtin; products of the same factors, zeros and signs exact)
         return _scan((x,), axis, lambda e, l: (e[0] * l[0],))[0]
     if kind == "logsumexp":
@@ -78,6 +120,8 @@ def _cumulative(x, axis, kind):
 
 
 def _cumulative_extreme(x, axis, kind):
+    if x.shape[axis] is None:
+        return _prefix_extreme(x, axis, kind)
     index = ops.zeros_like(x, dtype="int32") + _positions(x, axis)  # (x's batch may be dynamic)
     floating = not is_integer(x)
 

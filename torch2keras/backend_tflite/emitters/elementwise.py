@@ -28,7 +28,7 @@ BINARY = {
     "add": "ADD", "sub": "SUB", "mul": "MUL", "div": "DIV", "pow": "POW", "maximum": "MAXIMUM", "minimum": "MINIMUM",
     "floor_divide": "FLOOR_DIV", "remainder": "FLOOR_MOD", "atan2": "ATAN2", "eq": "EQUAL", "ne": "NOT_EQUAL",
     "lt": "LESS", "le": "LESS_EQUAL", "gt": "GREATER", "ge": "GREATER_EQUAL", "logical_and": "LOGICAL_AND",
-    "logical_or": "LOGICAL_OR", "bitwise_xor": "BITWISE_XOR",
+    "logical_or": "LOGICAL_OR",
 }
 _COMPARE = {"eq", "ne", "lt", "le", "gt", "ge"}
 UNARY = {
@@ -70,11 +70,28 @@ def _operands(ctx: Context, node: Node) -> list[int]:
     return [ctx.cast(t, common, f"cast{i}") for i, t in enumerate(tensors)]
 
 
+# builtins whose LiteRT kernel does not broadcast (ATAN2 takes its first operand's shape and reads
+# both as flat arrays: operands of one rank and different shapes give wrong numbers, not an error)
+_NO_BROADCAST = {"ATAN2"}
+
+
+def _broadcast_to(ctx: Context, t: int, shape: list[int], suffix: str) -> int:
+    """``t`` broadcast to ``shape`` (BROADCAST_TO), or ``t`` where it has that shape."""
+    if list(ctx.shape(t)) == list(shape):
+        return t
+    out = ctx.temp(shape, ctx.dtype(t), suffix)
+    ctx.op("BROADCAST_TO", [t, ctx.ints(list(shape), f"{suffix}_shape")], [out])
+    return out
+
+
 @emitter(*BINARY)
 def emit_binary(ctx: Context, node: Node) -> int:
     op = BINARY[node.op]
     x, y = _operands(ctx, node)
     require_kernel(ctx, node, op, [x])
+    if op in _NO_BROADCAST:
+        shape = list(node.output.type.physical_shape)
+        x, y = _broadcast_to(ctx, x, shape, "broadcast0"), _broadcast_to(ctx, y, shape, "broadcast1")
     return binary(ctx, op, x, y, ctx.result(node), ctx.activation(node))
 
 
@@ -152,13 +169,25 @@ def emit_leaky_relu(ctx: Context, node: Node) -> int:
 
 @emitter("elu")
 def emit_elu(ctx: Context, node: Node) -> int:
+    """ELU; with other alpha / scale / input_scale (selu, celu), which the builtin does not take:
+    scale * where(x > 0, x, alpha * (exp(input_scale * x) - 1))."""
     a = node.attrs
-    if (a["alpha"], a["scale"], a["input_scale"]) != (1.0, 1.0, 1.0):
-        raise DirectExportError(node, f"with alpha/scale/input_scale {a['alpha']}, {a['scale']}, "
-                                      f"{a['input_scale']} has no TFLite builtin (ELU is alpha=1 only)")
+    x = _float_input(ctx, node)
     out = ctx.result(node)
-    ctx.op("ELU", [_float_input(ctx, node)], [out])
-    return out
+    if (a["alpha"], a["scale"], a["input_scale"]) == (1.0, 1.0, 1.0):
+        ctx.op("ELU", [x], [out])
+        return out
+    e = _temp_op(ctx, "EXP", [_mul_scalar(ctx, node, x, a["input_scale"], "scaled")], x, "exp")
+    negative = binary(ctx, "SUB", e, _float_scalar(ctx, node, 1.0, "one"), ctx.temp(ctx.shape(x), np.float32, "expm1"))
+    negative = _mul_scalar(ctx, node, negative, a["alpha"], "alpha")
+    positive = ctx.temp(ctx.shape(x), np.bool_, "positive")
+    ctx.op("GREATER", [x, _float_scalar(ctx, node, 0.0, "zero")], [positive])
+    if a["scale"] == 1.0:
+        ctx.op("SELECT_V2", [positive, x, negative], [out])
+        return out
+    chosen = ctx.temp(ctx.shape(x), np.float32, "chosen")
+    ctx.op("SELECT_V2", [positive, x, negative], [chosen])
+    return _mul_scalar(ctx, node, chosen, a["scale"], "scale", out=out)
 
 
 @emitter("clamp")
@@ -363,9 +392,131 @@ def emit_hypot(ctx: Context, node: Node) -> int:
     return out
 
 
+_BOOL_BITWISE = {"bitwise_and": "LOGICAL_AND", "bitwise_or": "LOGICAL_OR", "bitwise_xor": "NOT_EQUAL"}
+
+
+@emitter("bitwise_and", "bitwise_or", "bitwise_xor")
+def emit_bitwise(ctx: Context, node: Node) -> int:
+    """On bools, the logical builtins (xor: NOT_EQUAL); on integers, BITWISE_XOR (8 to 32 bits;
+    TFLite has no AND / OR of integers)."""
+    x, y = _operands(ctx, node)
+    out = ctx.result(node)
+    if ctx.dtype(x) == np.bool_:
+        ctx.op(_BOOL_BITWISE[node.op], [x, y], [out])
+        return out
+    if node.op != "bitwise_xor":
+        raise DirectExportError(node, f"on {ctx.dtype(x)} values has no TFLite builtin (bools only)")
+    require_kernel(ctx, node, "BITWISE_XOR", [x])
+    return binary(ctx, "BITWISE_XOR", x, y, out)
+
+
 @emitter("logical_xor")
 def emit_logical_xor(ctx: Context, node: Node) -> int:
     x, y = (ctx.cast(ctx.tensor(v), np.bool_, f"bool{k}") for k, v in enumerate(node.inputs))
     out = ctx.result(node)
     ctx.op("NOT_EQUAL", [x, y], [out])
+    return out
+
+
+# ---------------------------------------------------------------------------- special functions
+# (the forms of backend_keras/kops/elementwise.py, in builtins: a Taylor series where the
+# identity cancels, Abramowitz and Stegun 7.1.26 for erfc, |error| < 1.5e-7)
+
+_ERFC_P = 0.3275911
+_ERFC_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+_ERF_SERIES = [c * 2 / math.sqrt(math.pi) for c in (1.0, -1 / 3, 1 / 10, -1 / 42, 1 / 216, -1 / 1320, 1 / 9360)]
+_ASINH_SERIES = [1.0, -1 / 6, 3 / 40, -15 / 336, 105 / 3456]
+_LARGE = 1e10  # above it, x * x may overflow: asinh takes log(2x)
+
+
+def _horner(ctx: Context, node: Node, t: int, coefs, suffix: str) -> int:
+    """c0 + c1 t + c2 t^2 + ... (MUL and ADD of scalar constants)."""
+    acc = _mul_scalar(ctx, node, t, coefs[-1], f"{suffix}_{len(coefs) - 1}")
+    for k in range(len(coefs) - 2, -1, -1):
+        acc = binary(ctx, "ADD", acc, _float_scalar(ctx, node, coefs[k], f"{suffix}_c{k}"),
+                     ctx.temp(ctx.shape(t), np.float32, f"{suffix}_add{k}"))
+        if k:
+            acc = binary(ctx, "MUL", acc, t, ctx.temp(ctx.shape(t), np.float32, f"{suffix}_mul{k}"))
+    return acc
+
+
+def _odd_series(ctx: Context, node: Node, x: int, coefs, suffix: str) -> int:
+    """x (c0 + c1 x^2 + c2 x^4 + ...)."""
+    square = _temp_op(ctx, "SQUARE", [x], x, f"{suffix}_square")
+    return binary(ctx, "MUL", x, _horner(ctx, node, square, coefs, suffix), ctx.temp(ctx.shape(x), np.float32,
+                                                                                      f"{suffix}_odd"))
+
+
+def _clip(ctx: Context, node: Node, x: int, low: float, high: float, suffix: str) -> int:
+    above = binary(ctx, "MAXIMUM", x, _float_scalar(ctx, node, low, f"{suffix}_low"),
+                   ctx.temp(ctx.shape(x), np.float32, f"{suffix}_max"))
+    return binary(ctx, "MINIMUM", above, _float_scalar(ctx, node, high, f"{suffix}_high"),
+                  ctx.temp(ctx.shape(x), np.float32, f"{suffix}_min"))
+
+
+def _below(ctx: Context, node: Node, x: int, bound: float, suffix: str) -> int:
+    flags = ctx.temp(ctx.shape(x), np.bool_, suffix)
+    ctx.op("LESS", [x, _float_scalar(ctx, node, bound, f"{suffix}_bound")], [flags])
+    return flags
+
+
+def _erfc_tail(ctx: Context, node: Node, ax: int) -> int:
+    """erfc(|x|) for |x| >= 0.5: t P(t) exp(-x^2), t = 1 / (1 + p |x|)."""
+    shape = ctx.shape(ax)
+    ax = binary(ctx, "MAXIMUM", ax, _float_scalar(ctx, node, 0.5, "half"), ctx.temp(shape, np.float32, "tail_x"))
+    denominator = binary(ctx, "ADD", _mul_scalar(ctx, node, ax, _ERFC_P, "p_x"), _float_scalar(ctx, node, 1.0, "one"),
+                         ctx.temp(shape, np.float32, "one_plus_p_x"))
+    t = binary(ctx, "DIV", _float_scalar(ctx, node, 1.0, "one_t"), denominator, ctx.temp(shape, np.float32, "t"))
+    poly = binary(ctx, "MUL", _horner(ctx, node, t, _ERFC_A, "poly"), t, ctx.temp(shape, np.float32, "t_poly"))
+    gauss = _temp_op(ctx, "EXP", [_temp_op(ctx, "NEG", [_temp_op(ctx, "SQUARE", [ax], ax, "x2")], ax, "neg_x2")],
+                     ax, "gauss")
+    return binary(ctx, "MUL", poly, gauss, ctx.temp(shape, np.float32, "tail"))
+
+
+@emitter("erf", "erfc")
+def emit_erf(ctx: Context, node: Node) -> int:
+    """|x| < 0.5: the Taylor series of erf; else 1 - erfc(|x|) with x's sign (erfc: the tail, or
+    2 - tail for negative x)."""
+    x = _float_input(ctx, node)
+    shape = ctx.shape(x)
+    ax = _temp_op(ctx, "ABS", [x], x, "abs")
+    series = _odd_series(ctx, node, _clip(ctx, node, x, -0.5, 0.5, "clip"), _ERF_SERIES, "series")
+    tail = _erfc_tail(ctx, node, ax)
+    one = _float_scalar(ctx, node, 1.0, "one_minus")
+    if node.op == "erf":
+        large = binary(ctx, "MUL", _temp_op(ctx, "SIGN", [x], x, "sign"),
+                       binary(ctx, "SUB", one, tail, ctx.temp(shape, np.float32, "one_minus_tail")),
+                       ctx.temp(shape, np.float32, "signed"))
+        small = series
+    else:
+        negative = binary(ctx, "SUB", _float_scalar(ctx, node, 2.0, "two"), tail, ctx.temp(shape, np.float32, "two_minus"))
+        large = ctx.temp(shape, np.float32, "large")
+        ctx.op("SELECT_V2", [_below(ctx, node, x, 0.0, "negative"), negative, tail], [large])
+        small = binary(ctx, "SUB", one, series, ctx.temp(shape, np.float32, "one_minus_series"))
+    out = ctx.result(node)
+    ctx.op("SELECT_V2", [_below(ctx, node, ax, 0.5, "small"), small, large], [out])
+    return out
+
+
+@emitter("asinh")
+def emit_asinh(ctx: Context, node: Node) -> int:
+    """sign(x) log(|x| + sqrt(x^2 + 1)); log(2 |x|) above 1e10; the Taylor series below 0.125."""
+    x = _float_input(ctx, node)
+    shape = ctx.shape(x)
+    ax = _temp_op(ctx, "ABS", [x], x, "abs")
+    capped = binary(ctx, "MINIMUM", ax, _float_scalar(ctx, node, _LARGE, "large"), ctx.temp(shape, np.float32, "capped"))
+    radicand = binary(ctx, "ADD", _temp_op(ctx, "SQUARE", [capped], x, "square"), _float_scalar(ctx, node, 1.0, "one"),
+                      ctx.temp(shape, np.float32, "radicand"))
+    mid = _temp_op(ctx, "LOG", [binary(ctx, "ADD", ax, _temp_op(ctx, "SQRT", [radicand], x, "root"),
+                                       ctx.temp(shape, np.float32, "sum"))], x, "mid")
+    big = binary(ctx, "ADD", _temp_op(ctx, "LOG", [ax], x, "log_abs"), _float_scalar(ctx, node, math.log(2.0), "ln2"),
+                 ctx.temp(shape, np.float32, "big"))
+    magnitude = ctx.temp(shape, np.float32, "magnitude")
+    huge = ctx.temp(shape, np.bool_, "huge")
+    ctx.op("GREATER", [ax, _float_scalar(ctx, node, _LARGE, "large_bound")], [huge])
+    ctx.op("SELECT_V2", [huge, big, mid], [magnitude])
+    signed = binary(ctx, "MUL", _temp_op(ctx, "SIGN", [x], x, "sign"), magnitude, ctx.temp(shape, np.float32, "signed"))
+    out = ctx.result(node)
+    ctx.op("SELECT_V2", [_below(ctx, node, ax, 0.125, "small"), _odd_series(ctx, node, x, _ASINH_SERIES, "series"),
+                         signed], [out])
     return out

@@ -1,8 +1,9 @@
 """Emitters of the gathering and scattering IR ops: ``index_select`` (GATHER along the stored
 axis, or -- for a constant channel shuffle, ``ir.shuffle.shuffle_groups`` -- a RESHAPE,
 TRANSPOSE, RESHAPE), ``embedding`` (GATHER of the table's rows; EMBEDDING_LOOKUP of an int8 /
-int4 table, ``weight_quantization.py``) and ``scatter_flat`` (segment
-reductions over the flattened tensor: UNSORTED_SEGMENT_SUM / _MAX, GATHER, SELECT_V2).
+int4 table, ``weight_quantization.py``), ``gather`` (torch.gather: GATHER_ND of every result
+element's coordinates, the index on the gathered axis) and ``scatter_flat`` (segment reductions
+over the flattened tensor: UNSORTED_SEGMENT_SUM / _MAX, GATHER, SELECT_V2).
 """
 
 from __future__ import annotations
@@ -52,6 +53,31 @@ def emit_index_select(ctx: Context, node: Node) -> int:
     if index.type.rank != 1 and x.type.layout is not None:
         raise DirectExportError(node, "with a multi-dimensional index on a re-laid-out input is not supported")
     return _gather(ctx, node, ctx.tensor(x), index, x.type.physical_axis(node.attrs["axis"]))
+
+
+@emitter("gather")
+def emit_gather(ctx: Context, node: Node) -> int:
+    """out[p] = x[p with the gathered axis replaced by index[p]] (stored order: x and the index are
+    stored alike): GATHER_ND with coordinates over the index's shape -- constants for a constant
+    index, else the index concatenated with constant grids of the other axes."""
+    x, index = node.inputs
+    axis = x.type.physical_axis(node.attrs["axis"])
+    shape = [int(d) for d in index.type.physical_shape]
+    grids = np.indices(shape, dtype=np.int32)
+    if ctx.is_const(index):
+        grids[axis] = ctx.const(index)
+        coords = ctx.constant(np.stack(list(grids), -1).astype(np.int32), ctx.local_name("coordinates"))
+    else:
+        ids = ctx.reshape(ctx.cast(ctx.tensor(index), np.int32, "index"), shape + [1], "index_column")
+        columns = [ids if k == axis else ctx.constant(grids[k][..., None], ctx.local_name(f"grid{k}"))
+                   for k in range(len(shape))]
+        coords = ctx.temp(shape + [len(shape)], np.int32, "coordinates")
+        options = fb.ConcatenationOptionsT()
+        options.axis = len(shape)
+        ctx.op("CONCATENATION", columns, [coords], options)
+    out = ctx.result(node)
+    ctx.op("GATHER_ND", [ctx.tensor(x), coords], [out])
+    return out
 
 
 @emitter("embedding")

@@ -1,7 +1,7 @@
 """Emitters of the layers with weights: ``conv`` and the matrix products ``linear`` and ``matmul``.
 
 ``conv``: CONV_2D (grouped too), DEPTHWISE_CONV_2D and TRANSPOSE_CONV, 1-d convolutions as 2-d
-ones over a height of 1, with the fused activation the plan gives. The input is channels-last
+ones over a height of 1, CONV_3D and CONV_3D_TRANSPOSE, with the fused activation the plan gives. The input is channels-last
 (the layout pass puts every conv there). Weights are rearranged from torch's
 [out, in / groups, *kernel] to TFLite's [out, *kernel, in / groups] (depthwise:
 [1, *kernel, in * multiplier]; transposed: torch's [in, out, *kernel] to [out, *kernel, in]).
@@ -47,22 +47,24 @@ def _as_2d(node: Node) -> dict:
 def emit_conv(ctx: Context, node: Node) -> int:
     x, w = node.inputs[0], node.inputs[1]
     b = node.inputs[2] if len(node.inputs) > 2 else None
-    if x.type.rank not in (3, 4):
-        raise DirectExportError(node, f"{x.type.rank - 2}-d convolution is not supported (1-d and 2-d are)")
+    if x.type.rank not in (3, 4, 5):
+        raise DirectExportError(node, f"{x.type.rank - 2}-d convolution is not supported (1-d to 3-d are)")
     if not ctx.is_const(w) or (b is not None and not ctx.is_const(b)):
         raise DirectExportError(node, "with weights computed by the model is not supported")
     if x.type.dtype not in ("f32", "f16"):
         raise DirectExportError(node, f"on {x.type.dtype} values is not supported (float only)")
+    bias = ctx.const(b).astype(np.float32) if b is not None else None
+    if node.id in ctx.plan.bias_shift:  # (a hardsigmoid's + 3, see plan.py)
+        bias = (bias if bias is not None else np.zeros(w.type.shape[1 if node.attrs["transposed"] else 0],
+                                                       np.float32)) + np.float32(ctx.plan.bias_shift[node.id])
+    if x.type.rank == 5:
+        return _conv_3d(ctx, node, ctx.const(w).astype(np.float32), bias)
     geometry = _as_2d(node)
     tensor = ctx.tensor(x)
     n = x.type.shape[0]
     if x.type.rank == 3:  # [N, L, C] -> [N, 1, L, C]
         tensor = ctx.reshape(tensor, [n, 1, x.type.shape[2], x.type.shape[1]], "as_2d")
     weight = ctx.const(w).astype(np.float32).reshape(*w.type.shape[:2], *geometry["kernel"])
-    bias = ctx.const(b).astype(np.float32) if b is not None else None
-    if node.id in ctx.plan.bias_shift:  # (a hardsigmoid's + 3, see plan.py)
-        bias = (bias if bias is not None else np.zeros(w.type.shape[1 if node.attrs["transposed"] else 0],
-                                                       np.float32)) + np.float32(ctx.plan.bias_shift[node.id])
     out_shape = list(node.output.type.physical_shape)
     out_2d = out_shape if x.type.rank == 4 else [n, 1, out_shape[1], out_shape[2]]
     result = ctx.result(node) if x.type.rank == 4 else ctx.temp(out_2d, np.float32, "conv_2d")
@@ -164,6 +166,75 @@ def _plain_transposed_kernel(weight: np.ndarray, groups: int, g: dict) -> tuple[
         weight = spread
         g = {**g, "kernel": list(spread.shape[2:]), "dilation": [1, 1]}
     return weight, g
+
+
+# ---------------------------------------------------------------------------- 3-d convolutions
+
+
+def _dense_kernel(weight: np.ndarray, groups: int, dilation) -> np.ndarray:
+    """torch's kernel ([O, I / g, *k], transposed [I, O / g, *k]) as the dense undilated one
+    (CONV_3D and CONV_3D_TRANSPOSE have no groups; the transposed one no dilation): block-diagonal
+    over the groups, zeros between the taps of a dilated kernel. Exact; the zeros cost compute."""
+    if groups > 1:
+        rows, cols = weight.shape[:2]
+        dense = np.zeros((rows, cols * groups, *weight.shape[2:]), np.float32)
+        step = rows // groups
+        for j in range(groups):
+            dense[j * step:(j + 1) * step, j * cols:(j + 1) * cols] = weight[j * step:(j + 1) * step]
+        weight = dense
+    if any(d != 1 for d in dilation):
+        k = weight.shape[2:]
+        spread = np.zeros((*weight.shape[:2], *[d * (s - 1) + 1 for d, s in zip(dilation, k)]), np.float32)
+        spread[(slice(None), slice(None), *[slice(None, None, d) for d in dilation])] = weight
+        weight = spread
+    return weight
+
+
+def _conv_3d(ctx: Context, node: Node, weight: np.ndarray, bias: Optional[np.ndarray]) -> int:
+    """CONV_3D (torch's padding as a PAD, VALID windows), or for a transposed convolution
+    CONV_3D_TRANSPOSE to the full size, its output padding PADded, torch's padding cropped and the
+    bias added last (with the fused activation). Input and output stored [N, D, H, W, C]."""
+    x, a = node.inputs[0], node.attrs
+    if x.type.perm != (0, 2, 3, 4, 1):
+        raise DirectExportError(node, f"3-d convolution of a value stored as {x.type} (not channels-last) is not "
+                                      f"supported")
+    tensor, pads, out = ctx.tensor(x), list(a["padding"]), ctx.result(node)
+    options = fb.Conv3DOptionsT()
+    options.padding = _VALID
+    options.strideD, options.strideH, options.strideW = a["stride"]
+    if not a["transposed"]:
+        kernel = _dense_kernel(weight, a["groups"], [1, 1, 1]).transpose(2, 3, 4, 1, 0)  # [kd, kh, kw, I, O]
+        options.dilationDFactor, options.dilationHFactor, options.dilationWFactor = a["dilation"]
+        options.fusedActivationFunction = ctx.activation(node)
+        if any(pads):
+            tensor = _pad_5d(ctx, tensor, [(0, 0)] + [(pads[2 * i], pads[2 * i + 1]) for i in range(3)] + [(0, 0)])
+        bias_t = ctx.constant(bias if bias is not None else np.zeros(kernel.shape[-1], np.float32),
+                              f"{ctx.scope(node)}/bias", weight=True)
+        filter_t = ctx.constant(np.ascontiguousarray(kernel), f"{ctx.scope(node)}/filter", weight=True)
+        ctx.op("CONV_3D", [tensor, filter_t, bias_t], [out], options)
+        return out
+    kernel = _dense_kernel(weight, a["groups"], a["dilation"]).transpose(2, 3, 4, 1, 0)  # [kd, kh, kw, O, I]
+    n, *size, _ = ctx.shape(tensor)
+    full = [n, *[(d - 1) * s + k for d, s, k in zip(size, a["stride"], kernel.shape[:3])], kernel.shape[3]]
+    target = ctx.temp(full, np.float32, "full")
+    filter_t = ctx.constant(np.ascontiguousarray(kernel), f"{ctx.scope(node)}/filter", weight=True)
+    ctx.op("CONV_3D_TRANSPOSE", [ctx.ints(full, "output_shape"), filter_t, tensor], [target], options)
+    extra = list(a["output_padding"] or [0, 0, 0])
+    if any(extra):
+        target = _pad_5d(ctx, target, [(0, 0)] + [(0, e) for e in extra] + [(0, 0)])
+    want = list(ctx.shape(out))
+    cropped = ctx.temp(want, np.float32, "cropped")
+    ctx.op("SLICE", [target, ctx.ints([0, pads[0], pads[2], pads[4], 0], "crop_begin"), ctx.ints(want, "crop_size")],
+           [cropped])
+    bias = bias if bias is not None else np.zeros(want[-1], np.float32)
+    return binary(ctx, "ADD", cropped, ctx.constant(bias, f"{ctx.scope(node)}/bias"), out, ctx.activation(node))
+
+
+def _pad_5d(ctx: Context, x: int, pairs: list) -> int:
+    shape = [d + lo + hi for d, (lo, hi) in zip(ctx.shape(x), pairs)]
+    out = ctx.temp(shape, ctx.dtype(x), "pad")
+    ctx.op("PAD", [x, ctx.ints([list(p) for p in pairs], "paddings")], [out])
+    return out
 
 
 # ---------------------------------------------------------------------------- matrix products

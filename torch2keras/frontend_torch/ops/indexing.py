@@ -327,7 +327,7 @@ def lower_embedding_renorm(ctx, weight, indices, max_norm, norm_type):
 
 # what scatter emits: the element ids (normalized indices times strides), the part of src it reads
 # and the scatter
-_SCATTER_OPS = ("where", "lt", "add", "mul", "slice", "expand", "scatter_flat")
+_SCATTER_OPS = ("where", "lt", "add", "mul", "slice", "dynamic_slice", "expand", "scatter_flat")
 
 
 def _as_rank1(ctx, *values):
@@ -349,10 +349,11 @@ def _scatter_ids(ctx, x: Value, dim: int, index: Value) -> Value:
 
 
 def _src_region(ctx, src, ishape):
-    """The part of src that scatter reads: src[:i0, :i1, ...] for an index of shape ishape."""
+    """The part of src that scatter reads: src[:i0, :i1, ...] for an index of shape ishape (torch
+    requires src to hold it: where src's size is known at run time only, the slice has length i)."""
     for axis, size in enumerate(ishape):
         if src.type.shape[axis] != size:
-            src = slice_(ctx, src, axis, 0, size)
+            src = slice_(ctx, src, axis, 0, size, length=size)
     return src
 
 

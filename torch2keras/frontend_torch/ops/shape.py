@@ -4,8 +4,8 @@ rolls, and writing into slices."""
 from __future__ import annotations
 
 from ...ir import Value
-from ..registry import LoweringContext, lowering
-from ..symbolic import INT32_MAX
+from ..registry import LoweringContext, lowering, tensor_type
+from ..symbolic import INT32_MAX, dim_of, expression
 from .common import aten, dynamic_slice, expand, norm_axes, norm_axis, overloads, permute, slice_
 
 
@@ -51,9 +51,24 @@ def lower_expand(ctx, x, shape, *args, **kwargs):
     return expand(ctx, x, out)
 
 
-@lowering(aten.repeat.default, emits=("tile",))
+@lowering(aten.repeat.default, emits=("tile", "dynamic_expand"))
 def lower_repeat(ctx, x, repeats):
-    return ctx.emit("tile", [x], reps=list(repeats))
+    if all(isinstance(r, int) for r in repeats):
+        return ctx.emit("tile", [x], reps=list(repeats))
+    return _repeat_run_time(ctx, x, repeats)
+
+
+def _repeat_run_time(ctx: LoweringContext, x: Value, repeats) -> Value:
+    """``x.repeat(*repeats)`` with counts known at run time only (e.g. the batch size, as
+    instance_norm repeats its weights): the copies of each axis as a new axis before it -- x
+    reshaped to [1, d0, 1, d1, ...], broadcast to [r0, d0, r1, d1, ...] -- merged into it."""
+    out = list(ctx.out_type.shape)
+    shape = [1] * (len(repeats) - x.type.rank) + list(x.type.shape)
+    counts = [dim_of(expression(o) / expression(d)) for o, d in zip(out, shape)]
+    spread = ctx.reshape(x, [d for s in shape for d in (1, s)])
+    sizes = ctx.sizes.vector([d for r, s in zip(repeats, shape) for d in (r, s)])
+    copies = ctx.emit("dynamic_expand", [spread, sizes], shape=[d for c, s in zip(counts, shape) for d in (c, s)])
+    return ctx.reshape(copies, out)
 
 
 @lowering(aten.cat.default, aten.concat.default, emits=("concat",))
@@ -112,7 +127,7 @@ def _dynamic_select(ctx: LoweringContext, x: Value, axis: int, index) -> Value:
 def _split(ctx, x, sizes, dim):
     axis = norm_axis(dim, x.type.rank)
     if isinstance(x.type.shape[axis], str) or any(not isinstance(s, int) for s in sizes):
-        raise ctx.fail(f"splitting along an axis of run-time size ({x.type.shape[axis]}) is not supported yet")
+        return _split_run_time(ctx, x, sizes, axis)
     outs, start = [], 0
     for s in sizes:
         outs.append(slice_(ctx, x, axis, start, start + s))
@@ -120,7 +135,26 @@ def _split(ctx, x, sizes, dim):
     return tuple(outs)
 
 
-@lowering(*overloads("split_with_sizes", "default"), emits=("slice",))
+def _split_run_time(ctx, x, sizes, axis):
+    """Pieces of sizes known at run time only (e.g. a dynamic batch cut in two): one
+    ``dynamic_slice`` each, its bounds the running sums of the sizes (the last to the end), its
+    length torch's."""
+    pieces = ctx.meta_val if isinstance(ctx.meta_val, (tuple, list)) else [ctx.meta_val]
+    outs, start = [], 0
+    for k, (size, piece) in enumerate(zip(sizes, pieces)):
+        size = ctx.sizes.value(size)
+        if k == len(sizes) - 1:
+            end = INT32_MAX
+        elif isinstance(start, int) and isinstance(size, int):
+            end = start + size
+        else:
+            end = ctx.emit_ambient("add", [ctx.sizes.scalar(start), ctx.sizes.scalar(size)])
+        outs.append(dynamic_slice(ctx, x, axis, start, end, 1, tensor_type(piece).shape[axis]))
+        start = end
+    return tuple(outs)
+
+
+@lowering(*overloads("split_with_sizes", "default"), emits=("slice", "dynamic_slice"))
 def lower_split_with_sizes(ctx, x, split_sizes, dim=0):
     return _split(ctx, x, split_sizes, dim)
 

@@ -3,7 +3,7 @@
 A static key/value cache written out of place (``generative.cache.written``) is
 ``where(rows outside [s, s + T), x, u)`` over the whole cache x: every call reads and writes all
 of it. The same result is ``dynamic_update_slice(x, rows, s)``, which copies x and writes the T
-new rows only (TFLite's DYNAMIC_UPDATE_SLICE; its runtime may even update in place). Matched:
+new rows only (TFLite's DYNAMIC_UPDATE_SLICE: no pass over the cache to select). Matched:
 
 * ``where(cond, x, u)`` (or ``where(cond', u, x)`` with the complementary condition) whose
   result has x's shape and dtype;

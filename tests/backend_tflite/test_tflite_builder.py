@@ -182,7 +182,8 @@ def test_stacked_parts_are_one_buffer_written_part_after_part(tmp_path):
     for k in range(2):
         g = model.subgraph(f"fn{k}")
         x, y = g.tensor([2, 4], "f32", "x"), g.tensor([2, 3], "f32", "y")
-        g.operator("FULLY_CONNECTED", [x, g.constant(Stacked([top, bottom]), "w"), -1], [y], fb.FullyConnectedOptionsT())
+        w = g.constant(Stacked([top, bottom]), "w")
+        g.operator("FULLY_CONNECTED", [x, w, -1], [y], fb.FullyConnectedOptionsT())
         g.inputs, g.outputs = [x], [y]
         model.signature(f"fn{k}", k, {"x": x}, {"y": y})
     assert model.num_buffers == 2 and model.weight_bytes == W.nbytes

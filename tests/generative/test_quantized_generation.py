@@ -44,5 +44,6 @@ def test_signatures_share_one_quantization_of_each_weight(tmp_path, monkeypatch)
     layers = len(model.model.layers)
     # each linear layer's weight and the embedding table, once; q, k and v stacked, gate and up stacked
     assert len(calls) == len(linears) + 1 - layers * (2 + 1)
-    stacked = model.model.layers[0].self_attn.q_proj.out_features + 2 * model.model.layers[0].self_attn.k_proj.out_features
+    attention = model.model.layers[0].self_attn
+    stacked = attention.q_proj.out_features + 2 * attention.k_proj.out_features
     assert calls.count((stacked, model.config.hidden_size)) == layers

@@ -900,7 +900,8 @@ def _small_graph():
 def test_registered_passes_are_found_by_name():
     assert set(DEFAULT_PIPELINE) <= set(PASSES)
     assert DEFAULT_PIPELINE == ["simplify", "fold_batchnorm", "fold_channel_permutation", "group_query_attention",
-                                "update_slice_from_select", "canonicalize_reshapes", "assign_layout", "simplify_transposes", "compose_transposes", "cleanup"]
+                                "update_slice_from_select", "canonicalize_reshapes", "assign_layout",
+                                "simplify_transposes", "compose_transposes", "cleanup"]
     groups = {name: [p.name for p in get_pass(name).passes] for name in ("simplify", "simplify_transposes", "cleanup")}
     assert groups == {"simplify": ["dce", "fold_constants"],
                       "simplify_transposes": ["fold_constants", "cancel_transposes", "dce"],

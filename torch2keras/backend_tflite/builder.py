@@ -76,8 +76,10 @@ class Stacked:
         return ("stacked", *(_content_key(p) for p in self.parts))
 
     def same(self, other: Any) -> bool:
-        return isinstance(other, Stacked) and len(other.parts) == len(self.parts) and all(
-            a.shape == b.shape and (_same_memory(a, b) or np.array_equal(a, b)) for a, b in zip(self.parts, other.parts))
+        if not isinstance(other, Stacked) or len(other.parts) != len(self.parts):
+            return False
+        return all(a.shape == b.shape and (_same_memory(a, b) or np.array_equal(a, b))
+                   for a, b in zip(self.parts, other.parts))
 
 
 class _StoredBuffer(fb.BufferT):
@@ -221,7 +223,8 @@ class ModelBuilder:
     def __init__(self, description: str = "torch2keras") -> None:
         self.description = description
         self.subgraphs: list[SubgraphBuilder] = []
-        self._arrays: list["Optional[np.ndarray | Stacked]"] = [None]  # buffer 0: the empty buffer of every non-constant
+        # buffer 0: the empty buffer of every non-constant
+        self._arrays: list["Optional[np.ndarray | Stacked]"] = [None]
         self._by_key: dict[tuple, list[int]] = {}
         self._opcodes: list[Any] = []
         self._opcode_index: dict[int, int] = {}

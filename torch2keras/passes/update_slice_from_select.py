@@ -224,4 +224,6 @@ class UpdateSliceFromSelect(Pass):
 
     def postcondition(self, graph: Graph) -> Optional[str]:
         left = next((n for n in graph.topo_order() if n.op == "where" and _match(n) is not None), None)
-        return None if left is None else f"where#{left.id} writes a run of rows at a run-time start and was not rewritten"
+        if left is None:
+            return None
+        return f"where#{left.id} writes a run of rows at a run-time start and was not rewritten"

@@ -241,3 +241,27 @@ def test_a_model_above_2_gb_stores_its_buffers_after_the_flatbuffer(tmp_path):
     assert [b.Size() for b in stored if b.Size()] == [table.nbytes] and not any(b.DataLength() for b in stored)
     np.testing.assert_array_equal(_run(path, index=picked)["rows"], table[picked])
     np.testing.assert_array_equal(_run(path, index=picked[::-1].copy())["rows"], table[picked[::-1]])
+
+
+def test_stacked_parts_are_one_buffer_written_part_after_part(tmp_path):
+    """A ``Stacked`` constant (rows of several arrays) is stored as their concatenation without
+    building it, once for every subgraph reading the same parts; the file computes with it."""
+    from torch2keras.backend_tflite.builder import Stacked
+
+    top, bottom = W[:2].copy(), W[2:].copy()
+    model = ModelBuilder()
+    for k in range(2):
+        g = model.subgraph(f"fn{k}")
+        x, y = g.tensor([2, 4], "f32", "x"), g.tensor([2, 3], "f32", "y")
+        w = g.constant(Stacked([top, bottom]), "w")
+        g.operator("FULLY_CONNECTED", [x, w, -1], [y], fb.FullyConnectedOptionsT())
+        g.inputs, g.outputs = [x], [y]
+        model.signature(f"fn{k}", k, {"x": x}, {"y": y})
+    assert model.num_buffers == 2 and model.weight_bytes == W.nbytes
+    path = tmp_path / "stacked.tflite"
+    model.write(str(path))
+    x = np.random.default_rng(1).standard_normal((2, 4)).astype(np.float32)
+    for key in ("fn0", "fn1"):
+        np.testing.assert_allclose(_run(path, key, x=x)["y"], x @ W.T, rtol=1e-6)
+    with pytest.raises(ValueError, match="cannot stack"):
+        Stacked([top, np.ones((1, 5), np.float32)])

@@ -118,3 +118,48 @@ def test_fused_activation_is_in_the_file(tmp_path):
     assert acts == [fb.ActivationFunctionType.RELU6]
     assert written.op_counts == {"CONV_2D": 1, "TRANSPOSE": 2}
     assert np.isfinite(written.bytes)
+
+
+class _Block(nn.Module):
+    """Attention's q, k and v projections (sizes 8, 4, 4; a bias on k only) and an MLP's gate and
+    up (equal sizes) reading one normed value each, as a decoder layer has them."""
+
+    def __init__(self, relu_on_up: bool = False):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(8, 8, bias=False), nn.Linear(8, 4), nn.Linear(8, 4, bias=False)
+        self.o = nn.Linear(16, 8, bias=False)
+        self.gate, self.up, self.down = nn.Linear(8, 12, bias=False), nn.Linear(8, 12, bias=False), nn.Linear(12, 8)
+        self.relu_on_up = relu_on_up
+
+    def forward(self, x):
+        h = torch.tanh(x)
+        x = x + self.o(torch.cat([self.q(h) * 2, self.k(h), self.v(h) + 1], -1))
+        h = torch.tanh(x)
+        up = torch.relu(self.up(h)) if self.relu_on_up else self.up(h)
+        return x + self.down(F.silu(self.gate(h)) * up)
+
+
+TOKENS = (torch.randn(1, 5, 8),)
+
+
+def test_parallel_linears_run_as_one_fully_connected(tmp_path):
+    """q, k, v: one FULLY_CONNECTED cut by a STRIDED_SLICE each (their sizes differ); gate and
+    up: one cut by a SPLIT. Outputs vs PyTorch (k's bias among the stacked ones)."""
+    model = _Block().eval()
+    graph = annotated_ir(model, TOKENS)
+    linears = {n.loc.module_path: n for n in graph.nodes_by_op("linear")}
+    groups = {frozenset(linears[m].id for m in members) for members in (("q", "k", "v"), ("gate", "up"))}
+    assert {frozenset(g) for g in plan_graph(graph).parallel.values()} == groups
+    _, written = check_direct(model, TOKENS, tmp_path, "parallel")
+    assert written.op_counts["FULLY_CONNECTED"] == 4 and written.op_counts["SPLIT"] == 1  # qkv, o, gate+up, down
+    assert written.op_counts["STRIDED_SLICE"] == 3
+
+
+def test_a_linear_fusing_its_activation_runs_alone(tmp_path):
+    model = _Block(relu_on_up=True).eval()
+    graph = annotated_ir(model, TOKENS)
+    plan = plan_graph(graph)
+    up = next(n for n in graph.nodes_by_op("linear") if n.loc.module_path == "up")
+    assert plan.activation == {up.id: "RELU"} and up.id not in plan.parallel
+    _, written = check_direct(model, TOKENS, tmp_path, "alone")
+    assert written.op_counts["FULLY_CONNECTED"] == 5 and "SPLIT" not in written.op_counts

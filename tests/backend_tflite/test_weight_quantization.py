@@ -192,6 +192,41 @@ def test_layers_kept_float_by_path_pattern_predicate_or_size(tmp_path):
                      "p_head_weight": "FLOAT32"}
 
 
+class _QKV(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(64, 64), nn.Linear(64, 32), nn.Linear(64, 32)
+
+    def forward(self, x):
+        return self.q(x).sum(-1, keepdim=True) * self.k(x) + self.v(x)
+
+
+@pytest.mark.parametrize("mode", ["dynamic_int8", "dynamic_int4_b32", "weight_only_int4"])
+def test_stacked_projections_are_quantized_as_the_layers_alone(tmp_path, mode):
+    """q, k and v run as one FULLY_CONNECTED over one stacked integer filter whose scales are the
+    layers' own (per row, or per block of a row); a layer the mode keeps float runs alone."""
+    torch.manual_seed(0)
+    model, x = _QKV().eval(), (torch.randn(1, 3, 64),)
+    for keep, stacked in (((), ["q", "k", "v"]), (("q",), ["k", "v"])):
+        weights = WeightQuantization(mode, keep_float=keep, min_elements=0)
+        path = str(tmp_path / f"qkv_{len(keep)}.tflite")
+        result = to_tflite(model, x, path, quantize=weights)
+        with torch.no_grad():
+            reference = dequantized(model, weights)(*x).numpy()
+        rtol = 1e-5 if weights.float_activations else ACTIVATION_RTOL
+        assert np.abs(_run_x(path, x[0]) - reference).max() <= rtol * np.abs(reference).max()
+        tensors = _tensors(path)
+        name = ";".join(f"p_{n}_weight" for n in stacked)
+        assert tensors[name][0] == ("INT8" if weights.bits == 8 else "INT4")
+        assert result.op_counts["FULLY_CONNECTED"] == 1 + len(keep)
+        if keep:
+            assert tensors["p_q_weight"][0] == "FLOAT32"
+
+
+def _run_x(path: str, x: torch.Tensor) -> np.ndarray:
+    return next(iter(run_tflite(path, {"x": x.numpy()}).values()))
+
+
 @pytest.mark.parametrize("mode", ["dynamic_int8", "dynamic_int4_b32"])
 def test_tiny_llama_logits_match_pytorch_with_the_dequantized_weights(tmp_path, mode):
     model = Logits(tiny_llama())
@@ -203,9 +238,11 @@ def test_tiny_llama_logits_match_pytorch_with_the_dequantized_weights(tmp_path, 
         reference = dequantized(model, weights)(ids).numpy()
     got = next(iter(run_tflite(path, {"input_ids": ids.numpy()}).values()))
     assert np.abs(got - reference).max() <= ACTIVATION_RTOL * np.abs(reference).max()
-    types = [t for name, (t, _) in _tensors(path).items() if name.endswith("_weight") and "norm" not in name]
-    assert len(types) == 2 * 7 + 2 and set(types) == {"INT8" if weights.bits == 8 else "INT4"}
-    assert result.op_counts["EMBEDDING_LOOKUP"] == 1
+    types = {name: t for name, (t, _) in _tensors(path).items() if name.endswith("_weight") and "norm" not in name}
+    # per layer: q, k and v stacked, o, gate and up stacked, down; the embedding and the head
+    assert len(types) == 2 * 4 + 2 and set(types.values()) == {"INT8" if weights.bits == 8 else "INT4"}
+    assert sum(name.count(";") for name in types) == 2 * (2 + 1)
+    assert result.op_counts["EMBEDDING_LOOKUP"] == 1 and result.op_counts["FULLY_CONNECTED"] == 2 * 4 + 1
 
 
 # ---------------------------------------------------------------------------- blockwise int4 and LiteRT's kernels

@@ -173,6 +173,8 @@ def test_greedy_32_tokens_equal_pytorch(family, tmp_path):
     also take a 40-token prompt in chunks of 16 (the window spanning a chunk boundary)."""
     model, path, exported = _export(family, tmp_path)
     assert max(exported.result.max_abs_errors.values()) <= 1e-4
+    for graph in exported.result.graphs.values():  # each cache written by one update, not a select over it
+        assert graph.op_counts().get("dynamic_update_slice") == 2 * exported.layout.num_layers
     _check_greedy(model, path, prompt_len=16, new=32)
     if getattr(model.config, "sliding_window", None):
         _check_greedy(model, path, prompt_len=40, new=8)

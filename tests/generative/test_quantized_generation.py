@@ -41,4 +41,9 @@ def test_signatures_share_one_quantization_of_each_weight(tmp_path, monkeypatch)
     generative.export_tflite(model, str(tmp_path / "q.tflite"), max_context=32, prefill_len=8,
                              quantize=WeightQuantization("dynamic_int8", min_elements=0), validate=False)
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    assert len(calls) == len(linears) + 1  # each linear layer's weight and the embedding table, once
+    layers = len(model.model.layers)
+    # each linear layer's weight and the embedding table, once; q, k and v stacked, gate and up stacked
+    assert len(calls) == len(linears) + 1 - layers * (2 + 1)
+    attention = model.model.layers[0].self_attn
+    stacked = attention.q_proj.out_features + 2 * attention.k_proj.out_features
+    assert calls.count((stacked, model.config.hidden_size)) == layers

@@ -3,7 +3,9 @@ write it as a ``.tflite`` flatbuffer, streaming the weights from their arrays in
 
 Constant buffers are deduplicated by content (dtype, shape and bytes): an array added twice is
 stored once, whichever subgraph or signature reads it, so several signatures can share one set
-of weights. Operator codes carry the highest version any of their uses asked for.
+of weights. A buffer may also be arrays stacked along their first axis (``Stacked``: the filter
+of several linear layers run as one), written part after part, never concatenated in memory.
+Operator codes carry the highest version any of their uses asked for.
 
 Resource variables (``SubgraphBuilder.variable``: a model's state) are TFLite's: a subgraph
 reads and writes a variable through the handle of a ``VAR_HANDLE`` op whose ``shared_name`` is
@@ -35,7 +37,8 @@ import numpy as np
 from .schema import builtin_code, fb, options_type, tflite_type
 from .versions import op_version
 
-__all__ = ["ALIGNMENT", "FLATBUFFER_LIMIT", "INIT_SUBGRAPH", "ModelBuilder", "Quantization", "SubgraphBuilder"]
+__all__ = ["ALIGNMENT", "FLATBUFFER_LIMIT", "INIT_SUBGRAPH", "ModelBuilder", "Quantization", "Stacked",
+           "SubgraphBuilder"]
 
 ALIGNMENT = 16  # bytes: where every buffer's data starts (SIMD kernels read weights in place)
 FLATBUFFER_LIMIT = (1 << 31) - (1 << 20)  # a flatbuffer's offsets are 32-bit signed: keep clear of 2 GB
@@ -51,6 +54,43 @@ def _content_key(array: np.ndarray) -> tuple:
     step = max(1, flat.size // _SAMPLE)
     sample = np.ascontiguousarray(flat[::step]).tobytes() + flat[-16:].tobytes()
     return array.dtype.str, array.shape, hashlib.blake2b(sample, digest_size=16).digest()
+
+
+@attrs.frozen(eq=False)
+class Stacked:
+    """Arrays of one dtype and trailing shape stacked along axis 0, as a buffer's contents: the
+    stacked array's bytes (C order) are each part's in turn, so the buffer is written from the
+    parts themselves (no stacked copy is made)."""
+
+    parts: tuple[np.ndarray, ...] = attrs.field(
+        converter=lambda parts: tuple(np.ascontiguousarray(p) for p in parts))
+
+    def __attrs_post_init__(self) -> None:
+        first = self.parts[0]
+        if any(p.ndim < 1 or p.dtype != first.dtype or p.shape[1:] != first.shape[1:] for p in self.parts):
+            raise ValueError(f"cannot stack arrays of shapes {[p.shape for p in self.parts]} and dtypes "
+                             f"{sorted({p.dtype.str for p in self.parts})} along axis 0")
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.parts[0].dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (sum(p.shape[0] for p in self.parts), *self.parts[0].shape[1:])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.parts)
+
+    def key(self) -> tuple:
+        return ("stacked", *(_content_key(p) for p in self.parts))
+
+    def same(self, other: Any) -> bool:
+        if not isinstance(other, Stacked) or len(other.parts) != len(self.parts):
+            return False
+        return all(a.shape == b.shape and (_same_memory(a, b) or np.array_equal(a, b))
+                   for a, b in zip(self.parts, other.parts))
 
 
 class _StoredBuffer(fb.BufferT):
@@ -140,10 +180,10 @@ class SubgraphBuilder:
         self.tensors.append(t)
         return len(self.tensors) - 1
 
-    def constant(self, array: np.ndarray, name: str, quantization: Optional[Quantization] = None) -> int:
-        """A tensor holding ``array`` (its dtype and shape); one tensor per distinct content and
-        quantization."""
-        array = np.asarray(array)
+    def constant(self, array: "np.ndarray | Stacked", name: str, quantization: Optional[Quantization] = None) -> int:
+        """A tensor holding ``array`` (its dtype and shape; or ``Stacked`` parts'); one tensor per
+        distinct content and quantization."""
+        array = array if isinstance(array, Stacked) else np.asarray(array)
         buffer = self.model.buffer(array)
         key = buffer if quantization is None else (buffer, quantization)
         if key in self._constants:
@@ -230,7 +270,8 @@ class ModelBuilder:
     def __init__(self, description: str = "torch2keras") -> None:
         self.description = description
         self.subgraphs: list[SubgraphBuilder] = []
-        self._arrays: list[Optional[np.ndarray]] = [None]  # buffer 0: the empty buffer of every non-constant
+        # buffer 0: the empty buffer of every non-constant
+        self._arrays: list["Optional[np.ndarray | Stacked]"] = [None]
         self._by_key: dict[tuple, list[int]] = {}
         self._opcodes: list[Any] = []
         self._opcode_index: dict[int, int] = {}
@@ -251,13 +292,18 @@ class ModelBuilder:
         self.subgraphs.append(g)
         return g
 
-    def buffer(self, array: np.ndarray) -> int:
+    def buffer(self, array: "np.ndarray | Stacked") -> int:
         """The index of a buffer holding ``array``'s bytes (an existing one of equal content)."""
-        array = np.asarray(array)
-        array = np.ascontiguousarray(array).reshape(array.shape)  # (0-d arrays stay 0-d)
-        key = _content_key(array)
+        if isinstance(array, Stacked):
+            key = array.key()
+            same = array.same
+        else:
+            array = np.asarray(array)
+            array = np.ascontiguousarray(array).reshape(array.shape)  # (0-d arrays stay 0-d)
+            key = _content_key(array)
+            same = lambda other: _same_memory(other, array) or np.array_equal(other, array)  # noqa: E731
         for index in self._by_key.get(key, ()):
-            if _same_memory(self._arrays[index], array) or np.array_equal(self._arrays[index], array):
+            if same(self._arrays[index]):
                 return index
         self._arrays.append(array)
         self._by_key.setdefault(key, []).append(len(self._arrays) - 1)
@@ -412,7 +458,8 @@ class ModelBuilder:
                 f.write(np.uint32(array.nbytes).tobytes())
             else:
                 f.write(bytes(4))
-            f.write(_raw(array))
+            for part in array.parts if isinstance(array, Stacked) else (array,):
+                f.write(_raw(part))
             at = start + 4 + array.nbytes
             progress(at, total)
         return at

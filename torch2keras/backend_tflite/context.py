@@ -17,7 +17,7 @@ import numpy as np
 from ..ir import ExportError, Graph, Node, Value
 from ..ir.evaluate import evaluate
 from ..ir.types import DTYPES
-from .builder import ModelBuilder, SubgraphBuilder
+from .builder import ModelBuilder, Stacked, SubgraphBuilder
 from .plan import Plan
 from .schema import fb, numpy_of_tflite
 from .weight_quantization import QuantizedWeight, WeightQuantization, quantized_tensor
@@ -115,16 +115,21 @@ class Context:
             self.tensors[v.id] = self.constant(self.const(v), v.name_hint, weight=True)
         return self.tensors[v.id]
 
+    def quantizes(self, v: Value, node: Node) -> bool:
+        """Whether the weight mode quantizes 2-d constant weight ``v`` of ``node`` (not where
+        there is no mode, nor for a kept-float or small layer)."""
+        mode = self.weights
+        if mode is None or not self.is_const(v) or v.type.rank != 2 or v.type.dtype not in ("f32", "bf16", "f16"):
+            return False
+        module = node.loc.module_path if node.loc is not None else ""
+        return mode.quantizes(module, int(np.prod(v.type.shape)))
+
     def quantized_weight(self, v: Value, node: Node, transposed: bool = False) -> Optional[int]:
         """The integer tensor of 2-d constant weight ``v`` (``transposed``: of its transpose) that
         ``node`` reads row by row -- a linear layer's [out, in] filter, an embedding table -- or
-        None where it stays float (no weight mode, a kept-float or small layer). Quantized here,
-        one weight at a time."""
+        None where it stays float (``quantizes``). Quantized here, one weight at a time."""
         mode = self.weights
-        if mode is None or not self.is_const(v) or v.type.rank != 2 or v.type.dtype not in ("f32", "bf16", "f16"):
-            return None
-        module = node.loc.module_path if node.loc is not None else ""
-        if not mode.quantizes(module, int(np.prod(v.type.shape))):
+        if not self.quantizes(v, node):
             return None
         key = (v.id, transposed)
         if key not in self._quantized:
@@ -149,7 +154,29 @@ class Context:
     def linear_filter(self, v: Value, node: Node, transposed: bool = False) -> Optional[int]:
         """A linear layer's filter from ``quantized_weight``: the integers (dynamic modes), or
         their DEQUANTIZE to float32 (``weight_only_*`` modes); None where it stays float."""
-        integers = self.quantized_weight(v, node, transposed)
+        return self._as_filter(self.quantized_weight(v, node, transposed))
+
+    def stacked_linear_filter(self, weights: Sequence[Value], nodes: Sequence[Node]) -> int:
+        """The filter of linear layers ``nodes`` run as one: their [out_i, in] constant weights
+        stacked by rows, in order. Quantized where the first is (the caller stacks layers the
+        mode treats alike): the scales are per row or per block of a row, so the stacked integers
+        are the stacked weight's. Float: written from the parameters themselves (``Stacked``)."""
+        name = _name(";".join(w.name_hint for w in weights))
+        if self.quantizes(weights[0], nodes[0]):
+            sources = [np.asarray(w.producer.value) for w in weights]
+            key = ("quantized stack", *(_memory(a) for a in sources), self.weights.mode)
+            if key not in self.model.derived:
+                stacked = np.concatenate([self.const(w).astype(np.float32) for w in weights])
+                self.model.derived[key] = (sources, self.weights.quantize(stacked))
+            return self._as_filter(quantized_tensor(self.sub, self.model.derived[key][1], name))
+        arrays = [self.const(w) for w in weights]
+        if self.fp16:
+            return self.constant(np.concatenate(arrays), name, weight=True)
+        return self.sub.constant(Stacked(arrays), name)
+
+    def _as_filter(self, integers: Optional[int]) -> Optional[int]:
+        """A quantized filter as a FULLY_CONNECTED reads it: the integers, or (``weight_only_*``
+        modes) their DEQUANTIZE to float32."""
         if integers is None or not self.weights.float_activations:
             return integers
         if integers not in self._dequantized:

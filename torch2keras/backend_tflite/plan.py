@@ -16,7 +16,12 @@ tests/backend_tflite/test_tflite_plan.py):
   ``keep_dims`` false); the reshape is written as nothing;
 * splits: a value read only by ``slice`` nodes along one axis, with step 1, that cut the axis
   into equal consecutive pieces (``torch.chunk``, q/k/v from one projection) is written as one
-  SPLIT producing every piece.
+  SPLIT producing every piece;
+* parallel linears: ``linear`` layers with constant weights reading the same value (attention's
+  q, k and v projections, an MLP's gate and up) are written as one FULLY_CONNECTED over their
+  stacked filters, whose result is cut into theirs (SPLIT, or a STRIDED_SLICE each where their
+  sizes differ): one pass over the input and one kernel call instead of several. Layers that
+  fuse an activation or write a reshape's shape (above) run alone.
 
 A fused value is read by nothing else and is not a graph output. Invariant: every node in
 ``absorbed`` has exactly one input, whose producer the plan gives the absorbed node's job.
@@ -49,6 +54,7 @@ class Plan:
     bias_shift: dict[int, float] = attrs.field(factory=dict)  # conv/linear -> a constant added to its bias
     scale_only: set[int] = attrs.field(factory=set)  # hardsigmoids written as their MUL by 1/6 alone
     splits: dict[int, list[int]] = attrs.field(factory=dict)  # slice -> its split's slices, in order
+    parallel: dict[int, list[int]] = attrs.field(factory=dict)  # linear -> the linears run with it, in order
 
 
 def _single_reader(graph: Graph, node: Node) -> Optional[Node]:
@@ -128,6 +134,25 @@ def _split_pieces(graph: Graph, node: Node) -> Optional[list[Node]]:
     return [graph.node(i) for _, i in bounds]
 
 
+def _parallel_linears(graph: Graph, plan: Plan) -> None:
+    """``plan.parallel``: linears with constant weights (and bias) reading one value, in
+    topological order, two or more of them, none of them fused otherwise."""
+    by_input: dict[int, list[Node]] = {}
+    for node in graph.topo_order():
+        if node.op != "linear" or node.meta.get("quantized") is not None or node.id in plan.activation \
+                or node.id in plan.into_reshape or node.id in plan.bias_shift:
+            continue
+        x, out = node.inputs[0].type, node.output.type
+        constant = all(v.producer.op == "constant" and v.type.layout is None for v in node.inputs[1:])
+        if constant and x.is_static and x.rank >= 2 and x.perm[-1] == x.rank - 1 and out.perm == x.perm \
+                and out.dtype == "f32" and node.inputs[1].type.dtype == out.dtype:
+            by_input.setdefault(node.inputs[0].id, []).append(node)
+    for nodes in by_input.values():
+        if len(nodes) > 1:
+            for node in nodes:
+                plan.parallel[node.id] = [n.id for n in nodes]
+
+
 def plan_graph(graph: Graph) -> Plan:
     """The fusions of ``graph`` (see the module docstring)."""
     plan = Plan()
@@ -152,4 +177,5 @@ def plan_graph(graph: Graph) -> Plan:
             plan.scale_only.add(reader.id)
         else:
             plan.absorbed[reader.id] = node.id
+    _parallel_linears(graph, plan)
     return plan

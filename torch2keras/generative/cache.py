@@ -27,9 +27,16 @@ def written(cache: torch.Tensor, new: torch.Tensor, start: torch.Tensor) -> torc
     start + T - 1``, out of place, as one select over the cache: ``where(slot is written,
     new's row for the slot, cache)``. One new token (decode) is broadcast over the slots;
     several are gathered to them first. (A scatter, ``index_copy``, lowers to a flattened
-    scatter with transposes of the whole cache around it: several passes over it per layer.)"""
+    scatter with transposes of the whole cache around it: several passes over it per layer.)
+
+    With a fixed T, ``start`` is first clamped into [0, max_context - T] (a generation never
+    goes past the cache; the clamp makes the write a dynamic update slice exactly, which the
+    ``update_slice_from_select`` pass then writes: one row run written, not the whole cache
+    selected)."""
     slots = torch.arange(cache.shape[2], device=cache.device)
     steps = new.shape[2]
+    if isinstance(steps, int):
+        start = start.clamp(0, cache.shape[2] - steps)
     kept = (slots < start) | (slots >= start + steps)
     if not (isinstance(steps, int) and steps == 1):  # (a dynamic token count: always gathered)
         new = new.index_select(2, (slots - start).clamp(0, steps - 1))

@@ -13,9 +13,10 @@ from .group_query_attention import GroupQueryAttention
 from .fold_constants import FoldConstants
 from .layout import AssignLayout
 from .manager import PASSES, Pass, PassManager, PassRecord, get_pass, register_pass
+from .update_slice_from_select import UpdateSliceFromSelect
 from .pipeline import DEFAULT_PIPELINE, Cleanup, Simplify, SimplifyTransposes, default_pipeline
 
 __all__ = ["AssignLayout", "CancelTransposes", "CanonicalizeReshapes", "Cleanup", "CommonSubexpressionElimination",
            "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "DropUnreadState", "Fixpoint", "FoldBatchNorm",
            "FoldChannelPermutation", "FoldConstants", "GroupQueryAttention", "PASSES", "Pass", "PassManager", "PassRecord", "Simplify",
-           "SimplifyTransposes", "default_pipeline", "get_pass", "register_pass"]
+           "SimplifyTransposes", "UpdateSliceFromSelect", "default_pipeline", "get_pass", "register_pass"]

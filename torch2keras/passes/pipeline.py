@@ -13,6 +13,7 @@ from .fixpoint import Fixpoint
 from .fold_batchnorm import FoldBatchNorm
 from .fold_channel_permutation import FoldChannelPermutation
 from .group_query_attention import GroupQueryAttention
+from .update_slice_from_select import UpdateSliceFromSelect
 from .fold_constants import FoldConstants
 from .layout import AssignLayout
 from .manager import Pass, register_pass
@@ -63,6 +64,7 @@ def default_pipeline(input_layouts=None, output_layouts=None, optimize_layout: b
         FoldBatchNorm(),
         FoldChannelPermutation(),
         GroupQueryAttention(),
+        UpdateSliceFromSelect(),
         CanonicalizeReshapes(),
         layout,
         SimplifyTransposes(),

@@ -1,5 +1,6 @@
-"""Emitters of the dynamic family (sizes known only at run time): the ``dynamic_*`` IR ops, ``dim``,
-``arange``, ``resize_scale``, and the resolution of symbolic dims in reshape/broadcast targets.
+"""Emitters of the dynamic family (sizes and positions known only at run time): the ``dynamic_*``
+IR ops, ``dim``, ``arange``, ``resize_scale``, and the resolution of symbolic dims in
+reshape/broadcast targets.
 
 A symbolic dim of a target shape that the input also has (same name) is read from the input's
 run-time shape (``["in", k]``, ``k`` the input's physical axis); at most one other symbolic dim
@@ -70,6 +71,11 @@ def emit_dynamic_slice(ctx: EmitContext, node: Node, x: Value, start: Value, end
         return ctx.op(node, "slice", [x], axis=axis, start=int(ctx.const(start)), end=int(ctx.const(end)),
                       step=a["step"])
     return ctx.op(node, "slice_dynamic", [x, start, end], axis=axis, step=a["step"])
+
+
+@emitter("dynamic_update_slice")
+def emit_dynamic_update_slice(ctx: EmitContext, node: Node, x: Value, update: Value, start: Value):
+    return ctx.op(node, "update_slice", [x, update, start], axis=x.type.physical_axis(node.attrs["axis"]))
 
 
 @emitter("arange")

@@ -73,6 +73,14 @@ def _slice_dynamic(x, start, end, axis, step):
     return x[tuple(index)]
 
 
+def _update_slice(x, update, start, axis):
+    """x with update's rows written at ``start`` along ``axis`` (keras.ops.slice_update: clamped
+    into range on TensorFlow and JAX, as the IR op is)."""
+    starts = [0] * len(x.shape)
+    starts[axis] = ops.cast(ops.reshape(start, ()), "int32")
+    return ops.slice_update(x, starts, update)
+
+
 def _arange(start, end, step, dtype):
     tf = _tf()
     if tf is not None:
@@ -87,5 +95,6 @@ register({
     "reshape_to": _reshape_to,
     "broadcast_to": _broadcast_to,
     "slice_dynamic": _slice_dynamic,
+    "update_slice": _update_slice,
     "arange": _arange,
 })

@@ -9,7 +9,9 @@ torch's explicit padding becomes TFLite's ``SAME`` where both place the windows 
 number of outputs and the same padding before), else a PAD and ``VALID``.
 
 ``linear`` is FULLY_CONNECTED (torch's [out, in] weights as they are), ``matmul``
-FULLY_CONNECTED against a constant matrix, else BATCH_MATMUL. A linear layer's input keeps its
+FULLY_CONNECTED against a constant matrix, else BATCH_MATMUL. Linears reading one value (q, k and
+v; gate and up) run as one FULLY_CONNECTED over their stacked filters where the plan says so
+(``plan.parallel``), its result cut into theirs. A linear layer's input keeps its
 features physically last (the layout pass guarantees it), so FULLY_CONNECTED with
 ``keep_num_dims`` runs on the stored rows in whatever order they are kept; where the plan merges
 its rows (``flatten_rows``) it writes [rows, out] directly. With a weight quantization mode
@@ -26,6 +28,7 @@ from ...ir import Node, Value
 from ..context import Context, DirectExportError, emitter
 from ..schema import fb
 from .common import Window, batch_matmul, binary, matmul_shape, padding_mode
+from .shape import strided_slice
 
 __all__ = ["fully_connected"]
 
@@ -265,6 +268,9 @@ def emit_linear(ctx: Context, node: Node) -> int:
     b = node.inputs[2] if len(node.inputs) > 2 else None
     if x.type.perm[-1] != x.type.rank - 1:
         raise DirectExportError(node, f"on a value stored as {x.type} (features not last) is not supported")
+    group = _parallel(ctx, node)
+    if group is not None:
+        return _emit_parallel(ctx, node, group)
     tensor = ctx.tensor(x)
     weight = ctx.linear_filter(w, node)
     weight = ctx.tensor(w) if weight is None else weight
@@ -278,6 +284,46 @@ def emit_linear(ctx: Context, node: Node) -> int:
         result = fully_connected(ctx, flat, weight, bias, ctx.temp([1, w.type.shape[0]], np.float32, "fc"), False, act)
         return ctx.reshape(result, ctx.shape(ctx.result(node)), out=ctx.result(node))
     return fully_connected(ctx, tensor, weight, bias, ctx.result(node), x.type.rank > 2, act)
+
+
+def _parallel(ctx: Context, node: Node) -> Optional[list[Node]]:
+    """The linears ``node`` runs with as one FULLY_CONNECTED (``plan.parallel``: those whose
+    weights the weight mode treats as it treats ``node``'s), or None where it runs alone."""
+    ids = ctx.plan.parallel.get(node.id)
+    if ids is None:
+        return None
+    quantized = ctx.quantizes(node.inputs[1], node)
+    group = [m for m in (ctx.graph.node(i) for i in ids) if ctx.quantizes(m.inputs[1], m) == quantized]
+    return group if len(group) > 1 else None
+
+
+def _emit_parallel(ctx: Context, node: Node, group: list[Node]) -> int:
+    """``group`` (linears reading one value) as one FULLY_CONNECTED over their stacked filters,
+    its result cut into theirs along the features: a SPLIT when they are equal, else a
+    STRIDED_SLICE each. Writes every member's result; returns ``node``'s."""
+    tensor = ctx.tensor(node.inputs[0])
+    sizes = [m.inputs[1].type.shape[0] for m in group]
+    weight = ctx.stacked_linear_filter([m.inputs[1] for m in group], group)
+    bias = None
+    if any(len(m.inputs) > 2 for m in group):
+        parts = [ctx.const(m.inputs[2]).astype(np.float32) if len(m.inputs) > 2 else np.zeros(n, np.float32)
+                 for m, n in zip(group, sizes)]
+        bias = ctx.constant(np.concatenate(parts), ctx.local_name("stacked_bias"), weight=True)
+    shape = [*ctx.shape(tensor)[:-1], sum(sizes)]
+    stacked = fully_connected(ctx, tensor, weight, bias, ctx.temp(shape, np.float32, "stacked"), len(shape) > 2)
+    outs = [ctx.result(m) for m in group]
+    axis = len(shape) - 1
+    if len(set(sizes)) == 1:
+        options = fb.SplitOptionsT()
+        options.numSplits = len(group)
+        ctx.op("SPLIT", [ctx.ints(axis, "split_axis"), stacked], outs, options)
+    else:
+        starts = np.cumsum([0, *sizes])
+        for out, start, end in zip(outs, starts, starts[1:]):
+            strided_slice(ctx, stacked, axis, int(start), int(end), 1, out)
+    for m, out in zip(group, outs):
+        ctx.tensors[m.output.id] = out
+    return ctx.tensors[node.output.id]
 
 
 @emitter("matmul")

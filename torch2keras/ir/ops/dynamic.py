@@ -4,7 +4,8 @@ A size that depends on a symbolic dim is an ``i32`` scalar value: ``dim`` reads 
 tensor's run-time shape, and integer elementwise ops (``add``, ``mul``, ``floor_divide``, ...)
 compute with it. Ops whose sizes are such values take them as inputs; their result types still
 carry the symbolic dims (as attributes, in torch's spelling: the ``dim_attrs``), so type
-inference stays exact. Static sizes never come here: they stay attributes of the ordinary ops.
+inference stays exact. Static sizes never come here: they stay attributes of the ordinary ops. ``dynamic_update_slice``
+writes rows at a position known only at run time (a key/value cache's next rows).
 
 Layout rule ``shape`` (``dim``): the op reads only its input's sizes, so the input may be stored
 in any layout (the backend reads the physical axis).
@@ -37,6 +38,28 @@ def _dynamic_slice_type(types, a):
     shape = list(x.shape)
     shape[norm_axis(a["axis"], x.rank)] = a["length"]
     return [TensorType(shape, x.dtype)]
+
+
+def _update_slice_type(types, a):
+    x, update, start = types
+    ax = norm_axis(a["axis"], x.rank)
+    others = [d for k, d in enumerate(x.shape) if k != ax]
+    if update.rank != x.rank or [d for k, d in enumerate(update.shape) if k != ax] != others \
+            or update.dtype != x.dtype:
+        raise ValueError(f"dynamic_update_slice: update {update} does not fit {x} along axis {ax}")
+    if start.rank != 0 or start.dtype[0] not in "iu":
+        raise ValueError(f"dynamic_update_slice: start must be an integer scalar, got {start}")
+    return [x.replace(layout=None)]
+
+
+def _update_slice(x, update, start, *, axis):
+    out = np.array(x, copy=True)
+    rows = update.shape[axis]
+    at = int(np.clip(int(start), 0, x.shape[axis] - rows))
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(at, at + rows)
+    out[tuple(index)] = update
+    return out
 
 
 def _arange_type(types, a):
@@ -76,6 +99,11 @@ define("dynamic_slice", FAMILY, ["x", "start", "end"], _dynamic_slice_type, "axi
        tflite=("STRIDED_SLICE",),
        doc="x[start:end:step] along `axis`, with i32 scalar bounds in Python's convention (negative "
            "counts from the end, out-of-range clamps); `length` is the result's size along `axis`")
+define("dynamic_update_slice", FAMILY, ["x", "update", "start"], _update_slice_type, "axis", {"axis": ("int",)},
+       reference=_update_slice, tflite=("DYNAMIC_UPDATE_SLICE",),
+       doc="x with its rows start ... start + n - 1 along `axis` replaced by update's n rows (update: x's "
+           "shape but n along `axis`); start: an integer scalar, clamped into [0, size - n] as TFLite and "
+           "XLA clamp it")
 define("arange", FAMILY, ["start", "end", "step"], _arange_type, "fixed", {"dtype": ("dtype",), "length": ("any",)},
        dim_attrs=("length",), tflite=("RANGE",),
        reference=lambda start, end, step, dtype, length: np.arange(start, end, step).astype(dtype_to_numpy(dtype)),

@@ -1,0 +1,39 @@
+"""Emitters of the dynamic family's ops that have a static-shape TFLite form:
+``dynamic_update_slice`` is DYNAMIC_UPDATE_SLICE (the rows written at a start read at run time;
+TFLite clamps the start into range as the IR op does).
+
+The start indices are one int32 vector in the stored axis order: zeros, the start at the stored
+position of the op's axis. Every update at one start builds the same vector from the same
+tensors, so the writer's clean-up (``peephole.simplify``) keeps one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import Node
+from ..context import Context, DirectExportError, emitter
+from ..schema import fb
+
+__all__: list[str] = []
+
+
+@emitter("dynamic_update_slice")
+def emit_dynamic_update_slice(ctx: Context, node: Node) -> int:
+    x, update, start = node.inputs
+    if update.type.layout != x.type.layout:
+        raise DirectExportError(node, f"writes {update.type} into {x.type}, stored unlike it")
+    rank = x.type.rank
+    axis = x.type.physical_axis(node.attrs["axis"])
+    at = ctx.reshape(ctx.cast(ctx.tensor(start), np.int32, "start"), [1], "start_vector")
+    pieces = [p for p in (ctx.ints([0] * axis, "before") if axis else None, at,
+                          ctx.ints([0] * (rank - axis - 1), "after") if axis < rank - 1 else None) if p is not None]
+    starts = at
+    if len(pieces) > 1:
+        starts = ctx.temp([rank], np.int32, "starts")
+        options = fb.ConcatenationOptionsT()
+        options.axis = 0
+        ctx.op("CONCATENATION", pieces, [starts], options)
+    out = ctx.result(node)
+    ctx.op("DYNAMIC_UPDATE_SLICE", [ctx.tensor(x), ctx.tensor(update), starts], [out])
+    return out

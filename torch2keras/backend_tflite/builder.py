@@ -213,6 +213,10 @@ class ModelBuilder:
         self._by_key.setdefault(key, []).append(len(self._arrays) - 1)
         return len(self._arrays) - 1
 
+    def array(self, buffer: int) -> np.ndarray:
+        """The array buffer ``buffer`` holds."""
+        return self._arrays[buffer]
+
     def opcode(self, op: str, version: int = 1) -> int:
         code = builtin_code(op)
         if code in self._opcode_index:

@@ -221,7 +221,9 @@ def emit_quantized_layer(ctx: Context, node: Node) -> int:
 
 
 def propagate_quantization(sub: SubgraphBuilder) -> None:
-    """Give an int8 result of a data-movement op without parameters its first input's."""
+    """Give an int8 result of a data-movement op without parameters its first input's, and the
+    pad value of an int8 PADV2 (the integer it pads with) its input's too (TFLite's kernel
+    wants the parameters of the value and of the result to be the same)."""
     names = {v: k for k, v in vars(fb.BuiltinOperator).items() if isinstance(v, int) and not k.startswith("_")}
     for op in sub.operators:
         name = names[sub.model.operator_code(op.opcodeIndex)]
@@ -232,3 +234,16 @@ def propagate_quantization(sub: SubgraphBuilder) -> None:
             t = sub.tensors[int(index)]
             if t.type == fb.TensorType.INT8 and t.quantization is None and source.quantization is not None:
                 t.quantization = source.quantization
+        if name == "PADV2" and source.type == fb.TensorType.INT8 and source.quantization is not None:
+            op.inputs[2] = _with_parameters(sub, int(op.inputs[2]), source.quantization)
+
+
+def _with_parameters(sub: SubgraphBuilder, constant: int, table: Any) -> int:
+    """Constant tensor ``constant`` carrying the quantization ``table`` (a copy of it if it
+    carries other parameters or none)."""
+    t = sub.tensors[constant]
+    q = Quantization(table.scale, table.zeroPoint, table.quantizedDimension)
+    if t.quantization is not None and Quantization(t.quantization.scale, t.quantization.zeroPoint,
+                                                   t.quantization.quantizedDimension) == q:
+        return constant
+    return sub.constant(sub.model.array(t.buffer), f"{t.name}/quantized", quantization=q)

@@ -158,24 +158,9 @@ def output_scale(path: str) -> float:
 
 
 def float_ops_between(path: str) -> int:
-    """Ops (not QUANTIZE / DEQUANTIZE) writing float32 after a DEQUANTIZE of computed integers and
-    before a QUANTIZE: float computation inside the quantized part of the file."""
-    f = read_tflite(path)
-    ops = f.main_ops()
-    readers: dict[int, list] = {}
-    for op in ops:
-        for i in op.inputs:
-            readers.setdefault(i, []).append(op)
-    after = {op.index for op in ops if op.name == "DEQUANTIZE" and not f.tensor(op.inputs[0]).constant}
-    for op in ops:  # (ops are stored in execution order)
-        if op.index in after:
-            after.update(r.index for t in op.outputs for r in readers.get(t, []))
-    before: set[int] = set()
-    for op in reversed(ops):
-        if op.name == "QUANTIZE" or any(r.index in before for t in op.outputs for r in readers.get(t, [])):
-            before.add(op.index)
-    return sum(1 for op in ops if op.index in after and op.index in before and op.name not in ("QUANTIZE", "DEQUANTIZE")
-               and any(f.tensor(t).dtype == "float32" for t in op.outputs))
+    """Ops writing float32 after a DEQUANTIZE of computed integers and before a QUANTIZE: float
+    computation inside the quantized part of the file."""
+    return len(read_tflite(path).float_ops_between_quantized())
 
 
 def measure(path: str, test_x, test_y, float_top1, quantized=None) -> dict:

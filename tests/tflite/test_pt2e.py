@@ -82,6 +82,30 @@ class GroupedNet(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
 
 
+class TinyResNet(nn.Module):
+    """resnet's stem and two basic blocks: conv-bn-relu, a padded 3x3 max pool (stride 2: torch's
+    windows are not TFLite's SAME ones), a block adding its input back, a strided block adding a
+    1x1 strided conv-bn of its input (residual adds of differently quantized values, relu fused),
+    global average pool, linear. BatchNorm statistics from a random batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        conv_bn = lambda a, b, k, s: nn.Sequential(nn.Conv2d(a, b, k, s, k // 2, bias=False), nn.BatchNorm2d(b))
+        self.stem, self.pool = conv_bn(3, 8, 3, 1), nn.MaxPool2d(3, 2, 1)
+        self.a1, self.a2 = conv_bn(8, 8, 3, 1), conv_bn(8, 8, 3, 1)
+        self.b1, self.b2, self.down = conv_bn(8, 16, 3, 2), conv_bn(16, 16, 3, 1), conv_bn(8, 16, 1, 2)
+        self.fc = nn.Linear(16, 6)
+        self.train()
+        with torch.no_grad():
+            self(torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(7)) * 2)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.stem(x)))
+        x = torch.relu(self.a2(torch.relu(self.a1(x))) + x)
+        x = torch.relu(self.b2(torch.relu(self.b1(x))) + self.down(x))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
 def quantize_pt2e(model: nn.Module, example: torch.Tensor, batches: int = 8) -> torch.fx.GraphModule:
     """``model`` quantized by PT2E static PTQ (symmetric, per-channel weights), calibrated on
     seeded random inputs."""
@@ -131,7 +155,7 @@ def _steps(quantized, result, samples: int = 16) -> np.ndarray:
 
 
 @pytest.mark.parametrize("model_class, name", [(ConvNet, "convnet"), (ResidualNet, "residual"), (GatedNet, "gated"),
-                                              (GroupedNet, "grouped")])
+                                              (GroupedNet, "grouped"), (TinyResNet, "resnet")])
 def test_pt2e_model_matches_torch_within_one_step(model_class, name, tmp_path):
     quantized, result = _convert(model_class, tmp_path, name)
     steps = _steps(quantized, result)
@@ -154,6 +178,23 @@ def test_pt2e_model_is_int8_between_its_boundaries(model_class, name, tmp_path):
         if op.name in INT8_OPS:
             data = [f.tensor(op.inputs[0]), *(f.tensor(i) for i in op.outputs)]
             assert all(t.dtype == "int8" and t.quantized for t in data), (op.name, data)
+
+
+def test_pt2e_resnet_blocks_are_int8(tmp_path):
+    """The padded max pool runs on the integers (padded with the smallest one, parameters kept),
+    the residual adds are int8 ADDs of inputs with different parameters (relu fused): no float
+    op, no TRANSPOSE."""
+    quantized, result = _convert(TinyResNet, tmp_path, "resnet")
+    f = read_tflite(result.path)
+    counts = f.op_dtypes()
+    assert counts["MAX_POOL_2D"] == {"int8": 1} and counts["PADV2"] == {"int8": 1} and counts["ADD"] == {"int8": 2}
+    assert counts["QUANTIZE"] == {"int8": 1} and counts["DEQUANTIZE"] == {"float32": 1} and "TRANSPOSE" not in counts
+    assert f.float_ops_between_quantized() == []
+    (pad,) = [op for op in f.main_ops() if op.name == "PADV2"]
+    source, value = f.tensor(pad.inputs[0]), f.tensor(pad.inputs[2])
+    assert (value.scale, value.zero_point) == (source.scale, source.zero_point)
+    for add in [op for op in f.main_ops() if op.name == "ADD"]:
+        assert f.tensor(add.inputs[0]).scale != f.tensor(add.inputs[1]).scale
 
 
 def test_pt2e_model_with_integer_io(tmp_path):

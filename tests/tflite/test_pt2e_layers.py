@@ -1,5 +1,5 @@
 """The elementwise and pooling layers of PT2E-quantized models written in int8 (relu, relu6,
-clamp(-1, 1), hardswish, sigmoid with TFLite's fixed output parameters, sub, average pooling with
+clamp(-1, 1), hardswish, hardsigmoid, sigmoid with TFLite's fixed output parameters, sub, average pooling with
 shared parameters, mean over the spatial axes, relu6 fused into a conv) and those that stay float
 between a DEQUANTIZE and a QUANTIZE: against the quantized model in torch (in output steps) and
 op counts (no DEQUANTIZE / QUANTIZE pair around an int8 layer)."""
@@ -14,6 +14,7 @@ from test_pt2e import _output_scale, _steps, pt2e, xnnpack
 
 import torch2keras
 from torch2keras.tflite.file import read_tflite
+from torch2keras.tflite.runtime import interpreter
 
 quantizer_api = pytest.importorskip("torchao.quantization.pt2e.quantizer")
 
@@ -100,6 +101,29 @@ class PoolSigmoidNet(nn.Module):
         return self.c3(torch.sigmoid(self.c2(y)))
 
 
+class SqueezeExciteNet(nn.Module):
+    """conv-bn-relu, squeeze-excite as torchvision's mobilenet_v3 writes it (global average
+    pool, 1x1 conv-relu, 1x1 conv, hardsigmoid, the gate times the feature map), 1x1 conv,
+    global average pool, linear. (With a standalone activation before the pool -- a hardswish
+    --, which of its readers PT2E gives a quantized input varies from run to run.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 1)
+        self.pool, self.act = nn.AdaptiveAvgPool2d(1), nn.Sequential(nn.BatchNorm2d(8), nn.ReLU())
+        self.fc1, self.fc2 = nn.Conv2d(8, 4, 1), nn.Conv2d(4, 8, 1)
+        self.fc = nn.Linear(8, 5)
+        with torch.no_grad():  # (gate inputs across hardsigmoid's whole range, both clamps reached)
+            self.fc2.weight.mul_(6.0)
+            self.fc2.bias.copy_(torch.linspace(-4.0, 4.0, 8))
+
+    def forward(self, x):
+        y = self.act(self.c1(x))
+        gate = nn.functional.hardsigmoid(self.fc2(torch.relu(self.fc1(self.pool(y)))))
+        y = self.c2(gate * y)
+        return self.fc(torch.flatten(self.pool(y), 1))
+
+
 def _convert(model: nn.Module, quantizer, tmp_path, name: str):
     """``model`` (seeded) quantized by PT2E with ``quantizer`` on seeded random inputs, written by
     ``to_tflite`` (checked on its example: one output step at most)."""
@@ -127,6 +151,21 @@ def _int8_ops(path: str) -> dict[str, int]:
     return counts
 
 
+def _intermediates(path: str, tensors: list[int], seeds: int) -> list[np.ndarray]:
+    """The values of ``tensors`` of the file on seeded random inputs, stacked."""
+    runner = interpreter(path, delegates=False, preserve_all_tensors=True)
+    runner.allocate_tensors()
+    (detail,) = runner.get_input_details()
+    generator = torch.Generator().manual_seed(6)
+    found: list[list[np.ndarray]] = [[] for _ in tensors]
+    for _ in range(seeds):
+        runner.set_tensor(detail["index"], torch.randn(1, 8, 8, 3, generator=generator).numpy())
+        runner.invoke()
+        for k, t in enumerate(tensors):
+            found[k].append(runner.get_tensor(t).copy())
+    return [np.concatenate(v) for v in found]
+
+
 def _within_one_step(quantized, result) -> None:
     steps = _steps(quantized, result)
     assert np.mean(steps <= 1.0 + 1e-3) >= 0.99, f"max {steps.max():.2f} steps"
@@ -143,6 +182,35 @@ def test_pt2e_activations_sub_and_mean_are_int8(tmp_path):
     int8 = _int8_ops(result.path)
     assert {k: int8.get(k, 0) for k in ("RELU6", "HARD_SWISH", "RELU_N1_TO_1", "SUB", "RELU", "MEAN", "CONV_2D")} == \
         {"RELU6": 1, "HARD_SWISH": 1, "RELU_N1_TO_1": 1, "SUB": 1, "RELU": 1, "MEAN": 1, "CONV_2D": 6}
+
+
+def test_pt2e_squeeze_excite_with_hardsigmoid_is_int8(tmp_path):
+    """The hardsigmoid (left float by XNNPACK's quantizer, between a dequantize and a quantize) is
+    an int8 ADD of 3 with a fused RELU6 and an int8 MUL by 1/6, computing torch's integers; the
+    gate's MUL and the global pools are int8: no float op between the input's QUANTIZE and the
+    output's DEQUANTIZE."""
+    torch.manual_seed(0)
+    quantized, result = _convert(SqueezeExciteNet(), TestQuantizer(), tmp_path, "squeeze_excite")
+    _within_one_step(quantized, result)
+    f = read_tflite(result.path)
+    assert result.op_counts["QUANTIZE"] == 1 and result.op_counts["DEQUANTIZE"] == 1
+    assert f.float_ops_between_quantized() == [] and result.op_counts.get("TRANSPOSE", 0) == 0
+    int8 = _int8_ops(result.path)
+    assert {k: int8.get(k, 0) for k in ("ADD", "MUL", "MEAN", "CONV_2D")} == {"ADD": 1, "MUL": 2, "MEAN": 2, "CONV_2D": 4}
+    (add,) = [op for op in f.main_ops() if op.name == "ADD"]
+    (sixth,) = [op for op in f.main_ops() if op.name == "MUL" and op.inputs[0] == add.outputs[0]]
+    gate = [n for n in quantized.graph.nodes if n.target == torch.ops.aten.hardsigmoid.default][0]
+    (q,) = gate.users  # (the quantize of the gate: the result's parameters)
+    shifted = f.tensor(add.outputs[0])
+    assert (shifted.scale, shifted.zero_point) == (pytest.approx(6 * q.args[1], rel=1e-6), q.args[2])
+    # the gate's integers are torch's quantize(hardsigmoid(dequantize(x))) of the file's own x
+    x_in, gate_out = _intermediates(result.path, [add.inputs[0], sixth.outputs[0]], seeds=4)
+    source = f.tensor(add.inputs[0])
+    decomposed = torch.ops.quantized_decomposed
+    real = (torch.tensor(x_in, dtype=torch.float32) - source.zero_point) * source.scale
+    want = decomposed.quantize_per_tensor.default(nn.functional.hardsigmoid(real), *q.args[1:])
+    assert np.abs(want.numpy().astype(int) - gate_out.astype(int)).max() <= 1
+    assert np.mean(want.numpy() == gate_out) >= 0.95 and len(np.unique(gate_out)) > 8
 
 
 def test_pt2e_relu6_after_conv_is_fused(tmp_path):

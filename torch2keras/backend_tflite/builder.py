@@ -338,6 +338,10 @@ class ModelBuilder:
         """The declared variables: name -> (numpy dtype string, shape)."""
         return dict(self._variables)
 
+    def array(self, buffer: int) -> np.ndarray:
+        """The array buffer ``buffer`` holds."""
+        return self._arrays[buffer]
+
     def opcode(self, op: str, version: int = 1) -> int:
         code = builtin_code(op)
         if code in self._opcode_index:

@@ -1,8 +1,9 @@
 """Integer layers of quantized models: the nodes the ``annotate_quantized`` pass marked
 (``Node.meta["quantized"]``) written as int8 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD,
 SUB, MUL, MEAN (global average pool, mean over the spatial axes), AVERAGE_POOL_2D, RELU, RELU6,
-RELU_N1_TO_1, HARD_SWISH and LOGISTIC, with the model's own scales and zero points (the int8
-kernels rescale from their inputs' parameters to their result's).
+RELU_N1_TO_1, HARD_SWISH, LOGISTIC and hardsigmoid (an ADD with a fused RELU6 and a MUL), with the
+model's own scales and zero points (the int8 kernels rescale from their inputs' parameters to
+their result's).
 
 A marked layer reads the int8 tensors its inputs' ``dequantize`` nodes read, its weights as the
 int8 constant behind their ``dequantize`` (per output channel: TFLite's quantized dimension is
@@ -22,7 +23,7 @@ import numpy as np
 from ..ir import Graph, Node, Value
 from .builder import Quantization, SubgraphBuilder
 from .context import Context, DirectExportError
-from .emitters.common import Window, padding_mode
+from .emitters.common import Window, binary, padding_mode
 from .emitters.nn import _as_2d, fully_connected
 from .emitters.pool import _VALID, _pool_op
 from ..ir.ops.elementwise import fused_activation
@@ -189,9 +190,29 @@ def _unary(ctx: Context, node: Node) -> int:
     return out
 
 
+def _hardsigmoid(ctx: Context, node: Node) -> int:
+    """hardsigmoid(x) = relu6(x + 3) / 6 in two int8 kernels. An ADD of 3 with a fused RELU6
+    writes the result's integers already: its tensor has the result's zero point and 6 times its
+    scale, so ``relu6(x + 3) / (6 * scale) = hardsigmoid(x) / scale`` (rounded once, as torch
+    rounds). A MUL by 1/6 then carries those integers unchanged to the result's scale (the
+    rescale multiplies by 1 up to float rounding, far below half a step)."""
+    tensor, _ = _integers(ctx, node.inputs[0])
+    out, q = _result(ctx, node)
+    (scale,), (zero,) = q.attrs["scale"], q.attrs["zero_point"]
+    shifted = ctx.sub.tensor(ctx.shape(out), "i8", ctx.local_name("add3"),
+                             quantization=Quantization([6.0 * scale], [zero]))
+    three = ctx.sub.constant(np.asarray([96], np.int8), ctx.local_name("three"),
+                             quantization=Quantization([1.0 / 32], [0]))  # (3 exactly)
+    binary(ctx, "ADD", tensor, three, shifted, fb.ActivationFunctionType.RELU6)
+    sixth = ctx.sub.constant(np.asarray([127], np.int8), ctx.local_name("sixth"),
+                             quantization=Quantization([1.0 / (6 * 127)], [0]))
+    return binary(ctx, "MUL", shifted, sixth, out)
+
+
 _LAYERS = {"conv": _conv, "linear": _linear, "add": _binary, "sub": _binary, "mul": _binary,
            "adaptive_avg_pool": _spatial_mean, "reduce": _spatial_mean, "avg_pool": _average_pool,
-           "relu": _unary, "clamp": _unary, "hardswish": _unary, "sigmoid": _unary}
+           "relu": _unary, "clamp": _unary, "hardswish": _unary, "sigmoid": _unary,
+           "hardsigmoid": _hardsigmoid}
 
 
 def emit_quantized_layer(ctx: Context, node: Node) -> int:
@@ -200,7 +221,9 @@ def emit_quantized_layer(ctx: Context, node: Node) -> int:
 
 
 def propagate_quantization(sub: SubgraphBuilder) -> None:
-    """Give an int8 result of a data-movement op without parameters its first input's."""
+    """Give an int8 result of a data-movement op without parameters its first input's, and the
+    pad value of an int8 PADV2 (the integer it pads with) its input's too (TFLite's kernel
+    wants the parameters of the value and of the result to be the same)."""
     names = {v: k for k, v in vars(fb.BuiltinOperator).items() if isinstance(v, int) and not k.startswith("_")}
     for op in sub.operators:
         name = names[sub.model.operator_code(op.opcodeIndex)]
@@ -211,3 +234,16 @@ def propagate_quantization(sub: SubgraphBuilder) -> None:
             t = sub.tensors[int(index)]
             if t.type == fb.TensorType.INT8 and t.quantization is None and source.quantization is not None:
                 t.quantization = source.quantization
+        if name == "PADV2" and source.type == fb.TensorType.INT8 and source.quantization is not None:
+            op.inputs[2] = _with_parameters(sub, int(op.inputs[2]), source.quantization)
+
+
+def _with_parameters(sub: SubgraphBuilder, constant: int, table: Any) -> int:
+    """Constant tensor ``constant`` carrying the quantization ``table`` (a copy of it if it
+    carries other parameters or none)."""
+    t = sub.tensors[constant]
+    q = Quantization(table.scale, table.zeroPoint, table.quantizedDimension)
+    if t.quantization is not None and Quantization(t.quantization.scale, t.quantization.zeroPoint,
+                                                   t.quantization.quantizedDimension) == q:
+        return constant
+    return sub.constant(sub.model.array(t.buffer), f"{t.name}/quantized", quantization=q)

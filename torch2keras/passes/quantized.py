@@ -15,15 +15,15 @@ points 0, per output channel or per tensor; its bias a float constant), an ``add
 ``mul``, a global average pool (``adaptive_avg_pool`` to 1x1) or a mean over the spatial axes of
 a feature map (``reduce``), an average pool without padding whose input and result have the same
 parameters (TFLite's int8 AVERAGE_POOL_2D does not rescale), a ``relu``, a ``clamp`` to [0, 6],
-[-1, 1] or [0, inf), a ``hardswish``, and a ``sigmoid`` whose result is quantized with scale
+[-1, 1] or [0, inf), a ``hardswish``, a ``hardsigmoid``, and a ``sigmoid`` whose result is quantized with scale
 1/256 and zero point -128 (the only parameters TFLite's int8 LOGISTIC writes). A conv, linear,
 add, sub or mul may reach its quantize through one relu / relu6 / clamp(-1, 1) (fused). The
 layer writes that quantize's integers itself (``{"result": quantize id, "activation": TFLite
 activation name or None}``), the quantize and the fused activation are written by it
 (``{"written_by": layer id}``), and a ``dequantize`` that only such layers (or requantizing
 quantizes) read is written as nothing (``{"unused": True}``). Convolutions without an int8
-TFLite kernel (grouped, 1-d, transposed) and the ops not listed (e.g. ``hardsigmoid``) stay
-float between a DEQUANTIZE and a QUANTIZE.
+TFLite kernel (grouped, 1-d, transposed) and the ops not listed (e.g. ``tanh``) stay float
+between a DEQUANTIZE and a QUANTIZE.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ __all__ = ["AnnotateQuantized", "FoldFlattenIntoQuantizedLinear", "MoveDataOntoI
 DATA_MOVEMENT = frozenset({"reshape", "relayout", "permute", "max_pool", "adaptive_max_pool", "concat", "slice",
                            "flip", "expand", "tile"})
 QUANTIZED_LAYERS = frozenset({"conv", "linear", "add", "sub", "mul", "adaptive_avg_pool", "reduce", "avg_pool",
-                              "relu", "clamp", "hardswish", "sigmoid"})
+                              "relu", "clamp", "hardswish", "hardsigmoid", "sigmoid"})
 _BINARY = ("add", "sub", "mul")
 _FUSES_ACTIVATION = ("conv", "linear") + _BINARY
-_UNARY = ("relu", "clamp", "hardswish", "sigmoid")
+_UNARY = ("relu", "clamp", "hardswish", "hardsigmoid", "sigmoid")
 LOGISTIC_SCALE, LOGISTIC_ZERO_POINT = 1.0 / 256, -128  # TFLite's int8 LOGISTIC writes only these
 
 

@@ -80,6 +80,37 @@ class TFLiteFile:
             counts[op.name] = counts.get(op.name, 0) + 1
         return dict(sorted(counts.items()))
 
+    def op_dtypes(self) -> dict[str, dict[str, int]]:
+        """Main-graph op name -> {the dtype of its first result: how many}: which ops compute in
+        integers and which in float."""
+        counts: dict[str, dict[str, int]] = {}
+        for op in self.main_ops():
+            dtype = self.tensor(op.outputs[0]).dtype if op.outputs else "none"
+            per = counts.setdefault(op.name, {})
+            per[dtype] = per.get(dtype, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def float_ops_between_quantized(self) -> list[TFLiteOp]:
+        """The main-graph ops (other than QUANTIZE / DEQUANTIZE) writing float32 downstream of a
+        DEQUANTIZE of computed integers and upstream of a QUANTIZE: float computation inside the
+        quantized part of the file (ops are stored in execution order)."""
+        ops = self.main_ops()
+        readers: dict[int, list[TFLiteOp]] = {}
+        for op in ops:
+            for i in op.inputs:
+                readers.setdefault(i, []).append(op)
+        after = {op.index for op in ops if op.name == "DEQUANTIZE" and not self.tensor(op.inputs[0]).constant}
+        for op in ops:
+            if op.index in after:
+                after.update(r.index for t in op.outputs for r in readers.get(t, []))
+        before: set[int] = set()
+        for op in reversed(ops):
+            if op.name == "QUANTIZE" or any(r.index in before for t in op.outputs for r in readers.get(t, [])):
+                before.add(op.index)
+        return [op for op in ops if op.index in after and op.index in before
+                and op.name not in ("QUANTIZE", "DEQUANTIZE") and any(self.tensor(t).dtype == "float32"
+                                                                      for t in op.outputs)]
+
     @property
     def flex_ops(self) -> list[str]:
         """TensorFlow ops kept as Flex (custom) ops: they need the Flex delegate at run time."""

@@ -6,8 +6,9 @@ DEPTH_TO_SPACE / SPACE_TO_DEPTH.
 Padding. Where TFLite's SAME padding places the windows as torch does, max pooling is exact (SAME
 ignores the padding, torch pads with -inf) and so is average pooling with
 ``count_include_pad=False`` (SAME divides by the window's overlap with the input). Otherwise the
-input is padded explicitly -- max pooling with a lower bound of the input (0 after a ReLU), so
-that the pad is never the maximum -- and the pool runs VALID; an average pool is then corrected
+input is padded explicitly -- max pooling with a lower bound of the input (0 after a ReLU; the
+smallest integer for a quantized model's integers), so that the pad is never the maximum -- and
+the pool runs VALID; an average pool is then corrected
 by a constant per-position factor (window size / torch's divisor) where they differ.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ...ir import Node, Value
+from ...ir.types import DTYPES
 from ..context import Context, DirectExportError, emitter
 from ..schema import fb
 from .common import Window, binary, padding_mode
@@ -29,7 +31,9 @@ _SAME, _VALID = fb.Padding.SAME, fb.Padding.VALID
 
 def lower_bound(v: Value) -> float:
     """A lower bound of every element of ``v`` known from the ops computing it (else the most
-    negative float32)."""
+    negative float32; for integers, the smallest integer of their type)."""
+    if v.type.dtype in ("i8", "u8", "i16", "i32"):
+        return float(np.iinfo(DTYPES[v.type.dtype]).min)
     node = v.producer
     if node.op in _NON_NEGATIVE:
         return 0.0

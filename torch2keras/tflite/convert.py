@@ -108,6 +108,8 @@ def convert_saved_model(saved_model_dir: str, quantize: Optional[str] = None,
             data = converter.convert()
     except Exception as e:  # noqa: BLE001 - tf.lite's ConverterError (and friends): re-raised with the ops named
         refused = _refused_ops(str(e))
+        if not refused and isinstance(e, (ValueError, TypeError)):
+            raise  # an argument problem (e.g. a calibration sample of the wrong shape), already named
         if not refused:
             raise _failure(str(e)) from e
         if quantize == "int8" and "int8" in str(e).lower() and not int8_fallback:

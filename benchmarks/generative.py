@@ -21,7 +21,7 @@ Checks: our float32 file generates PyTorch's greedy tokens, and litert-torch's f
 gives our file's logits (the same weights). Also a file with prefill buckets (``--buckets``)
 against the single-prefill file: its size and a short prompt's prefill.
 
-    python benchmarks/generative.py [--tiny] [--rounds 5] [--out benchmarks/results/generative.json]
+    python benchmarks/generative.py [--tiny] [--rounds 9] [--out benchmarks/results/generative.json]
 
 Writes the JSON and prints a markdown table (``--tiny``: a small Llama, for a quick run).
 """
@@ -303,7 +303,7 @@ def main() -> None:
     parser.add_argument("--prefill-len", type=int, default=128)
     parser.add_argument("--buckets", type=int, nargs="*", default=[32, 128])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--decode-steps", type=int, default=32)
     parser.add_argument("--peer-python", default=PEER_PYTHON)
     parser.add_argument("--no-peer", action="store_true")

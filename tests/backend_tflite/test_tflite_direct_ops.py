@@ -186,6 +186,10 @@ CASES = {
     "index_put_computed": lambda: (Fn(lambda x, v: x.index_put((x[:, 0].argmax(0, keepdim=True),), v)),
                                    (torch.randn(4, 3), torch.randn(3))),
     # recurrent
+    "rnn_bidirectional_h_n": lambda: (Fn(lambda m, x: m(x), nn.RNN(6, 5, num_layers=2, bidirectional=True,
+                                                                  batch_first=True)), (torch.randn(2, 4, 6),)),
+    "rnn_relu_given_state": lambda: (Fn(lambda m, x, h: m(x, h)[0], nn.RNN(6, 5, nonlinearity="relu")),
+                                     (torch.randn(4, 2, 6), torch.randn(1, 2, 5))),
     "lstm_bidirectional_h_n": lambda: (Fn(lambda m, x: (lambda o: (o[0], o[1][0]))(m(x)),
                                           nn.LSTM(6, 5, num_layers=2, bidirectional=True)), (torch.randn(4, 2, 6),)),
     "lstm_given_states": lambda: (Fn(lambda m, x, h, c: m(x, (h, c))[0], nn.LSTM(6, 5, batch_first=True)),

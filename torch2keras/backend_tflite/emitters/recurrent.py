@@ -1,4 +1,5 @@
-"""The ``lstm`` emitter: one UNIDIRECTIONAL_SEQUENCE_LSTM per layer and direction.
+"""The ``lstm`` and ``rnn`` emitters: one UNIDIRECTIONAL_SEQUENCE_LSTM (Elman RNN:
+UNIDIRECTIONAL_SEQUENCE_RNN, tanh or relu fused) per layer and direction.
 
 torch's gates i, f, g, o are the op's input, forget, cell and output gates; the weights are split
 per gate as they are ([hidden, features] blocks of w_ih and w_hh), the two biases summed. The
@@ -47,6 +48,75 @@ def _fresh_states(ctx: Context, node: Node, count: int, batch: int, hidden: int)
     rows = ctx.reshape(stacked, [count * batch, hidden], "state_rows")
     ctx.op("SPLIT", [ctx.ints(0, "state_axis"), rows], outs, options)
     return outs
+
+
+def _fresh_hidden(ctx: Context, node: Node, count: int, batch: int, hidden: int) -> list[int]:
+    """An Elman RNN's ``count`` variable [batch, hidden] states written by one SPLIT from h0 (as
+    the LSTM's, without cell states)."""
+    h0 = node.inputs[1]
+    outs = [ctx.sub.tensor([batch, hidden], np.float32, ctx.local_name(f"state{k}"), variable=True)
+            for k in range(count)]
+    options = fb.SplitOptionsT()
+    options.numSplits = count
+    if ctx.is_const(h0):
+        source = ctx.constant(np.concatenate(list(ctx.const(h0).astype(np.float32)), axis=1),
+                              ctx.local_name("initial_states"))
+        ctx.op("SPLIT", [ctx.ints(1, "state_axis"), source], outs, options)
+        return outs
+    rows = ctx.reshape(ctx.tensor(h0), [count * batch, hidden], "state_rows")
+    ctx.op("SPLIT", [ctx.ints(0, "state_axis"), rows], outs, options)
+    return outs
+
+
+def _rnn_direction(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], state: int, reverse: bool,
+                   name: str) -> int:
+    """One Elman layer-direction: UNIDIRECTIONAL_SEQUENCE_RNN, its hidden states aligned with the input."""
+    a = node.attrs
+    hidden = a["hidden_size"]
+    time_axis = 1 if a["batch_first"] else 0
+    if reverse:
+        seq = _reverse(ctx, seq, time_axis, f"{name}/reversed_input")
+    bias = weights[2] + weights[3] if a["has_biases"] else np.zeros(hidden, np.float32)
+    shape = list(ctx.shape(seq))
+    shape[-1] = hidden
+    out = ctx.temp(shape, np.float32, f"{name}/sequence")
+    options = fb.SequenceRNNOptionsT()
+    options.timeMajor = not a["batch_first"]
+    options.fusedActivationFunction = (fb.ActivationFunctionType.TANH if a["nonlinearity"] == "tanh"
+                                       else fb.ActivationFunctionType.RELU)
+    w_ih, w_hh = (ctx.constant(np.ascontiguousarray(w), ctx.local_name(f"{name}/{k}"), weight=True)
+                  for k, w in (("w_ih", weights[0]), ("w_hh", weights[1])))
+    ctx.op("UNIDIRECTIONAL_SEQUENCE_RNN", [seq, w_ih, w_hh, ctx.constant(bias, ctx.local_name(f"{name}/bias")), state],
+           [out], options)
+    return _reverse(ctx, out, time_axis, f"{name}/sequence_aligned") if reverse else out
+
+
+@emitter("rnn")
+def emit_rnn(ctx: Context, node: Node) -> tuple:
+    a = node.attrs
+    x = node.inputs[0]
+    if x.type.dtype != "f32" or any(v.type.layout is not None for v in node.inputs[:2]):
+        raise DirectExportError(node, f"on {x.type} (float32 in PyTorch's order only) is not supported")
+    weights = node.inputs[2:]
+    if not all(ctx.is_const(w) for w in weights):
+        raise DirectExportError(node, "with weights computed by the model is not supported")
+    arrays = [ctx.const(w).astype(np.float32) for w in weights]
+    dirs, layers, hidden = 2 if a["bidirectional"] else 1, a["num_layers"], a["hidden_size"]
+    per = 4 if a["has_biases"] else 2
+    states = _fresh_hidden(ctx, node, layers * dirs, x.type.shape[0 if a["batch_first"] else 1], hidden)
+    seq, finals = ctx.tensor(x), []
+    for layer in range(layers):
+        outs = []
+        for d in range(dirs):
+            index = layer * dirs + d
+            name = f"l{layer}" + ("_reverse" if d else "")
+            outs.append(_rnn_direction(ctx, node, seq, arrays[index * per:(index + 1) * per], states[index], d == 1,
+                                       name))
+            finals.append((outs[-1], d == 1))
+        seq = outs[0] if dirs == 1 else _concat(ctx, outs, len(ctx.shape(outs[0])) - 1, f"l{layer}_directions")
+    h_n = _final_hidden(ctx, node, finals) if ctx.graph.num_uses(node.outputs[1]) or \
+        ctx.graph.is_output(node.outputs[1]) else ctx.result(node, 1)
+    return seq, h_n
 
 
 def _gate_blocks(ctx: Context, w: np.ndarray, name: str) -> list[int]:

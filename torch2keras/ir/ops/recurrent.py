@@ -80,5 +80,5 @@ define("lstm", FAMILY, ["x", "h0", "c0", "*weights"], _rnn_type, "fixed", _RNN, 
        tflite=("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM"),
        doc="torch's LSTM (gates i, f, g, o)" + _RNN_DOC)
 define("rnn", FAMILY, ["x", "h0", "*weights"], _rnn_type, "fixed", {**_RNN, "nonlinearity": ("str", "tanh")},
-       num_outputs=2, reference=_recurrent, tflite=("WHILE",), delegate_notes=_LOOP_NOTE,
+       num_outputs=2, reference=_recurrent, tflite=("WHILE", "UNIDIRECTIONAL_SEQUENCE_RNN"), delegate_notes=_LOOP_NOTE,
        doc="torch's Elman RNN, h' = nonlinearity(x w_ih^T + b_ih + h w_hh^T + b_hh) (tanh or relu)" + _RNN_DOC)

@@ -48,3 +48,29 @@ def test_local_response_norm_of_a_dynamic_batch(tmp_path):
     feed = [other.numpy()]
     assert max_abs_error(result.run_keras(feed)[0], want) <= 1e-5
     assert max_abs_error(result.run_tflite(path, feed)[0], want) <= 1e-5
+
+
+class DilatedPools(nn.Module):
+    """Dilated max pools reaching into the padding (window tables, the padded slots masked)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool3d = nn.MaxPool3d(2, stride=1, padding=1, dilation=2)
+        self.pool2d = nn.MaxPool2d(3, stride=2, padding=1, dilation=2, return_indices=True)
+
+    def forward(self, x):
+        values, indices = self.pool2d(x.flatten(1, 2))
+        return self.pool3d(x), values, indices
+
+
+def test_dilated_max_pools_of_a_dynamic_batch(tmp_path):
+    torch.manual_seed(2)
+    model = DilatedPools().eval()
+    result = torch2keras.compile(model, torch.randn(3, 5, 3, 6, 7), dynamic_shapes=[{0: "batch"}])
+    path = result.export_tflite(str(tmp_path / "m.tflite"))
+    x = torch.randn(4, 5, 3, 6, 7)
+    with torch.no_grad():
+        want = [t.numpy() for t in model(x)]
+    for got in (result.run_keras([x.numpy()]), result.run_tflite(path, [x.numpy()])):
+        assert max_abs_error(got[0], want[0]) <= 1e-6 and max_abs_error(got[1], want[1]) <= 1e-6
+        assert (got[2] == want[2]).all()

@@ -31,3 +31,21 @@ def test_argmax_with_keepdim_exports_to_builtins(tmp_path):
         assert np.abs(got[0] - want[0]).max() == 0.0, backend
         for g, w in zip(got[1:], want[1:]):
             assert g.dtype == w.dtype and np.array_equal(g, w), (backend, g, w)
+
+
+class BatchVariance(nn.Module):
+    def forward(self, x):
+        return torch.var(x, dim=0, keepdim=True), torch.std(x, dim=(0, 2), correction=0), torch.var(x, dim=1)
+
+
+def test_variance_over_a_dynamic_batch(tmp_path):
+    """The correction's n - 1 over an axis of run-time size is a tensor (no Python max of it)."""
+    model = BatchVariance().eval()
+    g = torch.Generator().manual_seed(1)
+    result = torch2keras.compile(model, torch.randn(2, 4, 3, generator=g), dynamic_shapes=[{0: "batch"}])
+    path = result.export_tflite(str(tmp_path / "m.tflite"))
+    x = torch.randn(5, 4, 3, generator=g)
+    want = [w.numpy() for w in model(x)]
+    for backend, got in {"Keras": result.run_keras([x.numpy()]), "TFLite": result.run_tflite(path, [x.numpy()])}.items():
+        for g_, w in zip(got, want):
+            assert g_.shape == w.shape and np.abs(g_ - w).max() <= 1e-5, backend

@@ -33,7 +33,10 @@ def _var(x, axes, correction, keepdims):
     for a in axes:
         n *= x.shape[a] if x.shape[a] is not None else ops.cast(ops.shape(x)[a], x.dtype)  # (a run-time size)
     v = ops.var(x, axis=axes, keepdims=keepdims)
-    return v * (n / max(n - correction, 1e-12)) if correction else v
+    if not correction:
+        return v
+    dof = max(n - correction, 1e-12) if isinstance(n, int) else ops.maximum(n - correction, 1e-12)  # (n: a tensor)
+    return v * (n / dof)
 
 
 register({

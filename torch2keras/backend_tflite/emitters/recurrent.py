@@ -1,4 +1,7 @@
-"""The ``lstm`` emitter: one UNIDIRECTIONAL_SEQUENCE_LSTM per layer and direction.
+"""The ``lstm``, ``rnn`` and ``gru`` emitters: one UNIDIRECTIONAL_SEQUENCE_LSTM (Elman RNN:
+UNIDIRECTIONAL_SEQUENCE_RNN, tanh or relu fused) per layer and direction; a GRU (no builtin)
+unrolled over its time steps (at most ``GRU_MAX_STEPS``): the input projection of every step
+at once, then per step a FULLY_CONNECTED of the state and the gates in elementwise builtins.
 
 torch's gates i, f, g, o are the op's input, forget, cell and output gates; the weights are split
 per gate as they are ([hidden, features] blocks of w_ih and w_hh), the two biases summed. The
@@ -47,6 +50,75 @@ def _fresh_states(ctx: Context, node: Node, count: int, batch: int, hidden: int)
     rows = ctx.reshape(stacked, [count * batch, hidden], "state_rows")
     ctx.op("SPLIT", [ctx.ints(0, "state_axis"), rows], outs, options)
     return outs
+
+
+def _fresh_hidden(ctx: Context, node: Node, count: int, batch: int, hidden: int) -> list[int]:
+    """An Elman RNN's ``count`` variable [batch, hidden] states written by one SPLIT from h0 (as
+    the LSTM's, without cell states)."""
+    h0 = node.inputs[1]
+    outs = [ctx.sub.tensor([batch, hidden], np.float32, ctx.local_name(f"state{k}"), variable=True)
+            for k in range(count)]
+    options = fb.SplitOptionsT()
+    options.numSplits = count
+    if ctx.is_const(h0):
+        source = ctx.constant(np.concatenate(list(ctx.const(h0).astype(np.float32)), axis=1),
+                              ctx.local_name("initial_states"))
+        ctx.op("SPLIT", [ctx.ints(1, "state_axis"), source], outs, options)
+        return outs
+    rows = ctx.reshape(ctx.tensor(h0), [count * batch, hidden], "state_rows")
+    ctx.op("SPLIT", [ctx.ints(0, "state_axis"), rows], outs, options)
+    return outs
+
+
+def _rnn_direction(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], state: int, reverse: bool,
+                   name: str) -> int:
+    """One Elman layer-direction: UNIDIRECTIONAL_SEQUENCE_RNN, its hidden states aligned with the input."""
+    a = node.attrs
+    hidden = a["hidden_size"]
+    time_axis = 1 if a["batch_first"] else 0
+    if reverse:
+        seq = _reverse(ctx, seq, time_axis, f"{name}/reversed_input")
+    bias = weights[2] + weights[3] if a["has_biases"] else np.zeros(hidden, np.float32)
+    shape = list(ctx.shape(seq))
+    shape[-1] = hidden
+    out = ctx.temp(shape, np.float32, f"{name}/sequence")
+    options = fb.SequenceRNNOptionsT()
+    options.timeMajor = not a["batch_first"]
+    options.fusedActivationFunction = (fb.ActivationFunctionType.TANH if a["nonlinearity"] == "tanh"
+                                       else fb.ActivationFunctionType.RELU)
+    w_ih, w_hh = (ctx.constant(np.ascontiguousarray(w), ctx.local_name(f"{name}/{k}"), weight=True)
+                  for k, w in (("w_ih", weights[0]), ("w_hh", weights[1])))
+    ctx.op("UNIDIRECTIONAL_SEQUENCE_RNN", [seq, w_ih, w_hh, ctx.constant(bias, ctx.local_name(f"{name}/bias")), state],
+           [out], options)
+    return _reverse(ctx, out, time_axis, f"{name}/sequence_aligned") if reverse else out
+
+
+@emitter("rnn")
+def emit_rnn(ctx: Context, node: Node) -> tuple:
+    a = node.attrs
+    x = node.inputs[0]
+    if x.type.dtype != "f32" or any(v.type.layout is not None for v in node.inputs[:2]):
+        raise DirectExportError(node, f"on {x.type} (float32 in PyTorch's order only) is not supported")
+    weights = node.inputs[2:]
+    if not all(ctx.is_const(w) for w in weights):
+        raise DirectExportError(node, "with weights computed by the model is not supported")
+    arrays = [ctx.const(w).astype(np.float32) for w in weights]
+    dirs, layers, hidden = 2 if a["bidirectional"] else 1, a["num_layers"], a["hidden_size"]
+    per = 4 if a["has_biases"] else 2
+    states = _fresh_hidden(ctx, node, layers * dirs, x.type.shape[0 if a["batch_first"] else 1], hidden)
+    seq, finals = ctx.tensor(x), []
+    for layer in range(layers):
+        outs = []
+        for d in range(dirs):
+            index = layer * dirs + d
+            name = f"l{layer}" + ("_reverse" if d else "")
+            outs.append(_rnn_direction(ctx, node, seq, arrays[index * per:(index + 1) * per], states[index], d == 1,
+                                       name))
+            finals.append((outs[-1], d == 1))
+        seq = outs[0] if dirs == 1 else _concat(ctx, outs, len(ctx.shape(outs[0])) - 1, f"l{layer}_directions")
+    h_n = _final_hidden(ctx, node, finals) if ctx.graph.num_uses(node.outputs[1]) or \
+        ctx.graph.is_output(node.outputs[1]) else ctx.result(node, 1)
+    return seq, h_n
 
 
 def _gate_blocks(ctx: Context, w: np.ndarray, name: str) -> list[int]:
@@ -151,3 +223,106 @@ def _final_hidden(ctx: Context, node: Node, finals: list[tuple[int, bool]]) -> i
     options.axis = 0
     ctx.op("CONCATENATION", pieces, [out], options)
     return out
+
+
+GRU_MAX_STEPS = 64  # longer sequences: the converter's loop instead of an unrolled graph
+
+
+def _fc(ctx: Context, x: int, weight: np.ndarray, bias: np.ndarray, name: str) -> int:
+    """x [rows, in] @ weight.T + bias (FULLY_CONNECTED), a new [rows, out] tensor."""
+    out = ctx.temp([ctx.shape(x)[0], weight.shape[0]], np.float32, name)
+    options = fb.FullyConnectedOptionsT()
+    ctx.op("FULLY_CONNECTED", [x, ctx.constant(np.ascontiguousarray(weight), ctx.local_name(f"{name}/w"), weight=True),
+                               ctx.constant(bias, ctx.local_name(f"{name}/b"), weight=True)], [out], options)
+    return out
+
+
+def _pieces(ctx: Context, x: int, axis: int, count: int, name: str) -> list[int]:
+    """x split into ``count`` equal pieces along ``axis`` (SPLIT)."""
+    shape = list(ctx.shape(x))
+    shape[axis] //= count
+    outs = [ctx.temp(shape, np.float32, f"{name}{k}") for k in range(count)]
+    options = fb.SplitOptionsT()
+    options.numSplits = count
+    ctx.op("SPLIT", [ctx.ints(axis, f"{name}_axis"), x], outs, options)
+    return outs
+
+
+def _elementwise(ctx: Context, op: str, inputs: list[int], name: str) -> int:
+    out = ctx.temp(ctx.shape(inputs[0]), np.float32, name)
+    ctx.op(op, inputs, [out], fb.AddOptionsT() if op == "ADD" else fb.MulOptionsT() if op == "MUL" else
+           fb.SubOptionsT() if op == "SUB" else None)
+    return out
+
+
+def _gru_step(ctx: Context, gi: int, h: int, w_hh: np.ndarray, b_hh: np.ndarray, name: str) -> int:
+    """h' = (1 - z) n + z h = n + z (h - n); r, z = sigmoid(gi + gh), n = tanh(gi_n + r gh_n)."""
+    gh = _fc(ctx, h, w_hh, b_hh, f"{name}/gh")
+    (i_r, i_z, i_n), (h_r, h_z, h_n) = _pieces(ctx, gi, 1, 3, f"{name}/gi"), _pieces(ctx, gh, 1, 3, f"{name}/gh_")
+    r = _elementwise(ctx, "LOGISTIC", [_elementwise(ctx, "ADD", [i_r, h_r], f"{name}/r_in")], f"{name}/r")
+    z = _elementwise(ctx, "LOGISTIC", [_elementwise(ctx, "ADD", [i_z, h_z], f"{name}/z_in")], f"{name}/z")
+    n = _elementwise(ctx, "TANH", [_elementwise(ctx, "ADD", [i_n, _elementwise(ctx, "MUL", [r, h_n], f"{name}/rh")],
+                                                f"{name}/n_in")], f"{name}/n")
+    change = _elementwise(ctx, "MUL", [z, _elementwise(ctx, "SUB", [h, n], f"{name}/h_minus_n")], f"{name}/zh")
+    return _elementwise(ctx, "ADD", [n, change], f"{name}/h")
+
+
+def _gru_direction(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], h: int, reverse: bool,
+                   name: str) -> tuple[int, int]:
+    """One GRU layer-direction unrolled: (its hidden states aligned with the input, the final state)."""
+    a = node.attrs
+    hidden, time_axis = a["hidden_size"], 1 if a["batch_first"] else 0
+    shape = list(ctx.shape(seq))
+    steps, batch = shape[time_axis], shape[1 - time_axis]
+    zeros = np.zeros(3 * hidden, np.float32)
+    b_ih, b_hh = (weights[2], weights[3]) if a["has_biases"] else (zeros, zeros)
+    projected = _fc(ctx, ctx.reshape(seq, [steps * batch, shape[2]], f"{name}/rows"), weights[0], b_ih,
+                    f"{name}/gi_all")
+    per_step = _pieces(ctx, ctx.reshape(projected, [*shape[:2], 3 * hidden], f"{name}/gi_steps"), time_axis, steps,
+                       f"{name}/gi_t")
+    outs: list = [None] * steps
+    for t in (reversed(range(steps)) if reverse else range(steps)):
+        h = _gru_step(ctx, ctx.reshape(per_step[t], [batch, 3 * hidden], f"{name}/gi_t{t}_rows"), h, weights[1], b_hh,
+                      f"{name}/t{t}")
+        outs[t] = h
+    stacked = ctx.temp([*shape[:2], hidden], np.float32, f"{name}/sequence")
+    options = fb.PackOptionsT()
+    options.valuesCount, options.axis = steps, time_axis
+    ctx.op("PACK", outs, [stacked], options)
+    return stacked, h
+
+
+@emitter("gru")
+def emit_gru(ctx: Context, node: Node) -> tuple:
+    a = node.attrs
+    x, h0 = node.inputs[0], node.inputs[1]
+    if x.type.dtype != "f32" or any(v.type.layout is not None for v in node.inputs[:2]):
+        raise DirectExportError(node, f"on {x.type} (float32 in PyTorch's order only) is not supported")
+    if x.type.shape[1 if a["batch_first"] else 0] > GRU_MAX_STEPS:
+        raise DirectExportError(node, f"over more than {GRU_MAX_STEPS} time steps is not written (no GRU builtin: "
+                                      f"it is unrolled)")
+    weights = node.inputs[2:]
+    if not all(ctx.is_const(w) for w in weights):
+        raise DirectExportError(node, "with weights computed by the model is not supported")
+    arrays = [ctx.const(w).astype(np.float32) for w in weights]
+    dirs, layers = 2 if a["bidirectional"] else 1, a["num_layers"]
+    per = 4 if a["has_biases"] else 2
+    initial = _pieces(ctx, ctx.cast(ctx.tensor(h0), np.float32), 0, layers * dirs, "h0")
+    seq, finals = ctx.tensor(x), []
+    for layer in range(layers):
+        outs = []
+        for d in range(dirs):
+            index = layer * dirs + d
+            h = ctx.reshape(initial[index], ctx.shape(initial[index])[1:], f"h0_{index}")
+            out, final = _gru_direction(ctx, node, seq, arrays[index * per:(index + 1) * per], h, d == 1,
+                                        f"l{layer}" + ("_reverse" if d else ""))
+            outs.append(out)
+            finals.append(ctx.reshape(final, [1, *ctx.shape(final)], f"h_n{index}"))
+        seq = outs[0] if dirs == 1 else _concat(ctx, outs, len(ctx.shape(outs[0])) - 1, f"l{layer}_directions")
+    h_n = ctx.result(node, 1)
+    if len(finals) == 1:
+        return seq, ctx.reshape(finals[0], ctx.shape(h_n), out=h_n)
+    options = fb.ConcatenationOptionsT()
+    options.axis = 0
+    ctx.op("CONCATENATION", finals, [h_n], options)
+    return seq, h_n

@@ -22,7 +22,7 @@ from .common import aten, axis_values, binary, numel, permute
 
 __all__ = ["along_axis", "pool_windows", "window_max_pool"]
 
-_WINDOW_MAX_OPS = ("concat", "index_select", "reduce", "argreduce", "add")  # window_max_pool
+_WINDOW_MAX_OPS = ("index_select", "where", "reduce", "argreduce", "add")  # window_max_pool
 _ALONG_AXIS_OPS = ("permute", "linear")  # along_axis
 
 
@@ -70,11 +70,10 @@ def window_max_pool(ctx: LoweringContext, x: Value, in_spatial: Sequence[int], o
     floating = x.type.dtype in ("f16", "bf16", "f32", "f64")
     fill = -np.inf if floating else np.iinfo(np.dtype({"i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32",
                                                       "i64": "int64"}[x.type.dtype])).min
-    if (table < 0).any():  # the padding slot: one extra element holding the identity of max
-        pad = ctx.const(np.full(lead + [1], fill), x.type.dtype)
-        flat = ctx.emit("concat", [flat, pad], axis=len(lead))
-    ids = np.where(table < 0, s, table)
+    ids = np.maximum(table, 0)
     windows = ctx.emit("index_select", [flat, ctx.const(ids, "i64")], axis=len(lead))  # lead + [O, K]
+    if (table < 0).any():  # window slots in the padding hold the identity of max (lead: any sizes)
+        windows = ctx.emit("where", [ctx.const(table >= 0, "bool"), windows, ctx.const(np.asarray(fill), x.type.dtype)])
     axis = len(lead) + 1
     values = ctx.emit("reduce", [windows], kind="max", axes=[axis], keepdim=False)
     best = ctx.emit("argreduce", [windows], kind="argmax", axes=[axis], keepdim=False)  # lead + [O]

@@ -75,10 +75,10 @@ _LOOP_NOTE = {"all": {"WHILE": "a loop (GRU/LSTM layer or a scan) stays on the C
                                "unroll it"}}
 
 define("gru", FAMILY, ["x", "h0", "*weights"], _rnn_type, "fixed", _RNN, num_outputs=2, reference=_recurrent,
-       tflite=("WHILE",), delegate_notes=_LOOP_NOTE, doc="torch's GRU (gates r, z, n)" + _RNN_DOC)
+       tflite=("WHILE", "FULLY_CONNECTED", "LOGISTIC", "TANH"), delegate_notes=_LOOP_NOTE, doc="torch's GRU (gates r, z, n)" + _RNN_DOC)
 define("lstm", FAMILY, ["x", "h0", "c0", "*weights"], _rnn_type, "fixed", _RNN, num_outputs=3, reference=_recurrent,
        tflite=("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM"),
        doc="torch's LSTM (gates i, f, g, o)" + _RNN_DOC)
 define("rnn", FAMILY, ["x", "h0", "*weights"], _rnn_type, "fixed", {**_RNN, "nonlinearity": ("str", "tanh")},
-       num_outputs=2, reference=_recurrent, tflite=("WHILE",), delegate_notes=_LOOP_NOTE,
+       num_outputs=2, reference=_recurrent, tflite=("WHILE", "UNIDIRECTIONAL_SEQUENCE_RNN"), delegate_notes=_LOOP_NOTE,
        doc="torch's Elman RNN, h' = nonlinearity(x w_ih^T + b_ih + h w_hh^T + b_hh) (tanh or relu)" + _RNN_DOC)

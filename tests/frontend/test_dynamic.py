@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import torch2keras
+from torch2keras.ir import LoweringError
 from models import transformer_encoder
 
 ATOL = 1e-4
@@ -226,6 +227,17 @@ def test_split_along_a_run_time_axis(tmp_path):
     assert result.ir.op_counts().get("dynamic_slice") == 2
     path = result.export_tflite(str(tmp_path / "split.tflite"))
     assert _check(result, model, [(3, 4, 5), (4, 4, 5), (7, 4, 5)], path) < ATOL
+
+
+def test_split_of_a_run_time_axis_exported_at_size_1_is_a_clear_error():
+    """At an example size of 1, torch.export writes torch.split(x, 1) as one piece of the whole
+    axis, with no guard: at another size that piece would be wrong, so it is refused."""
+    class SplitRows(nn.Module):
+        def forward(self, x):
+            return torch.split(x, 1, dim=0)[-1]
+
+    with pytest.raises(LoweringError, match=r"example size is 1 .*size 2 or more"):
+        torch2keras.compile(SplitRows(), torch.randn(1, 3), dynamic_shapes=[{0: "batch"}])
 
 
 def test_size_queries_are_captured_and_lowered():

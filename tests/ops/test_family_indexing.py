@@ -103,3 +103,26 @@ def test_scatter_chain_into_a_dynamic_batch_of_single_elements(tmp_path):
     result = torch2keras.compile(model, torch.randn(2, 1, 1, generator=g), dynamic_shapes=[{0: "batch"}])
     path = result.export_tflite(str(tmp_path / "m.tflite"), backend="converter")
     assert assert_matches_torch(result, model, [torch.randn(4, 1, 1, generator=g)], atol=1e-6, tflite=path) <= 1e-6
+
+
+class TakeAlongDim(nn.Module):
+    """take_along_dim by sort positions, by broadcast negative indices, and flattened (dim=None)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("picks", torch.tensor([[[-1, 0, 2, -3, 1]]]))
+        self.register_buffer("flat", torch.tensor([3, 34, 0]))
+
+    def forward(self, x):
+        return (torch.take_along_dim(x, torch.argsort(x, dim=0), dim=0), torch.take_along_dim(x, self.picks, dim=2),
+                torch.take_along_dim(x[:1], self.flat))
+
+
+def test_take_along_dim_of_a_dynamic_batch_compiled_at_batch_1(tmp_path):
+    """torch's decomposition wraps the indices by dim's size as exported: 1 here, for every batch
+    (the converted model gathered row 0 only at any batch size, and its report said ok)."""
+    model = TakeAlongDim().eval()
+    g = torch.Generator().manual_seed(2)
+    result = torch2keras.compile(model, torch.randn(1, 7, 5, generator=g), dynamic_shapes=[{0: "batch"}])
+    path = result.export_tflite(str(tmp_path / "m.tflite"))
+    assert assert_matches_torch(result, model, [torch.randn(4, 7, 5, generator=g)], atol=0.0, tflite=path) == 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import torch2keras
@@ -74,3 +75,20 @@ def test_dilated_max_pools_of_a_dynamic_batch(tmp_path):
     for got in (result.run_keras([x.numpy()]), result.run_tflite(path, [x.numpy()])):
         assert max_abs_error(got[0], want[0]) <= 1e-6 and max_abs_error(got[1], want[1]) <= 1e-6
         assert (got[2] == want[2]).all()
+
+
+class NearestResizes(nn.Module):
+    """Nearest resizes by non-integer ratios, where torch's float32 index arithmetic rounds (10 -> 6
+    reads rows 0, 1, 3, 5, 6, 8: 3 * float32(10 / 6) is 5.0 in float32)."""
+
+    def forward(self, x):
+        return (F.interpolate(x, size=(6, 2), mode="nearest"), F.interpolate(x, size=(7, 9), mode="nearest"),
+                F.interpolate(x, size=(3, 5), mode="nearest-exact"), F.interpolate(x[:, :, 0], size=13, mode="nearest"))
+
+
+def test_nearest_resizes_read_torch_rows(tmp_path):
+    model = NearestResizes().eval()
+    x = torch.randn(2, 3, 10, 7, generator=torch.Generator().manual_seed(0))
+    result = torch2keras.compile(model, x)
+    path = result.export_tflite(str(tmp_path / "m.tflite"))
+    assert assert_matches_torch(result, model, [x], atol=0.0, tflite=path) == 0.0

@@ -37,8 +37,20 @@ def _size_operand(ctx: LoweringContext, d: Dim) -> "int | Value":
     return ctx.cast(v, "i64") if isinstance(v, Value) else int(v)
 
 
+# ops whose integer results are positions (never negative): their indices need no wrapping
+_POSITIONS = {"sort": 1, "topk": 1, "cumulative_extreme": 1, "argreduce": 0}
+
+
+def _is_position(index: Value) -> bool:
+    node = index.producer
+    return node.op in _POSITIONS and node.outputs[_POSITIONS[node.op]] is index
+
+
 def normalize_index(ctx: LoweringContext, index: Value, size: Dim) -> Value:
-    """Negative indices count from the end (as torch's)."""
+    """Negative indices count from the end (as torch's); positions a sort or an arg-reduction
+    computed are never negative."""
+    if _is_position(index):
+        return ctx.cast(index, "i64")
     value = static_value(index)
     if value is not None and (not is_symbolic(size) or not (value < 0).any()):
         return ctx.const(np.where(value < 0, value + (0 if is_symbolic(size) else size), value).astype(np.int64),
@@ -254,6 +266,28 @@ def lower_gather(ctx, x, dim, index, sparse_grad=False):
         out = ctx.emit("gather", [ctx.reshape(x, [1]), ctx.reshape(index, [max(index.type.numel, 1)])], axis=0)
         return ctx.reshape(out, ctx.out_type.shape)
     return ctx.emit("gather", [x, index], axis=norm_axis(dim, x.type.rank))
+
+
+@lowering(aten.take_along_dim.default, keep_whole=True, emits=("gather", "expand", "dynamic_expand", "where", "lt",
+                                                               "add"))
+def lower_take_along_dim(ctx, x, indices, dim=None):
+    """torch.take_along_dim kept whole: x and the indices broadcast to each other but along dim,
+    negative indices counted from the end, then a gather. (torch's decomposition wraps the indices
+    by the size dim had when exported: a constant 1 under a dynamic batch of example size 1.)"""
+    if dim is None:
+        flat = ctx.reshape(x, [numel(x.type.shape)])
+        picked = ctx.reshape(indices, [numel(indices.type.shape)])
+        return ctx.emit("gather", [flat, normalize_index(ctx, picked, flat.type.shape[0])], axis=0)
+    axis = norm_axis(dim, x.type.rank)
+    # (the shapes broadcast here, not torch's result type: its meta has the same constant)
+    rest = list(broadcast_shapes(*[[d for k, d in enumerate(v.type.shape) if k != axis] for v in (x, indices)]))
+    index_shape = rest[:axis] + [indices.type.shape[axis]] + rest[axis:]
+    x_shape = rest[:axis] + [x.type.shape[axis]] + rest[axis:]
+    if tuple(indices.type.shape) != tuple(index_shape):
+        indices = expand(ctx, indices, index_shape)
+    if tuple(x.type.shape) != tuple(x_shape):
+        x = expand(ctx, x, x_shape)
+    return ctx.emit("gather", [x, normalize_index(ctx, indices, x.type.shape[axis])], axis=axis)
 
 
 @lowering(aten.embedding.default, keep_whole=True, emits=("embedding",))

@@ -310,9 +310,11 @@ def _source_scale(in_size: int, out_size: int, align_corners: bool, scale: Optio
 
 
 def nearest_indices(in_size: int, out_size: int, scale: Optional[float], exact: bool) -> np.ndarray:
-    s = 1.0 / scale if scale else in_size / out_size
-    dst = np.arange(out_size, dtype=np.float64)
-    src = np.floor((dst + 0.5) * s) if exact else np.floor(dst * np.float32(s))
+    """torch's source index of each output position, computed as torch does: in float32
+    (``floorf(dst * scale)``; 3 * float32(10 / 6) rounds to 5.0 there, not to 4.99999...)."""
+    s = np.float32(1.0 / scale if scale else in_size / out_size)
+    dst = np.arange(out_size, dtype=np.float32)
+    src = np.floor((dst + np.float32(0.5)) * s) if exact else np.floor(dst * s)
     return np.minimum(src, in_size - 1).astype(np.int64)
 
 

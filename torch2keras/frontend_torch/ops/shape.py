@@ -140,6 +140,11 @@ def _split_run_time(ctx, x, sizes, axis):
     ``dynamic_slice`` each, its bounds the running sums of the sizes (the last to the end), its
     length torch's."""
     pieces = ctx.meta_val if isinstance(ctx.meta_val, (tuple, list)) else [ctx.meta_val]
+    example = sum(int(getattr(getattr(p.shape[axis], "node", None), "hint", p.shape[axis]) or 0) for p in pieces)
+    if example <= 1:  # (torch.export fixed the number of pieces at the example's size, without a guard)
+        raise ctx.fail(f"splitting axis {axis} of run-time size {x.type.shape[axis]} whose example size is "
+                       f"{example} is not supported: the number of pieces is fixed to the example's; give an "
+                       f"example input of size 2 or more along it")
     outs, start = [], 0
     for k, (size, piece) in enumerate(zip(sizes, pieces)):
         size = ctx.sizes.value(size)

@@ -377,3 +377,30 @@ def test_verifier_accepts_symbolic_spellings_not_wrong_sizes():
     g.set_outputs(["y"], [bad])
     with pytest.raises(VerificationError, match="disagrees with inferred"):
         g.verify()
+
+
+
+class DiagonalOfConv3d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(7, 7, 4, groups=7)
+
+    def forward(self, x):
+        return torch.lerp(torch.diagonal(self.conv(x), 0, 3, 4), x[:, :, :1, :1, 0], 0.4)
+
+
+def test_diagonal_of_size_1_axes_on_a_run_time_batch(tmp_path):
+    """A diagonal over two size-1 axes of a run-time-batch tensor reaches the graph as
+    ``prims.copy_strided`` (a copy into other strides): the same values, lowered as its input."""
+    model = DiagonalOfConv3d().eval()
+    result = torch2keras.compile(model, torch.randn(2, 7, 4, 4, 4), dynamic_shapes=[{0: "batch"}],
+                                 input_layouts=CL)
+    assert result.report.ok, result.report.summary()
+    path = result.export_tflite(str(tmp_path / "diagonal.tflite"))
+    for batch in (2, 3):
+        x = torch.randn(batch, 7, 4, 4, 4, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            ref = model(x).numpy()
+        for out in (result.run_keras([x.numpy()])[0], result.run_tflite(path, [x.numpy()])[0]):
+            assert out.shape == ref.shape and np.abs(ref).max() > 1e-2
+            assert np.abs(out - ref).max() < ATOL

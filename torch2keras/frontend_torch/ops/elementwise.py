@@ -326,7 +326,8 @@ def lower_copy(ctx, x, src, non_blocking=False):
 
 @lowering(*overloads("clone", "default"), *overloads("alias", "default"), *overloads("detach", "default"),
           aten.lift_fresh_copy.default, aten.contiguous.default, *overloads("dropout", "default"),
-          aten.native_dropout.default, aten.feature_dropout.default, emits=())
+          aten.native_dropout.default, aten.feature_dropout.default,
+          torch.ops.prims.copy_strided.default, emits=())  # (copy_strided: a copy into other strides)
 def lower_identity(ctx, x, *args, **kwargs):
     target = ctx.loc.op if ctx.loc else ""
     if "native_dropout" in target:

@@ -13,7 +13,9 @@ so a state tensor must be written afresh before every invocation (a variable tha
 writes would carry one call's final state into the next). One SPLIT per ``lstm`` node writes
 every layer's and direction's initial h and c from a constant (zeros, or the given constant
 states) or from the given state tensors, each call. The final hidden state of a direction is
-its output at its last step (a STRIDED_SLICE of the sequence: a real data dependency); the
+its output at its last step (a STRIDED_SLICE of the sequence: a real data dependency), except
+for ``fc(out[:, -1])`` (``Plan.last_step``): that FULLY_CONNECTED reads the last layer's h
+variable itself, so a 2-layer LSTM + linear is 4 ops (states, LSTM x2, FULLY_CONNECTED). The
 final cell state, which only the overwritten variable holds, is not written (an error that
 names it: the converter path computes it).
 """
@@ -31,10 +33,13 @@ __all__: list[str] = []
 
 def _fresh_states(ctx: Context, node: Node, count: int, batch: int, hidden: int) -> list[int]:
     """``count`` new variable [batch, hidden] tensors written by one SPLIT from the initial states
-    (h of layer-direction 0, c of 0, h of 1, ...)."""
+    (h of layer-direction 0, c of 0, h of 1, ...); by UNPACKs where a linear reads the final
+    hidden state variable (``Plan.last_step``, see ``_unpacked_states``)."""
     h0, c0 = node.inputs[1], node.inputs[2]
     outs = [ctx.sub.tensor([batch, hidden], np.float32, ctx.local_name(f"state{k}"), variable=True)
             for k in range(count)]
+    if node.id in ctx.plan.last_step.values():
+        return _unpacked_states(ctx, node, outs)
     options = fb.SplitOptionsT()
     options.numSplits = count
     if ctx.is_const(h0) and ctx.is_const(c0):
@@ -49,6 +54,28 @@ def _fresh_states(ctx: Context, node: Node, count: int, batch: int, hidden: int)
     ctx.op("PACK", [ctx.tensor(h0), ctx.tensor(c0)], [stacked], pack)
     rows = ctx.reshape(stacked, [count * batch, hidden], "state_rows")
     ctx.op("SPLIT", [ctx.ints(0, "state_axis"), rows], outs, options)
+    return outs
+
+
+def _unpacked_states(ctx: Context, node: Node, outs: list[int]) -> list[int]:
+    """``outs`` (h, c of layer-direction 0, then 1, ...) written by UNPACKs: of one constant, or
+    of h0 and of c0. A reader of a state variable after the fused op (``Plan.last_step``) has no
+    data dependency on that op, only on the op writing the variable: LiteRT's XNNPACK delegate,
+    which takes SPLIT, would run SPLIT and that reader in one partition ahead of the LSTMs. It
+    does not take UNPACK, so the state write, the LSTMs and then the reader run in file order."""
+    h0, c0 = node.inputs[1], node.inputs[2]
+    options = fb.UnpackOptionsT()
+    options.num, options.axis = len(outs), 0
+    if ctx.is_const(h0) and ctx.is_const(c0):
+        h, c = ctx.const(h0).astype(np.float32), ctx.const(c0).astype(np.float32)
+        stacked = np.stack([(h if k % 2 == 0 else c)[k // 2] for k in range(len(outs))])
+        ctx.op("UNPACK", [ctx.constant(stacked, ctx.local_name("initial_states"))], outs, options)
+        return outs
+    options.num = len(outs) // 2
+    ctx.op("UNPACK", [ctx.cast(ctx.tensor(h0), np.float32, "h0")], outs[0::2], options)
+    options = fb.UnpackOptionsT()
+    options.num, options.axis = len(outs) // 2, 0
+    ctx.op("UNPACK", [ctx.cast(ctx.tensor(c0), np.float32, "c0")], outs[1::2], options)
     return outs
 
 
@@ -184,6 +211,9 @@ def emit_lstm(ctx: Context, node: Node) -> tuple:
                                    (states[2 * index], states[2 * index + 1]), d == 1, name))
             finals.append((outs[-1], d == 1))
         seq = outs[0] if dirs == 1 else _concat(ctx, outs, -1 + len(ctx.shape(outs[0])), f"l{layer}_directions")
+    for piece, lstm in ctx.plan.last_step.items():  # out[:, -1] read by a linear: the last layer's h state
+        if lstm == node.id:
+            ctx.tensors[ctx.graph.node(piece).output.id] = states[2 * (layers - 1)]
     h_n = _final_hidden(ctx, node, finals) if ctx.graph.num_uses(node.outputs[1]) or \
         ctx.graph.is_output(node.outputs[1]) else ctx.result(node, 1)
     return seq, h_n, ctx.result(node, 2)

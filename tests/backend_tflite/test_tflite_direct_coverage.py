@@ -1,0 +1,77 @@
+"""Models the direct TFLite backend used to refuse (found by the test session's cross-check,
+tests/direct_backend_check.py), written directly and run in LiteRT (default delegates) against
+PyTorch: max abs error within 1e-4 (scaled by max(1, max |reference|) where values are large),
+plus the ops that make each one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from direct_check import annotated_ir, check_direct, reference, run_file
+from torch2keras.backend_tflite import write_tflite
+
+
+class Fn(nn.Module):
+    def __init__(self, fn, child: nn.Module | None = None):
+        super().__init__()
+        self.fn = fn
+        self.child = child
+
+    def forward(self, *xs):
+        return self.fn(self.child, *xs) if self.child is not None else self.fn(*xs)
+
+
+def _errors(model, inputs, graph, written, invocations=2):
+    outs = run_file(graph, written.path, [t.numpy() for t in inputs], invocations=invocations)
+    refs = reference(model, inputs)
+    assert len(outs) == len(refs)
+    errors = []
+    for o, r in zip(outs, refs):
+        finite = np.isfinite(r)
+        assert np.array_equal(finite, np.isfinite(o)), "non-finite values differ from PyTorch's"
+        assert np.array_equal(np.isnan(r), np.isnan(o))
+        errors.append(float(np.max(np.abs(o[finite] - r[finite]) / np.maximum(1.0, np.abs(r[finite])))))
+    return errors
+
+
+# ---------------------------------------------------------------- elementwise
+
+
+def test_acosh_atanh(tmp_path):
+    """acosh near 1, mid-range, above 1e10 and below 1 (NaN); atanh near 0 (series), near +-1,
+    at +-1 (inf) and beyond (NaN)."""
+    x = torch.tensor([1.0, 1.0001, 1.5, 3.0, 100.0, 1e12, 3e30, 0.5, -2.0])
+    y = torch.tensor([0.0, 1e-4, -0.1, 0.124, 0.126, 0.5, -0.9, 0.99999, 1.0, -1.0, 1.5])
+    model = Fn(lambda a, b: (torch.acosh(a), torch.atanh(b), torch.atanh(torch.tanh(a * 0.1))))
+    graph = annotated_ir(model.eval(), (x, y))  # (NaN outputs: compared by _errors)
+    written = write_tflite(graph, str(tmp_path / "acosh_atanh.tflite"))
+    assert max(_errors(model, (x, y), graph, written)) <= 1e-4
+    assert written.op_counts.get("SELECT_V2") >= 2 and "CUSTOM" not in written.op_counts
+
+
+# ---------------------------------------------------------------- LSTM final cell state
+
+
+class CellState(nn.Module):
+    def __init__(self, layers=1):
+        super().__init__()
+        self.lstm = nn.LSTM(6, 5, num_layers=layers, batch_first=True)
+
+    def forward(self, x, h=None, c=None):
+        out, (h_n, c_n) = self.lstm(x, None if h is None else (h, c))
+        return out, h_n, c_n * 2
+
+
+@pytest.mark.parametrize("layers,given", [(1, False), (2, False), (2, True)])
+def test_lstm_final_cell_state(layers, given, tmp_path):
+    """c_n: the c variables after the fused ops, PACKed; a third invocation matches PyTorch (the
+    states are written afresh each call)."""
+    torch.manual_seed(0)
+    model = CellState(layers).eval()
+    inputs = (torch.randn(3, 7, 6),) + ((torch.randn(layers, 3, 5), torch.randn(layers, 3, 5)) if given else ())
+    graph, written = check_direct(model, inputs, tmp_path, f"c_n{layers}{given}", invocations=3)
+    assert max(_errors(model, inputs, graph, written, invocations=3)) <= 1e-4
+    assert written.op_counts["UNIDIRECTIONAL_SEQUENCE_LSTM"] == layers and written.op_counts["PACK"] == 1

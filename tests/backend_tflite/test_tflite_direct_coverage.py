@@ -75,3 +75,34 @@ def test_lstm_final_cell_state(layers, given, tmp_path):
     graph, written = check_direct(model, inputs, tmp_path, f"c_n{layers}{given}", invocations=3)
     assert max(_errors(model, inputs, graph, written, invocations=3)) <= 1e-4
     assert written.op_counts["UNIDIRECTIONAL_SEQUENCE_LSTM"] == layers and written.op_counts["PACK"] == 1
+
+
+# ---------------------------------------------------------------- data movement and pooling
+
+
+@pytest.mark.parametrize("step,start,end", [(2, 0, None), (3, 1, 8), (2, -5, -1)])
+def test_slice_scatter_with_a_step(step, start, end, tmp_path):
+    """x[:, start:end:step] = src: CONCATENATION of x and src, one GATHER."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 9, 3)
+    count = len(range(*slice(start, end, step).indices(9)))
+    src = torch.randn(2, count, 3)
+    model = Fn(lambda a, b: torch.slice_scatter(a * 2, b.tanh(), dim=1, start=start, end=end, step=step))
+    graph, written = check_direct(model.eval(), (x, src), tmp_path, f"scatter{step}")
+    assert max(_errors(model, (x, src), graph, written)) <= 1e-4
+    assert written.op_counts["GATHER"] == 1 and written.op_counts["CONCATENATION"] == 1
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=2, divisor_override=3),
+                                    dict(kernel_size=3, stride=2, padding=1, divisor_override=5),
+                                    dict(kernel_size=(2, 3, 2), stride=(1, 2, 2), padding=(1, 1, 0), ceil_mode=True,
+                                         count_include_pad=False, divisor_override=7)])
+def test_avg_pool3d_divisor_override(kwargs, tmp_path):
+    """avg_pool3d(divisor_override=d): the 3-d mean (two 2-d pools) times torch's divisor / d per
+    output position."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv3d(3, 4, 1), nn.AvgPool3d(**kwargs))
+    x = torch.randn(2, 3, 5, 7, 6)
+    graph, written = check_direct(model.eval(), (x,), tmp_path, "pool3d")
+    assert max(_errors(model, (x,), graph, written)) <= 1e-4
+    assert written.op_counts["AVERAGE_POOL_2D"] == 2 and written.op_counts.get("TRANSPOSE", 0) <= 2

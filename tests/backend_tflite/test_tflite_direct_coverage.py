@@ -106,3 +106,109 @@ def test_avg_pool3d_divisor_override(kwargs, tmp_path):
     graph, written = check_direct(model.eval(), (x,), tmp_path, "pool3d")
     assert max(_errors(model, (x,), graph, written)) <= 1e-4
     assert written.op_counts["AVERAGE_POOL_2D"] == 2 and written.op_counts.get("TRANSPOSE", 0) <= 2
+
+
+# ---------------------------------------------------------------- control flow (IF / WHILE subgraphs)
+
+
+class Branches(nn.Module):
+    """torch.cond on the data: a conv + tanh or a conv + sigmoid, then a shared conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.post = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 1), nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        y = torch.cond(x.mean() > 0, lambda v: torch.tanh(self.a(v)), lambda v: torch.sigmoid(self.b(v)) - 1, (x,))
+        return self.post(y)
+
+
+class Halving(nn.Module):
+    """x = x * 0.5 + offset while sum(x) < 15 (x of 8 elements: at most ~60 steps to 2 each):
+    the trip count depends on the data."""
+
+    def __init__(self):
+        super().__init__()
+        self.offset = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        from torch._higher_order_ops.while_loop import while_loop
+
+        return while_loop(lambda i, v: v.sum() < 15.0, lambda i, v: (i + 1, v * 0.5 + self.offset),
+                          (torch.zeros((), dtype=torch.int64), x))
+
+
+class DecayingSum(nn.Module):
+    """scan over time: c = 0.8 c + x_t W, y_t = tanh(c)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 3, bias=False)
+
+    def forward(self, xs):
+        from torch._higher_order_ops.scan import scan
+
+        def combine(c, x):
+            c = 0.8 * c + self.proj(x)
+            return c, torch.tanh(c)
+
+        return scan(combine, torch.zeros(2, 3), xs)
+
+
+class SignedRows(nn.Module):
+    """A torch.cond per row inside a map (IF inside a WHILE body)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        from torch._higher_order_ops.map import map as torch_map
+
+        def per_row(row):
+            return torch.cond(row.sum() > 0, lambda v: self.lin(v) * 2.0, lambda v: -v - 1.0, (row,))
+
+        return torch_map(per_row, x)
+
+
+class ConvScan(nn.Module):
+    """A convolutional recurrence over frames (channels-last inside the loop): h = tanh(cx(x_t) + ch(h))."""
+
+    def __init__(self):
+        super().__init__()
+        self.cx, self.ch = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, xs):
+        from torch._higher_order_ops.scan import scan
+
+        def combine(h, x):
+            h = torch.tanh(self.cx(x) + self.ch(h))
+            return h, h * 2
+
+        return scan(combine, torch.zeros(1, 8, 6, 6), xs)
+
+
+def _check_inputs(model, graph, written, inputs_list):
+    for inputs in inputs_list:
+        outs = run_file(graph, written.path, [t.numpy() for t in inputs])
+        for o, r in zip(outs, reference(model, inputs)):
+            assert o.shape == r.shape and float(np.max(np.abs(o - r))) <= 1e-4 * max(1.0, float(np.max(np.abs(r))))
+
+
+@pytest.mark.parametrize("name", ["cond", "while_loop", "scan", "map_of_cond", "scan_of_convs"])
+def test_control_flow(name, tmp_path):
+    """IF / WHILE with their regions as subgraphs: outputs vs PyTorch on inputs taking each
+    branch and different trip counts."""
+    torch.manual_seed(0)
+    model, inputs_list = {
+        "cond": lambda: (Branches(), [(torch.rand(1, 3, 6, 6),), (-torch.rand(1, 3, 6, 6),)]),
+        "while_loop": lambda: (Halving(), [(torch.randn(2, 4) * 0.1,), (torch.randn(2, 4) - 10,), (torch.rand(2, 4) + 5,)]),
+        "scan": lambda: (DecayingSum(), [(torch.randn(6, 2, 4),), (torch.randn(6, 2, 4) * 3,)]),
+        "map_of_cond": lambda: (SignedRows(), [(torch.randn(5, 4),), (torch.randn(5, 4) + 1,)]),
+        "scan_of_convs": lambda: (ConvScan(), [(torch.randn(4, 1, 3, 6, 6),)]),
+    }[name]()
+    model = model.eval()
+    graph, written = check_direct(model, inputs_list[0], tmp_path, name)
+    _check_inputs(model, graph, written, inputs_list[1:])
+    loop = "IF" if name == "cond" else "WHILE"
+    assert written.op_counts[loop] == 1

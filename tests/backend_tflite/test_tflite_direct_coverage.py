@@ -212,3 +212,23 @@ def test_control_flow(name, tmp_path):
     _check_inputs(model, graph, written, inputs_list[1:])
     loop = "IF" if name == "cond" else "WHILE"
     assert written.op_counts[loop] == 1
+
+
+# ---------------------------------------------------------------- GRU over many steps
+
+
+@pytest.mark.parametrize("kwargs,given", [(dict(batch_first=True), False), (dict(num_layers=2, bidirectional=True), True)])
+def test_gru_longer_than_the_unrolled_limit_is_a_loop(kwargs, given, tmp_path):
+    """A GRU over 80 steps (more than GRU_MAX_STEPS): one WHILE per layer and direction, its body
+    one step; outputs and h_n vs PyTorch."""
+    from torch2keras.backend_tflite.emitters.recurrent import GRU_MAX_STEPS
+
+    torch.manual_seed(0)
+    gru = nn.GRU(6, 5, **kwargs)
+    steps, layers = GRU_MAX_STEPS + 16, kwargs.get("num_layers", 1) * (2 if kwargs.get("bidirectional") else 1)
+    x = torch.randn(2, steps, 6) if kwargs.get("batch_first") else torch.randn(steps, 2, 6)
+    inputs = (x, torch.randn(layers, 2, 5)) if given else (x,)
+    model = Fn(lambda m, *xs: m(*xs), gru).eval()
+    graph, written = check_direct(model, inputs, tmp_path, "long_gru")
+    assert max(_errors(model, inputs, graph, written)) <= 1e-4
+    assert written.op_counts["WHILE"] == layers and sum(written.op_counts.values()) < 40

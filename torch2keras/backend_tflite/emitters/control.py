@@ -23,7 +23,7 @@ from ...ir.types import DTYPES
 from ..context import Context, DirectExportError, emitter
 from ..schema import fb
 
-__all__: list[str] = []
+__all__ = ["counter_cond"]
 
 
 def _pred(ctx: Context, node: Node) -> int:
@@ -65,7 +65,7 @@ def emit_while_loop(ctx: Context, node: Node) -> list[int]:
     return _while(ctx, node, [ctx.tensor(v) for v in node.inputs], cond, body, 0, carried)
 
 
-def _counter_cond(ctx: Context, rows: int, name: str, others: list[int]) -> int:
+def counter_cond(ctx: Context, rows: int, name: str, others: list[int]) -> int:
     """A condition subgraph: loop variable 0 (an int32 counter) < ``rows``; the other loop
     variables (``others``: tensors of ``ctx``'s subgraph, for their types) unused."""
     sub, index = ctx.subgraphs.open(ctx, name)
@@ -116,7 +116,7 @@ def _row_loop(ctx: Context, node: Node, region_name: str, num_carry: int, num_xs
                             ctx.local_name(f"rows{k}")) for k, v in enumerate(stacked)]
     loop_vars = [ctx.ints(0, "counter"), *operands[:num_carry], *buffers, *operands[num_carry:]]
     scope = ctx.scope(node)
-    cond = _counter_cond(ctx, ctx.shape(operands[num_carry])[0], f"{scope}/cond", loop_vars[1:])
+    cond = counter_cond(ctx, ctx.shape(operands[num_carry])[0], f"{scope}/cond", loop_vars[1:])
     body, body_index = ctx.subgraphs.open(ctx, f"{scope}/body", region)
     inputs = [body.sub.tensor(ctx.shape(t), ctx.dtype(t), f"{scope}/body/v{k}") for k, t in enumerate(loop_vars)]
     i, carries = inputs[0], inputs[1:1 + num_carry]

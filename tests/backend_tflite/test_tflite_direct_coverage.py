@@ -52,6 +52,24 @@ def test_acosh_atanh(tmp_path):
     assert written.op_counts.get("SELECT_V2") >= 2 and "CUSTOM" not in written.op_counts
 
 
+@pytest.mark.parametrize("delegates", [True, False])
+def test_sinh_cosh_special_values(delegates, tmp_path):
+    """sinh / cosh at +-inf, NaN, signed zeros, past float32 overflow (89.416) and near it, with
+    XNNPACK and with the plain kernels (whose EXP saturates and whose MUL clamps to the float32
+    range): NaN and infinities where PyTorch has them, signed zeros kept, relative error <= 1e-5.
+    (Between 89.07 and 89.416 XNNPACK's EXP overflows before float32 does: not tested.)"""
+    x = torch.tensor([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-7, -0.3, 0.6, -2.0, 20.0, 88.0, -89.0, 89.42, 1e20])
+    model = Fn(lambda v: (torch.sinh(v), torch.cosh(v))).eval()
+    graph = annotated_ir(model, (x,))
+    written = write_tflite(graph, str(tmp_path / "hyperbolic.tflite"))
+    for got, want in zip(run_file(graph, written.path, [x.numpy()], delegates=delegates), reference(model, (x,))):
+        assert np.array_equal(np.isnan(got), np.isnan(want)) and np.array_equal(np.isinf(got), np.isinf(want))
+        assert np.array_equal(got[np.isinf(want)], want[np.isinf(want)])
+        assert np.array_equal(np.signbit(got[want == 0]), np.signbit(want[want == 0]))
+        finite = np.isfinite(want)
+        assert float(np.max(np.abs(got[finite] - want[finite]) / np.maximum(1.0, np.abs(want[finite])))) <= 1e-5
+
+
 # ---------------------------------------------------------------- LSTM final cell state
 
 

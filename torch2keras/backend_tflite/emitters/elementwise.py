@@ -353,14 +353,44 @@ def emit_tan(ctx: Context, node: Node) -> int:
                   ctx.result(node))
 
 
+_SINH_SERIES = [1.0, 1 / 6, 1 / 120, 1 / 5040, 1 / 362880]
+_HYPERBOLIC_OVERFLOW = 89.41599  # log(2 * float32 max): above it sinh and cosh overflow (EXP may saturate)
+
+
 @emitter("sinh", "cosh")
 def emit_hyperbolic(ctx: Context, node: Node) -> int:
-    """(exp(x) -+ exp(-x)) / 2."""
+    """a = exp(|x| - log 2); cosh = a + 1/(4a), sinh = sign(x) (a - 1/(4a)) and its Taylor series
+    below |x| = 0.5 (where the difference cancels; signed zeros kept); +-inf beyond 89.416 and NaN
+    for NaN (EXP's kernels neither overflow to inf nor keep NaN everywhere)."""
     x = _float_input(ctx, node)
-    up = _temp_op(ctx, "EXP", [x], x, "exp")
-    down = _temp_op(ctx, "EXP", [_temp_op(ctx, "NEG", [x], x, "neg")], x, "exp_neg")
-    both = binary(ctx, "SUB" if node.op == "sinh" else "ADD", up, down, ctx.temp(ctx.shape(x), np.float32, "sum"))
-    return _mul_scalar(ctx, node, both, 0.5, "half", out=ctx.result(node))
+    shape = ctx.shape(x)
+    ax = _temp_op(ctx, "ABS", [x], x, "abs")
+    a = _temp_op(ctx, "EXP", [binary(ctx, "SUB", ax, _float_scalar(ctx, node, math.log(2.0), "ln2"),
+                                     ctx.temp(shape, np.float32, "abs_minus_ln2"))], x, "half_exp")
+    quarter = binary(ctx, "DIV", _float_scalar(ctx, node, 0.25, "quarter"), a, ctx.temp(shape, np.float32, "inverse"))
+    big = binary(ctx, "SUB" if node.op == "sinh" else "ADD", a, quarter, ctx.temp(shape, np.float32, "big"))
+    infinity = _float_scalar(ctx, node, np.inf, "inf")
+    if node.op == "sinh":
+        sign = _temp_op(ctx, "SIGN", [x], x, "sign")
+        big = binary(ctx, "MUL", sign, big, ctx.temp(shape, np.float32, "signed"))
+        signed = ctx.temp(shape, np.float32, "signed_inf")  # (a SELECT: MUL clamps to the float32 range)
+        ctx.op("SELECT_V2", [_below(ctx, node, x, 0.0, "negative"), _float_scalar(ctx, node, -np.inf, "minus_inf"),
+                             infinity], [signed])
+        infinity = signed
+    overflow = ctx.temp(shape, np.bool_, "overflow")
+    ctx.op("GREATER", [ax, _float_scalar(ctx, node, _HYPERBOLIC_OVERFLOW, "overflow_bound")], [overflow])
+    value = ctx.temp(shape, np.float32, "value")
+    ctx.op("SELECT_V2", [overflow, infinity, big], [value])
+    if node.op == "sinh":
+        small = ctx.temp(shape, np.float32, "small_or_not")
+        ctx.op("SELECT_V2", [_below(ctx, node, ax, 0.5, "small"), _odd_series(ctx, node, x, _SINH_SERIES, "series"),
+                             value], [small])
+        value = small
+    nan = ctx.temp(shape, np.bool_, "nan")
+    ctx.op("NOT_EQUAL", [x, x], [nan])
+    out = ctx.result(node)
+    ctx.op("SELECT_V2", [nan, x, value], [out])
+    return out
 
 
 @emitter("atan", "asin", "acos")

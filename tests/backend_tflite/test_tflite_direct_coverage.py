@@ -250,3 +250,22 @@ def test_gru_longer_than_the_unrolled_limit_is_a_loop(kwargs, given, tmp_path):
     graph, written = check_direct(model, inputs, tmp_path, "long_gru")
     assert max(_errors(model, inputs, graph, written)) <= 1e-4
     assert written.op_counts["WHILE"] == layers and sum(written.op_counts.values()) < 40
+
+
+# ---------------------------------------------------------------- scatter reductions
+
+
+@pytest.mark.parametrize("reduce", ["amax", "amin", "prod", "mean"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce(reduce, include_self, tmp_path):
+    """scatter_reduce with repeated indices and untouched elements: UNSORTED_SEGMENT_MAX / _MIN /
+    _PROD / _SUM, combined with x's values or put in place."""
+    torch.manual_seed(0)
+    index = torch.tensor([[0, 2, 0, 4, 2], [1, 1, 3, 3, 1]])
+    model = Fn(lambda x, src: x.scatter_reduce(1, index, src, reduce=reduce, include_self=include_self))
+    inputs = (torch.randn(2, 6), torch.randn(2, 5))
+    graph, written = check_direct(model.eval(), inputs, tmp_path, f"scatter_{reduce}")
+    assert max(_errors(model, inputs, graph, written)) <= 1e-5
+    segment = {"amax": "UNSORTED_SEGMENT_MAX", "amin": "UNSORTED_SEGMENT_MIN", "prod": "UNSORTED_SEGMENT_PROD",
+               "mean": "UNSORTED_SEGMENT_SUM"}[reduce]
+    assert segment in written.op_counts

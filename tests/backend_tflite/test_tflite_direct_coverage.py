@@ -269,3 +269,15 @@ def test_scatter_reduce(reduce, include_self, tmp_path):
     segment = {"amax": "UNSORTED_SEGMENT_MAX", "amin": "UNSORTED_SEGMENT_MIN", "prod": "UNSORTED_SEGMENT_PROD",
                "mean": "UNSORTED_SEGMENT_SUM"}[reduce]
     assert segment in written.op_counts
+
+
+def test_lgamma_digamma(tmp_path):
+    """lgamma and digamma on both sides of the reflection (0.5), near and at the poles, at 0,
+    +-inf and NaN: NaN / inf where PyTorch has them, else within 1e-4 (scaled)."""
+    x = torch.tensor([0.5, 0.7, 1.0, 2.0, 3.5, 10.0, 55.5, 1e4, 0.3, 1e-3, -1e-3, -0.5, -1.5, -2.7, -7.3,
+                      -1.0, -3.0, 0.0, np.inf, -np.inf, np.nan])
+    model = Fn(lambda v: (torch.lgamma(v), torch.digamma(v))).eval()
+    graph = annotated_ir(model, (x,))
+    written = write_tflite(graph, str(tmp_path / "gamma.tflite"))
+    assert max(_errors(model, (x,), graph, written)) <= 1e-4
+    assert "CUSTOM" not in written.op_counts and written.op_counts["SIN"] >= 1 and written.op_counts["SELECT_V2"] >= 5

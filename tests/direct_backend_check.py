@@ -6,7 +6,8 @@ model is also written by the direct backend (``torch2keras.backend_tflite``) and
 LiteRT (default delegates, one fresh interpreter each) on the model's example inputs. Outputs
 differing by more than ``TOL`` (scaled by max(1, max |converter output|)) fail the test, naming the
 model and the largest difference; a model the direct backend refuses (``DirectExportError``) is
-recorded, not failed, with the IR op and the reason. Files the check cannot compare (Flex ops in
+recorded, not failed, with the IR op and the reason (another exception of the writer too, as a
+"writer error"). Files the check cannot compare (Flex ops in
 the converter's file, a converter file LiteRT cannot run) are counted apart. The terminal summary
 is one line: matched, refused (by reason, most frequent first) and mismatched, with the check's
 cost (CPU seconds, summed over pytest-xdist workers) next to the session's.
@@ -68,6 +69,9 @@ def _cross_check(result, converter_path: str) -> None:
             write_tflite(_integer_ready(result.ir), direct_path)
         except DirectExportError as e:
             _REFUSED[_reason(e)] += 1
+            return
+        except Exception as e:  # noqa: BLE001 - the writer's own failure: counted apart, named in the summary
+            _REFUSED[f"writer error: {type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"] += 1
             return
         try:
             want = _outputs(result, converter_path)

@@ -281,3 +281,18 @@ def test_lgamma_digamma(tmp_path):
     written = write_tflite(graph, str(tmp_path / "gamma.tflite"))
     assert max(_errors(model, (x,), graph, written)) <= 1e-4
     assert "CUSTOM" not in written.op_counts and written.op_counts["SIN"] >= 1 and written.op_counts["SELECT_V2"] >= 5
+
+
+@pytest.mark.parametrize("name", ["avg_3d", "avg_3d_after_conv"])
+def test_adaptive_avg_pool_3d(name, tmp_path):
+    """3-d adaptive average pools the frontend keeps whole (windows dividing the map; no 3-d pool
+    builtin): a MEAN per output position along each axis that changes size, concatenated."""
+    torch.manual_seed(0)
+    model, x, concats = {
+        "avg_3d": (nn.AdaptiveAvgPool3d((7, 3, 4)), torch.randn(2, 3, 7, 9, 8), 2),
+        "avg_3d_after_conv": (nn.Sequential(nn.Conv3d(3, 4, 1), nn.AdaptiveAvgPool3d((1, 3, 2))),
+                              torch.randn(1, 3, 5, 9, 8), 3),
+    }[name]
+    graph, written = check_direct(model.eval(), (x,), tmp_path, name)
+    assert max(_errors(model.eval(), (x,), graph, written)) <= 1e-5
+    assert written.op_counts.get("CONCATENATION") == concats, written.op_counts

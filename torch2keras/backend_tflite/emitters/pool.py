@@ -22,6 +22,7 @@ from ...ir.types import DTYPES
 from ..context import Context, DirectExportError, emitter
 from ..schema import fb
 from .common import Window, binary, padding_mode
+from .shape import strided_slice
 
 __all__ = ["lower_bound"]
 
@@ -195,13 +196,45 @@ def emit_adaptive_pool(ctx: Context, node: Node) -> int:
         ctx.op(reduce_op, [ctx.tensor(x), ctx.ints(axes, "axes")], [out], options)
         return out
     if any(s % o for s, o in zip(size, out_size)) or x.type.rank not in (3, 4):
-        raise DirectExportError(node, f"from {tuple(size)} to {tuple(out_size)} (not a divisor) is not supported")
+        return _adaptive_windows(ctx, node, reduce_op, size, out_size)
     tensor, flat = _as_4d(ctx, node)
     shape, out = _out_4d(ctx, node, flat)
     kernel = [s // o for s, o in zip(size, out_size)]
     kernel = [1] + kernel if flat else kernel
     window = Window(ctx.shape(tensor)[1:3], kernel, kernel, [0, 0, 0, 0], [1, 1], shape[1:3])
     return _finish(ctx, node, _pool_op(ctx, pool_op, tensor, window, _VALID, out), flat)
+
+
+def _adaptive_windows(ctx: Context, node: Node, reduce_op: str, size: list[int], out_size: list[int]) -> int:
+    """An adaptive pool whose windows differ in size (or of a 3-d map): axis by axis, each output
+    position the MEAN / REDUCE_MAX of its window (torch's [floor(o in / out), ceil((o + 1) in /
+    out))), a STRIDED_SLICE each, CONCATENATED. A box's mean is the mean of its axes' means."""
+    x = node.inputs[0]
+    tensor = ctx.tensor(x)
+    for k, (n, m) in enumerate(zip(size, out_size)):
+        if n == m:
+            continue
+        axis = x.type.physical_axis(2 + k)
+        shape = list(ctx.shape(tensor))
+        pieces = []
+        for o in range(m):
+            lo, hi = (o * n) // m, -((-(o + 1) * n) // m)
+            window = list(shape)
+            window[axis] = hi - lo
+            piece = strided_slice(ctx, tensor, axis, lo, hi, 1, ctx.temp(window, np.float32, f"a{k}_window{o}"))
+            window[axis] = 1
+            options = fb.ReducerOptionsT()
+            options.keepDims = True
+            pieces.append(ctx.temp(window, np.float32, f"a{k}_pooled{o}"))
+            ctx.op(reduce_op, [piece, ctx.ints([axis], f"a{k}_axis")], [pieces[-1]], options)
+        shape[axis] = m
+        last = all(a == b for a, b in zip(size[k + 1:], out_size[k + 1:]))
+        out = ctx.result(node) if last else ctx.temp(shape, np.float32, f"a{k}_pooled")
+        options = fb.ConcatenationOptionsT()
+        options.axis = axis
+        ctx.op("CONCATENATION", pieces, [out], options)
+        tensor = out
+    return tensor
 
 
 @emitter("upsample")

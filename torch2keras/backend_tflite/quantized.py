@@ -1,6 +1,6 @@
 """Integer layers of quantized models: the nodes the ``annotate_quantized`` pass marked
 (``Node.meta["quantized"]``) written as int8 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD,
-SUB, MUL, MEAN (global average pool, mean over the spatial axes), AVERAGE_POOL_2D, RELU, RELU6,
+SUB, MUL, AVERAGE_POOL_2D or MEAN (global average pool, mean over the spatial axes), AVERAGE_POOL_2D, RELU, RELU6,
 RELU_N1_TO_1, HARD_SWISH, LOGISTIC and hardsigmoid (an ADD with a fused RELU6 and a MUL), with the
 model's own scales and zero points (the int8 kernels rescale from their inputs' parameters to
 their result's).
@@ -154,13 +154,24 @@ def _binary(ctx: Context, node: Node) -> int:
 
 
 def _spatial_mean(ctx: Context, node: Node) -> int:
-    """A global average pool or a mean over the spatial axes: MEAN over the stored spatial axes
-    (its int8 kernel rescales)."""
+    """A global average pool or a mean over the spatial axes. With the same parameters on both
+    sides (XNNPACK's quantizer shares them) and the map stored channels-last: an int8
+    AVERAGE_POOL_2D whose window is the whole map, exact (the integers' sum divided by the count,
+    rounded half away from zero, no rescale), then a RESHAPE where the spatial axes are dropped.
+    Otherwise MEAN over the stored spatial axes (its int8 kernel rescales through a fixed-point
+    multiplier)."""
     x = node.inputs[0]
-    tensor, _ = _integers(ctx, x)
-    out, _ = _result(ctx, node)
+    tensor, q_in = _integers(ctx, x)
+    out, q = _result(ctx, node)
+    keep = node.op == "adaptive_avg_pool" or bool(node.attrs["keepdim"])
+    if x.type.perm == (0, 2, 3, 1) and quantization_of(q) == q_in:
+        n, h, w, c = ctx.shape(tensor)
+        pooled = out if keep else ctx.sub.tensor([n, 1, 1, c], "i8", ctx.local_name("pool"), quantization=q_in)
+        window = Window([h, w], [h, w], [1, 1], [0, 0, 0, 0], [1, 1], [1, 1])
+        _pool_op(ctx, "AVERAGE_POOL_2D", tensor, window, _VALID, pooled)
+        return out if keep else ctx.reshape(pooled, ctx.shape(out), out=out)
     options = fb.ReducerOptionsT()
-    options.keepDims = node.op == "adaptive_avg_pool" or bool(node.attrs["keepdim"])
+    options.keepDims = keep
     axes = sorted(x.type.physical_axis(a) for a in range(2, x.type.rank))
     ctx.op("MEAN", [tensor, ctx.ints(axes, "axes")], [out], options)
     return out

@@ -113,9 +113,12 @@ def test_auto_falls_back_to_the_converter(tmp_path):
 
 
 class CellStateReader(nn.Module):
+    """A bidirectional LSTM whose final cell state is read (the direct backend reads it only
+    from forward-only LSTMs on a model input)."""
+
     def __init__(self):
         super().__init__()
-        self.lstm = nn.LSTM(4, 3, batch_first=True)
+        self.lstm = nn.LSTM(4, 3, batch_first=True, bidirectional=True)
 
     def forward(self, x):
         out, (h, c) = self.lstm(x)

@@ -22,10 +22,11 @@ tests/backend_tflite/test_tflite_plan.py):
   stacked filters, whose result is cut into theirs (SPLIT, or a STRIDED_SLICE each where their
   sizes differ): one pass over the input and one kernel call instead of several. Layers that
   fuse an activation or write a reshape's shape (above) run alone;
-* an LSTM's last step: a ``slice`` taking the last time step of a forward-only ``lstm``'s
-  sequence, read only by a ``linear`` writing a reshape's shape (``fc(out[:, -1])``), is the
-  fused op's final hidden state, which its state variable holds after it ran: the linear reads
-  that [batch, hidden] variable and the slice is written as nothing (``last_step``).
+* an LSTM's last step: a ``slice`` taking the last time step of an ``lstm``'s sequence, read
+  only by a ``linear`` writing a reshape's shape (``fc(out[:, -1])``), is the fused op's final
+  hidden state, which its state variable holds after it ran: the linear reads that [batch,
+  hidden] variable and the slice is written as nothing (``last_step``; for the LSTMs
+  ``state_readable`` allows).
 
 A fused value is read by nothing else and is not a graph output. Invariant: every node in
 ``absorbed`` has exactly one input, whose producer the plan gives the absorbed node's job.
@@ -41,7 +42,7 @@ import attrs
 from ..ir import Graph, Node
 from ..ir.ops.elementwise import fused_activation
 
-__all__ = ["FUSABLE_ACTIVATION", "Plan", "plan_graph"]
+__all__ = ["FUSABLE_ACTIVATION", "Plan", "plan_graph", "state_readable"]
 
 FUSES_ACTIVATION = {"conv", "linear", "add", "sub", "mul", "div"}  # IR ops whose TFLite op fuses one
 FUSABLE_ACTIVATION = ("RELU", "RELU6", "RELU_N1_TO_1")
@@ -158,13 +159,24 @@ def _parallel_linears(graph: Graph, plan: Plan) -> None:
                 plan.parallel[node.id] = [n.id for n in nodes]
 
 
+def state_readable(lstm: Node) -> bool:
+    """Whether a reader of ``lstm``'s state variables after the fused ops runs after them in
+    LiteRT: a forward-only LSTM whose sequence is a model input and whose initial states are
+    constants or model inputs. Nothing but the op order ties such a reader to the fused ops (it
+    reads the variable the state write produced), and LiteRT's delegate partitioning keeps that
+    order only where the state write, the fused ops of every layer and nothing else run in one
+    partition: the write and the first layer are ready at once, each layer reads the previous."""
+    return not lstm.attrs["bidirectional"] and all(
+        v.producer.op in ("input", "constant") for v in lstm.inputs[:3]) and lstm.inputs[0].producer.op == "input"
+
+
 def _lstm_last_step(graph: Graph, node: Node, plan: Plan) -> Optional[Node]:
     """The ``lstm`` whose last step ``node`` (a ``slice``) takes, where the state variable can
-    stand for it: a forward-only LSTM in PyTorch's order, the slice read only by a float
-    linear that writes a reshape's [rows, out] (its FULLY_CONNECTED reads any [.., hidden])."""
+    stand for it (``state_readable``), the slice read only by a float linear that writes a
+    reshape's [rows, out] (its FULLY_CONNECTED reads any [..., hidden])."""
     x = node.inputs[0]
     lstm = x.producer
-    if lstm.op != "lstm" or x is not lstm.outputs[0] or lstm.attrs["bidirectional"] or node.attrs["step"] != 1:
+    if lstm.op != "lstm" or x is not lstm.outputs[0] or not state_readable(lstm) or node.attrs["step"] != 1:
         return None
     if x.type.layout is not None or not x.type.is_static or node.output.type.layout is not None:
         return None

@@ -520,3 +520,43 @@ def emit_asinh(ctx: Context, node: Node) -> int:
     ctx.op("SELECT_V2", [_below(ctx, node, ax, 0.125, "small"), _odd_series(ctx, node, x, _ASINH_SERIES, "series"),
                          signed], [out])
     return out
+
+
+_ATANH_SERIES = [1.0, 1 / 3, 1 / 5, 1 / 7, 1 / 9, 1 / 11]
+
+
+@emitter("acosh")
+def emit_acosh(ctx: Context, node: Node) -> int:
+    """log(x + sqrt((x - 1)(x + 1))); log(x) + log 2 above 1e10 (where the product may overflow).
+    Below 1 the square root is NaN, as torch's result."""
+    x = _float_input(ctx, node)
+    shape = ctx.shape(x)
+    radicand = binary(ctx, "MUL", binary(ctx, "SUB", x, _float_scalar(ctx, node, 1.0, "one"),
+                                         ctx.temp(shape, np.float32, "x_minus_1")),
+                      binary(ctx, "ADD", x, _float_scalar(ctx, node, 1.0, "one_plus"),
+                             ctx.temp(shape, np.float32, "x_plus_1")), ctx.temp(shape, np.float32, "radicand"))
+    mid = _temp_op(ctx, "LOG", [binary(ctx, "ADD", x, _temp_op(ctx, "SQRT", [radicand], x, "root"),
+                                       ctx.temp(shape, np.float32, "sum"))], x, "mid")
+    big = binary(ctx, "ADD", _temp_op(ctx, "LOG", [x], x, "log_x"), _float_scalar(ctx, node, math.log(2.0), "ln2"),
+                 ctx.temp(shape, np.float32, "big"))
+    huge = ctx.temp(shape, np.bool_, "huge")
+    ctx.op("GREATER", [x, _float_scalar(ctx, node, _LARGE, "large_bound")], [huge])
+    out = ctx.result(node)
+    ctx.op("SELECT_V2", [huge, big, mid], [out])
+    return out
+
+
+@emitter("atanh")
+def emit_atanh(ctx: Context, node: Node) -> int:
+    """(log(1 + x) - log(1 - x)) / 2; the Taylor series below |x| = 0.125 (where the difference
+    of logs cancels). +-inf at +-1, NaN beyond, as torch's result."""
+    x = _float_input(ctx, node)
+    shape = ctx.shape(x)
+    one = _float_scalar(ctx, node, 1.0, "one")
+    up = _temp_op(ctx, "LOG", [binary(ctx, "ADD", x, one, ctx.temp(shape, np.float32, "one_plus_x"))], x, "log_up")
+    down = _temp_op(ctx, "LOG", [binary(ctx, "SUB", one, x, ctx.temp(shape, np.float32, "one_minus_x"))], x, "log_down")
+    logs = _mul_scalar(ctx, node, binary(ctx, "SUB", up, down, ctx.temp(shape, np.float32, "difference")), 0.5, "half")
+    out = ctx.result(node)
+    small = _below(ctx, node, _temp_op(ctx, "ABS", [x], x, "abs"), 0.125, "small")
+    ctx.op("SELECT_V2", [small, _odd_series(ctx, node, x, _ATANH_SERIES, "series"), logs], [out])
+    return out

@@ -16,8 +16,10 @@ states) or from the given state tensors, each call. The final hidden state of a 
 its output at its last step (a STRIDED_SLICE of the sequence: a real data dependency), except
 for ``fc(out[:, -1])`` (``Plan.last_step``): that FULLY_CONNECTED reads the last layer's h
 variable itself, so a 2-layer LSTM + linear is 4 ops (states, LSTM x2, FULLY_CONNECTED). The
-final cell state, which only the overwritten variable holds, is not written (an error that
-names it: the converter path computes it).
+final cell state, which only the overwritten variable holds, is a PACK of the layers' c
+variables after the fused ops, where LiteRT runs that read after them (``plan.state_readable``:
+a forward-only LSTM reading a model input); elsewhere it is refused with an error naming it
+(the converter path computes it).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 
 from ...ir import Node
 from ..context import Context, DirectExportError, emitter
+from ..plan import state_readable
 from ..schema import fb
 
 __all__: list[str] = []
@@ -33,12 +36,13 @@ __all__: list[str] = []
 
 def _fresh_states(ctx: Context, node: Node, count: int, batch: int, hidden: int) -> list[int]:
     """``count`` new variable [batch, hidden] tensors written by one SPLIT from the initial states
-    (h of layer-direction 0, c of 0, h of 1, ...); by UNPACKs where a linear reads the final
-    hidden state variable (``Plan.last_step``, see ``_unpacked_states``)."""
+    (h of layer-direction 0, c of 0, h of 1, ...); by UNPACKs where the state variables are read
+    after the fused ops (``Plan.last_step``, the final cell state; see ``_unpacked_states``)."""
     h0, c0 = node.inputs[1], node.inputs[2]
     outs = [ctx.sub.tensor([batch, hidden], np.float32, ctx.local_name(f"state{k}"), variable=True)
             for k in range(count)]
-    if node.id in ctx.plan.last_step.values():
+    if node.id in ctx.plan.last_step.values() or ctx.graph.num_uses(node.outputs[2]) \
+            or ctx.graph.is_output(node.outputs[2]):
         return _unpacked_states(ctx, node, outs)
     options = fb.SplitOptionsT()
     options.numSplits = count
@@ -62,7 +66,8 @@ def _unpacked_states(ctx: Context, node: Node, outs: list[int]) -> list[int]:
     of h0 and of c0. A reader of a state variable after the fused op (``Plan.last_step``) has no
     data dependency on that op, only on the op writing the variable: LiteRT's XNNPACK delegate,
     which takes SPLIT, would run SPLIT and that reader in one partition ahead of the LSTMs. It
-    does not take UNPACK, so the state write, the LSTMs and then the reader run in file order."""
+    does not take UNPACK, so the state write and the LSTMs run in one partition, in file order,
+    before the reader (``plan.state_readable`` says where that holds)."""
     h0, c0 = node.inputs[1], node.inputs[2]
     options = fb.UnpackOptionsT()
     options.num, options.axis = len(outs), 0
@@ -190,9 +195,12 @@ def emit_lstm(ctx: Context, node: Node) -> tuple:
     x = node.inputs[0]
     if x.type.dtype != "f32" or any(v.type.layout is not None for v in node.inputs[:3]):
         raise DirectExportError(node, f"on {x.type} (float32 in PyTorch's order only) is not supported")
-    if ctx.graph.num_uses(node.outputs[2]) or ctx.graph.is_output(node.outputs[2]):
-        raise DirectExportError(node, "whose final cell state is read is not supported (the fused op keeps it "
-                                      "in a variable no other op can safely read)")
+    cell_read = bool(ctx.graph.num_uses(node.outputs[2]) or ctx.graph.is_output(node.outputs[2]))
+    if cell_read and not state_readable(node):
+        raise DirectExportError(node, "whose final cell state is read is supported only for a forward-only LSTM "
+                                      "reading a model input from constant or input states (the fused op keeps "
+                                      "it in a variable that only such files read after the op in LiteRT); "
+                                      "compute the LSTM in its own model, or use backend=\"converter\"")
     weights = node.inputs[3:]
     if not all(ctx.is_const(w) for w in weights):
         raise DirectExportError(node, "with weights computed by the model is not supported")
@@ -216,7 +224,12 @@ def emit_lstm(ctx: Context, node: Node) -> tuple:
             ctx.tensors[ctx.graph.node(piece).output.id] = states[2 * (layers - 1)]
     h_n = _final_hidden(ctx, node, finals) if ctx.graph.num_uses(node.outputs[1]) or \
         ctx.graph.is_output(node.outputs[1]) else ctx.result(node, 1)
-    return seq, h_n, ctx.result(node, 2)
+    c_n = ctx.result(node, 2)
+    if cell_read:  # the c variables after the fused ops: each layer's final cell state
+        pack = fb.PackOptionsT()
+        pack.valuesCount, pack.axis = layers, 0
+        ctx.op("PACK", states[1::2], [c_n], pack)
+    return seq, h_n, c_n
 
 
 def _concat(ctx: Context, parts: list[int], axis: int, suffix: str) -> int:

@@ -1,7 +1,8 @@
 """The ``lstm``, ``rnn`` and ``gru`` emitters: one UNIDIRECTIONAL_SEQUENCE_LSTM (Elman RNN:
 UNIDIRECTIONAL_SEQUENCE_RNN, tanh or relu fused) per layer and direction; a GRU (no builtin)
-unrolled over its time steps (at most ``GRU_MAX_STEPS``): the input projection of every step
-at once, then per step a FULLY_CONNECTED of the state and the gates in elementwise builtins.
+unrolled over its time steps (up to ``GRU_MAX_STEPS``; longer: a WHILE loop over them): the
+input projection of every step at once, then per step a FULLY_CONNECTED of the state and the
+gates in elementwise builtins.
 
 torch's gates i, f, g, o are the op's input, forget, cell and output gates; the weights are split
 per gate as they are ([hidden, features] blocks of w_ih and w_hh), the two biases summed. The
@@ -30,6 +31,7 @@ from ...ir import Node
 from ..context import Context, DirectExportError, emitter
 from ..plan import state_readable
 from ..schema import fb
+from .control import counter_cond
 
 __all__: list[str] = []
 
@@ -268,7 +270,7 @@ def _final_hidden(ctx: Context, node: Node, finals: list[tuple[int, bool]]) -> i
     return out
 
 
-GRU_MAX_STEPS = 64  # longer sequences: the converter's loop instead of an unrolled graph
+GRU_MAX_STEPS = 64  # longer sequences: a WHILE loop (``_gru_loop``) instead of the unrolled steps
 
 
 def _fc(ctx: Context, x: int, weight: np.ndarray, bias: np.ndarray, name: str) -> int:
@@ -335,15 +337,61 @@ def _gru_direction(ctx: Context, node: Node, seq: int, weights: list[np.ndarray]
     return stacked, h
 
 
+def _gru_loop(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], h: int, reverse: bool,
+              name: str) -> tuple[int, int]:
+    """One GRU layer-direction over more than ``GRU_MAX_STEPS`` steps: the input projection of
+    every step at once, then a WHILE whose body GATHERs step t's projection, runs the step and
+    writes h into the sequence at t (loop variables: counter, h, sequence, projections)."""
+    a = node.attrs
+    hidden, time_axis = a["hidden_size"], 1 if a["batch_first"] else 0
+    shape = list(ctx.shape(seq))
+    steps, batch = shape[time_axis], shape[1 - time_axis]
+    zeros = np.zeros(3 * hidden, np.float32)
+    b_ih, b_hh = (weights[2], weights[3]) if a["has_biases"] else (zeros, zeros)
+    projected = _fc(ctx, ctx.reshape(seq, [steps * batch, shape[2]], f"{name}/rows"), weights[0], b_ih,
+                    f"{name}/gi_all")
+    gi = ctx.reshape(projected, [*shape[:2], 3 * hidden], f"{name}/gi_steps")
+    out_shape = [*shape[:2], hidden]
+    loop_vars = [ctx.ints(0, f"{name}/counter"), h, ctx.constant(np.zeros(out_shape, np.float32),
+                                                                   ctx.local_name(f"{name}/sequence0")), gi]
+    scope = f"{ctx.scope(node)}/{name}"
+    cond = counter_cond(ctx, steps, f"{scope}/cond", loop_vars[1:])
+    body, index = ctx.subgraphs.open(ctx, f"{scope}/body")
+    body.node = node
+    k, state, sequence, steps_in = [body.sub.tensor(ctx.shape(t), ctx.dtype(t), f"{scope}/body/v{j}")
+                                    for j, t in enumerate(loop_vars)]
+    t = k
+    if reverse:  # t = steps - 1 - k
+        t = body.sub.tensor([], np.int32, f"{scope}/body/t")
+        body.op("SUB", [body.constant(np.asarray(steps - 1, np.int32), f"{scope}/body/last"), k], [t], fb.SubOptionsT())
+    gather = fb.GatherOptionsT()
+    gather.axis = time_axis
+    gi_t = body.sub.tensor([batch, 3 * hidden], np.float32, f"{scope}/body/gi_t")
+    body.op("GATHER", [steps_in, t], [gi_t], gather)
+    new_h = _gru_step(body, gi_t, state, weights[1], b_hh, "step")
+    row = body.reshape(new_h, [batch, 1, hidden] if time_axis == 1 else [1, batch, hidden], "h_row")
+    start = body.sub.tensor([3], np.int32, f"{scope}/body/start")
+    body.op("PAD", [body.reshape(t, [1], "t_vector"),
+                    body.constant(np.asarray([[time_axis, 2 - time_axis]], np.int32), f"{scope}/body/pad")],
+            [start], fb.PadOptionsT())
+    written = body.sub.tensor(out_shape, np.float32, f"{scope}/body/sequence")
+    body.op("DYNAMIC_UPDATE_SLICE", [sequence, row, start], [written])
+    next_k = body.sub.tensor([], np.int32, f"{scope}/body/next")
+    body.op("ADD", [k, body.constant(np.asarray(1, np.int32), f"{scope}/body/one")], [next_k], fb.AddOptionsT())
+    ctx.subgraphs.close(body, [k, state, sequence, steps_in], [next_k, new_h, written, steps_in])
+    options = fb.WhileOptionsT()
+    options.condSubgraphIndex, options.bodySubgraphIndex = cond, index
+    outs = [ctx.temp(ctx.shape(v), ctx.dtype(v), f"{name}/loop{j}") for j, v in enumerate(loop_vars)]
+    ctx.op("WHILE", loop_vars, outs, options)
+    return outs[2], outs[1]
+
+
 @emitter("gru")
 def emit_gru(ctx: Context, node: Node) -> tuple:
     a = node.attrs
     x, h0 = node.inputs[0], node.inputs[1]
     if x.type.dtype != "f32" or any(v.type.layout is not None for v in node.inputs[:2]):
         raise DirectExportError(node, f"on {x.type} (float32 in PyTorch's order only) is not supported")
-    if x.type.shape[1 if a["batch_first"] else 0] > GRU_MAX_STEPS:
-        raise DirectExportError(node, f"over more than {GRU_MAX_STEPS} time steps is not written (no GRU builtin: "
-                                      f"it is unrolled)")
     weights = node.inputs[2:]
     if not all(ctx.is_const(w) for w in weights):
         raise DirectExportError(node, "with weights computed by the model is not supported")
@@ -357,8 +405,9 @@ def emit_gru(ctx: Context, node: Node) -> tuple:
         for d in range(dirs):
             index = layer * dirs + d
             h = ctx.reshape(initial[index], ctx.shape(initial[index])[1:], f"h0_{index}")
-            out, final = _gru_direction(ctx, node, seq, arrays[index * per:(index + 1) * per], h, d == 1,
-                                        f"l{layer}" + ("_reverse" if d else ""))
+            direction = _gru_direction if x.type.shape[1 if a["batch_first"] else 0] <= GRU_MAX_STEPS else _gru_loop
+            out, final = direction(ctx, node, seq, arrays[index * per:(index + 1) * per], h, d == 1,
+                                   f"l{layer}" + ("_reverse" if d else ""))
             outs.append(out)
             finals.append(ctx.reshape(final, [1, *ctx.shape(final)], f"h_n{index}"))
         seq = outs[0] if dirs == 1 else _concat(ctx, outs, len(ctx.shape(outs[0])) - 1, f"l{layer}_directions")

@@ -6,13 +6,13 @@ backend (``to_tflite``), ours by TensorFlow's converter (``compile`` + ``export_
 litert-torch's (``litert_torch.convert``, run in a subprocess of its own venv -- it pins its own
 dependencies -- on the model exported here with ``torch.export``, so both start from the same
 weights and graph). The three then run in one LiteRT process (2 threads, the default XNNPACK
-delegate) in interleaved rounds: every round runs each file ``--runs`` times (the order of the
-files reversed every other round), and a round's ratio is the median latency of one file over
-another's in that round. The medians of the per-round ratios are the result; the ops XNNPACK
+delegate) in rounds: every round runs each file ``--runs`` times, the invocations interleaved
+file by file (the order reversed every other invocation), and a round's ratio is the median
+latency of one file over another's in that round. The medians of the per-round ratios are the result; the ops XNNPACK
 leaves to LiteRT's own kernels are listed per file. Writes benchmarks/results/peer_latency.json.
 
     python benchmarks/peer_latency.py --peer-python .peers-venv/bin/python [--models vit_b_16,lstm2_linear,essentials]
-                                      [--rounds 9] [--runs 20]
+                                      [--rounds 9] [--runs 20] [--keep FOLDER]
 """
 
 from __future__ import annotations
@@ -140,31 +140,36 @@ def file_facts(path: str) -> dict:
 
 
 def rounds_ms(files: dict[str, str], rounds: int, runs: int) -> list[dict[str, float]]:
-    """Per round, the median latency (ms) of each file (2 threads, default delegates)."""
+    """Per round, the median latency (ms) of each file over ``runs`` invocations (2 threads,
+    default delegates). Invocations interleave file by file (the order reversed every other
+    invocation), so a change of load on the machine hits every file alike; every round loads the
+    files afresh, the order of loading rotated (in one process the file loaded first ran a few
+    percent slower than a copy of itself loaded next, whichever the file)."""
+    import gc
+
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    runners = {}
-    for k, p in files.items():
-        runner = Interpreter(model_path=p, num_threads=2).get_signature_runner(_signature(p))
-        feed = {n: np.random.default_rng(0).standard_normal(d["shape"]).astype(d["dtype"])
-                for n, d in runner.get_input_details().items()}
-        runners[k] = (runner, feed)
-    for _ in range(3):
-        for runner, feed in runners.values():
-            runner(**feed)
-    order, result = list(files), []
+    names, result = list(files), []
     for r in range(rounds):
-        row = {}
-        for k in (order if r % 2 == 0 else order[::-1]):
-            runner, feed = runners[k]
-            times = []
-            for _ in range(runs):
+        order = names[r % len(names):] + names[:r % len(names)]
+        runners = {}
+        for k in order:
+            runner = Interpreter(model_path=files[k], num_threads=2).get_signature_runner(_signature(files[k]))
+            feed = {n: np.random.default_rng(0).standard_normal(d["shape"]).astype(d["dtype"])
+                    for n, d in runner.get_input_details().items()}
+            runner(**feed)  # (warm-up)
+            runners[k] = (runner, feed)
+        times: dict[str, list[float]] = {k: [] for k in names}
+        for i in range(runs):
+            for k in (order if i % 2 == 0 else order[::-1]):
+                runner, feed = runners[k]
                 start = time.perf_counter()
                 runner(**feed)
-                times.append((time.perf_counter() - start) * 1e3)
-            row[k] = statistics.median(times)
-        result.append(row)
+                times[k].append((time.perf_counter() - start) * 1e3)
+        result.append({k: statistics.median(times[k]) for k in names})
+        del runners
+        gc.collect()
     return result
 
 
@@ -201,6 +206,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--runs", type=int, default=20, help="invocations per file and round")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "peer_latency.json"))
+    parser.add_argument("--keep", help="keep the files written in this folder")
     parser.add_argument("--peer-worker", nargs=2, metavar=("EXPORTED", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peer_worker:
@@ -209,9 +215,11 @@ def main(argv=None) -> None:
     sys.path.insert(0, HERE)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or tmp
+        os.makedirs(folder, exist_ok=True)
         for name in args.models.split(","):
             print(f"{name} ...", flush=True)
-            results[name] = measure(name, tmp, args.peer_python, args.rounds, args.runs)
+            results[name] = measure(name, folder, args.peer_python, args.rounds, args.runs)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"goal": GOAL, "rounds": args.rounds, "runs": args.runs, "threads": 2, "results": results}, f,

@@ -113,8 +113,11 @@ def test_vit_last_block_runs_on_the_class_token(tmp_path):
     graph = annotated_ir(model, (x,))
     tokens = (32 // 8) ** 2 + 1
     linears = _rows(graph, "linear")
-    # per block: q/k/v projection, output projection, two MLP linears; then the head
-    assert linears == [tokens] * 4 * (LAYERS - 1) + [tokens, tokens, 1, 1, 1]
+    # per block: q/k/v projection, output projection, two MLP linears; then the head. The last block
+    # projects every token to keys and values, the rest runs on the class token alone
+    assert linears == [tokens] * 4 * (LAYERS - 1) + [tokens, 1, 1, 1, 1]
+    attention = [n.output.type.shape for n in graph.topo_order() if n.op == "sdpa"]
+    assert [s[-2] for s in attention] == [tokens] * (LAYERS - 1) + [1]
     norms = [n for n in graph.topo_order() if n.op == "layer_norm"]
     # every block's two norms feed a linear layer (their affine folded); the final norm feeds the head
     assert len(norms) == 2 * LAYERS + 1 and all(len(n.inputs) == 1 for n in norms)
@@ -124,3 +127,18 @@ def test_vit_last_block_runs_on_the_class_token(tmp_path):
     assert written.op_counts["RSQRT"] == len(norms) and written.op_counts["SQUARED_DIFFERENCE"] == len(norms)
     result = torch2keras.compile(model, x)
     assert result.report.ok and result.report.max_abs_error < 1e-4
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_is_sliced_along_its_queries_unless_causal(causal, tmp_path):
+    class Attend(nn.Module):
+        def forward(self, q, k, v):
+            out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            return out.permute(0, 2, 1, 3).reshape(2, 6, 32)[:, 3]
+
+    inputs = tuple(torch.randn(2, 4, 6, 8, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    graph = lower(capture(Attend().eval(), inputs, {}), "m")
+    PassManager([DeadCodeElimination(), FoldConstants(), HoistSlices()]).run(graph)
+    queries = [n.output.type.shape[-2] for n in graph.topo_order() if n.op == "sdpa"]
+    assert queries == [6 if causal else 1]
+    check_direct(Attend().eval(), inputs, tmp_path, f"attend_{causal}")

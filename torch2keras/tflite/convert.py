@@ -29,7 +29,7 @@ import keras
 from ..backend_keras.export import export_saved_model
 from ..backend_keras.rnn_layers import unclip_lstm_cells
 
-__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "ConverterFailure", "NonBuiltinOps", "calibrate_saved_model", "check_options", "convert_saved_model", "keras_to_tflite", "quantize_calibrated",
+__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "ConverterFailure", "NonBuiltinOps", "calibrate_saved_model", "check_options", "convert_saved_model", "float_depthwise_filters", "keras_to_tflite", "quantize_calibrated",
            "warn_flex"]
 
 QUANTIZE_MODES = (None, "fp16", "dynamic_int8", "int8")
@@ -86,11 +86,13 @@ def convert_saved_model(saved_model_dir: str, quantize: Optional[str] = None,
     check_options(quantize, io_dtype, representative is not None)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    fix = None
     if quantize == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "dynamic_int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        fix = float_depthwise_filters
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -119,7 +121,51 @@ def convert_saved_model(saved_model_dir: str, quantize: Optional[str] = None,
         else:
             reason = "no TFLite builtin kernel"
         raise NonBuiltinOps(reason, refused, str(e)) from None
-    return unclip_lstm_cells(data)
+    data = unclip_lstm_cells(data)
+    return fix(data) if fix is not None else data
+
+
+def float_depthwise_filters(flatbuffer: bytes) -> bytes:
+    """The dynamic-range file with each DEPTHWISE_CONV_2D that reads float activations and int8
+    filters (a hybrid kernel) reading its filters dequantized to float32 instead.
+
+    XNNPACK takes no hybrid depthwise convolution: LiteRT runs each on its built-in kernel, which
+    splits XNNPACK's graph around it, and the model then alternates between two thread pools
+    (mobilenet_v3_small, 8 hybrid depthwise convolutions, 2 threads: 35x slower than the float
+    file). Depthwise filters are small (a few KB), so float32 costs little size; the convolution
+    then computes with the int8-rounded weights in float, as the rest of the file's float ops."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    import flatbuffers
+    import numpy as np
+
+    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    codes = [k for k, c in enumerate(model.operatorCodes or [])
+             if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.DEPTHWISE_CONV_2D]
+    changed = False
+    for graph in model.subgraphs or []:
+        for op in graph.operators or []:
+            if op.opcodeIndex not in codes or len(op.inputs) < 2:
+                continue
+            x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+            buffer = model.buffers[w.buffer]
+            q = w.quantization
+            if x.type != schema.TensorType.FLOAT32 or w.type != schema.TensorType.INT8 or buffer.data is None \
+                    or q is None or q.scale is None:
+                continue
+            integers = np.frombuffer(np.asarray(buffer.data, np.uint8).tobytes(), np.int8).reshape(w.shape)
+            shape = [1] * integers.ndim
+            shape[q.quantizedDimension if len(q.scale) > 1 else 0] = -1
+            values = integers.astype(np.float32) * np.asarray(q.scale, np.float32).reshape(shape)
+            buffer.data = np.frombuffer(values.tobytes(), np.uint8)
+            w.type, w.quantization = schema.TensorType.FLOAT32, None
+            changed = True
+    if not changed:
+        return flatbuffer
+    for k in codes:  # (the float kernel's version: 2 covers dilation)
+        model.operatorCodes[k].version = min(model.operatorCodes[k].version, 2)
+    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def calibrate_saved_model(saved_model_dir: str, representative: Callable[[], Iterable[dict]],

@@ -296,3 +296,20 @@ def test_adaptive_avg_pool_3d(name, tmp_path):
     graph, written = check_direct(model.eval(), (x,), tmp_path, name)
     assert max(_errors(model.eval(), (x,), graph, written)) <= 1e-5
     assert written.op_counts.get("CONCATENATION") == concats, written.op_counts
+
+
+def test_integer_and_or(tmp_path):
+    """int32 & and | (no TFLite builtin): over the whole range, negative values, the extremes and
+    broadcast constants, exactly as PyTorch; int8 too."""
+    g = torch.Generator().manual_seed(0)
+    extremes = torch.tensor([0, -1, 1, 2 ** 31 - 1, -2 ** 31, 65535, -65536, 65536, -32768, 12345], dtype=torch.int32)
+    a = torch.cat([torch.randint(-2 ** 31, 2 ** 31 - 1, (30,), generator=g, dtype=torch.int32), extremes])
+    b = torch.cat([torch.randint(-2 ** 31, 2 ** 31 - 1, (30,), generator=g, dtype=torch.int32), extremes.flip(0)])
+    model = Fn(lambda x, y: (x & y, x | y, x & 0x0F0F, x | -77, (x.to(torch.int8) & y.to(torch.int8)),
+                             (x.to(torch.int8) | y.to(torch.int8)))).eval()
+    graph = annotated_ir(model, (a, b))
+    written = write_tflite(graph, str(tmp_path / "and_or.tflite"))
+    outs = run_file(graph, written.path, [a.numpy(), b.numpy()])
+    for got, want in zip(outs, reference(model, (a, b))):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert "BITWISE_XOR" in written.op_counts

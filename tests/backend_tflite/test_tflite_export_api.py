@@ -9,6 +9,7 @@ import inspect
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import torch2keras
@@ -28,11 +29,15 @@ class ConvHead(nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
-class IntegerAnd(nn.Module):
-    """An op the direct backend refuses (TFLite has no integer AND; the converter path writes it)."""
+class Sampler(nn.Module):
+    """An op the direct backend has no emitter for (the converter path writes grid_sample)."""
+
+    def __init__(self):
+        super().__init__()
+        self.grid = nn.Parameter(torch.rand(1, 3, 2, 2) * 2 - 1)
 
     def forward(self, x):
-        return ((x * 100).int() & 6) * 2  # REFUSED_LINE
+        return F.grid_sample(x, self.grid, align_corners=False)  # REFUSED_LINE
 
 
 @pytest.fixture(scope="module")
@@ -87,30 +92,33 @@ def test_unknown_backend_is_refused(compiled, tmp_path):
 
 
 def _refused_line() -> int:
-    lines, start = inspect.getsourcelines(IntegerAnd.forward)
+    lines, start = inspect.getsourcelines(Sampler.forward)
     return start + next(k for k, line in enumerate(lines) if "REFUSED_LINE" in line)
 
 
 def test_op_without_emitter_names_op_torch_op_and_line(tmp_path):
-    x = torch.rand(1, 4)
-    graph = annotated_ir(IntegerAnd(), (x,))
+    x = torch.rand(1, 2, 5, 6)
+    graph = annotated_ir(Sampler(), (x,))
     with pytest.raises(DirectExportError) as e:
-        write_tflite(graph, str(tmp_path / "and.tflite"))
+        write_tflite(graph, str(tmp_path / "sampler.tflite"))
     text = str(e.value)
-    assert "'bitwise_and'" in text and "aten.bitwise_and" in text \
+    assert "'grid_sample'" in text and "aten.grid_sampler" in text \
         and f"test_tflite_export_api.py:{_refused_line()}" in text
     assert 'backend="converter"' in text and isinstance(e.value, ExportError)
 
 
 def test_auto_falls_back_to_the_converter(tmp_path):
-    x = torch.rand(1, 4)
-    result = torch2keras.compile(IntegerAnd(), x)
-    with pytest.raises(ExportError, match="bitwise_and"):
+    x = torch.rand(1, 2, 5, 6)
+    model = Sampler().eval()
+    result = torch2keras.compile(model, x)
+    with pytest.raises(ExportError, match="grid_sample"):
         result.export_tflite(str(tmp_path / "direct.tflite"), backend="direct")
     with pytest.warns(UserWarning, match="with the TFLite converter instead"):
         path = result.export_tflite(str(tmp_path / "auto.tflite"), backend="auto")
     assert result.report.tflite["backend"] == "converter" and result.report.tflite["max_abs_error"] < TOL
-    assert np.abs(result.run_tflite(path, [x.numpy()])[0] - IntegerAnd()(x).numpy()).max() < TOL
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert np.abs(result.run_tflite(path, [x.numpy()])[0] - want).max() < TOL
 
 
 class CellStateReader(nn.Module):

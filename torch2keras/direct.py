@@ -23,7 +23,8 @@ from .backend_tflite.weight_quantization import WeightQuantization, resolve_quan
 from .frontend_torch import lower
 from .ir import Graph, NumericalMismatchError
 from .ir.types import invert
-from .passes.quantized import AnnotateQuantized, FoldFlattenIntoQuantizedLinear, MoveDataOntoIntegers
+from .passes.dce import DeadCodeElimination
+from .passes.quantized import AnnotateQuantized, DynamicRangeLinear, FoldFlattenIntoQuantizedLinear, MoveDataOntoIntegers
 from .stages import (Stages, build_pipeline, capture_model, check_arguments, flatten, inference_mode,
                      reference_outputs, run_passes)
 from .tflite.runtime import run_tflite
@@ -82,7 +83,8 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     graph = run("lower", lower, captured, name or type(model).__name__)
     del session
     pipeline = build_pipeline(None, (MoveDataOntoIntegers(),), input_layouts, output_layouts, True)
-    run("passes", run_passes, graph, pipeline + [FoldFlattenIntoQuantizedLinear(), AnnotateQuantized()], True, None)
+    integer = [DynamicRangeLinear(), DeadCodeElimination(), FoldFlattenIntoQuantizedLinear(), AnnotateQuantized()]
+    run("passes", run_passes, graph, pipeline + integer, True, None)
     written = run("write", write_tflite, graph, path, fp16=fp16, integer_io=integer_io, weights=weights,
                   progress=lambda done, total: run.detail(f"{done / 1e9:.2f} of {total / 1e9:.2f} GB of weights written"))
     result = DirectResult(written.path, written.bytes, written.op_counts, {**run.timings, **written.timings}, graph,

@@ -102,6 +102,7 @@ class Report:
     nodes: list[NodeCheck] = attrs.field(factory=list)  # every compared value, in graph order
     first_mismatch: Optional[NodeCheck] = None
     quantization: Any = None  # quantize.QuantizationReport of the last int8 TFLite export
+    quantization_selection: Any = None  # selective.SelectiveQuantization (keep_float / target_agreement)
     delegates: Any = None  # delegates.DelegateReport of the last TFLite export
     layout: Optional[dict] = None  # the layout pass's solve: method, variables, approximated, seconds
     atol: Optional[float] = None  # the tolerance of every check: |err| <= atol + rtol * max|ref|
@@ -174,6 +175,8 @@ class Report:
             lines.append(f"  TFLite: {kind}{size}, {t.get('ops')} ops, {t.get('transposes')} TRANSPOSE"
                          + (f", max |err| {t['max_abs_error']:.3e}" if t.get("max_abs_error") is not None else "")
                          + (f" -> {t['path']}" if t.get("path") else ""))
+        if self.quantization_selection is not None:
+            lines.append(self.quantization_selection.summary())
         if self.quantization is not None:
             lines.append(self.quantization.summary())
         if self.delegates is not None:

@@ -127,7 +127,8 @@ class CompileResult:
     def export_tflite(self, path: str, validate: bool = True, quantize: Optional[str] = None,
                       calibration: Any = None, io_dtype: str = "int8", holdout: Any = None,
                       allow_flex: bool = False, int8_fallback: bool = False, delegates: bool = True,
-                      progress: Optional[Callable[[str], None]] = None, backend: str = "converter") -> str:
+                      progress: Optional[Callable[[str], None]] = None, backend: str = "converter",
+                      keep_float: Optional[Sequence[str]] = None, target_agreement: Optional[float] = None) -> str:
         """Write a ``.tflite`` file (by default through the TensorFlow converter), builtin ops only
         (unless ``allow_flex``); record in the report its size, op counts, error vs PyTorch
         (``validate``) and the delegate-readiness analysis (``report.delegates``).
@@ -154,7 +155,8 @@ class CompileResult:
         return tflite_export.export_tflite(self, path, validate=validate, quantize=quantize, calibration=calibration,
                                            io_dtype=io_dtype, holdout=holdout, allow_flex=allow_flex,
                                            int8_fallback=int8_fallback, delegates=delegates, progress=progress,
-                                           backend=backend)
+                                           backend=backend, keep_float=keep_float,
+                                           target_agreement=target_agreement)
 
     def check_quantization(self, path: str, holdout: Any = None) -> Any:
         """The per-layer check of an int8 ``.tflite`` file written by ``export_tflite``, on

@@ -227,7 +227,7 @@ def test_pt2e_concat_mul_and_global_pool_are_int8(tmp_path):
     f = read_tflite(result.path)
     counts = f.op_counts()
     assert counts.get("TRANSPOSE", 0) == 0 and counts["LOGISTIC"] == 1
-    int8 = {"CONV_2D", "MUL", "MEAN", "FULLY_CONNECTED", "RESHAPE"}
+    int8 = {"CONV_2D", "MUL", "AVERAGE_POOL_2D", "FULLY_CONNECTED", "RESHAPE"}
     for op in f.main_ops():
         data = [f.tensor(op.inputs[0]), *(f.tensor(i) for i in op.outputs)]
         if op.name in int8:

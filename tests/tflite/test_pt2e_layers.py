@@ -180,8 +180,9 @@ def test_pt2e_activations_sub_and_mean_are_int8(tmp_path):
     assert counts["QUANTIZE"] == 1 and counts["DEQUANTIZE"] == 1  # (the input and the output only)
     assert counts.get("TRANSPOSE", 0) == 0
     int8 = _int8_ops(result.path)
-    assert {k: int8.get(k, 0) for k in ("RELU6", "HARD_SWISH", "RELU_N1_TO_1", "SUB", "RELU", "MEAN", "CONV_2D")} == \
-        {"RELU6": 1, "HARD_SWISH": 1, "RELU_N1_TO_1": 1, "SUB": 1, "RELU": 1, "MEAN": 1, "CONV_2D": 6}
+    assert {k: int8.get(k, 0) for k in ("RELU6", "HARD_SWISH", "RELU_N1_TO_1", "SUB", "RELU", "AVERAGE_POOL_2D",
+                                     "CONV_2D")} == \
+        {"RELU6": 1, "HARD_SWISH": 1, "RELU_N1_TO_1": 1, "SUB": 1, "RELU": 1, "AVERAGE_POOL_2D": 1, "CONV_2D": 6}
 
 
 def test_pt2e_squeeze_excite_with_hardsigmoid_is_int8(tmp_path):
@@ -196,7 +197,8 @@ def test_pt2e_squeeze_excite_with_hardsigmoid_is_int8(tmp_path):
     assert result.op_counts["QUANTIZE"] == 1 and result.op_counts["DEQUANTIZE"] == 1
     assert f.float_ops_between_quantized() == [] and result.op_counts.get("TRANSPOSE", 0) == 0
     int8 = _int8_ops(result.path)
-    assert {k: int8.get(k, 0) for k in ("ADD", "MUL", "MEAN", "CONV_2D")} == {"ADD": 1, "MUL": 2, "MEAN": 2, "CONV_2D": 4}
+    assert {k: int8.get(k, 0) for k in ("ADD", "MUL", "AVERAGE_POOL_2D", "CONV_2D")} == \
+        {"ADD": 1, "MUL": 2, "AVERAGE_POOL_2D": 2, "CONV_2D": 4}
     (add,) = [op for op in f.main_ops() if op.name == "ADD"]
     (sixth,) = [op for op in f.main_ops() if op.name == "MUL" and op.inputs[0] == add.outputs[0]]
     gate = [n for n in quantized.graph.nodes if n.target == torch.ops.aten.hardsigmoid.default][0]
@@ -211,6 +213,27 @@ def test_pt2e_squeeze_excite_with_hardsigmoid_is_int8(tmp_path):
     want = decomposed.quantize_per_tensor.default(nn.functional.hardsigmoid(real), *q.args[1:])
     assert np.abs(want.numpy().astype(int) - gate_out.astype(int)).max() <= 1
     assert np.mean(want.numpy() == gate_out) >= 0.95 and len(np.unique(gate_out)) > 8
+
+
+def test_pt2e_global_average_pool_is_an_exact_int8_average_pool(tmp_path):
+    """A global average pool (input and result sharing parameters) is an int8 AVERAGE_POOL_2D over
+    the whole map: its integers are exactly the input integers' mean rounded half away from zero
+    (no MEAN, no float op), and the model stays within one step of torch's."""
+    torch.manual_seed(0)
+    quantized, result = _convert(SqueezeExciteNet(), TestQuantizer(), tmp_path, "global_pool")
+    _within_one_step(quantized, result)
+    f = read_tflite(result.path)
+    pools = [op for op in f.main_ops() if op.name == "AVERAGE_POOL_2D"]
+    assert len(pools) == 2 and "MEAN" not in result.op_counts and f.float_ops_between_quantized() == []
+    for pool in pools:
+        source, pooled = f.tensor(pool.inputs[0]), f.tensor(pool.outputs[0])
+        assert (source.dtype, pooled.dtype) == ("int8", "int8")
+        assert (source.scale, source.zero_point) == (pooled.scale, pooled.zero_point)
+        x, got = _intermediates(result.path, [pool.inputs[0], pool.outputs[0]], seeds=8)
+        mean = x.astype(np.float64).mean(axis=(1, 2), keepdims=True)
+        want = np.sign(mean) * np.floor(np.abs(mean) + 0.5)
+        assert np.array_equal(got.astype(np.float64), want)
+        assert np.mean(mean != np.trunc(mean)) > 0.5 and len(np.unique(got)) > 4  # (means rounded, not constant)
 
 
 def test_pt2e_relu6_after_conv_is_fused(tmp_path):

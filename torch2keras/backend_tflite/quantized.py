@@ -1,8 +1,9 @@
 """Integer layers of quantized models: the nodes the ``annotate_quantized`` pass marked
 (``Node.meta["quantized"]``) written as int8 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD,
-SUB, MUL, MEAN (global average pool, mean over the spatial axes), AVERAGE_POOL_2D, RELU, RELU6,
+SUB, MUL, AVERAGE_POOL_2D or MEAN (global average pool, mean over the spatial axes), AVERAGE_POOL_2D, RELU, RELU6,
 RELU_N1_TO_1, HARD_SWISH, LOGISTIC and hardsigmoid (an ADD with a fused RELU6 and a MUL), with the
-model's own scales and zero points (the int8 kernels rescale from their inputs' parameters to
+model's own scales and zero points (and dynamically quantized one-row linear layers as TFLite's
+dynamic-range FULLY_CONNECTED) (the int8 kernels rescale from their inputs' parameters to
 their result's).
 
 A marked layer reads the int8 tensors its inputs' ``dequantize`` nodes read, its weights as the
@@ -143,6 +144,22 @@ def _linear(ctx: Context, node: Node) -> int:
                            activation)
 
 
+def _dynamic_linear(ctx: Context, node: Node) -> int:
+    """A linear layer reading its float input (``dynamic_range_linear``): TFLite's dynamic-range
+    FULLY_CONNECTED, int8 weights per output channel, float bias, the input quantized by the
+    kernel per row with its own scale and zero point (``asymmetric_quantize_inputs``)."""
+    x = node.inputs[0]
+    integers, w_scale, bias = _weights(ctx, node)
+    out = ctx.result(node)
+    options = fb.FullyConnectedOptionsT()
+    options.keepNumDims = x.type.rank > 2
+    options.fusedActivationFunction = ctx.activation(node)
+    options.asymmetricQuantizeInputs = True
+    b = -1 if bias is None else ctx.constant(bias.astype(np.float32), ctx.local_name("bias"))
+    ctx.op("FULLY_CONNECTED", [ctx.tensor(x), _filter(ctx, integers, w_scale, 0), b], [out], options)
+    return out
+
+
 def _binary(ctx: Context, node: Node) -> int:
     a, _ = _integers(ctx, node.inputs[0])
     b, _ = _integers(ctx, node.inputs[1])
@@ -154,13 +171,24 @@ def _binary(ctx: Context, node: Node) -> int:
 
 
 def _spatial_mean(ctx: Context, node: Node) -> int:
-    """A global average pool or a mean over the spatial axes: MEAN over the stored spatial axes
-    (its int8 kernel rescales)."""
+    """A global average pool or a mean over the spatial axes. With the same parameters on both
+    sides (XNNPACK's quantizer shares them) and the map stored channels-last: an int8
+    AVERAGE_POOL_2D whose window is the whole map, exact (the integers' sum divided by the count,
+    rounded half away from zero, no rescale), then a RESHAPE where the spatial axes are dropped.
+    Otherwise MEAN over the stored spatial axes (its int8 kernel rescales through a fixed-point
+    multiplier)."""
     x = node.inputs[0]
-    tensor, _ = _integers(ctx, x)
-    out, _ = _result(ctx, node)
+    tensor, q_in = _integers(ctx, x)
+    out, q = _result(ctx, node)
+    keep = node.op == "adaptive_avg_pool" or bool(node.attrs["keepdim"])
+    if x.type.perm == (0, 2, 3, 1) and quantization_of(q) == q_in:
+        n, h, w, c = ctx.shape(tensor)
+        pooled = out if keep else ctx.sub.tensor([n, 1, 1, c], "i8", ctx.local_name("pool"), quantization=q_in)
+        window = Window([h, w], [h, w], [1, 1], [0, 0, 0, 0], [1, 1], [1, 1])
+        _pool_op(ctx, "AVERAGE_POOL_2D", tensor, window, _VALID, pooled)
+        return out if keep else ctx.reshape(pooled, ctx.shape(out), out=out)
     options = fb.ReducerOptionsT()
-    options.keepDims = node.op == "adaptive_avg_pool" or bool(node.attrs["keepdim"])
+    options.keepDims = keep
     axes = sorted(x.type.physical_axis(a) for a in range(2, x.type.rank))
     ctx.op("MEAN", [tensor, ctx.ints(axes, "axes")], [out], options)
     return out
@@ -216,7 +244,10 @@ _LAYERS = {"conv": _conv, "linear": _linear, "add": _binary, "sub": _binary, "mu
 
 
 def emit_quantized_layer(ctx: Context, node: Node) -> int:
-    """Write a marked layer (see the module docstring); returns the int8 tensor it writes."""
+    """Write a marked layer (see the module docstring); returns the int8 tensor it writes (a
+    dynamic-range linear layer: its float result)."""
+    if node.meta["quantized"].get("dynamic"):
+        return _dynamic_linear(ctx, node)
     return _LAYERS[node.op](ctx, node)
 
 

@@ -24,6 +24,11 @@ activation name or None}``), the quantize and the fused activation are written b
 quantizes) read is written as nothing (``{"unused": True}``). Convolutions without an int8
 TFLite kernel (grouped, 1-d, transposed) and the ops not listed (e.g. ``tanh``) stay float
 between a DEQUANTIZE and a QUANTIZE.
+
+``DynamicRangeLinear``: a linear layer of a dynamically quantized model (int8 weights, its
+input quantized with the parameters torch's ``choose_qparams`` picks at run time) reading a
+one-row input reads the float input itself, marked ``meta["dynamic_input"]``: the integer
+backend writes it as TFLite's dynamic-range FULLY_CONNECTED, which quantizes its input itself.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from ..ir.ops.elementwise import fused_activation
 from .dce import DeadCodeElimination
 from .manager import Pass, register_pass
 
-__all__ = ["AnnotateQuantized", "FoldFlattenIntoQuantizedLinear", "MoveDataOntoIntegers", "QUANTIZED_LAYERS",
+__all__ = ["AnnotateQuantized", "DynamicRangeLinear", "FoldFlattenIntoQuantizedLinear", "MoveDataOntoIntegers", "QUANTIZED_LAYERS",
            "integer_passes_after_layout", "is_quantized", "quant_params"]
 
 # ops that move or select elements: they commute with a monotone per-tensor affine map
@@ -227,6 +232,10 @@ class AnnotateQuantized(Pass):
             node.meta.pop("quantized", None)
         layers: set[int] = set()
         for node in graph.topo_order():
+            if node.op == "linear" and node.meta.get("dynamic_input") and _weights(graph, node):
+                node.meta["quantized"] = {"result": None, "dynamic": True, "activation": None}
+                layers.add(node.id)
+                continue
             if node.op not in QUANTIZED_LAYERS:
                 continue
             found = _quantized_layer(graph, node)
@@ -307,6 +316,74 @@ class FoldFlattenIntoQuantizedLinear(Pass):
             graph.erase(dead)
 
 
+def _producer(v: Value, op: str) -> Optional[Node]:
+    return v.producer if v.producer.op == op else None
+
+
+def _ancestors(v: Value, depth: int = 12) -> list[Node]:
+    found, frontier = [], [v]
+    for _ in range(depth):
+        frontier = [x.producer for x in frontier if x.producer.op not in ("input", "constant")]
+        found += frontier
+        frontier = [i for n in frontier for i in n.inputs]
+    return found
+
+
+def _dynamic_round_trip(v: Value) -> Optional[Value]:
+    """``x`` when ``v`` is torch's dynamic int8 round trip of ``x`` (the lowering of PT2E's
+    ``choose_qparams`` / ``quantize_per_tensor.tensor`` / ``dequantize_per_tensor.tensor``):
+    ``(cast_f32(cast_i8(clamp(round(x / s) + z, -128, 127))) - z) * s`` with ``s`` and ``z``
+    computed from the min and the max of the whole of ``x``; else None."""
+    mul = _producer(v, "mul")
+    sub = mul and _producer(mul.inputs[0], "sub")
+    wide = sub and _producer(sub.inputs[0], "cast")
+    narrow = wide and wide.output.type.dtype == "f32" and _producer(wide.inputs[0], "cast")
+    clamp = narrow and narrow.output.type.dtype == "i8" and _producer(narrow.inputs[0], "clamp")
+    if not clamp or (clamp.attrs.get("min"), clamp.attrs.get("max")) != (-128.0, 127.0):
+        return None
+    add = _producer(clamp.inputs[0], "add")
+    rounded = add and _producer(add.inputs[0], "round")
+    div = rounded and _producer(rounded.inputs[0], "div")
+    scale, zero = mul.inputs[1], sub.inputs[1]
+    if not div or add.inputs[1].id != zero.id or div.inputs[1].id != scale.id:
+        return None
+    x = div.inputs[0]
+    reduced = {n.attrs["kind"] for n in _ancestors(scale) + _ancestors(zero)
+               if n.op == "reduce" and n.inputs[0].id == x.id and n.attrs.get("axes") is None}
+    return x if reduced == {"min", "max"} else None
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class DynamicRangeLinear(Pass):
+    """Invariant afterwards: no linear layer with int8 constant weights (zero points 0) reads
+    torch's dynamic round trip (``_dynamic_round_trip``) of a one-row value; such a layer reads
+    the value itself and carries ``meta["dynamic_input"]``: it quantizes its input as it runs.
+
+    TFLite's dynamic-range FULLY_CONNECTED (``asymmetric_quantize_inputs``) quantizes each input
+    row with its own scale and zero point, from that row's min and max (and 0); torch's
+    ``choose_qparams`` picks one scale and zero point for the whole tensor. For one row they are
+    the same quantization (up to the rounding of exact ties), so the kernel computes torch's
+    integers and, accumulating in int32, torch's products exactly. For several rows the kernel
+    would give each row finer parameters than torch's: other numbers, so multi-row layers keep
+    the float arithmetic that matches torch."""
+
+    name = "dynamic_range_linear"
+
+    def run(self, graph: Graph) -> bool:
+        changed = False
+        for node in list(graph.nodes_by_op("linear")):
+            x = _dynamic_round_trip(node.inputs[0])
+            if x is None or not _weights(graph, node) or not x.type.is_static or x.type.perm[-1] != x.type.rank - 1:
+                continue
+            if int(np.prod(x.type.shape[:-1])) != 1:
+                continue  # (several rows: torch's per-tensor parameters, not the kernel's per-row ones)
+            graph.set_input(node, 0, x)
+            node.meta["dynamic_input"] = True
+            changed = True
+        return changed
+
+
 def is_quantized(graph: Graph) -> bool:
     """Whether ``graph`` holds quantized values (a PT2E model's ``quantize`` ops)."""
     return any(True for _ in graph.nodes_by_op("quantize"))
@@ -317,4 +394,5 @@ def integer_passes_after_layout() -> list[Pass]:
     compiled model's IR) for an integer TFLite file: data movement onto the integers (the
     dequantizes it leaves unread removed), a flatten folded into its linear layer's weights,
     the integer layers marked."""
-    return [MoveDataOntoIntegers(), DeadCodeElimination(), FoldFlattenIntoQuantizedLinear(), AnnotateQuantized()]
+    return [MoveDataOntoIntegers(), DynamicRangeLinear(), DeadCodeElimination(), FoldFlattenIntoQuantizedLinear(),
+            AnnotateQuantized()]

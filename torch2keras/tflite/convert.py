@@ -29,7 +29,7 @@ import keras
 from ..backend_keras.export import export_saved_model
 from ..backend_keras.rnn_layers import unclip_lstm_cells
 
-__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "ConverterFailure", "NonBuiltinOps", "check_options", "convert_saved_model", "keras_to_tflite",
+__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "ConverterFailure", "NonBuiltinOps", "calibrate_saved_model", "check_options", "convert_saved_model", "float_depthwise_filters", "keras_to_tflite", "quantize_calibrated",
            "warn_flex"]
 
 QUANTIZE_MODES = (None, "fp16", "dynamic_int8", "int8")
@@ -86,11 +86,13 @@ def convert_saved_model(saved_model_dir: str, quantize: Optional[str] = None,
     check_options(quantize, io_dtype, representative is not None)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    fix = None
     if quantize == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "dynamic_int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        fix = float_depthwise_filters
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -119,6 +121,82 @@ def convert_saved_model(saved_model_dir: str, quantize: Optional[str] = None,
         else:
             reason = "no TFLite builtin kernel"
         raise NonBuiltinOps(reason, refused, str(e)) from None
+    data = unclip_lstm_cells(data)
+    return fix(data) if fix is not None else data
+
+
+def float_depthwise_filters(flatbuffer: bytes) -> bytes:
+    """The dynamic-range file with each DEPTHWISE_CONV_2D that reads float activations and int8
+    filters (a hybrid kernel) reading its filters dequantized to float32 instead.
+
+    XNNPACK takes no hybrid depthwise convolution: LiteRT runs each on its built-in kernel, which
+    splits XNNPACK's graph around it, and the model then alternates between two thread pools
+    (mobilenet_v3_small, 8 hybrid depthwise convolutions, 2 threads: 35x slower than the float
+    file). Depthwise filters are small (a few KB), so float32 costs little size; the convolution
+    then computes with the int8-rounded weights in float, as the rest of the file's float ops."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    import flatbuffers
+    import numpy as np
+
+    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    codes = [k for k, c in enumerate(model.operatorCodes or [])
+             if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.DEPTHWISE_CONV_2D]
+    changed = False
+    for graph in model.subgraphs or []:
+        for op in graph.operators or []:
+            if op.opcodeIndex not in codes or len(op.inputs) < 2:
+                continue
+            x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+            buffer = model.buffers[w.buffer]
+            q = w.quantization
+            if x.type != schema.TensorType.FLOAT32 or w.type != schema.TensorType.INT8 or buffer.data is None \
+                    or q is None or q.scale is None:
+                continue
+            integers = np.frombuffer(np.asarray(buffer.data, np.uint8).tobytes(), np.int8).reshape(w.shape)
+            shape = [1] * integers.ndim
+            shape[q.quantizedDimension if len(q.scale) > 1 else 0] = -1
+            values = integers.astype(np.float32) * np.asarray(q.scale, np.float32).reshape(shape)
+            buffer.data = np.frombuffer(values.tobytes(), np.uint8)
+            w.type, w.quantization = schema.TensorType.FLOAT32, None
+            changed = True
+    if not changed:
+        return flatbuffer
+    for k in codes:  # (the float kernel's version: 2 covers dilation)
+        model.operatorCodes[k].version = min(model.operatorCodes[k].version, 2)
+    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def calibrate_saved_model(saved_model_dir: str, representative: Callable[[], Iterable[dict]],
+                          resource_variables: bool = False) -> bytes:
+    """The float TFLite model of the SavedModel carrying the activation ranges the converter
+    observed on ``representative`` (its calibration), not yet quantized: ``quantize_calibrated``
+    quantizes it, with any ops kept float, without calibrating again."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.experimental_enable_resource_variables = resource_variables
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True  # noqa: SLF001 - the documented selective-quantization route
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+        return converter.convert()
+
+
+def quantize_calibrated(calibrated: bytes, io_dtype: str = "int8", keep_float: Sequence[str] = ()) -> bytes:
+    """Full-integer quantization of a calibrated model (``calibrate_saved_model``), the ops writing
+    the tensors named in ``keep_float`` left in float32 (a DEQUANTIZE before them, a QUANTIZE
+    after); ops without an int8 kernel also stay float. I/O as ``io_dtype``."""
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as tf_convert
+
+    io = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io_dtype]
+    data = tf_convert.mlir_quantize(calibrated, fully_quantize=io_dtype != "float32", input_data_type=io,
+                                    output_data_type=io, denylisted_nodes=list(keep_float) or None)
     return unclip_lstm_cells(data)
 
 
@@ -178,7 +256,8 @@ def keras_to_tflite(model: keras.Model, path: str, input_names: Sequence[str], o
                   quantize: Optional[str] = None, representative: Optional[Callable[[], Iterable[dict]]] = None,
                   io_dtype: str = "int8", allow_flex: bool = False, int8_fallback: bool = False,
                   float_path: Optional[str] = None, resource_variables: bool = False,
-                  progress: Optional[Callable[[str], None]] = None) -> str:
+                  progress: Optional[Callable[[str], None]] = None, keep_float: Optional[Sequence[str]] = None,
+                  calibrated_path: Optional[str] = None) -> str:
     """Write a ``.tflite`` file (see ``tflite_convert`` for the quantization modes).
 
     resource_variables: keep the variables the model assigns (its state) as TFLite resource
@@ -188,6 +267,9 @@ def keras_to_tflite(model: keras.Model, path: str, input_names: Sequence[str], o
     quantization check compares the two; tensor names match because both come from one graph).
     Raises ``NonBuiltinOps`` when the converter refuses ops.
     progress: called with the name of each stage as it starts.
+    keep_float: for ``"int8"``, TFLite tensor names whose ops stay float32: the model is
+    calibrated, then quantized with those ops left out (``quantize_calibrated``); the calibrated
+    model is also written to ``calibrated_path`` (to quantize it again with other ops kept float).
     """
     say = progress or (lambda message: None)
     check_options(quantize, io_dtype, representative is not None)
@@ -195,8 +277,14 @@ def keras_to_tflite(model: keras.Model, path: str, input_names: Sequence[str], o
         say("SavedModel for the TFLite converter")
         export_saved_model(model, tmp, input_names, output_names)
         say(f"TFLite converter ({quantize or 'float32'})")
-        data = convert_saved_model(tmp, quantize, representative, io_dtype, allow_flex, int8_fallback,
-                                   resource_variables=resource_variables)
+        if quantize == "int8" and keep_float is not None:
+            calibrated = calibrate_saved_model(tmp, representative, resource_variables)
+            if calibrated_path is not None:
+                _write(calibrated_path, calibrated)
+            data = quantize_calibrated(calibrated, io_dtype, keep_float)
+        else:
+            data = convert_saved_model(tmp, quantize, representative, io_dtype, allow_flex, int8_fallback,
+                                       resource_variables=resource_variables)
         if float_path is not None:
             say("TFLite converter (float32 file for the int8 check)")
             _write(float_path, convert_saved_model(tmp, None, allow_flex=allow_flex,

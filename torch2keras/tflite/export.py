@@ -59,12 +59,14 @@ class Exportable(Protocol):
 def export_tflite(result: Exportable, path: str, validate: bool = True, quantize: Optional[str] = None,
                   calibration: Any = None, io_dtype: str = "int8", holdout: Any = None, allow_flex: bool = False,
                   int8_fallback: bool = False, delegates: bool = True,
-                  progress: Optional[Callable[[str], None]] = None, backend: str = "converter") -> str:
+                  progress: Optional[Callable[[str], None]] = None, backend: str = "converter",
+                  keep_float: Optional[Sequence[str]] = None, target_agreement: Optional[float] = None) -> str:
     """Write ``path`` (through TensorFlow's converter unless ``backend`` says otherwise) and record
     it in ``result.report`` (see ``CompileResult.export_tflite`` for the options)."""
     say = progress or (lambda message: None)
     start = time.perf_counter()
     _check_quantize(quantize, io_dtype, calibration is not None, backend)
+    selective = _check_selective(quantize, keep_float, target_agreement, backend)
     if calibration is not None and quantize != "int8":
         raise ValueError(f'calibration data is used by quantize="int8" only (got quantize={quantize!r})')
     if backend != "converter" and _export_direct(result, path, backend, quantize, validate, delegates, say):
@@ -73,10 +75,16 @@ def export_tflite(result: Exportable, path: str, validate: bool = True, quantize
     check_int8 = quantize == "int8" and validate
     representative = result.feeds(calibration) if calibration is not None else None
     with tempfile.TemporaryDirectory() as tmp:
-        float_path = os.path.join(tmp, "float.tflite") if check_int8 else None
+        float_path = os.path.join(tmp, "float.tflite") if check_int8 or selective else None
+        calibrated_path = os.path.join(tmp, "calibrated.tflite") if selective else None
         _convert(result, path, dict(quantize=quantize, representative=representative, io_dtype=io_dtype,
                                     allow_flex=allow_flex, int8_fallback=int8_fallback, float_path=float_path,
-                                    progress=say))
+                                    progress=say, keep_float=[] if selective else None,
+                                    calibrated_path=calibrated_path))
+        if selective:
+            say("selective int8: layers kept float")
+            result.report.quantization_selection = _select(result, path, float_path, calibrated_path, io_dtype,
+                                                           holdout, keep_float or [], target_agreement)
         info = read_tflite(path)
         if info.flex_ops:
             warn_flex(info.flex_ops, _where_ops(result, info, set(info.flex_ops), flex=True))
@@ -95,6 +103,53 @@ def export_tflite(result: Exportable, path: str, validate: bool = True, quantize
     result.report.tflite = record
     result.report.timings["export_tflite"] = time.perf_counter() - start
     return str(path)
+
+
+def _check_selective(quantize: Any, keep_float: Any, target: Any, backend: str) -> bool:
+    """Whether layers are kept float in a calibrated int8 file (``keep_float`` / ``target_agreement``)."""
+    if keep_float is None and target is None:
+        return False
+    option = "keep_float" if keep_float is not None else "target_agreement"
+    if quantize != "int8" or backend != "converter":
+        raise ValueError(f'{option} keeps layers float in a calibrated int8 file: quantize="int8" (the TF converter '
+                         f'path), not quantize={quantize!r} with backend={backend!r}')
+    if isinstance(keep_float, str) or (keep_float is not None and not all(isinstance(n, str) for n in keep_float)):
+        raise ValueError(f"keep_float takes a list of layer names (strings), got {keep_float!r}")
+    if target is not None and not (isinstance(target, (int, float)) and 0.0 < target <= 1.0):
+        raise ValueError(f"target_agreement is a share of held-out inputs, in (0, 1], got {target!r}")
+    return True
+
+
+def _select(result: Exportable, path: str, float_path: str, calibrated_path: str, io_dtype: str, holdout: Any,
+            keep_float: Sequence[str], target: Optional[float]):
+    """The selective int8 file at ``path`` (``selective.py``), its trade recorded."""
+    from . import selective
+    from .convert import quantize_calibrated
+
+    with open(calibrated_path, "rb") as f:
+        calibrated = f.read()
+    feeds = list(result.feeds(holdout)())
+    keep = selective.resolve_keep_float(keep_float, float_path, result.layer_nodes, result.output_nodes)
+
+    def ranking() -> list:
+        scratch = path + ".check.tflite"
+        with open(scratch, "wb") as f:
+            f.write(quantize_calibrated(calibrated, io_dtype))
+        try:
+            report = layer_errors(float_path, scratch, feeds, result.layer_nodes, result.output_nodes,
+                                  io_dtype=io_dtype)
+            return selective.ranked_layers(report, scratch, float_path)
+        finally:
+            os.remove(scratch)
+
+    choice = selective.select_float_layers(path, float_path, lambda kept: quantize_calibrated(calibrated, io_dtype,
+                                                                                                 kept),
+                                           feeds, result.layer_nodes, keep, target, ranking)
+    if not choice.reached:
+        result.report.warnings.append(f"selective int8: top-1 agreement {choice.agreement:.2%} < target "
+                                      f"{target:.2%} with {len(choice.kept_float)} layer(s) kept float32; pass more "
+                                      f"held-out inputs, more calibration data, or a lower target")
+    return choice
 
 
 def _check_quantize(quantize: Any, io_dtype: str, calibrated: bool, backend: str) -> None:

@@ -9,7 +9,7 @@ STAMP := .venv/.stamp
 export TF_CPP_MIN_LOG_LEVEL=2
 export CUDA_VISIBLE_DEVICES=-1
 
-.PHONY: env test test-slow demo bench bench-quant bench-quant-random bench-lm-quality bench-generative fuzz clean supported-list
+.PHONY: env test test-slow demo bench bench-quant bench-quant-random bench-lm-quality bench-generative bench-peer-latency fuzz clean supported-list
 
 env: $(STAMP)
 
@@ -58,6 +58,11 @@ bench-lm-quality: env
 PEER_PYTHON ?= .peers-venv/bin/python
 bench-generative: env $(PEER_PYTHON)
 	nice $(PY) benchmarks/generative.py --peer-python $(PEER_PYTHON)
+
+# LiteRT latency of our direct and TF-converter files against litert-torch's (vit_b_16, a 2-layer LSTM,
+# the conv-hardsigmoid-slice model; interleaved rounds, 2 threads; ~10 min on 2 cores)
+bench-peer-latency: env $(PEER_PYTHON)
+	nice $(PY) benchmarks/peer_latency.py --peer-python $(PEER_PYTHON) $(ARGS)
 
 .peers-venv/bin/python:
 	python3 -m venv .peers-venv

@@ -7,6 +7,10 @@ to print the very same text, and to hold the very same small (inline) arrays, bi
 failure fails the test that built the graph (in the phase -- fixture setup or test call -- where
 the compile ran). The terminal summary reports the check's cost (CPU seconds, summed over
 pytest-xdist workers) next to the session's; ``--no-ir-round-trip`` turns the check off.
+
+The direct TFLite backend's cross-check (tests/direct_backend_check.py: every float file the
+converter path writes is also written directly and the two compared in LiteRT) is registered
+here; ``--no-direct-cross-check`` turns it off.
 """
 
 from __future__ import annotations
@@ -29,6 +33,22 @@ _SESSION_START = time.process_time()
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--no-ir-round-trip", action="store_true",
                      help="do not check that every graph compile builds survives print -> parse -> print")
+    parser.addoption("--no-direct-cross-check", action="store_true",
+                     help="do not write every float file the TFLite converter writes with the direct backend too "
+                          "and compare the two in LiteRT")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("--no-direct-cross-check"):
+        import os
+        import sys
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        import direct_backend_check
+
+        config.pluginmanager.register(direct_backend_check, "direct_backend_check")
 
 
 def _arrays(graph: Graph) -> dict[str, np.ndarray]:

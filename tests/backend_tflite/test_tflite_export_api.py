@@ -28,11 +28,11 @@ class ConvHead(nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
-class Lgamma(nn.Module):
-    """An op the direct backend has no emitter for (the converter path writes its series)."""
+class IntegerAnd(nn.Module):
+    """An op the direct backend refuses (TFLite has no integer AND; the converter path writes it)."""
 
     def forward(self, x):
-        return torch.lgamma(x * 2 + 1)  # LGAMMA_LINE
+        return ((x * 100).int() & 6) * 2  # REFUSED_LINE
 
 
 @pytest.fixture(scope="module")
@@ -86,36 +86,40 @@ def test_unknown_backend_is_refused(compiled, tmp_path):
         compiled.export_tflite(str(tmp_path / "x.tflite"), backend="flatbuffer")
 
 
-def _lgamma_line() -> int:
-    lines, start = inspect.getsourcelines(Lgamma.forward)
-    return start + next(k for k, line in enumerate(lines) if "LGAMMA_LINE" in line)
+def _refused_line() -> int:
+    lines, start = inspect.getsourcelines(IntegerAnd.forward)
+    return start + next(k for k, line in enumerate(lines) if "REFUSED_LINE" in line)
 
 
 def test_op_without_emitter_names_op_torch_op_and_line(tmp_path):
     x = torch.rand(1, 4)
-    graph = annotated_ir(Lgamma(), (x,))
+    graph = annotated_ir(IntegerAnd(), (x,))
     with pytest.raises(DirectExportError) as e:
-        write_tflite(graph, str(tmp_path / "lgamma.tflite"))
+        write_tflite(graph, str(tmp_path / "and.tflite"))
     text = str(e.value)
-    assert "'lgamma'" in text and "aten.lgamma" in text and f"test_tflite_export_api.py:{_lgamma_line()}" in text
+    assert "'bitwise_and'" in text and "aten.bitwise_and" in text \
+        and f"test_tflite_export_api.py:{_refused_line()}" in text
     assert 'backend="converter"' in text and isinstance(e.value, ExportError)
 
 
 def test_auto_falls_back_to_the_converter(tmp_path):
     x = torch.rand(1, 4)
-    result = torch2keras.compile(Lgamma(), x)
-    with pytest.raises(ExportError, match="lgamma"):
+    result = torch2keras.compile(IntegerAnd(), x)
+    with pytest.raises(ExportError, match="bitwise_and"):
         result.export_tflite(str(tmp_path / "direct.tflite"), backend="direct")
     with pytest.warns(UserWarning, match="with the TFLite converter instead"):
         path = result.export_tflite(str(tmp_path / "auto.tflite"), backend="auto")
     assert result.report.tflite["backend"] == "converter" and result.report.tflite["max_abs_error"] < TOL
-    assert np.abs(result.run_tflite(path, [x.numpy()])[0] - torch.lgamma(x * 2 + 1).numpy()).max() < TOL
+    assert np.abs(result.run_tflite(path, [x.numpy()])[0] - IntegerAnd()(x).numpy()).max() < TOL
 
 
 class CellStateReader(nn.Module):
+    """A bidirectional LSTM whose final cell state is read (the direct backend reads it only
+    from forward-only LSTMs on a model input)."""
+
     def __init__(self):
         super().__init__()
-        self.lstm = nn.LSTM(4, 3, batch_first=True)
+        self.lstm = nn.LSTM(4, 3, batch_first=True, bidirectional=True)
 
     def forward(self, x):
         out, (h, c) = self.lstm(x)

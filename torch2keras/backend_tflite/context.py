@@ -86,6 +86,8 @@ class Context:
         self.scopes: dict[int, str] = {}  # node id -> the unique name its tensors start with
         self.tensor_nodes: dict[str, Node] = {}  # that name -> the node (locates tensors in the source)
         self.last_ops: list[tuple] = []  # ops written after every node's (``op_last``)
+        # the writer's subgraph helpers (``writer.Subgraphs``: regions of control-flow ops), set by the writer
+        self.subgraphs: Any = None
 
     # ------------------------------------------------------------------ IR values
 

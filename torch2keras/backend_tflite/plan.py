@@ -21,7 +21,12 @@ tests/backend_tflite/test_tflite_plan.py):
   q, k and v projections, an MLP's gate and up) are written as one FULLY_CONNECTED over their
   stacked filters, whose result is cut into theirs (SPLIT, or a STRIDED_SLICE each where their
   sizes differ): one pass over the input and one kernel call instead of several. Layers that
-  fuse an activation or write a reshape's shape (above) run alone.
+  fuse an activation or write a reshape's shape (above) run alone;
+* an LSTM's last step: a ``slice`` taking the last time step of an ``lstm``'s sequence, read
+  only by a ``linear`` writing a reshape's shape (``fc(out[:, -1])``), is the fused op's final
+  hidden state, which its state variable holds after it ran: the linear reads that [batch,
+  hidden] variable and the slice is written as nothing (``last_step``; for the LSTMs
+  ``state_readable`` allows).
 
 A fused value is read by nothing else and is not a graph output. Invariant: every node in
 ``absorbed`` has exactly one input, whose producer the plan gives the absorbed node's job.
@@ -37,7 +42,7 @@ import attrs
 from ..ir import Graph, Node
 from ..ir.ops.elementwise import fused_activation
 
-__all__ = ["FUSABLE_ACTIVATION", "Plan", "plan_graph"]
+__all__ = ["FUSABLE_ACTIVATION", "Plan", "plan_graph", "state_readable"]
 
 FUSES_ACTIVATION = {"conv", "linear", "add", "sub", "mul", "div"}  # IR ops whose TFLite op fuses one
 FUSABLE_ACTIVATION = ("RELU", "RELU6", "RELU_N1_TO_1")
@@ -55,6 +60,7 @@ class Plan:
     scale_only: set[int] = attrs.field(factory=set)  # hardsigmoids written as their MUL by 1/6 alone
     splits: dict[int, list[int]] = attrs.field(factory=dict)  # slice -> its split's slices, in order
     parallel: dict[int, list[int]] = attrs.field(factory=dict)  # linear -> the linears run with it, in order
+    last_step: dict[int, int] = attrs.field(factory=dict)  # slice -> the lstm whose final hidden state it is
 
 
 def _single_reader(graph: Graph, node: Node) -> Optional[Node]:
@@ -153,6 +159,39 @@ def _parallel_linears(graph: Graph, plan: Plan) -> None:
                 plan.parallel[node.id] = [n.id for n in nodes]
 
 
+def state_readable(lstm: Node) -> bool:
+    """Whether a reader of ``lstm``'s state variables after the fused ops runs after them in
+    LiteRT: a forward-only LSTM whose sequence is a model input and whose initial states are
+    constants or model inputs. Nothing but the op order ties such a reader to the fused ops (it
+    reads the variable the state write produced), and LiteRT's delegate partitioning keeps that
+    order only where the state write, the fused ops of every layer and nothing else run in one
+    partition: the write and the first layer are ready at once, each layer reads the previous."""
+    return not lstm.attrs["bidirectional"] and all(
+        v.producer.op in ("input", "constant") for v in lstm.inputs[:3]) and lstm.inputs[0].producer.op == "input"
+
+
+def _lstm_last_step(graph: Graph, node: Node, plan: Plan) -> Optional[Node]:
+    """The ``lstm`` whose last step ``node`` (a ``slice``) takes, where the state variable can
+    stand for it (``state_readable``), the slice read only by a float linear that writes a
+    reshape's [rows, out] (its FULLY_CONNECTED reads any [..., hidden])."""
+    x = node.inputs[0]
+    lstm = x.producer
+    if lstm.op != "lstm" or x is not lstm.outputs[0] or not state_readable(lstm) or node.attrs["step"] != 1:
+        return None
+    if x.type.layout is not None or not x.type.is_static or node.output.type.layout is not None:
+        return None
+    time_axis = 1 if lstm.attrs["batch_first"] else 0
+    steps = x.type.shape[time_axis]
+    if node.attrs["axis"] % x.type.rank != time_axis or \
+            slice(node.attrs["start"], node.attrs["end"]).indices(steps)[:2] != (steps - 1, steps):
+        return None
+    reader = _single_reader(graph, node)
+    if reader is None or reader.op != "linear" or reader.inputs[0] is not node.output \
+            or reader.id not in plan.into_reshape or reader.meta.get("quantized") is not None:
+        return None
+    return lstm
+
+
 def plan_graph(graph: Graph) -> Plan:
     """The fusions of ``graph`` (see the module docstring)."""
     plan = Plan()
@@ -178,4 +217,8 @@ def plan_graph(graph: Graph) -> Plan:
         else:
             plan.absorbed[reader.id] = node.id
     _parallel_linears(graph, plan)
+    for node in graph.topo_order():
+        lstm = _lstm_last_step(graph, node, plan) if node.op == "slice" and node.id not in plan.splits else None
+        if lstm is not None:
+            plan.last_step[node.id] = lstm.id
     return plan

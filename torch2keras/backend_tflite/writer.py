@@ -19,11 +19,12 @@ from . import emitters  # noqa: F401 - registers the emitters
 from .builder import ModelBuilder, WriteProgress
 from .context import EMITTERS, Context, DirectExportError, _name
 from .peephole import simplify
-from .plan import plan_graph
+from .plan import Plan, plan_graph
 from .quantized import emit_quantized_layer, integer_input, propagate_quantization, quantization_of
 from .weight_quantization import WeightQuantization, warn_if_blockwise
 
-__all__ = ["WriteResult", "add_signature", "build_model", "build_signatures", "write_signatures", "write_tflite"]
+__all__ = ["Subgraphs", "WriteResult", "add_signature", "build_model", "build_signatures", "write_signatures",
+           "write_tflite"]
 
 SIGNATURE_KEY = "serving_default"
 
@@ -105,6 +106,7 @@ def add_signature(model: ModelBuilder, graph: Graph, signature_key: str, fp16: b
     index = len(model.subgraphs)
     sub = model.subgraph("main" if index == 0 else _name(signature_key))
     ctx = Context(graph, model, sub, plan_graph(graph), fp16=fp16, weights=weights)
+    ctx.subgraphs = Subgraphs
     inputs = {}
     for v in graph.inputs:
         name = v.producer.attrs["name"]
@@ -127,6 +129,54 @@ def add_signature(model: ModelBuilder, graph: Graph, signature_key: str, fp16: b
     simplify(sub)
     model.signature(signature_key, index, inputs, outputs)
     return ctx.tensor_nodes
+
+
+class Subgraphs:
+    """What control-flow emitters (``emitters/control.py``) write subgraphs with, handed to them
+    as ``Context.subgraphs`` (the emitters do not import the writer)."""
+
+    @staticmethod
+    def open(parent: Context, name: str, graph: Optional[Graph] = None) -> tuple[Context, int]:
+        """A new subgraph of ``parent``'s model (an IF branch, a WHILE condition or body), with a
+        context of its own for ``graph`` (a region; None: ops the caller writes); its index."""
+        model = parent.model
+        index = len(model.subgraphs)
+        sub = model.subgraph(_name(name))
+        own = graph is not None
+        ctx = Context(graph if own else parent.graph, model, sub, plan_graph(graph) if own else Plan(),
+                      fp16=parent.fp16, weights=parent.weights)
+        ctx.tensor_nodes, ctx.subgraphs = parent.tensor_nodes, Subgraphs  # (tensor names unique in the file)
+        return ctx, index
+
+    @staticmethod
+    def emit(ctx: Context) -> list[int]:
+        """Emit every node of ``ctx.graph`` (its inputs already in ``ctx.tensors``); the tensors
+        of its outputs, each a distinct computed tensor."""
+        for node in ctx.graph.topo_order():
+            _emit_node(ctx, node)
+        ctx.write_last_ops()
+        return list(_output_tensors(ctx, ctx.graph).values())
+
+    @staticmethod
+    def close(ctx: Context, inputs: list[int], outputs: list[int]) -> None:
+        ctx.sub.inputs, ctx.sub.outputs = list(inputs), list(outputs)
+        propagate_quantization(ctx.sub)
+        simplify(ctx.sub)
+
+    @staticmethod
+    def region(parent: Context, graph: Graph, name: str, passthrough: int = 0) -> int:
+        """Region ``graph`` written as a subgraph (inputs: its inputs; outputs: its outputs, then
+        its last ``passthrough`` inputs unchanged, as a WHILE body returns its loop invariants);
+        its index."""
+        ctx, index = Subgraphs.open(parent, name, graph)
+        inputs = []
+        for v in graph.inputs:
+            inputs.append(ctx.sub.tensor([_static_dim(v, d) for d in v.type.physical_shape], v.type.dtype,
+                                         _name(f"{name}/{v.producer.attrs.get('name', 'input')}")))
+            ctx.tensors[v.id] = inputs[-1]
+        outputs = Subgraphs.emit(ctx)
+        Subgraphs.close(ctx, inputs, outputs + (inputs[len(inputs) - passthrough:] if passthrough else []))
+        return index
 
 
 def _static_dim(v, d) -> int:

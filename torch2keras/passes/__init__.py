@@ -11,6 +11,8 @@ from .fold_batchnorm import FoldBatchNorm
 from .fold_channel_permutation import FoldChannelPermutation
 from .group_query_attention import GroupQueryAttention
 from .fold_constants import FoldConstants
+from .fold_norm_affine import FoldNormAffine
+from .hoist_slices import HoistSlices
 from .layout import AssignLayout
 from .manager import PASSES, Pass, PassManager, PassRecord, get_pass, register_pass
 from .update_slice_from_select import UpdateSliceFromSelect
@@ -18,5 +20,5 @@ from .pipeline import DEFAULT_PIPELINE, Cleanup, Simplify, SimplifyTransposes, d
 
 __all__ = ["AssignLayout", "CancelTransposes", "CanonicalizeReshapes", "Cleanup", "CommonSubexpressionElimination",
            "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "DropUnreadState", "Fixpoint", "FoldBatchNorm",
-           "FoldChannelPermutation", "FoldConstants", "GroupQueryAttention", "PASSES", "Pass", "PassManager", "PassRecord", "Simplify",
+           "FoldChannelPermutation", "FoldConstants", "FoldNormAffine", "GroupQueryAttention", "HoistSlices", "PASSES", "Pass", "PassManager", "PassRecord", "Simplify",
            "SimplifyTransposes", "UpdateSliceFromSelect", "default_pipeline", "get_pass", "register_pass"]

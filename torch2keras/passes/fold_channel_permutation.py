@@ -3,7 +3,7 @@
 A channel permutation is ``index_select(x, axis, idx)`` with a constant 1-D ``idx`` that
 permutes ``range(C)``, along the channel axis of a conv (1) or the feature axis of a linear
 layer (the last). Pixel shuffle lowers to one before ``depth_to_space``, pixel unshuffle to one
-after ``space_to_depth``. Three rules, one pass:
+after ``space_to_depth``. Four rules, one pass:
 
 * ``shuffle`` (recognition): ShuffleNet's ``view(N, g, C / g, ...)``, ``transpose(1, 2)``,
   ``view(N, C, ...)`` is the permutation with idx[k] = (k % g) * (C / g) + k // g
@@ -16,6 +16,12 @@ after ``space_to_depth``. Three rules, one pass:
   conv(x[:, idx]; W) = conv(x; W') with W'[:, idx] = W. The permutation moves past every
   per-channel op to every reader, so it is removed only when every path from it ends in a layer
   that absorbs it (never duplicated into a branch that would keep it).
+* ``strided`` (a channel split by strides): a layer's channels (across per-channel ops) read only
+  by slices of one step s > 1 along the channel axis, starting at 0, 1, ..., s - 1 and running to
+  the end (``x[:, 0::2]``, ``x[:, 1::2]``): the channels are permuted into stride groups
+  (channels r, r + s, r + 2s, ... next to each other, r = 0..s-1) and each slice becomes a
+  step-1 slice of its group, which the backends write as one SPLIT (XNNPACK takes no strided
+  slice); the permutation is then absorbed by the layer (``producer``).
 
 Absorbing layers: a plain conv (groups 1, not transposed, channel axis) or a linear layer
 (feature axis), with constant weights. Per-channel ops a permutation moves past: unary
@@ -23,7 +29,8 @@ elementwise ops, an elementwise op with a constant that is a scalar or one value
 a depthwise conv (dw(x[:, p]) = dw'(x)[:, p'], filters and biases permuted alike) and a
 batch norm with constant statistics.
 
-Invariant afterwards: no reshape-permute-reshape channel shuffle is left, and no channel
+Invariant afterwards: no reshape-permute-reshape channel shuffle is left, no layer's channels
+are read only by a set of strided slices that split them, and no channel
 permutation is left that a layer next to it (across per-channel ops) could absorb: every
 remaining one is an ``index_select`` with a constant permutation that has a reader (or is an
 output) that cannot take it (the postcondition: no match passes its check).
@@ -243,11 +250,16 @@ class FoldChannelPermutation(RewritePass):
                     Any("idx"), name="perm"),
         consumer=Op(_LAYERS, Chain((*_PER_CHANNEL, "conv"), _PERM, name="chain", single_use=False),
                     Any("w"), Any("b", optional=True), name="layer"),
+        strided=Op("slice", Chain(_PER_CHANNEL, Op(_LAYERS, Any("lx"), Any("w"), Any("b", optional=True), name="layer"),
+                                  name="chain", single_use=False),
+                   name="slice", where=lambda n: n.attrs["step"] > 1),
     )
 
     def check(self, graph: Graph, m: Match) -> Optional[str]:
         if m.rule == "shuffle":
             return None if _shuffle_index(m) is not None else "the reshapes do not split and merge the channel axis"
+        if m.rule == "strided":
+            return _strided_refusal(graph, m)
         perm, layer = m["perm"], m["layer"]
         refused = _refuse_permutation(graph, perm, layer) or _refuse_layer(graph, layer)
         if refused:
@@ -267,6 +279,9 @@ class FoldChannelPermutation(RewritePass):
                                     name=node.output.name_hint)
             replace_value(graph, node.output, select.output)
             return
+        if m.rule == "strided":
+            _group_strides(graph, m)
+            return
         perm = m["perm"]
         idx, axis = graph.constant_value(perm.inputs[1]), _channel_axis(perm)
         if m.rule == "producer":
@@ -285,3 +300,64 @@ def _absorb_output(graph: Graph, layer: Node, chain: list[Node], perm: Node, idx
     for node in reversed(chain):
         v, _ = _pass_through(graph, node, 0, v, idx, axis)
     replace_value(graph, perm.output, v)
+
+
+# ------------------------------------------------------------------ strided slices splitting the channels
+
+
+def _split_value(m: Match) -> Value:
+    """The value the strided slices read: the top of the chain, or the layer's result."""
+    return m["chain"][0].output if m["chain"] else m["layer"].output
+
+
+def _strided_refusal(graph: Graph, m: Match) -> Optional[str]:
+    """Why the strided slices of the matched value do not split a layer's channels into stride groups."""
+    layer, chain = m["layer"], m["chain"]
+    refused = _refuse_layer(graph, layer)
+    if refused:
+        return refused
+    v = _split_value(m)
+    axis = 1 if layer.op == "conv" else v.type.rank - 1
+    for node in [layer, *chain[::-1]][:-1]:  # every value below the top is read on the way only
+        if not read_once(graph, node.output):
+            return f"{describe(node)}'s result has other readers"
+    refused = _chain_refusal(graph, chain[::-1], axis)
+    if refused:
+        return refused
+    if graph.is_output(v):
+        return "the sliced channels are a graph output"
+    slices = [n for n, _ in graph.uses(v)]
+    channels = v.type.shape[axis]
+    if isinstance(channels, str) or any(n.op != "slice" or n.attrs["axis"] % v.type.rank != axis for n in slices):
+        return f"the channels are read by other ops than slices along the {layer.op}'s channel axis"
+    steps = {n.attrs["step"] for n in slices}
+    s = steps.pop()
+    if steps:
+        return "the slices have different steps"
+    starts = sorted(slice(n.attrs["start"], n.attrs["end"], s).indices(channels)[0] for n in slices)
+    whole = all(len(range(*slice(n.attrs["start"], n.attrs["end"], s).indices(channels)))
+                == len(range(slice(n.attrs["start"], None, s).indices(channels)[0], channels, s)) for n in slices)
+    if s > channels or starts != list(range(s)) or not whole:
+        return f"the slices of step {s} do not start at 0..{s - 1} and run to the end of the channels"
+    return None
+
+
+def _group_strides(graph: Graph, m: Match) -> None:
+    """The channels permuted into stride groups, each strided slice a step-1 slice of its group."""
+    v = _split_value(m)
+    axis = 1 if m["layer"].op == "conv" else v.type.rank - 1
+    channels = v.type.shape[axis]
+    slices = [n for n, _ in graph.uses(v)]
+    s = slices[0].attrs["step"]
+    idx = np.concatenate([np.arange(r, channels, s) for r in range(s)]).astype(np.int64)
+    index = graph.add_constant(idx, name=f"{v.name_hint}_stride_groups")
+    grouped = graph.add_node("index_select", [v, index], {"axis": axis}, loc=slices[0].loc,
+                             name=f"{v.name_hint}_grouped").output
+    for node in slices:
+        r = slice(node.attrs["start"], node.attrs["end"], s).indices(channels)[0]
+        start = sum(len(range(q, channels, s)) for q in range(r))
+        piece = graph.add_node("slice", [grouped], {"axis": axis, "start": start,
+                                                    "end": start + len(range(r, channels, s)), "step": 1},
+                               types=[node.output.type], loc=node.loc, name=node.output.name_hint).output
+        replace_value(graph, node.output, piece)
+    erase_dead(graph, slices)

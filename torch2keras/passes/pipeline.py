@@ -15,6 +15,8 @@ from .fold_channel_permutation import FoldChannelPermutation
 from .group_query_attention import GroupQueryAttention
 from .update_slice_from_select import UpdateSliceFromSelect
 from .fold_constants import FoldConstants
+from .fold_norm_affine import FoldNormAffine
+from .hoist_slices import HoistSlices
 from .layout import AssignLayout
 from .manager import Pass, register_pass
 
@@ -65,6 +67,8 @@ def default_pipeline(input_layouts=None, output_layouts=None, optimize_layout: b
         FoldChannelPermutation(),
         GroupQueryAttention(),
         UpdateSliceFromSelect(),
+        HoistSlices(),
+        FoldNormAffine(),
         CanonicalizeReshapes(),
         layout,
         SimplifyTransposes(),

@@ -113,20 +113,55 @@ _SCATTER_DTYPES = (np.float32, np.int32)  # what TFLite's unsorted segment kerne
 def _segments(ctx: Context, op: str, data: int, ids: int, n: int, suffix: str) -> int:
     """``op`` (UNSORTED_SEGMENT_SUM / _MAX) of ``data`` into ``n`` segments by ``ids``."""
     out = ctx.temp([n], ctx.dtype(data), suffix)
-    options = fb.UnsortedSegmentSumOptionsT() if op == "UNSORTED_SEGMENT_SUM" else fb.UnsortedSegmentMaxOptionsT()
+    options = {"UNSORTED_SEGMENT_SUM": fb.UnsortedSegmentSumOptionsT, "UNSORTED_SEGMENT_MAX": fb.UnsortedSegmentMaxOptionsT,
+               "UNSORTED_SEGMENT_MIN": fb.UnsortedSegmentMinOptionsT,
+               "UNSORTED_SEGMENT_PROD": fb.UnsortedSegmentProdOptionsT}[op]()
     ctx.op(op, [data, ids, ctx.ints([n], "num_segments")], [out], options)
     return out
+
+
+_COMBINE = {"amax": ("UNSORTED_SEGMENT_MAX", "MAXIMUM"), "amin": ("UNSORTED_SEGMENT_MIN", "MINIMUM"),
+            "prod": ("UNSORTED_SEGMENT_PROD", "MUL"), "mean": ("UNSORTED_SEGMENT_SUM", "ADD")}
+
+
+def _combined(ctx: Context, reduce: str, include_self: bool, flat: int, values: int, ids: int, n: int,
+              count: int) -> int:
+    """The [n] values scatter_flat writes where an index names the element (see emit_scatter_flat)."""
+    segment, combine = _COMBINE[reduce]
+    dtype = ctx.dtype(flat)
+    result = _segments(ctx, segment, values, ids, n, reduce)
+    if include_self:
+        both = ctx.temp([n], dtype, "with_self")
+        ctx.op(combine, [flat, result], [both], {"MUL": fb.MulOptionsT, "ADD": fb.AddOptionsT}.get(combine, lambda: None)())
+        result = both
+    if reduce != "mean":
+        return result
+    divisor = count
+    if include_self:
+        divisor = ctx.temp([n], np.int32, "count_with_self")
+        ctx.op("ADD", [count, ctx.scalar(1, np.int32, "one")], [divisor], fb.AddOptionsT())
+    safe = ctx.temp([n], np.int32, "divisor_safe")
+    ctx.op("MAXIMUM", [divisor, ctx.scalar(1, np.int32, "one_at_least")], [safe])
+    mean = ctx.temp([n], dtype, "mean")
+    if np.dtype(dtype) == np.float32:
+        ctx.op("DIV", [result, ctx.cast(safe, np.float32, "divisor_f")], [mean], fb.DivOptionsT())
+    else:  # (torch's integer mean rounds down)
+        ctx.op("FLOOR_DIV", [result, safe], [mean])
+    return mean
 
 
 @emitter("scatter_flat")
 def emit_scatter_flat(ctx: Context, node: Node) -> int:
     """``reduce="none"``: element ``ids[i]`` takes the last ``src[i]`` written there (the largest
     ``i`` per element, an UNSORTED_SEGMENT_MAX of ``0..m-1``), as the reference; ``"sum"``: the
-    segment sums added (or, without ``include_self``, put in place)."""
+    segment sums added (or, without ``include_self``, put in place); ``"amax"``, ``"amin"``,
+    ``"prod"``: the segment's UNSORTED_SEGMENT_MAX / _MIN / _PROD, combined with x's own value
+    (``include_self``) or put in place; ``"mean"``: the segment sum (plus x's value) divided by
+    the count (plus one). Elements no index names keep x's value."""
     x, index, src = node.inputs
     reduce, include_self = node.attrs["reduce"], node.attrs["include_self"]
-    if reduce not in ("none", "sum"):
-        raise DirectExportError(node, f"with reduce={reduce!r} is not written by the direct backend (none, sum are)")
+    if reduce not in ("none", "sum", "amax", "amin", "prod", "mean"):
+        raise DirectExportError(node, f"with reduce={reduce!r} is not written by the direct backend")
     if x.type.layout is not None or src.type.layout is not None or index.type.layout is not None:
         raise DirectExportError(node, "on a re-laid-out tensor is not supported")
     dtype = DTYPES[x.type.dtype]
@@ -146,7 +181,9 @@ def emit_scatter_flat(ctx: Context, node: Node) -> int:
                       "count")
     touched = ctx.temp([n], np.bool_, "touched")
     ctx.op("GREATER", [count, ctx.scalar(0, np.int32, "zero")], [touched])
-    if reduce == "sum":
+    if reduce in _COMBINE:
+        written = _combined(ctx, reduce, include_self, flat, values, ids, n, count)
+    elif reduce == "sum":
         written = _segments(ctx, "UNSORTED_SEGMENT_SUM", values, ids, n, "sums")
     else:
         last = _segments(ctx, "UNSORTED_SEGMENT_MAX", ctx.constant(np.arange(m, dtype=np.int32),

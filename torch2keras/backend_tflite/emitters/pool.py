@@ -123,15 +123,15 @@ def emit_pool(ctx: Context, node: Node) -> int:
 def _pool_3d(ctx: Context, node: Node) -> int:
     """A 3-d pool as two 2-d ones (max and mean over a box are separable, and so are the counts
     of its padded or valid elements): over (H, W) with the depth folded into the batch, then
-    over (D, 1) with H * W as the width. Input and output stored [N, D, H, W, C]."""
+    over (D, 1) with H * W as the width; with ``divisor_override``, that mean times a constant
+    per position (torch's divisor / the override). Input and output stored [N, D, H, W, C]."""
     x, a = node.inputs[0], node.attrs
     if x.type.perm != (0, 2, 3, 4, 1):
         raise DirectExportError(node, f"3-d pooling of a value stored as {x.type} (not channels-last) is not supported")
-    if a.get("divisor_override"):
-        raise DirectExportError(node, "3-d average pooling with divisor_override has no TFLite builtin; "
-                                      "divide the sum (avg_pool3d * kernel volume) in the model instead")
     n, d, h, w, c = ctx.shape(ctx.tensor(x))
     _, d2, h2, w2, _ = node.output.type.physical_shape
+    override = a.get("divisor_override") if node.op == "avg_pool" else None
+    a = {**a, "divisor_override": None} if override else a
     plane = {**a, "kernel": a["kernel"][1:], "stride": a["stride"][1:], "padding": a["padding"][1:],
              "dilation": (a.get("dilation") or [1, 1, 1])[1:]}
     depth = {**a, "kernel": [a["kernel"][0], 1], "stride": [a["stride"][0], 1], "padding": [a["padding"][0], 0],
@@ -142,7 +142,25 @@ def _pool_3d(ctx: Context, node: Node) -> int:
     columns = ctx.reshape(planes, [n, d, h2 * w2, c], "hw_as_width")
     pooled = _pool_2d(ctx, node, depth, columns, False, [n, d2, h2 * w2, c],
                       ctx.temp([n, d2, h2 * w2, c], np.float32, "pool_d"))
-    return ctx.reshape(pooled, [n, d2, h2, w2, c], out=ctx.result(node))
+    if not override:
+        return ctx.reshape(pooled, [n, d2, h2, w2, c], out=ctx.result(node))
+    # divisor_override: the mean times torch's own divisor per position is the window's sum
+    factor = _torch_divisors(a, (d, h, w), (d2, h2, w2)) / np.float32(override)
+    mean = ctx.reshape(pooled, [n, d2, h2, w2, c], "mean")
+    scale = ctx.constant(factor.reshape(1, d2, h2, w2, 1).astype(np.float32), f"{ctx.scope(node)}/divisor")
+    return binary(ctx, "MUL", mean, scale, ctx.result(node))
+
+
+def _torch_divisors(attrs: dict, size, out_size) -> np.ndarray:
+    """torch's average-pool divisor (no override) per output position: per axis the window
+    clipped to the padded input (``count_include_pad``) or to the input; their product."""
+    result = np.ones((), np.float64)
+    for k, s, p, length, count in zip(attrs["kernel"], attrs["stride"], attrs["padding"], size, out_size):
+        start = np.arange(count) * s - p
+        end = np.minimum(start + k, length + p)
+        sizes = end - start if attrs["count_include_pad"] else np.minimum(end, length) - np.maximum(start, 0)
+        result = np.multiply.outer(result, sizes.astype(np.float64))
+    return result
 
 
 def _divisor_fix(attrs: dict, window: Window, flat: bool) -> "np.ndarray | None":

@@ -1,7 +1,8 @@
 """The ``lstm``, ``rnn`` and ``gru`` emitters: one UNIDIRECTIONAL_SEQUENCE_LSTM (Elman RNN:
 UNIDIRECTIONAL_SEQUENCE_RNN, tanh or relu fused) per layer and direction; a GRU (no builtin)
-unrolled over its time steps (at most ``GRU_MAX_STEPS``): the input projection of every step
-at once, then per step a FULLY_CONNECTED of the state and the gates in elementwise builtins.
+unrolled over its time steps (up to ``GRU_MAX_STEPS``; longer: a WHILE loop over them): the
+input projection of every step at once, then per step a FULLY_CONNECTED of the state and the
+gates in elementwise builtins.
 
 torch's gates i, f, g, o are the op's input, forget, cell and output gates; the weights are split
 per gate as they are ([hidden, features] blocks of w_ih and w_hh), the two biases summed. The
@@ -13,9 +14,13 @@ so a state tensor must be written afresh before every invocation (a variable tha
 writes would carry one call's final state into the next). One SPLIT per ``lstm`` node writes
 every layer's and direction's initial h and c from a constant (zeros, or the given constant
 states) or from the given state tensors, each call. The final hidden state of a direction is
-its output at its last step (a STRIDED_SLICE of the sequence: a real data dependency); the
-final cell state, which only the overwritten variable holds, is not written (an error that
-names it: the converter path computes it).
+its output at its last step (a STRIDED_SLICE of the sequence: a real data dependency), except
+for ``fc(out[:, -1])`` (``Plan.last_step``): that FULLY_CONNECTED reads the last layer's h
+variable itself, so a 2-layer LSTM + linear is 4 ops (states, LSTM x2, FULLY_CONNECTED). The
+final cell state, which only the overwritten variable holds, is a PACK of the layers' c
+variables after the fused ops, where LiteRT runs that read after them (``plan.state_readable``:
+a forward-only LSTM reading a model input); elsewhere it is refused with an error naming it
+(the converter path computes it).
 """
 
 from __future__ import annotations
@@ -24,17 +29,23 @@ import numpy as np
 
 from ...ir import Node
 from ..context import Context, DirectExportError, emitter
+from ..plan import state_readable
 from ..schema import fb
+from .control import counter_cond
 
 __all__: list[str] = []
 
 
 def _fresh_states(ctx: Context, node: Node, count: int, batch: int, hidden: int) -> list[int]:
     """``count`` new variable [batch, hidden] tensors written by one SPLIT from the initial states
-    (h of layer-direction 0, c of 0, h of 1, ...)."""
+    (h of layer-direction 0, c of 0, h of 1, ...); by UNPACKs where the state variables are read
+    after the fused ops (``Plan.last_step``, the final cell state; see ``_unpacked_states``)."""
     h0, c0 = node.inputs[1], node.inputs[2]
     outs = [ctx.sub.tensor([batch, hidden], np.float32, ctx.local_name(f"state{k}"), variable=True)
             for k in range(count)]
+    if node.id in ctx.plan.last_step.values() or ctx.graph.num_uses(node.outputs[2]) \
+            or ctx.graph.is_output(node.outputs[2]):
+        return _unpacked_states(ctx, node, outs)
     options = fb.SplitOptionsT()
     options.numSplits = count
     if ctx.is_const(h0) and ctx.is_const(c0):
@@ -49,6 +60,29 @@ def _fresh_states(ctx: Context, node: Node, count: int, batch: int, hidden: int)
     ctx.op("PACK", [ctx.tensor(h0), ctx.tensor(c0)], [stacked], pack)
     rows = ctx.reshape(stacked, [count * batch, hidden], "state_rows")
     ctx.op("SPLIT", [ctx.ints(0, "state_axis"), rows], outs, options)
+    return outs
+
+
+def _unpacked_states(ctx: Context, node: Node, outs: list[int]) -> list[int]:
+    """``outs`` (h, c of layer-direction 0, then 1, ...) written by UNPACKs: of one constant, or
+    of h0 and of c0. A reader of a state variable after the fused op (``Plan.last_step``) has no
+    data dependency on that op, only on the op writing the variable: LiteRT's XNNPACK delegate,
+    which takes SPLIT, would run SPLIT and that reader in one partition ahead of the LSTMs. It
+    does not take UNPACK, so the state write and the LSTMs run in one partition, in file order,
+    before the reader (``plan.state_readable`` says where that holds)."""
+    h0, c0 = node.inputs[1], node.inputs[2]
+    options = fb.UnpackOptionsT()
+    options.num, options.axis = len(outs), 0
+    if ctx.is_const(h0) and ctx.is_const(c0):
+        h, c = ctx.const(h0).astype(np.float32), ctx.const(c0).astype(np.float32)
+        stacked = np.stack([(h if k % 2 == 0 else c)[k // 2] for k in range(len(outs))])
+        ctx.op("UNPACK", [ctx.constant(stacked, ctx.local_name("initial_states"))], outs, options)
+        return outs
+    options.num = len(outs) // 2
+    ctx.op("UNPACK", [ctx.cast(ctx.tensor(h0), np.float32, "h0")], outs[0::2], options)
+    options = fb.UnpackOptionsT()
+    options.num, options.axis = len(outs) // 2, 0
+    ctx.op("UNPACK", [ctx.cast(ctx.tensor(c0), np.float32, "c0")], outs[1::2], options)
     return outs
 
 
@@ -163,9 +197,12 @@ def emit_lstm(ctx: Context, node: Node) -> tuple:
     x = node.inputs[0]
     if x.type.dtype != "f32" or any(v.type.layout is not None for v in node.inputs[:3]):
         raise DirectExportError(node, f"on {x.type} (float32 in PyTorch's order only) is not supported")
-    if ctx.graph.num_uses(node.outputs[2]) or ctx.graph.is_output(node.outputs[2]):
-        raise DirectExportError(node, "whose final cell state is read is not supported (the fused op keeps it "
-                                      "in a variable no other op can safely read)")
+    cell_read = bool(ctx.graph.num_uses(node.outputs[2]) or ctx.graph.is_output(node.outputs[2]))
+    if cell_read and not state_readable(node):
+        raise DirectExportError(node, "whose final cell state is read is supported only for a forward-only LSTM "
+                                      "reading a model input from constant or input states (the fused op keeps "
+                                      "it in a variable that only such files read after the op in LiteRT); "
+                                      "compute the LSTM in its own model, or use backend=\"converter\"")
     weights = node.inputs[3:]
     if not all(ctx.is_const(w) for w in weights):
         raise DirectExportError(node, "with weights computed by the model is not supported")
@@ -184,9 +221,17 @@ def emit_lstm(ctx: Context, node: Node) -> tuple:
                                    (states[2 * index], states[2 * index + 1]), d == 1, name))
             finals.append((outs[-1], d == 1))
         seq = outs[0] if dirs == 1 else _concat(ctx, outs, -1 + len(ctx.shape(outs[0])), f"l{layer}_directions")
+    for piece, lstm in ctx.plan.last_step.items():  # out[:, -1] read by a linear: the last layer's h state
+        if lstm == node.id:
+            ctx.tensors[ctx.graph.node(piece).output.id] = states[2 * (layers - 1)]
     h_n = _final_hidden(ctx, node, finals) if ctx.graph.num_uses(node.outputs[1]) or \
         ctx.graph.is_output(node.outputs[1]) else ctx.result(node, 1)
-    return seq, h_n, ctx.result(node, 2)
+    c_n = ctx.result(node, 2)
+    if cell_read:  # the c variables after the fused ops: each layer's final cell state
+        pack = fb.PackOptionsT()
+        pack.valuesCount, pack.axis = layers, 0
+        ctx.op("PACK", states[1::2], [c_n], pack)
+    return seq, h_n, c_n
 
 
 def _concat(ctx: Context, parts: list[int], axis: int, suffix: str) -> int:
@@ -225,7 +270,7 @@ def _final_hidden(ctx: Context, node: Node, finals: list[tuple[int, bool]]) -> i
     return out
 
 
-GRU_MAX_STEPS = 64  # longer sequences: the converter's loop instead of an unrolled graph
+GRU_MAX_STEPS = 64  # longer sequences: a WHILE loop (``_gru_loop``) instead of the unrolled steps
 
 
 def _fc(ctx: Context, x: int, weight: np.ndarray, bias: np.ndarray, name: str) -> int:
@@ -292,15 +337,61 @@ def _gru_direction(ctx: Context, node: Node, seq: int, weights: list[np.ndarray]
     return stacked, h
 
 
+def _gru_loop(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], h: int, reverse: bool,
+              name: str) -> tuple[int, int]:
+    """One GRU layer-direction over more than ``GRU_MAX_STEPS`` steps: the input projection of
+    every step at once, then a WHILE whose body GATHERs step t's projection, runs the step and
+    writes h into the sequence at t (loop variables: counter, h, sequence, projections)."""
+    a = node.attrs
+    hidden, time_axis = a["hidden_size"], 1 if a["batch_first"] else 0
+    shape = list(ctx.shape(seq))
+    steps, batch = shape[time_axis], shape[1 - time_axis]
+    zeros = np.zeros(3 * hidden, np.float32)
+    b_ih, b_hh = (weights[2], weights[3]) if a["has_biases"] else (zeros, zeros)
+    projected = _fc(ctx, ctx.reshape(seq, [steps * batch, shape[2]], f"{name}/rows"), weights[0], b_ih,
+                    f"{name}/gi_all")
+    gi = ctx.reshape(projected, [*shape[:2], 3 * hidden], f"{name}/gi_steps")
+    out_shape = [*shape[:2], hidden]
+    loop_vars = [ctx.ints(0, f"{name}/counter"), h, ctx.constant(np.zeros(out_shape, np.float32),
+                                                                   ctx.local_name(f"{name}/sequence0")), gi]
+    scope = f"{ctx.scope(node)}/{name}"
+    cond = counter_cond(ctx, steps, f"{scope}/cond", loop_vars[1:])
+    body, index = ctx.subgraphs.open(ctx, f"{scope}/body")
+    body.node = node
+    k, state, sequence, steps_in = [body.sub.tensor(ctx.shape(t), ctx.dtype(t), f"{scope}/body/v{j}")
+                                    for j, t in enumerate(loop_vars)]
+    t = k
+    if reverse:  # t = steps - 1 - k
+        t = body.sub.tensor([], np.int32, f"{scope}/body/t")
+        body.op("SUB", [body.constant(np.asarray(steps - 1, np.int32), f"{scope}/body/last"), k], [t], fb.SubOptionsT())
+    gather = fb.GatherOptionsT()
+    gather.axis = time_axis
+    gi_t = body.sub.tensor([batch, 3 * hidden], np.float32, f"{scope}/body/gi_t")
+    body.op("GATHER", [steps_in, t], [gi_t], gather)
+    new_h = _gru_step(body, gi_t, state, weights[1], b_hh, "step")
+    row = body.reshape(new_h, [batch, 1, hidden] if time_axis == 1 else [1, batch, hidden], "h_row")
+    start = body.sub.tensor([3], np.int32, f"{scope}/body/start")
+    body.op("PAD", [body.reshape(t, [1], "t_vector"),
+                    body.constant(np.asarray([[time_axis, 2 - time_axis]], np.int32), f"{scope}/body/pad")],
+            [start], fb.PadOptionsT())
+    written = body.sub.tensor(out_shape, np.float32, f"{scope}/body/sequence")
+    body.op("DYNAMIC_UPDATE_SLICE", [sequence, row, start], [written])
+    next_k = body.sub.tensor([], np.int32, f"{scope}/body/next")
+    body.op("ADD", [k, body.constant(np.asarray(1, np.int32), f"{scope}/body/one")], [next_k], fb.AddOptionsT())
+    ctx.subgraphs.close(body, [k, state, sequence, steps_in], [next_k, new_h, written, steps_in])
+    options = fb.WhileOptionsT()
+    options.condSubgraphIndex, options.bodySubgraphIndex = cond, index
+    outs = [ctx.temp(ctx.shape(v), ctx.dtype(v), f"{name}/loop{j}") for j, v in enumerate(loop_vars)]
+    ctx.op("WHILE", loop_vars, outs, options)
+    return outs[2], outs[1]
+
+
 @emitter("gru")
 def emit_gru(ctx: Context, node: Node) -> tuple:
     a = node.attrs
     x, h0 = node.inputs[0], node.inputs[1]
     if x.type.dtype != "f32" or any(v.type.layout is not None for v in node.inputs[:2]):
         raise DirectExportError(node, f"on {x.type} (float32 in PyTorch's order only) is not supported")
-    if x.type.shape[1 if a["batch_first"] else 0] > GRU_MAX_STEPS:
-        raise DirectExportError(node, f"over more than {GRU_MAX_STEPS} time steps is not written (no GRU builtin: "
-                                      f"it is unrolled)")
     weights = node.inputs[2:]
     if not all(ctx.is_const(w) for w in weights):
         raise DirectExportError(node, "with weights computed by the model is not supported")
@@ -314,8 +405,9 @@ def emit_gru(ctx: Context, node: Node) -> tuple:
         for d in range(dirs):
             index = layer * dirs + d
             h = ctx.reshape(initial[index], ctx.shape(initial[index])[1:], f"h0_{index}")
-            out, final = _gru_direction(ctx, node, seq, arrays[index * per:(index + 1) * per], h, d == 1,
-                                        f"l{layer}" + ("_reverse" if d else ""))
+            direction = _gru_direction if x.type.shape[1 if a["batch_first"] else 0] <= GRU_MAX_STEPS else _gru_loop
+            out, final = direction(ctx, node, seq, arrays[index * per:(index + 1) * per], h, d == 1,
+                                   f"l{layer}" + ("_reverse" if d else ""))
             outs.append(out)
             finals.append(ctx.reshape(final, [1, *ctx.shape(final)], f"h_n{index}"))
         seq = outs[0] if dirs == 1 else _concat(ctx, outs, len(ctx.shape(outs[0])) - 1, f"l{layer}_directions")

@@ -8,6 +8,8 @@ RESHAPEs of the stored bytes (or nothing at all when the stored shape does not c
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...ir import Node, Value
 from ...ir.layouts import physical_permute
 from ..context import Context, DirectExportError, emitter
@@ -109,14 +111,17 @@ def emit_concat(ctx: Context, node: Node) -> int:
 
 @emitter("slice_scatter")
 def emit_slice_scatter(ctx: Context, node: Node) -> int:
-    """x with x[start:end] (step 1) replaced by src: the pieces of x around it, concatenated."""
+    """x with x[start:end:step] replaced by src: step 1, the pieces of x around it concatenated;
+    a larger step, x and src concatenated and each position GATHERed from one of them."""
     x, src = node.inputs
     a = node.attrs
-    if a["step"] != 1:
-        raise DirectExportError(node, f"with step {a['step']} is not supported (step 1 is)")
+    if a["step"] < 1:
+        raise DirectExportError(node, f"with step {a['step']} is not supported")
     axis = x.type.physical_axis(a["axis"])
     tensor = ctx.tensor(x)
     shape = list(ctx.shape(tensor))
+    if a["step"] > 1:
+        return _strided_scatter(ctx, node, tensor, axis, shape)
     start, end, _ = slice(a["start"], a["end"]).indices(shape[axis])
     end = max(end, start)
     pieces = []
@@ -132,6 +137,27 @@ def emit_slice_scatter(ctx: Context, node: Node) -> int:
     options = fb.ConcatenationOptionsT()
     options.axis = axis
     ctx.op("CONCATENATION", pieces, [out], options)
+    return out
+
+
+def _strided_scatter(ctx: Context, node: Node, tensor: int, axis: int, shape: list[int]) -> int:
+    """slice_scatter with step > 1: [x, src] concatenated along the axis, then a GATHER taking
+    position i from src where the slice covers i, else from x."""
+    a = node.attrs
+    written = list(range(*slice(a["start"], a["end"], a["step"]).indices(shape[axis])))
+    source = ctx.cast(ctx.tensor(node.inputs[1]), ctx.dtype(tensor))
+    both = list(shape)
+    both[axis] += ctx.shape(source)[axis]
+    stacked = ctx.temp(both, ctx.dtype(tensor), "with_src")
+    options = fb.ConcatenationOptionsT()
+    options.axis = axis
+    ctx.op("CONCATENATION", [tensor, source], [stacked], options)
+    index = np.arange(shape[axis], dtype=np.int32)
+    index[written] = shape[axis] + np.arange(len(written), dtype=np.int32)
+    gather = fb.GatherOptionsT()
+    gather.axis = axis
+    out = ctx.result(node)
+    ctx.op("GATHER", [stacked, ctx.ints(index.tolist(), "positions")], [out], gather)
     return out
 
 

@@ -9,10 +9,12 @@ weights and graph). The three then run in one LiteRT process (2 threads, the def
 delegate) in rounds: every round runs each file ``--runs`` times, the invocations interleaved
 file by file (the order reversed every other invocation), and a round's ratio is the median
 latency of one file over another's in that round. The medians of the per-round ratios are the result; the ops XNNPACK
-leaves to LiteRT's own kernels are listed per file. Writes benchmarks/results/peer_latency.json.
+leaves to LiteRT's own kernels are listed per file. Writes benchmarks/results/peer_latency.json
+(and .md).
 
     python benchmarks/peer_latency.py --peer-python .peers-venv/bin/python [--models vit_b_16,lstm2_linear,essentials]
                                       [--rounds 9] [--runs 20] [--keep FOLDER]
+    python benchmarks/peer_latency.py --compare before=A.tflite after=B.tflite litert_torch=C.tflite
 """
 
 from __future__ import annotations
@@ -199,6 +201,31 @@ def report(results: dict, rounds: int, runs: int) -> str:
     return "\n".join(lines)
 
 
+def compare(files: dict[str, str], rounds: int, runs: int) -> dict:
+    """Every file's per-round latency ratio to the last one given (``rounds_ms``), and op counts."""
+    rows = rounds_ms(files, rounds, runs)
+    *labels, base = list(files)
+    ratios = {f"{a}/{base}": [row[a] / row[base] for row in rows] for a in labels}
+    return {"median_ratio": {k: statistics.median(v) for k, v in ratios.items()}, "round_ratios": ratios,
+            "round_ms": rows, "ops": {k: file_facts(p)["ops"] for k, p in files.items()}}
+
+
+def markdown(results: dict, rounds: int, runs: int) -> str:
+    """The table docs/deployment.md shows: median ratios, per-round ratios, ops, what XNNPACK leaves."""
+    lines = [f"LiteRT, 2 threads, XNNPACK; {rounds} rounds x {runs} interleaved invocations per file.", "",
+             "| model | direct / litert-torch (per round) | converter / litert-torch | direct / converter "
+             "| ops direct / converter / litert-torch | not on XNNPACK (direct; litert-torch) |",
+             "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        q, f = r["median_ratio"], r["files"]
+        per = ", ".join(f"{x:.2f}" for x in r["round_ratios"]["direct/litert_torch"])
+        left = f"{', '.join(f['direct']['xnnpack_left']) or 'none'}; {', '.join(f['litert_torch']['xnnpack_left']) or 'none'}"
+        lines.append(f"| {name} | **{q['direct/litert_torch']:.2f}x** ({per}) | {q['converter/litert_torch']:.2f}x | "
+                     f"{q['direct/converter']:.2f}x | {f['direct']['ops']} / {f['converter']['ops']} / "
+                     f"{f['litert_torch']['ops']} | {left} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
@@ -207,12 +234,17 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=int, default=20, help="invocations per file and round")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "peer_latency.json"))
     parser.add_argument("--keep", help="keep the files written in this folder")
+    parser.add_argument("--compare", nargs="+", metavar="LABEL=FILE",
+                        help="only time these files (e.g. kept ones of two commits) against the last one given")
     parser.add_argument("--peer-worker", nargs=2, metavar=("EXPORTED", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peer_worker:
         print(json.dumps(peer_worker(*args.peer_worker)))
         return
     sys.path.insert(0, HERE)
+    if args.compare:
+        print(json.dumps(compare(dict(a.split("=", 1) for a in args.compare), args.rounds, args.runs), indent=1))
+        return
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or tmp
@@ -224,8 +256,10 @@ def main(argv=None) -> None:
     with open(args.out, "w") as f:
         json.dump({"goal": GOAL, "rounds": args.rounds, "runs": args.runs, "threads": 2, "results": results}, f,
                   indent=1)
+    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+        f.write(markdown(results, args.rounds, args.runs))
     print(report(results, args.rounds, args.runs))
-    print(f"written {args.out}")
+    print(f"written {args.out} and its .md table")
 
 
 if __name__ == "__main__":

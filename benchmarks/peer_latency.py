@@ -6,14 +6,15 @@ backend (``to_tflite``), ours by TensorFlow's converter (``compile`` + ``export_
 litert-torch's (``litert_torch.convert``, run in a subprocess of its own venv -- it pins its own
 dependencies -- on the model exported here with ``torch.export``, so both start from the same
 weights and graph). The three then run in one LiteRT process (2 threads, the default XNNPACK
-delegate) in rounds: every round runs each file ``--runs`` times, the invocations interleaved
-file by file (the order reversed every other invocation), and a round's ratio is the median
-latency of one file over another's in that round. The medians of the per-round ratios are the result; the ops XNNPACK
-leaves to LiteRT's own kernels are listed per file. Writes benchmarks/results/peer_latency.json
+delegate) in rounds: every round runs each file ``--runs`` times (fast files: as often as fills
+0.5 s), the invocations interleaved file by file (the order reversed every other invocation),
+and a round's ratio is the median latency of one file over another's in that round. The medians
+of the per-round ratios are the result; the ops XNNPACK leaves to LiteRT's own kernels are
+listed per file. Writes benchmarks/results/peer_latency.json
 (and .md).
 
     python benchmarks/peer_latency.py --peer-python .peers-venv/bin/python [--models vit_b_16,lstm2_linear,essentials]
-                                      [--rounds 9] [--runs 20] [--keep FOLDER]
+                                      [--rounds 7] [--runs 10] [--keep FOLDER]
     python benchmarks/peer_latency.py --compare before=A.tflite after=B.tflite litert_torch=C.tflite
 """
 
@@ -141,9 +142,10 @@ def file_facts(path: str) -> dict:
             "xnnpack_ops": f"{xnn.get('supported', '?')}/{xnn.get('ops', report.ops)}", "xnnpack_left": left}
 
 
-def rounds_ms(files: dict[str, str], rounds: int, runs: int) -> list[dict[str, float]]:
-    """Per round, the median latency (ms) of each file over ``runs`` invocations (2 threads,
-    default delegates). Invocations interleave file by file (the order reversed every other
+def rounds_ms(files: dict[str, str], rounds: int, runs: int, round_seconds: float = 0.0) -> list[dict[str, float]]:
+    """Per round, the median latency (ms) of each file over ``runs`` invocations (more for fast
+    files: enough for ``round_seconds`` per file and round, at most 2000; 2 threads, default
+    delegates). Invocations interleave file by file (the order reversed every other
     invocation), so a change of load on the machine hits every file alike; every round loads the
     files afresh, the order of loading rotated (in one process the file loaded first ran a few
     percent slower than a copy of itself loaded next, whichever the file)."""
@@ -162,6 +164,12 @@ def rounds_ms(files: dict[str, str], rounds: int, runs: int) -> list[dict[str, f
                     for n, d in runner.get_input_details().items()}
             runner(**feed)  # (warm-up)
             runners[k] = (runner, feed)
+        if r == 0:
+            start = time.perf_counter()
+            for runner, feed in runners.values():
+                runner(**feed)
+            each = (time.perf_counter() - start) / len(runners)
+            runs = max(runs, min(2000, int(round_seconds / max(each, 1e-6))))
         times: dict[str, list[float]] = {k: [] for k in names}
         for i in range(runs):
             for k in (order if i % 2 == 0 else order[::-1]):
@@ -169,7 +177,7 @@ def rounds_ms(files: dict[str, str], rounds: int, runs: int) -> list[dict[str, f
                 start = time.perf_counter()
                 runner(**feed)
                 times[k].append((time.perf_counter() - start) * 1e3)
-        result.append({k: statistics.median(times[k]) for k in names})
+        result.append({k: statistics.median(times[k]) for k in names} | {"runs": runs})
         del runners
         gc.collect()
     return result
@@ -177,7 +185,7 @@ def rounds_ms(files: dict[str, str], rounds: int, runs: int) -> list[dict[str, f
 
 def measure(name: str, tmp: str, peer_python: str, rounds: int, runs: int) -> dict:
     files, errors = write_files(name, tmp, peer_python)
-    per_round = rounds_ms(files, rounds, runs)
+    per_round = rounds_ms(files, rounds, runs, round_seconds=0.5)
     ratios = {f"{a}/{b}": [row[a] / row[b] for row in per_round] for a, b in PAIRS}
     return {"median_ratio": {p: statistics.median(v) for p, v in ratios.items()},
             "round_ratios": ratios, "round_ms": per_round,
@@ -186,7 +194,7 @@ def measure(name: str, tmp: str, peer_python: str, rounds: int, runs: int) -> di
 
 
 def report(results: dict, rounds: int, runs: int) -> str:
-    lines = [f"LiteRT, 2 threads, XNNPACK; {rounds} interleaved rounds x {runs} invocations per file",
+    lines = [f"LiteRT, 2 threads, XNNPACK; {rounds} interleaved rounds x >= {runs} invocations per file",
              f"{'model':<14} {'direct/litert':>13} {'conv/litert':>11} {'direct/conv':>11}   ops d/c/l   "
              f"per-round direct/litert"]
     for name, r in results.items():
@@ -203,7 +211,7 @@ def report(results: dict, rounds: int, runs: int) -> str:
 
 def compare(files: dict[str, str], rounds: int, runs: int) -> dict:
     """Every file's per-round latency ratio to the last one given (``rounds_ms``), and op counts."""
-    rows = rounds_ms(files, rounds, runs)
+    rows = rounds_ms(files, rounds, runs, round_seconds=0.5)
     *labels, base = list(files)
     ratios = {f"{a}/{base}": [row[a] / row[base] for row in rows] for a in labels}
     return {"median_ratio": {k: statistics.median(v) for k, v in ratios.items()}, "round_ratios": ratios,
@@ -212,7 +220,8 @@ def compare(files: dict[str, str], rounds: int, runs: int) -> dict:
 
 def markdown(results: dict, rounds: int, runs: int) -> str:
     """The table docs/deployment.md shows: median ratios, per-round ratios, ops, what XNNPACK leaves."""
-    lines = [f"LiteRT, 2 threads, XNNPACK; {rounds} rounds x {runs} interleaved invocations per file.", "",
+    lines = [f"LiteRT, 2 threads, XNNPACK; {rounds} rounds, invocations interleaved file by file; per file and round "
+             + ", ".join(f"{n} {r['round_ms'][0]['runs']}" for n, r in results.items()) + " invocations.", "",
              "| model | direct / litert-torch (per round) | converter / litert-torch | direct / converter "
              "| ops direct / converter / litert-torch | not on XNNPACK (direct; litert-torch) |",
              "|---|---|---|---|---|---|"]
@@ -230,8 +239,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--peer-python", default=os.path.join(ROOT, ".peers-venv", "bin", "python"))
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--runs", type=int, default=20, help="invocations per file and round")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=10,
+                        help="invocations per file and round, at least (fast files: enough for 0.5 s)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "peer_latency.json"))
     parser.add_argument("--keep", help="keep the files written in this folder")
     parser.add_argument("--compare", nargs="+", metavar="LABEL=FILE",

@@ -41,7 +41,8 @@ def test_files_match_torch(files):
 def test_rounds_and_listing(bench, files, tmp_path):
     paths, _ = files
     rows = bench.rounds_ms(paths, rounds=3, runs=2)
-    assert len(rows) == 3 and all(set(r) == set(paths) and min(r.values()) > 0 for r in rows)
+    assert len(rows) == 3 and all(set(r) == {*paths, "runs"} and r["runs"] == 2 for r in rows)
+    assert all(min(r[k] for k in paths) > 0 for r in rows)
     direct = bench.file_facts(paths["direct"])
     # the channel split is one SPLIT: 8 ops, all on XNNPACK
     assert direct["ops"] == 8 and direct["op_counts"]["SPLIT"] == 1 and direct["xnnpack_left"] == []

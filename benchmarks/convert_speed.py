@@ -9,12 +9,12 @@ built before the clock starts; importing the compiler is part of the first stage
 alternate (direct first on even repeats, the converter first on odd ones) so a change of load
 on the machine hits both alike; medians over ``--repeats`` are compared as direct / converter.
 
-Then both files run in LiteRT (2 threads, default XNNPACK delegate), interleaved invocation by
-invocation, and the median latency ratio is reported, with the ops XNNPACK leaves to LiteRT's
-own kernels. Writes benchmarks/results/convert_speed.json.
+Then both files run in LiteRT (2 threads, default XNNPACK delegate) in rounds (files reloaded
+every round in rotated order, invocations interleaved), and the median of the per-round latency
+ratios is reported, with the ops XNNPACK leaves to LiteRT's own kernels. Writes benchmarks/results/convert_speed.json.
 
     python benchmarks/convert_speed.py [--models resnet18,mobilenet_v3_large,convnext_tiny,vit_b_16]
-                                       [--repeats 2] [--runs 30]
+                                       [--repeats 2] [--rounds 5] [--runs 10]
 """
 
 from __future__ import annotations
@@ -100,29 +100,18 @@ def run_worker(path_kind: str, model_name: str, out: str) -> dict:
 # ----------------------------------------------------------------------------- the files in LiteRT
 
 
-def latencies_ms(paths: dict[str, str], runs: int) -> dict[str, float]:
-    """Median latency of each file (2 threads, default delegates), invocations interleaved."""
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
+def latencies_ms(paths: dict[str, str], rounds: int, runs: int) -> dict:
+    """Per-round median latencies of both files (2 threads, default delegates) and the median of
+    the per-round direct / converter ratios: peer_latency.rounds_ms interleaves invocations file
+    by file and reloads the files every round in rotated order (the file loaded first in a
+    process runs a few percent slower than a copy of itself loaded next)."""
+    sys.path.insert(0, HERE)
+    from peer_latency import rounds_ms
 
-    runners = {}
-    for k, p in paths.items():
-        runner = Interpreter(model_path=p, num_threads=2).get_signature_runner("serving_default")
-        feed = {name: np.random.default_rng(0).standard_normal(d["shape"]).astype(d["dtype"])
-                for name, d in runner.get_input_details().items()}
-        runners[k] = (runner, feed)
-    for _ in range(5):
-        for runner, feed in runners.values():
-            runner(**feed)
-    times: dict[str, list[float]] = {k: [] for k in paths}
-    order = list(paths)
-    for i in range(runs):
-        for k in (order if i % 2 == 0 else order[::-1]):
-            runner, feed = runners[k]
-            start = time.perf_counter()
-            runner(**feed)
-            times[k].append((time.perf_counter() - start) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+    rows = rounds_ms(paths, rounds=rounds, runs=runs)
+    ratios = [row["direct"] / row["converter"] for row in rows]
+    return {"median_ms": {k: statistics.median(row[k] for row in rows) for k in paths},
+            "ratio": statistics.median(ratios), "round_ratios": [round(r, 3) for r in ratios], "rounds": rows}
 
 
 def file_facts(path: str) -> dict:
@@ -142,7 +131,7 @@ def file_facts(path: str) -> dict:
 # ----------------------------------------------------------------------------- the comparison
 
 
-def measure(model_name: str, repeats: int, runs: int, tmp: str) -> dict:
+def measure(model_name: str, repeats: int, rounds: int, runs: int, tmp: str) -> dict:
     files = {k: os.path.join(tmp, f"{model_name}_{k}.tflite") for k in PATHS}
     samples: dict[str, list[dict]] = {k: [] for k in PATHS}
     for rep in range(repeats):
@@ -152,11 +141,11 @@ def measure(model_name: str, repeats: int, runs: int, tmp: str) -> dict:
                   f"{samples[k][-1]['wall_s']:.1f} s wall, {samples[k][-1]['peak_rss_mb']:.0f} MB", flush=True)
     summary = {k: {m: statistics.median(s[m] for s in samples[k]) for m in ("wall_s", "cpu_s", "peak_rss_mb")}
                for k in PATHS}
-    latency = latencies_ms(files, runs)
+    latency = latencies_ms(files, rounds, runs)
     ratios = {"cpu": summary["direct"]["cpu_s"] / summary["converter"]["cpu_s"],
               "wall": summary["direct"]["wall_s"] / summary["converter"]["wall_s"],
               "peak_rss": summary["direct"]["peak_rss_mb"] / summary["converter"]["peak_rss_mb"],
-              "latency": latency["direct"] / latency["converter"]}
+              "latency": latency["ratio"]}
     return {"summary": summary, "ratios": ratios, "latency_ms": latency, "runs": samples,
             "files": {k: {**file_facts(files[k]), "bytes": os.path.getsize(files[k])} for k in PATHS}}
 
@@ -179,7 +168,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=30, help="LiteRT invocations per file")
+    parser.add_argument("--rounds", type=int, default=5, help="LiteRT rounds (files reloaded, rotated order)")
+    parser.add_argument("--runs", type=int, default=10, help="LiteRT invocations per file and round")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "convert_speed.json"))
     parser.add_argument("--worker", nargs=3, metavar=("PATH", "MODEL", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -189,7 +179,7 @@ def main(argv=None) -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            results[name] = measure(name, args.repeats, args.runs, tmp)
+            results[name] = measure(name, args.repeats, args.rounds, args.runs, tmp)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"goals": GOALS, "results": results}, f, indent=1)

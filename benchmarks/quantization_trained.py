@@ -217,18 +217,16 @@ def exact_pools(quantized) -> tuple[object, int]:
     return model, count
 
 
-def pool_rounding_ceiling(quantized, x: torch.Tensor, float_top1: np.ndarray) -> dict:
-    """torch's quantized model against itself with exactly rounded global pools: the share of
-    output elements within one step, top-1 agreement (the ceiling of an integer file's match)."""
-    exact, count = exact_pools(quantized)
-    ref, got = torch_outputs(quantized, x), torch_outputs(exact, x)
-    scale = [n for n in quantized.graph.nodes
-             if n.target == torch.ops.quantized_decomposed.dequantize_per_tensor.default][-1].args[1]
-    steps = np.abs(got - ref) / scale
+def pool_rounding_ceiling(ref: np.ndarray, exact_out: np.ndarray, count: int, scale: float,
+                          float_top1: np.ndarray) -> dict:
+    """torch's quantized model (outputs ``ref``) against itself with exactly rounded global pools
+    (``exact_out``): the share of output elements within one step, top-1 agreement (the ceiling
+    of an integer file's match)."""
+    steps = np.abs(exact_out - ref) / scale
     return {"pools": count, "within_one_step": float(np.mean(steps <= 1.0 + 1e-3)),
             "identical": float(np.mean(steps <= 1e-3)), "max_steps": float(steps.max()),
-            "top1_agreement": float(np.mean(got.argmax(1) == ref.argmax(1))),
-            "top1_agreement_float_torch": float(np.mean(got.argmax(1) == float_top1))}
+            "top1_agreement": float(np.mean(exact_out.argmax(1) == ref.argmax(1))),
+            "top1_agreement_float_torch": float(np.mean(exact_out.argmax(1) == float_top1))}
 
 
 @torch.no_grad()
@@ -260,15 +258,19 @@ def float_ops_between(path: str) -> int:
 def measure(path: str, test_x, test_y, float_top1, quantized=None) -> dict:
     """Accuracy, agreement, size, structure of one file (and against torch's quantized model, and
     against that model with exactly rounded global pools)."""
-    entry = _measure(path, test_x, test_y, float_top1, quantized)
+    ref = torch_outputs(quantized, test_x) if quantized is not None else None
+    entry = _measure(path, test_x, test_y, float_top1, ref)
     if quantized is not None:
-        out, (exact, _) = tflite_outputs(path, test_x), exact_pools(quantized)
-        steps = np.abs(out - torch_outputs(exact, test_x)) / output_scale(path)
+        exact, count = exact_pools(quantized)
+        exact_out = torch_outputs(exact, test_x) if count else ref
+        scale = output_scale(path)
+        steps = np.abs(tflite_outputs(path, test_x) - exact_out) / scale
         entry["within_one_step_of_exact_pools"] = float(np.mean(steps <= 1.0 + 1e-3))
+        entry["pool_rounding_ceiling"] = pool_rounding_ceiling(ref, exact_out, count, scale, float_top1)
     return entry
 
 
-def _measure(path: str, test_x, test_y, float_top1, quantized=None) -> dict:
+def _measure(path: str, test_x, test_y, float_top1, ref=None) -> dict:
     """Accuracy, agreement, size, structure of one file (and against torch's quantized model)."""
     out = tflite_outputs(path, test_x)
     counts = read_tflite(path).op_counts()
@@ -276,8 +278,7 @@ def _measure(path: str, test_x, test_y, float_top1, quantized=None) -> dict:
              "top1_agreement_float_torch": float(np.mean(out.argmax(1) == float_top1)),
              "transposes": counts.get("TRANSPOSE", 0), "float_ops_between_quantized": float_ops_between(path),
              "op_counts": counts}
-    if quantized is not None:
-        ref = torch_outputs(quantized, test_x)
+    if ref is not None:
         steps = np.abs(out - ref) / output_scale(path)
         entry.update({"top1_agreement_quantized_torch": float(np.mean(out.argmax(1) == ref.argmax(1))),
                       "within_one_step": float(np.mean(steps <= 1.0 + 1e-3)), "max_steps": float(steps.max()),
@@ -324,7 +325,6 @@ def bench(name: str, runs: int, tmp: str, retrain: bool = False) -> dict:
         paths[variant] = os.path.join(tmp, f"{name}_{variant}.tflite")
         torch2keras.to_tflite(quantized, test_x[:1], paths[variant], input_layouts="channels_last", validate=False)
         row["variants"][variant] = measure(paths[variant], test_x, test_y, float_top1, quantized)
-        row["variants"][variant]["pool_rounding_ceiling"] = pool_rounding_ceiling(quantized, test_x, float_top1)
         print(f"  {name} {variant}: {row['variants'][variant]['accuracy']:.3f}", flush=True)
     for variant, ms in latencies_ms(paths, runs).items():
         entry = row["variants"][variant]

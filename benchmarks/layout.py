@@ -2,9 +2,11 @@
 vs native Keras models, all measured in one run; plus conversion-time growth with model size.
 
 Writes benchmarks/results/layout.json and prints ratio tables. Latency: LiteRT interpreter,
-2 threads, median of --runs runs after warm-up. Usage:
+2 threads, --rounds rounds of --runs invocations per file (files reloaded every round in rotated
+order, invocations interleaved); ratios are medians of the per-round ratios. Our file is written by
+both TFLite backends (``ours``: the TF converter, ``ours_direct``: the direct writer). Usage:
 
-    python benchmarks/layout.py [--models resnet18,vit_b_16] [--runs 30] [--growth 50,200,800]
+    python benchmarks/layout.py [--models resnet18,vit_b_16] [--rounds 5] [--runs 10] [--growth 50,200,800]
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -33,9 +34,23 @@ from torch2keras.tflite.file import op_counts  # noqa: E402
 from zoo import seeded_model, torchvision_model  # noqa: E402
 
 CL = "channels_last"
-MODELS = ["resnet18", "resnet50", "mobilenet_v3_large", "convnext_tiny", "vit_b_16", "transformer_encoder",
+MODELS = ["resnet18", "resnet50", "resnet50_v1", "mobilenet_v3_large", "convnext_tiny", "vit_b_16", "transformer_encoder",
           "nobuco_essentials", "gru_two_convs"]
-NATIVE = {"resnet50": "ResNet50", "mobilenet_v3_large": "MobileNetV3Large"}
+NATIVE = {"resnet50": "ResNet50", "resnet50_v1": "ResNet50", "mobilenet_v3_large": "MobileNetV3Large"}
+
+
+def resnet50_v1():
+    """torchvision's resnet50 (v1.5: a downsampling block strides in its 3x3 conv) with the stride
+    moved to the block's first 1x1 conv, as in Keras's ResNet50 (v1): the same network as the
+    native Keras model (torchvision's has ~6% more multiply-adds and 3 more PADs, since TFLite's
+    SAME padding of a stride-2 3x3 conv on an even size is not torch's)."""
+    from zoo import import_torchvision
+
+    model = import_torchvision().models.resnet50()
+    for layer in (model.layer2, model.layer3, model.layer4):
+        block = layer[0]
+        block.conv1.stride, block.conv2.stride = block.conv2.stride, (1, 1)
+    return model
 
 
 def build(name: str):
@@ -54,34 +69,25 @@ def build(name: str):
 
         return GRUTwoConvs().eval(), torch.randn(1, 12, 32), dict(output_layouts=CL)
     x = torch.randn(1, 3, 224, 224)
+    if name == "resnet50_v1":
+        return seeded_model(resnet50_v1, x), x, dict(input_layouts=CL, output_layouts=CL)
     layouts = dict(input_layouts=CL, output_layouts=CL) if not name.startswith("vit") else dict(input_layouts=CL)
     return torchvision_model(name, x), x, layouts
 
 
-def _runner(path: str):
-    from ai_edge_litert.interpreter import Interpreter
+def latencies_ms(paths: dict[str, str], rounds: int, runs: int) -> tuple[dict[str, float], list[dict]]:
+    """Median over rounds of each file's per-round median latency, and the rounds themselves:
+    peer_latency.rounds_ms interleaves invocations file by file and reloads the files every
+    round in rotated order, so a change of load or the order of loading hits every file alike."""
+    from peer_latency import rounds_ms
 
-    interp = Interpreter(model_path=path, num_threads=2)
-    runner = interp.get_signature_runner("serving_default")
-    rng = np.random.default_rng(0)
-    feed = {k: rng.random(d["shape"]).astype(d["dtype"]) for k, d in runner.get_input_details().items()}
-    return interp, runner, feed
+    rows = rounds_ms(paths, rounds=rounds, runs=runs)
+    return {k: statistics.median(row[k] for row in rows) for k in paths}, rows
 
 
-def latencies_ms(paths: dict[str, str], runs: int) -> dict[str, float]:
-    """Median latency of each model, measured round-robin (run i of every model, then run
-    i + 1, ...) so that a change of load on the machine hits all of them alike."""
-    runners = {k: _runner(p) for k, p in paths.items()}
-    for _ in range(5):
-        for _, runner, feed in runners.values():
-            runner(**feed)
-    times: dict[str, list[float]] = {k: [] for k in paths}
-    for _ in range(runs):
-        for k, (_, runner, feed) in runners.items():
-            start = time.perf_counter()
-            runner(**feed)
-            times[k].append((time.perf_counter() - start) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+def _ratio(rows: list[dict], a: str, b: str) -> float:
+    """The median of the per-round latency ratios a / b."""
+    return statistics.median(row[a] / row[b] for row in rows)
 
 
 def tflite_stats(path: str) -> dict:
@@ -101,27 +107,32 @@ def native_keras(name: str, path: str) -> str:
     return keras_to_tflite(model, path, ["x"], ["output"])
 
 
-def bench_model(name: str, runs: int, tmp: str) -> dict:
+def bench_model(name: str, rounds: int, runs: int, tmp: str) -> dict:
     model, x, layouts = build(name)
     row: dict = {"model": name}
     start = time.perf_counter()
     ours = torch2keras.compile(model, x, name=name, **layouts)
     row["convert_s"] = time.perf_counter() - start
     row["max_abs_error"] = ours.report.max_abs_error
-    paths = {"ours": os.path.join(tmp, f"{name}.tflite"), "layout_off": os.path.join(tmp, f"{name}_off.tflite")}
+    paths = {"ours": os.path.join(tmp, f"{name}.tflite"), "ours_direct": os.path.join(tmp, f"{name}_direct.tflite"),
+             "layout_off": os.path.join(tmp, f"{name}_off.tflite")}
     ours.export_tflite(paths["ours"])
+    ours.export_tflite(paths["ours_direct"], backend="direct")
     off = torch2keras.compile(model, x, name=name, optimize_layout=False, validate=False, **layouts)
     off.export_tflite(paths["layout_off"], validate=False)
     if name in NATIVE:
         paths["native_keras"] = native_keras(name, os.path.join(tmp, f"{name}_native.tflite"))
     for key, path in paths.items():
         row[key] = tflite_stats(path)
-    for key, ms in latencies_ms(paths, runs).items():
+    medians, rows = latencies_ms(paths, rounds, runs)
+    for key, ms in medians.items():
         row[key]["latency_ms"] = ms
+    row["latency_rounds"] = rows
     row["ours"]["tflite_max_abs_error"] = ours.report.tflite["max_abs_error"]
-    row["ratio_ours_vs_off"] = row["ours"]["latency_ms"] / row["layout_off"]["latency_ms"]
+    row["ratio_ours_vs_off"] = _ratio(rows, "ours", "layout_off")
     if "native_keras" in row:
-        row["ratio_ours_vs_native"] = row["ours"]["latency_ms"] / row["native_keras"]["latency_ms"]
+        row["ratio_ours_vs_native"] = _ratio(rows, "ours", "native_keras")
+        row["ratio_direct_vs_native"] = _ratio(rows, "ours_direct", "native_keras")
     return row
 
 
@@ -164,7 +175,8 @@ def growth(sizes: list[int]) -> list[dict]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5, help="LiteRT rounds (files reloaded, rotated order)")
+    parser.add_argument("--runs", type=int, default=10, help="LiteRT invocations per file and round")
     parser.add_argument("--growth", default="50,200,800")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "layout.json"))
     args = parser.parse_args(argv)
@@ -172,7 +184,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in [m for m in args.models.split(",") if m]:
             print(f"{name}...", flush=True)
-            row = bench_model(name, args.runs, tmp)
+            row = bench_model(name, args.rounds, args.runs, tmp)
             results["models"].append(row)
             native = row.get("native_keras")
             print(f"  TRANSPOSE ours {row['ours']['transposes']}, off {row['layout_off']['transposes']}"
@@ -182,7 +194,8 @@ def main(argv=None) -> int:
                   + f" | latency ours {row['ours']['latency_ms']:.2f} ms, off {row['layout_off']['latency_ms']:.2f} ms"
                   + (f", native {native['latency_ms']:.2f} ms" if native else "")
                   + f" | ours/off {row['ratio_ours_vs_off']:.2f}"
-                  + (f", ours/native {row['ratio_ours_vs_native']:.2f}" if native else "")
+                  + (f", ours/native {row['ratio_ours_vs_native']:.2f} (direct {row['ratio_direct_vs_native']:.2f})"
+                     if native else "")
                   + f" | max |err| {row['max_abs_error']:.1e}", flush=True)
     if args.growth:
         print("conversion time growth:")

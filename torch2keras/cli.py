@@ -121,8 +121,12 @@ def _add_tflite_options(conv: argparse.ArgumentParser) -> None:
                         "separated by commas write one file each, named after -o (m.tflite -> m_fp16.tflite; "
                         "float32 keeps m.tflite)")
     tflite.add_argument("--keep-float", type=lambda text: [p for p in text.split(",") if p], metavar="MODULE,...",
-                        help="with int8/int4 weights: layers kept float32, by torch module path or glob, e.g. "
-                        "lm_head,model.embed_tokens (the file is written directly, without TensorFlow's converter)")
+                        help="with int8/int4 weights or --quantize int8: layers kept float32, by torch module path or "
+                        "glob, e.g. lm_head,model.embed_tokens (weights: the file is written directly, without "
+                        "TensorFlow's converter; int8: a DEQUANTIZE before such a layer, a QUANTIZE after)")
+    tflite.add_argument("--target-agreement", type=preflight.fraction, metavar="F",
+                        help="with --quantize int8: keep the layers whose int8 error jumps first in float32 until "
+                        "top-1 agreement with the float file on the held-out inputs reaches F (e.g. 0.99)")
     tflite.add_argument("--min-quantized-elements", type=int, metavar="N",
                         help="with int8/int4 weights: weights smaller than N elements stay float32 (default 1024)")
     tflite.add_argument("--calibration", metavar="FILE.npz",

@@ -149,6 +149,11 @@ class CompileResult:
         naming them); otherwise such ops are an ``ExportError`` naming them and their source.
         int8_fallback: let ops without an int8 kernel stay float in an ``"int8"`` file.
         progress: called with the name of each stage as it starts (converter, checks).
+        keep_float: with ``"int8"``, layers computed in float32 (Keras layer names as the
+        per-layer check lists them, torch module paths or globs, TFLite tensor names).
+        target_agreement: with ``"int8"``, keep the layers whose int8 error jumps first in float32
+        until top-1 agreement with the float file on ``holdout`` reaches it (e.g. 0.99); the
+        trade is in ``report.quantization_selection`` (``torch2keras.tflite.selective``).
         """
         io_checks.check_suffix(path, (".tflite",), "export_tflite", " (a .keras file is written by CompileResult.save)")
         io_checks.check_writable(path)

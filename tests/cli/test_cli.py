@@ -130,8 +130,11 @@ PREFLIGHT_CASES = {
                                 "--quantize applies to .tflite outputs: add -o model.tflite"),
     "unknown quantize": ([*ESS, "-o", "m.tflite", "--quantize", "fp16,int4"], "'int4': choose among"),
     "keep-float without weight quantization": ([*ESS, "-o", "m.tflite", "--quantize", "fp16", "--keep-float", "fc"],
-                                               "--keep-float applies to weight quantization: add --quantize "
+                                               "--keep-float applies to weight quantization or int8: add --quantize "
                                                "dynamic_int8"),
+    "target agreement without int8": ([*ESS, "-o", "m.tflite", "--quantize", "dynamic_int8", "--target-agreement",
+                                       "0.99"], "--target-agreement chooses the layers kept float in a calibrated "
+                                                "int8 file: add --quantize int8"),
     "calibration without int8": ([*ESS, "-o", "m.tflite", "--calibration", "{w}/cal.npz"],
                                  "--calibration is used by --quantize int8 only"),
     "calibration of another shape": (["tests/models.py:NobucoEssentials", "--input-shape", "1,3,16,16", "-o",
@@ -485,6 +488,53 @@ def test_convert_int4_weights_keeping_a_layer_float(tmp_path, capsys):
     assert data["tflite"]["backend"] == "direct" and data["tflite"]["quantize"] == "dynamic_int4_b32"
     tensors = {t.name: t for t in read_tflite(str(out)).tensors[0]}
     assert tensors["p_body_weight"].dtype == "int4" and tensors["p_head_weight"].dtype == "float32"
+
+
+OUTLIER_MLP = """\
+import torch
+def build():
+    # the middle layer's first channel ~300x the others: per-tensor int8 mixes the classes up
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+                            torch.nn.Linear(64, 10)).eval()
+    with torch.no_grad():
+        m[2].weight[0].mul_(300.0)
+        m[2].bias[0] = 50.0
+        m[4].weight[:, 0].mul_(1 / 300.0)
+    return m
+"""
+
+
+def _fully_connected_dtypes(path: str) -> dict[str, int]:
+    f = read_tflite(path)
+    counts: dict[str, int] = {}
+    for op in f.main_ops():
+        if op.name == "FULLY_CONNECTED":
+            counts[f.tensor(op.outputs[0]).dtype] = counts.get(f.tensor(op.outputs[0]).dtype, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("selection, expected", [(["--keep-float", "2"], {"float32": 1, "int8": 2}),
+                                                 (["--target-agreement", "0.99"], {"float32": 2, "int8": 1})])
+def test_convert_int8_keeping_layers_float(tmp_path, capsys, selection, expected):
+    """--quantize int8 with --keep-float (a torch module path) or --target-agreement: the named
+    layer, or the layers the per-layer check ranks first until the held-out agreement reaches
+    the target, compute in float32 (FULLY_CONNECTED ops counted by dtype); the report has the trade."""
+    (tmp_path / "mlp.py").write_text(OUTLIER_MLP)
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "cal.npz", x=rng.standard_normal((32, 1, 16)).astype(np.float32))
+    np.savez(tmp_path / "hold.npz", x=rng.standard_normal((64, 1, 16)).astype(np.float32))
+    out = tmp_path / "q.tflite"
+    code = main(["convert", f"{tmp_path}/mlp.py:build", "--input-shape", "1,16", "-o", str(out), "--quantize", "int8",
+                 "--calibration", str(tmp_path / "cal.npz"), "--holdout", str(tmp_path / "hold.npz"),
+                 "--io-dtype", "float32", *selection, "--report-json", str(tmp_path / "r.json")])
+    assert code == 0
+    assert "selective int8: top-1 agreement" in capsys.readouterr().out
+    assert _fully_connected_dtypes(str(out)) == expected
+    choice = json.loads((tmp_path / "r.json").read_text())["quantization_selection"]
+    assert choice["samples"] == 64 and len(choice["kept_float"]) == expected["float32"]
+    if "--target-agreement" in selection:
+        assert choice["agreement_int8"] < 0.9 <= 0.99 <= choice["agreement"]
 
 
 # ----------------------------------------------------------------------------- supported

@@ -200,9 +200,10 @@ def _write_outputs(result: "CompileResult", plan: Plan, args: argparse.Namespace
             progress(f"writing {path}")
             int8 = variant == "int8"
             quantize, backend = _weight_variant(args, variant)
+            selection = dict(keep_float=args.keep_float, target_agreement=args.target_agreement) if int8 else {}
             result.export_tflite(path, quantize=quantize, calibration=calibration if int8 else None,
                                  io_dtype=args.io_dtype if int8 else "int8", holdout=holdout if int8 else None,
-                                 allow_flex=args.allow_flex, progress=progress, backend=backend)
+                                 allow_flex=args.allow_flex, progress=progress, backend=backend, **selection)
             written.append({"kind": "tflite", **result.report.tflite})
     if args.draw:  # (compile drew it)
         written.append({"path": args.draw, "kind": "drawing"})

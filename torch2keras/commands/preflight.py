@@ -25,7 +25,7 @@ from .exits import UsageError
 if TYPE_CHECKING:  # numpy is imported only to read .npz files: the common checks stay fast
     import numpy as np
 
-__all__ = ["DIRECT_VARIANTS", "DTYPES", "Output", "Plan", "QUANTIZE", "check", "dtype_spec", "dynamic_spec", "layout_spec", "quantize_list",
+__all__ = ["DIRECT_VARIANTS", "DTYPES", "Output", "Plan", "QUANTIZE", "check", "dtype_spec", "dynamic_spec", "fraction", "layout_spec", "quantize_list",
            "read_arrays", "shape", "split_samples"]
 
 # dtype names (and their aliases) -> numpy/torch name
@@ -75,6 +75,17 @@ def layout_spec(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected INPUT_OR_OUTPUT=channels_last (or =channels_first), "
                                          "e.g. x=channels_last")
     return name, layout
+
+
+def fraction(text: str) -> float:
+    """argparse type of --target-agreement: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a fraction such as 0.99") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: must be above 0 and at most 1 (e.g. 0.99)")
+    return value
 
 
 def quantize_list(text: str) -> list[Optional[str]]:
@@ -222,10 +233,15 @@ def _check_quantize(args: argparse.Namespace, outputs: list[Output]) -> list[Opt
     if args.holdout and "int8" not in variants:
         raise UsageError("--holdout is used by --quantize int8 only (the per-layer check)")
     weight_modes = [v for v in variants if v == "dynamic_int8" or v in DIRECT_VARIANTS]
-    for flag, value in (("--keep-float", args.keep_float), ("--min-quantized-elements", args.min_quantized_elements)):
-        if value is not None and not weight_modes:
-            raise UsageError(f"{flag} applies to weight quantization: add --quantize dynamic_int8 (or dynamic_int4, "
-                             f"dynamic_int4_b32, ...)")
+    if args.keep_float is not None and not weight_modes and "int8" not in variants:
+        raise UsageError("--keep-float applies to weight quantization or int8: add --quantize dynamic_int8 (or "
+                         "dynamic_int4, dynamic_int4_b32, ..., or int8 with --calibration)")
+    if args.min_quantized_elements is not None and not weight_modes:
+        raise UsageError("--min-quantized-elements applies to weight quantization: add --quantize dynamic_int8 (or "
+                         "dynamic_int4, dynamic_int4_b32, ...)")
+    if getattr(args, "target_agreement", None) is not None and "int8" not in variants:
+        raise UsageError("--target-agreement chooses the layers kept float in a calibrated int8 file: add "
+                         "--quantize int8 --calibration FILE.npz (and --holdout FILE.npz to measure it)")
     if args.min_quantized_elements is not None and args.min_quantized_elements < 0:
         raise UsageError(f"--min-quantized-elements {args.min_quantized_elements}: must be 0 or more")
     return variants

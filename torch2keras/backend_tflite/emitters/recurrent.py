@@ -312,19 +312,26 @@ def _gru_step(ctx: Context, gi: int, h: int, w_hh: np.ndarray, b_hh: np.ndarray,
     return _elementwise(ctx, "ADD", [n, change], f"{name}/h")
 
 
-def _gru_direction(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], h: int, reverse: bool,
-                   name: str) -> tuple[int, int]:
-    """One GRU layer-direction unrolled: (its hidden states aligned with the input, the final state)."""
+def _gru_projection(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], name: str) -> tuple:
+    """The input projection of every step of one GRU layer-direction, one FULLY_CONNECTED over
+    all rows: (the sequence's shape, its time axis, the hidden size, the projections shaped as the
+    sequence with 3 * hidden features, the recurrent bias)."""
     a = node.attrs
     hidden, time_axis = a["hidden_size"], 1 if a["batch_first"] else 0
     shape = list(ctx.shape(seq))
-    steps, batch = shape[time_axis], shape[1 - time_axis]
     zeros = np.zeros(3 * hidden, np.float32)
     b_ih, b_hh = (weights[2], weights[3]) if a["has_biases"] else (zeros, zeros)
-    projected = _fc(ctx, ctx.reshape(seq, [steps * batch, shape[2]], f"{name}/rows"), weights[0], b_ih,
-                    f"{name}/gi_all")
-    per_step = _pieces(ctx, ctx.reshape(projected, [*shape[:2], 3 * hidden], f"{name}/gi_steps"), time_axis, steps,
-                       f"{name}/gi_t")
+    rows = ctx.reshape(seq, [shape[0] * shape[1], shape[2]], f"{name}/rows")
+    projected = _fc(ctx, rows, weights[0], b_ih, f"{name}/gi_all")
+    return shape, time_axis, hidden, ctx.reshape(projected, [*shape[:2], 3 * hidden], f"{name}/gi_steps"), b_hh
+
+
+def _gru_direction(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], h: int, reverse: bool,
+                   name: str) -> tuple[int, int]:
+    """One GRU layer-direction unrolled: (its hidden states aligned with the input, the final state)."""
+    shape, time_axis, hidden, gi, b_hh = _gru_projection(ctx, node, seq, weights, name)
+    steps, batch = shape[time_axis], shape[1 - time_axis]
+    per_step = _pieces(ctx, gi, time_axis, steps, f"{name}/gi_t")
     outs: list = [None] * steps
     for t in (reversed(range(steps)) if reverse else range(steps)):
         h = _gru_step(ctx, ctx.reshape(per_step[t], [batch, 3 * hidden], f"{name}/gi_t{t}_rows"), h, weights[1], b_hh,
@@ -342,15 +349,8 @@ def _gru_loop(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], h: 
     """One GRU layer-direction over more than ``GRU_MAX_STEPS`` steps: the input projection of
     every step at once, then a WHILE whose body GATHERs step t's projection, runs the step and
     writes h into the sequence at t (loop variables: counter, h, sequence, projections)."""
-    a = node.attrs
-    hidden, time_axis = a["hidden_size"], 1 if a["batch_first"] else 0
-    shape = list(ctx.shape(seq))
+    shape, time_axis, hidden, gi, b_hh = _gru_projection(ctx, node, seq, weights, name)
     steps, batch = shape[time_axis], shape[1 - time_axis]
-    zeros = np.zeros(3 * hidden, np.float32)
-    b_ih, b_hh = (weights[2], weights[3]) if a["has_biases"] else (zeros, zeros)
-    projected = _fc(ctx, ctx.reshape(seq, [steps * batch, shape[2]], f"{name}/rows"), weights[0], b_ih,
-                    f"{name}/gi_all")
-    gi = ctx.reshape(projected, [*shape[:2], 3 * hidden], f"{name}/gi_steps")
     out_shape = [*shape[:2], hidden]
     loop_vars = [ctx.ints(0, f"{name}/counter"), h, ctx.constant(np.zeros(out_shape, np.float32),
                                                                    ctx.local_name(f"{name}/sequence0")), gi]

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import pytest
+from session_checks import report_failures
 
 from torch2keras.ir import Graph, parse, print_graph
 from torch2keras.ir.printer import printed_names
@@ -120,15 +121,7 @@ def _ir_round_trip(request: pytest.FixtureRequest):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
-    report = outcome.get_result()
-    if _FAILURES and report.when in ("setup", "call"):
-        message = "\n\n".join(_FAILURES)
-        _FAILURES.clear()
-        if report.passed:
-            report.outcome = "failed"
-            report.longrepr = message
-        else:
-            report.sections.append(("IR text round trip", message))
+    report_failures(outcome.get_result(), _FAILURES, "IR text round trip")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

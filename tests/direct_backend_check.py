@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 import pytest
+from session_checks import report_failures
 
 TOL = 1e-4  # scaled by max(1, max |converter output|)
 
@@ -138,15 +139,7 @@ def _direct_cross_check():
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
-    report = outcome.get_result()
-    if _FAILURES and report.when in ("setup", "call"):
-        message = "\n\n".join(_FAILURES)
-        _FAILURES.clear()
-        if report.passed:
-            report.outcome = "failed"
-            report.longrepr = message
-        else:
-            report.sections.append(("direct TFLite cross-check", message))
+    report_failures(outcome.get_result(), _FAILURES, "direct TFLite cross-check")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -101,17 +101,15 @@ def run_worker(path_kind: str, model_name: str, out: str) -> dict:
 
 
 def latencies_ms(paths: dict[str, str], rounds: int, runs: int) -> dict:
-    """Per-round median latencies of both files (2 threads, default delegates) and the median of
-    the per-round direct / converter ratios: peer_latency.rounds_ms interleaves invocations file
-    by file and reloads the files every round in rotated order (the file loaded first in a
-    process runs a few percent slower than a copy of itself loaded next)."""
-    sys.path.insert(0, HERE)
-    from peer_latency import rounds_ms
+    """Per-round median latencies of both files (2 threads, default delegates;
+    ``tflite.runtime.latency_rounds``: files reloaded every round in rotated order, invocations
+    interleaved) and the median of the per-round direct / converter ratios."""
+    from torch2keras.tflite.runtime import latency_medians, latency_rounds
 
-    rows = rounds_ms(paths, rounds=rounds, runs=runs)
+    rows = latency_rounds(paths, rounds=rounds, runs=runs)
     ratios = [row["direct"] / row["converter"] for row in rows]
-    return {"median_ms": {k: statistics.median(row[k] for row in rows) for k in paths},
-            "ratio": statistics.median(ratios), "round_ratios": [round(r, 3) for r in ratios], "rounds": rows}
+    return {"median_ms": latency_medians(rows), "ratio": statistics.median(ratios),
+            "round_ratios": [round(r, 3) for r in ratios], "rounds": rows}
 
 
 def file_facts(path: str) -> dict:

@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 import torch2keras  # noqa: E402
 from torch2keras.tflite.convert import keras_to_tflite  # noqa: E402
 from torch2keras.tflite.file import op_counts  # noqa: E402
+from torch2keras.tflite.runtime import latency_medians, latency_rounds  # noqa: E402
 from zoo import seeded_model, torchvision_model  # noqa: E402
 
 CL = "channels_last"
@@ -75,14 +76,10 @@ def build(name: str):
     return torchvision_model(name, x), x, layouts
 
 
-def latencies_ms(paths: dict[str, str], rounds: int, runs: int) -> tuple[dict[str, float], list[dict]]:
-    """Median over rounds of each file's per-round median latency, and the rounds themselves:
-    peer_latency.rounds_ms interleaves invocations file by file and reloads the files every
-    round in rotated order, so a change of load or the order of loading hits every file alike."""
-    from peer_latency import rounds_ms
-
-    rows = rounds_ms(paths, rounds=rounds, runs=runs)
-    return {k: statistics.median(row[k] for row in rows) for k in paths}, rows
+def latencies_ms(paths: dict[str, str], runs: int, rounds: int = 5) -> dict[str, float]:
+    """Each file's median latency over ``rounds`` rounds of ``tflite.runtime.latency_rounds``,
+    ``runs`` invocations per file in all (used by the quantization benchmarks too)."""
+    return latency_medians(latency_rounds(paths, rounds=rounds, runs=max(1, runs // rounds)))
 
 
 def _ratio(rows: list[dict], a: str, b: str) -> float:
@@ -124,8 +121,8 @@ def bench_model(name: str, rounds: int, runs: int, tmp: str) -> dict:
         paths["native_keras"] = native_keras(name, os.path.join(tmp, f"{name}_native.tflite"))
     for key, path in paths.items():
         row[key] = tflite_stats(path)
-    medians, rows = latencies_ms(paths, rounds, runs)
-    for key, ms in medians.items():
+    rows = latency_rounds(paths, rounds=rounds, runs=runs)
+    for key, ms in latency_medians(rows).items():
         row[key]["latency_ms"] = ms
     row["latency_rounds"] = rows
     row["ours"]["tflite_max_abs_error"] = ours.report.tflite["max_abs_error"]

@@ -142,50 +142,11 @@ def file_facts(path: str) -> dict:
             "xnnpack_ops": f"{xnn.get('supported', '?')}/{xnn.get('ops', report.ops)}", "xnnpack_left": left}
 
 
-def rounds_ms(files: dict[str, str], rounds: int, runs: int, round_seconds: float = 0.0) -> list[dict[str, float]]:
-    """Per round, the median latency (ms) of each file over ``runs`` invocations (more for fast
-    files: enough for ``round_seconds`` per file and round, at most 2000; 2 threads, default
-    delegates). Invocations interleave file by file (the order reversed every other
-    invocation), so a change of load on the machine hits every file alike; every round loads the
-    files afresh, the order of loading rotated (in one process the file loaded first ran a few
-    percent slower than a copy of itself loaded next, whichever the file)."""
-    import gc
-
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
-
-    names, result = list(files), []
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        runners = {}
-        for k in order:
-            runner = Interpreter(model_path=files[k], num_threads=2).get_signature_runner(_signature(files[k]))
-            feed = {n: np.random.default_rng(0).standard_normal(d["shape"]).astype(d["dtype"])
-                    for n, d in runner.get_input_details().items()}
-            runner(**feed)  # (warm-up)
-            runners[k] = (runner, feed)
-        if r == 0:
-            start = time.perf_counter()
-            for runner, feed in runners.values():
-                runner(**feed)
-            each = (time.perf_counter() - start) / len(runners)
-            runs = max(runs, min(2000, int(round_seconds / max(each, 1e-6))))
-        times: dict[str, list[float]] = {k: [] for k in names}
-        for i in range(runs):
-            for k in (order if i % 2 == 0 else order[::-1]):
-                runner, feed = runners[k]
-                start = time.perf_counter()
-                runner(**feed)
-                times[k].append((time.perf_counter() - start) * 1e3)
-        result.append({k: statistics.median(times[k]) for k in names} | {"runs": runs})
-        del runners
-        gc.collect()
-    return result
-
-
 def measure(name: str, tmp: str, peer_python: str, rounds: int, runs: int) -> dict:
     files, errors = write_files(name, tmp, peer_python)
-    per_round = rounds_ms(files, rounds, runs, round_seconds=0.5)
+    from torch2keras.tflite.runtime import latency_rounds
+
+    per_round = latency_rounds(files, rounds, runs, round_seconds=0.5)
     ratios = {f"{a}/{b}": [row[a] / row[b] for row in per_round] for a, b in PAIRS}
     return {"median_ratio": {p: statistics.median(v) for p, v in ratios.items()},
             "round_ratios": ratios, "round_ms": per_round,
@@ -210,8 +171,10 @@ def report(results: dict, rounds: int, runs: int) -> str:
 
 
 def compare(files: dict[str, str], rounds: int, runs: int) -> dict:
-    """Every file's per-round latency ratio to the last one given (``rounds_ms``), and op counts."""
-    rows = rounds_ms(files, rounds, runs, round_seconds=0.5)
+    """Every file's per-round latency ratio to the last one given (``latency_rounds``), and op counts."""
+    from torch2keras.tflite.runtime import latency_rounds
+
+    rows = latency_rounds(files, rounds, runs, round_seconds=0.5)
     *labels, base = list(files)
     ratios = {f"{a}/{base}": [row[a] / row[base] for row in rows] for a in labels}
     return {"median_ratio": {k: statistics.median(v) for k, v in ratios.items()}, "round_ratios": ratios,

@@ -12,6 +12,8 @@ import sys
 import pytest
 import torch
 
+from torch2keras.tflite.runtime import latency_rounds
+
 _DIR = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks")
 
 
@@ -40,7 +42,7 @@ def test_files_match_torch(files):
 
 def test_rounds_and_listing(bench, files, tmp_path):
     paths, _ = files
-    rows = bench.rounds_ms(paths, rounds=3, runs=2)
+    rows = latency_rounds(paths, rounds=3, runs=2)
     assert len(rows) == 3 and all(set(r) == {*paths, "runs"} and r["runs"] == 2 for r in rows)
     assert all(min(r[k] for k in paths) > 0 for r in rows)
     direct = bench.file_facts(paths["direct"])

@@ -131,16 +131,9 @@ def _select(result: Exportable, path: str, float_path: str, calibrated_path: str
     feeds = list(result.feeds(holdout)())
     keep = selective.resolve_keep_float(keep_float, float_path, result.layer_nodes, result.output_nodes)
 
-    def ranking() -> list:
-        scratch = path + ".check.tflite"
-        with open(scratch, "wb") as f:
-            f.write(quantize_calibrated(calibrated, io_dtype))
-        try:
-            report = layer_errors(float_path, scratch, feeds, result.layer_nodes, result.output_nodes,
-                                  io_dtype=io_dtype)
-            return selective.ranked_layers(report, scratch, float_path)
-        finally:
-            os.remove(scratch)
+    def ranking(int8_path: str) -> list:
+        report = layer_errors(float_path, int8_path, feeds, result.layer_nodes, result.output_nodes, io_dtype=io_dtype)
+        return selective.ranked_layers(report, int8_path, float_path)
 
     choice = selective.select_float_layers(path, float_path, lambda kept: quantize_calibrated(calibrated, io_dtype,
                                                                                                  kept),

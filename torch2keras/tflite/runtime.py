@@ -3,6 +3,9 @@ ops LiteRT's default XNNPACK delegate takes."""
 
 from __future__ import annotations
 
+import gc
+import statistics
+import time
 from typing import Optional
 
 import numpy as np
@@ -10,7 +13,7 @@ import numpy as np
 from ..backend_tflite.weight_quantization import BLOCKWISE_INT4_RUNTIMES
 from .file import blockwise_tensors
 
-__all__ = ["dequantize_array", "interpreter", "quantize_array", "quantized_feed", "run_tflite", "tflite_runner",
+__all__ = ["dequantize_array", "interpreter", "latency_medians", "latency_rounds", "quantize_array", "quantized_feed", "run_tflite", "tflite_runner",
            "tflite_signature_shapes", "xnnpack_delegated_ops"]
 
 
@@ -118,3 +121,47 @@ def xnnpack_delegated_ops(path: str) -> tuple[Optional[set[int]], str]:
             taken.add(op)
             stack.extend(int(x) for x in by_index[op]["inputs"] if x >= 0)
     return taken, ""
+
+
+def latency_rounds(files: dict[str, str], rounds: int, runs: int, round_seconds: float = 0.0,
+                   num_threads: int = 2) -> list[dict[str, float]]:
+    """Per round, the median latency (ms) of each file's first signature over ``runs`` invocations
+    (more for fast files: enough for ``round_seconds`` per file and round, at most 2000), with
+    LiteRT's default delegate. Invocations interleave file by file (the order reversed every other
+    invocation), so a change of load on the machine hits every file alike; every round loads the
+    files afresh, the order of loading rotated (in one process the file loaded first ran a few
+    percent slower than a copy of itself loaded next, whichever the file). Each row also holds
+    ``"runs"``, the invocations per file."""
+    names, result = list(files), []
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        runners = {}
+        for k in order:
+            interp = interpreter(files[k], num_threads=num_threads)
+            runner = interp.get_signature_runner(next(iter(interp.get_signature_list())))
+            feed = {n: np.random.default_rng(0).standard_normal(d["shape"]).astype(d["dtype"])
+                    for n, d in runner.get_input_details().items()}
+            runner(**feed)  # (warm-up)
+            runners[k] = (runner, feed)
+        if r == 0:
+            start = time.perf_counter()
+            for runner, feed in runners.values():
+                runner(**feed)
+            each = (time.perf_counter() - start) / len(runners)
+            runs = max(runs, min(2000, int(round_seconds / max(each, 1e-6))))
+        times: dict[str, list[float]] = {k: [] for k in names}
+        for i in range(runs):
+            for k in (order if i % 2 == 0 else order[::-1]):
+                runner, feed = runners[k]
+                start = time.perf_counter()
+                runner(**feed)
+                times[k].append((time.perf_counter() - start) * 1e3)
+        result.append({k: statistics.median(times[k]) for k in names} | {"runs": runs})
+        del runners
+        gc.collect()
+    return result
+
+
+def latency_medians(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Each file's median over the rounds of ``latency_rounds``."""
+    return {k: statistics.median(row[k] for row in rows) for k in rows[0] if k != "runs"}

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import statistics
-import time
+import shutil
 from typing import Callable, Iterable, Optional, Sequence
 
 import attrs
 import numpy as np
 
 from .file import read_tflite
-from .runtime import interpreter, quantized_feed
+from .runtime import dequantize_array, interpreter, latency_medians, latency_rounds, quantized_feed
 from .sources import SourceMap
 
 __all__ = ["SelectiveQuantization", "float_ops", "ranked_layers", "resolve_keep_float", "select_float_layers",
@@ -120,12 +119,7 @@ def _outputs(path: str, feeds: Iterable[dict[str, np.ndarray]]) -> list[list[np.
     results = []
     for feed in feeds:
         out = runner(**quantized_feed(runner.get_input_details(), feed))
-        row = []
-        for name in sorted(details):
-            v = np.asarray(out[name])
-            scale, zero = details[name]["quantization"]
-            row.append((v.astype(np.float64) - zero) * scale if v.dtype.kind in "iu" and scale else v.astype(np.float64))
-        results.append(row)
+        results.append([dequantize_array(np.asarray(out[name]), details[name]) for name in sorted(details)])
     return results
 
 
@@ -150,32 +144,14 @@ def float_ops(path: str) -> int:
                and info.tensor(op.outputs[0]).dtype == "float32")
 
 
-def latencies_ms(paths: dict[str, str], runs: int = 30) -> dict[str, float]:
-    """Median LiteRT latency of each file (default delegate), measured round-robin."""
-    runners = {}
-    for key, path in paths.items():
-        runner = interpreter(path).get_signature_runner("serving_default")
-        feed = {n: np.zeros(d["shape"], d["dtype"]) for n, d in runner.get_input_details().items()}
-        runners[key] = (runner, feed)
-    for runner, feed in runners.values():
-        runner(**feed)
-    times: dict[str, list[float]] = {k: [] for k in paths}
-    for _ in range(runs):
-        for key, (runner, feed) in runners.items():
-            start = time.perf_counter()
-            runner(**feed)
-            times[key].append((time.perf_counter() - start) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def select_float_layers(path: str, float_path: str, quantize: Callable[[Sequence[str]], bytes],
                         feeds: list[dict[str, np.ndarray]], layer_nodes: dict, keep: dict[str, list[str]],
-                        target: Optional[float], ranking: Callable[[], list], latency_runs: int = 30
+                        target: Optional[float], ranking: Callable[[str], list], latency_runs: int = 30
                         ) -> SelectiveQuantization:
     """Write to ``path`` the file ``quantize(tensor names kept float)`` makes with the layers of
     ``keep`` float and, with ``target``, as many more as needed (in ``ranking()``'s order: the
-    per-layer check's layers, ``ranked_layers``) to reach a top-1 agreement of ``target`` with
-    ``float_path`` on ``feeds`` (see the module docstring)."""
+    per-layer check's layers, ``ranked_layers``, given the all-int8 file's path) to reach a top-1
+    agreement of ``target`` with ``float_path`` on ``feeds`` (see the module docstring)."""
     scratch = path + ".int8.tmp"
     _write(scratch, quantize([]))
     int8_agreement = top1_agreement(scratch, float_path, feeds)
@@ -191,9 +167,9 @@ def select_float_layers(path: str, float_path: str, quantize: Callable[[Sequence
 
     agreement = attempt() if kept else int8_agreement
     if not kept:
-        _write(path, quantize([]))
+        shutil.copyfile(scratch, path)
     if target is not None and agreement < target:
-        for tensor, layers in ranking():
+        for tensor, layers in ranking(scratch):
             if tensor in kept or len(steps) > MAX_STEPS:
                 continue
             kept[tensor] = layers
@@ -201,7 +177,9 @@ def select_float_layers(path: str, float_path: str, quantize: Callable[[Sequence
             if agreement >= target:
                 break
     try:
-        latency = latencies_ms({"float32": float_path, "int8": scratch, "selective": path}, latency_runs)
+        rows = latency_rounds({"float32": float_path, "int8": scratch, "selective": path}, rounds=3,
+                              runs=max(1, latency_runs // 3))
+        latency = latency_medians(rows)
     finally:
         os.remove(scratch)
     return SelectiveQuantization(target, len(feeds), _layers(kept), list(kept), agreement, int8_agreement,

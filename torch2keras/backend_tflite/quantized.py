@@ -1,10 +1,10 @@
 """Integer layers of quantized models: the nodes the ``annotate_quantized`` pass marked
 (``Node.meta["quantized"]``) written as int8 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD,
-SUB, MUL, AVERAGE_POOL_2D or MEAN (global average pool, mean over the spatial axes), AVERAGE_POOL_2D, RELU, RELU6,
-RELU_N1_TO_1, HARD_SWISH, LOGISTIC and hardsigmoid (an ADD with a fused RELU6 and a MUL), with the
-model's own scales and zero points (and dynamically quantized one-row linear layers as TFLite's
-dynamic-range FULLY_CONNECTED) (the int8 kernels rescale from their inputs' parameters to
-their result's).
+SUB, MUL, AVERAGE_POOL_2D (also a global average pool whose input and result share parameters)
+or MEAN (a mean over the spatial axes), RELU, RELU6, RELU_N1_TO_1, HARD_SWISH, LOGISTIC and
+hardsigmoid (an ADD with a fused RELU6 and a MUL), with the model's own scales and zero points
+(the int8 kernels rescale from their inputs' parameters to their result's); a dynamically
+quantized one-row linear layer as TFLite's dynamic-range FULLY_CONNECTED.
 
 A marked layer reads the int8 tensors its inputs' ``dequantize`` nodes read, its weights as the
 int8 constant behind their ``dequantize`` (per output channel: TFLite's quantized dimension is

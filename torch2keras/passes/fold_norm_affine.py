@@ -20,7 +20,7 @@ import numpy as np
 
 from ..ir import Graph, Node
 from .manager import register_pass
-from .rewrite import Any, Chain, Match, Op, RewritePass, describe, read_once, replace_value
+from .rewrite import Any, Chain, Match, Op, RewritePass, describe, replace_value
 
 __all__ = ["FoldNormAffine"]
 
@@ -76,8 +76,6 @@ class FoldNormAffine(RewritePass):
         for node in m["chain"]:
             if not _keeps_features(node):
                 return f"{describe(node)} between the norm and the linear layer moves the feature axis"
-        if not read_once(graph, norm.output):
-            return "the layer norm's result has other readers"
         return None
 
     def rewrite(self, graph: Graph, m: Match) -> None:

@@ -120,7 +120,7 @@ class HoistSlices(RewritePass):
             return f"{describe(op)}'s result is a graph output"
         if any(n.op != "slice" or _key(n) != _key(sl) for n, _ in graph.uses(out)):
             return f"{describe(op)}'s result has readers other than this slice"
-        if isinstance(out.type.shape[axis], str) or not out.type.is_static:
+        if not out.type.is_static:
             return "the sliced axis has a run-time size"
         return None
 

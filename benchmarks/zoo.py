@@ -22,22 +22,13 @@ def torchvision_model(name: str, example, seed: int = 0):
 
 
 def lstm2_linear(seed: int = 0):
-    """A 2-layer LSTM (16 -> 32 features, batch first), then a linear layer (32 -> 5) on its last step."""
+    """tests/models.py's ``LastStepLSTM``: a 2-layer LSTM (16 -> 32 features, batch first), then a
+    linear layer (32 -> 5) on its last step."""
     import torch
-    from torch import nn
-
-    class LSTM2Linear(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lstm = nn.LSTM(16, 32, num_layers=2, batch_first=True)
-            self.fc = nn.Linear(32, 5)
-
-        def forward(self, x):
-            out, _ = self.lstm(x)
-            return self.fc(out[:, -1])
+    from models import LastStepLSTM
 
     torch.manual_seed(seed)
-    return LSTM2Linear().eval()
+    return LastStepLSTM().eval()
 
 
 def essentials(seed: int = 0):

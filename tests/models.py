@@ -251,3 +251,28 @@ class OnlyScalarInput(nn.Module):
     def forward(self, t):
         angles = t * self.freqs
         return torch.cat([angles.sin(), angles.cos()]), t * t
+
+
+class LastStepLSTM(nn.Module):
+    """A 2-layer LSTM (16 -> 32 features, batch first), then a linear layer (32 -> 5) on its last step."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(16, 32, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(32, 5)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.fc(out[:, -1])
+
+
+class Fn(nn.Module):
+    """``fn(*inputs)`` as a module, with an optional child holding weights."""
+
+    def __init__(self, fn, child=None):
+        super().__init__()
+        self.fn = fn
+        self.child = child
+
+    def forward(self, *xs):
+        return self.fn(self.child, *xs) if self.child is not None else self.fn(*xs)

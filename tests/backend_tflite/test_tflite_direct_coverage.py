@@ -11,17 +11,8 @@ import torch
 from torch import nn
 
 from direct_check import annotated_ir, check_direct, reference, run_file
+from models import Fn
 from torch2keras.backend_tflite import write_tflite
-
-
-class Fn(nn.Module):
-    def __init__(self, fn, child: nn.Module | None = None):
-        super().__init__()
-        self.fn = fn
-        self.child = child
-
-    def forward(self, *xs):
-        return self.fn(self.child, *xs) if self.child is not None else self.fn(*xs)
 
 
 def _errors(model, inputs, graph, written, invocations=2):

@@ -13,21 +13,8 @@ from torch import nn
 from compat import import_torchvision, seeded_model
 from direct_check import (assert_not_more_ops, check_direct, converter_counts, reference, run_file,
                           xnnpack_leftovers)
-from models import (NobucoEssentials, PixelUnshuffleConvShuffle, ReshapeBetweenConvs, ReshapeBetweenConvsPermuted,
-                    TwoOutputs, transformer_encoder)
-
-
-class LastStepLSTM(nn.Module):
-    """A 2-layer LSTM, then a linear layer on its last output."""
-
-    def __init__(self):
-        super().__init__()
-        self.lstm = nn.LSTM(16, 32, num_layers=2, batch_first=True)
-        self.fc = nn.Linear(32, 5)
-
-    def forward(self, x):
-        out, _ = self.lstm(x)
-        return self.fc(out[:, -1])
+from models import (LastStepLSTM, NobucoEssentials, PixelUnshuffleConvShuffle, ReshapeBetweenConvs,
+                    ReshapeBetweenConvsPermuted, TwoOutputs, transformer_encoder)
 
 
 def _small(name):

@@ -12,18 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from direct_check import check_direct
-
-
-class Fn(nn.Module):
-    """``fn(*inputs)`` as a module, with an optional child holding weights."""
-
-    def __init__(self, fn, child: nn.Module | None = None):
-        super().__init__()
-        self.fn = fn
-        self.child = child
-
-    def forward(self, *xs):
-        return self.fn(self.child, *xs) if self.child is not None else self.fn(*xs)
+from models import Fn
 
 
 def _image(c=4, h=9, w=10, n=1):

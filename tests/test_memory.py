@@ -80,8 +80,10 @@ def test_a_long_stage_reports_its_time_memory_and_progress():
         return "done"
 
     assert run("write", slow) == "done" and run("quick", lambda: None) is None
-    assert said[0] == "write..." and said[-1] == "quick..."
-    beats = said[1:-1]
+    # (a loaded machine may let the quick stage outlive the 0.05 s heartbeat too: only the beats of
+    # "write", said before "quick..." was announced, are checked)
+    assert said[0] == "write..." and "quick..." in said
+    beats = said[1:said.index("quick...")]
     assert len(beats) >= 2 and all(re.fullmatch(r"write: \d+ s, \d+\.\d GB resident, 1\.00 of 2\.00 GB of weights "
                                                 r"written", b) for b in beats), beats
     assert set(run.timings) == set(run.memory) == {"write", "quick"} and run.timings["write"] >= 0.3

@@ -15,7 +15,7 @@ tests/backend_tflite/test_tflite_plan.py):
   by a ``reshape`` that drops them, writes the reshape's shape directly (``keep_num_dims`` /
   ``keep_dims`` false); the reshape is written as nothing;
 * splits: a value read only by ``slice`` nodes along one axis, with step 1, that cut the axis
-  into 2 to ``SPLIT_MAX_PIECES`` equal consecutive pieces (``torch.chunk``, q/k/v from one
+  into 2 to ``XNNPACK_SPLIT_MAX_PIECES`` equal consecutive pieces (``torch.chunk``, q/k/v from one
   projection, an LSTM's gates) is written as one SPLIT producing every piece (LiteRT's XNNPACK
   delegate takes a SPLIT of at most 4 outputs; more pieces are a STRIDED_SLICE each, which it
   takes: the graph is not cut around a SPLIT left to LiteRT's own kernel);
@@ -43,10 +43,10 @@ import attrs
 
 from ..ir import Graph, Node
 from ..ir.ops.elementwise import fused_activation
+from ..ir.ops.shape import XNNPACK_SPLIT_MAX_PIECES
 
 __all__ = ["FUSABLE_ACTIVATION", "Plan", "plan_graph", "state_readable"]
 
-SPLIT_MAX_PIECES = 4  # the most outputs of a SPLIT LiteRT's XNNPACK delegate takes
 FUSES_ACTIVATION = {"conv", "linear", "add", "sub", "mul", "div"}  # IR ops whose TFLite op fuses one
 FUSABLE_ACTIVATION = ("RELU", "RELU6", "RELU_N1_TO_1")
 HARDSIGMOID_SHIFT = 3.0
@@ -125,12 +125,12 @@ def _reduced_axes(node: Node) -> set[int]:
 
 def _split_pieces(graph: Graph, node: Node) -> Optional[list[Node]]:
     """The slices of ``node``'s result, in order, if they cut one axis into 2 to
-    ``SPLIT_MAX_PIECES`` equal pieces and nothing else reads it."""
+    ``XNNPACK_SPLIT_MAX_PIECES`` equal pieces and nothing else reads it."""
     if len(node.outputs) != 1 or graph.is_output(node.output):
         return None
     x = node.output
     readers = graph.users(x)
-    if not 2 <= len(readers) <= SPLIT_MAX_PIECES or len(graph.uses(x)) != len(readers) \
+    if not 2 <= len(readers) <= XNNPACK_SPLIT_MAX_PIECES or len(graph.uses(x)) != len(readers) \
             or any(r.op != "slice" for r in readers):
         return None
     axes = {r.attrs["axis"] % x.type.rank for r in readers}

@@ -22,7 +22,7 @@ Per layer and direction, with torch's gates i, f, g, o and h, c the running stat
 Outputs: the sequence is concatenated along time only if something reads more of it than single
 steps; a ``slice`` taking one step (``out[:, -1]``) reads that step's h directly. The final h and
 c of every layer and direction are concatenated as torch's h_n and c_n. Concatenations take at
-most ``CONCAT_MAX_INPUTS`` inputs each (the most XNNPACK takes), longer ones are a tree of them.
+most ``XNNPACK_CONCAT_MAX_INPUTS`` inputs each (the most XNNPACK takes), longer ones are a tree of them.
 
 Invariant afterwards: no ``lstm`` node with static shapes, constant weights and at most
 ``max_steps`` steps is left; the rewritten values are the LSTM's results within float rounding
@@ -38,12 +38,12 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..ir import Graph, Node, Value
+from ..ir.ops.shape import concat_tree
 from .manager import register_pass
 from .rewrite import Match, Op, RewritePass, describe, erase_dead, replace_value
 
-__all__ = ["CONCAT_MAX_INPUTS", "UnrollLSTM"]
+__all__ = ["UnrollLSTM"]
 
-CONCAT_MAX_INPUTS = 5  # the most inputs of a CONCATENATION LiteRT's XNNPACK delegate takes
 
 
 class _Builder:
@@ -73,12 +73,8 @@ class _Builder:
         return self.add("reshape", [x], {"shape": [int(s) for s in shape]}, name)
 
     def concat(self, xs: Sequence[Value], axis: int, name: str) -> Value:
-        """``xs`` concatenated along ``axis``: one node, or a tree of ``CONCAT_MAX_INPUTS``-input ones."""
-        xs = list(xs)
-        while len(xs) > CONCAT_MAX_INPUTS:
-            xs = [self.add("concat", xs[k:k + CONCAT_MAX_INPUTS], {"axis": axis}, f"{name}_part")
-                  if len(xs[k:k + CONCAT_MAX_INPUTS]) > 1 else xs[k] for k in range(0, len(xs), CONCAT_MAX_INPUTS)]
-        return xs[0] if len(xs) == 1 else self.add("concat", xs, {"axis": axis}, name)
+        """``xs`` concatenated along ``axis``: one node, or a tree of them (``concat_tree``)."""
+        return concat_tree(list(xs), lambda group: self.add("concat", group, {"axis": axis}, name))
 
 
 @dataclasses.dataclass
@@ -126,8 +122,10 @@ class _Layer:
             if h.zero:
                 return projected
             if h.array is not None:
-                return b.add("add", [projected, b.constant(h.array @ self.w_hh.T, f"{name}_h0_gates")], name=f"{name}_gates")
-            return b.add("add", [projected, b.linear(h.value, self.recurrent, None, f"{name}_hh")], name=f"{name}_gates")
+                recurrent = b.constant(h.array @ self.w_hh.T, f"{name}_h0_gates")
+            else:
+                recurrent = b.linear(h.value, self.recurrent, None, f"{name}_hh")
+            return b.add("add", [projected, recurrent], name=f"{name}_gates")
         if h.zero:
             return b.linear(x_t, self.input_only, self.bias, f"{name}_gates")
         joined = b.concat([x_t, self.state_value(h, f"{name}_h0")], 1, f"{name}_x_h")
@@ -236,13 +234,16 @@ def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], layers: int, hi
             mask[lane * hidden:(lane + 1) * hidden] = MASKED
         name = f"wave{w}"
         if h is None:  # the first wave: zero states
-            gates = step_inputs[0] if not mask.any() else b.add("add", [step_inputs[0], b.constant(mask, f"{name}_mask")],
-                                                                    name=f"{name}_gates")
+            gates = step_inputs[0] if not mask.any() else \
+                b.add("add", [step_inputs[0], b.constant(mask, f"{name}_mask")], name=f"{name}_gates")
         else:
             wave_bias = mask if w < steps else bias  # (from wave ``steps`` on, no projection carries the bias)
             recurrent_part = b.linear(h, w_rec, b.constant(wave_bias, f"{name}_bias") if wave_bias.any() else None,
                                       f"{name}_hh")
-            gates = recurrent_part if w >= steps else b.add("add", [step_inputs[w], recurrent_part], name=f"{name}_gates")
+            if w < steps:
+                gates = b.add("add", [step_inputs[w], recurrent_part], name=f"{name}_gates")
+            else:
+                gates = recurrent_part
         h_state, c = _cell(b, gates, c, layers * hidden, name)
         h = h_state.value
         waves.append((h, c.value))

@@ -101,7 +101,9 @@ def test_lstm_last_step_reads_the_state_after_the_fused_ops(variant, tmp_path):
 @pytest.mark.parametrize("name", [
     "squeezenet1_1",
     *[pytest.param(n, marks=pytest.mark.slow) for n in ("mobilenet_v3_small", "resnet18", "mobilenet_v3_large", "vit_b_16",
-                                                        "convnext_tiny", "efficientnet_b0", "mobilenet_v2", "resnet50")]])
+                                                        "convnext_tiny", "efficientnet_b0", "mobilenet_v2", "resnet50",
+                                                        "googlenet", "deeplabv3_mobilenet_v3_large",
+                                                        "lraspp_mobilenet_v3_large")]])
 def test_zoo_model(name, tmp_path):
     model, x = zoo_model(name)
     inputs = (x,)

@@ -5,7 +5,8 @@ Per model (random, seeded weights; benchmarks/zoo.py) three files are written: o
 backend (``to_tflite``), ours by TensorFlow's converter (``compile`` + ``export_tflite``) and
 litert-torch's (``litert_torch.convert``, run in a subprocess of its own venv -- it pins its own
 dependencies -- on the model exported here with ``torch.export``, so both start from the same
-weights and graph). The three then run in one LiteRT process (2 threads, the default XNNPACK
+weights and graph); for a model with an LSTM also ours with the LSTM fused (``to_tflite(...,
+lstm="fused")``; the direct file has it unrolled). The files then run in one LiteRT process (2 threads, the default XNNPACK
 delegate) in rounds: every round runs each file ``--runs`` times (fast files: as often as fills
 0.5 s), the invocations interleaved file by file (the order reversed every other invocation),
 and a round's ratio is the median latency of one file over another's in that round. The medians
@@ -93,6 +94,9 @@ def write_files(name: str, tmp: str, peer_python: Optional[str], model_inputs=No
     model, inputs = model_inputs or build(name)
     files = {k: os.path.join(tmp, f"{name}_{k}.tflite") for k in FILES if k != "litert_torch" or peer_python}
     torch2keras.to_tflite(model, inputs, files["direct"], validate=False)
+    if any(isinstance(m, torch.nn.LSTM) for m in model.modules()):  # (to_tflite unrolls LSTMs; also the fused form)
+        files["direct_fused"] = os.path.join(tmp, f"{name}_direct_fused.tflite")
+        torch2keras.to_tflite(model, inputs, files["direct_fused"], validate=False, lstm="fused")
     torch2keras.compile(model, inputs, validate=False).export_tflite(files["converter"], validate=False,
                                                                      delegates=False)
     if peer_python:
@@ -147,7 +151,8 @@ def measure(name: str, tmp: str, peer_python: str, rounds: int, runs: int) -> di
     from torch2keras.tflite.runtime import latency_rounds
 
     per_round = latency_rounds(files, rounds, runs, round_seconds=0.5)
-    ratios = {f"{a}/{b}": [row[a] / row[b] for row in per_round] for a, b in PAIRS}
+    pairs = PAIRS + ((("direct_fused", "litert_torch"),) if "direct_fused" in files else ())
+    ratios = {f"{a}/{b}": [row[a] / row[b] for row in per_round] for a, b in pairs}
     return {"median_ratio": {p: statistics.median(v) for p, v in ratios.items()},
             "round_ratios": ratios, "round_ms": per_round,
             "median_ms": {k: statistics.median(row[k] for row in per_round) for k in files},
@@ -164,7 +169,10 @@ def report(results: dict, rounds: int, runs: int) -> str:
         lines.append(f"{name:<14} {q['direct/litert_torch']:>12.3f}x {q['converter/litert_torch']:>10.3f}x "
                      f"{q['direct/converter']:>10.3f}x   {f['direct']['ops']}/{f['converter']['ops']}/"
                      f"{f['litert_torch']['ops']}   {per}")
-        for k in FILES:
+        if "direct_fused/litert_torch" in q:
+            lines.append(f"    LSTM fused (lstm=\"fused\"): {q['direct_fused/litert_torch']:.3f}x litert-torch, "
+                         f"{f['direct_fused']['ops']} ops")
+        for k in f:
             lines.append(f"    {k:<13} XNNPACK {f[k]['xnnpack_ops']:<9} left: {', '.join(f[k]['xnnpack_left']) or '-'}")
     lines.append(f"goal: direct / litert-torch <= {GOAL}x, direct / converter <= 1.0x, every op on XNNPACK")
     return "\n".join(lines)
@@ -195,6 +203,10 @@ def markdown(results: dict, rounds: int, runs: int) -> str:
         lines.append(f"| {name} | **{q['direct/litert_torch']:.2f}x** ({per}) | {q['converter/litert_torch']:.2f}x | "
                      f"{q['direct/converter']:.2f}x | {f['direct']['ops']} / {f['converter']['ops']} / "
                      f"{f['litert_torch']['ops']} | {left} |")
+        if "direct_fused/litert_torch" in q:
+            per = ", ".join(f"{x:.2f}" for x in r["round_ratios"]["direct_fused/litert_torch"])
+            lines.append(f"| {name}, LSTM fused (`lstm=\"fused\"`) | {q['direct_fused/litert_torch']:.2f}x ({per}) | | "
+                         f"| {f['direct_fused']['ops']} | {', '.join(f['direct_fused']['xnnpack_left']) or 'none'} |")
     return "\n".join(lines) + "\n"
 
 

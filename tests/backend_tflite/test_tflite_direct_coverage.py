@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from direct_check import annotated_ir, check_direct, reference, run_file
+from direct_check import annotated_ir, check_direct, reference, run_file, xnnpack_leftovers
 from models import Fn
 from torch2keras.backend_tflite import write_tflite
 
@@ -241,6 +241,20 @@ def test_gru_longer_than_the_unrolled_limit_is_a_loop(kwargs, given, tmp_path):
     graph, written = check_direct(model, inputs, tmp_path, "long_gru")
     assert max(_errors(model, inputs, graph, written)) <= 1e-4
     assert written.op_counts["WHILE"] == layers and sum(written.op_counts.values()) < 40
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_unrolled_gru_runs_whole_on_xnnpack(batch_first, tmp_path):
+    """A 2-layer GRU over 10 steps, unrolled: each step's projection a STRIDED_SLICE (no 10-piece
+    SPLIT) and the sequence a tree of CONCATENATIONs of at most 5 (no PACK): every op on XNNPACK."""
+    torch.manual_seed(0)
+    gru = nn.GRU(6, 5, num_layers=2, batch_first=batch_first)
+    model = Fn(lambda m, x: m(x)[0], gru).eval()
+    inputs = (torch.randn(2, 10, 6) if batch_first else torch.randn(10, 2, 6),)
+    graph, written = check_direct(model, inputs, tmp_path, "gru")
+    assert max(_errors(model, inputs, graph, written)) <= 1e-5
+    assert "PACK" not in written.op_counts and written.op_counts["CONCATENATION"] == 2 * 3  # 10 rows: 5 + 5, joined
+    assert xnnpack_leftovers(written.path) == []
 
 
 # ---------------------------------------------------------------- scatter reductions

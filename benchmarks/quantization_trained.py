@@ -383,7 +383,7 @@ def write(rows: list[dict], args) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--networks", default="cnn,mobilenet_v3_small,resnet18")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--retrain", action="store_true", help="train again (not the cached weights)")

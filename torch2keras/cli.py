@@ -126,7 +126,8 @@ def _add_tflite_options(conv: argparse.ArgumentParser) -> None:
                         "TensorFlow's converter; int8: a DEQUANTIZE before such a layer, a QUANTIZE after)")
     tflite.add_argument("--target-agreement", type=preflight.fraction, metavar="F",
                         help="with --quantize int8: keep the layers whose int8 error jumps first in float32 until "
-                        "top-1 agreement with the float file on the held-out inputs reaches F (e.g. 0.99)")
+                        "top-1 agreement with the float file reaches F (e.g. 0.99) at 95%% confidence: the Wilson "
+                        "lower bound of the agreement on the --holdout inputs (0.99 needs >= 268 of them)")
     tflite.add_argument("--min-quantized-elements", type=int, metavar="N",
                         help="with int8/int4 weights: weights smaller than N elements stay float32 (default 1024)")
     tflite.add_argument("--calibration", metavar="FILE.npz",

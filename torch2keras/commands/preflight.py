@@ -78,13 +78,13 @@ def layout_spec(text: str) -> tuple[str, str]:
 
 
 def fraction(text: str) -> float:
-    """argparse type of --target-agreement: a number in (0, 1]."""
+    """argparse type of --target-agreement: a number in (0, 1) (a lower confidence bound never shows 1)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give a fraction such as 0.99") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text}: must be above 0 and at most 1 (e.g. 0.99)")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: must be above 0 and below 1 (e.g. 0.99)")
     return value
 
 

@@ -115,8 +115,9 @@ def _check_selective(quantize: Any, keep_float: Any, target: Any, backend: str) 
                          f'path), not quantize={quantize!r} with backend={backend!r}')
     if isinstance(keep_float, str) or (keep_float is not None and not all(isinstance(n, str) for n in keep_float)):
         raise ValueError(f"keep_float takes a list of layer names (strings), got {keep_float!r}")
-    if target is not None and not (isinstance(target, (int, float)) and 0.0 < target <= 1.0):
-        raise ValueError(f"target_agreement is a share of held-out inputs, in (0, 1], got {target!r}")
+    if target is not None and not (isinstance(target, (int, float)) and 0.0 < target < 1.0):
+        raise ValueError(f"target_agreement is a share of held-out inputs, in (0, 1) (its lower confidence bound "
+                         f"never shows 1), got {target!r}")
     return True
 
 
@@ -139,9 +140,11 @@ def _select(result: Exportable, path: str, float_path: str, calibrated_path: str
                                                                                                  kept),
                                            feeds, result.layer_nodes, keep, target, ranking)
     if not choice.reached:
-        result.report.warnings.append(f"selective int8: top-1 agreement {choice.agreement:.2%} < target "
-                                      f"{target:.2%} with {len(choice.kept_float)} layer(s) kept float32; pass more "
-                                      f"held-out inputs, more calibration data, or a lower target")
+        result.report.warnings.append(f"selective int8: top-1 agreement {choice.agreement:.2%} on {choice.rows} "
+                                      f"held-out row(s), at least {choice.agreement_bound:.2%} at "
+                                      f"{choice.confidence:.0%} confidence, < target {target:.2%} with "
+                                      f"{len(choice.kept_float)} layer(s) kept float32; pass more held-out inputs, "
+                                      f"more calibration data, or a lower target")
     return choice
 
 

@@ -17,7 +17,6 @@ import pytest
 import torch
 from torch import nn
 from torch._higher_order_ops.map import map as torch_map
-from torch._higher_order_ops.scan import scan as torch_scan
 from torch._higher_order_ops.while_loop import while_loop as torch_while_loop
 
 import torch2keras

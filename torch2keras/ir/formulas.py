@@ -15,8 +15,11 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Protocol, Sequence
 
-__all__ = ["FLOAT32_HYPERBOLIC_OVERFLOW", "ArrayOps", "acosh", "asinh", "atanh", "cosh", "digamma", "erf", "erfc",
-           "lgamma", "sinh"]
+__all__ = ["FLOAT32_HYPERBOLIC_OVERFLOW", "FUNCTIONS", "ArrayOps", "acosh", "asinh", "atanh", "cosh", "digamma", "erf",
+           "erfc", "lgamma", "sinh"]
+
+# the formulas, each named as the IR op it computes (``fn(xp, x)``; sinh and cosh take an overflow)
+FUNCTIONS = ("sinh", "cosh", "asinh", "acosh", "atanh", "erf", "erfc", "lgamma", "digamma")
 
 Array = Any  # an array of the namespace: +, -, *, / and unary - with arrays and Python floats
 

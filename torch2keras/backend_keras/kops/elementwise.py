@@ -201,8 +201,8 @@ def _bitwise_not(x):
 
 
 # ----------------------------------------------------------------------------- special functions
-# (sinh, cosh, asinh, acosh, atanh, erf, erfc, lgamma, digamma: the formulas of ir/formulas.py,
-# which the direct TFLite writer evaluates as builtins, here over keras.ops)
+# (those of ``formulas.FUNCTIONS``: the formulas of ir/formulas.py, which the direct TFLite writer
+# evaluates as builtins, here over keras.ops; each kernel named as its IR op)
 
 
 def _formula(name: str):
@@ -253,13 +253,12 @@ def _gammainc(a, x, upper: bool):
 
 register({
     # unary
+    **{name: _formula(name) for name in formulas.FUNCTIONS},
     "identity": lambda x: x,
     "neg": ops.negative, "abs": ops.abs, "exp": ops.exp, "expm1": ops.expm1, "log": ops.log, "log1p": ops.log1p,
     "log2": ops.log2, "sqrt": ops.sqrt, "rsqrt": ops.rsqrt, "sin": ops.sin, "cos": ops.cos, "tan": _tan,
-    "asin": _asin, "acos": _acos, "atan": _atan, "sinh": _formula("sinh"), "cosh": _formula("cosh"),
-    "tanh": ops.tanh, "asinh": _formula("asinh"), "acosh": _formula("acosh"),
-    "atanh": _formula("atanh"),
-    "sigmoid": ops.sigmoid, "relu": ops.relu, "silu": ops.silu, "erf": _formula("erf"), "floor": ops.floor,
+    "asin": _asin, "acos": _acos, "atan": _atan, "tanh": ops.tanh,
+    "sigmoid": ops.sigmoid, "relu": ops.relu, "silu": ops.silu, "floor": ops.floor,
     "ceil": ops.ceil, "round": ops.round, "trunc": ops.trunc, "reciprocal": lambda x: 1.0 / x,
     "sign": ops.sign, "bitwise_not": _bitwise_not, "logical_not": ops.logical_not,
     "isnan": ops.isnan, "isinf": ops.isinf, "square": ops.square,
@@ -270,8 +269,8 @@ register({
     "leaky_relu": lambda x, slope: ops.where(x >= 0, x, x * slope),
     "elu": _elu, "softplus": _softplus,
     "cast": lambda x, dtype: ops.cast(x, dtype),
-    "erfc": _formula("erfc"), "erfinv": ops.erfinv, "exp2": ops.exp2, "log10": ops.log10, "i0": ops.i0,
-    "lgamma": _formula("lgamma"), "digamma": _digamma, "polygamma": _polygamma, "signbit": ops.signbit,
+    "erfinv": ops.erfinv, "exp2": ops.exp2, "log10": ops.log10, "i0": ops.i0,
+    "polygamma": _polygamma, "signbit": ops.signbit,
     # binary
     "add": _add, "sub": ops.subtract, "mul": ops.multiply, "div": ops.divide, "pow": ops.power,
     "maximum": ops.maximum, "minimum": ops.minimum, "atan2": _atan2,

@@ -444,10 +444,8 @@ def emit_logical_xor(ctx: Context, node: Node) -> int:
 # ---------------------------------------------------------------------------- special functions
 # (the formulas of ir/formulas.py, which the Keras kernels evaluate too, written as builtins)
 
-_FORMULAS = ("sinh", "cosh", "asinh", "acosh", "atanh", "erf", "erfc", "lgamma", "digamma")
 
-
-@emitter(*_FORMULAS)
+@emitter(*formulas.FUNCTIONS)
 def emit_formula(ctx: Context, node: Node) -> int:
     """The op's formula over ``Builtins`` (float32): sinh and cosh +-inf beyond float32's
     overflow, which EXP's kernels do not all reach (they may saturate)."""

@@ -5,9 +5,10 @@ emits builtins (``backend_tflite/emitters/common.py``), a test may pass numpy.
 
 Invariants: each formula keeps float32 accuracy (relative error ~1e-6; a Taylor series where an
 identity cancels, the asymptotic form where a square may overflow) and torch's special values:
-NaN for NaN, the infinities and poles torch gives, signed zeros of the odd functions kept. Only
-the namespace's functions, Python operators and Python floats are used, so a formula runs on
-any array type whose arithmetic takes Python floats on either side.
+NaN for NaN, the infinities and poles torch gives, signed zeros of the odd functions kept (but
+digamma(-0) is -inf, +inf in torch; and just below 0, where x - floor(x) rounds, lgamma and
+digamma lose accuracy). Only the namespace's functions, Python operators and Python floats are
+used, so a formula runs on any array type whose arithmetic takes Python floats on either side.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ Array = Any  # an array of the namespace: +, -, *, / and unary - with arrays and
 
 class ArrayOps(Protocol):
     """The functions the formulas call (numpy's and keras.ops's names and meanings). ``b`` may
-    be a Python float; ``where``'s ``a`` and ``b`` too."""
+    be a Python float; ``where``'s ``a`` or ``b`` too (not both)."""
 
     def abs(self, x: Array) -> Array: ...
     def exp(self, x: Array) -> Array: ...

@@ -32,7 +32,8 @@ from .tflite.runtime import run_tflite
 
 __all__ = ["DirectResult", "LSTM_FORMS", "to_tflite"]
 
-LSTM_FORMS = ("unroll", "fused")  # to_tflite(lstm=...): see its docstring
+LSTM_FORMS = ("auto", "unroll", "fused")  # to_tflite(lstm=...): see its docstring
+AUTO_UNROLL_BYTES = 1 << 20  # lstm="auto": unrolled up to this many bytes of weights read over all steps
 
 
 @attrs.define
@@ -56,7 +57,7 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
               quantize: "Optional[str | WeightQuantization]" = None,
               integer_io: bool = False, validate: bool = True, atol: float = 1e-4, rtol: float = 1e-4,
               name: Optional[str] = None, progress: Optional[Callable[[str], None]] = None,
-              lstm: str = "unroll") -> DirectResult:
+              lstm: str = "auto") -> DirectResult:
     """Write ``model`` called on ``inputs`` to ``path`` (see the module docstring).
 
     input_layouts / output_layouts: as for ``compile`` (``"channels_last"`` stores images NHWC).
@@ -73,11 +74,12 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     ``"capture..."``, ``"lower..."``, ``"passes..."``, ``"write..."``) and every 10 s of a long
     stage with its time, resident memory and progress (``"write: 12 s, 9.1 GB resident, 1.20 of
     4.40 GB of weights written"``).
-    lstm: ``"unroll"`` (default) writes an ``nn.LSTM`` of up to ``UnrollLSTM.max_steps`` (64)
-    steps as FULLY_CONNECTED and elementwise ops (``passes/unroll_lstm.py``): LiteRT's XNNPACK and
-    GPU delegates take them, and on XNNPACK a 2-layer, 10-step LSTM runs about twice as fast as
-    the fused kernels; ``"fused"`` keeps one UNIDIRECTIONAL_SEQUENCE_LSTM per layer and direction
-    (fewest ops and the smallest graph; LiteRT's own kernel). Longer sequences stay fused.
+    lstm: how an ``nn.LSTM`` is written (``passes/unroll_lstm.py``, docs/recurrent.md):
+    ``"fused"``, one UNIDIRECTIONAL_SEQUENCE_LSTM per layer and direction (the fewest ops; LiteRT's
+    own kernel); ``"unroll"``, up to 64 steps as FULLY_CONNECTED and elementwise ops, which every
+    delegate takes; ``"auto"`` (default), unrolled where that is the faster file on XNNPACK as
+    measured -- at most 1 MB of weights read over all steps (e.g. 2 layers of 32 units over 10
+    steps: about twice as fast) -- fused otherwise.
     """
     if lstm not in LSTM_FORMS:
         raise ValueError(f"lstm must be one of {LSTM_FORMS}, got {lstm!r}")
@@ -93,7 +95,8 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     captured, session = run("capture", capture_model, model, args, kwargs, None)
     graph = run("lower", lower, captured, name or type(model).__name__)
     del session
-    extra = (MoveDataOntoIntegers(),) + ((UnrollLSTM(),) if lstm == "unroll" else ())
+    unroll = {"unroll": (UnrollLSTM(),), "auto": (UnrollLSTM(max_weight_bytes=AUTO_UNROLL_BYTES),), "fused": ()}
+    extra = (MoveDataOntoIntegers(), *unroll[lstm])
     pipeline = build_pipeline(None, extra, input_layouts, output_layouts, True)
     integer = [DynamicRangeLinear(), DeadCodeElimination(), FoldFlattenIntoQuantizedLinear(), AnnotateQuantized()]
     run("passes", run_passes, graph, pipeline + integer, True, None)

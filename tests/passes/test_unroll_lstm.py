@@ -1,6 +1,7 @@
 """LSTMs unrolled over their steps (passes/unroll_lstm.py): every configuration against PyTorch in
 Keras (``compile(extra_passes=["unroll_lstm"])``) and in LiteRT (``to_tflite``, which unrolls by
-default), the file's ops all taken by XNNPACK; the wavefront form's op counts; what stays fused."""
+default for small LSTMs), the file's ops all taken by XNNPACK; the wavefront form's op counts;
+what stays fused."""
 
 from __future__ import annotations
 
@@ -111,3 +112,26 @@ def test_the_pass_says_why_an_lstm_stays():
     graph = lower(capture(LastStepLSTM().eval(), (torch.randn(1, 70, 16),), {}), "m")
     PassManager([DeadCodeElimination(), FoldConstants(), UnrollLSTM(max_steps=80)]).run(graph)
     assert not graph.nodes_by_op("lstm")
+
+
+def test_auto_unrolls_only_lstms_whose_weights_over_all_steps_stay_small(tmp_path):
+    """to_tflite's default (lstm="auto") unrolls up to 1 MB of weights read over the steps (the
+    2-layer LSTM of 32 units over 10 steps: 0.57 MB); 64 units over 10 steps read 2.1 MB, where
+    the unrolled file measured slower, so it stays fused unless lstm="unroll" asks."""
+    from torch2keras.direct import AUTO_UNROLL_BYTES
+
+    torch.manual_seed(0)
+    model = Stack(every_result=False, num_layers=2, batch_first=True)
+    model.lstm = nn.LSTM(16, 64, num_layers=2, batch_first=True)
+    model.eval()
+    x = torch.randn(1, 10, 16)
+    read = 10 * 4 * sum(w.numel() for name, w in model.lstm.named_parameters() if name.startswith("weight"))
+    assert read > AUTO_UNROLL_BYTES
+    auto = torch2keras.to_tflite(model, (x,), str(tmp_path / "auto.tflite"))
+    assert auto.op_counts["UNIDIRECTIONAL_SEQUENCE_LSTM"] == 2
+    unrolled = torch2keras.to_tflite(model, (x,), str(tmp_path / "unrolled.tflite"), lstm="unroll", atol=TOL, rtol=TOL)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in unrolled.op_counts and unrolled.max_abs_error < TOL
+    graph = lower(capture(model, (x,), {}), "m")
+    PassManager([DeadCodeElimination(), FoldConstants(), UnrollLSTM(max_weight_bytes=AUTO_UNROLL_BYTES)]).run(graph)
+    reasons = list(graph.meta["rewrites"]["unroll_lstm"].values())
+    assert any(f"reads {read / 1e6:.2f} MB of weights over its steps" in r for r in reasons), reasons

@@ -2,31 +2,40 @@
 
 A fused LSTM kernel (TFLite's UNIDIRECTIONAL_SEQUENCE_LSTM) is one op per layer and direction,
 but LiteRT's XNNPACK delegate, its GPU delegate and most accelerators do not take it: it runs on
-LiteRT's reference-style kernel, and the delegated graph is cut around it. Unrolled, a short
-sequence becomes ops every delegate takes; on XNNPACK a 2-layer, 10-step LSTM then runs faster
-than the fused kernels (docs/deployment.md has the measurement). The price is the op count (about
-12 ops per step, layer and direction) and the file's graph size, so the pass is not in the default
-pipeline: ``compile(..., extra_passes=["unroll_lstm"])`` (or ``UnrollLSTM(max_steps=...)``).
+LiteRT's own kernel, and the delegated graph is cut around it. Unrolled, a sequence becomes ops
+every delegate takes. Whether that is faster depends on the size: measured on XNNPACK (2 threads,
+docs/recurrent.md), a 2-layer LSTM of 32 units over 10 steps runs in half the fused kernels' time,
+but from about 1 MB of weights read over all steps (64 units over 10 steps, 32 units over 64)
+the unrolled file is 1.5-3x slower -- XNNPACK packs the weights of every step's FULLY_CONNECTED
+separately, so the steps stop sharing one cached copy. Hence ``max_weight_bytes``: an LSTM whose
+per-step weights times its steps exceed it stays fused (``to_tflite`` runs the pass with 1 MB);
+``compile(..., extra_passes=["unroll_lstm"])`` unrolls up to ``max_steps`` whatever the size.
 
-Per layer and direction, with torch's gates i, f, g, o and h, c the running states:
+Two forms:
 
-* the first layer's input projection for every step at once: one ``linear`` over the sequence's
-  rows (both biases summed into it), each step's rows then a ``slice`` of it;
-* deeper layers read the layer below step by step: ``linear(concat([x_t, h]), [w_ih | w_hh])``,
-  one matrix product per step;
-* gates = projection + ``linear(h, w_hh)``; i, f, g, o are four equal slices of them (one SPLIT in
-  TFLite); c' = sigmoid(f) * c + sigmoid(i) * tanh(g); h' = sigmoid(o) * tanh(c');
-* zero initial states (torch's default) are known: the first step computes no ``h @ w_hh`` and
-  no ``f * c``; constant non-zero ones fold into constants.
+* a stack of unidirectional layers from zero states (torch's default) runs as *waves*: wave w
+  computes step w - l of every layer l at once, the layers' states side by side ([batch, layers *
+  hidden]; layer l's step t reads only layer l - 1's step t and its own step t - 1, both from
+  wave w - 1). A wave is one ``linear`` of the previous wave's h (block weights: w_hh on the
+  diagonal, w_ih of layer l from layer l - 1), the first layer's input projection added (one
+  ``linear`` over the sequence's rows for every step at once, a ``slice`` per step), and one cell
+  on the wide gates, laid out gate-major (i of every layer, then f, g, o: four equal slices, one
+  SPLIT in TFLite). A layer not started yet gets an input gate of exactly 0 (``MASKED`` in that
+  wave's bias), so its states stay 0;
+* any other LSTM (bidirectional, given or constant non-zero states) layer by layer: the first
+  layer's input projection at once, deeper layers ``linear(concat([x_t, h]), [w_ih | w_hh])``
+  per step; constant states fold into constants.
 
-Outputs: the sequence is concatenated along time only if something reads more of it than single
-steps; a ``slice`` taking one step (``out[:, -1]``) reads that step's h directly. The final h and
-c of every layer and direction are concatenated as torch's h_n and c_n. Concatenations take at
-most ``XNNPACK_CONCAT_MAX_INPUTS`` inputs each (the most XNNPACK takes), longer ones are a tree of them.
+Per cell: c' = sigmoid(f) * c + sigmoid(i) * tanh(g); h' = sigmoid(o) * tanh(c') (a zero c needs
+no forget gate). Outputs: the sequence is concatenated along time only if something reads more
+of it than single steps; a ``slice`` taking one step (``out[:, -1]``) reads that step's h
+directly. The final h and c are concatenated as torch's h_n and c_n. Concatenations take at most
+``XNNPACK_CONCAT_MAX_INPUTS`` inputs each (the most XNNPACK takes), longer ones are a tree.
 
-Invariant afterwards: no ``lstm`` node with static shapes, constant weights and at most
-``max_steps`` steps is left; the rewritten values are the LSTM's results within float rounding
-(each carries the torch tag of the result it replaces, so validation compares them).
+Invariant afterwards: no ``lstm`` node with static shapes, constant weights, at most
+``max_steps`` steps and at most ``max_weight_bytes`` of weights read over its steps is left; the
+rewritten values are the LSTM's results within float rounding (each carries the torch tag of the
+result it replaces, so validation compares them).
 """
 
 from __future__ import annotations
@@ -311,6 +320,7 @@ class UnrollLSTM(RewritePass):
     name = "unroll_lstm"
     pattern = Op("lstm", rest=True, name="lstm")
     max_steps: int = 64
+    max_weight_bytes: Optional[int] = None  # weights read per step (float32) times the steps; None: any
 
     def check(self, graph: Graph, m: Match) -> Optional[str]:
         node = m["lstm"]
@@ -324,6 +334,11 @@ class UnrollLSTM(RewritePass):
         steps = x.type.shape[1 if node.attrs["batch_first"] else 0]
         if not 1 <= steps <= self.max_steps:
             return f"{describe(node)} runs {steps} steps (unrolled: 1 to max_steps={self.max_steps})"
+        read = steps * sum(4 * int(np.prod(graph.constant_value(w).shape)) for w in node.inputs[3:]
+                           if len(w.type.shape) == 2)
+        if self.max_weight_bytes is not None and read > self.max_weight_bytes:
+            return (f"{describe(node)} reads {read / 1e6:.2f} MB of weights over its steps (unrolled: up to "
+                    f"max_weight_bytes={self.max_weight_bytes / 1e6:.2f} MB)")
         return None
 
     def rewrite(self, graph: Graph, m: Match) -> None:

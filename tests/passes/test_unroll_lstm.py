@@ -115,7 +115,7 @@ def test_the_pass_says_why_an_lstm_stays():
 
 
 def test_auto_unrolls_only_lstms_whose_weights_over_all_steps_stay_small(tmp_path):
-    """to_tflite's default (lstm="auto") unrolls up to 1 MB of weights read over the steps (the
+    """to_tflite's default (lstm="auto") unrolls up to 1.5 MB of weights read over the steps (the
     2-layer LSTM of 32 units over 10 steps: 0.57 MB); 64 units over 10 steps read 2.1 MB, where
     the unrolled file measured slower, so it stays fused unless lstm="unroll" asks."""
     from torch2keras.direct import AUTO_UNROLL_BYTES

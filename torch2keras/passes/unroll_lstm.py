@@ -5,10 +5,10 @@ but LiteRT's XNNPACK delegate, its GPU delegate and most accelerators do not tak
 LiteRT's own kernel, and the delegated graph is cut around it. Unrolled, a sequence becomes ops
 every delegate takes. Whether that is faster depends on the size: measured on XNNPACK (2 threads,
 docs/recurrent.md), a 2-layer LSTM of 32 units over 10 steps runs in half the fused kernels' time,
-but from about 1 MB of weights read over all steps (64 units over 10 steps, 32 units over 64)
-the unrolled file is 1.5-3x slower -- XNNPACK packs the weights of every step's FULLY_CONNECTED
+but from about 1.5-2 MB of weights read over all steps (64 units over 10 steps, 32 units over
+64) the unrolled file is 1.2-3x slower -- XNNPACK packs the weights of every step's FULLY_CONNECTED
 separately, so the steps stop sharing one cached copy. Hence ``max_weight_bytes``: an LSTM whose
-per-step weights times its steps exceed it stays fused (``to_tflite`` runs the pass with 1 MB);
+per-step weights times its steps exceed it stays fused (``to_tflite`` runs the pass with 1.5 MB);
 ``compile(..., extra_passes=["unroll_lstm"])`` unrolls up to ``max_steps`` whatever the size.
 
 Two forms:

@@ -1,6 +1,6 @@
 """The ``lstm``, ``rnn`` and ``gru`` emitters: one UNIDIRECTIONAL_SEQUENCE_LSTM (Elman RNN:
 UNIDIRECTIONAL_SEQUENCE_RNN, tanh or relu fused) per layer and direction (an LSTM the
-``unroll_lstm`` pass unrolled, as ``to_tflite`` does by default, reaches the writer as linear
+``unroll_lstm`` pass unrolled (``to_tflite``'s ``lstm`` option) reaches the writer as linear
 and elementwise nodes instead); a GRU (no builtin)
 unrolled over its time steps (up to ``GRU_MAX_STEPS``; longer: a WHILE loop over them): the
 input projection of every step at once, then per step a FULLY_CONNECTED of the state and the
@@ -206,8 +206,8 @@ def emit_lstm(ctx: Context, node: Node) -> tuple:
         raise DirectExportError(node, "whose final cell state is read is supported only for a forward-only LSTM "
                                       "reading a model input from constant or input states (the fused op keeps "
                                       "it in a variable that only such files read after the op in LiteRT); "
-                                      "write it unrolled (compile(..., extra_passes=[\"unroll_lstm\"]); "
-                                      "to_tflite does so for up to 64 steps), or use backend=\"converter\"")
+                                      "write it unrolled (compile(..., extra_passes=[\"unroll_lstm\"]), or "
+                                      "to_tflite(..., lstm=\"unroll\")), or use backend=\"converter\"")
     weights = node.inputs[3:]
     if not all(ctx.is_const(w) for w in weights):
         raise DirectExportError(node, "with weights computed by the model is not supported")

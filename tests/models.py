@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch._higher_order_ops.scan import scan as torch_scan
-from torch._higher_order_ops.while_loop import while_loop as torch_while_loop
 
 
 class NobucoEssentials(nn.Module):
@@ -297,6 +295,8 @@ class Halving(nn.Module):
         def body_fn(i, v):
             return i + 1, v * 0.5 + self.offset
 
+        from torch._higher_order_ops.while_loop import while_loop as torch_while_loop
+
         return torch_while_loop(cond_fn, body_fn, (torch.zeros((), dtype=torch.int64), x))
 
 
@@ -308,6 +308,8 @@ class DecayingSum(nn.Module):
         self.proj = nn.Linear(4, 3, bias=False)
 
     def forward(self, xs):
+        from torch._higher_order_ops.scan import scan as torch_scan
+
         def combine(c, x):
             c = 0.8 * c + self.proj(x)
             return c, torch.tanh(c)
@@ -324,6 +326,8 @@ class ConvScan(nn.Module):
         self.ch = nn.Conv2d(8, 8, 3, padding=1)
 
     def forward(self, xs):
+        from torch._higher_order_ops.scan import scan as torch_scan
+
         def combine(h, x):
             h = torch.tanh(self.cx(x) + self.ch(h))
             return h, h * 2

@@ -9,7 +9,7 @@ STAMP := .venv/.stamp
 export TF_CPP_MIN_LOG_LEVEL=2
 export CUDA_VISIBLE_DEVICES=-1
 
-.PHONY: env test test-slow demo bench bench-quant bench-quant-random bench-lm-quality bench-generative bench-peer-latency fuzz clean supported-list
+.PHONY: env test test-slow demo bench bench-quant bench-quant-random bench-lm-quality bench-generative bench-peer-latency bench-op-counts fuzz clean supported-list
 
 env: $(STAMP)
 
@@ -63,6 +63,11 @@ bench-generative: env $(PEER_PYTHON)
 # the conv-hardsigmoid-slice model; interleaved rounds, 2 threads; ~10 min on 2 cores)
 bench-peer-latency: env $(PEER_PYTHON)
 	nice $(PY) benchmarks/peer_latency.py --peer-python $(PEER_PYTHON) $(ARGS)
+
+# ops, TRANSPOSEs, ops off XNNPACK and errors of the direct and TF-converter files on the test zoo
+# (random weights; ~30 min on 2 shared cores; ARGS=--models resnet18,googlenet for some)
+bench-op-counts: env
+	nice $(PY) benchmarks/op_counts.py $(ARGS)
 
 .peers-venv/bin/python:
 	python3 -m venv .peers-venv

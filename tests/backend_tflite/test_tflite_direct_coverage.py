@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from direct_check import annotated_ir, check_direct, reference, run_file
-from models import Fn
+from direct_check import annotated_ir, check_direct, reference, run_file, xnnpack_leftovers
+from models import ConvScan, DecayingSum, Fn, Halving
 from torch2keras.backend_tflite import write_tflite
 
 
@@ -132,38 +132,6 @@ class Branches(nn.Module):
         return self.post(y)
 
 
-class Halving(nn.Module):
-    """x = x * 0.5 + offset while sum(x) < 15 (x of 8 elements: at most ~60 steps to 2 each):
-    the trip count depends on the data."""
-
-    def __init__(self):
-        super().__init__()
-        self.offset = nn.Parameter(torch.ones(4))
-
-    def forward(self, x):
-        from torch._higher_order_ops.while_loop import while_loop
-
-        return while_loop(lambda i, v: v.sum() < 15.0, lambda i, v: (i + 1, v * 0.5 + self.offset),
-                          (torch.zeros((), dtype=torch.int64), x))
-
-
-class DecayingSum(nn.Module):
-    """scan over time: c = 0.8 c + x_t W, y_t = tanh(c)."""
-
-    def __init__(self):
-        super().__init__()
-        self.proj = nn.Linear(4, 3, bias=False)
-
-    def forward(self, xs):
-        from torch._higher_order_ops.scan import scan
-
-        def combine(c, x):
-            c = 0.8 * c + self.proj(x)
-            return c, torch.tanh(c)
-
-        return scan(combine, torch.zeros(2, 3), xs)
-
-
 class SignedRows(nn.Module):
     """A torch.cond per row inside a map (IF inside a WHILE body)."""
 
@@ -178,23 +146,6 @@ class SignedRows(nn.Module):
             return torch.cond(row.sum() > 0, lambda v: self.lin(v) * 2.0, lambda v: -v - 1.0, (row,))
 
         return torch_map(per_row, x)
-
-
-class ConvScan(nn.Module):
-    """A convolutional recurrence over frames (channels-last inside the loop): h = tanh(cx(x_t) + ch(h))."""
-
-    def __init__(self):
-        super().__init__()
-        self.cx, self.ch = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
-
-    def forward(self, xs):
-        from torch._higher_order_ops.scan import scan
-
-        def combine(h, x):
-            h = torch.tanh(self.cx(x) + self.ch(h))
-            return h, h * 2
-
-        return scan(combine, torch.zeros(1, 8, 6, 6), xs)
 
 
 def _check_inputs(model, graph, written, inputs_list):
@@ -241,6 +192,20 @@ def test_gru_longer_than_the_unrolled_limit_is_a_loop(kwargs, given, tmp_path):
     graph, written = check_direct(model, inputs, tmp_path, "long_gru")
     assert max(_errors(model, inputs, graph, written)) <= 1e-4
     assert written.op_counts["WHILE"] == layers and sum(written.op_counts.values()) < 40
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_unrolled_gru_runs_whole_on_xnnpack(batch_first, tmp_path):
+    """A 2-layer GRU over 10 steps, unrolled: each step's projection a STRIDED_SLICE (no 10-piece
+    SPLIT) and the sequence a tree of CONCATENATIONs of at most 5 (no PACK): every op on XNNPACK."""
+    torch.manual_seed(0)
+    gru = nn.GRU(6, 5, num_layers=2, batch_first=batch_first)
+    model = Fn(lambda m, x: m(x)[0], gru).eval()
+    inputs = (torch.randn(2, 10, 6) if batch_first else torch.randn(10, 2, 6),)
+    graph, written = check_direct(model, inputs, tmp_path, "gru")
+    assert max(_errors(model, inputs, graph, written)) <= 1e-5
+    assert "PACK" not in written.op_counts and written.op_counts["CONCATENATION"] == 2 * 3  # 10 rows: 5 + 5, joined
+    assert xnnpack_leftovers(written.path) == []
 
 
 # ---------------------------------------------------------------- scatter reductions

@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from compat import import_torchvision, seeded_model
 from direct_check import (assert_not_more_ops, check_direct, converter_counts, reference, run_file,
                           xnnpack_leftovers)
 from models import (LastStepLSTM, NobucoEssentials, PixelUnshuffleConvShuffle, ReshapeBetweenConvs,
                     ReshapeBetweenConvsPermuted, TwoOutputs, transformer_encoder)
+from zoo_models import zoo_model
 
 
 def _small(name):
@@ -98,19 +98,15 @@ def test_lstm_last_step_reads_the_state_after_the_fused_ops(variant, tmp_path):
     assert _max_abs_error(model, inputs, graph, written) <= 1e-4
 
 
-def _zoo(name):
-    tv = import_torchvision()
-    torch.manual_seed(0)
-    x = torch.randn(1, 3, 224, 224)
-    return seeded_model(getattr(tv.models, name), x), (x,)
-
-
 @pytest.mark.parametrize("name", [
     "squeezenet1_1",
     *[pytest.param(n, marks=pytest.mark.slow) for n in ("mobilenet_v3_small", "resnet18", "mobilenet_v3_large", "vit_b_16",
-                                                        "convnext_tiny", "efficientnet_b0", "mobilenet_v2", "resnet50")]])
+                                                        "convnext_tiny", "efficientnet_b0", "mobilenet_v2", "resnet50",
+                                                        "googlenet", "deeplabv3_mobilenet_v3_large",
+                                                        "lraspp_mobilenet_v3_large")]])
 def test_zoo_model(name, tmp_path):
-    model, inputs = _zoo(name)
+    model, x = zoo_model(name)
+    inputs = (x,)
     _, written = check_direct(model, inputs, tmp_path, name)
     assert_not_more_ops(written.op_counts, converter_counts(model, inputs, tmp_path, name), name)
     assert xnnpack_leftovers(written.path) == []

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from direct_check import annotated_ir, check_direct
+from direct_check import annotated_ir, check_direct, xnnpack_leftovers
 from torch2keras.backend_tflite.plan import plan_graph
 from torch2keras.backend_tflite.schema import fb
 
@@ -93,6 +93,18 @@ def test_equal_slices_of_one_axis_become_one_split(tmp_path):
     assert len(slices) == 3 and set(plan_graph(graph).splits) == {s.id for s in slices}
     _, written = check_direct(model, IMAGE, tmp_path, "split")
     assert written.op_counts.get("SPLIT") == 1 and "STRIDED_SLICE" not in written.op_counts
+
+
+def test_more_pieces_than_xnnpack_splits_are_slices(tmp_path):
+    """Five equal pieces: XNNPACK takes a SPLIT of at most four outputs, so each is a STRIDED_SLICE
+    (all delegated); four pieces are one SPLIT."""
+    for pieces in (4, 5):
+        model = Fn(lambda m, x, n=pieces: sum((k + 1) * torch.sigmoid(p) for k, p in enumerate(m.conv(x).chunk(n, 1))),
+                   conv=nn.Conv2d(3, 20, 1))
+        _, written = check_direct(model, IMAGE, tmp_path, f"split{pieces}")
+        expected = {"SPLIT": 1} if pieces == 4 else {"STRIDED_SLICE": 5}
+        assert {k: written.op_counts[k] for k in ("SPLIT", "STRIDED_SLICE") if k in written.op_counts} == expected
+        assert xnnpack_leftovers(written.path) == []
 
 
 def test_unequal_or_partial_slices_stay_slices():

@@ -17,12 +17,11 @@ import pytest
 import torch
 from torch import nn
 from torch._higher_order_ops.map import map as torch_map
-from torch._higher_order_ops.scan import scan as torch_scan
 from torch._higher_order_ops.while_loop import while_loop as torch_while_loop
 
 import torch2keras
 from fresh_process import run_saved
-from models import ControlIf, ControlIfCond
+from models import ControlIf, ControlIfCond, ConvScan, DecayingSum, Halving
 from torch2keras.ir import Graph, TensorType, VerificationError
 from torch2keras.ir.types import channels_last
 from torch2keras.passes import PassManager
@@ -69,38 +68,6 @@ def _check_runs(result, model, inputs_list, tmp_path, name, *, tflite=True):
 
 
 # ----------------------------------------------------------------------------- models
-
-
-class Halving(nn.Module):
-    """x = x * 0.5 + offset while sum(x) < limit: the trip count depends on the data."""
-
-    def __init__(self):
-        super().__init__()
-        self.offset = nn.Parameter(torch.ones(4))
-
-    def forward(self, x):
-        def cond_fn(i, v):
-            return v.sum() < 15.0
-
-        def body_fn(i, v):
-            return i + 1, v * 0.5 + self.offset
-
-        return torch_while_loop(cond_fn, body_fn, (torch.zeros((), dtype=torch.int64), x))
-
-
-class DecayingSum(nn.Module):
-    """scan over time: c = 0.8 * c + x_t @ W, y_t = tanh(c) (a carry and a stacked output)."""
-
-    def __init__(self):
-        super().__init__()
-        self.proj = nn.Linear(4, 3, bias=False)
-
-    def forward(self, xs):
-        def combine(c, x):
-            c = 0.8 * c + self.proj(x)
-            return c, torch.tanh(c)
-
-        return torch_scan(combine, torch.zeros(2, 3), xs)
 
 
 class RowMLP(nn.Module):
@@ -374,22 +341,6 @@ class ConvMap(nn.Module):
 
     def forward(self, xs):
         return torch_map(lambda img: self.c2(torch.relu(self.c1(img))), xs)
-
-
-class ConvScan(nn.Module):
-    """A convolutional recurrence over frames: h = tanh(cx(x_t) + ch(h)); ys = 2 h."""
-
-    def __init__(self):
-        super().__init__()
-        self.cx = nn.Conv2d(3, 8, 3, padding=1)
-        self.ch = nn.Conv2d(8, 8, 3, padding=1)
-
-    def forward(self, xs):
-        def combine(h, x):
-            h = torch.tanh(self.cx(x) + self.ch(h))
-            return h, h * 2
-
-        return torch_scan(combine, torch.zeros(1, 8, 6, 6), xs)
 
 
 def test_while_loop_carries_an_nhwc_feature_map_without_transposes(tmp_path):

@@ -14,14 +14,14 @@ import torch
 from torch import nn
 
 import torch2keras
-from compat import import_torchvision, seeded_model
 from torch2keras.tflite.file import read_tflite
 from torch2keras.frontend_torch import capture, lower
 from torch2keras.passes import DeadCodeElimination, FoldBatchNorm, FoldChannelPermutation, FoldConstants, PassManager
 from torch2keras.ir.shuffle import shuffle_groups, shuffle_permutation
+from zoo_models import zoo_model
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "backend_tflite"))
-from direct_check import check_direct  # noqa: E402
+from direct_check import assert_not_more_ops, check_direct, xnnpack_leftovers  # noqa: E402
 
 TOL = 1e-4
 
@@ -117,10 +117,7 @@ def test_both_tflite_paths_match_pytorch_with_one_transpose_per_kept_shuffle(mod
 
 @pytest.mark.slow
 def test_shufflenet_v2(tmp_path):
-    tv = import_torchvision()
-    torch.manual_seed(0)
-    x = torch.randn(1, 3, 224, 224)
-    model = seeded_model(tv.models.shufflenet_v2_x1_0, x)
+    model, x = zoo_model("shufflenet_v2_x1_0")
     _, written = check_direct(model, (x,), tmp_path, "shufflenet")
     result = torch2keras.compile(model, x, validate="outputs")
     path = result.export_tflite(str(tmp_path / "converter.tflite"))
@@ -129,4 +126,5 @@ def test_shufflenet_v2(tmp_path):
     assert result.report.tflite["max_abs_error"] / scale < TOL
     converter = read_tflite(path).op_counts()
     assert written.op_counts["TRANSPOSE"] <= 16 and converter["TRANSPOSE"] <= 16
-    assert sum(written.op_counts.values()) <= sum(converter.values())
+    assert_not_more_ops(written.op_counts, converter, "shufflenet_v2_x1_0")
+    assert xnnpack_leftovers(written.path) == []

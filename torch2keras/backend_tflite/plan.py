@@ -15,8 +15,10 @@ tests/backend_tflite/test_tflite_plan.py):
   by a ``reshape`` that drops them, writes the reshape's shape directly (``keep_num_dims`` /
   ``keep_dims`` false); the reshape is written as nothing;
 * splits: a value read only by ``slice`` nodes along one axis, with step 1, that cut the axis
-  into equal consecutive pieces (``torch.chunk``, q/k/v from one projection) is written as one
-  SPLIT producing every piece;
+  into 2 to ``XNNPACK_SPLIT_MAX_PIECES`` equal consecutive pieces (``torch.chunk``, q/k/v from one
+  projection, an LSTM's gates) is written as one SPLIT producing every piece (LiteRT's XNNPACK
+  delegate takes a SPLIT of at most 4 outputs; more pieces are a STRIDED_SLICE each, which it
+  takes: the graph is not cut around a SPLIT left to LiteRT's own kernel);
 * parallel linears: ``linear`` layers with constant weights reading the same value (attention's
   q, k and v projections, an MLP's gate and up) are written as one FULLY_CONNECTED over their
   stacked filters, whose result is cut into theirs (SPLIT, or a STRIDED_SLICE each where their
@@ -41,6 +43,7 @@ import attrs
 
 from ..ir import Graph, Node
 from ..ir.ops.elementwise import fused_activation
+from ..ir.ops.shape import XNNPACK_SPLIT_MAX_PIECES
 
 __all__ = ["FUSABLE_ACTIVATION", "Plan", "plan_graph", "state_readable"]
 
@@ -121,13 +124,14 @@ def _reduced_axes(node: Node) -> set[int]:
 
 
 def _split_pieces(graph: Graph, node: Node) -> Optional[list[Node]]:
-    """The slices of ``node``'s result, in order, if they cut one axis into equal pieces and
-    nothing else reads it."""
+    """The slices of ``node``'s result, in order, if they cut one axis into 2 to
+    ``XNNPACK_SPLIT_MAX_PIECES`` equal pieces and nothing else reads it."""
     if len(node.outputs) != 1 or graph.is_output(node.output):
         return None
     x = node.output
     readers = graph.users(x)
-    if len(readers) < 2 or len(graph.uses(x)) != len(readers) or any(r.op != "slice" for r in readers):
+    if not 2 <= len(readers) <= XNNPACK_SPLIT_MAX_PIECES or len(graph.uses(x)) != len(readers) \
+            or any(r.op != "slice" for r in readers):
         return None
     axes = {r.attrs["axis"] % x.type.rank for r in readers}
     if len(axes) != 1 or any(r.attrs["step"] != 1 for r in readers) or not x.type.is_static:

@@ -15,10 +15,11 @@ from .fold_norm_affine import FoldNormAffine
 from .hoist_slices import HoistSlices
 from .layout import AssignLayout
 from .manager import PASSES, Pass, PassManager, PassRecord, get_pass, register_pass
+from .unroll_lstm import UnrollLSTM
 from .update_slice_from_select import UpdateSliceFromSelect
 from .pipeline import DEFAULT_PIPELINE, Cleanup, Simplify, SimplifyTransposes, default_pipeline
 
 __all__ = ["AssignLayout", "CancelTransposes", "CanonicalizeReshapes", "Cleanup", "CommonSubexpressionElimination",
            "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "DropUnreadState", "Fixpoint", "FoldBatchNorm",
            "FoldChannelPermutation", "FoldConstants", "FoldNormAffine", "GroupQueryAttention", "HoistSlices", "PASSES", "Pass", "PassManager", "PassRecord", "Simplify",
-           "SimplifyTransposes", "UpdateSliceFromSelect", "default_pipeline", "get_pass", "register_pass"]
+           "SimplifyTransposes", "UnrollLSTM", "UpdateSliceFromSelect", "default_pipeline", "get_pass", "register_pass"]

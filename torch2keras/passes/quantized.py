@@ -42,6 +42,7 @@ from ..ir import Graph, Node, Value
 from ..ir.ops.elementwise import fused_activation
 from .dce import DeadCodeElimination
 from .manager import Pass, register_pass
+from .rewrite import Any, Match, Op, RewritePass, describe
 
 __all__ = ["AnnotateQuantized", "DynamicRangeLinear", "FoldFlattenIntoQuantizedLinear", "MoveDataOntoIntegers", "QUANTIZED_LAYERS",
            "integer_passes_after_layout", "is_quantized", "quant_params"]
@@ -316,10 +317,6 @@ class FoldFlattenIntoQuantizedLinear(Pass):
             graph.erase(dead)
 
 
-def _producer(v: Value, op: str) -> Optional[Node]:
-    return v.producer if v.producer.op == op else None
-
-
 def _ancestors(v: Value, depth: int = 12) -> list[Node]:
     found, frontier = [], [v]
     for _ in range(depth):
@@ -329,36 +326,21 @@ def _ancestors(v: Value, depth: int = 12) -> list[Node]:
     return found
 
 
-def _dynamic_round_trip(v: Value) -> Optional[Value]:
-    """``x`` when ``v`` is torch's dynamic int8 round trip of ``x`` (the lowering of PT2E's
-    ``choose_qparams`` / ``quantize_per_tensor.tensor`` / ``dequantize_per_tensor.tensor``):
-    ``(cast_f32(cast_i8(clamp(round(x / s) + z, -128, 127))) - z) * s`` with ``s`` and ``z``
-    computed from the min and the max of the whole of ``x``; else None."""
-    mul = _producer(v, "mul")
-    sub = mul and _producer(mul.inputs[0], "sub")
-    wide = sub and _producer(sub.inputs[0], "cast")
-    narrow = wide and wide.output.type.dtype == "f32" and _producer(wide.inputs[0], "cast")
-    clamp = narrow and narrow.output.type.dtype == "i8" and _producer(narrow.inputs[0], "clamp")
-    if not clamp or (clamp.attrs.get("min"), clamp.attrs.get("max")) != (-128.0, 127.0):
-        return None
-    add = _producer(clamp.inputs[0], "add")
-    rounded = add and _producer(add.inputs[0], "round")
-    div = rounded and _producer(rounded.inputs[0], "div")
-    scale, zero = mul.inputs[1], sub.inputs[1]
-    if not div or add.inputs[1].id != zero.id or div.inputs[1].id != scale.id:
-        return None
-    x = div.inputs[0]
-    reduced = {n.attrs["kind"] for n in _ancestors(scale) + _ancestors(zero)
-               if n.op == "reduce" and n.inputs[0].id == x.id and n.attrs.get("axes") is None}
-    return x if reduced == {"min", "max"} else None
+# torch's dynamic int8 round trip of x (the lowering of PT2E's choose_qparams /
+# quantize_per_tensor.tensor / dequantize_per_tensor.tensor), read by a linear layer:
+# (cast_f32(cast_i8(clamp(round(x / s) + z, -128, 127))) - z) * s
+_INTEGERS = Op("clamp", Op("add", Op("round", Op("div", Any("x"), Any("divisor"))), Any("shift")), name="clamp")
+_ROUND_TRIP = Op("mul", Op("sub", Op("cast", Op("cast", _INTEGERS, name="narrow"), name="wide"), Any("zero")),
+                 Any("scale"))
 
 
 @register_pass
 @dataclasses.dataclass(frozen=True)
-class DynamicRangeLinear(Pass):
+class DynamicRangeLinear(RewritePass):
     """Invariant afterwards: no linear layer with int8 constant weights (zero points 0) reads
-    torch's dynamic round trip (``_dynamic_round_trip``) of a one-row value; such a layer reads
-    the value itself and carries ``meta["dynamic_input"]``: it quantizes its input as it runs.
+    torch's dynamic round trip (``_ROUND_TRIP``, its scale and zero point from the min and the
+    max of the whole value) of a one-row value; such a layer reads the value itself and carries
+    ``meta["dynamic_input"]``: it quantizes its input as it runs.
 
     TFLite's dynamic-range FULLY_CONNECTED (``asymmetric_quantize_inputs``) quantizes each input
     row with its own scale and zero point, from that row's min and max (and 0); torch's
@@ -369,19 +351,29 @@ class DynamicRangeLinear(Pass):
     the float arithmetic that matches torch."""
 
     name = "dynamic_range_linear"
+    pattern = Op("linear", _ROUND_TRIP, rest=True, name="linear")
 
-    def run(self, graph: Graph) -> bool:
-        changed = False
-        for node in list(graph.nodes_by_op("linear")):
-            x = _dynamic_round_trip(node.inputs[0])
-            if x is None or not _weights(graph, node) or not x.type.is_static or x.type.perm[-1] != x.type.rank - 1:
-                continue
-            if int(np.prod(x.type.shape[:-1])) != 1:
-                continue  # (several rows: torch's per-tensor parameters, not the kernel's per-row ones)
-            graph.set_input(node, 0, x)
-            node.meta["dynamic_input"] = True
-            changed = True
-        return changed
+    def check(self, graph: Graph, m: Match) -> Optional[str]:
+        node, x, clamp = m["linear"], m["x"], m["clamp"]
+        if (m["wide"].output.type.dtype, m["narrow"].output.type.dtype) != ("f32", "i8") \
+                or (clamp.attrs.get("min"), clamp.attrs.get("max")) != (-128.0, 127.0) \
+                or m["shift"].id != m["zero"].id or m["divisor"].id != m["scale"].id:
+            return f"{describe(node)} reads no dynamic int8 round trip"
+        reduced = {n.attrs["kind"] for n in _ancestors(m["scale"]) + _ancestors(m["zero"])
+                   if n.op == "reduce" and n.inputs[0].id == x.id and n.attrs.get("axes") is None}
+        if reduced != {"min", "max"}:
+            return f"{describe(node)}'s input quantization does not take the whole input's min and max"
+        if not _weights(graph, node):
+            return f"{describe(node)} has no int8 constant weights with zero points 0"
+        if not x.type.is_static or x.type.perm[-1] != x.type.rank - 1:
+            return f"{describe(node)} reads a value of run-time size or with its features not last"
+        if int(np.prod(x.type.shape[:-1])) != 1:  # torch's per-tensor parameters, not the kernel's per-row ones
+            return f"{describe(node)} reads several rows"
+        return None
+
+    def rewrite(self, graph: Graph, m: Match) -> None:
+        graph.set_input(m["linear"], 0, m["x"])
+        m["linear"].meta["dynamic_input"] = True
 
 
 def is_quantized(graph: Graph) -> bool:

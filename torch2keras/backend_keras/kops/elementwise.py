@@ -4,16 +4,20 @@
 Special functions without a Keras op (lgamma, digamma, polygamma) are computed from series that
 keep float32 accuracy, so that they also convert to plain TFLite builtins; so are the functions
 whose TensorFlow op has no TFLite builtin (sinh, erf, int64 floor division and bitwise ops, ...).
+The special functions the direct TFLite writer computes too are the formulas of
+``ir/formulas.py``, evaluated here over ``keras.ops``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import keras
 import numpy as np
 from keras import ops
 
+from ...ir import formulas
 from .registry import register
 
 __all__ = ["dtype_name", "is_integer"]
@@ -110,54 +114,11 @@ def _nan_extreme(fn):
 # ----------------------------------------------------------------------------- forms of TFLite builtins
 # TensorFlow ops the TFLite converter has no builtin for (Sinh, Asinh, Acos, Atan, Erf, Erfc, Tan,
 # BitwiseAnd/Or, and FloorDiv/BitwiseXor/Invert on int64), written with ops that have one; each
-# keeps float32 accuracy (small arguments take a Taylor series where the identity cancels).
-
-_LN2 = math.log(2.0)
-_LARGE = 1e10  # above it, x * x may overflow: asinh/acosh take log(2x)
-
-
-def _odd_series(x, coefs):
-    """x * (c0 + c1 x^2 + c2 x^4 + ...)."""
-    x2 = x * x
-    acc = ops.zeros_like(x) + coefs[-1]
-    for c in reversed(coefs[:-1]):
-        acc = acc * x2 + c
-    return x * acc
-
-
-def _sinh(x):
-    a = ops.exp(ops.abs(x) - _LN2)  # e^|x| / 2, finite up to sinh's own overflow
-    big = ops.sign(x) * (a - 0.25 / a)
-    small = _odd_series(x, [1.0, 1 / 6, 1 / 120, 1 / 5040, 1 / 362880])
-    return ops.where(ops.abs(x) < 0.5, small, big)
-
-
-def _cosh(x):
-    a = ops.exp(ops.abs(x) - _LN2)
-    return ops.where(ops.isnan(x), x, a + 0.25 / a)  # (TFLite's EXP of NaN is not NaN everywhere)
-
+# keeps float32 accuracy (small arguments take a Taylor series where the identity cancels); the
+# special functions among them are below.
 
 def _tan(x):
     return ops.sin(x) / ops.cos(x)
-
-
-def _asinh(x):
-    ax = ops.abs(x)
-    mid = ops.log(ax + ops.sqrt(ops.minimum(ax, _LARGE) ** 2 + 1.0))
-    big = ops.log(ax) + _LN2
-    small = _odd_series(x, [1.0, -1 / 6, 3 / 40, -15 / 336, 105 / 3456])
-    out = ops.sign(x) * ops.where(ax > _LARGE, big, mid)
-    return ops.where(ax < 0.125, small, out)
-
-
-def _acosh(x):
-    mid = ops.log(x + ops.sqrt((x - 1.0) * (x + 1.0)))
-    return ops.where(x > _LARGE, ops.log(x) + _LN2, mid)
-
-
-def _atanh(x):
-    small = _odd_series(x, [1.0, 1 / 3, 1 / 5, 1 / 7, 1 / 9, 1 / 11])
-    return ops.where(ops.abs(x) < 0.125, small, 0.5 * (ops.log(1.0 + x) - ops.log(1.0 - x)))
 
 
 def _atan(x):
@@ -170,35 +131,6 @@ def _asin(x):
 
 def _acos(x):
     return ops.arctan2(ops.sqrt((1.0 - x) * (1.0 + x)), x)
-
-
-# erfc(x) = t * exp(-x^2) * P(t), t = 1 / (1 + p x), for x >= 0 (Abramowitz and Stegun 7.1.26,
-# |error| < 1.5e-7); below |x| = 0.5 erf takes its Taylor series instead
-_ERFC_P = 0.3275911
-_ERFC_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
-_ERF_SERIES = [c * 2 / math.sqrt(math.pi) for c in (1.0, -1 / 3, 1 / 10, -1 / 42, 1 / 216, -1 / 1320, 1 / 9360)]
-
-
-def _erfc_tail(ax):
-    """erfc(|x|) for |x| >= 0.5."""
-    t = 1.0 / (1.0 + _ERFC_P * ax)
-    poly = ops.zeros_like(ax) + _ERFC_A[-1]
-    for a in reversed(_ERFC_A[:-1]):
-        poly = poly * t + a
-    return poly * t * ops.exp(-ax * ax)
-
-
-def _erf(x):
-    ax = ops.abs(x)
-    small = _odd_series(ops.minimum(ops.maximum(x, -0.5), 0.5), _ERF_SERIES)
-    return ops.where(ax < 0.5, small, ops.sign(x) * (1.0 - _erfc_tail(ops.maximum(ax, 0.5))))
-
-
-def _erfc(x):
-    ax = ops.abs(x)
-    tail = _erfc_tail(ops.maximum(ax, 0.5))
-    small = 1.0 - _odd_series(ops.minimum(ops.maximum(x, -0.5), 0.5), _ERF_SERIES)
-    return ops.where(ax < 0.5, small, ops.where(x > 0, tail, 2.0 - tail))
 
 
 # integers: TFLite's FLOOR_DIV, BITWISE_XOR and the bitwise ops stop at int32 (AND and OR do not
@@ -269,61 +201,17 @@ def _bitwise_not(x):
 
 
 # ----------------------------------------------------------------------------- special functions
-
-_LANCZOS = (0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
-            -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
-            1.5056327351493116e-7)
+# (those of ``formulas.FUNCTIONS``: the formulas of ir/formulas.py, which the direct TFLite writer
+# evaluates as builtins, here over keras.ops; each kernel named as its IR op)
 
 
-def _frac(x):
-    """x - floor(x): exact in floating point, so sin/tan(pi * frac) keep their accuracy."""
-    return x - ops.floor(x)
+def _formula(name: str):
+    """The formula over keras.ops. (sinh and cosh take no overflow bound: exp overflows to inf
+    here, and the TFLite converter would write a constant inf as the largest float.)"""
+    return functools.partial(getattr(formulas, name), ops)
 
 
-def _lgamma_right(z):
-    """log|Gamma(z)| for z >= 0.5 (Lanczos, g = 7)."""
-    z = z - 1.0
-    a = ops.ones_like(z) * _LANCZOS[0]
-    for i in range(1, 9):
-        a = a + _LANCZOS[i] / (z + float(i))
-    t = z + 7.5
-    return 0.5 * math.log(2 * math.pi) + (z + 0.5) * ops.log(t) - t + ops.log(a)
-
-
-def _lgamma(x):
-    reflect = x < 0.5
-    y = ops.where(reflect, 1.0 - x, x)
-    lg = _lgamma_right(y)
-    s = ops.abs(ops.sin(math.pi * _frac(x)))
-    out = ops.where(reflect, math.log(math.pi) - ops.log(s) - lg, lg)
-    pole = ops.logical_and(x <= 0, ops.equal(x, ops.floor(x)))
-    return ops.where(ops.logical_or(pole, ops.isinf(x)), ops.full_like(x, np.inf), out)
-
-
-def _digamma_right(y):
-    """digamma(y) for y >= 0.5: the recurrence up by 6, then the asymptotic series."""
-    acc = ops.zeros_like(y)
-    for i in range(6):
-        acc = acc + 1.0 / (y + float(i))
-    z = y + 6.0
-    iz2 = 1.0 / (z * z)
-    series = iz2 * (1.0 / 12 - iz2 * (1.0 / 120 - iz2 * (1.0 / 252 - iz2 * (1.0 / 240 - iz2 * (1.0 / 132)))))
-    return ops.log(z) - 0.5 / z - series - acc
-
-
-def _digamma(x):
-    reflect = x < 0.5
-    y = ops.where(reflect, 1.0 - x, x)
-    psi = _digamma_right(y)
-    angle = math.pi * _frac(x)
-    cot = math.pi * ops.cos(angle) / ops.sin(angle)  # (TFLite has no TAN)
-    out = ops.where(reflect, psi - cot, psi)
-    pole = ops.logical_and(x < 0, ops.equal(x, ops.floor(x)))
-    out = ops.where(pole, ops.full_like(x, np.nan), out)
-    out = ops.where(ops.equal(x, 0.0), ops.full_like(x, -np.inf), out)
-    return ops.where(ops.equal(x, np.inf), x, out)
-
-
+_digamma = _formula("digamma")
 _BERNOULLI = (1.0 / 6, -1.0 / 30, 1.0 / 42, -1.0 / 30, 5.0 / 66, -691.0 / 2730, 7.0 / 6)
 
 
@@ -365,12 +253,12 @@ def _gammainc(a, x, upper: bool):
 
 register({
     # unary
+    **{name: _formula(name) for name in formulas.FUNCTIONS},
     "identity": lambda x: x,
     "neg": ops.negative, "abs": ops.abs, "exp": ops.exp, "expm1": ops.expm1, "log": ops.log, "log1p": ops.log1p,
     "log2": ops.log2, "sqrt": ops.sqrt, "rsqrt": ops.rsqrt, "sin": ops.sin, "cos": ops.cos, "tan": _tan,
-    "asin": _asin, "acos": _acos, "atan": _atan, "sinh": _sinh, "cosh": _cosh,
-    "tanh": ops.tanh, "asinh": _asinh, "acosh": _acosh, "atanh": _atanh,
-    "sigmoid": ops.sigmoid, "relu": ops.relu, "silu": ops.silu, "erf": _erf, "floor": ops.floor,
+    "asin": _asin, "acos": _acos, "atan": _atan, "tanh": ops.tanh,
+    "sigmoid": ops.sigmoid, "relu": ops.relu, "silu": ops.silu, "floor": ops.floor,
     "ceil": ops.ceil, "round": ops.round, "trunc": ops.trunc, "reciprocal": lambda x: 1.0 / x,
     "sign": ops.sign, "bitwise_not": _bitwise_not, "logical_not": ops.logical_not,
     "isnan": ops.isnan, "isinf": ops.isinf, "square": ops.square,
@@ -381,8 +269,8 @@ register({
     "leaky_relu": lambda x, slope: ops.where(x >= 0, x, x * slope),
     "elu": _elu, "softplus": _softplus,
     "cast": lambda x, dtype: ops.cast(x, dtype),
-    "erfc": _erfc, "erfinv": ops.erfinv, "exp2": ops.exp2, "log10": ops.log10, "i0": ops.i0,
-    "lgamma": _lgamma, "digamma": _digamma, "polygamma": _polygamma, "signbit": ops.signbit,
+    "erfinv": ops.erfinv, "exp2": ops.exp2, "log10": ops.log10, "i0": ops.i0,
+    "polygamma": _polygamma, "signbit": ops.signbit,
     # binary
     "add": _add, "sub": ops.subtract, "mul": ops.multiply, "div": ops.divide, "pow": ops.power,
     "maximum": ops.maximum, "minimum": ops.minimum, "atan2": _atan2,

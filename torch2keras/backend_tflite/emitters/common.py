@@ -1,19 +1,22 @@
 """Helpers the direct backend's emitters of several families share: binary arithmetic with a
-fused activation, reductions over stored axes, batched matrix products, and the geometry of 2-d
-sliding windows (convolutions and pools) with torch's padding mapped to TFLite's.
+fused activation, reductions over stored axes, batched matrix products, the geometry of 2-d
+sliding windows (convolutions and pools) with torch's padding mapped to TFLite's, and
+``Builtins``, the array namespace (``ir.formulas.ArrayOps``) in which a formula of
+``ir/formulas.py`` is written as builtins.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence, Union
 
 import numpy as np
 
+from ...ir import Node
 from ..context import Context
 from ..schema import fb
 
-__all__ = ["BINARY_OPTIONS", "Window", "batch_matmul", "binary", "matmul_shape", "padding_mode", "reduce",
-           "same_pad_before"]
+__all__ = ["BINARY_OPTIONS", "Builtins", "Tensor", "Window", "batch_matmul", "binary", "matmul_shape", "padding_mode",
+           "reduce", "same_pad_before"]
 
 # the binary builtins that take an options table (with a fused activation)
 BINARY_OPTIONS = {"ADD": fb.AddOptionsT, "SUB": fb.SubOptionsT, "MUL": fb.MulOptionsT, "DIV": fb.DivOptionsT}
@@ -97,3 +100,94 @@ def padding_mode(ctx: Context, x: int, window: Window, value: float = 0.0) -> tu
     else:
         ctx.op("PADV2", [x, paddings, ctx.scalar(value, ctx.dtype(x), "pad_value")], [padded])
     return padded, _VALID
+
+
+# ---------------------------------------------------------------------------- formulas as builtins
+# (each function of ``Builtins`` writes builtins into the node being emitted and returns a
+# ``Tensor``, whose Python arithmetic writes ADD / SUB / MUL / DIV / NEG; Python floats become
+# constants. Every new tensor is an intermediate of ``ctx.node`` with the operands' broadcast
+# shape; arithmetic keeps its operand's type, comparisons and logical functions give bools.)
+
+Operand = Union["Tensor", float]
+
+
+class Tensor:
+    """A TFLite tensor (``index``) of the node being emitted, with arithmetic as builtins."""
+
+    def __init__(self, ops: "Builtins", index: int) -> None:
+        self.ops, self.index = ops, index
+
+    def __add__(self, other: Operand) -> "Tensor": return self.ops.binary("ADD", self, other)
+    def __radd__(self, other: Operand) -> "Tensor": return self.ops.binary("ADD", other, self)
+    def __sub__(self, other: Operand) -> "Tensor": return self.ops.binary("SUB", self, other)
+    def __rsub__(self, other: Operand) -> "Tensor": return self.ops.binary("SUB", other, self)
+    def __mul__(self, other: Operand) -> "Tensor": return self.ops.binary("MUL", self, other)
+    def __rmul__(self, other: Operand) -> "Tensor": return self.ops.binary("MUL", other, self)
+    def __truediv__(self, other: Operand) -> "Tensor": return self.ops.binary("DIV", self, other)
+    def __rtruediv__(self, other: Operand) -> "Tensor": return self.ops.binary("DIV", other, self)
+    def __neg__(self) -> "Tensor": return self.ops.unary("NEG", self)
+
+
+class Builtins:
+    """``ArrayOps`` over the builtins of ``ctx`` (a Python float: a constant of the type of the
+    tensor it meets)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def tensor(self, index: int) -> Tensor:
+        return Tensor(self, index)
+
+    def result(self, node: Node, value: Tensor) -> int:
+        """``value``'s tensor as ``node``'s result: named as ``Context.result`` names one."""
+        self.ctx.sub.tensors[value.index].name = self.ctx.scope(node)
+        return value.index
+
+    # ------------------------------------------------------------------ writing ops
+
+    def _new(self, op: str, operands: tuple[Operand, ...], dtype: Any = None) -> tuple[list[int], int]:
+        """The operands' tensors and a new tensor of their broadcast shape, of ``dtype`` (default:
+        the type of the first tensor among the values, past a where's condition)."""
+        values = [v for v in operands[op == "SELECT_V2":] if isinstance(v, Tensor)]
+        like = self.ctx.dtype(values[0].index)
+        inputs = [v.index if isinstance(v, Tensor) else self.ctx.scalar(float(v), like, "constant") for v in operands]
+        shape = np.broadcast_shapes(*(tuple(self.ctx.shape(i)) for i in inputs))
+        return inputs, self.ctx.temp(shape, like if dtype is None else dtype, op.lower())
+
+    def unary(self, op: str, x: Tensor) -> Tensor:
+        inputs, out = self._new(op, (x,))
+        self.ctx.op(op, inputs, [out])
+        return Tensor(self, out)
+
+    def binary(self, op: str, a: Operand, b: Operand, dtype: Any = None) -> Tensor:
+        """``op(a, b)`` (one of them a tensor), of ``dtype`` (default: the tensor's type)."""
+        (x, y), out = self._new(op, (a, b), dtype)
+        binary(self.ctx, op, x, y, out)
+        return Tensor(self, out)
+
+    # ------------------------------------------------------------------ ArrayOps
+
+    def abs(self, x: Tensor) -> Tensor: return self.unary("ABS", x)
+    def exp(self, x: Tensor) -> Tensor: return self.unary("EXP", x)
+    def log(self, x: Tensor) -> Tensor: return self.unary("LOG", x)
+    def sqrt(self, x: Tensor) -> Tensor: return self.unary("SQRT", x)
+    def square(self, x: Tensor) -> Tensor: return self.unary("SQUARE", x)
+    def floor(self, x: Tensor) -> Tensor: return self.unary("FLOOR", x)
+    def sign(self, x: Tensor) -> Tensor: return self.unary("SIGN", x)
+    def sin(self, x: Tensor) -> Tensor: return self.unary("SIN", x)
+    def cos(self, x: Tensor) -> Tensor: return self.unary("COS", x)
+    def isnan(self, x: Tensor) -> Tensor: return self.binary("NOT_EQUAL", x, x, np.bool_)
+    def minimum(self, a: Tensor, b: Operand) -> Tensor: return self.binary("MINIMUM", a, b)
+    def maximum(self, a: Tensor, b: Operand) -> Tensor: return self.binary("MAXIMUM", a, b)
+    def less(self, a: Tensor, b: Operand) -> Tensor: return self.binary("LESS", a, b, np.bool_)
+    def less_equal(self, a: Tensor, b: Operand) -> Tensor: return self.binary("LESS_EQUAL", a, b, np.bool_)
+    def greater(self, a: Tensor, b: Operand) -> Tensor: return self.binary("GREATER", a, b, np.bool_)
+    def equal(self, a: Tensor, b: Operand) -> Tensor: return self.binary("EQUAL", a, b, np.bool_)
+    def logical_and(self, a: Tensor, b: Tensor) -> Tensor: return self.binary("LOGICAL_AND", a, b, np.bool_)
+    def logical_or(self, a: Tensor, b: Tensor) -> Tensor: return self.binary("LOGICAL_OR", a, b, np.bool_)
+
+    def where(self, condition: Tensor, a: Operand, b: Operand) -> Tensor:
+        """SELECT_V2: ``a`` where ``condition`` holds, else ``b`` (one of them a tensor)."""
+        inputs, out = self._new("SELECT_V2", (condition, a, b))
+        self.ctx.op("SELECT_V2", inputs, [out])
+        return Tensor(self, out)

@@ -12,15 +12,14 @@ threshold, ...). An op whose LiteRT kernel does not take the operands' type is r
 from __future__ import annotations
 
 import math
-from typing import Optional
 import numpy as np
 
-from ...ir import Node
+from ...ir import Node, formulas
 from ...ir.types import dtype_to_numpy
 from ..context import Context, DirectExportError, emitter
 from ...ir.ops.elementwise import fused_activation
 from ..schema import fb
-from .common import binary
+from .common import Builtins, binary
 
 __all__: list[str] = []
 
@@ -354,46 +353,6 @@ def emit_tan(ctx: Context, node: Node) -> int:
                   ctx.result(node))
 
 
-_SINH_SERIES = [1.0, 1 / 6, 1 / 120, 1 / 5040, 1 / 362880]
-_HYPERBOLIC_OVERFLOW = 89.41599  # log(2 * float32 max): above it sinh and cosh overflow (EXP may saturate)
-
-
-@emitter("sinh", "cosh")
-def emit_hyperbolic(ctx: Context, node: Node) -> int:
-    """a = exp(|x| - log 2); cosh = a + 1/(4a), sinh = sign(x) (a - 1/(4a)) and its Taylor series
-    below |x| = 0.5 (where the difference cancels; signed zeros kept); +-inf beyond 89.416 and NaN
-    for NaN (EXP's kernels neither overflow to inf nor keep NaN everywhere)."""
-    x = _float_input(ctx, node)
-    shape = ctx.shape(x)
-    ax = _temp_op(ctx, "ABS", [x], x, "abs")
-    a = _temp_op(ctx, "EXP", [binary(ctx, "SUB", ax, _float_scalar(ctx, node, math.log(2.0), "ln2"),
-                                     ctx.temp(shape, np.float32, "abs_minus_ln2"))], x, "half_exp")
-    quarter = binary(ctx, "DIV", _float_scalar(ctx, node, 0.25, "quarter"), a, ctx.temp(shape, np.float32, "inverse"))
-    big = binary(ctx, "SUB" if node.op == "sinh" else "ADD", a, quarter, ctx.temp(shape, np.float32, "big"))
-    infinity = _float_scalar(ctx, node, np.inf, "inf")
-    if node.op == "sinh":
-        sign = _temp_op(ctx, "SIGN", [x], x, "sign")
-        big = binary(ctx, "MUL", sign, big, ctx.temp(shape, np.float32, "signed"))
-        signed = ctx.temp(shape, np.float32, "signed_inf")  # (a SELECT: MUL clamps to the float32 range)
-        ctx.op("SELECT_V2", [_below(ctx, node, x, 0.0, "negative"), _float_scalar(ctx, node, -np.inf, "minus_inf"),
-                             infinity], [signed])
-        infinity = signed
-    overflow = ctx.temp(shape, np.bool_, "overflow")
-    ctx.op("GREATER", [ax, _float_scalar(ctx, node, _HYPERBOLIC_OVERFLOW, "overflow_bound")], [overflow])
-    value = ctx.temp(shape, np.float32, "value")
-    ctx.op("SELECT_V2", [overflow, infinity, big], [value])
-    if node.op == "sinh":
-        small = ctx.temp(shape, np.float32, "small_or_not")
-        ctx.op("SELECT_V2", [_below(ctx, node, ax, 0.5, "small"), _odd_series(ctx, node, x, _SINH_SERIES, "series"),
-                             value], [small])
-        value = small
-    nan = ctx.temp(shape, np.bool_, "nan")
-    ctx.op("NOT_EQUAL", [x, x], [nan])
-    out = ctx.result(node)
-    ctx.op("SELECT_V2", [nan, x, value], [out])
-    return out
-
-
 @emitter("atan", "asin", "acos")
 def emit_inverse_trig(ctx: Context, node: Node) -> int:
     """atan = ATAN2(x, 1), asin = ATAN2(x, sqrt(1 - x^2)), acos = ATAN2(sqrt(1 - x^2), x)."""
@@ -483,238 +442,18 @@ def emit_logical_xor(ctx: Context, node: Node) -> int:
 
 
 # ---------------------------------------------------------------------------- special functions
-# (the forms of backend_keras/kops/elementwise.py, in builtins: a Taylor series where the
-# identity cancels, Abramowitz and Stegun 7.1.26 for erfc, |error| < 1.5e-7)
-
-_ERFC_P = 0.3275911
-_ERFC_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
-_ERF_SERIES = [c * 2 / math.sqrt(math.pi) for c in (1.0, -1 / 3, 1 / 10, -1 / 42, 1 / 216, -1 / 1320, 1 / 9360)]
-_ASINH_SERIES = [1.0, -1 / 6, 3 / 40, -15 / 336, 105 / 3456]
-_LARGE = 1e10  # above it, x * x may overflow: asinh takes log(2x)
+# (the formulas of ir/formulas.py, which the Keras kernels evaluate too, written as builtins)
 
 
-def _horner(ctx: Context, node: Node, t: int, coefs, suffix: str) -> int:
-    """c0 + c1 t + c2 t^2 + ... (MUL and ADD of scalar constants)."""
-    acc = _mul_scalar(ctx, node, t, coefs[-1], f"{suffix}_{len(coefs) - 1}")
-    for k in range(len(coefs) - 2, -1, -1):
-        acc = binary(ctx, "ADD", acc, _float_scalar(ctx, node, coefs[k], f"{suffix}_c{k}"),
-                     ctx.temp(ctx.shape(t), np.float32, f"{suffix}_add{k}"))
-        if k:
-            acc = binary(ctx, "MUL", acc, t, ctx.temp(ctx.shape(t), np.float32, f"{suffix}_mul{k}"))
-    return acc
-
-
-def _odd_series(ctx: Context, node: Node, x: int, coefs, suffix: str) -> int:
-    """x (c0 + c1 x^2 + c2 x^4 + ...)."""
-    square = _temp_op(ctx, "SQUARE", [x], x, f"{suffix}_square")
-    return binary(ctx, "MUL", x, _horner(ctx, node, square, coefs, suffix), ctx.temp(ctx.shape(x), np.float32,
-                                                                                      f"{suffix}_odd"))
-
-
-def _clip(ctx: Context, node: Node, x: int, low: float, high: float, suffix: str) -> int:
-    above = binary(ctx, "MAXIMUM", x, _float_scalar(ctx, node, low, f"{suffix}_low"),
-                   ctx.temp(ctx.shape(x), np.float32, f"{suffix}_max"))
-    return binary(ctx, "MINIMUM", above, _float_scalar(ctx, node, high, f"{suffix}_high"),
-                  ctx.temp(ctx.shape(x), np.float32, f"{suffix}_min"))
-
-
-def _below(ctx: Context, node: Node, x: int, bound: float, suffix: str) -> int:
-    flags = ctx.temp(ctx.shape(x), np.bool_, suffix)
-    ctx.op("LESS", [x, _float_scalar(ctx, node, bound, f"{suffix}_bound")], [flags])
-    return flags
-
-
-def _erfc_tail(ctx: Context, node: Node, ax: int) -> int:
-    """erfc(|x|) for |x| >= 0.5: t P(t) exp(-x^2), t = 1 / (1 + p |x|)."""
-    shape = ctx.shape(ax)
-    ax = binary(ctx, "MAXIMUM", ax, _float_scalar(ctx, node, 0.5, "half"), ctx.temp(shape, np.float32, "tail_x"))
-    denominator = binary(ctx, "ADD", _mul_scalar(ctx, node, ax, _ERFC_P, "p_x"), _float_scalar(ctx, node, 1.0, "one"),
-                         ctx.temp(shape, np.float32, "one_plus_p_x"))
-    t = binary(ctx, "DIV", _float_scalar(ctx, node, 1.0, "one_t"), denominator, ctx.temp(shape, np.float32, "t"))
-    poly = binary(ctx, "MUL", _horner(ctx, node, t, _ERFC_A, "poly"), t, ctx.temp(shape, np.float32, "t_poly"))
-    gauss = _temp_op(ctx, "EXP", [_temp_op(ctx, "NEG", [_temp_op(ctx, "SQUARE", [ax], ax, "x2")], ax, "neg_x2")],
-                     ax, "gauss")
-    return binary(ctx, "MUL", poly, gauss, ctx.temp(shape, np.float32, "tail"))
-
-
-@emitter("erf", "erfc")
-def emit_erf(ctx: Context, node: Node) -> int:
-    """|x| < 0.5: the Taylor series of erf; else 1 - erfc(|x|) with x's sign (erfc: the tail, or
-    2 - tail for negative x)."""
-    x = _float_input(ctx, node)
-    shape = ctx.shape(x)
-    ax = _temp_op(ctx, "ABS", [x], x, "abs")
-    series = _odd_series(ctx, node, _clip(ctx, node, x, -0.5, 0.5, "clip"), _ERF_SERIES, "series")
-    tail = _erfc_tail(ctx, node, ax)
-    one = _float_scalar(ctx, node, 1.0, "one_minus")
-    if node.op == "erf":
-        large = binary(ctx, "MUL", _temp_op(ctx, "SIGN", [x], x, "sign"),
-                       binary(ctx, "SUB", one, tail, ctx.temp(shape, np.float32, "one_minus_tail")),
-                       ctx.temp(shape, np.float32, "signed"))
-        small = series
+@emitter(*formulas.FUNCTIONS)
+def emit_formula(ctx: Context, node: Node) -> int:
+    """The op's formula over ``Builtins`` (float32): sinh and cosh +-inf beyond float32's
+    overflow, which EXP's kernels do not all reach (they may saturate)."""
+    ops = Builtins(ctx)
+    x = ops.tensor(_float_input(ctx, node))
+    formula = getattr(formulas, node.op)
+    if node.op in ("sinh", "cosh"):
+        value = formula(ops, x, formulas.FLOAT32_HYPERBOLIC_OVERFLOW)
     else:
-        negative = binary(ctx, "SUB", _float_scalar(ctx, node, 2.0, "two"), tail, ctx.temp(shape, np.float32, "two_minus"))
-        large = ctx.temp(shape, np.float32, "large")
-        ctx.op("SELECT_V2", [_below(ctx, node, x, 0.0, "negative"), negative, tail], [large])
-        small = binary(ctx, "SUB", one, series, ctx.temp(shape, np.float32, "one_minus_series"))
-    out = ctx.result(node)
-    ctx.op("SELECT_V2", [_below(ctx, node, ax, 0.5, "small"), small, large], [out])
-    return out
-
-
-@emitter("asinh")
-def emit_asinh(ctx: Context, node: Node) -> int:
-    """sign(x) log(|x| + sqrt(x^2 + 1)); log(2 |x|) above 1e10; the Taylor series below 0.125."""
-    x = _float_input(ctx, node)
-    shape = ctx.shape(x)
-    ax = _temp_op(ctx, "ABS", [x], x, "abs")
-    capped = binary(ctx, "MINIMUM", ax, _float_scalar(ctx, node, _LARGE, "large"), ctx.temp(shape, np.float32, "capped"))
-    radicand = binary(ctx, "ADD", _temp_op(ctx, "SQUARE", [capped], x, "square"), _float_scalar(ctx, node, 1.0, "one"),
-                      ctx.temp(shape, np.float32, "radicand"))
-    mid = _temp_op(ctx, "LOG", [binary(ctx, "ADD", ax, _temp_op(ctx, "SQRT", [radicand], x, "root"),
-                                       ctx.temp(shape, np.float32, "sum"))], x, "mid")
-    big = binary(ctx, "ADD", _temp_op(ctx, "LOG", [ax], x, "log_abs"), _float_scalar(ctx, node, math.log(2.0), "ln2"),
-                 ctx.temp(shape, np.float32, "big"))
-    magnitude = ctx.temp(shape, np.float32, "magnitude")
-    huge = ctx.temp(shape, np.bool_, "huge")
-    ctx.op("GREATER", [ax, _float_scalar(ctx, node, _LARGE, "large_bound")], [huge])
-    ctx.op("SELECT_V2", [huge, big, mid], [magnitude])
-    signed = binary(ctx, "MUL", _temp_op(ctx, "SIGN", [x], x, "sign"), magnitude, ctx.temp(shape, np.float32, "signed"))
-    out = ctx.result(node)
-    ctx.op("SELECT_V2", [_below(ctx, node, ax, 0.125, "small"), _odd_series(ctx, node, x, _ASINH_SERIES, "series"),
-                         signed], [out])
-    return out
-
-
-_ATANH_SERIES = [1.0, 1 / 3, 1 / 5, 1 / 7, 1 / 9, 1 / 11]
-
-
-@emitter("acosh")
-def emit_acosh(ctx: Context, node: Node) -> int:
-    """log(x + sqrt((x - 1)(x + 1))); log(x) + log 2 above 1e10 (where the product may overflow).
-    Below 1 the square root is NaN, as torch's result."""
-    x = _float_input(ctx, node)
-    shape = ctx.shape(x)
-    radicand = binary(ctx, "MUL", binary(ctx, "SUB", x, _float_scalar(ctx, node, 1.0, "one"),
-                                         ctx.temp(shape, np.float32, "x_minus_1")),
-                      binary(ctx, "ADD", x, _float_scalar(ctx, node, 1.0, "one_plus"),
-                             ctx.temp(shape, np.float32, "x_plus_1")), ctx.temp(shape, np.float32, "radicand"))
-    mid = _temp_op(ctx, "LOG", [binary(ctx, "ADD", x, _temp_op(ctx, "SQRT", [radicand], x, "root"),
-                                       ctx.temp(shape, np.float32, "sum"))], x, "mid")
-    big = binary(ctx, "ADD", _temp_op(ctx, "LOG", [x], x, "log_x"), _float_scalar(ctx, node, math.log(2.0), "ln2"),
-                 ctx.temp(shape, np.float32, "big"))
-    huge = ctx.temp(shape, np.bool_, "huge")
-    ctx.op("GREATER", [x, _float_scalar(ctx, node, _LARGE, "large_bound")], [huge])
-    out = ctx.result(node)
-    ctx.op("SELECT_V2", [huge, big, mid], [out])
-    return out
-
-
-@emitter("atanh")
-def emit_atanh(ctx: Context, node: Node) -> int:
-    """(log(1 + x) - log(1 - x)) / 2; the Taylor series below |x| = 0.125 (where the difference
-    of logs cancels). +-inf at +-1, NaN beyond, as torch's result."""
-    x = _float_input(ctx, node)
-    shape = ctx.shape(x)
-    one = _float_scalar(ctx, node, 1.0, "one")
-    up = _temp_op(ctx, "LOG", [binary(ctx, "ADD", x, one, ctx.temp(shape, np.float32, "one_plus_x"))], x, "log_up")
-    down = _temp_op(ctx, "LOG", [binary(ctx, "SUB", one, x, ctx.temp(shape, np.float32, "one_minus_x"))], x, "log_down")
-    logs = _mul_scalar(ctx, node, binary(ctx, "SUB", up, down, ctx.temp(shape, np.float32, "difference")), 0.5, "half")
-    out = ctx.result(node)
-    small = _below(ctx, node, _temp_op(ctx, "ABS", [x], x, "abs"), 0.125, "small")
-    ctx.op("SELECT_V2", [small, _odd_series(ctx, node, x, _ATANH_SERIES, "series"), logs], [out])
-    return out
-
-
-class _Expr:
-    """A float tensor of the node being emitted, with arithmetic written as builtins (scalars
-    become constants): the special functions below read as their Keras forms
-    (backend_keras/kops/elementwise.py)."""
-
-    def __init__(self, ctx: Context, node: Node, tensor: int) -> None:
-        self.ctx, self.node, self.t = ctx, node, tensor
-
-    def _operand(self, other) -> int:
-        return other.t if isinstance(other, _Expr) else _float_scalar(self.ctx, self.node, float(other), "c")
-
-    def _binary(self, op: str, a: int, b: int, dtype=np.float32) -> "_Expr":
-        out = self.ctx.temp(self.ctx.shape(self.t), dtype, op.lower())
-        if dtype == np.float32:
-            binary(self.ctx, op, a, b, out)
-        else:
-            self.ctx.op(op, [a, b], [out])
-        return _Expr(self.ctx, self.node, out)
-
-    def __add__(self, other): return self._binary("ADD", self.t, self._operand(other))
-    def __radd__(self, other): return self._binary("ADD", self._operand(other), self.t)
-    def __sub__(self, other): return self._binary("SUB", self.t, self._operand(other))
-    def __rsub__(self, other): return self._binary("SUB", self._operand(other), self.t)
-    def __mul__(self, other): return self._binary("MUL", self.t, self._operand(other))
-    def __rmul__(self, other): return self._binary("MUL", self._operand(other), self.t)
-    def __truediv__(self, other): return self._binary("DIV", self.t, self._operand(other))
-    def __rtruediv__(self, other): return self._binary("DIV", self._operand(other), self.t)
-
-    def compare(self, op: str, other) -> "_Expr":
-        return self._binary(op, self.t, self._operand(other), np.bool_)
-
-    def both(self, other: "_Expr", op: str = "LOGICAL_AND") -> "_Expr":
-        return self._binary(op, self.t, other.t, np.bool_)
-
-    def apply(self, op: str) -> "_Expr":
-        return _Expr(self.ctx, self.node, _temp_op(self.ctx, op, [self.t], self.t, op.lower()))
-
-    def where(self, then, otherwise, out: Optional[int] = None) -> "_Expr":
-        """``then`` where this bool tensor holds, else ``otherwise``."""
-        t = self.ctx.temp(self.ctx.shape(self.t), np.float32, "select") if out is None else out
-        self.ctx.op("SELECT_V2", [self.t, self._operand(then), self._operand(otherwise)], [t])
-        return _Expr(self.ctx, self.node, t)
-
-
-_LANCZOS = (0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
-            -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
-            1.5056327351493116e-7)
-
-
-def _lgamma_right(z: _Expr) -> _Expr:
-    """log|Gamma(z)| for z >= 0.5 (Lanczos, g = 7)."""
-    z = z - 1.0
-    a = 1.0 / (z + 1.0) * _LANCZOS[1] + _LANCZOS[0]
-    for i in range(2, 9):
-        a = a + (1.0 / (z + float(i))) * _LANCZOS[i]
-    t = z + 7.5
-    return (z + 0.5) * t.apply("LOG") + (0.5 * math.log(2 * math.pi)) - t + a.apply("LOG")
-
-
-def _digamma_right(y: _Expr) -> _Expr:
-    """digamma(y) for y >= 0.5: the recurrence up by 6, then the asymptotic series."""
-    acc = 1.0 / y
-    for i in range(1, 6):
-        acc = acc + 1.0 / (y + float(i))
-    z = y + 6.0
-    iz2 = 1.0 / (z * z)
-    series = iz2 * (1.0 / 12 - iz2 * (1.0 / 120 - iz2 * (1.0 / 252 - iz2 * (1.0 / 240 - iz2 * (1.0 / 132)))))
-    return z.apply("LOG") - 0.5 / z - series - acc
-
-
-@emitter("lgamma", "digamma")
-def emit_gamma_logs(ctx: Context, node: Node) -> int:
-    """lgamma: Lanczos (g = 7) above 0.5, the reflection log(pi / |sin(pi x)|) - lgamma(1 - x)
-    below, +inf at the poles and infinities. digamma: the recurrence and asymptotic series above
-    0.5, the reflection psi(1 - x) - pi cot(pi x) below; NaN at the negative integers, -inf at 0,
-    +inf at +inf. (The Keras forms, in builtins; pi x taken of x - floor(x) to keep sin exact.)"""
-    x = _Expr(ctx, node, _float_input(ctx, node))
-    reflect = x.compare("LESS", 0.5)
-    y = reflect.where(1.0 - x, x)
-    angle = (x - x.apply("FLOOR")) * math.pi
-    integer = x.compare("EQUAL", x.apply("FLOOR"))
-    out = ctx.result(node)
-    if node.op == "lgamma":
-        lg = _lgamma_right(y)
-        value = reflect.where(math.log(math.pi) - angle.apply("SIN").apply("ABS").apply("LOG") - lg, lg)
-        pole = x.compare("LESS_EQUAL", 0.0).both(integer).both(x.apply("ABS").compare("EQUAL", np.inf), "LOGICAL_OR")
-        return pole.where(np.inf, value, out).t
-    psi = _digamma_right(y)
-    value = reflect.where(psi - angle.apply("COS") * math.pi / angle.apply("SIN"), psi)
-    value = x.compare("LESS", 0.0).both(integer).where(np.nan, value)
-    value = x.compare("EQUAL", 0.0).where(-np.inf, value)
-    return x.compare("EQUAL", np.inf).where(x, value, out).t
+        value = formula(ops, x)
+    return ops.result(node, value)

@@ -25,6 +25,7 @@ from typing import Optional
 import numpy as np
 
 from ...ir import Node, Value
+from ...ir.ops.shape import XNNPACK_SPLIT_MAX_PIECES
 from ..context import Context, DirectExportError, emitter
 from ..schema import fb
 from .common import Window, batch_matmul, binary, matmul_shape, padding_mode
@@ -299,8 +300,9 @@ def _parallel(ctx: Context, node: Node) -> Optional[list[Node]]:
 
 def _emit_parallel(ctx: Context, node: Node, group: list[Node]) -> int:
     """``group`` (linears reading one value) as one FULLY_CONNECTED over their stacked filters,
-    its result cut into theirs along the features: a SPLIT when they are equal, else a
-    STRIDED_SLICE each. Writes every member's result; returns ``node``'s."""
+    its result cut into theirs along the features: a SPLIT when they are equal (and at most
+    ``XNNPACK_SPLIT_MAX_PIECES``), else a STRIDED_SLICE each. Writes every member's result;
+    returns ``node``'s."""
     tensor = ctx.tensor(node.inputs[0])
     sizes = [m.inputs[1].type.shape[0] for m in group]
     weight = ctx.stacked_linear_filter([m.inputs[1] for m in group], group)
@@ -313,7 +315,7 @@ def _emit_parallel(ctx: Context, node: Node, group: list[Node]) -> int:
     stacked = fully_connected(ctx, tensor, weight, bias, ctx.temp(shape, np.float32, "stacked"), len(shape) > 2)
     outs = [ctx.result(m) for m in group]
     axis = len(shape) - 1
-    if len(set(sizes)) == 1:
+    if len(set(sizes)) == 1 and len(group) <= XNNPACK_SPLIT_MAX_PIECES:
         options = fb.SplitOptionsT()
         options.numSplits = len(group)
         ctx.op("SPLIT", [ctx.ints(axis, "split_axis"), stacked], outs, options)

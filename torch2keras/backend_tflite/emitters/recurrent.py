@@ -1,8 +1,10 @@
 """The ``lstm``, ``rnn`` and ``gru`` emitters: one UNIDIRECTIONAL_SEQUENCE_LSTM (Elman RNN:
-UNIDIRECTIONAL_SEQUENCE_RNN, tanh or relu fused) per layer and direction; a GRU (no builtin)
+UNIDIRECTIONAL_SEQUENCE_RNN, tanh or relu fused) per layer and direction (an LSTM the
+``unroll_lstm`` pass unrolled (``to_tflite``'s ``lstm`` option) reaches the writer as linear
+and elementwise nodes instead); a GRU (no builtin)
 unrolled over its time steps (up to ``GRU_MAX_STEPS``; longer: a WHILE loop over them): the
 input projection of every step at once, then per step a FULLY_CONNECTED of the state and the
-gates in elementwise builtins.
+gates in elementwise builtins (per-step pieces and the sequence written as ops XNNPACK takes).
 
 torch's gates i, f, g, o are the op's input, forget, cell and output gates; the weights are split
 per gate as they are ([hidden, features] blocks of w_ih and w_hh), the two biases summed. The
@@ -29,9 +31,11 @@ import numpy as np
 
 from ...ir import Node
 from ..context import Context, DirectExportError, emitter
+from ...ir.ops.shape import XNNPACK_SPLIT_MAX_PIECES, concat_tree
 from ..plan import state_readable
 from ..schema import fb
 from .control import counter_cond
+from .shape import strided_slice
 
 __all__: list[str] = []
 
@@ -202,7 +206,8 @@ def emit_lstm(ctx: Context, node: Node) -> tuple:
         raise DirectExportError(node, "whose final cell state is read is supported only for a forward-only LSTM "
                                       "reading a model input from constant or input states (the fused op keeps "
                                       "it in a variable that only such files read after the op in LiteRT); "
-                                      "compute the LSTM in its own model, or use backend=\"converter\"")
+                                      "write it unrolled (compile(..., extra_passes=[\"unroll_lstm\"]), or "
+                                      "to_tflite(..., lstm=\"unroll\")), or use backend=\"converter\"")
     weights = node.inputs[3:]
     if not all(ctx.is_const(w) for w in weights):
         raise DirectExportError(node, "with weights computed by the model is not supported")
@@ -283,10 +288,14 @@ def _fc(ctx: Context, x: int, weight: np.ndarray, bias: np.ndarray, name: str) -
 
 
 def _pieces(ctx: Context, x: int, axis: int, count: int, name: str) -> list[int]:
-    """x split into ``count`` equal pieces along ``axis`` (SPLIT)."""
+    """x split into ``count`` equal pieces along ``axis``: one SPLIT, or a STRIDED_SLICE each
+    beyond ``XNNPACK_SPLIT_MAX_PIECES`` (XNNPACK takes those, not such a SPLIT)."""
     shape = list(ctx.shape(x))
     shape[axis] //= count
     outs = [ctx.temp(shape, np.float32, f"{name}{k}") for k in range(count)]
+    if count > XNNPACK_SPLIT_MAX_PIECES:
+        width = shape[axis]
+        return [strided_slice(ctx, x, axis, k * width, (k + 1) * width, 1, out) for k, out in enumerate(outs)]
     options = fb.SplitOptionsT()
     options.numSplits = count
     ctx.op("SPLIT", [ctx.ints(axis, f"{name}_axis"), x], outs, options)
@@ -337,11 +346,10 @@ def _gru_direction(ctx: Context, node: Node, seq: int, weights: list[np.ndarray]
         h = _gru_step(ctx, ctx.reshape(per_step[t], [batch, 3 * hidden], f"{name}/gi_t{t}_rows"), h, weights[1], b_hh,
                       f"{name}/t{t}")
         outs[t] = h
-    stacked = ctx.temp([*shape[:2], hidden], np.float32, f"{name}/sequence")
-    options = fb.PackOptionsT()
-    options.valuesCount, options.axis = steps, time_axis
-    ctx.op("PACK", outs, [stacked], options)
-    return stacked, h
+    row = [batch, 1, hidden] if time_axis == 1 else [1, batch, hidden]
+    rows = [ctx.reshape(out, row, f"{name}/t{t}_row") for t, out in enumerate(outs)]
+    return concat_tree(rows, lambda group: _concat(ctx, group, time_axis, f"{name}/sequence")), h
+
 
 
 def _gru_loop(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], h: int, reverse: bool,

@@ -76,8 +76,11 @@ _LOOP_NOTE = {"all": {"WHILE": "a loop (GRU/LSTM layer or a scan) stays on the C
 
 define("gru", FAMILY, ["x", "h0", "*weights"], _rnn_type, "fixed", _RNN, num_outputs=2, reference=_recurrent,
        tflite=("WHILE", "FULLY_CONNECTED", "LOGISTIC", "TANH"), delegate_notes=_LOOP_NOTE, doc="torch's GRU (gates r, z, n)" + _RNN_DOC)
+_LSTM_NOTE = {"all": {"UNIDIRECTIONAL_SEQUENCE_LSTM": "the fused LSTM runs on LiteRT's own kernel; unrolled (up to 64 "
+                                                      "steps: to_tflite(..., lstm=\"unroll\"), or compile(..., "
+                                                      "extra_passes=[\"unroll_lstm\"])) every delegate takes it"}}
 define("lstm", FAMILY, ["x", "h0", "c0", "*weights"], _rnn_type, "fixed", _RNN, num_outputs=3, reference=_recurrent,
-       tflite=("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM"),
+       tflite=("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM"), delegate_notes=_LSTM_NOTE,
        doc="torch's LSTM (gates i, f, g, o)" + _RNN_DOC)
 define("rnn", FAMILY, ["x", "h0", "*weights"], _rnn_type, "fixed", {**_RNN, "nonlinearity": ("str", "tanh")},
        num_outputs=2, reference=_recurrent, tflite=("WHILE", "UNIDIRECTIONAL_SEQUENCE_RNN"), delegate_notes=_LOOP_NOTE,

@@ -12,6 +12,21 @@ from .schema import define
 
 FAMILY = "shape"
 
+# The most outputs of a SPLIT and inputs of a CONCATENATION LiteRT's XNNPACK delegate (its default
+# CPU path) takes: passes that make slices and concatenations, and the TFLite writer, keep within
+# them (an op beyond them runs on LiteRT's own kernel, and the delegated graph is cut around it).
+XNNPACK_SPLIT_MAX_PIECES = 4
+XNNPACK_CONCAT_MAX_INPUTS = 5
+
+
+def concat_tree(parts: list, join):
+    """``parts`` joined by ``join`` (concatenating a list of 2 to ``XNNPACK_CONCAT_MAX_INPUTS``
+    of them, in order) into one: a single join, or a tree of them where there are more."""
+    size = XNNPACK_CONCAT_MAX_INPUTS
+    while len(parts) > 1:
+        parts = [join(parts[k:k + size]) if len(parts) - k > 1 else parts[k] for k in range(0, len(parts), size)]
+    return parts[0]
+
 
 def _reshape(types, a):
     t = types[0]

@@ -164,3 +164,28 @@ def test_two_disagreements_in_300_keep_layers_float(compiled, tmp_path):
     assert choice.steps[0]["agree"] == 298 and choice.agreement_int8 >= 0.99
     assert choice.agreement_bound_int8 < 0.99 and choice.kept_float
     assert choice.agreement == 1.0 and choice.agreement_bound >= 0.99 and choice.reached
+
+
+@pytest.mark.parametrize("reaching, total, found, tries", [
+    (lambda n: n >= 13, 40, 13, [1, 2, 4, 8, 16, 12, 14, 13]),
+    (lambda n: n == 3 or n >= 20, 40, 20, [1, 2, 4, 8, 16, 32, 24, 20, 18, 19]),  # agreement not monotone
+    (lambda n: n >= 40, 40, 40, [1, 2, 4, 8, 16, 32, 40, 36, 38, 39]),  # only all layers float reach
+    (lambda n: False, 5, None, [1, 2, 4, 5]),
+])
+def test_search_prefix_doubles_then_bisects(reaching, total, found, tries):
+    """The counts of first ranked layers tried: doubling up to all of them, then bisection; the
+    count found reaches and the one below it tried does not."""
+    calls = []
+
+    def reaches(n):
+        calls.append(n)
+        return reaching(n)
+
+    assert selective.search_prefix(total, reaches, budget=24) == found
+    assert calls == tries
+
+
+def test_search_prefix_stops_at_its_budget():
+    calls = []
+    assert selective.search_prefix(100, lambda n: calls.append(n) or n >= 90, budget=5) is None
+    assert calls == [1, 2, 4, 8, 16]

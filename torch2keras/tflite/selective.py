@@ -30,9 +30,12 @@ are counted as independent).
 
 With ``target_agreement`` and an all-int8 file below the target, the per-layer check
 (``quantize.layer_errors`` on the same held-out inputs) ranks the layers by how much error int8
-adds there (``rel_error - input_rel_error``; the layers whose error jumps first); they are kept
-float one at a time, in that order, until the bound reaches the target or no layer is left to
-keep. The result (``SelectiveQuantization``, in ``report.quantization_selection``) states the
+adds there (``rel_error - input_rel_error``; the layers whose error jumps first); the first 1,
+2, 4, ... of them (the last try: all) are kept float until the bound reaches the target, then
+bisection between the last count that fell short and the first that reached finds fewer
+(``search_prefix``: at most ``MAX_STEPS`` files, about 2 log2(layers)). With every layer float
+the file computes as the float file does, so the target is reached unless the quantized input
+alone disagrees; short of it, the file kept is the try that agreed most. The result (``SelectiveQuantization``, in ``report.quantization_selection``) states the
 trade: agreement and its bound, file size and LiteRT latency of the all-int8 file, of the
 chosen one and of the float32 file.
 """
@@ -54,7 +57,8 @@ from .runtime import dequantize_array, interpreter, latency_medians, latency_rou
 from .sources import SourceMap
 
 __all__ = ["CONFIDENCE", "SelectiveQuantization", "agreement_lower_bound", "float_ops", "ranked_layers",
-           "reached_target", "resolve_keep_float", "rows_needed", "select_float_layers", "top1_agreement"]
+           "reached_target", "resolve_keep_float", "rows_needed", "search_prefix", "select_float_layers",
+           "top1_agreement"]
 
 MAX_STEPS = 24  # files tried at most (each one quantization of the calibrated model and a check)
 CONFIDENCE = 0.95  # one-sided confidence of the agreement's lower bound (module docstring)
@@ -219,11 +223,11 @@ def select_float_layers(path: str, float_path: str, quantize: Callable[[Sequence
                         target: Optional[float], ranking: Callable[[str], list], latency_runs: int = 30
                         ) -> SelectiveQuantization:
     """Write to ``path`` the file ``quantize(tensor names kept float)`` makes with the layers of
-    ``keep`` float and, with ``target``, as many more as needed (in ``ranking()``'s order: the
-    per-layer check's layers, ``ranked_layers``, given the all-int8 file's path) until the top-1
-    agreement with ``float_path`` on ``feeds`` shows ``target`` (its lower confidence bound
-    reaches it, see the module docstring). Fewer rows than any agreement could show the target
-    with is a ValueError."""
+    ``keep`` float and, with ``target``, the first layers of ``ranking()`` (the per-layer check's
+    layers, ``ranked_layers``, given the all-int8 file's path; as many as ``search_prefix`` finds)
+    until the top-1 agreement with ``float_path`` on ``feeds`` shows ``target`` (its lower
+    confidence bound reaches it, see the module docstring). Fewer rows than any agreement could
+    show the target with is a ValueError."""
     classes = _classes(_outputs(float_path, feeds))
     rows = len(classes)
     if target is not None and not reached_target(rows, rows, target):
@@ -240,23 +244,29 @@ def select_float_layers(path: str, float_path: str, quantize: Callable[[Sequence
     kept = dict(keep)
     steps = [_step([], int8_agree, rows, int8_bytes)]
 
-    def attempt() -> int:
-        _write(path, quantize(list(kept)))
+    def attempt(candidate: dict[str, list[str]]) -> int:
+        _write(path, quantize(list(candidate)))
         agree = _agree(path, classes, feeds)
-        steps.append(_step(_layers(kept), agree, rows, os.path.getsize(path)))
+        steps.append(_step(_layers(candidate), agree, rows, os.path.getsize(path)))
         return agree
 
-    agree = attempt() if kept else int8_agree
+    agree = attempt(kept) if kept else int8_agree
     if not kept:
         shutil.copyfile(scratch, path)
     if target is not None and not reached_target(agree, rows, target):
-        for tensor, layers in ranking(scratch):
-            if tensor in kept or len(steps) > MAX_STEPS:
-                continue
-            kept[tensor] = layers
-            agree = attempt()
-            if reached_target(agree, rows, target):
-                break
+        ranked = [(tensor, layers) for tensor, layers in ranking(scratch) if tensor not in kept]
+        tried: dict[int, int] = {}  # first layers of ranked kept float -> rows agreeing
+
+        def reaches(count: int) -> bool:
+            tried[count] = attempt({**keep, **dict(ranked[:count])})
+            return reached_target(tried[count], rows, target)
+
+        found = search_prefix(len(ranked), reaches, MAX_STEPS - len(steps) + 1)
+        count = found if found is not None else max(tried, key=lambda n: (tried[n], -n), default=0)
+        kept = {**keep, **dict(ranked[:count])}
+        agree = tried.get(count, agree)
+        if count and steps[-1]["kept_float"] != _layers(kept):  # (the file of the last try is another)
+            _write(path, quantize(list(kept)))
     try:
         rounds = latency_rounds({"float32": float_path, "int8": scratch, "selective": path}, rounds=3,
                               runs=max(1, latency_runs // 3))
@@ -277,6 +287,28 @@ def _step(kept: list[str], agree: int, rows: int, size: int) -> dict:
     """One file tried: its kept layers, agreement (share, rows agreeing, lower bound) and size."""
     return {"kept_float": kept, "agreement": agree / rows if rows else 1.0, "agree": agree, "rows": rows,
             "agreement_bound": agreement_lower_bound(agree, rows), "bytes": size}
+
+
+def search_prefix(total: int, reaches: Callable[[int], bool], budget: int = MAX_STEPS) -> Optional[int]:
+    """A number of first ranked layers (1..``total``) whose file ``reaches`` the target, found in at
+    most ``budget`` tries: 1, 2, 4, ... (``total`` the last) until one reaches, then bisection
+    between the last count that fell short and the first that reached. None: no try reached.
+    The agreement need not grow with every layer kept float (each one changes the rounding
+    downstream), so the count found reaches, and the one below it that was tried does not; a
+    smaller count elsewhere may reach too."""
+    low, high, count = 0, None, 1
+    while high is None and budget > 0 and count <= total:
+        budget -= 1
+        if reaches(count):
+            high = count
+        else:
+            low = count
+            count = total + 1 if count == total else min(2 * count, total)
+    while high is not None and high - low > 1 and budget > 0:
+        budget -= 1
+        middle = (low + high) // 2
+        low, high = (low, middle) if reaches(middle) else (middle, high)
+    return high
 
 
 def ranked_layers(report, quant_path: str, float_path: str) -> list[tuple[str, list[str]]]:

@@ -105,17 +105,28 @@ def build(name: str) -> tuple[nn.Module, int]:
     return getattr(torchvision.models, name)(num_classes=10), 3
 
 
+SHIFT = 2  # training batches are shifted by up to this many pixels each way (the same shift per batch)
+RECIPE = f"onecycle_shift{SHIFT}"  # (in the cache's file names: other training, other weights)
+
+
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float) -> nn.Module:
+    """Adam with a one-cycle learning rate (peak ``lr``), batches of 32 shifted by up to ``SHIFT``
+    pixels: mobilenet_v3_small on the 757 training images reaches 99.1% held-out accuracy this way
+    (96.1% unshifted, 84.4% with a constant learning rate)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * -(-len(y) // 32))
     generator = torch.Generator().manual_seed(1)
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(y), generator=generator)
         for k in range(0, len(y), 32):
             batch = order[k:k + 32]
+            i, j = torch.randint(0, 2 * SHIFT + 1, (2,), generator=generator).tolist()
+            shifted = nn.functional.pad(x[batch], (SHIFT,) * 4)[:, :, i:i + x.shape[2], j:j + x.shape[3]]
             optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+            nn.functional.cross_entropy(model(shifted), y[batch]).backward()
             optimizer.step()
+            schedule.step()
     return model.eval()
 
 
@@ -179,7 +190,7 @@ def trained(name: str, x: torch.Tensor, y: torch.Tensor, retrain: bool) -> tuple
     """The network trained on (x, y), its batch-norm statistics measured again, and the training
     time (0 when the weights are read from the cache)."""
     model, _ = build(name)
-    path = os.path.join(CACHE, f"quantization_trained_{name}_{EPOCHS[name]}_{len(y)}.pt")
+    path = os.path.join(CACHE, f"quantization_trained_{name}_{EPOCHS[name]}_{len(y)}_{RECIPE}.pt")
     seconds = 0.0
     if os.path.exists(path) and not retrain:
         model.load_state_dict(torch.load(path))

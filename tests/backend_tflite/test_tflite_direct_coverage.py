@@ -208,6 +208,21 @@ def test_unrolled_gru_runs_whole_on_xnnpack(batch_first, tmp_path):
     assert xnnpack_leftovers(written.path) == []
 
 
+def test_gru_with_large_recurrent_weights_is_a_loop(tmp_path):
+    """128 units over 20 steps read 3.9 MB of recurrent weights unrolled (more than
+    GRU_MAX_UNROLLED_BYTES, where the loop measured faster): one WHILE, outputs vs PyTorch."""
+    from torch2keras.backend_tflite.emitters.recurrent import GRU_MAX_STEPS, GRU_MAX_UNROLLED_BYTES
+
+    torch.manual_seed(0)
+    gru = nn.GRU(8, 128, batch_first=True)
+    steps = 20
+    assert steps <= GRU_MAX_STEPS and steps * 4 * gru.weight_hh_l0.numel() > GRU_MAX_UNROLLED_BYTES
+    model, inputs = Fn(lambda m, x: m(x)[0], gru).eval(), (torch.randn(1, steps, 8),)
+    graph, written = check_direct(model, inputs, tmp_path, "large_gru")
+    assert max(_errors(model, inputs, graph, written)) <= 1e-4
+    assert written.op_counts["WHILE"] == 1
+
+
 # ---------------------------------------------------------------- scatter reductions
 
 

@@ -2,7 +2,8 @@
 UNIDIRECTIONAL_SEQUENCE_RNN, tanh or relu fused) per layer and direction (an LSTM the
 ``unroll_lstm`` pass unrolled (``to_tflite``'s ``lstm`` option) reaches the writer as linear
 and elementwise nodes instead); a GRU (no builtin)
-unrolled over its time steps (up to ``GRU_MAX_STEPS``; longer: a WHILE loop over them): the
+unrolled over its time steps (up to ``GRU_MAX_STEPS`` steps and ``GRU_MAX_UNROLLED_BYTES`` of
+recurrent weights read over them; beyond: a WHILE loop over the steps): the
 input projection of every step at once, then per step a FULLY_CONNECTED of the state and the
 gates in elementwise builtins (per-step pieces and the sequence written as ops XNNPACK takes).
 
@@ -275,7 +276,13 @@ def _final_hidden(ctx: Context, node: Node, finals: list[tuple[int, bool]]) -> i
     return out
 
 
-GRU_MAX_STEPS = 64  # longer sequences: a WHILE loop (``_gru_loop``) instead of the unrolled steps
+# Beyond either limit a GRU layer is a WHILE loop (``_gru_loop``), not unrolled steps. Measured on
+# XNNPACK, 2 threads, unrolled / loop: 2 layers of 32 units over 10 steps 0.61x, of 64 units over
+# 20 steps (2.0 MB of recurrent weights read) 0.81x; over 32 steps (3.1 MB) 1.0x; 32 units over
+# 64 steps 1.24x (the many small ops), 128 units over 50 steps 1.64x (XNNPACK packs every step's
+# weights apart: they stop sharing the cache).
+GRU_MAX_STEPS = 32
+GRU_MAX_UNROLLED_BYTES = 2_000_000  # the recurrent weights (float32) of every layer times the steps
 
 
 def _fc(ctx: Context, x: int, weight: np.ndarray, bias: np.ndarray, name: str) -> int:
@@ -354,9 +361,10 @@ def _gru_direction(ctx: Context, node: Node, seq: int, weights: list[np.ndarray]
 
 def _gru_loop(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], h: int, reverse: bool,
               name: str) -> tuple[int, int]:
-    """One GRU layer-direction over more than ``GRU_MAX_STEPS`` steps: the input projection of
-    every step at once, then a WHILE whose body GATHERs step t's projection, runs the step and
-    writes h into the sequence at t (loop variables: counter, h, sequence, projections)."""
+    """One GRU layer-direction as a loop (beyond ``GRU_MAX_STEPS`` / ``GRU_MAX_UNROLLED_BYTES``):
+    the input projection of every step at once, then a WHILE whose body GATHERs step t's
+    projection, runs the step and writes h into the sequence at t (loop variables: counter, h,
+    sequence, projections)."""
     shape, time_axis, hidden, gi, b_hh = _gru_projection(ctx, node, seq, weights, name)
     steps, batch = shape[time_axis], shape[1 - time_axis]
     out_shape = [*shape[:2], hidden]
@@ -408,12 +416,14 @@ def emit_gru(ctx: Context, node: Node) -> tuple:
     per = 4 if a["has_biases"] else 2
     initial = _pieces(ctx, ctx.cast(ctx.tensor(h0), np.float32), 0, layers * dirs, "h0")
     seq, finals = ctx.tensor(x), []
+    steps = x.type.shape[1 if a["batch_first"] else 0]
+    unrolled = steps <= GRU_MAX_STEPS and steps * 4 * sum(w.size for w in arrays[1::per]) <= GRU_MAX_UNROLLED_BYTES
     for layer in range(layers):
         outs = []
         for d in range(dirs):
             index = layer * dirs + d
             h = ctx.reshape(initial[index], ctx.shape(initial[index])[1:], f"h0_{index}")
-            direction = _gru_direction if x.type.shape[1 if a["batch_first"] else 0] <= GRU_MAX_STEPS else _gru_loop
+            direction = _gru_direction if unrolled else _gru_loop
             out, final = direction(ctx, node, seq, arrays[index * per:(index + 1) * per], h, d == 1,
                                    f"l{layer}" + ("_reverse" if d else ""))
             outs.append(out)

@@ -9,7 +9,7 @@ STAMP := .venv/.stamp
 export TF_CPP_MIN_LOG_LEVEL=2
 export CUDA_VISIBLE_DEVICES=-1
 
-.PHONY: env test test-slow demo bench bench-quant bench-quant-random bench-lm-quality bench-generative bench-peer-latency bench-op-counts fuzz clean supported-list
+.PHONY: env test test-slow demo bench bench-quant bench-quant-random bench-lm-quality bench-generative bench-peer-latency bench-op-counts bench-lstm-forms fuzz clean supported-list
 
 env: $(STAMP)
 
@@ -68,6 +68,11 @@ bench-peer-latency: env $(PEER_PYTHON)
 # (random weights; ~30 min on 2 shared cores; ARGS=--models resnet18,googlenet for some)
 bench-op-counts: env
 	nice $(PY) benchmarks/op_counts.py $(ARGS)
+
+# LiteRT latency of the unrolled and the fused LSTM over sizes, 1 and 2 threads (what to_tflite's
+# lstm="auto" rests on; ~5 min on 2 cores, run it on a quiet machine)
+bench-lstm-forms: env
+	$(PY) benchmarks/lstm_forms.py $(ARGS)
 
 .peers-venv/bin/python:
 	python3 -m venv .peers-venv

@@ -11,7 +11,7 @@ threads each of them waits for the other thread, so its time suffers most when o
 load the machine (the fused kernel runs on one thread) -- compare runs on a quiet machine. Writes benchmarks/results/lstm_forms.json
 (and .md).
 
-    python benchmarks/lstm_forms.py [--sizes 32x2x10,64x2x10,...] [--rounds 7]
+    python benchmarks/lstm_forms.py [--sizes 32x2x10,64x2x10,...] [--rounds 7]   (make bench-lstm-forms)
 """
 
 from __future__ import annotations

@@ -401,36 +401,27 @@ def emit_bitwise(ctx: Context, node: Node) -> int:
         raise DirectExportError(node, f"on {ctx.dtype(x)} values has no TFLite builtin (bools and 8 to 32-bit "
                                       f"signed integers are written)")
     wide = [ctx.cast(t, np.int32, f"wide{k}") for k, t in enumerate((x, y))]
-    result = _integer_and_or(ctx, node.op, wide, list(ctx.shape(out)))
+    result = _integer_and_or(ctx, node.op, wide)
     return ctx.cast(result, ctx.dtype(out), "narrow") if ctx.dtype(out) != np.int32 else \
         ctx.reshape(result, ctx.shape(out), out=out)
 
 
-def _integer_and_or(ctx: Context, op: str, operands: list[int], shape: list[int]) -> int:
+def _integer_and_or(ctx: Context, op: str, operands: list[int]) -> int:
     """int32 a & b or a | b without an AND builtin: each operand split into a signed high half
     h = floor(a / 2^16) and a low half l = a - h 2^16 in [0, 2^16); per half, with the identity
     a + b = (a ^ b) + 2 (a & b) of two's complement, and = (p + q - (p ^ q)) / 2 and
     or = p + q - and; then h 2^16 + l. No intermediate leaves int32's range."""
-
-    def new(a: int, b: int, kind: str, suffix: str, like=None) -> int:
-        t = ctx.temp(ctx.shape(a) if like is None else like, np.int32, suffix)
-        ctx.op(kind, [a, b], [t], {"ADD": fb.AddOptionsT, "SUB": fb.SubOptionsT, "MUL": fb.MulOptionsT}.get(
-            kind, lambda: None)())
-        return t
-
-    base, two = ctx.scalar(1 << 16, np.int32, "half_base"), ctx.scalar(2, np.int32, "two")
+    ops, base = Builtins(ctx), 1 << 16
     halves = []
-    for k, a in enumerate(operands):
-        high = new(a, base, "FLOOR_DIV", f"high{k}")
-        halves.append((high, new(a, new(high, base, "MUL", f"high_shifted{k}"), "SUB", f"low{k}")))
+    for a in map(ops.tensor, operands):
+        high = ops.binary("FLOOR_DIV", a, base)
+        halves.append((high, a - high * base))
     parts = []
-    for j, name in enumerate(("high", "low")):
-        p, q = halves[0][j], halves[1][j]
-        total = new(p, q, "ADD", f"{name}_sum", shape)
-        both = new(new(total, new(p, q, "BITWISE_XOR", f"{name}_xor", shape), "SUB", f"{name}_twice_and"), two,
-                   "FLOOR_DIV", f"{name}_and")
-        parts.append(both if op == "bitwise_and" else new(total, both, "SUB", f"{name}_or"))
-    return new(new(parts[0], base, "MUL", "high_back"), parts[1], "ADD", "combined")
+    for p, q in zip(*halves):  # (the high halves, then the low ones)
+        total = p + q
+        both = ops.binary("FLOOR_DIV", total - ops.binary("BITWISE_XOR", p, q), 2)
+        parts.append(both if op == "bitwise_and" else total - both)
+    return (parts[0] * base + parts[1]).index
 
 
 @emitter("logical_xor")

@@ -231,8 +231,9 @@ def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], layers: int, hi
         if lane:
             recurrent[:, (lane - 1) * hidden:lane * hidden] += _gate_rows(split(w[0]), layers, lane, hidden, hidden)
     projection = _gate_rows(split(layer_weights[0][0]), layers, 0, hidden, shape[2])
-    step_inputs = _projected_steps(b, x, b.constant(projection, "l0_w_ih"), b.constant(bias, "bias"), steps, batch,
-                                   gates_width, batch_first, "l0")
+    bias_value = b.constant(bias, "bias")
+    step_inputs = _projected_steps(b, x, b.constant(projection, "l0_w_ih"), bias_value, steps, batch, gates_width,
+                                   batch_first, "l0")
     w_rec = b.constant(recurrent, "w_rec")
     c_zero = _State(None, np.zeros((batch, width), b.dtype))
     h, c = None, c_zero
@@ -245,10 +246,9 @@ def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], layers: int, hi
         if h is None:  # the first wave: zero states
             gates = step_inputs[0] if not mask.any() else \
                 b.add("add", [step_inputs[0], b.constant(mask, f"{name}_mask")], name=f"{name}_gates")
-        else:
-            wave_bias = mask if w < steps else bias  # (from wave ``steps`` on, no projection carries the bias)
-            recurrent_part = b.linear(h, w_rec, b.constant(wave_bias, f"{name}_bias") if wave_bias.any() else None,
-                                      f"{name}_hh")
+        else:  # (from wave ``steps`` on, no projection carries the bias: the linear does)
+            wave_bias = bias_value if w >= steps else b.constant(mask, f"{name}_mask") if mask.any() else None
+            recurrent_part = b.linear(h, w_rec, wave_bias, f"{name}_hh")
             if w < steps:
                 gates = b.add("add", [step_inputs[w], recurrent_part], name=f"{name}_gates")
             else:

@@ -52,7 +52,6 @@ def measure(hidden: int, layers: int, steps: int, folder: str, rounds: int) -> d
     import torch
 
     import torch2keras
-    from torch2keras.direct import AUTO_UNROLL_BYTES
     from torch2keras.tflite.runtime import latency_rounds
 
     model, x = _model(hidden, layers), torch.randn(1, steps, FEATURES, generator=torch.Generator().manual_seed(0))
@@ -67,7 +66,8 @@ def measure(hidden: int, layers: int, steps: int, folder: str, rounds: int) -> d
         ratios[threads] = [row["unroll"] / row["fused"] for row in rows]
         medians[threads] = {k: statistics.median(r[k] for r in rows) for k in files}
     read = steps * 4 * sum(w.numel() for n, w in model.lstm.named_parameters() if n.startswith("weight"))
-    auto = "unroll" if read <= AUTO_UNROLL_BYTES else "fused"
+    chosen = torch2keras.to_tflite(model, (x,), os.path.join(folder, "auto.tflite"), validate=False)  # what "auto" does
+    auto = "fused" if "UNIDIRECTIONAL_SEQUENCE_LSTM" in chosen.op_counts else "unroll"
     return {"hidden": hidden, "layers": layers, "steps": steps, "weight_bytes_over_steps": read,
             "auto_picks": auto, "unroll/fused": {t: statistics.median(r) for t, r in ratios.items()},
             "round_ratios": ratios, "median_ms": medians, "files": facts}

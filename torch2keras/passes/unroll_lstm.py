@@ -86,6 +86,30 @@ class _Builder:
         return concat_tree(list(xs), lambda group: self.add("concat", group, {"axis": axis}, name))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Dims:
+    """A recurrent node's sizes, read once from its attributes and its input's shape."""
+
+    layers: int
+    dirs: int  # 2: bidirectional
+    hidden: int
+    per: int  # weights per layer-direction: w_ih, w_hh (, b_ih, b_hh)
+    batch_first: bool
+    steps: int
+    batch: int
+
+    @property
+    def time_axis(self) -> int:
+        return 1 if self.batch_first else 0
+
+    @classmethod
+    def of(cls, node: Node) -> "_Dims":
+        a, shape = node.attrs, node.inputs[0].type.shape
+        time_axis = 1 if a["batch_first"] else 0
+        return cls(a["num_layers"], 2 if a["bidirectional"] else 1, a["hidden_size"], 4 if a["has_biases"] else 2,
+                   bool(a["batch_first"]), shape[time_axis], shape[1 - time_axis])
+
+
 @dataclasses.dataclass
 class _State:
     """A running state: a value, or a known constant array (None: not known)."""
@@ -206,8 +230,8 @@ def _gate_rows(blocks: list[np.ndarray], lanes: int, lane: int, hidden: int, wid
     return out
 
 
-def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], layers: int, hidden: int, batch_first: bool,
-               per: int) -> tuple[list[Value], list[Value], list[Value]]:
+def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], dims: _Dims
+               ) -> tuple[list[Value], list[Value], list[Value]]:
     """A unidirectional stack of ``layers`` from zero states, as waves: wave w runs step w - l of
     every layer l at once on the layers' states side by side ([batch, layers * hidden]), since
     layer l's step t reads only layer l - 1's step t and its own step t - 1, both from wave w - 1.
@@ -217,8 +241,7 @@ def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], layers: int, hi
     started yet gets an input gate of 0 (``MASKED`` in that wave's bias), so its c and h stay 0;
     a finished layer's values are read by nothing. Returns (the last layer's h per step, every
     layer's final h, final c)."""
-    shape = list(x.type.shape)
-    steps, batch = (shape[1], shape[0]) if batch_first else (shape[0], shape[1])
+    layers, hidden, per, steps, batch = dims.layers, dims.hidden, dims.per, dims.steps, dims.batch
     width, gates_width = layers * hidden, 4 * layers * hidden
     split = lambda w: [w[k * hidden:(k + 1) * hidden] for k in range(4)]  # noqa: E731 - i, f, g, o blocks
     layer_weights = [weights[k * per:(k + 1) * per] for k in range(layers)]
@@ -230,10 +253,10 @@ def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], layers: int, hi
         recurrent[:, lane * hidden:(lane + 1) * hidden] += _gate_rows(split(w[1]), layers, lane, hidden, hidden)
         if lane:
             recurrent[:, (lane - 1) * hidden:lane * hidden] += _gate_rows(split(w[0]), layers, lane, hidden, hidden)
-    projection = _gate_rows(split(layer_weights[0][0]), layers, 0, hidden, shape[2])
+    projection = _gate_rows(split(layer_weights[0][0]), layers, 0, hidden, x.type.shape[2])
     bias_value = b.constant(bias, "bias")
     step_inputs = _projected_steps(b, x, b.constant(projection, "l0_w_ih"), bias_value, steps, batch, gates_width,
-                                   batch_first, "l0")
+                                   dims.batch_first, "l0")
     w_rec = b.constant(recurrent, "w_rec")
     c_zero = _State(None, np.zeros((batch, width), b.dtype))
     h, c = None, c_zero
@@ -266,26 +289,22 @@ def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], layers: int, hi
     return outs, finals_h, finals_c
 
 
-def _layer_by_layer(b: _Builder, graph: Graph, node: Node, weights: list[np.ndarray]
+def _layer_by_layer(b: _Builder, graph: Graph, node: Node, weights: list[np.ndarray], dims: _Dims
                     ) -> tuple[list[Value], list[Value], list[Value]]:
     """Each layer-direction unrolled in turn, from any initial states (bidirectional layers, given
     states): (the last layer's h per step, directions concatenated; every final h; final c)."""
-    a = node.attrs
     x, h0, c0 = node.inputs[:3]
-    dirs, hidden, per = 2 if a["bidirectional"] else 1, a["hidden_size"], 4 if a["has_biases"] else 2
-    time_axis = 1 if a["batch_first"] else 0
-    steps, batch = x.type.shape[time_axis], x.type.shape[1 - time_axis]
+    dirs, hidden, per, steps, batch = dims.dirs, dims.hidden, dims.per, dims.steps, dims.batch
     inputs: list[Value] = []
     finals_h, finals_c = [], []
-    for layer in range(a["num_layers"]):
+    for layer in range(dims.layers):
         per_direction = []
         for d in range(dirs):
             k = layer * dirs + d
             cell = _Layer(b, weights[k * per:(k + 1) * per], hidden, f"l{layer}" + ("_reverse" if d else ""))
             h, c = (_initial(b, graph, v, k, batch, hidden, name) for v, name in ((h0, "h0_"), (c0, "c0_")))
             step_inputs = inputs if layer else _projected_steps(
-                b, x, cell.input_only, cell.bias, steps, batch, 4 * hidden,
-                a["batch_first"], cell.name)
+                b, x, cell.input_only, cell.bias, steps, batch, 4 * hidden, dims.batch_first, cell.name)
             outs, h, c = _run_direction(b, cell, step_inputs, layer == 0, h, c, d == 1)
             per_direction.append(outs)
             finals_h.append(h.value)
@@ -343,19 +362,17 @@ class UnrollLSTM(RewritePass):
 
     def rewrite(self, graph: Graph, m: Match) -> None:
         node = m["lstm"]
-        a = node.attrs
         x, h0, c0 = node.inputs[:3]
         b = _Builder(graph, node, np.dtype({"f32": np.float32, "f16": np.float16, "f64": np.float64}[x.type.dtype]))
-        dirs, hidden, per = 2 if a["bidirectional"] else 1, a["hidden_size"], 4 if a["has_biases"] else 2
-        time_axis = 1 if a["batch_first"] else 0
-        steps, batch = x.type.shape[time_axis], x.type.shape[1 - time_axis]
+        dims = _Dims.of(node)
+        batch, hidden = dims.batch, dims.hidden
         weights = [np.asarray(graph.constant_value(w), dtype=b.dtype) for w in node.inputs[3:]]
         zero_states = all(graph.constant_value(v) is not None and not graph.constant_value(v).any() for v in (h0, c0))
-        if dirs == 1 and zero_states:
-            inputs, finals_h, finals_c = _wavefront(b, x, weights, a["num_layers"], hidden, a["batch_first"], per)
+        if dims.dirs == 1 and zero_states:
+            inputs, finals_h, finals_c = _wavefront(b, x, weights, dims)
         else:
-            inputs, finals_h, finals_c = _layer_by_layer(b, graph, node, weights)
-        self._replace_sequence(graph, b, node, inputs, time_axis)
+            inputs, finals_h, finals_c = _layer_by_layer(b, graph, node, weights, dims)
+        self._replace_sequence(graph, b, node, inputs, dims.time_axis)
         for k, finals in ((1, finals_h), (2, finals_c)):
             if graph.num_uses(node.outputs[k]) == 0 and not graph.is_output(node.outputs[k]):
                 continue

@@ -21,7 +21,7 @@ from ..backend_keras import state as keras_state
 from ..ir import ExportError, Graph
 from ..passes import PassManager
 from ..passes.quantized import integer_passes_after_layout, is_quantized
-from ..passes.recurrent import AFTER_UNROLL, check_lstm_form, direct_unroll_passes
+from ..passes.recurrent import AFTER_UNROLL, RECURRENT_OPS, check_lstm_form, direct_unroll_passes
 from .convert import ConverterFailure, NonBuiltinOps, check_options, keras_to_tflite, warn_flex
 from .delegates import analyze
 from .file import TFLiteFile, read_tflite
@@ -194,15 +194,16 @@ def _export_direct(result: Exportable, path: str, backend: str, quantize: Option
 
 
 def _direct_ready(graph: Graph, lstm: str = "auto") -> Graph:
-    """What the direct backend writes: ``graph``, or a copy with the LSTMs ``lstm`` chooses
-    unrolled (as ``to_tflite`` does, ``passes/recurrent.py``) and prepared for an integer file
-    (``_integer_ready``). The compiled IR stays as the Keras model computes it."""
-    unroll = direct_unroll_passes(lstm) if graph.nodes_by_op("lstm") else ()
-    if unroll:
+    """What the direct backend writes: ``graph``, or a copy with the recurrent layers unrolled
+    where ``lstm`` and the measured limits say (as ``to_tflite`` does, ``passes/recurrent.py``)
+    and prepared for an integer file (``_integer_ready``). The compiled IR stays as the Keras
+    model computes it."""
+    check_lstm_form(lstm)
+    if graph.nodes_by_op(*RECURRENT_OPS):
         copied = copy.deepcopy(graph)
-        before = len(copied.nodes_by_op("lstm"))
-        PassManager(list(unroll), verify=True).run(copied)
-        if len(copied.nodes_by_op("lstm")) < before:  # something unrolled: tidy it as to_tflite's pipeline does
+        before = len(copied.nodes_by_op(*RECURRENT_OPS))
+        PassManager(list(direct_unroll_passes(lstm)), verify=True).run(copied)
+        if len(copied.nodes_by_op(*RECURRENT_OPS)) < before:  # something unrolled: tidied as in to_tflite's pipeline
             PassManager(list(AFTER_UNROLL), verify=True).run(copied)
             graph = copied
     return _integer_ready(graph)

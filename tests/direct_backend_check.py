@@ -57,7 +57,7 @@ def _outputs(result, path: str):
 def _cross_check(result, converter_path: str) -> None:
     """Write ``result``'s IR directly next to ``converter_path`` and compare the two files."""
     from torch2keras.backend_tflite import DirectExportError, write_tflite
-    from torch2keras.tflite.export import _integer_ready
+    from torch2keras.tflite.export import _direct_ready
     from torch2keras.tflite.file import read_tflite
 
     name = getattr(result.ir, "name", "?")
@@ -67,7 +67,7 @@ def _cross_check(result, converter_path: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         direct_path = os.path.join(tmp, "direct.tflite")
         try:
-            write_tflite(_integer_ready(result.ir), direct_path)
+            write_tflite(_direct_ready(result.ir), direct_path)
         except DirectExportError as e:
             _REFUSED[_reason(e)] += 1
             return

@@ -24,16 +24,13 @@ from .frontend_torch import lower
 from .ir import Graph, NumericalMismatchError
 from .ir.types import invert
 from .passes.dce import DeadCodeElimination
-from .passes.unroll_lstm import UnrollLSTM
+from .passes.recurrent import AUTO_UNROLL_BYTES, LSTM_FORMS, check_lstm_form, direct_unroll_passes
 from .passes.quantized import AnnotateQuantized, DynamicRangeLinear, FoldFlattenIntoQuantizedLinear, MoveDataOntoIntegers
 from .stages import (Stages, build_pipeline, capture_model, check_arguments, flatten, inference_mode,
                      reference_outputs, run_passes)
 from .tflite.runtime import run_tflite
 
-__all__ = ["DirectResult", "LSTM_FORMS", "to_tflite"]
-
-LSTM_FORMS = ("auto", "unroll", "fused")  # to_tflite(lstm=...): see its docstring
-AUTO_UNROLL_BYTES = 1_500_000  # lstm="auto": unrolled up to this many bytes of weights read over all steps
+__all__ = ["AUTO_UNROLL_BYTES", "DirectResult", "LSTM_FORMS", "to_tflite"]
 
 
 @attrs.define
@@ -79,10 +76,10 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     own kernel); ``"unroll"``, up to 64 steps as FULLY_CONNECTED and elementwise ops, which every
     delegate takes; ``"auto"`` (default), unrolled where that is the faster file on XNNPACK as
     measured -- at most 1.5 MB of weights read over all steps (e.g. 2 layers of 32 units over 10
-    steps: about twice as fast) -- fused otherwise.
+    steps: about twice as fast) -- fused otherwise (``passes/recurrent.py``; the same option of
+    ``compile(...).export_tflite(backend="direct")`` writes the same file).
     """
-    if lstm not in LSTM_FORMS:
-        raise ValueError(f"lstm must be one of {LSTM_FORMS}, got {lstm!r}")
+    check_lstm_form(lstm)
     fp16, weights = resolve_quantize(quantize, "to_tflite")
     if weights is not None:
         rtol = max(rtol, weights.check_rtol)
@@ -95,8 +92,7 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     captured, session = run("capture", capture_model, model, args, kwargs, None)
     graph = run("lower", lower, captured, name or type(model).__name__)
     del session
-    unroll = {"unroll": (UnrollLSTM(),), "auto": (UnrollLSTM(max_weight_bytes=AUTO_UNROLL_BYTES),), "fused": ()}
-    extra = (MoveDataOntoIntegers(), *unroll[lstm])
+    extra = (MoveDataOntoIntegers(), *direct_unroll_passes(lstm))
     pipeline = build_pipeline(None, extra, input_layouts, output_layouts, True)
     integer = [DynamicRangeLinear(), DeadCodeElimination(), FoldFlattenIntoQuantizedLinear(), AnnotateQuantized()]
     run("passes", run_passes, graph, pipeline + integer, True, None)

@@ -128,7 +128,8 @@ class CompileResult:
                       calibration: Any = None, io_dtype: str = "int8", holdout: Any = None,
                       allow_flex: bool = False, int8_fallback: bool = False, delegates: bool = True,
                       progress: Optional[Callable[[str], None]] = None, backend: str = "converter",
-                      keep_float: Optional[Sequence[str]] = None, target_agreement: Optional[float] = None) -> str:
+                      keep_float: Optional[Sequence[str]] = None, target_agreement: Optional[float] = None,
+                      lstm: str = "auto") -> str:
         """Write a ``.tflite`` file (by default through the TensorFlow converter), builtin ops only
         (unless ``allow_flex``); record in the report its size, op counts, error vs PyTorch
         (``validate``) and the delegate-readiness analysis (``report.delegates``).
@@ -157,6 +158,11 @@ class CompileResult:
         counted on ``holdout`` reaches the target (all agreeing, 0.99 needs >= 268 held-out
         rows -- fewer is a ValueError -- and 300 rows show it only when all agree); in (0, 1).
         The trade is in ``report.quantization_selection`` (``torch2keras.tflite.selective``).
+        lstm: how the direct backend writes an ``nn.LSTM``, as ``to_tflite``'s option (the same
+        file): ``"auto"`` (default) unrolled where that is the faster file on XNNPACK as measured,
+        fused otherwise; ``"unroll"``; ``"fused"`` (docs/recurrent.md). The LSTMs are unrolled in a
+        copy of the IR written to the file; the Keras model, and so the converter's file, keeps
+        the form ``compile`` gave it (``extra_passes=["unroll_lstm"]`` unrolls it there).
         """
         io_checks.check_suffix(path, (".tflite",), "export_tflite", " (a .keras file is written by CompileResult.save)")
         io_checks.check_writable(path)
@@ -164,7 +170,7 @@ class CompileResult:
                                            io_dtype=io_dtype, holdout=holdout, allow_flex=allow_flex,
                                            int8_fallback=int8_fallback, delegates=delegates, progress=progress,
                                            backend=backend, keep_float=keep_float,
-                                           target_agreement=target_agreement)
+                                           target_agreement=target_agreement, lstm=lstm)
 
     def check_quantization(self, path: str, holdout: Any = None) -> Any:
         """The per-layer check of an int8 ``.tflite`` file written by ``export_tflite``, on

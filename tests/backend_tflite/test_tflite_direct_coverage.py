@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from direct_check import annotated_ir, check_direct, reference, run_file, xnnpack_leftovers
+from direct_check import annotated_ir, check_direct, reference, run_file
 from models import ConvScan, DecayingSum, Fn, Halving
 from torch2keras.backend_tflite import write_tflite
 
@@ -174,14 +174,15 @@ def test_control_flow(name, tmp_path):
     assert written.op_counts[loop] == 1
 
 
-# ---------------------------------------------------------------- GRU over many steps
+# ---------------------------------------------------------------- GRU left whole
 
 
 @pytest.mark.parametrize("kwargs,given", [(dict(batch_first=True), False), (dict(num_layers=2, bidirectional=True), True)])
 def test_gru_longer_than_the_unrolled_limit_is_a_loop(kwargs, given, tmp_path):
-    """A GRU over 80 steps (more than GRU_MAX_STEPS): one WHILE per layer and direction, its body
-    one step; outputs and h_n vs PyTorch."""
-    from torch2keras.backend_tflite.emitters.recurrent import GRU_MAX_STEPS
+    """A GRU the unroll_gru pass leaves whole (here 48 steps, more than to_tflite unrolls:
+    GRU_MAX_STEPS) is one WHILE per layer and direction, its body one step; outputs and h_n vs
+    PyTorch. (The unrolled form: tests/passes/test_unroll_gru.py.)"""
+    from torch2keras.passes.recurrent import GRU_MAX_STEPS
 
     torch.manual_seed(0)
     gru = nn.GRU(6, 5, **kwargs)
@@ -192,35 +193,6 @@ def test_gru_longer_than_the_unrolled_limit_is_a_loop(kwargs, given, tmp_path):
     graph, written = check_direct(model, inputs, tmp_path, "long_gru")
     assert max(_errors(model, inputs, graph, written)) <= 1e-4
     assert written.op_counts["WHILE"] == layers and sum(written.op_counts.values()) < 40
-
-
-@pytest.mark.parametrize("batch_first", [True, False])
-def test_unrolled_gru_runs_whole_on_xnnpack(batch_first, tmp_path):
-    """A 2-layer GRU over 10 steps, unrolled: each step's projection a STRIDED_SLICE (no 10-piece
-    SPLIT) and the sequence a tree of CONCATENATIONs of at most 5 (no PACK): every op on XNNPACK."""
-    torch.manual_seed(0)
-    gru = nn.GRU(6, 5, num_layers=2, batch_first=batch_first)
-    model = Fn(lambda m, x: m(x)[0], gru).eval()
-    inputs = (torch.randn(2, 10, 6) if batch_first else torch.randn(10, 2, 6),)
-    graph, written = check_direct(model, inputs, tmp_path, "gru")
-    assert max(_errors(model, inputs, graph, written)) <= 1e-5
-    assert "PACK" not in written.op_counts and written.op_counts["CONCATENATION"] == 2 * 3  # 10 rows: 5 + 5, joined
-    assert xnnpack_leftovers(written.path) == []
-
-
-def test_gru_with_large_recurrent_weights_is_a_loop(tmp_path):
-    """128 units over 20 steps read 3.9 MB of recurrent weights unrolled (more than
-    GRU_MAX_UNROLLED_BYTES, where the loop measured faster): one WHILE, outputs vs PyTorch."""
-    from torch2keras.backend_tflite.emitters.recurrent import GRU_MAX_STEPS, GRU_MAX_UNROLLED_BYTES
-
-    torch.manual_seed(0)
-    gru = nn.GRU(8, 128, batch_first=True)
-    steps = 20
-    assert steps <= GRU_MAX_STEPS and steps * 4 * gru.weight_hh_l0.numel() > GRU_MAX_UNROLLED_BYTES
-    model, inputs = Fn(lambda m, x: m(x)[0], gru).eval(), (torch.randn(1, steps, 8),)
-    graph, written = check_direct(model, inputs, tmp_path, "large_gru")
-    assert max(_errors(model, inputs, graph, written)) <= 1e-4
-    assert written.op_counts["WHILE"] == 1
 
 
 # ---------------------------------------------------------------- scatter reductions

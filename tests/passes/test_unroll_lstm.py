@@ -135,3 +135,31 @@ def test_auto_unrolls_only_lstms_whose_weights_over_all_steps_stay_small(tmp_pat
     PassManager([DeadCodeElimination(), FoldConstants(), UnrollLSTM(max_weight_bytes=AUTO_UNROLL_BYTES)]).run(graph)
     reasons = list(graph.meta["rewrites"]["unroll_lstm"].values())
     assert any(f"reads {read / 1e6:.2f} MB of weights over its steps" in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("lstm", ["auto", "fused"])
+def test_compiled_export_writes_the_lstm_as_to_tflite_does(lstm, tmp_path):
+    """``compile(...).export_tflite(backend="direct")`` chooses the LSTM's form as ``to_tflite``
+    does (``lstm="auto"`` by default: this small LSTM unrolled): the two files hold the same ops
+    and both match PyTorch; the compiled IR keeps its fused ``lstm`` (the Keras model's)."""
+    from torch2keras.tflite.file import read_tflite
+
+    torch.manual_seed(0)
+    model, x = LastStepLSTM().eval(), torch.randn(1, 10, 16)
+    want = _reference(model, (x,))[0]
+    written = torch2keras.to_tflite(model, (x,), str(tmp_path / "to_tflite.tflite"), lstm=lstm, atol=TOL, rtol=TOL)
+    result = torch2keras.compile(model, (x,))
+    path = result.export_tflite(str(tmp_path / "export.tflite"), backend="direct",
+                                **({} if lstm == "auto" else {"lstm": lstm}))
+    counts = read_tflite(path).op_counts()
+    assert counts == read_tflite(written.path).op_counts()
+    assert ("UNIDIRECTIONAL_SEQUENCE_LSTM" in counts) == (lstm == "fused")
+    assert len(result.ir.nodes_by_op("lstm")) == 1
+    assert written.max_abs_error <= 1e-5 and result.report.tflite["max_abs_error"] <= 1e-5
+    assert np.max(np.abs(result.run_tflite(path, [x.numpy()])[0] - want)) <= 1e-5
+    if lstm == "auto":
+        assert xnnpack_leftovers(path) == []
+    with pytest.raises(ValueError, match="lstm must be one of"):
+        result.export_tflite(str(tmp_path / "x.tflite"), backend="direct", lstm="unrolled")
+    with pytest.raises(ValueError, match="converter writes the Keras model as compiled"):
+        result.export_tflite(str(tmp_path / "x.tflite"), lstm="unroll")

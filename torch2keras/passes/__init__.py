@@ -15,6 +15,7 @@ from .fold_norm_affine import FoldNormAffine
 from .hoist_slices import HoistSlices
 from .layout import AssignLayout
 from .manager import PASSES, Pass, PassManager, PassRecord, get_pass, register_pass
+from .unroll_gru import UnrollGRU
 from .unroll_lstm import UnrollLSTM
 from .update_slice_from_select import UpdateSliceFromSelect
 from .pipeline import DEFAULT_PIPELINE, Cleanup, Simplify, SimplifyTransposes, default_pipeline
@@ -22,4 +23,4 @@ from .pipeline import DEFAULT_PIPELINE, Cleanup, Simplify, SimplifyTransposes, d
 __all__ = ["AssignLayout", "CancelTransposes", "CanonicalizeReshapes", "Cleanup", "CommonSubexpressionElimination",
            "ComposeTransposes", "DEFAULT_PIPELINE", "DeadCodeElimination", "DropUnreadState", "Fixpoint", "FoldBatchNorm",
            "FoldChannelPermutation", "FoldConstants", "FoldNormAffine", "GroupQueryAttention", "HoistSlices", "PASSES", "Pass", "PassManager", "PassRecord", "Simplify",
-           "SimplifyTransposes", "UnrollLSTM", "UpdateSliceFromSelect", "default_pipeline", "get_pass", "register_pass"]
+           "SimplifyTransposes", "UnrollGRU", "UnrollLSTM", "UpdateSliceFromSelect", "default_pipeline", "get_pass", "register_pass"]

@@ -32,6 +32,9 @@ of it than single steps; a ``slice`` taking one step (``out[:, -1]``) reads that
 directly. The final h and c are concatenated as torch's h_n and c_n. Concatenations take at most
 ``XNNPACK_CONCAT_MAX_INPUTS`` inputs each (the most XNNPACK takes), longer ones are a tree.
 
+Whether an LSTM is unrolled is the rule ``unrolling.unroll_refusal`` applies to every recurrent
+layer, its steps reading every layer's w_ih and w_hh (the first layer's w_ih counted too).
+
 Invariant afterwards: no ``lstm`` node with static shapes, constant weights, at most
 ``max_steps`` steps and at most ``max_weight_bytes`` of weights read over its steps is left; the
 rewritten values are the LSTM's results within float rounding (each carries the torch tag of the
@@ -42,66 +45,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
 from ..ir import Graph, Node, Value
-from ..ir.ops.shape import concat_tree
 from .manager import register_pass
-from .rewrite import Match, Op, RewritePass, describe, erase_dead, replace_value
+from .rewrite import Match, Op, RewritePass
+from .unrolling import Builder, Dims, State, initial_state, projected_steps, replace_finals, replace_sequence, \
+    unroll_refusal
 
 __all__ = ["UnrollLSTM"]
-
-
-
-class _Builder:
-    """Adds the unrolled nodes to ``graph``, each at the LSTM's source location."""
-
-    def __init__(self, graph: Graph, node: Node, dtype: np.dtype) -> None:
-        self.graph, self.loc, self.dtype = graph, node.loc, dtype
-        self.prefix = node.outputs[0].name_hint
-
-    def add(self, op: str, inputs: Sequence[Value], attrs: Optional[dict] = None, name: str = "") -> Value:
-        return self.graph.add_node(op, inputs, attrs or {}, loc=self.loc, name=f"{self.prefix}_{name or op}").output
-
-    def constant(self, array: np.ndarray, name: str) -> Value:
-        return self.graph.add_constant(np.ascontiguousarray(array, dtype=self.dtype), name=f"{self.prefix}_{name}",
-                                       loc=self.loc)
-
-    def linear(self, x: Value, w: Value, b: Optional[Value], name: str) -> Value:
-        """x @ w.T (+ b), the weights constants made once and read by every step."""
-        return self.add("linear", [x, w] + ([b] if b is not None else []), name=name)
-
-    def slice(self, x: Value, axis: int, start: int, end: int, name: str) -> Value:
-        return self.add("slice", [x], {"axis": axis, "start": start, "end": end, "step": 1}, name)
-
-    def reshape(self, x: Value, shape: Sequence[int], name: str) -> Value:
-        if list(x.type.shape) == list(shape):
-            return x
-        return self.add("reshape", [x], {"shape": [int(s) for s in shape]}, name)
-
-    def concat(self, xs: Sequence[Value], axis: int, name: str) -> Value:
-        """``xs`` concatenated along ``axis``: one node, or a tree of them (``concat_tree``)."""
-        return concat_tree(list(xs), lambda group: self.add("concat", group, {"axis": axis}, name))
-
-
-@dataclasses.dataclass
-class _State:
-    """A running state: a value, or a known constant array (None: not known)."""
-
-    value: Optional[Value]
-    array: Optional[np.ndarray]
-
-    @property
-    def zero(self) -> bool:
-        return self.array is not None and not self.array.any()
 
 
 class _Layer:
     """One layer-direction's weights and the step arithmetic over them."""
 
-    def __init__(self, b: _Builder, weights: list[np.ndarray], hidden: int, name: str) -> None:
+    def __init__(self, b: Builder, weights: list[np.ndarray], hidden: int, name: str) -> None:
         self.b, self.hidden, self.name = b, hidden, name
         self.w_ih, self.w_hh = weights[0], weights[1]
         bias = weights[2] + weights[3] if len(weights) == 4 else None
@@ -120,10 +80,10 @@ class _Layer:
     def joined(self) -> Value:  # deeper layers: [x_t, h] @ [w_ih | w_hh].T
         return self.b.constant(np.concatenate([self.w_ih, self.w_hh], axis=1), f"{self.name}_w_ih_hh")
 
-    def state_value(self, state: _State, name: str) -> Value:
+    def state_value(self, state: State, name: str) -> Value:
         return state.value if state.value is not None else self.b.constant(state.array, name)
 
-    def gates(self, projected: Optional[Value], x_t: Optional[Value], h: _State, t: int) -> Value:
+    def gates(self, projected: Optional[Value], x_t: Optional[Value], h: State, t: int) -> Value:
         """The step's pre-activation gates [batch, 4 * hidden] from the step's input projection
         (first layer) or its input (deeper layers) and the previous h."""
         b, name = self.b, f"{self.name}_t{t}"
@@ -140,11 +100,11 @@ class _Layer:
         joined = b.concat([x_t, self.state_value(h, f"{name}_h0")], 1, f"{name}_x_h")
         return b.linear(joined, self.joined, self.bias, f"{name}_gates")
 
-    def cell(self, gates: Value, c: _State, t: int) -> tuple[_State, _State]:
+    def cell(self, gates: Value, c: State, t: int) -> tuple[State, State]:
         return _cell(self.b, gates, c, self.hidden, f"{self.name}_t{t}")
 
 
-def _cell(b: _Builder, gates: Value, c: _State, hidden: int, name: str) -> tuple[_State, _State]:
+def _cell(b: Builder, gates: Value, c: State, hidden: int, name: str) -> tuple[State, State]:
     """(h', c') from the [batch, 4 * hidden] gates (i, f, g, o) and the previous c (a zero c needs
     no forget gate)."""
     gate = lambda k, act: b.add(act, [b.slice(gates, 1, k * hidden, (k + 1) * hidden, f"{name}_{'ifgo'[k]}")],  # noqa
@@ -156,33 +116,11 @@ def _cell(b: _Builder, gates: Value, c: _State, hidden: int, name: str) -> tuple
                         name=f"{name}_c")
     o = gate(3, "sigmoid")
     h = b.add("mul", [o, b.add("tanh", [written], name=f"{name}_c_act")], name=f"{name}_h")
-    return _State(h, None), _State(written, None)
+    return State(h, None), State(written, None)
 
 
-def _initial(b: _Builder, graph: Graph, v: Value, k: int, batch: int, hidden: int, name: str) -> _State:
-    """Layer-direction ``k``'s initial state from torch's [layers * directions, batch, hidden] ``v``."""
-    array = graph.constant_value(v)
-    if array is not None:
-        return _State(None, np.asarray(array[k], dtype=b.dtype))
-    return _State(b.reshape(b.slice(v, 0, k, k + 1, f"{name}{k}_row"), [batch, hidden], f"{name}{k}"), None)
-
-
-def _projected_steps(b: _Builder, x: Value, w: Value, bias: Optional[Value], steps: int, batch: int, width: int,
-                     batch_first: bool, name: str) -> list[Value]:
-    """The first layer's input projection of every step ([batch, width] each): one linear over
-    the sequence's rows, then a slice per step."""
-    shape = list(x.type.shape)
-    rows = b.reshape(x, [shape[0] * shape[1], shape[2]], f"{name}_rows")
-    projected = b.linear(rows, w, bias, f"{name}_ih")
-    if not batch_first or batch == 1:  # each step's rows are consecutive
-        return [b.slice(projected, 0, t * batch, (t + 1) * batch, f"{name}_t{t}_ih") for t in range(steps)]
-    by_step = b.reshape(projected, [batch, steps, width], f"{name}_ih_steps")
-    return [b.reshape(b.slice(by_step, 1, t, t + 1, f"{name}_t{t}_ih_row"), [batch, width], f"{name}_t{t}_ih")
-            for t in range(steps)]
-
-
-def _run_direction(b: _Builder, layer: _Layer, inputs: list[Value], projected: bool, h: _State, c: _State,
-                   reverse: bool) -> tuple[list[Value], _State, _State]:
+def _run_direction(b: Builder, layer: _Layer, inputs: list[Value], projected: bool, h: State, c: State,
+                   reverse: bool) -> tuple[list[Value], State, State]:
     """Every step of one layer-direction: (h per step in time order, final h, final c)."""
     steps = len(inputs)
     outs: list[Optional[Value]] = [None] * steps
@@ -206,8 +144,8 @@ def _gate_rows(blocks: list[np.ndarray], lanes: int, lane: int, hidden: int, wid
     return out
 
 
-def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], layers: int, hidden: int, batch_first: bool,
-               per: int) -> tuple[list[Value], list[Value], list[Value]]:
+def _wavefront(b: Builder, x: Value, weights: list[np.ndarray], dims: Dims
+               ) -> tuple[list[Value], list[Value], list[Value]]:
     """A unidirectional stack of ``layers`` from zero states, as waves: wave w runs step w - l of
     every layer l at once on the layers' states side by side ([batch, layers * hidden]), since
     layer l's step t reads only layer l - 1's step t and its own step t - 1, both from wave w - 1.
@@ -217,8 +155,7 @@ def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], layers: int, hi
     started yet gets an input gate of 0 (``MASKED`` in that wave's bias), so its c and h stay 0;
     a finished layer's values are read by nothing. Returns (the last layer's h per step, every
     layer's final h, final c)."""
-    shape = list(x.type.shape)
-    steps, batch = (shape[1], shape[0]) if batch_first else (shape[0], shape[1])
+    layers, hidden, per, steps, batch = dims.layers, dims.hidden, dims.per, dims.steps, dims.batch
     width, gates_width = layers * hidden, 4 * layers * hidden
     split = lambda w: [w[k * hidden:(k + 1) * hidden] for k in range(4)]  # noqa: E731 - i, f, g, o blocks
     layer_weights = [weights[k * per:(k + 1) * per] for k in range(layers)]
@@ -230,12 +167,11 @@ def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], layers: int, hi
         recurrent[:, lane * hidden:(lane + 1) * hidden] += _gate_rows(split(w[1]), layers, lane, hidden, hidden)
         if lane:
             recurrent[:, (lane - 1) * hidden:lane * hidden] += _gate_rows(split(w[0]), layers, lane, hidden, hidden)
-    projection = _gate_rows(split(layer_weights[0][0]), layers, 0, hidden, shape[2])
+    projection = _gate_rows(split(layer_weights[0][0]), layers, 0, hidden, x.type.shape[2])
     bias_value = b.constant(bias, "bias")
-    step_inputs = _projected_steps(b, x, b.constant(projection, "l0_w_ih"), bias_value, steps, batch, gates_width,
-                                   batch_first, "l0")
+    step_inputs = projected_steps(b, x, b.constant(projection, "l0_w_ih"), bias_value, dims, gates_width, "l0")
     w_rec = b.constant(recurrent, "w_rec")
-    c_zero = _State(None, np.zeros((batch, width), b.dtype))
+    c_zero = State(None, np.zeros((batch, width), b.dtype))
     h, c = None, c_zero
     waves: list[tuple[Value, Value]] = []
     for w in range(steps + layers - 1):
@@ -266,26 +202,22 @@ def _wavefront(b: _Builder, x: Value, weights: list[np.ndarray], layers: int, hi
     return outs, finals_h, finals_c
 
 
-def _layer_by_layer(b: _Builder, graph: Graph, node: Node, weights: list[np.ndarray]
+def _layer_by_layer(b: Builder, node: Node, weights: list[np.ndarray], dims: Dims
                     ) -> tuple[list[Value], list[Value], list[Value]]:
     """Each layer-direction unrolled in turn, from any initial states (bidirectional layers, given
     states): (the last layer's h per step, directions concatenated; every final h; final c)."""
-    a = node.attrs
     x, h0, c0 = node.inputs[:3]
-    dirs, hidden, per = 2 if a["bidirectional"] else 1, a["hidden_size"], 4 if a["has_biases"] else 2
-    time_axis = 1 if a["batch_first"] else 0
-    steps, batch = x.type.shape[time_axis], x.type.shape[1 - time_axis]
+    dirs, hidden, per, steps, batch = dims.dirs, dims.hidden, dims.per, dims.steps, dims.batch
     inputs: list[Value] = []
     finals_h, finals_c = [], []
-    for layer in range(a["num_layers"]):
+    for layer in range(dims.layers):
         per_direction = []
         for d in range(dirs):
             k = layer * dirs + d
             cell = _Layer(b, weights[k * per:(k + 1) * per], hidden, f"l{layer}" + ("_reverse" if d else ""))
-            h, c = (_initial(b, graph, v, k, batch, hidden, name) for v, name in ((h0, "h0_"), (c0, "c0_")))
-            step_inputs = inputs if layer else _projected_steps(
-                b, x, cell.input_only, cell.bias, steps, batch, 4 * hidden,
-                a["batch_first"], cell.name)
+            h, c = (initial_state(b, v, k, batch, hidden, name) for v, name in ((h0, "h0_"), (c0, "c0_")))
+            step_inputs = inputs if layer else projected_steps(b, x, cell.input_only, cell.bias, dims, 4 * hidden,
+                                                                cell.name)
             outs, h, c = _run_direction(b, cell, step_inputs, layer == 0, h, c, d == 1)
             per_direction.append(outs)
             finals_h.append(h.value)
@@ -293,21 +225,6 @@ def _layer_by_layer(b: _Builder, graph: Graph, node: Node, weights: list[np.ndar
         inputs = per_direction[0] if dirs == 1 else [
             b.concat([p[t] for p in per_direction], 1, f"l{layer}_t{t}_directions") for t in range(steps)]
     return inputs, finals_h, finals_c
-
-
-def _single_step_readers(graph: Graph, seq: Value, time_axis: int) -> Optional[list[tuple[Node, int]]]:
-    """(slice node, step) for every reader of the sequence if each takes exactly one step; else None."""
-    if graph.is_output(seq):
-        return None
-    found = []
-    for node, _ in graph.uses(seq):
-        if node.op != "slice" or node.attrs["axis"] % 3 != time_axis or node.attrs["step"] != 1:
-            return None
-        start, end, _ = slice(node.attrs["start"], node.attrs["end"]).indices(seq.type.shape[time_axis])
-        if end - start != 1:
-            return None
-        found.append((node, start))
-    return found
 
 
 @register_pass
@@ -324,57 +241,20 @@ class UnrollLSTM(RewritePass):
 
     def check(self, graph: Graph, m: Match) -> Optional[str]:
         node = m["lstm"]
-        x = node.inputs[0]
-        if not all(v.type.is_static for v in (*node.inputs[:3], *node.outputs)):
-            return f"{describe(node)} has run-time sizes"
-        if x.type.dtype not in ("f32", "f16", "f64"):
-            return f"{describe(node)} runs on {x.type.dtype}"
-        if any(graph.constant_value(w) is None for w in node.inputs[3:]):
-            return f"{describe(node)} has weights computed by the model"
-        steps = x.type.shape[1 if node.attrs["batch_first"] else 0]
-        if not 1 <= steps <= self.max_steps:
-            return f"{describe(node)} runs {steps} steps (unrolled: 1 to max_steps={self.max_steps})"
-        read = steps * sum(4 * int(np.prod(graph.constant_value(w).shape)) for w in node.inputs[3:]
-                           if len(w.type.shape) == 2)
-        if self.max_weight_bytes is not None and read > self.max_weight_bytes:
-            return (f"{describe(node)} reads {read / 1e6:.2f} MB of weights over its steps (unrolled: up to "
-                    f"max_weight_bytes={self.max_weight_bytes / 1e6:.2f} MB)")
-        return None
+        weights = node.inputs[3:]  # every step reads its layers' w_ih and w_hh (the first layer's w_ih: counted too)
+        return unroll_refusal(graph, node, weights, [w for w in weights if len(w.type.shape) == 2], self.max_steps,
+                              self.max_weight_bytes)
 
     def rewrite(self, graph: Graph, m: Match) -> None:
         node = m["lstm"]
-        a = node.attrs
         x, h0, c0 = node.inputs[:3]
-        b = _Builder(graph, node, np.dtype({"f32": np.float32, "f16": np.float16, "f64": np.float64}[x.type.dtype]))
-        dirs, hidden, per = 2 if a["bidirectional"] else 1, a["hidden_size"], 4 if a["has_biases"] else 2
-        time_axis = 1 if a["batch_first"] else 0
-        steps, batch = x.type.shape[time_axis], x.type.shape[1 - time_axis]
-        weights = [np.asarray(graph.constant_value(w), dtype=b.dtype) for w in node.inputs[3:]]
+        b, dims = Builder(graph, node), Dims.of(node)
+        weights = b.weights(node, 3)
         zero_states = all(graph.constant_value(v) is not None and not graph.constant_value(v).any() for v in (h0, c0))
-        if dirs == 1 and zero_states:
-            inputs, finals_h, finals_c = _wavefront(b, x, weights, a["num_layers"], hidden, a["batch_first"], per)
+        if dims.dirs == 1 and zero_states:
+            inputs, finals_h, finals_c = _wavefront(b, x, weights, dims)
         else:
-            inputs, finals_h, finals_c = _layer_by_layer(b, graph, node, weights)
-        self._replace_sequence(graph, b, node, inputs, time_axis)
-        for k, finals in ((1, finals_h), (2, finals_c)):
-            if graph.num_uses(node.outputs[k]) == 0 and not graph.is_output(node.outputs[k]):
-                continue
-            rows = [b.reshape(v, [1, batch, hidden], f"{'hc'[k - 1]}_n{j}") for j, v in enumerate(finals)]
-            replace_value(graph, node.outputs[k], b.concat(rows, 0, f"{'hc'[k - 1]}_n"))
-
-    @staticmethod
-    def _replace_sequence(graph: Graph, b: _Builder, node: Node, steps: list[Value], time_axis: int) -> None:
-        """Points the readers of the LSTM's sequence at the steps' h: a single-step slice at that
-        step's, anything else at their concatenation along time."""
-        seq = node.outputs[0]
-        if graph.num_uses(seq) == 0 and not graph.is_output(seq):
-            return
-        row = [1, *steps[0].type.shape] if time_axis == 0 else [steps[0].type.shape[0], 1, steps[0].type.shape[1]]
-        single = _single_step_readers(graph, seq, time_axis)
-        if single is not None:
-            for reader, t in single:
-                replace_value(graph, reader.output, b.reshape(steps[t], row, f"t{t}_out"))
-            erase_dead(graph, [reader for reader, _ in single])
-            return
-        rows = [b.reshape(h, row, f"t{t}_row") for t, h in enumerate(steps)]
-        replace_value(graph, seq, b.concat(rows, time_axis, "sequence"))
+            inputs, finals_h, finals_c = _layer_by_layer(b, node, weights, dims)
+        replace_sequence(b, node, inputs, dims.time_axis)
+        replace_finals(b, node, 1, finals_h, "h_n")
+        replace_finals(b, node, 2, finals_c, "c_n")

@@ -21,6 +21,7 @@ from ..backend_keras import state as keras_state
 from ..ir import ExportError, Graph
 from ..passes import PassManager
 from ..passes.quantized import integer_passes_after_layout, is_quantized
+from ..passes.recurrent import AFTER_UNROLL, RECURRENT_OPS, check_lstm_form, direct_unroll_passes
 from .convert import ConverterFailure, NonBuiltinOps, check_options, keras_to_tflite, warn_flex
 from .delegates import analyze
 from .file import TFLiteFile, read_tflite
@@ -60,16 +61,18 @@ def export_tflite(result: Exportable, path: str, validate: bool = True, quantize
                   calibration: Any = None, io_dtype: str = "int8", holdout: Any = None, allow_flex: bool = False,
                   int8_fallback: bool = False, delegates: bool = True,
                   progress: Optional[Callable[[str], None]] = None, backend: str = "converter",
-                  keep_float: Optional[Sequence[str]] = None, target_agreement: Optional[float] = None) -> str:
+                  keep_float: Optional[Sequence[str]] = None, target_agreement: Optional[float] = None,
+                  lstm: str = "auto") -> str:
     """Write ``path`` (through TensorFlow's converter unless ``backend`` says otherwise) and record
     it in ``result.report`` (see ``CompileResult.export_tflite`` for the options)."""
     say = progress or (lambda message: None)
     start = time.perf_counter()
+    _check_lstm(lstm, backend)
     _check_quantize(quantize, io_dtype, calibration is not None, backend)
     selective = _check_selective(quantize, keep_float, target_agreement, backend)
     if calibration is not None and quantize != "int8":
         raise ValueError(f'calibration data is used by quantize="int8" only (got quantize={quantize!r})')
-    if backend != "converter" and _export_direct(result, path, backend, quantize, validate, delegates, say):
+    if backend != "converter" and _export_direct(result, path, backend, quantize, validate, delegates, say, lstm):
         result.report.timings["export_tflite"] = time.perf_counter() - start
         return str(path)
     check_int8 = quantize == "int8" and validate
@@ -159,8 +162,17 @@ def _check_quantize(quantize: Any, io_dtype: str, calibrated: bool, backend: str
                          f"export_tflite(..., backend=\"direct\")")
 
 
+def _check_lstm(lstm: str, backend: str) -> None:
+    """``lstm`` chooses the LSTM form of a direct file; the converter writes the Keras model as compiled."""
+    check_lstm_form(lstm)
+    if backend == "converter" and lstm != "auto":
+        raise ValueError(f"lstm={lstm!r} chooses how the direct backend writes an LSTM (backend=\"direct\"); the "
+                         f"converter writes the Keras model as compiled (compile(..., extra_passes=[\"unroll_lstm\"]) "
+                         f"unrolls it there)")
+
+
 def _export_direct(result: Exportable, path: str, backend: str, quantize: Optional[str], validate: bool,
-                   delegates: bool, say: Callable[[str], None]) -> bool:
+                   delegates: bool, say: Callable[[str], None], lstm: str = "auto") -> bool:
     """The file written by the direct backend (``backend_tflite``) and recorded; False where the
     converter must write it (integer quantization, or a model ``backend="auto"`` falls back on)."""
     from ..backend_tflite.export import export_direct
@@ -169,7 +181,7 @@ def _export_direct(result: Exportable, path: str, backend: str, quantize: Option
         return result.run_tflite(p, result.example_inputs, delegates=use_delegates)
 
     say(f"writing {os.path.basename(str(path))} directly")
-    done = export_direct(_integer_ready(result.ir), path, backend, quantize, run if validate else None,
+    done = export_direct(_direct_ready(result.ir, lstm), path, backend, quantize, run if validate else None,
                          result.reference)
     if done is None:
         return False
@@ -179,6 +191,22 @@ def _export_direct(result: Exportable, path: str, backend: str, quantize: Option
         say("delegate readiness")
         result.report.delegates = analyze(path, done.tensor_nodes, result.output_nodes)
     return True
+
+
+def _direct_ready(graph: Graph, lstm: str = "auto") -> Graph:
+    """What the direct backend writes: ``graph``, or a copy with the recurrent layers unrolled
+    where ``lstm`` and the measured limits say (as ``to_tflite`` does, ``passes/recurrent.py``)
+    and prepared for an integer file (``_integer_ready``). The compiled IR stays as the Keras
+    model computes it."""
+    check_lstm_form(lstm)
+    if graph.nodes_by_op(*RECURRENT_OPS):
+        copied = copy.deepcopy(graph)
+        before = len(copied.nodes_by_op(*RECURRENT_OPS))
+        PassManager(list(direct_unroll_passes(lstm)), verify=True).run(copied)
+        if len(copied.nodes_by_op(*RECURRENT_OPS)) < before:  # something unrolled: tidied as in to_tflite's pipeline
+            PassManager(list(AFTER_UNROLL), verify=True).run(copied)
+            graph = copied
+    return _integer_ready(graph)
 
 
 def _integer_ready(graph: Graph) -> Graph:

@@ -1,11 +1,10 @@
 """The ``lstm``, ``rnn`` and ``gru`` emitters: one UNIDIRECTIONAL_SEQUENCE_LSTM (Elman RNN:
-UNIDIRECTIONAL_SEQUENCE_RNN, tanh or relu fused) per layer and direction (an LSTM the
-``unroll_lstm`` pass unrolled (``to_tflite``'s ``lstm`` option) reaches the writer as linear
-and elementwise nodes instead); a GRU (no builtin)
-unrolled over its time steps (up to ``GRU_MAX_STEPS`` steps and ``GRU_MAX_UNROLLED_BYTES`` of
-recurrent weights read over them; beyond: a WHILE loop over the steps): the
-input projection of every step at once, then per step a FULLY_CONNECTED of the state and the
-gates in elementwise builtins (per-step pieces and the sequence written as ops XNNPACK takes).
+UNIDIRECTIONAL_SEQUENCE_RNN, tanh or relu fused) per layer and direction; a GRU (no builtin) as
+a WHILE loop over its steps per layer and direction: the input projection of every step at
+once, then a body running one step (a FULLY_CONNECTED of the state and the gates in elementwise
+builtins). An LSTM or GRU the ``unroll_lstm`` / ``unroll_gru`` passes unrolled (``to_tflite``
+and the direct export run them where the unrolled file measured faster, ``passes/recurrent.py``)
+reaches the writer as linear and elementwise nodes instead: this module writes what is left.
 
 torch's gates i, f, g, o are the op's input, forget, cell and output gates; the weights are split
 per gate as they are ([hidden, features] blocks of w_ih and w_hh), the two biases summed. The
@@ -32,7 +31,7 @@ import numpy as np
 
 from ...ir import Node
 from ..context import Context, DirectExportError, emitter
-from ...ir.ops.shape import XNNPACK_SPLIT_MAX_PIECES, concat_tree
+from ...ir.ops.shape import XNNPACK_SPLIT_MAX_PIECES
 from ..plan import state_readable
 from ..schema import fb
 from .control import counter_cond
@@ -276,15 +275,6 @@ def _final_hidden(ctx: Context, node: Node, finals: list[tuple[int, bool]]) -> i
     return out
 
 
-# Beyond either limit a GRU layer is a WHILE loop (``_gru_loop``), not unrolled steps. Measured on
-# XNNPACK, 2 threads, unrolled / loop: 2 layers of 32 units over 10 steps 0.61x, of 64 units over
-# 20 steps (2.0 MB of recurrent weights read) 0.81x; over 32 steps (3.1 MB) 1.0x; 32 units over
-# 64 steps 1.24x (the many small ops), 128 units over 50 steps 1.64x (XNNPACK packs every step's
-# weights apart: they stop sharing the cache).
-GRU_MAX_STEPS = 32
-GRU_MAX_UNROLLED_BYTES = 2_000_000  # the recurrent weights (float32) of every layer times the steps
-
-
 def _fc(ctx: Context, x: int, weight: np.ndarray, bias: np.ndarray, name: str) -> int:
     """x [rows, in] @ weight.T + bias (FULLY_CONNECTED), a new [rows, out] tensor."""
     out = ctx.temp([ctx.shape(x)[0], weight.shape[0]], np.float32, name)
@@ -342,29 +332,11 @@ def _gru_projection(ctx: Context, node: Node, seq: int, weights: list[np.ndarray
     return shape, time_axis, hidden, ctx.reshape(projected, [*shape[:2], 3 * hidden], f"{name}/gi_steps"), b_hh
 
 
-def _gru_direction(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], h: int, reverse: bool,
-                   name: str) -> tuple[int, int]:
-    """One GRU layer-direction unrolled: (its hidden states aligned with the input, the final state)."""
-    shape, time_axis, hidden, gi, b_hh = _gru_projection(ctx, node, seq, weights, name)
-    steps, batch = shape[time_axis], shape[1 - time_axis]
-    per_step = _pieces(ctx, gi, time_axis, steps, f"{name}/gi_t")
-    outs: list = [None] * steps
-    for t in (reversed(range(steps)) if reverse else range(steps)):
-        h = _gru_step(ctx, ctx.reshape(per_step[t], [batch, 3 * hidden], f"{name}/gi_t{t}_rows"), h, weights[1], b_hh,
-                      f"{name}/t{t}")
-        outs[t] = h
-    row = [batch, 1, hidden] if time_axis == 1 else [1, batch, hidden]
-    rows = [ctx.reshape(out, row, f"{name}/t{t}_row") for t, out in enumerate(outs)]
-    return concat_tree(rows, lambda group: _concat(ctx, group, time_axis, f"{name}/sequence")), h
-
-
-
 def _gru_loop(ctx: Context, node: Node, seq: int, weights: list[np.ndarray], h: int, reverse: bool,
               name: str) -> tuple[int, int]:
-    """One GRU layer-direction as a loop (beyond ``GRU_MAX_STEPS`` / ``GRU_MAX_UNROLLED_BYTES``):
-    the input projection of every step at once, then a WHILE whose body GATHERs step t's
-    projection, runs the step and writes h into the sequence at t (loop variables: counter, h,
-    sequence, projections)."""
+    """One GRU layer-direction as a loop: the input projection of every step at once, then a
+    WHILE whose body GATHERs step t's projection, runs the step and writes h into the sequence
+    at t (loop variables: counter, h, sequence, projections)."""
     shape, time_axis, hidden, gi, b_hh = _gru_projection(ctx, node, seq, weights, name)
     steps, batch = shape[time_axis], shape[1 - time_axis]
     out_shape = [*shape[:2], hidden]
@@ -416,15 +388,12 @@ def emit_gru(ctx: Context, node: Node) -> tuple:
     per = 4 if a["has_biases"] else 2
     initial = _pieces(ctx, ctx.cast(ctx.tensor(h0), np.float32), 0, layers * dirs, "h0")
     seq, finals = ctx.tensor(x), []
-    steps = x.type.shape[1 if a["batch_first"] else 0]
-    unrolled = steps <= GRU_MAX_STEPS and steps * 4 * sum(w.size for w in arrays[1::per]) <= GRU_MAX_UNROLLED_BYTES
     for layer in range(layers):
         outs = []
         for d in range(dirs):
             index = layer * dirs + d
             h = ctx.reshape(initial[index], ctx.shape(initial[index])[1:], f"h0_{index}")
-            direction = _gru_direction if unrolled else _gru_loop
-            out, final = direction(ctx, node, seq, arrays[index * per:(index + 1) * per], h, d == 1,
+            out, final = _gru_loop(ctx, node, seq, arrays[index * per:(index + 1) * per], h, d == 1,
                                    f"l{layer}" + ("_reverse" if d else ""))
             outs.append(out)
             finals.append(ctx.reshape(final, [1, *ctx.shape(final)], f"h_n{index}"))

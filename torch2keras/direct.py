@@ -26,6 +26,7 @@ from .ir.types import invert
 from .passes.dce import DeadCodeElimination
 from .passes.recurrent import AUTO_UNROLL_BYTES, LSTM_FORMS, check_lstm_form, direct_unroll_passes
 from .passes.quantized import AnnotateQuantized, DynamicRangeLinear, FoldFlattenIntoQuantizedLinear, MoveDataOntoIntegers
+from .passes.signed_activations import SignedActivations
 from .stages import (Stages, build_pipeline, capture_model, check_arguments, flatten, inference_mode,
                      reference_outputs, run_passes)
 from .tflite.runtime import run_tflite
@@ -92,7 +93,7 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     captured, session = run("capture", capture_model, model, args, kwargs, None)
     graph = run("lower", lower, captured, name or type(model).__name__)
     del session
-    extra = (MoveDataOntoIntegers(), *direct_unroll_passes(lstm))
+    extra = (SignedActivations(), MoveDataOntoIntegers(), *direct_unroll_passes(lstm))
     pipeline = build_pipeline(None, extra, input_layouts, output_layouts, True)
     integer = [DynamicRangeLinear(), DeadCodeElimination(), FoldFlattenIntoQuantizedLinear(), AnnotateQuantized()]
     run("passes", run_passes, graph, pipeline + integer, True, None)

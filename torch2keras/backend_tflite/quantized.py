@@ -17,6 +17,9 @@ parameters: those ops run on the integers (``move_data_onto_integers``).
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -30,7 +33,39 @@ from .emitters.pool import _VALID, _pool_op
 from ..ir.ops.elementwise import fused_activation
 from .schema import fb
 
-__all__ = ["emit_quantized_layer", "integer_input", "propagate_quantization", "quantization_of"]
+__all__ = ["FloatBetweenIntegersWarning", "emit_quantized_layer", "integer_input", "propagate_quantization",
+           "quantization_of", "warn_float_between_integers"]
+
+class FloatBetweenIntegersWarning(UserWarning):
+    """Ops of a quantized model written in float32 between a DEQUANTIZE and a QUANTIZE."""
+
+
+SHOWN = 8  # ops the warning names
+
+
+def warn_float_between_integers(graph: Graph, path: str) -> None:
+    """A ``FloatBetweenIntegersWarning`` naming the ops the ``annotate_quantized`` pass found
+    computing in float between integers (``meta["float_between_integers"]``: why), with their
+    source lines: the file is correct there, but not int8."""
+    nodes = [n for n in graph.topo_order() if "float_between_integers" in n.meta]
+    if not nodes:
+        return
+    lines = [f"  {n.op} ({n.loc.short() if n.loc is not None else n.output.name_hint}): "
+             f"{n.meta['float_between_integers']}" for n in nodes[:SHOWN]]
+    more = [f"  ... and {len(nodes) - SHOWN} more"] if len(nodes) > SHOWN else []
+    warnings.warn(FloatBetweenIntegersWarning(
+        f"{path}: {len(nodes)} op(s) of the quantized model compute in float32 between a DEQUANTIZE and a QUANTIZE "
+        f"(correct, but not int8):\n" + "\n".join(lines + more)), stacklevel=_callers_level())
+
+
+def _callers_level() -> int:
+    """The ``stacklevel`` of the first frame outside this package (who called the converter)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
 
 _ACTIVATION = {None: fb.ActivationFunctionType.NONE, "RELU": fb.ActivationFunctionType.RELU,
                "RELU6": fb.ActivationFunctionType.RELU6, "RELU_N1_TO_1": fb.ActivationFunctionType.RELU_N1_TO_1}

@@ -20,7 +20,8 @@ from .builder import ModelBuilder, WriteProgress
 from .context import EMITTERS, Context, DirectExportError, _name
 from .peephole import simplify
 from .plan import Plan, plan_graph
-from .quantized import emit_quantized_layer, integer_input, propagate_quantization, quantization_of
+from .quantized import (emit_quantized_layer, integer_input, propagate_quantization, quantization_of,
+                        warn_float_between_integers)
 from .weight_quantization import WeightQuantization, warn_if_blockwise
 
 __all__ = ["Subgraphs", "WriteResult", "add_signature", "build_model", "build_signatures", "write_signatures",
@@ -58,6 +59,7 @@ def write_tflite(graph: Graph, path: str, fp16: bool = False, signature_key: str
     built = time.perf_counter()
     size = model.write(path, progress=progress)
     warn_if_blockwise(model.subgraphs, path)
+    warn_float_between_integers(graph, path)
     return WriteResult(str(path), size, model.op_counts(), {"build": built - start, "write": time.perf_counter() - built},
                        tensor_nodes)
 

@@ -43,9 +43,11 @@ from ..ir.ops.elementwise import fused_activation
 from .dce import DeadCodeElimination
 from .manager import Pass, register_pass
 from .rewrite import Any, Match, Op, RewritePass, describe
+from .signed_activations import SignedActivations
 
-__all__ = ["AnnotateQuantized", "DynamicRangeLinear", "FoldFlattenIntoQuantizedLinear", "MoveDataOntoIntegers", "QUANTIZED_LAYERS",
-           "integer_passes_after_layout", "is_quantized", "quant_params"]
+__all__ = ["AnnotateQuantized", "DynamicRangeLinear", "FoldFlattenIntoQuantizedLinear", "INT8_RANGE", "MoveDataOntoIntegers",
+           "QUANTIZED_LAYERS", "float_between_integers", "integer_passes_after_layout", "integer_refusal", "is_quantized",
+           "quant_params"]
 
 # ops that move or select elements: they commute with a monotone per-tensor affine map
 DATA_MOVEMENT = frozenset({"reshape", "relayout", "permute", "max_pool", "adaptive_max_pool", "concat", "slice",
@@ -56,6 +58,7 @@ _BINARY = ("add", "sub", "mul")
 _FUSES_ACTIVATION = ("conv", "linear") + _BINARY
 _UNARY = ("relu", "clamp", "hardswish", "hardsigmoid", "sigmoid")
 LOGISTIC_SCALE, LOGISTIC_ZERO_POINT = 1.0 / 256, -128  # TFLite's int8 LOGISTIC writes only these
+INT8_RANGE = (-128, 127)  # what TFLite's int8 kernels clamp their results to (besides a fused activation)
 
 
 def quant_params(node: Node) -> tuple:
@@ -152,25 +155,28 @@ def _weights(graph: Graph, node: Node) -> bool:
     return bias is None or bias.producer.op == "constant"
 
 
-def _shape_allows_integers(graph: Graph, node: Node) -> bool:
-    """Whether ``node``'s own attributes fit a TFLite int8 kernel (see the module docstring)."""
+def _shape_refusal(graph: Graph, node: Node) -> Optional[str]:
+    """Why ``node``'s own attributes fit no TFLite int8 kernel (see the module docstring), else None."""
     x = node.inputs[0].type
-    if node.op == "conv" and (node.attrs["transposed"] or x.rank != 4 or node.attrs["groups"] not in (1, x.shape[1])):
-        return False  # (grouped, 1-d, transposed: no int8 TFLite kernel, written in float)
-    if node.op in ("conv", "linear"):
-        return _weights(graph, node)
-    if node.op == "adaptive_avg_pool":
-        return x.rank == 4 and all(o == 1 for o in node.attrs["output_size"])
+    if node.op == "conv" and node.attrs["transposed"]:
+        return "a transposed convolution has no int8 TFLite kernel here"
+    if node.op == "conv" and (x.rank != 4 or node.attrs["groups"] not in (1, x.shape[1])):
+        return "a grouped or 1-d convolution has no int8 TFLite kernel"
+    if node.op in ("conv", "linear") and not _weights(graph, node):
+        return "its weights are not a dequantized integer constant with zero points 0 (and a float bias)"
+    if node.op == "adaptive_avg_pool" and not (x.rank == 4 and all(o == 1 for o in node.attrs["output_size"])):
+        return "an adaptive average pool to more than 1x1 has no int8 TFLite kernel"
     if node.op == "reduce":
         axes = node.attrs["axes"]
-        return node.attrs["kind"] == "mean" and x.rank == 4 and axes is not None and \
-            sorted(a % 4 for a in axes) == [2, 3]
+        if not (node.attrs["kind"] == "mean" and x.rank == 4 and axes is not None and sorted(a % 4 for a in axes) == [2, 3]):
+            return "only a mean over the spatial axes of a feature map is written in int8"
     if node.op == "avg_pool":
         a = node.attrs
-        return x.rank == 4 and not any(a["padding"]) and not a["ceil_mode"] and not a["divisor_override"]
-    if node.op in ("relu", "clamp"):
-        return fused_activation(node) is not None
-    return True
+        if x.rank != 4 or any(a["padding"]) or a["ceil_mode"] or a["divisor_override"]:
+            return "TFLite's int8 AVERAGE_POOL_2D counts no padding (a padded or ceil-mode pool)"
+    if node.op in ("relu", "clamp") and fused_activation(node) is None:
+        return "only a clamp to [0, 6], [-1, 1] or [0, inf) has an int8 TFLite form"
+    return None
 
 
 def _result_quantize(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[Node]]]:
@@ -186,27 +192,43 @@ def _result_quantize(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[
     return reader, act
 
 
+def integer_refusal(graph: Graph, node: Node) -> Optional[str]:
+    """None when ``node`` (an op of ``QUANTIZED_LAYERS``) computes in integers (see the module
+    docstring), else why it stays float."""
+    if node.op not in QUANTIZED_LAYERS:
+        return f"{node.op} has no int8 TFLite kernel here"
+    refusal = _shape_refusal(graph, node)
+    if refusal is not None:
+        return refusal
+    activations = node.inputs[:2] if node.op in _BINARY else node.inputs[:1]
+    for v in activations:
+        source = _integer_source(v)
+        if source is None:
+            return "an input is not a per-tensor dequantization (computed in float)"
+        if source.type.dtype != "i8":
+            return f"an input is quantized as {source.type.dtype} (int8 kernels read int8)"
+    if node.op in _BINARY and (activations[0].type.rank != activations[1].type.rank
+                               or activations[0].type.perm != activations[1].type.perm):
+        return "its inputs differ in rank or layout"
+    found = _result_quantize(graph, node)
+    if found is None:
+        return "its result is not quantized to int8 per tensor (by a quantize it alone reads)"
+    q = found[0]
+    if (q.attrs["qmin"], q.attrs["qmax"]) != INT8_RANGE:
+        return (f"its result is clamped to [{q.attrs['qmin']}, {q.attrs['qmax']}], which TFLite's int8 kernels do not "
+                f"clamp to (they write {list(INT8_RANGE)})")
+    if node.op == "avg_pool" and quant_params(q) != quant_params(node.inputs[0].producer):
+        return "TFLite's int8 AVERAGE_POOL_2D keeps its input's scale and zero point; these differ"
+    if node.op == "sigmoid" and (np.float32(quant_params(q)[0][0]) != np.float32(LOGISTIC_SCALE)
+                                 or quant_params(q)[1][0] != LOGISTIC_ZERO_POINT):
+        return "TFLite's int8 LOGISTIC writes scale 1/256 and zero point -128 only"
+    return None
+
+
 def _quantized_layer(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[Node]]]:
     """(the quantize writing the layer's integers, the activation between, if any) when ``node``
     computes in integers (see the module docstring), else None."""
-    if not _shape_allows_integers(graph, node):
-        return None
-    activations = node.inputs[:2] if node.op in _BINARY else node.inputs[:1]
-    if any(_integer_source(v) is None or _integer_source(v).type.dtype != "i8" for v in activations):
-        return None
-    if node.op in _BINARY and (activations[0].type.rank != activations[1].type.rank
-                               or activations[0].type.perm != activations[1].type.perm):
-        return None
-    found = _result_quantize(graph, node)
-    if found is None:
-        return None
-    q = found[0]
-    if node.op == "avg_pool" and quant_params(q) != quant_params(node.inputs[0].producer):
-        return None  # (TFLite's int8 AVERAGE_POOL_2D keeps its input's parameters: written in float)
-    if node.op == "sigmoid" and (np.float32(quant_params(q)[0][0]) != np.float32(LOGISTIC_SCALE)
-                                 or quant_params(q)[1][0] != LOGISTIC_ZERO_POINT):
-        return None  # (TFLite's int8 LOGISTIC writes scale 1/256, zero point -128 only: written in float)
-    return found
+    return None if integer_refusal(graph, node) is not None else _result_quantize(graph, node)
 
 
 def _requantizes(node: Node) -> bool:
@@ -221,16 +243,19 @@ def _requantizes(node: Node) -> bool:
 class AnnotateQuantized(Pass):
     """Invariant afterwards: a node has ``meta["quantized"]`` exactly when it is a layer
     computing in integers, the quantize or activation it writes, or a dequantize only such
-    layers read (see the module docstring). Run after layout assignment (it reads the final
+    layers read (see the module docstring); a node computing in float between integers
+    (``float_between_integers``) has ``meta["float_between_integers"]``, the reason it is not
+    an integer layer (``integer_refusal``). Run after layout assignment (it reads the final
     graph); it changes no node, only their ``meta``."""
 
     name = "annotate_quantized"
     idempotent = True
 
     def run(self, graph: Graph) -> bool:
-        before = {n.id: n.meta.get("quantized") for n in graph}
+        before = {n.id: (n.meta.get("quantized"), n.meta.get("float_between_integers")) for n in graph}
         for node in graph:
             node.meta.pop("quantized", None)
+            node.meta.pop("float_between_integers", None)
         layers: set[int] = set()
         for node in graph.topo_order():
             if node.op == "linear" and node.meta.get("dynamic_input") and _weights(graph, node):
@@ -253,7 +278,34 @@ class AnnotateQuantized(Pass):
             if not graph.is_output(node.output) and readers and \
                     all(u.id in layers or _requantizes(u) for u in readers):
                 node.meta["quantized"] = {"unused": True}
-        return {n.id: n.meta.get("quantized") for n in graph} != before
+        for node in float_between_integers(graph):
+            node.meta["float_between_integers"] = integer_refusal(graph, node)
+        return {n.id: (n.meta.get("quantized"), n.meta.get("float_between_integers")) for n in graph} != before
+
+
+_NOT_COMPUTE = DATA_MOVEMENT | {"quantize", "dequantize", "constant", "input"}
+
+
+def float_between_integers(graph: Graph) -> list[Node]:
+    """The nodes computing in float between integers: reached from the dequantization of computed
+    (not constant) integers and reaching a quantize, through nodes that are neither (data
+    movement passed through, not listed), themselves not marked ``quantized``; in graph order."""
+    def float_path(n: Node) -> bool:
+        return n.op not in ("quantize", "dequantize", "constant", "input") and "quantized" not in n.meta
+
+    forward: set[int] = set()
+    frontier = [d for d in graph.nodes_by_op("dequantize")
+                if d.inputs[0].producer.op != "constant" and "quantized" not in d.meta]
+    while frontier:
+        frontier = [u for n in frontier for u in graph.users(n.output) if float_path(u) and u.id not in forward]
+        forward.update(u.id for u in frontier)
+    backward: set[int] = set()
+    frontier = [q for q in graph.nodes_by_op("quantize") if "quantized" not in q.meta]
+    while frontier:
+        frontier = [v.producer for n in frontier for v in n.inputs
+                    if float_path(v.producer) and v.producer.id not in backward]
+        backward.update(n.id for n in frontier)
+    return [n for n in graph.topo_order() if n.id in forward and n.id in backward and n.op not in _NOT_COMPUTE]
 
 
 def _flatten_of_channels_last(graph: Graph, d: Node) -> Optional[tuple[Node, Node, Value]]:
@@ -383,8 +435,8 @@ def is_quantized(graph: Graph) -> bool:
 
 def integer_passes_after_layout() -> list[Pass]:
     """The passes that prepare a quantized graph already through the default pipeline (a
-    compiled model's IR) for an integer TFLite file: data movement onto the integers (the
+    compiled model's IR) for an integer TFLite file: uint8 activations as int8, data movement onto the integers (the
     dequantizes it leaves unread removed), a flatten folded into its linear layer's weights,
     the integer layers marked."""
-    return [MoveDataOntoIntegers(), DynamicRangeLinear(), DeadCodeElimination(), FoldFlattenIntoQuantizedLinear(),
-            AnnotateQuantized()]
+    return [SignedActivations(), MoveDataOntoIntegers(), DynamicRangeLinear(), DeadCodeElimination(),
+            FoldFlattenIntoQuantizedLinear(), AnnotateQuantized()]

@@ -78,6 +78,7 @@ CASES = {
     "layer_norm": lambda: (nn.LayerNorm(10), (torch.randn(2, 7, 10),)),
     "layer_norm_2_axes_no_affine": lambda: (nn.LayerNorm((7, 10), elementwise_affine=False), (torch.randn(2, 7, 10),)),
     "group_norm": lambda: (_conv_then(nn.GroupNorm(2, 4)), (_image(3),)),
+    "group_norm_rows": lambda: (nn.Sequential(nn.Linear(6, 8), nn.GroupNorm(4, 8)), (torch.randn(3, 6),)),
     "batch_norm_alone": lambda: (_conv_then(nn.BatchNorm2d(4).eval()), (_image(3),)),
     # attention and matrix products
     "sdpa": lambda: (Fn(F.scaled_dot_product_attention), tuple(torch.randn(2, 3, 5, 8) for _ in range(3))),

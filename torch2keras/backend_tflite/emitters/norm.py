@@ -5,7 +5,7 @@
   SQUARED_DIFFERENCE, MEAN, ADD, RSQRT, SUB, MUL, and the affine MUL, ADD);
 * ``batch_norm`` (inference statistics not folded into a conv): x * s + t per channel, s and t
   computed here;
-* ``group_norm``: the stored [N, *spatial, C] viewed as [N, positions, groups, C / groups],
+* ``group_norm``: the stored [N, *spatial, C] (or [N, C]) viewed as [N, positions, groups, C / groups],
   normalised over positions and the channels of a group, then the per-channel affine.
 """
 
@@ -94,11 +94,11 @@ def emit_batch_norm(ctx: Context, node: Node) -> int:
 @emitter("group_norm")
 def emit_group_norm(ctx: Context, node: Node) -> int:
     x = node.inputs[0]
-    if x.type.rank < 3 or x.type.perm[-1] != 1:
+    if x.type.rank > 2 and x.type.perm[-1] != 1:
         raise DirectExportError(node, f"on a value stored as {x.type} (not channels-last) is not supported")
     groups = node.attrs["groups"]
     n, c = x.type.shape[0], x.type.shape[1]
-    positions = int(np.prod(x.type.shape[2:]))
+    positions = int(np.prod(x.type.shape[2:]))  # (1 for [N, C])
     grouped = ctx.reshape(ctx.tensor(x), [n, positions, groups, c // groups], "grouped")
     y = normalize(ctx, grouped, [1, 3], node.attrs["eps"])
     y = ctx.reshape(y, node.output.type.physical_shape, "ungrouped")

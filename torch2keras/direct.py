@@ -25,7 +25,8 @@ from .ir import Graph, NumericalMismatchError
 from .ir.types import invert
 from .passes.dce import DeadCodeElimination
 from .passes.recurrent import AUTO_UNROLL_BYTES, LSTM_FORMS, check_lstm_form, direct_unroll_passes
-from .passes.quantized import AnnotateQuantized, DynamicRangeLinear, FoldFlattenIntoQuantizedLinear, MoveDataOntoIntegers
+from .passes.quantized import (AnnotateQuantized, DynamicRangeLinear, FoldFlattenIntoQuantizedLinear, MoveDataOntoIntegers,
+                               one_step_effect)
 from .passes.signed_activations import SignedActivations
 from .stages import (Stages, build_pipeline, capture_model, check_arguments, flatten, inference_mode,
                      reference_outputs, run_passes)
@@ -106,14 +107,6 @@ def to_tflite(model: torch.nn.Module, inputs: Any, path: str, *, kwargs: Optiona
     return result
 
 
-def _step(v) -> float:
-    """One quantization step of an output dequantized from integers (int8 kernels round their
-    accumulators unlike PyTorch's float arithmetic: one step apart), else 0."""
-    if v.producer.op != "dequantize":
-        return 0.0
-    return float(max(v.producer.attrs["scale"])) * (1 + 1e-5)
-
-
 def _check(result: DirectResult, graph: Graph, args: tuple, kwargs: dict, reference: list[np.ndarray],
            atol: float, rtol: float) -> None:
     """The file run in LiteRT on the example inputs against PyTorch's outputs."""
@@ -129,7 +122,8 @@ def _check(result: DirectResult, graph: Graph, args: tuple, kwargs: dict, refere
         got = np.transpose(got, invert(v.type.layout)) if v.type.layout else got
         err = float(np.max(np.abs(got.astype(np.float64) - ref))) if ref.size else 0.0
         worst = max(worst, err)
-        if err > max(atol + rtol * (float(np.max(np.abs(ref))) if ref.size else 0.0), _step(v)):
+        step = one_step_effect(graph, v) * (1 + 1e-5)  # (0 for an output not computed from integers)
+        if err > max(atol + rtol * (float(np.max(np.abs(ref))) if ref.size else 0.0), step):
             bad.append(f"{name}: max |err| {err:.3g}")
     result.max_abs_error = worst
     if bad:

@@ -47,7 +47,7 @@ from .signed_activations import SignedActivations
 
 __all__ = ["AnnotateQuantized", "DynamicRangeLinear", "FoldFlattenIntoQuantizedLinear", "INT8_RANGE", "MoveDataOntoIntegers",
            "QUANTIZED_LAYERS", "float_between_integers", "integer_passes_after_layout", "integer_refusal", "is_quantized",
-           "quant_params"]
+           "one_step_effect", "quant_params"]
 
 # ops that move or select elements: they commute with a monotone per-tensor affine map
 DATA_MOVEMENT = frozenset({"reshape", "relayout", "permute", "max_pool", "adaptive_max_pool", "concat", "slice",
@@ -426,6 +426,43 @@ class DynamicRangeLinear(RewritePass):
     def rewrite(self, graph: Graph, m: Match) -> None:
         graph.set_input(m["linear"], 0, m["x"])
         m["linear"].meta["dynamic_input"] = True
+
+
+def one_step_effect(graph: Graph, v: Value) -> float:
+    """How far one quantization step of the integers output ``v`` is computed from can move it
+    (int8 kernels round unlike torch's float arithmetic, a step apart at most): the step of a
+    dequantized output; for a ``linear`` / ``conv`` reading dequantized per-tensor integers with
+    constant weights, the step times the largest sum of |weights| over one output unit (every
+    input a step off); data movement passed through; else 0."""
+    def through_data_movement(n: Node) -> Node:
+        while n.op in DATA_MOVEMENT and len(n.inputs) == 1:
+            n = n.inputs[0].producer
+        return n
+
+    node = through_data_movement(v.producer)
+    if node.op == "dequantize":
+        return float(max(node.attrs["scale"]))
+    if node.op not in ("linear", "conv") or len(node.inputs) < 2:
+        return 0.0
+    source = through_data_movement(node.inputs[0].producer)
+    weights = _constant_weights(graph, node.inputs[1])
+    if source.op != "dequantize" or source.attrs["axis"] is not None or weights is None:
+        return 0.0
+    per_unit = np.abs(weights.astype(np.float64)).reshape(weights.shape[0], -1).sum(axis=1)
+    return float(max(source.attrs["scale"])) * float(per_unit.max())
+
+
+def _constant_weights(graph: Graph, w: Value) -> Optional[np.ndarray]:
+    """A constant's value, or a dequantized constant's real values (per tensor or along axis 0)."""
+    d = w.producer
+    if d.op == "dequantize" and d.inputs[0].producer.op == "constant" and d.attrs["axis"] in (None, 0):
+        q = d.inputs[0].producer.value.astype(np.float64)
+        shape = (-1,) + (1,) * (q.ndim - 1)
+        scale = np.asarray(d.attrs["scale"], np.float64).reshape(shape if d.attrs["axis"] == 0 else ())
+        zero = np.asarray(d.attrs["zero_point"], np.float64).reshape(shape if d.attrs["axis"] == 0 else ())
+        return (q - zero) * scale
+    value = graph.constant_value(w)
+    return None if value is None else np.asarray(value)
 
 
 def is_quantized(graph: Graph) -> bool:

@@ -136,10 +136,12 @@ def test_grid_sample_evaluated_with_numpy(mode, padding_mode, align_corners, siz
     assert np.abs(_numpy_grid_sample(x, grid, **attrs) - want).max() <= 1e-5
 
 
-def test_the_keras_kernel_evaluates_grid_sample():
-    """The Keras kernel of grid_sample evaluates ``formulas.grid_sample``."""
+def test_both_backends_evaluate_grid_sample():
+    """The Keras kernel and the direct TFLite emitter of grid_sample evaluate ``formulas.grid_sample``."""
     import inspect
 
     from torch2keras.backend_keras.kops.registry import KOPS
+    from torch2keras.backend_tflite import EMITTERS
 
-    assert "formulas.grid_sample(" in inspect.getsource(KOPS["grid_sample"])
+    for fn in (KOPS["grid_sample"], EMITTERS["grid_sample"]):
+        assert "formulas.grid_sample(" in inspect.getsource(fn)

@@ -74,7 +74,8 @@ def test_grid_sample_2d(mode, padding_mode, align_corners, layout, tmp_path):
     # (loads with the default delegates: XNNPACK takes the float arithmetic, not the integer
     # row offsets, GATHER, CAST, UNPACK, nor reflection's EQUAL / SELECT_V2)
     leftovers = set(xnnpack_leftovers(written.path))
-    assert "CONV_2D" not in leftovers and leftovers <= {"GATHER", "CAST", "ADD", "MUL", "UNPACK", "EQUAL", "SELECT_V2"}
+    assert "CONV_2D" not in leftovers and leftovers <= {"GATHER", "CAST", "MAXIMUM", "MINIMUM", "ADD", "MUL", "UNPACK",
+                                                        "EQUAL", "SELECT_V2"}
 
 
 class Sample(nn.Module):
@@ -129,3 +130,20 @@ def test_bicubic_3d_is_refused_naming_the_op(tmp_path):
     next(iter(graph.nodes_by_op("grid_sample"))).attrs["mode"] = "bicubic"
     with pytest.raises(DirectExportError, match=r"'grid_sample'.*bicubic sampling of a 3-d input"):
         write_tflite(graph, str(tmp_path / "bicubic_3d.tflite"))
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", formulas.GRID_SAMPLE_PADDINGS)
+def test_non_finite_grid_values_keep_the_gathers_in_bounds(mode, padding_mode, tmp_path):
+    """NaN and infinite coordinates (whose samples are not compared) gather rows of the table,
+    not out of it: the file runs, and every other sample is torch's."""
+    grid = _grid(2, 4, 5, 6)
+    grid[0, 0, 0, 0], grid[0, 1, 1, 1], grid[1, 2, 0, 0] = float("nan"), float("inf"), -float("inf")
+    x = torch.randn(2, 3, 5, 6)
+    model = Sample(mode=mode, padding_mode=padding_mode, align_corners=False).eval()
+    graph = annotated_ir(model, (x, grid))
+    written = write_tflite(graph, str(tmp_path / "non_finite.tflite"))
+    (got,) = run_file(graph, written.path, [x.numpy(), grid.numpy()])
+    (want,) = reference(model, (x, grid))
+    finite = np.isfinite(grid.numpy()).all(-1)[:, None].repeat(3, 1)
+    assert np.abs(got[finite] - want[finite]).max() <= TOL

@@ -237,7 +237,7 @@ GRID_SAMPLE_MODES = ("bilinear", "nearest", "bicubic")
 GRID_SAMPLE_PADDINGS = ("zeros", "border", "reflection")
 
 
-def _clip(xp: ArrayOps, x: Array, low: float, high: float) -> Array:
+def _clip(xp: ArrayOps, x: Array, low: Any, high: Any) -> Array:
     return xp.minimum(xp.maximum(x, low), high)
 
 
@@ -303,13 +303,12 @@ class _Table:
         return _pad_coordinate(self.xp, c, self.size[d], self.padding_mode, self.align_corners)
 
     def rows(self, d: int, shifted: Array) -> Array:
-        """Row offsets along axis ``d`` of integer coordinates plus one (the padding's zero);
-        border and reflection took them into [0, size - 1] already (plus one and two: still
-        within the table)."""
+        """Row offsets along axis ``d`` of integer coordinates plus one (the padding's zero),
+        clipped to the table as integers: within it whatever the grid holds (a NaN, an infinity
+        or a float beyond int32 casts to some integer, for zeros padding a zero row either way;
+        border and reflection took finite coordinates into [0, size - 1] already)."""
         xp = self.xp
-        if self.padding_mode == "zeros":
-            shifted = _clip(xp, shifted, 0.0, float(self.size[d] + 1))
-        r = xp.cast(shifted, "int32")
+        r = _clip(xp, xp.cast(shifted, "int32"), 0, self.size[d] + 1)
         if self.strides[d] != 1:
             r = r * self.strides[d]
         return r + self.firsts if d == 0 and self.firsts is not None else r

@@ -86,7 +86,62 @@ def test_both_backends_evaluate_the_formulas():
     from torch2keras.backend_tflite import EMITTERS
     from torch2keras.backend_tflite.emitters.elementwise import emit_formula
 
-    assert set(CASES) == set(formulas.FUNCTIONS) == {name for name in formulas.__all__ if name.islower()}
+    assert set(CASES) == set(formulas.FUNCTIONS) == {name for name in formulas.__all__ if name.islower()} - \
+        {"grid_sample"}
     for name in CASES:
         assert KOPS[name].func is getattr(formulas, name), name
         assert EMITTERS[name] is emit_formula, name
+
+
+# ---------------------------------------------------------------- grid_sample
+
+
+class _Numpy:
+    """numpy as the formulas' namespace, with ``cast``."""
+
+    def __getattr__(self, attr):
+        return getattr(np, attr)
+
+    def cast(self, x, dtype):
+        return x.astype(dtype)
+
+
+def _numpy_grid_sample(x: np.ndarray, grid: np.ndarray, **attrs) -> np.ndarray:
+    """The formula over numpy, laid out as the backends lay it out (channels-last padded rows)."""
+    nd = x.ndim - 2
+    rows = np.pad(np.moveaxis(x, 1, -1), [(0, 0)] + [(1, 1)] * nd + [(0, 0)]).reshape(-1, x.shape[1])
+    coordinates = [grid[..., nd - 1 - d] for d in range(nd)]
+    out = formulas.grid_sample(_Numpy(), rows, coordinates, x.shape[2:], grid.shape[:-1], **attrs)
+    return np.moveaxis(out, -1, 1)
+
+
+@pytest.mark.parametrize("mode", formulas.GRID_SAMPLE_MODES)
+@pytest.mark.parametrize("padding_mode", formulas.GRID_SAMPLE_PADDINGS)
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("size", [(5, 6), (1, 4), (3, 4, 5)])
+def test_grid_sample_evaluated_with_numpy(mode, padding_mode, align_corners, size):
+    """torch's grid_sample within 1e-5 (2-d and 3-d, an axis of one position), at grid values
+    beyond [-1, 1], on the borders and on pixel centres and their midpoints (nearest's halves)."""
+    if mode == "bicubic" and len(size) == 3:
+        pytest.skip("torch's bicubic sampling is 2-d only")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, *size)).astype(np.float32)
+    grid = rng.uniform(-1.7, 1.7, (2, 4, *[3] * (len(size) - 1), len(size))).astype(np.float32)
+    flat = grid.reshape(-1)
+    w = size[-1]
+    special = [-1.0, 1.0, 0.0, -1.0000001, 1.25, -3.5, 7.0] + [k / w - 1 for k in range(2 * w + 1)]
+    flat[:len(special)] = special
+    attrs = {"mode": mode, "padding_mode": padding_mode, "align_corners": align_corners}
+    want = torch.nn.functional.grid_sample(torch.from_numpy(x), torch.from_numpy(grid), **attrs).numpy()
+    assert np.abs(_numpy_grid_sample(x, grid, **attrs) - want).max() <= 1e-5
+
+
+def test_both_backends_evaluate_grid_sample():
+    """The Keras kernel and the direct TFLite emitter of grid_sample evaluate ``formulas.grid_sample``."""
+    import inspect
+
+    from torch2keras.backend_keras.kops.registry import KOPS
+    from torch2keras.backend_tflite import EMITTERS
+
+    for fn in (KOPS["grid_sample"], EMITTERS["grid_sample"]):
+        assert "formulas.grid_sample(" in inspect.getsource(fn)

@@ -8,7 +8,13 @@ identity cancels, the asymptotic form where a square may overflow) and torch's s
 NaN for NaN, the infinities and poles torch gives, signed zeros of the odd functions kept (but
 digamma(-0) is -inf, +inf in torch; and just below 0, where x - floor(x) rounds, lgamma and
 digamma lose accuracy). Only the namespace's functions, Python operators and Python floats are
-used, so a formula runs on any array type whose arithmetic takes Python floats on either side.
+used, so a formula runs on any array type whose arithmetic takes Python floats on either side
+(``grid_sample`` also adds int32 numpy constants to integer arrays: its batch's first rows).
+
+``grid_sample`` is the sampling arithmetic of torch's grid_sample (any spatial rank; bicubic 2-d
+only): unnormalised coordinates, the padding modes, the corners' rows of a table of the input and
+their weights. The caller lays out the table (the input channels-last, each spatial axis padded
+with one zero before and after, flattened to rows) and the grid's coordinates.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Protocol, Sequence
 
-__all__ = ["FLOAT32_HYPERBOLIC_OVERFLOW", "FUNCTIONS", "ArrayOps", "acosh", "asinh", "atanh", "cosh", "digamma", "erf",
-           "erfc", "lgamma", "sinh"]
+import numpy as np
+
+__all__ = ["FLOAT32_HYPERBOLIC_OVERFLOW", "FUNCTIONS", "GRID_SAMPLE_MODES", "GRID_SAMPLE_PADDINGS", "ArrayOps", "acosh",
+           "asinh", "atanh", "cosh", "digamma", "erf", "erfc", "grid_sample", "lgamma", "sinh"]
 
 # the formulas, each named as the IR op it computes (``fn(xp, x)``; sinh and cosh take an overflow)
 FUNCTIONS = ("sinh", "cosh", "asinh", "acosh", "atanh", "erf", "erfc", "lgamma", "digamma")
@@ -26,8 +34,9 @@ Array = Any  # an array of the namespace: +, -, *, / and unary - with arrays and
 
 
 class ArrayOps(Protocol):
-    """The functions the formulas call (numpy's and keras.ops's names and meanings). ``b`` may
-    be a Python float; ``where``'s ``a`` or ``b`` too (not both)."""
+    """The functions the formulas call (numpy's and keras.ops's names and meanings; numpy has no
+    ``cast``: ``x.astype(dtype)``). ``b`` may be a Python float; ``where``'s ``a`` or ``b`` too
+    (not both)."""
 
     def abs(self, x: Array) -> Array: ...
     def exp(self, x: Array) -> Array: ...
@@ -35,6 +44,7 @@ class ArrayOps(Protocol):
     def sqrt(self, x: Array) -> Array: ...
     def square(self, x: Array) -> Array: ...
     def floor(self, x: Array) -> Array: ...
+    def round(self, x: Array) -> Array: ...  # halves to even
     def sign(self, x: Array) -> Array: ...
     def sin(self, x: Array) -> Array: ...
     def cos(self, x: Array) -> Array: ...
@@ -48,6 +58,9 @@ class ArrayOps(Protocol):
     def logical_and(self, a: Array, b: Array) -> Array: ...
     def logical_or(self, a: Array, b: Array) -> Array: ...
     def where(self, condition: Array, a: Any, b: Any) -> Array: ...
+    def cast(self, x: Array, dtype: str) -> Array: ...
+    def expand_dims(self, x: Array, axis: int) -> Array: ...
+    def take(self, x: Array, indices: Array, axis: int) -> Array: ...
 
 
 _LN2 = math.log(2.0)
@@ -216,3 +229,163 @@ def digamma(xp: ArrayOps, x: Array) -> Array:
     out = xp.where(xp.logical_and(xp.less(x, 0.0), integer), math.nan, out)
     out = xp.where(xp.equal(x, 0.0), -math.inf, out)
     return xp.where(xp.equal(x, math.inf), x, out)
+
+
+# ----------------------------------------------------------------------------- grid_sample
+
+GRID_SAMPLE_MODES = ("bilinear", "nearest", "bicubic")
+GRID_SAMPLE_PADDINGS = ("zeros", "border", "reflection")
+
+
+def _clip(xp: ArrayOps, x: Array, low: Any, high: Any) -> Array:
+    return xp.minimum(xp.maximum(x, low), high)
+
+
+def _reflect(xp: ArrayOps, c: Array, twice_low: int, twice_high: int) -> Array:
+    """``c`` reflected into [low, high] (given doubled, as torch does): mirrored at each bound in
+    turn. One position (low = high): ``c`` itself, which the clip that follows makes ``low``."""
+    if twice_low == twice_high:
+        return c
+    low = twice_low / 2.0
+    span = (twice_high - twice_low) / 2.0
+    c = xp.abs(c - low) if low else xp.abs(c)
+    flips = xp.floor(c / span)
+    extra = c - flips * span
+    even = xp.equal(flips - 2.0 * xp.floor(flips * 0.5), 0.0)
+    if low:
+        return xp.where(even, extra + low, span - extra + low)
+    return xp.where(even, extra, span - extra)
+
+
+def _pad_coordinate(xp: ArrayOps, c: Array, size: int, padding_mode: str, align_corners: bool) -> Array:
+    """An unnormalised coordinate along an axis of ``size`` as ``padding_mode`` takes it: into
+    [0, size - 1] (border, reflection), or as it is (zeros: outside, the table's zero rows)."""
+    if padding_mode == "border":
+        return _clip(xp, c, 0.0, float(size - 1))
+    if padding_mode == "reflection":
+        c = _reflect(xp, c, 0, 2 * (size - 1)) if align_corners else _reflect(xp, c, -1, 2 * size - 1)
+        return _clip(xp, c, 0.0, float(size - 1))
+    return c
+
+
+def _cubic_weights(t: Array, a: float = -0.75) -> list[Array]:
+    """torch's cubic convolution weights of the taps at -1, 0, 1, 2 from the fraction ``t``."""
+
+    def near(s):  # |s| <= 1
+        return ((a + 2) * s - (a + 3)) * s * s + 1
+
+    def far(s):  # 1 < |s| < 2
+        return ((a * s - 5 * a) * s + 8 * a) * s - 4 * a
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+class _Table:
+    """The rows of grid_sample's table (see ``grid_sample``) and the coordinates that index it."""
+
+    def __init__(self, xp: ArrayOps, table: Array, size: Sequence[int], out_shape: Sequence[int], padding_mode: str,
+                 align_corners: bool) -> None:
+        self.xp, self.table, self.size = xp, table, list(size)
+        self.padding_mode, self.align_corners = padding_mode, align_corners
+        padded = [s + 2 for s in size]
+        self.strides = [math.prod(padded[d + 1:]) for d in range(len(size))]
+        n = out_shape[0]  # (each image's first row, added to the first axis' offsets)
+        self.firsts = None if n == 1 else \
+            (np.arange(n, dtype=np.int32) * math.prod(padded)).reshape([n] + [1] * (len(out_shape) - 1))
+
+    def unnormalised(self, c: Array, d: int) -> Array:
+        """A normalised coordinate along axis ``d`` in pixels (torch's, align_corners or not)."""
+        if self.align_corners:
+            return (c + 1.0) * 0.5 * float(self.size[d] - 1)
+        return ((c + 1.0) * float(self.size[d]) - 1.0) * 0.5
+
+    def padded(self, c: Array, d: int) -> Array:
+        return _pad_coordinate(self.xp, c, self.size[d], self.padding_mode, self.align_corners)
+
+    def rows(self, d: int, shifted: Array) -> Array:
+        """Row offsets along axis ``d`` of integer coordinates plus one (the padding's zero),
+        clipped to the table as integers: within it whatever the grid holds (a NaN, an infinity
+        or a float beyond int32 casts to some integer, for zeros padding a zero row either way;
+        border and reflection took finite coordinates into [0, size - 1] already)."""
+        xp = self.xp
+        r = _clip(xp, xp.cast(shifted, "int32"), 0, self.size[d] + 1)
+        if self.strides[d] != 1:
+            r = r * self.strides[d]
+        return r + self.firsts if d == 0 and self.firsts is not None else r
+
+    def values(self, axis_rows: Sequence[Array]) -> Array:
+        """The rows at the sum of per-axis offsets: [*index shape, C]."""
+        index = axis_rows[0]
+        for r in axis_rows[1:]:
+            index = index + r
+        return self.xp.take(self.table, index, axis=0)
+
+
+def _weighted_sum(terms) -> Array:
+    """Sum over (values, weight) pairs of values * weight, in order."""
+    out = None
+    for values, weight in terms:
+        term = values * weight
+        out = term if out is None else out + term
+    return out
+
+
+def _bicubic(t: _Table, coordinates: Sequence[Array]) -> Array:
+    """16 taps at floor - 1 .. floor + 2 per axis (each padded as the padding mode takes it),
+    weighted by the cubic convolution weights of the fraction."""
+    xp = t.xp
+    coords = [t.unnormalised(c, d) for d, c in enumerate(coordinates)]
+    base = [xp.floor(c) for c in coords]
+    weights = [[xp.expand_dims(w, -1) for w in _cubic_weights(c - b)] for c, b in zip(coords, base)]
+    if t.padding_mode == "zeros":  # (tap k of base b: b + k - 1, shifted by one: b + k)
+        taps = [[t.rows(d, base[d] + float(k) if k else base[d]) for k in range(4)] for d in range(2)]
+    else:
+        taps = [[t.rows(d, t.padded(base[d] + float(k - 1) if k != 1 else base[d], d) + 1.0) for k in range(4)]
+                for d in range(2)]
+    return _weighted_sum((t.values([taps[0][i], taps[1][j]]), weights[0][i] * weights[1][j])
+                         for i in range(4) for j in range(4))
+
+
+def _linear(t: _Table, coords: Sequence[Array]) -> Array:
+    """The 2^nd corners at floor and floor + 1 per axis, weighted by products of the fractions
+    (1 - f at floor, f above) in axis order; corners in binary order, the last axis fastest."""
+    xp, nd = t.xp, len(coords)
+    lows = [xp.floor(c) for c in coords]
+    fractions = [xp.expand_dims(c - low, -1) for c, low in zip(coords, lows)]
+    sides = [[1.0 - f, f] for f in fractions]
+    axis_rows = [[t.rows(d, low + 1.0), t.rows(d, low + 2.0)] for d, low in enumerate(lows)]
+
+    def corner(k: int):
+        bits = [(k >> (nd - 1 - d)) & 1 for d in range(nd)]
+        weight = sides[0][bits[0]]
+        for d in range(1, nd):
+            weight = weight * sides[d][bits[d]]
+        return t.values([axis_rows[d][b] for d, b in enumerate(bits)]), weight
+
+    return _weighted_sum(corner(k) for k in range(2 ** nd))
+
+
+def grid_sample(xp: ArrayOps, table: Array, coordinates: Sequence[Array], size: Sequence[int],
+                out_shape: Sequence[int], mode: str = "bilinear", padding_mode: str = "zeros",
+                align_corners: bool = False) -> Array:
+    """torch's grid_sample of an input of spatial ``size`` (D, H, W or H, W) at the grid's
+    normalised ``coordinates`` (per spatial axis, in that order: the grid's last axis reversed),
+    each of ``out_shape`` ([N, *output spatial]); the result is [*out_shape, C].
+
+    ``table``: the input [N, *size, C] with each spatial axis padded by one zero before and after,
+    as rows [N * prod(size + 2), C]. A sample's row clips its integer coordinate to [-1, size] (a
+    zero for every position outside, as torch's zeros padding; border and reflection take
+    coordinates into [0, size - 1] first); the corners' values times their weights (products
+    over the axes, in axis order), summed corner by corner. nearest rounds halves to even, as
+    torch does."""
+    if mode not in GRID_SAMPLE_MODES or padding_mode not in GRID_SAMPLE_PADDINGS:
+        raise ValueError(f"grid_sample: unknown mode {mode!r} or padding mode {padding_mode!r}")
+    if mode == "bicubic" and len(size) != 2:
+        raise ValueError("bicubic grid sampling is 2-D only")
+    t = _Table(xp, table, size, out_shape, padding_mode, align_corners)
+    if mode == "bicubic":
+        return _bicubic(t, coordinates)
+    coords = [t.padded(t.unnormalised(c, d), d) for d, c in enumerate(coordinates)]
+    if mode == "nearest":
+        return t.values([t.rows(d, xp.round(c) + 1.0) for d, c in enumerate(coords)])
+    return _linear(t, coords)

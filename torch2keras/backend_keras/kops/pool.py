@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
+from ...ir import formulas
 from .registry import register
 
 __all__: list[str] = []
@@ -52,96 +52,19 @@ def _resize(x, size, interpolation):
 
 # ----------------------------------------------------------------------------- grid_sample
 
-def _reflect(c, twice_low, twice_high):
-    if twice_low == twice_high:
-        return ops.zeros_like(c)
-    low = twice_low / 2.0
-    span = (twice_high - twice_low) / 2.0
-    c = ops.abs(c - low)
-    extra = c - ops.floor(c / span) * span
-    flips = ops.floor(c / span)
-    even = ops.equal(flips - 2.0 * ops.floor(flips / 2.0), 0.0)
-    return ops.where(even, extra + low, span - extra + low)
-
-
-def _pad_coord(c, size, padding_mode, align_corners):
-    if padding_mode == "border":
-        return ops.clip(c, 0.0, float(size - 1))
-    if padding_mode == "reflection":
-        c = _reflect(c, 0, 2 * (size - 1)) if align_corners else _reflect(c, -1, 2 * size - 1)
-        return ops.clip(c, 0.0, float(size - 1))
-    return c
-
-
-def _cubic_weights(t, a=-0.75):
-    def near(s):  # |s| <= 1
-        return ((a + 2) * s - (a + 3)) * s * s + 1
-
-    def far(s):  # 1 < |s| < 2
-        return ((a * s - 5 * a) * s + 8 * a) * s - 4 * a
-
-    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
-
-
 def _grid_sample(x, grid, mode, padding_mode, align_corners):
+    """torch's grid_sample of NC[D]HW ``x`` at grid [N, [D,] H, W, 2 | 3]: the formula of
+    ``ir/formulas.py`` (which the direct TFLite writer writes too) over a table of ``x``'s
+    channels-last rows, each spatial axis padded by one zero before and after."""
     n, c = x.shape[0], x.shape[1]
     spatial = tuple(x.shape[2:])
     nd = len(spatial)
-    out_spatial = tuple(grid.shape[1:-1])
-    p = int(np.prod(out_spatial))
-    g = ops.reshape(grid, (n, p, nd))
-    flat = ops.reshape(x, (n, c, int(np.prod(spatial))))
-    strides = [int(np.prod(spatial[d + 1:])) for d in range(nd)]
-
-    def unnormalize(d):
-        size = spatial[d]
-        coord = g[:, :, nd - 1 - d]  # the grid's last axis is (x, y[, z]) = (W, H[, D])
-        if align_corners:
-            return (coord + 1.0) / 2.0 * (size - 1)
-        return ((coord + 1.0) * size - 1.0) / 2.0
-
-    def fetch(index):  # integer-valued float coordinates per axis, each [n, p] -> values [n, c, p]
-        valid = None
-        linear = None
-        for d, i in enumerate(index):
-            ok = ops.logical_and(i >= 0, i <= spatial[d] - 1)
-            valid = ok if valid is None else ops.logical_and(valid, ok)
-            i = ops.cast(ops.clip(i, 0, spatial[d] - 1), "int32") * strides[d]
-            linear = i if linear is None else linear + i
-        idx = ops.broadcast_to(ops.expand_dims(linear, 1), (n, c, p))
-        vals = ops.take_along_axis(flat, idx, axis=2)
-        return ops.where(ops.expand_dims(valid, 1), vals, ops.zeros_like(vals))
-
-    if mode == "bicubic":
-        if nd != 2:
-            raise ValueError("bicubic grid sampling is 2-D only")
-        coords = [unnormalize(d) for d in range(nd)]
-        base = [ops.floor(cd) for cd in coords]
-        weights = [_cubic_weights(cd - b) for cd, b in zip(coords, base)]
-        out = None
-        for i in range(4):
-            for j in range(4):
-                yy = _pad_coord(base[0] + (i - 1), spatial[0], padding_mode, align_corners)
-                xx = _pad_coord(base[1] + (j - 1), spatial[1], padding_mode, align_corners)
-                term = fetch([yy, xx]) * ops.expand_dims(weights[0][i] * weights[1][j], 1)
-                out = term if out is None else out + term
-    else:
-        coords = [_pad_coord(unnormalize(d), spatial[d], padding_mode, align_corners) for d in range(nd)]
-        if mode == "nearest":
-            out = fetch([ops.round(cd) for cd in coords])
-        else:  # bilinear (trilinear for 3-D)
-            lows = [ops.floor(cd) for cd in coords]
-            fracs = [cd - lo for cd, lo in zip(coords, lows)]
-            out = None
-            for corner in range(2 ** nd):
-                bits = [(corner >> (nd - 1 - d)) & 1 for d in range(nd)]
-                w = None
-                for d, bit in enumerate(bits):
-                    wd = fracs[d] if bit else 1.0 - fracs[d]
-                    w = wd if w is None else w * wd
-                term = fetch([lo + b for lo, b in zip(lows, bits)]) * ops.expand_dims(w, 1)
-                out = term if out is None else out + term
-    return ops.reshape(out, (n, c, *out_spatial))
+    rows = ops.pad(ops.transpose(x, (0, *range(2, nd + 2), 1)), [(0, 0)] + [(1, 1)] * nd + [(0, 0)])
+    table = ops.reshape(rows, (-1, c))
+    coordinates = [grid[..., nd - 1 - d] for d in range(nd)]  # the grid's last axis is (x, y[, z])
+    out = formulas.grid_sample(ops, table, coordinates, spatial, (n, *grid.shape[1:-1]), mode, padding_mode,
+                               align_corners)
+    return ops.transpose(out, (0, nd + 1, *range(1, nd + 1)))
 
 
 register({

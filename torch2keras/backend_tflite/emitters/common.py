@@ -104,11 +104,12 @@ def padding_mode(ctx: Context, x: int, window: Window, value: float = 0.0) -> tu
 
 # ---------------------------------------------------------------------------- formulas as builtins
 # (each function of ``Builtins`` writes builtins into the node being emitted and returns a
-# ``Tensor``, whose Python arithmetic writes ADD / SUB / MUL / DIV / NEG; Python floats become
-# constants. Every new tensor is an intermediate of ``ctx.node`` with the operands' broadcast
-# shape; arithmetic keeps its operand's type, comparisons and logical functions give bools.)
+# ``Tensor``, whose Python arithmetic writes ADD / SUB / MUL / DIV / NEG; Python floats and numpy
+# arrays become constants. Every new tensor is an intermediate of ``ctx.node`` with the operands'
+# broadcast shape; arithmetic keeps its operand's type, comparisons and logical functions give
+# bools.)
 
-Operand = Union["Tensor", float]
+Operand = Union["Tensor", float, np.ndarray]
 
 
 class Tensor:
@@ -150,9 +151,14 @@ class Builtins:
         the type of the first tensor among the values, past a where's condition)."""
         values = [v for v in operands[op == "SELECT_V2":] if isinstance(v, Tensor)]
         like = self.ctx.dtype(values[0].index)
-        inputs = [v.index if isinstance(v, Tensor) else self.ctx.scalar(float(v), like, "constant") for v in operands]
+        inputs = [v.index if isinstance(v, Tensor) else self._constant(v, like) for v in operands]
         shape = np.broadcast_shapes(*(tuple(self.ctx.shape(i)) for i in inputs))
         return inputs, self.ctx.temp(shape, like if dtype is None else dtype, op.lower())
+
+    def _constant(self, value: Union[float, np.ndarray], like: Any) -> int:
+        if isinstance(value, np.ndarray):
+            return self.ctx.constant(value.astype(like), self.ctx.local_name("constant"))
+        return self.ctx.scalar(float(value), like, "constant")
 
     def unary(self, op: str, x: Tensor) -> Tensor:
         inputs, out = self._new(op, (x,))
@@ -173,6 +179,7 @@ class Builtins:
     def sqrt(self, x: Tensor) -> Tensor: return self.unary("SQRT", x)
     def square(self, x: Tensor) -> Tensor: return self.unary("SQUARE", x)
     def floor(self, x: Tensor) -> Tensor: return self.unary("FLOOR", x)
+    def round(self, x: Tensor) -> Tensor: return self.unary("ROUND", x)  # (halves to even)
     def sign(self, x: Tensor) -> Tensor: return self.unary("SIGN", x)
     def sin(self, x: Tensor) -> Tensor: return self.unary("SIN", x)
     def cos(self, x: Tensor) -> Tensor: return self.unary("COS", x)
@@ -190,4 +197,25 @@ class Builtins:
         """SELECT_V2: ``a`` where ``condition`` holds, else ``b`` (one of them a tensor)."""
         inputs, out = self._new("SELECT_V2", (condition, a, b))
         self.ctx.op("SELECT_V2", inputs, [out])
+        return Tensor(self, out)
+
+    def cast(self, x: Tensor, dtype: Any) -> Tensor:
+        """CAST (float to integer: toward zero)."""
+        return Tensor(self, self.ctx.cast(x.index, np.dtype(dtype), "cast"))
+
+    def expand_dims(self, x: Tensor, axis: int) -> Tensor:
+        """A RESHAPE inserting a 1-sized axis."""
+        shape = list(self.ctx.shape(x.index))
+        shape.insert(axis if axis >= 0 else len(shape) + 1 + axis, 1)
+        return Tensor(self, self.ctx.reshape(x.index, shape, "expand_dims"))
+
+    def take(self, x: Tensor, indices: Tensor, axis: int) -> Tensor:
+        """GATHER: ``x``'s slices along ``axis`` at integer ``indices``."""
+        shape = list(self.ctx.shape(x.index))
+        axis = axis % len(shape)
+        shape[axis:axis + 1] = self.ctx.shape(indices.index)
+        out = self.ctx.temp(shape, self.ctx.dtype(x.index), "gather")
+        options = fb.GatherOptionsT()
+        options.axis = axis
+        self.ctx.op("GATHER", [x.index, indices.index], [out], options)
         return Tensor(self, out)

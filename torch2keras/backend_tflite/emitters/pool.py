@@ -1,7 +1,8 @@
 """Emitters of pooling, resizing and depth/space rearrangements: MAX_POOL_2D / AVERAGE_POOL_2D
 with torch's padding and divisor semantics, adaptive pools (MEAN / REDUCE_MAX over the whole map,
-or a pool whose window divides it), RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR, and
-DEPTH_TO_SPACE / SPACE_TO_DEPTH.
+or a pool whose window divides it), RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR,
+DEPTH_TO_SPACE / SPACE_TO_DEPTH, and grid_sample (the formula of ``ir/formulas.py``: GATHERs of
+the input's channels-last rows, weighted and summed).
 
 Padding. Where TFLite's SAME padding places the windows as torch does, max pooling is exact (SAME
 ignores the padding, torch pads with -inf) and so is average pooling with
@@ -17,11 +18,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ...ir import Node, Value
+from ...ir import Node, Value, formulas
 from ...ir.types import DTYPES
 from ..context import Context, DirectExportError, emitter
 from ..schema import fb
-from .common import Window, binary, padding_mode
+from .common import Builtins, Window, binary, padding_mode
 from .shape import strided_slice
 
 __all__ = ["lower_bound"]
@@ -272,3 +273,73 @@ def emit_depth_to_space(ctx: Context, node: Node) -> int:
     out = ctx.result(node)
     ctx.op(node.op.upper(), [ctx.tensor(x)], [out], options)
     return out
+
+
+# ---------------------------------------------------------------------------- grid_sample
+
+
+def _stored(ctx: Context, v: Value) -> tuple[int, tuple[int, ...]]:
+    """``v``'s tensor and layout; where ``v`` is a relayout's result, its input's (grid_sample
+    reads any layout: the relayout's TRANSPOSE, then unread, is dropped)."""
+    p = v.producer
+    if p.op == "relayout":
+        return ctx.tensor(p.inputs[0]), p.inputs[0].type.perm
+    return ctx.tensor(v), v.type.perm
+
+
+def _in_order(ctx: Context, tensor: int, perm: tuple[int, ...], order: list[int], suffix: str) -> int:
+    """A tensor stored in layout ``perm`` with its logical axes in ``order`` (a TRANSPOSE if needed)."""
+    return ctx.transpose(tensor, [perm.index(a) for a in order], suffix)
+
+
+def _coordinates(ctx: Context, grid: Value) -> tuple[list[int], list[int]]:
+    """The grid's coordinates UNPACKed along its last logical axis, and the grid's logical axes
+    they keep, in their stored order (the batch first: else the grid is transposed first)."""
+    tensor, perm = _stored(ctx, grid)
+    last = len(perm) - 1
+    if perm[0] != 0:
+        tensor, perm = _in_order(ctx, tensor, perm, list(range(last + 1)), "grid"), tuple(range(last + 1))
+    kept = [a for a in perm if a != last]
+    shape = [ctx.shape(tensor)[perm.index(a)] for a in kept]
+    outs = [ctx.temp(shape, np.float32, f"grid_{k}") for k in range(ctx.shape(tensor)[perm.index(last)])]
+    options = fb.UnpackOptionsT()
+    options.num, options.axis = len(outs), perm.index(last)
+    ctx.op("UNPACK", [tensor], outs, options)
+    return outs, kept
+
+
+@emitter("grid_sample")
+def emit_grid_sample(ctx: Context, node: Node) -> int:
+    """The formula of ``ir/formulas.py`` over builtins (as the Keras kernel evaluates it): a
+    table of the input's channels-last rows (each spatial axis PADded by one zero before and
+    after, RESHAPEd to [rows, C]), the grid UNPACKed into its coordinates, a GATHER per corner;
+    the result (the grid's layout, then the channels) transposed to the output's layout."""
+    x, grid = node.inputs
+    a = node.attrs
+    nd = x.type.rank - 2
+    if a["mode"] not in formulas.GRID_SAMPLE_MODES or a["padding_mode"] not in formulas.GRID_SAMPLE_PADDINGS:
+        raise DirectExportError(node, f"mode {a['mode']!r} / padding_mode {a['padding_mode']!r} is not supported")
+    if a["mode"] == "bicubic" and nd != 2:
+        raise DirectExportError(node, f"bicubic sampling of a {nd}-d input is not supported (torch's is 2-d only)")
+    if x.type.dtype != "f32" or grid.type.dtype != "f32":
+        raise DirectExportError(node, f"of {x.type.dtype} values is not supported (float32 is)")
+    if not all(isinstance(d, int) for d in (*x.type.shape, *grid.type.shape)):
+        raise DirectExportError(node, "with run-time sizes is not supported (the direct backend writes static shapes)")
+    tensor, perm = _stored(ctx, x)
+    channels_last = [0, *range(2, nd + 2), 1]
+    rows = _in_order(ctx, tensor, perm, channels_last, "channels_last")
+    n, *size, c = (int(d) for d in ctx.shape(rows))
+    padded = ctx.temp([n, *(s + 2 for s in size), c], np.float32, "padded")
+    ctx.op("PAD", [rows, ctx.ints([[0, 0]] + [[1, 1]] * nd + [[0, 0]], "paddings")], [padded])
+    table = ctx.reshape(padded, [n * int(np.prod([s + 2 for s in size])), c], "table")
+    ops = Builtins(ctx)
+    unpacked, kept = _coordinates(ctx, grid)
+    value = formulas.grid_sample(ops, ops.tensor(table), [ops.tensor(t) for t in unpacked[::-1]], size,
+                                 [int(d) for d in ctx.shape(unpacked[0])], a["mode"], a["padding_mode"], bool(a["align_corners"]))
+    # (the value's axes: the grid's kept ones in their stored order -- grid axis k > 0 is output
+    # axis k + 1 -- then the channels)
+    axes = [k + 1 if k else 0 for k in kept] + [1]
+    order = [axes.index(k) for k in node.output.type.perm]
+    if order == sorted(order):
+        return ops.result(node, value)
+    return ctx.transpose(value.index, order, out=ctx.result(node))

@@ -288,33 +288,39 @@ class _Batch:
 
     def constant(self, index: int, va: Optional[np.ndarray], vb: Optional[np.ndarray],
                  readers: list[tuple[Any, int]], patched: dict[int, Any]) -> None:
-        """A constant that differs between the batch sizes: rewritten where every reader is an
-        audited use (a RESHAPE's new shape, a STRIDED_SLICE's end), else refused."""
+        """A constant that differs between the batch sizes: rewritten where every read of it is
+        an audited use (a RESHAPE's new shape, a STRIDED_SLICE's end; a reader of another form
+        gets a constant of its own), else refused."""
         name = self.a.tensors[index].name
         op = readers[0][0] if readers else self.writer(index)
         if va is None or vb is None or va.shape != vb.shape or va.ndim != 1 or va.dtype != np.int32 or not readers:
             self.refuse(op, f"constant {name!r} holding the batch size")
-        codes = {(self.code(self.a, r), k) for r, k in readers}
-        if codes == {(_RESHAPE, 1)}:
-            patched[index] = _inferred_shape(va, vb)
-            if patched[index] is None:
-                self.refuse(op, f"new shape {va.tolist()} at batch {BATCH_SIZES[0]} and {vb.tolist()} at batch "
-                                f"{BATCH_SIZES[1]} (one size k times the batch, the rest static, is written as -1)")
-            self.a.tensors[index].buffer = self.a.model.buffer(patched[index])
-            return
-        if codes == {(_STRIDED_SLICE, 2)}:
-            for r, _ in readers:
-                if not self.whole_axes(r, va, vb):
-                    self.refuse(r, f"end {va.tolist()} at batch {BATCH_SIZES[0]} and {vb.tolist()} at batch "
-                                   f"{BATCH_SIZES[1]} (only the whole batch axis is written with an end mask)")
-            end = np.where(va == vb, va, 0).astype(np.int32)
-            self.a.tensors[index].buffer = self.a.model.buffer(end)
-            patched[index] = end
-            for r, _ in readers:
+        forms = []
+        for r, k in readers:
+            code = self.code(self.a, r)
+            if (code, k) == (_RESHAPE, 1):
+                new = _inferred_shape(va, vb)
+                if new is None:
+                    self.refuse(r, f"new shape {va.tolist()} at batch {BATCH_SIZES[0]} and {vb.tolist()} at batch "
+                                   f"{BATCH_SIZES[1]} (one size k times the batch, the rest static, is written as -1)")
+                patched[id(r)] = new
+            elif (code, k) == (_STRIDED_SLICE, 2) and self.whole_axes(r, va, vb):
+                new = np.where(va == vb, va, 0).astype(np.int32)
+            else:
+                self.refuse(r, f"input {k}, constant {name!r}, holding the batch size ({va.tolist()} at batch "
+                               f"{BATCH_SIZES[0]}, {vb.tolist()} at batch {BATCH_SIZES[1]})")
+            forms.append((r, k, new))
+        tensors: dict[bytes, int] = {}
+        for r, k, new in forms:
+            if not tensors:
+                self.a.tensors[index].buffer = self.a.model.buffer(new)
+                tensors[new.tobytes()] = index
+            elif new.tobytes() not in tensors:
+                tensors[new.tobytes()] = self.a.tensor(new.shape, new.dtype, f"{name}/batch",
+                                                       buffer=self.a.model.buffer(new))
+            r.inputs[k] = tensors[new.tobytes()]
+            if self.code(self.a, r) == _STRIDED_SLICE:
                 r.builtinOptions.endMask = int(r.builtinOptions.endMask) | _mask(va != vb)
-            return
-        ops = sorted({self.op_name(r) for r, _ in readers})
-        self.refuse(op, f"constant {name!r} holding the batch size (read by {', '.join(ops)})")
 
     def whole_axes(self, op: Any, end_a: np.ndarray, end_b: np.ndarray) -> bool:
         """Whether a STRIDED_SLICE ends at the batch only where it reads the whole axis: from 0
@@ -339,8 +345,8 @@ class _Batch:
             return False
         if not _same_options(x.builtinOptions, y.builtinOptions, skip=("newShape",)):
             return False
-        if len(x.inputs) > 1 and int(x.inputs[1]) in patched:
-            x.builtinOptions.newShape = [int(d) for d in patched[int(x.inputs[1])]]
+        if id(x) in patched:
+            x.builtinOptions.newShape = [int(d) for d in patched[id(x)]]
             return True
         inferred = _inferred_shape(np.asarray(x.builtinOptions.newShape, np.int32),
                                    np.asarray(y.builtinOptions.newShape, np.int32))

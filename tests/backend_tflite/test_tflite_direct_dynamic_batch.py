@@ -57,6 +57,13 @@ class Views(nn.Module):
         return y.reshape(x.shape[0], -1) + x.view(x.shape[0], 24)[:, :1]
 
 
+class ExpandsBatchSum(nn.Module):
+    """The batch's sum expanded back to the batch's size, read as the file runs (dim, dynamic_expand)."""
+
+    def forward(self, x):
+        return x.sum(0, keepdim=True).expand(x.shape[0], -1) * x
+
+
 class SortsBatch(nn.Module):
     """Sorting along the batch: a TOPK_V2 of k = the batch size."""
 
@@ -73,6 +80,7 @@ CASES = {
     "mlp": (MLP, (12,), None),
     "encoder_layer": (_encoder, (6, 16), None),
     "views": (Views, (4, 6), None),
+    "expands_batch_sum": (ExpandsBatchSum, (5,), None),
 }
 
 

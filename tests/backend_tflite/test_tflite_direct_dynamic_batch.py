@@ -64,6 +64,14 @@ class ExpandsBatchSum(nn.Module):
         return x.sum(0, keepdim=True).expand(x.shape[0], -1) * x
 
 
+class FoldsBatch(nn.Module):
+    """The batch folded into a later axis ([2, 2 * batch]) and back, plus zeros of the batch's size."""
+
+    def forward(self, x):
+        b = x.shape[0]
+        return torch.relu(x.view(2, b * 2) - 0.1).view(b, 4) + torch.zeros(b, 1)
+
+
 class SortsBatch(nn.Module):
     """Sorting along the batch: a TOPK_V2 of k = the batch size."""
 
@@ -81,6 +89,7 @@ CASES = {
     "encoder_layer": (_encoder, (6, 16), None),
     "views": (Views, (4, 6), None),
     "expands_batch_sum": (ExpandsBatchSum, (5,), None),
+    "folds_batch": (FoldsBatch, (4,), None),
 }
 
 

@@ -2,8 +2,8 @@
 ``dynamic_update_slice`` is DYNAMIC_UPDATE_SLICE (the rows written at a start read at run time;
 TFLite clamps the start into range as the IR op does). With a run-time batch
 (``dynamic_batch.py``): ``dim`` is a SHAPE and a STRIDED_SLICE of it (the size as the file runs),
-``dynamic_reshape`` a RESHAPE and ``dynamic_expand`` a BROADCAST_TO to a size vector computed
-as the file runs (of values in PyTorch's layout: their layout rule keeps them there).
+``dynamic_expand`` a BROADCAST_TO to a size vector computed as the file runs (of values in
+PyTorch's layout: its layout rule keeps them there).
 
 The start indices are one int32 vector in the stored axis order: zeros, the start at the stored
 position of the op's axis. Every update at one start builds the same vector from the same
@@ -64,14 +64,6 @@ def _sizes(ctx: Context, node: Node) -> int:
         raise DirectExportError(node, f"reads {x.type} to write {node.output.type}: sizes in PyTorch's order of "
                                       f"values stored in another")
     return ctx.cast(ctx.tensor(sizes), np.int32, "sizes")
-
-
-@emitter("dynamic_reshape")
-def emit_dynamic_reshape(ctx: Context, node: Node) -> int:
-    sizes = _sizes(ctx, node)
-    out = ctx.result(node)
-    ctx.op("RESHAPE", [ctx.tensor(node.inputs[0]), sizes], [out], fb.ReshapeOptionsT())
-    return out
 
 
 @emitter("dynamic_expand")

@@ -160,6 +160,7 @@ def add_batch_signature(model: ModelBuilder, graph: Graph, symbol: str,
     with bound_batch(graph, symbol, first):
         nodes = build(model)
     other = ModelBuilder(model.description)
+    other.derived = model.derived  # (weights quantized once, for both writes)
     with bound_batch(graph, symbol, second):
         build(other)
     names = _Names(nodes, graph)

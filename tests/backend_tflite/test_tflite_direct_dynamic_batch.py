@@ -72,6 +72,13 @@ class FoldsBatch(nn.Module):
         return torch.relu(x.view(2, b * 2) - 0.1).view(b, 4) + torch.zeros(b, 1)
 
 
+class RunningExtremes(nn.Module):
+    """cummax / cummin along later axes: SLICEs of the whole batch (size -1 there)."""
+
+    def forward(self, x):
+        return torch.cummax(x, 1)[0] + torch.cummin(x, 2)[0]
+
+
 class SortsBatch(nn.Module):
     """Sorting along the batch: a TOPK_V2 of k = the batch size."""
 
@@ -90,6 +97,7 @@ CASES = {
     "views": (Views, (4, 6), None),
     "expands_batch_sum": (ExpandsBatchSum, (5,), None),
     "folds_batch": (FoldsBatch, (4,), None),
+    "running_extremes": (RunningExtremes, (6, 3), None),
 }
 
 

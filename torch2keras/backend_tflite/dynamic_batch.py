@@ -14,7 +14,7 @@ is what depends on it. The first one is kept, with
 * a RESHAPE's new shape holding one size k times the batch (the rest equal in both): -1 there,
   the one size TFLite then infers from the input's (which is k times the batch);
 * a STRIDED_SLICE whose end is the batch, from 0 in steps of 1 along that axis (the whole axis):
-  the axis's end mask bit set.
+  the axis's end mask bit set; a SLICE of the batch's size from 0: size -1 there (to the end).
 
 Anything else that changes with the batch size -- a constant, an option, a tensor or op more or
 less, a size not proportional to the batch -- is refused with a ``DirectExportError`` naming the
@@ -45,6 +45,7 @@ BATCH_SIZES = (13, 22)
 
 _RESHAPE = fb.BuiltinOperator.RESHAPE
 _STRIDED_SLICE = fb.BuiltinOperator.STRIDED_SLICE
+_SLICE = fb.BuiltinOperator.SLICE
 _OP_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if isinstance(v, int) and not k.startswith("_")}
 _STATIC_ONLY = "the direct backend writes static sizes and a run-time batch (the stored leading axis) only"
 
@@ -67,9 +68,9 @@ def batch_symbol(graph: Graph) -> Optional[str]:
                                                   f"size; {_STATIC_ONLY}")
                 names = set(re.findall(r"[A-Za-z_]\w*", d))
                 if len(names) != 1 or (symbol is not None and names != {symbol}):
-                    others = sorted(names - {symbol}) if symbol is not None else sorted(names)
-                    raise DirectExportError(node, f"has a run-time size ({v.type}) besides the batch "
-                                                  f"({', '.join(others) or d}); {_STATIC_ONLY}")
+                    besides = f" besides the batch {symbol!r}" if symbol is not None else ""
+                    raise DirectExportError(node, f"has a run-time size ({v.type}){besides} of "
+                                                  f"{', '.join(map(repr, sorted(names - {symbol})))}; {_STATIC_ONLY}")
                 symbol = names.pop()
                 _evaluate(d, symbol, 1, node)
     return symbol
@@ -252,8 +253,10 @@ class _Batch:
         for x, y in differ:
             if not self.options(x, y, patched):
                 self.refuse(x, "options that differ between batch sizes")
+        written = {int(t) for op in a.operators for t in op.outputs}
         for index, (s, t) in enumerate(zip(a.tensors, b.tensors)):
-            if list(s.shape) != list(t.shape):
+            if list(s.shape) != list(t.shape) and (index in readers or index in written or index in a.outputs
+                                                   or index in a.inputs):
                 self.size(index, s, t)
 
     def writer(self, index: int) -> Optional[Any]:
@@ -271,8 +274,8 @@ class _Batch:
         signature."""
         first, second = BATCH_SIZES
         if self.a.is_constant(index) or len(s.shape) != len(t.shape):
-            self.refuse(self.writer(index), f"tensor {s.name!r} of shape {list(s.shape)} at batch {first} and "
-                                            f"{list(t.shape)} at batch {second}")
+            self.refuse(self.writer(index), f"tensor {s.name!r} of shape {s.shape.tolist()} at batch {first} and "
+                                            f"{t.shape.tolist()} at batch {second}")
         shape, signature = [], []
         for da, db in zip((int(d) for d in s.shape), (int(d) for d in t.shape)):
             if da == db:
@@ -282,15 +285,15 @@ class _Batch:
                 shape.append(da // first)
                 signature.append(-1)
             else:
-                self.refuse(self.writer(index), f"tensor {s.name!r} of shape {list(s.shape)} at batch {first} and "
-                                                f"{list(t.shape)} at batch {second}, not proportional to it")
+                self.refuse(self.writer(index), f"tensor {s.name!r} of shape {s.shape.tolist()} at batch {first} and "
+                                                f"{t.shape.tolist()} at batch {second}, not proportional to it")
         s.shape = np.asarray(shape, np.int32)
         s.shapeSignature = np.asarray(signature, np.int32)
 
     def constant(self, index: int, va: Optional[np.ndarray], vb: Optional[np.ndarray],
                  readers: list[tuple[Any, int]], patched: dict[int, Any]) -> None:
         """A constant that differs between the batch sizes: rewritten where every read of it is
-        an audited use (a RESHAPE's new shape, a STRIDED_SLICE's end; a reader of another form
+        an audited use (a RESHAPE's new shape, a STRIDED_SLICE's end, a SLICE's size; a reader of another form
         gets a constant of its own), else refused."""
         name = self.a.tensors[index].name
         op = readers[0][0] if readers else self.writer(index)
@@ -307,6 +310,8 @@ class _Batch:
                 patched[id(r)] = new
             elif (code, k) == (_STRIDED_SLICE, 2) and self.whole_axes(r, va, vb):
                 new = np.where(va == vb, va, 0).astype(np.int32)
+            elif (code, k) == (_SLICE, 2) and self.whole_slice(r, va, vb):
+                new = np.where(va == vb, va, -1).astype(np.int32)
             else:
                 self.refuse(r, f"input {k}, constant {name!r}, holding the batch size ({va.tolist()} at batch "
                                f"{BATCH_SIZES[0]}, {vb.tolist()} at batch {BATCH_SIZES[1]})")
@@ -338,6 +343,16 @@ class _Batch:
                     or not (begin[axis] == 0 or o.beginMask & bit):
                 return False
         return True
+
+    def whole_slice(self, op: Any, size_a: np.ndarray, size_b: np.ndarray) -> bool:
+        """Whether a SLICE's size is the batch only where it reads the whole axis from 0 (its
+        size there is then -1: to the end)."""
+        begin = int(op.inputs[1])
+        if not self.a.is_constant(begin):
+            return False
+        begin = self.a.model.array(self.a.tensors[begin].buffer)
+        return all((size_a[axis], size_b[axis]) == BATCH_SIZES and begin[axis] == 0
+                   for axis in np.flatnonzero(size_a != size_b))
 
     def options(self, x: Any, y: Any, patched: dict[int, Any]) -> bool:
         """Options that differ between the batch sizes, rewritten where audited (a RESHAPE's new

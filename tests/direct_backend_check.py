@@ -47,16 +47,18 @@ def _reason(error: Exception) -> str:
     return f"{m.group(1)}: {why[:110]}"
 
 
-def _outputs(result, path: str):
+def _outputs(result, path: str, inputs=None):
+    inputs = result.example_inputs if inputs is None else inputs
     try:
-        return result.run_tflite(path, result.example_inputs)
+        return result.run_tflite(path, inputs)
     except RuntimeError:  # a delegate that fails to prepare: the plain kernels
-        return result.run_tflite(path, result.example_inputs, delegates=False)
+        return result.run_tflite(path, inputs, delegates=False)
 
 
 def _cross_check(result, converter_path: str) -> None:
     """Write ``result``'s IR directly next to ``converter_path`` and compare the two files."""
     from torch2keras.backend_tflite import DirectExportError, write_tflite
+    from torch2keras.backend_tflite.dynamic_batch import batch_symbol, other_batch
     from torch2keras.tflite.export import _direct_ready
     from torch2keras.tflite.file import read_tflite
 
@@ -87,22 +89,20 @@ def _cross_check(result, converter_path: str) -> None:
                              f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}) "
                              f"where the converter's file runs")
             return
-        worst = []
-        for k, (g, w) in enumerate(zip(got, want)):
-            g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
-            if g.shape != w.shape:
-                worst.append(f"output {k} ({result.output_names[k]}): shape {g.shape} vs the converter's {w.shape}")
-                continue
-            if not w.size:
-                continue
-            finite = np.isfinite(w)
-            if not np.array_equal(finite, np.isfinite(g)):
-                worst.append(f"output {k} ({result.output_names[k]}): non-finite values differ")
-                continue
-            scale = max(1.0, float(np.max(np.abs(w[finite]))) if finite.any() else 1.0)
-            err = float(np.max(np.abs(g[finite] - w[finite]))) / scale if finite.any() else 0.0
-            if err > TOL:
-                worst.append(f"output {k} ({result.output_names[k]}): differs by {err:.3g} (scaled)")
+        worst = _differences(result, got, want)
+        if not worst and batch_symbol(result.ir) is not None:  # a run-time batch: also at another size
+            size, inputs = other_batch(result.ir, result.example_inputs)
+            try:
+                want = _outputs(result, converter_path, inputs)
+            except Exception:  # noqa: BLE001 - the converter's file takes no other batch size here
+                want = None
+            if want is not None:
+                try:
+                    got = _outputs(result, direct_path, inputs)
+                except Exception as e:  # noqa: BLE001 - it must run where the converter's does
+                    got, worst = None, [f"fails in LiteRT at batch {size} ({type(e).__name__})"]
+                if got is not None:
+                    worst = [f"at batch {size}: {w}" for w in _differences(result, got, want)]
     if worst:
         _STATS["mismatched"] += 1
         ops = ", ".join(sorted({n.op for _, n in result.ir.walk() if n.op not in ("input", "constant")}))
@@ -111,6 +111,27 @@ def _cross_check(result, converter_path: str) -> None:
                          + "\n  (--no-direct-cross-check turns this check off)")
     else:
         _STATS["matched"] += 1
+
+
+def _differences(result, got, want) -> list[str]:
+    """The outputs of the direct file (``got``) differing from the converter's beyond ``TOL``."""
+    worst = []
+    for k, (g, w) in enumerate(zip(got, want)):
+        g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
+        if g.shape != w.shape:
+            worst.append(f"output {k} ({result.output_names[k]}): shape {g.shape} vs the converter's {w.shape}")
+            continue
+        if not w.size:
+            continue
+        finite = np.isfinite(w)
+        if not np.array_equal(finite, np.isfinite(g)):
+            worst.append(f"output {k} ({result.output_names[k]}): non-finite values differ")
+            continue
+        scale = max(1.0, float(np.max(np.abs(w[finite]))) if finite.any() else 1.0)
+        err = float(np.max(np.abs(g[finite] - w[finite]))) / scale if finite.any() else 0.0
+        if err > TOL:
+            worst.append(f"output {k} ({result.output_names[k]}): differs by {err:.3g} (scaled)")
+    return worst
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,18 +18,23 @@ from typing import Any, Callable, Optional, Sequence
 import attrs
 import numpy as np
 
-from ..ir import Graph, Node
+from ..ir import Graph, Node, NumericalMismatchError
 from .context import DirectExportError
+from .dynamic_batch import batch_symbol
 from .weight_quantization import MODES, WeightQuantization, resolve_quantize
 from .writer import WriteResult, write_tflite
 
-__all__ = ["BACKENDS", "DIRECT_QUANTIZE", "DirectExport", "direct_only", "export_direct", "resolve_backend"]
+__all__ = ["BACKENDS", "DIRECT_QUANTIZE", "DirectExport", "batch_mismatch", "direct_only", "export_direct",
+           "resolve_backend"]
 
 BACKENDS = ("converter", "direct", "auto")
 DIRECT_QUANTIZE = (None, "fp16", *MODES)
 
 # run(path, delegates) -> the file's outputs on the example inputs, in PyTorch's layout
 Runner = Callable[[str, bool], Sequence[np.ndarray]]
+# run_batch(path) -> (batch size, the file's outputs, the reference outputs) on inputs of another
+# batch size than the example's (``dynamic_batch.other_batch``)
+BatchRunner = Callable[[str], tuple[int, Sequence[np.ndarray], Sequence[np.ndarray]]]
 
 
 @attrs.define
@@ -68,13 +73,16 @@ def resolve_backend(backend: str, quantize: Any) -> str:
 
 
 def export_direct(graph: Graph, path: str, backend: str = "direct", quantize: Any = None,
-                  run: Optional[Runner] = None, reference: Optional[Sequence[np.ndarray]] = None
-                  ) -> Optional[DirectExport]:
+                  run: Optional[Runner] = None, reference: Optional[Sequence[np.ndarray]] = None,
+                  run_batch: Optional[BatchRunner] = None) -> Optional[DirectExport]:
     """Write ``graph`` to ``path`` with the direct backend, or None where the converter must
     (integer quantization; with ``backend="auto"``, a model the direct backend refuses).
 
     run / reference: the file is run on the example inputs and compared with PyTorch's outputs
-    (``record["max_abs_error"]``); None skips the check.
+    (``record["max_abs_error"]``); None skips the check. run_batch: a file with a run-time batch
+    is also run at another batch size; outputs off its reference by more than
+    ``BATCH_ATOL + BATCH_RTOL * max|reference|`` (or 4 times the error on the example) are a
+    ``NumericalMismatchError`` (``backend="auto"``: a warning, and the converter writes the file).
     """
     if resolve_backend(backend, quantize) == "converter":
         return None
@@ -90,12 +98,43 @@ def export_direct(graph: Graph, path: str, backend: str = "direct", quantize: An
                                   else quantize), written)
     if run is not None and reference is not None:
         result.record["max_abs_error"] = _max_error(run, path, reference, result.warnings)
+        if run_batch is not None and batch_symbol(graph) is not None:
+            mismatch = batch_mismatch(*run_batch(path), result.record["max_abs_error"])
+            if mismatch is not None:
+                message = f"{path}, written with a run-time batch, {mismatch}"
+                if backend != "auto":
+                    raise NumericalMismatchError(message + "\nuse export_tflite(..., backend=\"converter\") for this "
+                                                           "model")
+                warnings.warn(f"{message}\nwriting the file with the TFLite converter instead", stacklevel=3)
+                return None
     return result
+
+
+BATCH_ATOL = BATCH_RTOL = 1e-4
+
+
+def batch_mismatch(size: int, outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray],
+                   example_error: float = 0.0) -> Optional[str]:
+    """How a file's outputs at batch ``size`` differ from the reference's beyond the tolerance
+    (``export_direct``), else None."""
+    bad = []
+    for k, (o, r) in enumerate(zip(outputs, reference)):
+        o, r = np.asarray(o, np.float64), np.asarray(r, np.float64)
+        if o.shape != r.shape:
+            bad.append(f"output {k} has shape {list(o.shape)}, not {list(r.shape)}")
+            continue
+        if not r.size:
+            continue
+        err = float(np.max(np.abs(o - r)))
+        limit = max(BATCH_ATOL + BATCH_RTOL * float(np.max(np.abs(r))), 4 * example_error)
+        if not err <= limit:
+            bad.append(f"output {k} max |err| {err:.3g} > {limit:.3g}")
+    return f"differs from the reference at batch {size}: {'; '.join(bad)}" if bad else None
 
 
 def _record(graph: Graph, written: WriteResult, quantize: Optional[str]) -> dict:
     counts = written.op_counts
-    signature = {name: [int(d) for d in v.type.physical_shape] for name, v in
+    signature = {name: [d if isinstance(d, int) else -1 for d in v.type.physical_shape] for name, v in
                  [*zip(graph.input_names, graph.inputs), *zip(graph.output_names, graph.outputs)]}
     return {"path": written.path, "bytes": written.bytes, "quantize": quantize, "io_dtype": "float32",
             "ops": sum(counts.values()), "transposes": counts.get("TRANSPOSE", 0), "op_counts": dict(counts),

@@ -18,6 +18,7 @@ from ..ir import Graph, Node
 from . import emitters  # noqa: F401 - registers the emitters
 from .builder import ModelBuilder, WriteProgress
 from .context import EMITTERS, Context, DirectExportError, _name
+from .dynamic_batch import add_batch_signature, batch_symbol
 from .peephole import simplify
 from .plan import Plan, plan_graph
 from .quantized import (emit_quantized_layer, integer_input, propagate_quantization, quantization_of,
@@ -102,9 +103,19 @@ def write_signatures(graphs: Mapping[str, Graph], path: str, fp16: bool = False,
 def add_signature(model: ModelBuilder, graph: Graph, signature_key: str, fp16: bool = False,
                   integer_io: bool = False, weights: Optional[WeightQuantization] = None) -> dict[str, Node]:
     """Write ``graph`` as a new subgraph of ``model`` with signature ``signature_key``; returns
-    its tensor names' nodes."""
+    its tensor names' nodes. A graph whose one run-time size is its batch (the stored leading
+    axis) is written with that size dynamic (``dynamic_batch.py``)."""
     if not graph.meta.get("layouts_assigned"):
         raise ValueError("write_tflite expects a graph after the layout pass (the default pass pipeline)")
+    symbol = batch_symbol(graph)
+    if symbol is not None:
+        return add_batch_signature(model, graph, symbol, lambda m: _add_signature(
+            m, graph, signature_key, fp16=fp16, integer_io=integer_io, weights=weights))
+    return _add_signature(model, graph, signature_key, fp16=fp16, integer_io=integer_io, weights=weights)
+
+
+def _add_signature(model: ModelBuilder, graph: Graph, signature_key: str, fp16: bool = False,
+                   integer_io: bool = False, weights: Optional[WeightQuantization] = None) -> dict[str, Node]:
     index = len(model.subgraphs)
     sub = model.subgraph("main" if index == 0 else _name(signature_key))
     ctx = Context(graph, model, sub, plan_graph(graph), fp16=fp16, weights=weights)

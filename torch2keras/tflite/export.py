@@ -175,14 +175,27 @@ def _export_direct(result: Exportable, path: str, backend: str, quantize: Option
                    delegates: bool, say: Callable[[str], None], lstm: str = "auto") -> bool:
     """The file written by the direct backend (``backend_tflite``) and recorded; False where the
     converter must write it (integer quantization, or a model ``backend="auto"`` falls back on)."""
+    from ..backend_tflite.dynamic_batch import other_batch
     from ..backend_tflite.export import export_direct
 
     def run(p: str, use_delegates: bool):
         return result.run_tflite(p, result.example_inputs, delegates=use_delegates)
 
+    def run_batch(p: str):
+        """The file at another batch size, against the Keras model (checked against PyTorch
+        on the example; no PyTorch model is kept) in its initial state."""
+        size, inputs = other_batch(result.ir, result.example_inputs)
+        say(f"checking {os.path.basename(str(p))} at batch {size}")
+        try:
+            outs = result.run_tflite(p, inputs)
+        except RuntimeError:  # a delegate that fails to prepare: the plain kernels
+            outs = result.run_tflite(p, inputs, delegates=False)
+        with keras_state.initial_state(result.keras_model):
+            return size, outs, result.run_keras(inputs)
+
     say(f"writing {os.path.basename(str(path))} directly")
     done = export_direct(_direct_ready(result.ir, lstm), path, backend, quantize, run if validate else None,
-                         result.reference)
+                         result.reference, run_batch if validate else None)
     if done is None:
         return False
     result.report.tflite = done.record

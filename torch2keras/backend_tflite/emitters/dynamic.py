@@ -1,6 +1,9 @@
-"""Emitters of the dynamic family's ops that have a static-shape TFLite form:
+"""Emitters of the dynamic family's ops that have a TFLite form:
 ``dynamic_update_slice`` is DYNAMIC_UPDATE_SLICE (the rows written at a start read at run time;
-TFLite clamps the start into range as the IR op does).
+TFLite clamps the start into range as the IR op does). With a run-time batch
+(``dynamic_batch.py``): ``dim`` is a SHAPE and a STRIDED_SLICE of it (the size as the file runs),
+``dynamic_expand`` a BROADCAST_TO to a size vector computed as the file runs (of values in
+PyTorch's layout: its layout rule keeps them there).
 
 The start indices are one int32 vector in the stored axis order: zeros, the start at the stored
 position of the op's axis. Every update at one start builds the same vector from the same
@@ -36,4 +39,36 @@ def emit_dynamic_update_slice(ctx: Context, node: Node) -> int:
         ctx.op("CONCATENATION", pieces, [starts], options)
     out = ctx.result(node)
     ctx.op("DYNAMIC_UPDATE_SLICE", [ctx.tensor(x), ctx.tensor(update), starts], [out])
+    return out
+
+
+@emitter("dim")
+def emit_dim(ctx: Context, node: Node) -> int:
+    x = node.inputs[0]
+    axis = x.type.physical_axis(node.attrs["axis"])
+    shape = ctx.temp([x.type.rank], np.int32, "shape")
+    options = fb.ShapeOptionsT()
+    options.outType = fb.TensorType.INT32
+    ctx.op("SHAPE", [ctx.tensor(x)], [shape], options)
+    out = ctx.result(node)
+    sliced = fb.StridedSliceOptionsT()
+    sliced.shrinkAxisMask = 1
+    ctx.op("STRIDED_SLICE", [shape, ctx.ints([axis], "begin"), ctx.ints([axis + 1], "end"), ctx.ints([1], "strides")],
+           [out], sliced)
+    return out
+
+
+def _sizes(ctx: Context, node: Node) -> int:
+    x, sizes = node.inputs
+    if x.type.layout is not None or node.output.type.layout is not None:
+        raise DirectExportError(node, f"reads {x.type} to write {node.output.type}: sizes in PyTorch's order of "
+                                      f"values stored in another")
+    return ctx.cast(ctx.tensor(sizes), np.int32, "sizes")
+
+
+@emitter("dynamic_expand")
+def emit_dynamic_expand(ctx: Context, node: Node) -> int:
+    sizes = _sizes(ctx, node)
+    out = ctx.result(node)
+    ctx.op("BROADCAST_TO", [ctx.tensor(node.inputs[0]), sizes], [out])
     return out

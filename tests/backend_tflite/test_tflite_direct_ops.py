@@ -6,13 +6,15 @@ and grouped convolutions, causal and masked attention, ...)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from direct_check import check_direct
+from direct_check import annotated_ir, check_direct, reference, run_file
 from models import Fn
+from torch2keras.backend_tflite import write_tflite
 
 
 def _image(c=4, h=9, w=10, n=1):
@@ -119,6 +121,12 @@ CASES = {
                                                        torch.minimum(a, b), a.abs() ** b, torch.floor_divide(a, 0.7),
                                                        torch.remainder(a, 0.7), 1 / (a.abs() + 1)], 1)),
                             (_image(), _image())),
+    "fmax_fmin_broadcast": lambda: (Fn(lambda a, b, c: torch.cat([torch.fmax(a, b), torch.fmin(a, b), torch.fmax(b, c),
+                                                                  torch.fmin(a, torch.tensor(0.25)), torch.fmax(a, c)], 0)),
+                                    (torch.randn(3, 2, 7), torch.randn(1, 2, 7), torch.randn(7))),
+    "fmax_fmin_ints": lambda: (Fn(lambda a, b: (torch.fmax((a * 4).int(), (b * 4).int()),
+                                                torch.fmin((a * 4).int(), (b * 4).int()))),
+                               (torch.randn(3, 5), torch.randn(1, 5))),
     # ATAN2's kernel does not broadcast (operands of one rank: wrong numbers, not an error)
     "atan2_broadcast": lambda: (Fn(lambda a, b, c: torch.cat([torch.atan2(a, b), torch.atan2(b, a), torch.atan2(a, c),
                                                               torch.atan2(a, torch.tensor(0.5))], 1)),
@@ -196,3 +204,20 @@ def test_op(name, tmp_path):
     torch.manual_seed(0)
     model, inputs = CASES[name]()
     check_direct(model.eval(), inputs, tmp_path, name)
+
+
+@pytest.mark.parametrize("delegates", [True, False])
+def test_fmax_fmin_nan_and_infinities(delegates, tmp_path):
+    """fmax / fmin ignore a NaN operand (NaN only where both are), broadcast, keep +-inf: equal to
+    PyTorch's, NaN for NaN."""
+    values = [np.nan, -np.inf, np.inf, 0.0, -1.5, 2.0]
+    a = torch.tensor(values).reshape(6, 1).expand(6, 6).contiguous()
+    b = torch.tensor(values).reshape(1, 6)
+    model = Fn(lambda x, y: (torch.fmax(x, y), torch.fmin(x, y), torch.fmax(y, x), torch.fmin(x, torch.tensor(np.nan)),
+                             torch.fmax(x, torch.tensor(1.0)))).eval()
+    graph = annotated_ir(model, (a, b))
+    written = write_tflite(graph, str(tmp_path / "fmax_nan.tflite"))
+    outs = run_file(graph, written.path, [a.numpy(), b.numpy()], delegates=delegates)
+    for k, (got, want) in enumerate(zip(outs, reference(model, (a, b)))):
+        assert got.shape == want.shape and np.array_equal(got, want, equal_nan=True), (k, got, want)
+    assert "CUSTOM" not in written.op_counts and written.op_counts.get("SELECT_V2", 0) >= 2

@@ -28,15 +28,15 @@ class ConvHead(nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
-class FMax(nn.Module):
-    """An op the direct backend has no emitter for (the converter path writes fmax)."""
+class CopySign(nn.Module):
+    """An op the direct backend has no emitter for (the converter path writes copysign)."""
 
     def __init__(self):
         super().__init__()
         self.other = nn.Parameter(torch.rand(1, 2, 5, 6) - 0.5)
 
     def forward(self, x):
-        return torch.fmax(x, self.other)  # REFUSED_LINE
+        return torch.copysign(x, self.other)  # REFUSED_LINE
 
 
 @pytest.fixture(scope="module")
@@ -91,26 +91,26 @@ def test_unknown_backend_is_refused(compiled, tmp_path):
 
 
 def _refused_line() -> int:
-    lines, start = inspect.getsourcelines(FMax.forward)
+    lines, start = inspect.getsourcelines(CopySign.forward)
     return start + next(k for k, line in enumerate(lines) if "REFUSED_LINE" in line)
 
 
 def test_op_without_emitter_names_op_torch_op_and_line(tmp_path):
     x = torch.rand(1, 2, 5, 6)
-    graph = annotated_ir(FMax(), (x,))
+    graph = annotated_ir(CopySign(), (x,))
     with pytest.raises(DirectExportError) as e:
-        write_tflite(graph, str(tmp_path / "fmax.tflite"))
+        write_tflite(graph, str(tmp_path / "copysign.tflite"))
     text = str(e.value)
-    assert "'fmax'" in text and "aten.fmax" in text \
+    assert "'copysign'" in text and "aten.copysign" in text \
         and f"test_tflite_export_api.py:{_refused_line()}" in text
     assert 'backend="converter"' in text and isinstance(e.value, ExportError)
 
 
 def test_auto_falls_back_to_the_converter(tmp_path):
     x = torch.rand(1, 2, 5, 6)
-    model = FMax().eval()
+    model = CopySign().eval()
     result = torch2keras.compile(model, x)
-    with pytest.raises(ExportError, match="fmax"):
+    with pytest.raises(ExportError, match="copysign"):
         result.export_tflite(str(tmp_path / "direct.tflite"), backend="direct")
     with pytest.warns(UserWarning, match="with the TFLite converter instead"):
         path = result.export_tflite(str(tmp_path / "auto.tflite"), backend="auto")

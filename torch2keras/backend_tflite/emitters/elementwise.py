@@ -382,6 +382,21 @@ def emit_hypot(ctx: Context, node: Node) -> int:
     return out
 
 
+@emitter("fmax", "fmin")
+def emit_nan_extreme(ctx: Context, node: Node) -> int:
+    """fmax / fmin, the extreme that ignores a NaN: on floats
+    where(isnan(x), y, where(isnan(y), x, MAXIMUM / MINIMUM(x, y))) (NaN only where both are;
+    isnan: NOT_EQUAL(v, v)); on integers the builtin alone."""
+    x, y = _operands(ctx, node)
+    op = "MAXIMUM" if node.op == "fmax" else "MINIMUM"
+    if not np.issubdtype(ctx.dtype(x), np.floating):
+        return binary(ctx, op, x, y, ctx.result(node))
+    require_kernel(ctx, node, "EXP", [x])
+    ops = Builtins(ctx)
+    a, b = ops.tensor(x), ops.tensor(y)
+    return ops.result(node, ops.where(ops.isnan(a), b, ops.where(ops.isnan(b), a, ops.binary(op, a, b))))
+
+
 _BOOL_BITWISE = {"bitwise_and": "LOGICAL_AND", "bitwise_or": "LOGICAL_OR", "bitwise_xor": "NOT_EQUAL"}
 
 

@@ -86,6 +86,15 @@ class SortsBatch(nn.Module):
         return torch.sort(x, dim=0)[0] * 2
 
 
+class Ranges(nn.Module):
+    """Ranges as long as the batch, read as the file runs (arange: RANGE in int64, float32, int32)."""
+
+    def forward(self, x):
+        b = x.shape[0]
+        rows = torch.arange(b)[:, None] * x + torch.arange(1, b + 1, dtype=torch.float32)[:, None]
+        return rows + torch.arange(3 * b, 0, -3, dtype=torch.int32)[:, None]
+
+
 def _encoder():
     return nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True)
 
@@ -98,6 +107,7 @@ CASES = {
     "expands_batch_sum": (ExpandsBatchSum, (5,), None),
     "folds_batch": (FoldsBatch, (4,), None),
     "running_extremes": (RunningExtremes, (6, 3), None),
+    "ranges": (Ranges, (5,), None),
 }
 
 

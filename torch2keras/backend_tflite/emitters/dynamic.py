@@ -3,7 +3,8 @@
 TFLite clamps the start into range as the IR op does). With a run-time batch
 (``dynamic_batch.py``): ``dim`` is a SHAPE and a STRIDED_SLICE of it (the size as the file runs),
 ``dynamic_expand`` a BROADCAST_TO to a size vector computed as the file runs (of values in
-PyTorch's layout: its layout rule keeps them there).
+PyTorch's layout: its layout rule keeps them there). ``arange`` is RANGE of bounds read at run
+time (int32, int64 or float32, the bounds cast to the result's type).
 
 The start indices are one int32 vector in the stored axis order: zeros, the start at the stored
 position of the op's axis. Every update at one start builds the same vector from the same
@@ -71,4 +72,23 @@ def emit_dynamic_expand(ctx: Context, node: Node) -> int:
     sizes = _sizes(ctx, node)
     out = ctx.result(node)
     ctx.op("BROADCAST_TO", [ctx.tensor(node.inputs[0]), sizes], [out])
+    return out
+
+
+_RANGE_TYPES = (np.int32, np.int64, np.float32)  # the types LiteRT's RANGE kernel computes in
+
+
+@emitter("arange")
+def emit_arange(ctx: Context, node: Node) -> int:
+    """RANGE(start, end, step): the result's size is computed as the file runs, as torch's
+    ceil((end - start) / step)."""
+    out = ctx.result(node)
+    dtype = ctx.dtype(out)
+    if dtype not in _RANGE_TYPES:
+        raise DirectExportError(node, f"of {dtype} values has no TFLite kernel (RANGE computes in int32, int64 "
+                                      f"and float32)")
+    bounds = [ctx.scalar(ctx.const(v).item(), dtype, name) if ctx.is_const(v)
+              else ctx.reshape(ctx.cast(ctx.tensor(v), dtype, f"{name}_cast"), [], name)
+              for v, name in zip(node.inputs, ("start", "end", "step"))]
+    ctx.op("RANGE", bounds, [out])
     return out

@@ -95,6 +95,16 @@ class Ranges(nn.Module):
         return rows + torch.arange(3 * b, 0, -3, dtype=torch.int32)[:, None]
 
 
+class SlicesBatch(nn.Module):
+    """Slices along axes of run-time size (dynamic_slice): bounds read as the file runs (the
+    batch), constant ones past it, a step of 2, first and last rows (x[0], x[-1], y[-1:])."""
+
+    def forward(self, x):
+        b = x.shape[0]
+        y = torch.cat([x, x * 2], 0)  # [2 * batch, ...]
+        return y[b:] - y[:b] + y[1::2] * x[-1] + x[0] + y.narrow(0, b, b) + y[-1:]
+
+
 def _encoder():
     return nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True)
 
@@ -108,6 +118,7 @@ CASES = {
     "folds_batch": (FoldsBatch, (4,), None),
     "running_extremes": (RunningExtremes, (6, 3), None),
     "ranges": (Ranges, (5,), None),
+    "slices_batch": (SlicesBatch, (5,), None),
 }
 
 

@@ -33,6 +33,7 @@ from .passes.signed_activations import SignedActivations
 from .stages import (Stages, build_pipeline, capture_model, check_arguments, flatten, inference_mode,
                      reference_outputs, run_passes)
 from .tflite.runtime import run_tflite
+from .validate import output_errors
 
 __all__ = ["AUTO_UNROLL_BYTES", "DirectResult", "LSTM_FORMS", "to_tflite"]
 
@@ -143,10 +144,10 @@ def _check(result: DirectResult, graph: Graph, args: tuple, kwargs: dict, refere
     for name, v, ref in zip(graph.output_names, graph.outputs, reference):
         got = np.asarray(outs[name])
         got = np.transpose(got, invert(v.type.layout)) if v.type.layout else got
-        err = float(np.max(np.abs(got.astype(np.float64) - ref))) if ref.size else 0.0
+        err, _, ref_max = output_errors(got, ref)  # (NaN where torch has NaN agrees; NaN elsewhere: inf)
         worst = max(worst, err)
         step = one_step_effect(graph, v) * (1 + 1e-5)  # (0 for an output not computed from integers)
-        if err > max(atol + rtol * (float(np.max(np.abs(ref))) if ref.size else 0.0), step):
+        if err > max(atol + rtol * ref_max, step):
             bad.append(f"{name}: max |err| {err:.3g}")
     result.max_abs_error = max(worst, result.max_abs_error or 0.0)
     if bad:

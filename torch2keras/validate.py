@@ -29,7 +29,7 @@ from .ir.printer import Namer
 from .ir.types import invert
 from .report import NodeCheck
 
-__all__ = ["run_fx", "keras_values", "compare", "locate", "validate_values"]
+__all__ = ["run_fx", "keras_values", "compare", "locate", "output_errors", "validate_values"]
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def keras_values(keras_model, emit_ctx, values: Sequence[Value], feed: dict) -> 
     return result
 
 
-def _errors(out: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
+def output_errors(out: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
     """(max abs error, max relative error, max |ref|) in float64; NaNs agree with NaNs."""
     if ref.size == 0:
         return 0.0, 0.0, 0.0
@@ -158,7 +158,7 @@ def compare(graph: Graph, torch_results: dict[str, Any], keras_results: dict[int
             out = keras_results[v.id]
             if not _fits(ref.shape, v.type.shape) or tuple(out.shape) != tuple(ref.shape):
                 continue
-            err, rel, ref_max = _errors(out, ref)
+            err, rel, ref_max = output_errors(out, ref)
             if err and node.op in _TIE_PRONE_OPS and _tied(node, out, ref, torch_results.get(v.meta["torch_node"] + _INPUT),
                                                            atol, rtol):
                 err = rel = 0.0

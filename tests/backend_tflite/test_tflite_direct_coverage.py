@@ -256,3 +256,21 @@ def test_integer_and_or(tmp_path):
     for got, want in zip(outs, reference(model, (a, b))):
         assert got.dtype == want.dtype and np.array_equal(got, want)
     assert "BITWISE_XOR" in written.op_counts
+
+
+def test_to_tflite_check_takes_nan_and_inf_where_torch_has_them(tmp_path):
+    """to_tflite's check against PyTorch: log of a negative number (NaN) and of 0 (-inf) agree
+    with torch's NaN and -inf (error 0); a NaN against a number fails the check."""
+    import torch2keras
+
+    from torch2keras.direct import _check
+    from torch2keras.ir import NumericalMismatchError
+
+    model = Fn(lambda x: torch.log(x) * 2)
+    x = torch.tensor([[1.0, -1.0, 0.0, 4.0]])
+    written = torch2keras.to_tflite(model, x, str(tmp_path / "log.tflite"))
+    assert written.max_abs_error == 0.0
+    # a NaN of the file where the reference holds a number is a mismatch, not an error of NaN
+    numbers = np.nan_to_num(model(x).numpy(), nan=1.0, neginf=-1.0)
+    with pytest.raises(NumericalMismatchError, match="max \\|err\\| inf"):
+        _check(written, written.ir, (x,), {}, [numbers], 1e-4, 1e-4)

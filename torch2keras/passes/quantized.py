@@ -195,40 +195,46 @@ def _result_quantize(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[
 def integer_refusal(graph: Graph, node: Node) -> Optional[str]:
     """None when ``node`` (an op of ``QUANTIZED_LAYERS``) computes in integers (see the module
     docstring), else why it stays float."""
+    return _integer_layer(graph, node)[0]
+
+
+def _integer_layer(graph: Graph, node: Node) -> tuple[Optional[str], Optional[tuple[Node, Optional[Node]]]]:
+    """(why ``node`` stays float, None) or (None, the quantize writing its integers and the
+    activation between)."""
     if node.op not in QUANTIZED_LAYERS:
-        return f"{node.op} has no int8 TFLite kernel here"
+        return f"{node.op} has no int8 TFLite kernel here", None
     refusal = _shape_refusal(graph, node)
     if refusal is not None:
-        return refusal
+        return refusal, None
     activations = node.inputs[:2] if node.op in _BINARY else node.inputs[:1]
     for v in activations:
         source = _integer_source(v)
         if source is None:
-            return "an input is not a per-tensor dequantization (computed in float)"
+            return "an input is not a per-tensor dequantization (computed in float)", None
         if source.type.dtype != "i8":
-            return f"an input is quantized as {source.type.dtype} (int8 kernels read int8)"
+            return f"an input is quantized as {source.type.dtype} (int8 kernels read int8)", None
     if node.op in _BINARY and (activations[0].type.rank != activations[1].type.rank
                                or activations[0].type.perm != activations[1].type.perm):
-        return "its inputs differ in rank or layout"
+        return "its inputs differ in rank or layout", None
     found = _result_quantize(graph, node)
     if found is None:
-        return "its result is not quantized to int8 per tensor (by a quantize it alone reads)"
+        return "its result is not quantized to int8 per tensor (by a quantize it alone reads)", None
     q = found[0]
     if (q.attrs["qmin"], q.attrs["qmax"]) != INT8_RANGE:
         return (f"its result is clamped to [{q.attrs['qmin']}, {q.attrs['qmax']}], which TFLite's int8 kernels do not "
-                f"clamp to (they write {list(INT8_RANGE)})")
+                f"clamp to (they write {list(INT8_RANGE)})"), None
     if node.op == "avg_pool" and quant_params(q) != quant_params(node.inputs[0].producer):
-        return "TFLite's int8 AVERAGE_POOL_2D keeps its input's scale and zero point; these differ"
+        return "TFLite's int8 AVERAGE_POOL_2D keeps its input's scale and zero point; these differ", None
     if node.op == "sigmoid" and (np.float32(quant_params(q)[0][0]) != np.float32(LOGISTIC_SCALE)
                                  or quant_params(q)[1][0] != LOGISTIC_ZERO_POINT):
-        return "TFLite's int8 LOGISTIC writes scale 1/256 and zero point -128 only"
-    return None
+        return "TFLite's int8 LOGISTIC writes scale 1/256 and zero point -128 only", None
+    return None, found
 
 
 def _quantized_layer(graph: Graph, node: Node) -> Optional[tuple[Node, Optional[Node]]]:
     """(the quantize writing the layer's integers, the activation between, if any) when ``node``
     computes in integers (see the module docstring), else None."""
-    return None if integer_refusal(graph, node) is not None else _result_quantize(graph, node)
+    return _integer_layer(graph, node)[1]
 
 
 def _requantizes(node: Node) -> bool:

@@ -24,6 +24,7 @@ from .backend_tflite.dynamic_batch import batch_symbol, other_batch
 from .backend_tflite.weight_quantization import WeightQuantization, resolve_quantize
 from .frontend_torch import lower
 from .ir import Graph, NumericalMismatchError
+from .ir.compare import output_errors
 from .ir.types import invert
 from .passes.dce import DeadCodeElimination
 from .passes.recurrent import AUTO_UNROLL_BYTES, LSTM_FORMS, check_lstm_form, direct_unroll_passes
@@ -33,7 +34,6 @@ from .passes.signed_activations import SignedActivations
 from .stages import (Stages, build_pipeline, capture_model, check_arguments, flatten, inference_mode,
                      reference_outputs, run_passes)
 from .tflite.runtime import run_tflite
-from .validate import output_errors
 
 __all__ = ["AUTO_UNROLL_BYTES", "DirectResult", "LSTM_FORMS", "to_tflite"]
 

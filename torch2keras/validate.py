@@ -25,11 +25,12 @@ import torch.utils._pytree as pytree
 from .frontend_torch.capture import Captured
 from .frontend_torch.calls import fetch_attr
 from .ir import Graph, Value
+from .ir.compare import output_errors
 from .ir.printer import Namer
 from .ir.types import invert
 from .report import NodeCheck
 
-__all__ = ["run_fx", "keras_values", "compare", "locate", "output_errors", "validate_values"]
+__all__ = ["run_fx", "keras_values", "compare", "locate", "validate_values"]
 
 log = logging.getLogger(__name__)
 
@@ -118,24 +119,6 @@ def keras_values(keras_model, emit_ctx, values: Sequence[Value], feed: dict) -> 
         if a is not None:
             result[v.id] = np.transpose(a, invert(v.type.layout)) if v.type.layout else a
     return result
-
-
-def output_errors(out: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
-    """(max abs error, max relative error, max |ref|) in float64; NaNs agree with NaNs."""
-    if ref.size == 0:
-        return 0.0, 0.0, 0.0
-    if ref.dtype == np.bool_ or out.dtype == np.bool_:
-        wrong = float(np.sum(out.astype(bool) != ref.astype(bool)))
-        return wrong, wrong / ref.size, 1.0
-    o, r = out.astype(np.float64), ref.astype(np.float64)
-    diff = np.abs(o - r)
-    both_nan = np.isnan(o) & np.isnan(r)
-    same_inf = np.isinf(o) & (o == r)
-    diff = np.where(both_nan | same_inf, 0.0, diff)
-    err = float(np.max(diff)) if not np.isnan(diff).any() else float("inf")
-    finite = r[np.isfinite(r)]
-    ref_max = float(np.max(np.abs(finite))) if finite.size else 0.0
-    return err, err / max(ref_max, 1e-30), ref_max
 
 
 def compare(graph: Graph, torch_results: dict[str, Any], keras_results: dict[int, np.ndarray],

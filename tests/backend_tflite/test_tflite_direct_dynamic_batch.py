@@ -16,7 +16,7 @@ from torch import nn
 import torch2keras
 from torch2keras.backend_tflite import DirectExportError
 from torch2keras.backend_tflite.dynamic_batch import BATCH_SIZES, other_batch
-from torch2keras.backend_tflite.export import export_direct
+from torch2keras.backend_tflite.export import batch_mismatch, export_direct
 from torch2keras.ir import NumericalMismatchError
 from torch2keras.tflite.runtime import run_tflite
 
@@ -230,3 +230,11 @@ def test_wrong_at_another_batch_size_fails_the_check(tmp_path):
 
 def test_batch_sizes_written_at():
     assert len(set(BATCH_SIZES)) == 2 and 1 not in BATCH_SIZES
+
+
+def test_batch_check_takes_nan_where_the_reference_has_it():
+    """The check at another batch size compares as every output check does (ir.compare): NaN and
+    -inf where the reference has them agree; a NaN against a number is a difference."""
+    reference = np.array([[1.0, np.nan, -np.inf]])
+    assert batch_mismatch(4, [reference.copy()], [reference]) is None
+    assert "output 0 max |err| inf" in batch_mismatch(4, [np.array([[1.0, np.nan, 0.0]])], [np.array([[1.0, 2.0, 0.0]])])

@@ -19,6 +19,7 @@ import attrs
 import numpy as np
 
 from ..ir import Graph, Node, NumericalMismatchError
+from ..ir.compare import output_errors
 from .context import DirectExportError
 from .dynamic_batch import batch_symbol
 from .weight_quantization import MODES, WeightQuantization, resolve_quantize
@@ -123,11 +124,9 @@ def batch_mismatch(size: int, outputs: Sequence[np.ndarray], reference: Sequence
         if o.shape != r.shape:
             bad.append(f"output {k} has shape {list(o.shape)}, not {list(r.shape)}")
             continue
-        if not r.size:
-            continue
-        err = float(np.max(np.abs(o - r)))
-        limit = max(BATCH_ATOL + BATCH_RTOL * float(np.max(np.abs(r))), 4 * example_error)
-        if not err <= limit:
+        err, _, ref_max = output_errors(o, r)
+        limit = max(BATCH_ATOL + BATCH_RTOL * ref_max, 4 * example_error)
+        if err > limit:
             bad.append(f"output {k} max |err| {err:.3g} > {limit:.3g}")
     return f"differs from the reference at batch {size}: {'; '.join(bad)}" if bad else None
 
